@@ -1,0 +1,103 @@
+"""The ``restobox`` command: services and staff tools.
+
+    restobox hub   [--config FILE]      run the store hub
+    restobox demo  [--duration S]       a store on this machine: broker, hub,
+                                        a scripted kiosk and cook
+    restobox menu-check FILE            check a menu file before installing it
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+
+from restobox import config as config_mod
+
+
+def _setup_logging(verbose: bool) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _load_menu(spec: str):
+    from restobox.data import load_sample_menu
+    from restobox.menu import Menu
+
+    if spec == "sample":
+        return load_sample_menu()
+    with open(spec, "rb") as f:
+        return Menu.from_json(f.read())
+
+
+def cmd_hub(args) -> int:
+    from restobox.hub import Hub
+    from restobox.menu import MenuError
+
+    cfg = config_mod.load(args.config)
+    try:
+        menu = _load_menu(cfg.hub.menu)
+    except (OSError, MenuError) as exc:
+        print(f"restobox hub: the menu {cfg.hub.menu} cannot be used: {exc}", file=sys.stderr)
+        return 2
+    Hub(cfg, menu).run_forever()
+    return 0
+
+
+def cmd_menu_check(args) -> int:
+    from restobox.menu import MenuError
+
+    try:
+        menu = _load_menu(args.file)
+    except OSError as exc:
+        print(f"cannot read {args.file}: {exc.strerror}", file=sys.stderr)
+        return 2
+    except MenuError as exc:
+        print(f"{args.file}: {exc}", file=sys.stderr)
+        return 1
+    print(f"{args.file}: menu {menu.version} is good: {len(menu.items)} items, "
+          f"{len(menu.categories)} categories, stations {', '.join(s.id for s in menu.stations)}")
+    return 0
+
+
+def cmd_demo(args) -> int:
+    from restobox.demo import run_demo
+
+    return run_demo(duration=args.duration, live=not args.plain, rate=args.rate)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="restobox", description="Restobox store services and tools.")
+    ap.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = ap.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("hub", help="run the store hub (the order book)")
+    p.add_argument("--config", help=f"config file (default $RESTOBOX_CONFIG or {config_mod.DEFAULT_PATH})")
+    p.set_defaults(func=cmd_hub)
+
+    p = sub.add_parser("demo", help="run a whole store on this machine")
+    p.add_argument("--duration", type=float, default=0, help="stop after this many seconds (0: until Ctrl-C)")
+    p.add_argument("--rate", type=float, default=0.5, help="orders per second from the virtual kiosk")
+    p.add_argument("--plain", action="store_true", help="print lines instead of a live screen")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("menu-check", help="check a menu JSON file")
+    p.add_argument("file")
+    p.set_defaults(func=cmd_menu_check)
+
+    args = ap.parse_args(argv)
+    _setup_logging(args.verbose)
+    try:
+        return args.func(args)
+    except config_mod.ConfigError as exc:
+        print(f"restobox {args.cmd}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,146 @@
+"""Strict, typed configuration from a TOML file.
+
+Every field has a docstring-style comment with its unit. Unknown keys are
+errors, so a typo (``hots = ...``) stops the service at start with a sentence
+that names the file and the key, rather than being silently ignored.
+Secrets never live in the file: the MQTT password comes from a file (mode
+600, made by broker_config/restobox-broker-user) or the environment variable
+RESTOBOX_MQTT_PASSWORD.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Annotated, Literal
+
+import msgspec
+
+DEFAULT_PATH = Path("/etc/restobox/restobox.toml")
+
+DeviceId = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")]
+Seconds = Annotated[float, msgspec.Meta(gt=0, le=86_400)]
+
+
+class ConfigError(Exception):
+    """The configuration is wrong; ``str()`` is a sentence for a person."""
+
+
+class _Strict(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    pass
+
+
+class DeviceConfig(_Strict):
+    id: DeviceId
+    """This device's name: its MQTT username and client id."""
+    role: Literal["hub", "kiosk", "kds", "expo", "board", "staff", "monitor", "printing", "sync"]
+
+
+class StoreConfig(_Strict):
+    id: str = "store-1"
+    name_zh: str = "餐厅"
+    name_en: str = "Restaurant"
+    timezone: str = "Asia/Shanghai"
+    """IANA time zone; business days and ticket times are in this zone."""
+    business_day_start: Annotated[str, msgspec.Meta(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")] = "04:00"
+    """Local time (HH:MM) at which order numbers start again from 1."""
+
+
+class MqttConfig(_Strict):
+    host: str = "127.0.0.1"
+    port: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 1883
+    username: str | None = None
+    """Defaults to the device id."""
+    password_file: str | None = None
+    """File holding the password (one line). RESTOBOX_MQTT_PASSWORD overrides."""
+    keepalive_s: Annotated[int, msgspec.Meta(ge=5, le=120)] = 15
+    session_expiry_s: Annotated[int, msgspec.Meta(ge=0, le=14 * 86_400)] = 7 * 86_400
+    """How long the broker keeps this device's subscriptions and queued
+    messages while it is away (MQTT 5 Session Expiry Interval)."""
+    reconnect_max_s: Seconds = 10.0
+
+
+class HubConfig(_Strict):
+    database: str = "/var/lib/restobox/store.db"
+    menu: str = "sample"
+    """Path to a menu JSON file, or "sample" for the bundled sample menu."""
+    max_payload_bytes: Annotated[int, msgspec.Meta(ge=1024, le=1_048_576)] = 64 * 1024
+    max_lines: Annotated[int, msgspec.Meta(ge=1, le=500)] = 50
+    max_qty_per_line: Annotated[int, msgspec.Meta(ge=1, le=999)] = 99
+    batch_max: Annotated[int, msgspec.Meta(ge=1, le=4096)] = 256
+    """Most submissions committed in one transaction (group commit)."""
+    health_interval_s: Seconds = 10.0
+    ready_board_keep: Annotated[int, msgspec.Meta(ge=1, le=100)] = 12
+    """How many recently completed numbers the ready board keeps showing."""
+
+
+class Config(_Strict):
+    device: DeviceConfig
+    store: StoreConfig = msgspec.field(default_factory=StoreConfig)
+    mqtt: MqttConfig = msgspec.field(default_factory=MqttConfig)
+    hub: HubConfig = msgspec.field(default_factory=HubConfig)
+
+    def mqtt_username(self) -> str:
+        return self.mqtt.username or self.device.id
+
+    def mqtt_password(self) -> str | None:
+        env = os.environ.get("RESTOBOX_MQTT_PASSWORD")
+        if env:
+            return env
+        if self.mqtt.password_file:
+            p = Path(self.mqtt.password_file)
+            try:
+                return p.read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ConfigError(
+                    f"cannot read the MQTT password file {p}: {exc.strerror}"
+                ) from None
+        return None
+
+
+def parse(text: str, source: str = "<config>") -> Config:
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{source} is not valid TOML: {exc}") from None
+    try:
+        cfg = msgspec.convert(raw, Config)
+    except msgspec.ValidationError as exc:
+        raise ConfigError(f"{source}: {_humane(str(exc))}") from None
+    _check_timezone(cfg, source)
+    return cfg
+
+
+def load(path: str | os.PathLike | None = None) -> Config:
+    p = Path(path or os.environ.get("RESTOBOX_CONFIG") or DEFAULT_PATH)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file {p} does not exist") from None
+    except OSError as exc:
+        raise ConfigError(f"cannot read config file {p}: {exc.strerror}") from None
+    return parse(text, str(p))
+
+
+def _humane(msg: str) -> str:
+    # msgspec says "Object contains unknown field `hots` - at `$.mqtt`";
+    # a person reads "unknown key `hots` in [mqtt]".
+    msg = msg.replace("Object contains unknown field", "unknown key")
+    msg = msg.replace("Object missing required field", "missing key")
+    if " - at `$." in msg:
+        head, _, path = msg.partition(" - at `$.")
+        path = path.rstrip("`")
+        return f"{head} in [{path}]"
+    return msg
+
+
+def _check_timezone(cfg: Config, source: str) -> None:
+    from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+    try:
+        ZoneInfo(cfg.store.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(
+            f"{source}: unknown time zone {cfg.store.timezone!r} in [store] (e.g. Asia/Shanghai)"
+        ) from None

@@ -1,0 +1,487 @@
+"""The message contract, version 1: every topic and every payload.
+
+Pure: no I/O. Topic strings are built and parsed here and nowhere else.
+Payloads are JSON objects with ``"v": 1``; they decode into the typed structs
+below, strictly (unknown fields are errors). Anything that fails to decode
+becomes a :class:`Rejection` with a reason code and a sentence in zh and en.
+
+docs/protocol.md documents the same contract for people.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal, TypeVar
+
+import msgspec
+
+VERSION = 1
+ROOT = "restobox/v1"
+
+# Device and station ids travel inside topics: no "/", "+", "#", no spaces.
+DEVICE_PATTERN = r"^[a-z0-9][a-z0-9-]{0,31}$"
+DeviceId = Annotated[str, msgspec.Meta(pattern=DEVICE_PATTERN)]
+StationId = Annotated[str, msgspec.Meta(pattern=DEVICE_PATTERN)]
+# The order id is a client-made UUID (any version), lower-case canonical form.
+UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+OrderId = Annotated[str, msgspec.Meta(pattern=UUID_PATTERN)]
+Text = Annotated[str, msgspec.Meta(max_length=200)]
+Timestamp = Annotated[str, msgspec.Meta(max_length=40)]  # ISO 8601, informational
+
+QOS = 1
+EXPO_STATION = "expo"
+# The hub refuses larger payloads before decoding them.
+MAX_PAYLOAD_BYTES = 64 * 1024
+
+_DEVICE_RE = re.compile(DEVICE_PATTERN)
+
+
+# =========================================================================
+# Topics
+# =========================================================================
+
+
+class topics:
+    """Builders for every topic of contract v1 (see docs/protocol.md)."""
+
+    @staticmethod
+    def _dev(device: str) -> str:
+        if not _DEVICE_RE.fullmatch(device):
+            raise ValueError(f"bad device or station id {device!r}")
+        return device
+
+    # ordering devices -> hub, request/reply (MQTT 5 response topic)
+    @classmethod
+    def order_submit(cls, device: str) -> str:
+        return f"{ROOT}/order/submit/{cls._dev(device)}"
+
+    @classmethod
+    def order_reply(cls, device: str) -> str:
+        return f"{ROOT}/order/reply/{cls._dev(device)}"
+
+    ORDER_SUBMIT_ALL = f"{ROOT}/order/submit/+"
+    # hub -> everyone: every state change of every order
+    ORDER_UPDATE = f"{ROOT}/order/update"
+
+    # hub -> KDS of a station; KDS -> hub
+    @classmethod
+    def station_ticket(cls, station: str) -> str:
+        return f"{ROOT}/station/{cls._dev(station)}/ticket"
+
+    @classmethod
+    def station_event(cls, station: str) -> str:
+        return f"{ROOT}/station/{cls._dev(station)}/event"
+
+    STATION_EVENT_ALL = f"{ROOT}/station/+/event"
+
+    # staff tools -> hub, request/reply
+    @classmethod
+    def staff_command(cls, device: str) -> str:
+        return f"{ROOT}/staff/{cls._dev(device)}/command"
+
+    @classmethod
+    def staff_reply(cls, device: str) -> str:
+        return f"{ROOT}/staff/{cls._dev(device)}/reply"
+
+    STAFF_COMMAND_ALL = f"{ROOT}/staff/+/command"
+
+    # hub -> everyone, retained
+    BOARD = f"{ROOT}/board/ready"
+    MENU = f"{ROOT}/menu/current"
+    SOLDOUT = f"{ROOT}/menu/soldout"
+    # hub -> staff: a notice for every message the hub refused
+    REJECTS = f"{ROOT}/hub/reject"
+
+    # every device, retained
+    @classmethod
+    def presence(cls, device: str) -> str:
+        return f"{ROOT}/presence/{cls._dev(device)}"
+
+    @classmethod
+    def health(cls, device: str) -> str:
+        return f"{ROOT}/health/{cls._dev(device)}"
+
+    PRESENCE_ALL = f"{ROOT}/presence/+"
+    HEALTH_ALL = f"{ROOT}/health/+"
+
+
+def parse_topic(topic: str) -> tuple[str, str] | None:
+    """Split a device- or station-scoped topic into (kind, id).
+
+    ``restobox/v1/order/submit/kiosk-1`` -> ``("order/submit", "kiosk-1")``;
+    ``restobox/v1/station/wok/event`` -> ``("station/event", "wok")``.
+    Returns None for a topic that is not one of ours.
+    """
+    parts = topic.split("/")
+    if len(parts) < 4 or "/".join(parts[:2]) != ROOT:
+        return None
+    rest = parts[2:]
+    if len(rest) == 3 and rest[0] == "order" and rest[1] in ("submit", "reply"):
+        kind, ident = f"order/{rest[1]}", rest[2]
+    elif len(rest) == 2 and rest[0] in ("presence", "health"):
+        kind, ident = rest[0], rest[1]
+    elif len(rest) == 3 and rest[0] in ("station", "staff"):
+        kind, ident = f"{rest[0]}/{rest[2]}", rest[1]
+    else:
+        return None
+    if not _DEVICE_RE.fullmatch(ident):
+        return None
+    return kind, ident
+
+
+# =========================================================================
+# Payloads
+# =========================================================================
+
+
+class Message(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    v: int = VERSION
+
+
+Channel = Literal["kiosk", "counter", "qr", "preorder", "delivery"]
+Service = Literal["dine_in", "takeaway"]
+Lang = Literal["zh", "en"]
+
+
+class SubmitLine(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    item_id: Annotated[str, msgspec.Meta(max_length=48)]
+    # Checked by the hub (reason bad_quantity), not here, so that a diner
+    # gets a specific answer rather than a schema error.
+    qty: int
+    modifiers: tuple[Annotated[str, msgspec.Meta(max_length=48)], ...] = ()
+    note: Text = ""
+
+
+class SubmitPayment(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """How the diner pays. ``counter``: unpaid, pay at the counter."""
+
+    method: Literal["counter", "card", "qr"]
+    status: Literal["unpaid", "approved"] = "unpaid"
+    amount: int = 0
+    intent_id: Annotated[str, msgspec.Meta(max_length=64)] = ""
+    reference: Annotated[str, msgspec.Meta(max_length=64)] = ""
+
+
+class OrderSubmit(Message, kw_only=True):
+    """An ordering device asks the hub to accept an order.
+
+    ``order_id`` is made by the device at the first tap and is the
+    idempotency key everywhere. ``expected_total`` is the total the diner was
+    shown; the hub prices the order itself and refuses it if they differ.
+    """
+
+    order_id: OrderId
+    channel: Channel
+    service: Service
+    lines: Annotated[tuple[SubmitLine, ...], msgspec.Meta(max_length=1000)]
+    table: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9-]{1,8}$")] | None = None
+    lang: Lang = "zh"
+    placed_at: Timestamp = ""
+    expected_total: int | None = None
+    payment: SubmitPayment = msgspec.field(default_factory=lambda: SubmitPayment(method="counter"))
+    # Placed while the kiosk could not reach the hub; it showed this number.
+    offline: bool = False
+    provisional_number: Annotated[str, msgspec.Meta(max_length=16)] = ""
+    menu_version: Annotated[str, msgspec.Meta(max_length=64)] = ""
+    note: Text = ""
+
+
+class PricedModifier(msgspec.Struct, kw_only=True):
+    id: str
+    name_zh: str
+    name_en: str
+    price_delta: int
+    station: str | None = None
+
+
+class PricedLine(msgspec.Struct, kw_only=True):
+    line: int
+    item_id: str
+    name_zh: str
+    name_en: str
+    qty: int
+    unit_price: int
+    line_total: int
+    station: str
+    modifiers: tuple[PricedModifier, ...] = ()
+    allergens: tuple[str, ...] = ()
+    note: str = ""
+
+
+class Words(msgspec.Struct):
+    """A sentence for a person, in both languages."""
+
+    zh: str
+    en: str
+
+
+Status = Literal["accepted", "rejected"]
+
+
+class OrderReply(Message, kw_only=True):
+    """The hub's answer to an OrderSubmit, on the device's reply topic.
+
+    ``accepted`` is sent only after the order is committed to the store
+    database. ``duplicate`` is true when this answers a repeated submission.
+    """
+
+    order_id: str
+    status: Status
+    number: int | None = None
+    business_date: str | None = None
+    subtotal: int = 0
+    tax: int = 0
+    total: int = 0
+    currency: str = "CNY"
+    lines: tuple[PricedLine, ...] = ()
+    reason: str | None = None
+    message: Words | None = None
+    detail: dict[str, str] = {}
+    duplicate: bool = False
+    accepted_at: str | None = None
+
+
+OrderState = Literal[
+    "submitted", "accepted", "in_progress", "ready", "completed", "rejected", "voided"
+]
+
+
+class TicketItem(msgspec.Struct, kw_only=True):
+    line: int
+    item_id: str
+    name_zh: str
+    name_en: str
+    qty: int
+    modifiers: tuple[Words, ...] = ()
+    allergens: tuple[str, ...] = ()
+    note: str = ""
+    state: Literal["open", "done"] = "open"
+    # set when this line is a part of a combo made at another station
+    part_of: str = ""
+
+
+class StationTicket(Message, kw_only=True):
+    """What a station must make for one order (hub -> KDS).
+
+    ``ticket_id`` is ``<order_id>:<station>``; a KDS shows each ticket once,
+    whatever number of times it receives it.
+    """
+
+    ticket_id: str
+    order_id: str
+    number: int
+    station: str
+    channel: str
+    service: str
+    table: str | None = None
+    items: tuple[TicketItem, ...]
+    note: str = ""
+    accepted_at: str
+    state: Literal["open", "done", "voided"] = "open"
+    revision: int = 1
+
+
+EventKind = Literal["ack", "bump", "item_bump", "recall"]
+
+
+class StationEvent(Message, kw_only=True):
+    """A KDS tells the hub what the cooks did (KDS -> hub).
+
+    ``event_id`` deduplicates; ``line`` is required for ``item_bump`` (and
+    optional for ``recall`` of one line). At the ``expo`` station, ``bump``
+    completes the order and ``recall`` brings back a completed order.
+    """
+
+    event_id: OrderId
+    kind: EventKind
+    order_id: OrderId
+    device: DeviceId
+    line: int | None = None
+    at: Timestamp = ""
+
+
+class StationStatus(msgspec.Struct, kw_only=True):
+    station: str
+    state: Literal["open", "done"]
+    acked: bool = False
+
+
+class OrderUpdate(Message, kw_only=True):
+    """An order changed state (hub -> everyone)."""
+
+    order_id: str
+    number: int
+    business_date: str
+    state: OrderState
+    stations: tuple[StationStatus, ...] = ()
+    reason: str | None = None
+    at: str
+
+
+class Board(Message, kw_only=True):
+    """The pickup board (retained): numbers being prepared and ready."""
+
+    business_date: str
+    preparing: tuple[int, ...]
+    ready: tuple[int, ...]
+    at: str
+
+
+class SoldOut(Message, kw_only=True):
+    """Items not available now (the 86 list, retained)."""
+
+    items: tuple[str, ...]
+    at: str
+
+
+StaffKind = Literal["void", "eighty_six", "un_eighty_six"]
+
+
+class StaffCommand(Message, kw_only=True):
+    """A staff tool asks the hub to act (void an order, 86 an item)."""
+
+    command_id: OrderId
+    kind: StaffKind
+    order_id: OrderId | None = None
+    item_id: Annotated[str, msgspec.Meta(max_length=48)] | None = None
+    reason: Text = ""
+
+
+class StaffReply(Message, kw_only=True):
+    command_id: str
+    ok: bool
+    reason: str | None = None
+    message: Words | None = None
+
+
+class Presence(Message, kw_only=True):
+    """Retained; the broker publishes the offline form as the last will."""
+
+    device: str
+    role: str
+    state: Literal["online", "offline"]
+    at: str = ""
+
+
+ServiceState = Literal["starting", "ready", "degraded", "stopping", "offline"]
+
+
+class Health(Message, kw_only=True):
+    device: str
+    role: str
+    state: ServiceState
+    at: str
+    reason: str = ""
+    counters: dict[str, int] = {}
+    details: dict[str, str | int | float | bool | None] = {}
+    last_errors: tuple["RejectNotice", ...] = ()
+
+
+class RejectNotice(Message, kw_only=True):
+    """The hub refused a message: why, from whom, in which topic."""
+
+    reason: str
+    message: Words
+    topic: str
+    device: str = ""
+    order_id: str = ""
+    at: str
+
+
+# =========================================================================
+# Reasons: every refusal has a code and a sentence a person understands
+# =========================================================================
+
+REASONS: dict[str, Words] = {
+    "bad_json": Words("消息不是有效的 JSON。", "The message is not valid JSON."),
+    "bad_schema": Words("消息格式不对。", "The message does not have the expected fields and types."),
+    "unsupported_version": Words("消息版本不受支持。", "The message version is not supported by this hub."),
+    "payload_too_large": Words("消息太大。", "The message is larger than the hub accepts."),
+    "empty_order": Words("订单里没有菜品。", "The order has no items."),
+    "too_many_lines": Words("订单的菜品行太多。", "The order has more lines than one order may have."),
+    "unknown_item": Words("菜单上没有这道菜。", "An item in the order is not on the menu."),
+    "item_unavailable": Words("这道菜已售罄。", "An item in the order is sold out right now."),
+    "bad_quantity": Words("数量不对。", "A quantity must be a whole number from 1 to the limit per line."),
+    "unknown_modifier": Words("选项不存在。", "A chosen option does not exist on the menu."),
+    "modifier_not_allowed": Words("这道菜没有这个选项。", "A chosen option does not belong to that item."),
+    "modifier_duplicate": Words("同一个选项选了两次。", "The same option was chosen twice."),
+    "modifier_missing": Words("还有必选项没有选。", "A required choice was not made."),
+    "modifier_too_many": Words("选项选得太多。", "Too many options were chosen in one group."),
+    "modifier_unavailable": Words("所选选项已售罄。", "A chosen option is sold out right now."),
+    "price_mismatch": Words("价格有变动，请确认订单。", "The price changed; please check the order again."),
+    "payment_mismatch": Words("付款金额和订单金额不符。", "The amount paid does not match the order total."),
+    "table_required": Words("堂食请填写桌号。", "Dine-in orders need a table number."),
+    "duplicate_conflict": Words(
+        "这个订单号已经用于另一份订单。", "This order id was already used for a different order."
+    ),
+    "bad_topic": Words("消息发到了错误的主题。", "The message was sent to a topic the hub does not serve."),
+    "unknown_order": Words("找不到这个订单。", "No order with that id."),
+    "bad_transition": Words("订单现在不能这样操作。", "The order cannot do that in its current state."),
+    "not_on_station": Words("这个订单在本工位没有菜品。", "That order has nothing for this station."),
+    "bad_line": Words("没有这一行菜品。", "The order has no such line for this station."),
+    "storage_unavailable": Words("暂时无法保存订单，请重试。", "The order could not be saved; please try again."),
+    "internal_error": Words("系统出错，请重试。", "Something went wrong in the hub; please try again."),
+}
+
+
+class Rejection(Exception):
+    """A refusal with a reason code (a key of REASONS) and details for logs."""
+
+    def __init__(self, reason: str, detail: str = "", **extra: str) -> None:
+        if reason not in REASONS:
+            raise KeyError(f"unknown reason code {reason!r}")
+        self.reason = reason
+        self.detail = detail
+        self.extra = {k: str(v) for k, v in extra.items()}
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+
+    @property
+    def words(self) -> Words:
+        return REASONS[self.reason]
+
+
+# =========================================================================
+# Encoding and strict decoding
+# =========================================================================
+
+_T = TypeVar("_T", bound=Message)
+_encoder = msgspec.json.Encoder()
+
+
+class _Envelope(msgspec.Struct):
+    v: int | None = None
+
+
+_envelope_decoder = msgspec.json.Decoder(_Envelope)
+_decoders: dict[type, msgspec.json.Decoder] = {}
+
+
+def encode(msg: msgspec.Struct) -> bytes:
+    return _encoder.encode(msg)
+
+
+def decode(payload: bytes, type_: type[_T], *, max_bytes: int = MAX_PAYLOAD_BYTES) -> _T:
+    """Decode ``payload`` into ``type_`` or raise :class:`Rejection`.
+
+    Reason codes: payload_too_large, bad_json, unsupported_version, bad_schema.
+    """
+    if len(payload) > max_bytes:
+        raise Rejection("payload_too_large", f"{len(payload)} bytes, limit {max_bytes}")
+    try:
+        env = _envelope_decoder.decode(payload)
+    except msgspec.ValidationError as exc:
+        # valid JSON, but not an object or "v" is not an integer
+        raise Rejection("bad_schema", str(exc)) from None
+    except msgspec.DecodeError as exc:
+        raise Rejection("bad_json", str(exc)) from None
+    if env.v is None:
+        raise Rejection("bad_schema", 'Object missing required field `v`')
+    if env.v != VERSION:
+        raise Rejection("unsupported_version", f"v={env.v}, this hub speaks v={VERSION}")
+    dec = _decoders.get(type_)
+    if dec is None:
+        dec = _decoders[type_] = msgspec.json.Decoder(type_)
+    try:
+        return dec.decode(payload)
+    except msgspec.DecodeError as exc:  # ValidationError is a DecodeError
+        raise Rejection("bad_schema", str(exc)) from None

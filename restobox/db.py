@@ -1,0 +1,132 @@
+"""SQLite tables (peewee) and the outbox. The only module that defines tables.
+
+Every database is opened with WAL and ``synchronous=FULL``: a transaction
+that has committed survives a power cut (SQLite docs, "PRAGMA synchronous":
+FULL syncs the WAL on every commit).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import peewee as pw
+
+# Bound at open time; peewee's Proxy lets the models be declared first.
+store_db = pw.DatabaseProxy()
+
+PRAGMAS = {
+    "journal_mode": "wal",
+    "synchronous": 2,  # FULL
+    "foreign_keys": 1,
+    "busy_timeout": 5000,  # ms; a CLI reading while the hub writes waits
+    "cache_size": -16_000,  # KiB
+}
+
+
+class _Base(pw.Model):
+    class Meta:
+        database = store_db
+        legacy_table_names = False
+
+
+class Order(_Base):
+    """An accepted order. The client-made UUID is the primary key."""
+
+    id = pw.CharField(primary_key=True, max_length=36)
+    business_date = pw.CharField(max_length=10)
+    number = pw.IntegerField()
+    state = pw.CharField(max_length=16, index=True)
+    channel = pw.CharField(max_length=16)
+    service = pw.CharField(max_length=16)
+    table = pw.CharField(max_length=8, null=True)
+    device = pw.CharField(max_length=32)
+    lang = pw.CharField(max_length=2)
+    placed_at = pw.CharField(max_length=40)
+    accepted_at = pw.CharField(max_length=40)
+    updated_at = pw.CharField(max_length=40)
+    subtotal = pw.IntegerField()
+    tax = pw.IntegerField()
+    total = pw.IntegerField()
+    currency = pw.CharField(max_length=3)
+    payment_method = pw.CharField(max_length=16)
+    payment_status = pw.CharField(max_length=16)
+    payment_reference = pw.CharField(max_length=64, default="")
+    offline = pw.BooleanField(default=False)
+    provisional_number = pw.CharField(max_length=16, default="")
+    menu_version = pw.CharField(max_length=64)
+    note = pw.CharField(max_length=200, default="")
+    body_hash = pw.CharField(max_length=64)
+    lines = pw.TextField()  # JSON list of contract.PricedLine
+
+    class Meta:
+        indexes = ((("business_date", "number"), True),)
+
+
+class Ticket(_Base):
+    """What one station makes for one order; id is ``<order_id>:<station>``."""
+
+    id = pw.CharField(primary_key=True, max_length=80)
+    order = pw.ForeignKeyField(Order, backref="tickets", on_delete="CASCADE")
+    station = pw.CharField(max_length=32)
+    state = pw.CharField(max_length=16, index=True)  # open | done | voided
+    items = pw.TextField()  # JSON list of contract.TicketItem
+    revision = pw.IntegerField(default=1)
+    created_at = pw.CharField(max_length=40)
+    updated_at = pw.CharField(max_length=40)
+    acked_at = pw.CharField(max_length=40, null=True)
+
+
+class DayCounter(_Base):
+    """The last order number given out on a business day."""
+
+    business_date = pw.CharField(primary_key=True, max_length=10)
+    last_number = pw.IntegerField()
+
+
+class Outbox(_Base):
+    """Events the chain's cloud must receive, in ``seq`` order, exactly once.
+
+    Written in the same transaction as the change they describe.
+    """
+
+    seq = pw.AutoField()
+    event_id = pw.CharField(unique=True, max_length=80)
+    kind = pw.CharField(max_length=32)
+    order_id = pw.CharField(max_length=36, null=True, index=True)
+    payload = pw.TextField()
+    created_at = pw.CharField(max_length=40)
+    sent_at = pw.CharField(max_length=40, null=True, index=True)
+
+
+class ProcessedMessage(_Base):
+    """Ids of station events and staff commands already applied (dedup)."""
+
+    id = pw.CharField(primary_key=True, max_length=36)
+    at = pw.CharField(max_length=40)
+
+
+class SoldOutItem(_Base):
+    """The 86 list: menu item or option ids not available now."""
+
+    item_id = pw.CharField(primary_key=True, max_length=48)
+    since = pw.CharField(max_length=40)
+    by = pw.CharField(max_length=32)
+
+
+STORE_TABLES = (Order, Ticket, DayCounter, Outbox, ProcessedMessage, SoldOutItem)
+
+
+def open_store_db(path: str | Path) -> pw.SqliteDatabase:
+    """Open (creating if needed) the store database and bind the models."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    # The hub is the single writer and uses one thread for the database.
+    db = pw.SqliteDatabase(str(p), pragmas=PRAGMAS, check_same_thread=False)
+    store_db.initialize(db)
+    db.connect(reuse_if_open=True)
+    db.create_tables(STORE_TABLES, safe=True)
+    return db
+
+
+def integrity_ok(db: pw.SqliteDatabase) -> bool:
+    return db.execute_sql("PRAGMA integrity_check").fetchone()[0] == "ok"

@@ -1,0 +1,622 @@
+"""The store hub: the single writer of the order book.
+
+It decodes every submission strictly, prices it from the menu it holds,
+numbers it, commits it with its station tickets and outbox rows, and only then
+answers "accepted". It routes tickets to stations, applies bumps, recalls and
+voids, and keeps the pickup board and the 86 list published (retained).
+
+Threads: paho's network thread only decodes nothing and queues; one worker
+thread owns the database. The worker takes every message waiting (up to
+``batch_max``) and commits them in one transaction (group commit): one fsync
+for many orders, which is what lets a Pi's SD card take a lunch rush.
+Messages are acknowledged to the broker only after that commit, so a hub
+killed mid-batch gets them again when it comes back.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import queue
+import signal
+import threading
+import time
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Callable
+from zoneinfo import ZoneInfo
+
+import msgspec
+import peewee as pw
+
+from restobox import contract, db
+from restobox.bus import Bus, Incoming, bus_from_config
+from restobox.config import Config
+from restobox.contract import (
+    Board,
+    Health,
+    OrderReply,
+    OrderSubmit,
+    OrderUpdate,
+    PricedLine,
+    Rejection,
+    RejectNotice,
+    SoldOut,
+    StaffCommand,
+    StaffReply,
+    StationEvent,
+    StationTicket,
+    TicketItem,
+    topics,
+)
+from restobox.menu import Menu, MenuIndex
+from restobox.orders import OPEN_STATES, OrderProgress, price_order, split_by_station
+
+log = logging.getLogger("restobox.hub")
+
+_lines_dec = msgspec.json.Decoder(tuple[PricedLine, ...])
+_items_dec = msgspec.json.Decoder(list[TicketItem])
+_json = msgspec.json.Encoder()
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def iso(dt: datetime) -> str:
+    return dt.isoformat(timespec="milliseconds")
+
+
+@dataclass
+class _Out:
+    topic: str
+    payload: bytes
+    retain: bool = False
+    correlation: bytes | None = None
+
+
+@dataclass
+class _Batch:
+    """Changes made while processing one batch; applied only after commit."""
+
+    sold_out: set[str]
+    board: dict[str, tuple[int, str]]  # order_id -> (number, state), open orders
+    out: list[_Out] = field(default_factory=list)
+    board_changed: bool = False
+    sold_out_changed: bool = False
+    counters: Counter = field(default_factory=Counter)
+    rejects: list[RejectNotice] = field(default_factory=list)
+
+
+class Hub:
+    def __init__(
+        self,
+        cfg: Config,
+        menu: Menu,
+        *,
+        bus: Bus | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ) -> None:
+        self.cfg = cfg
+        self.menu = menu
+        self.idx = MenuIndex(menu)
+        self.clock = clock
+        self.tz = ZoneInfo(cfg.store.timezone)
+        h, m = (int(x) for x in cfg.store.business_day_start.split(":"))
+        self.day_start = timedelta(hours=h, minutes=m)
+        self.bus = bus or bus_from_config(cfg, manual_ack=True)
+        self.q: queue.Queue[tuple[str, Incoming]] = queue.Queue()
+        self.state = "starting"
+        self.state_reason = ""
+        self.counters: Counter = Counter()
+        self.last_errors: deque[RejectNotice] = deque(maxlen=20)
+        self.sold_out: set[str] = set()
+        self.board: dict[str, tuple[int, str]] = {}
+        self._stop = threading.Event()
+        self._worker: threading.Thread | None = None
+        self._db: pw.SqliteDatabase | None = None
+
+    # ============================================================ lifecycle
+    def start(self) -> None:
+        self._set_state("starting", "opening the store database")
+        self._db = db.open_store_db(self.cfg.hub.database)
+        self._load()
+        self.bus.on_connection_change = self._on_link
+        self.bus.subscribe(topics.ORDER_SUBMIT_ALL, lambda m: self.q.put(("submit", m)))
+        self.bus.subscribe(topics.STATION_EVENT_ALL, lambda m: self.q.put(("station", m)))
+        self.bus.subscribe(topics.STAFF_COMMAND_ALL, lambda m: self.q.put(("staff", m)))
+        self.bus.start()
+        self._worker = threading.Thread(target=self._run, name="hub-worker", daemon=True)
+        self._worker.start()
+        if not self.bus.wait_connected(10):
+            self._set_state("degraded", f"cannot reach the broker ({self.bus.last_refusal or 'no answer'})")
+        else:
+            self._after_connect()
+
+    def _after_connect(self) -> None:
+        self._publish_retained_state()
+        self._republish_unacked_tickets()
+        self.bus.announce()
+        self._set_state("ready", "serving")
+
+    def _on_link(self, up: bool, why: str) -> None:
+        if up:
+            if self.state in ("degraded", "starting") and self._worker is not None:
+                self.q.put(("reconnected", None))  # type: ignore[arg-type]
+        else:
+            self._set_state("degraded", f"lost the broker: {why}")
+
+    def stop(self) -> None:
+        self._set_state("stopping", "asked to stop")
+        self._stop.set()
+        if self._worker:
+            self._worker.join(5)
+        try:
+            self._publish_health()
+        except Exception:  # the broker may be gone; stopping anyway
+            pass
+        self.bus.stop()
+        if self._db is not None:
+            self._db.close()
+
+    def run_forever(self) -> None:
+        """Run until SIGTERM/SIGINT (systemd stop, Ctrl-C)."""
+        done = threading.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: done.set())
+        self.start()
+        while not done.wait(self.cfg.hub.health_interval_s):
+            self._publish_health()
+        self.stop()
+
+    def _set_state(self, state: str, reason: str) -> None:
+        if state != self.state or reason != self.state_reason:
+            log.info("hub %s -> %s: %s", self.state, state, reason)
+        self.state, self.state_reason = state, reason
+        if self.bus.connected:
+            self._publish_health()
+
+    # =============================================================== worker
+    def _run(self) -> None:
+        cap = self.cfg.hub.batch_max
+        while not self._stop.is_set():
+            try:
+                first = self.q.get(timeout=0.2)
+            except queue.Empty:
+                continue
+            batch = [first]
+            while len(batch) < cap:
+                try:
+                    batch.append(self.q.get_nowait())
+                except queue.Empty:
+                    break
+            try:
+                self._process(batch)
+            except Exception:
+                log.exception("batch of %d failed", len(batch))
+
+    def _process(self, batch: list[tuple[str, Incoming]]) -> None:
+        msgs = [(k, m) for k, m in batch if k != "reconnected"]
+        if len(msgs) != len(batch):
+            self._after_connect()
+        if not msgs:
+            return
+        b = _Batch(sold_out=set(self.sold_out), board=dict(self.board))
+        try:
+            with self._db.atomic():
+                for kind, m in msgs:
+                    self._one(b, kind, m)
+        except pw.OperationalError as exc:
+            # Nothing of this batch is stored; say so to every ordering device.
+            log.error("store database refused the batch: %s", exc)
+            self._set_state("degraded", f"store database error: {exc}")
+            b = _Batch(sold_out=set(self.sold_out), board=dict(self.board))
+            for kind, m in msgs:
+                if kind == "submit":
+                    self._reply_rejection(b, m, Rejection("storage_unavailable", str(exc)))
+                self.counters["storage_errors"] += 1
+        else:
+            self.sold_out, self.board = b.sold_out, b.board
+            if self.state == "degraded" and self.state_reason.startswith("store database"):
+                self._set_state("ready", "store database writable again")
+        for o in b.out:
+            self.bus.publish(o.topic, o.payload, retain=o.retain, correlation=o.correlation)
+        if b.board_changed:
+            self._publish_board()
+        if b.sold_out_changed:
+            self._publish_soldout()
+        self.counters.update(b.counters)
+        for r in b.rejects:
+            self.last_errors.append(r)
+            self.bus.publish(topics.REJECTS, contract.encode(r))
+        # Acknowledge only now: committed (or refused for good).
+        for _, m in msgs:
+            self.bus.ack(m)
+
+    def _one(self, b: _Batch, kind: str, m: Incoming) -> None:
+        try:
+            with self._db.atomic():  # a savepoint: one message's changes
+                if kind == "submit":
+                    self._submit(b, m)
+                elif kind == "station":
+                    self._station_event(b, m)
+                elif kind == "staff":
+                    self._staff(b, m)
+        except Rejection as r:
+            if kind == "submit":
+                self._reply_rejection(b, m, r)
+            else:
+                self._note_reject(b, m, r)
+                if kind == "staff":
+                    self._staff_reply(b, m, r)
+        except pw.OperationalError:
+            raise
+        except Exception as exc:
+            log.exception("processing %s failed", m.topic)
+            r = Rejection("internal_error", f"{type(exc).__name__}: {exc}")
+            if kind == "submit":
+                self._reply_rejection(b, m, r)
+            else:
+                self._note_reject(b, m, r)
+
+    # ============================================================ submission
+    def _submit(self, b: _Batch, m: Incoming) -> None:
+        t0 = time.perf_counter()
+        parsed = contract.parse_topic(m.topic)
+        if parsed is None:
+            raise Rejection("bad_topic", m.topic)
+        device = parsed[1]
+        sub = contract.decode(m.payload, OrderSubmit, max_bytes=self.cfg.hub.max_payload_bytes)
+        body_hash = hashlib.sha256(contract.encode(sub)).hexdigest()
+        existing = db.Order.get_or_none(db.Order.id == sub.order_id)
+        if existing is not None:
+            if existing.body_hash != body_hash:
+                raise Rejection(
+                    "duplicate_conflict",
+                    f"{sub.order_id} is order {existing.number} of {existing.business_date}",
+                    number=str(existing.number),
+                )
+            reply = self._reply_from_row(existing, duplicate=True)
+            b.counters["duplicates"] += 1
+            self._send_reply(b, m, device, reply)
+            return
+        priced = price_order(
+            sub, self.idx, b.sold_out,
+            max_lines=self.cfg.hub.max_lines, max_qty=self.cfg.hub.max_qty_per_line,
+        )
+        now = self.clock()
+        bdate = self.business_date(now)
+        number = self._next_number(bdate)
+        at = iso(now)
+        lines_json = _json.encode(priced.lines).decode()
+        db.Order.insert(
+            id=sub.order_id, business_date=bdate, number=number, state="accepted",
+            channel=sub.channel, service=sub.service, table=sub.table, device=device,
+            lang=sub.lang, placed_at=sub.placed_at or at, accepted_at=at, updated_at=at,
+            subtotal=priced.subtotal, tax=priced.tax, total=priced.total, currency=priced.currency,
+            payment_method=sub.payment.method, payment_status=sub.payment.status,
+            payment_reference=sub.payment.reference, offline=sub.offline,
+            provisional_number=sub.provisional_number, menu_version=self.menu.version,
+            note=sub.note, body_hash=body_hash, lines=lines_json,
+        ).execute()
+        by_station = split_by_station(priced.lines)
+        tickets = []
+        rows = []
+        for station, items in sorted(by_station.items()):
+            t = StationTicket(
+                ticket_id=f"{sub.order_id}:{station}", order_id=sub.order_id, number=number,
+                station=station, channel=sub.channel, service=sub.service, table=sub.table,
+                items=tuple(items), note=sub.note, accepted_at=at,
+            )
+            tickets.append(t)
+            rows.append(
+                dict(id=t.ticket_id, order=sub.order_id, station=station, state="open",
+                     items=_json.encode(t.items).decode(), revision=1, created_at=at, updated_at=at)
+            )
+        db.Ticket.insert_many(rows).execute()
+        reply = OrderReply(
+            order_id=sub.order_id, status="accepted", number=number, business_date=bdate,
+            subtotal=priced.subtotal, tax=priced.tax, total=priced.total, currency=priced.currency,
+            lines=priced.lines, accepted_at=at,
+        )
+        self._outbox(
+            f"{sub.order_id}:accepted", "order.accepted", sub.order_id,
+            {"order": msgspec.to_builtins(reply), "device": device, "channel": sub.channel,
+             "service": sub.service, "table": sub.table, "payment": msgspec.to_builtins(sub.payment),
+             "offline": sub.offline, "provisional_number": sub.provisional_number,
+             "menu_version": self.menu.version},
+            at,
+        )
+        self._send_reply(b, m, device, reply)
+        for t in tickets:
+            b.out.append(_Out(topics.station_ticket(t.station), contract.encode(t)))
+        b.out.append(_Out(topics.ORDER_UPDATE, contract.encode(OrderUpdate(
+            order_id=sub.order_id, number=number, business_date=bdate, state="accepted",
+            stations=OrderProgress("accepted", dict(by_station)).statuses(), at=at,
+        ))))
+        b.board[sub.order_id] = (number, "accepted")
+        b.board_changed = True
+        b.counters["accepted"] += 1
+        b.counters["accept_us_total"] += int((time.perf_counter() - t0) * 1e6)
+
+    def business_date(self, now: datetime) -> str:
+        """Orders before the day start (e.g. 04:00) belong to the previous day."""
+        local = now.astimezone(self.tz) - self.day_start
+        return local.date().isoformat()
+
+    def _next_number(self, bdate: str) -> int:
+        row = db.DayCounter.get_or_none(db.DayCounter.business_date == bdate)
+        n = (row.last_number if row else 0) + 1
+        db.DayCounter.insert(business_date=bdate, last_number=n).on_conflict_replace().execute()
+        return n
+
+    def _reply_from_row(self, row: db.Order, duplicate: bool) -> OrderReply:
+        return OrderReply(
+            order_id=row.id, status="accepted", number=row.number, business_date=row.business_date,
+            subtotal=row.subtotal, tax=row.tax, total=row.total, currency=row.currency,
+            lines=_lines_dec.decode(row.lines), duplicate=duplicate, accepted_at=row.accepted_at,
+        )
+
+    def _send_reply(self, b: _Batch, m: Incoming, device: str, reply: OrderReply) -> None:
+        # Always the device's own reply topic: a response topic chosen by the
+        # client could otherwise make the hub publish anywhere (MQTT 5 §4.10).
+        b.out.append(_Out(topics.order_reply(device), contract.encode(reply), correlation=m.correlation))
+
+    def _reply_rejection(self, b: _Batch, m: Incoming, r: Rejection) -> None:
+        parsed = contract.parse_topic(m.topic)
+        device = parsed[1] if parsed else ""
+        order_id = _order_id_of(m.payload)
+        self._note_reject(b, m, r, device=device, order_id=order_id)
+        if not device:
+            return
+        detail = {"detail": r.detail, **r.extra} if r.detail else dict(r.extra)
+        reply = OrderReply(order_id=order_id, status="rejected", reason=r.reason, message=r.words, detail=detail)
+        b.out.append(_Out(topics.order_reply(device), contract.encode(reply), correlation=m.correlation))
+
+    def _note_reject(self, b: _Batch, m: Incoming, r: Rejection, device: str = "", order_id: str = "") -> None:
+        if not device:
+            parsed = contract.parse_topic(m.topic)
+            device = parsed[1] if parsed else ""
+        b.counters[f"rejected.{r.reason}"] += 1
+        b.counters["rejected"] += 1
+        log.warning("refused %s from %s: %s", m.topic, device or "?", r)
+        b.rejects.append(
+            RejectNotice(reason=r.reason, message=r.words, topic=m.topic, device=device,
+                         order_id=order_id, at=iso(self.clock()))
+        )
+
+    # ======================================================== station events
+    def _station_event(self, b: _Batch, m: Incoming) -> None:
+        parsed = contract.parse_topic(m.topic)
+        if parsed is None or parsed[0] != "station/event":
+            raise Rejection("bad_topic", m.topic)
+        station = parsed[1]
+        ev = contract.decode(m.payload, StationEvent, max_bytes=self.cfg.hub.max_payload_bytes)
+        if db.ProcessedMessage.get_or_none(db.ProcessedMessage.id == ev.event_id):
+            b.counters["duplicate_events"] += 1
+            return
+        order = db.Order.get_or_none(db.Order.id == ev.order_id)
+        if order is None:
+            raise Rejection("unknown_order", ev.order_id)
+        now = iso(self.clock())
+        db.ProcessedMessage.insert(id=ev.event_id, at=now).execute()
+        tickets = {t.station: t for t in db.Ticket.select().where(db.Ticket.order == order.id)}
+        if station == contract.EXPO_STATION:
+            self._expo_event(b, order, tickets, ev, now)
+            return
+        t = tickets.get(station)
+        if t is None:
+            raise Rejection("not_on_station", f"{ev.order_id} at {station}", station=station)
+        if ev.kind == "ack":
+            if t.acked_at is None:
+                db.Ticket.update(acked_at=now).where(db.Ticket.id == t.id).execute()
+            b.counters["acks"] += 1
+            return
+        prog = OrderProgress(order.state, {s: _items_dec.decode(x.items) for s, x in tickets.items()},
+                             {s for s, x in tickets.items() if x.acked_at})
+        before = order.state
+        if ev.kind == "bump":
+            changed = prog.bump(station)
+        elif ev.kind == "item_bump":
+            if ev.line is None:
+                raise Rejection("bad_line", "item_bump needs a line")
+            changed = prog.bump_line(station, ev.line)
+        else:  # recall
+            changed = prog.recall(station, ev.line)
+        if not changed and prog.state == before:
+            return
+        items = prog.tickets[station]
+        tstate = "done" if prog.station_done(station) else "open"
+        db.Ticket.update(
+            items=_json.encode(items).decode(), state=tstate, revision=t.revision + 1, updated_at=now,
+        ).where(db.Ticket.id == t.id).execute()
+        self._outbox(f"{ev.event_id}", f"station.{ev.kind}", order.id,
+                     {"order_id": order.id, "station": station, "line": ev.line, "device": ev.device, "at": now}, now)
+        b.out.append(_Out(topics.station_ticket(station), contract.encode(
+            self._ticket_msg(order, t, items, tstate, t.revision + 1))))
+        self._order_changed(b, order, prog.state, prog, now)
+        b.counters[f"events.{ev.kind}"] += 1
+
+    def _expo_event(self, b: _Batch, order: db.Order, tickets: dict, ev: StationEvent, now: str) -> None:
+        prog = OrderProgress(order.state, {s: _items_dec.decode(x.items) for s, x in tickets.items()},
+                             {s for s, x in tickets.items() if x.acked_at})
+        if ev.kind == "ack":
+            return
+        if ev.kind == "bump":
+            prog.complete()
+        elif ev.kind == "recall":
+            prog.recall_completed()
+        else:
+            raise Rejection("bad_transition", "expo bumps whole orders")
+        self._outbox(f"{ev.event_id}", f"expo.{ev.kind}", order.id,
+                     {"order_id": order.id, "device": ev.device, "at": now}, now)
+        self._order_changed(b, order, prog.state, prog, now)
+        b.counters[f"events.expo_{ev.kind}"] += 1
+
+    def _order_changed(self, b: _Batch, order: db.Order, state: str, prog: OrderProgress, now: str,
+                       reason: str | None = None) -> None:
+        if state != order.state:
+            db.Order.update(state=state, updated_at=now).where(db.Order.id == order.id).execute()
+            self._outbox(f"{order.id}:{state}:{now}", f"order.{state}", order.id,
+                         {"order_id": order.id, "number": order.number, "state": state,
+                          "reason": reason, "at": now}, now)
+        b.out.append(_Out(topics.ORDER_UPDATE, contract.encode(OrderUpdate(
+            order_id=order.id, number=order.number, business_date=order.business_date,
+            state=state, stations=prog.statuses(), reason=reason, at=now))))
+        if state in OPEN_STATES:
+            new = (order.number, state)
+            if b.board.get(order.id) != new:
+                b.board[order.id] = new
+                b.board_changed = True
+        elif order.id in b.board:
+            del b.board[order.id]
+            b.board_changed = True
+
+    def _ticket_msg(self, order: db.Order, t: db.Ticket, items, state: str, revision: int) -> StationTicket:
+        return StationTicket(
+            ticket_id=t.id, order_id=order.id, number=order.number, station=t.station,
+            channel=order.channel, service=order.service, table=order.table, items=tuple(items),
+            note=order.note, accepted_at=order.accepted_at, state=state, revision=revision,
+        )
+
+    # ========================================================= staff commands
+    def _staff(self, b: _Batch, m: Incoming) -> None:
+        parsed = contract.parse_topic(m.topic)
+        if parsed is None or parsed[0] != "staff/command":
+            raise Rejection("bad_topic", m.topic)
+        device = parsed[1]
+        cmd = contract.decode(m.payload, StaffCommand, max_bytes=self.cfg.hub.max_payload_bytes)
+        now = iso(self.clock())
+        if db.ProcessedMessage.get_or_none(db.ProcessedMessage.id == cmd.command_id) is None:
+            if cmd.kind == "void":
+                self._void(b, cmd, device, now)
+            else:
+                self._eighty_six(b, cmd, device, now)
+            db.ProcessedMessage.insert(id=cmd.command_id, at=now).execute()
+        b.out.append(_Out(topics.staff_reply(device),
+                          contract.encode(StaffReply(command_id=cmd.command_id, ok=True)),
+                          correlation=m.correlation))
+
+    def _staff_reply(self, b: _Batch, m: Incoming, r: Rejection) -> None:
+        parsed = contract.parse_topic(m.topic)
+        if not parsed:
+            return
+        cid = _field_of(m.payload, "command_id")
+        b.out.append(_Out(topics.staff_reply(parsed[1]), contract.encode(
+            StaffReply(command_id=cid, ok=False, reason=r.reason, message=r.words)), correlation=m.correlation))
+
+    def _void(self, b: _Batch, cmd: StaffCommand, device: str, now: str) -> None:
+        if not cmd.order_id:
+            raise Rejection("bad_schema", "void needs order_id")
+        order = db.Order.get_or_none(db.Order.id == cmd.order_id)
+        if order is None:
+            raise Rejection("unknown_order", cmd.order_id)
+        tickets = list(db.Ticket.select().where(db.Ticket.order == order.id))
+        prog = OrderProgress(order.state, {t.station: _items_dec.decode(t.items) for t in tickets})
+        prog.void()
+        for t in tickets:
+            db.Ticket.update(state="voided", revision=t.revision + 1, updated_at=now).where(
+                db.Ticket.id == t.id).execute()
+            b.out.append(_Out(topics.station_ticket(t.station), contract.encode(
+                self._ticket_msg(order, t, prog.tickets[t.station], "voided", t.revision + 1))))
+        self._order_changed(b, order, "voided", prog, now, reason=cmd.reason or f"voided by {device}")
+        b.counters["voided"] += 1
+
+    def _eighty_six(self, b: _Batch, cmd: StaffCommand, device: str, now: str) -> None:
+        iid = cmd.item_id or ""
+        if iid not in self.idx.items and iid not in self.idx.options:
+            raise Rejection("unknown_item", repr(iid))
+        if cmd.kind == "eighty_six":
+            db.SoldOutItem.insert(item_id=iid, since=now, by=device).on_conflict_ignore().execute()
+            b.sold_out.add(iid)
+        else:
+            db.SoldOutItem.delete().where(db.SoldOutItem.item_id == iid).execute()
+            b.sold_out.discard(iid)
+        self._outbox(f"{cmd.command_id}", f"menu.{cmd.kind}", None,
+                     {"item_id": iid, "by": device, "at": now}, now)
+        b.sold_out_changed = True
+
+    # ============================================================= outbox
+    def _outbox(self, event_id: str, kind: str, order_id: str | None, payload: dict, at: str) -> None:
+        db.Outbox.insert(
+            event_id=event_id, kind=kind, order_id=order_id,
+            payload=_json.encode(payload).decode(), created_at=at,
+        ).on_conflict_ignore().execute()
+
+    # ===================================================== retained state
+    def _load(self) -> None:
+        self.sold_out = {r.item_id for r in db.SoldOutItem.select()}
+        self.board = {
+            o.id: (o.number, o.state)
+            for o in db.Order.select(db.Order.id, db.Order.number, db.Order.state).where(
+                db.Order.state.in_(sorted(OPEN_STATES)))
+        }
+        log.info("loaded %d open orders, %d sold-out items", len(self.board), len(self.sold_out))
+
+    def _publish_retained_state(self) -> None:
+        self.bus.publish(topics.MENU, self.menu.to_json(), retain=True)
+        self._publish_soldout()
+        self._publish_board()
+
+    def _publish_soldout(self) -> None:
+        self.bus.publish(topics.SOLDOUT, contract.encode(
+            SoldOut(items=tuple(sorted(self.sold_out)), at=iso(self.clock()))), retain=True)
+
+    def _publish_board(self) -> None:
+        prep = sorted(n for n, s in self.board.values() if s in ("accepted", "in_progress"))
+        ready = sorted(n for n, s in self.board.values() if s == "ready")
+        self.bus.publish(topics.BOARD, contract.encode(Board(
+            business_date=self.business_date(self.clock()), preparing=tuple(prep), ready=tuple(ready),
+            at=iso(self.clock()))), retain=True)
+
+    def _republish_unacked_tickets(self) -> None:
+        """Tickets no KDS has acknowledged may have died with a previous hub
+        process before reaching the broker; send them again (a KDS shows each
+        ticket id once)."""
+        q = (db.Ticket.select(db.Ticket, db.Order).join(db.Order)
+             .where(db.Ticket.acked_at.is_null(), db.Ticket.state == "open",
+                    db.Order.state.in_(sorted(OPEN_STATES))))
+        n = 0
+        for t in q:
+            self.bus.publish(topics.station_ticket(t.station), contract.encode(
+                self._ticket_msg(t.order, t, _items_dec.decode(t.items), t.state, t.revision)))
+            n += 1
+        if n:
+            log.info("re-sent %d unacknowledged tickets", n)
+
+    def _publish_health(self) -> None:
+        c = dict(self.counters)
+        accepted = c.get("accepted", 0)
+        details = {
+            "open_orders": len(self.board),
+            "sold_out": len(self.sold_out),
+            "queue": self.q.qsize(),
+            "menu_version": self.menu.version,
+            "mean_accept_ms": round(c.get("accept_us_total", 0) / accepted / 1000, 3) if accepted else None,
+        }
+        if self._db is not None and self.state != "stopping":
+            try:
+                details["outbox_unsent"] = db.Outbox.select().where(db.Outbox.sent_at.is_null()).count()
+            except pw.PeeweeException:
+                pass
+        h = Health(
+            device=self.cfg.device.id, role="hub", state=self.state, at=iso(self.clock()),
+            reason=self.state_reason, counters={k: v for k, v in c.items() if k != "accept_us_total"},
+            details=details, last_errors=tuple(self.last_errors)[-5:],
+        )
+        self.bus.publish(topics.health(self.cfg.device.id), contract.encode(h), retain=True)
+
+
+def _order_id_of(payload: bytes) -> str:
+    return _field_of(payload, "order_id")
+
+
+def _field_of(payload: bytes, name: str) -> str:
+    """Best effort: the id in a message that failed to decode, for the reply."""
+    try:
+        obj = msgspec.json.decode(payload[: 64 * 1024])
+    except msgspec.DecodeError:
+        return ""
+    v = obj.get(name) if isinstance(obj, dict) else None
+    return v if isinstance(v, str) and len(v) <= 64 else ""
