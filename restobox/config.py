@@ -91,11 +91,14 @@ class Config(_Strict):
         if self.mqtt.password_file:
             p = Path(self.mqtt.password_file)
             try:
-                return p.read_text(encoding="utf-8").strip()
+                secret = p.read_text(encoding="utf-8").strip()
             except OSError as exc:
                 raise ConfigError(
                     f"cannot read the MQTT password file {p}: {exc.strerror}"
                 ) from None
+            if not secret:
+                raise ConfigError(f"the MQTT password file {p} is empty")
+            return secret
         return None
 
 

@@ -105,6 +105,9 @@ class topics:
     HEALTH_ALL = f"{ROOT}/health/+"
 
 
+_SCOPED = {("station", "ticket"), ("station", "event"), ("staff", "command"), ("staff", "reply")}
+
+
 def parse_topic(topic: str) -> tuple[str, str] | None:
     """Split a device- or station-scoped topic into (kind, id).
 
@@ -120,7 +123,7 @@ def parse_topic(topic: str) -> tuple[str, str] | None:
         kind, ident = f"order/{rest[1]}", rest[2]
     elif len(rest) == 2 and rest[0] in ("presence", "health"):
         kind, ident = rest[0], rest[1]
-    elif len(rest) == 3 and rest[0] in ("station", "staff"):
+    elif len(rest) == 3 and (rest[0], rest[2]) in _SCOPED:
         kind, ident = f"{rest[0]}/{rest[2]}", rest[1]
     else:
         return None
@@ -192,6 +195,7 @@ class PricedModifier(msgspec.Struct, kw_only=True):
     name_en: str
     price_delta: int
     station: str | None = None
+    allergens: tuple[str, ...] = ()
 
 
 class PricedLine(msgspec.Struct, kw_only=True):

@@ -109,6 +109,7 @@ def price_order(
                 PricedModifier(
                     id=opt.id, name_zh=opt.name.zh, name_en=opt.name.en,
                     price_delta=opt.price_delta, station=opt.station,
+                    allergens=tuple(sorted(opt.allergens)),
                 )
             )
         for gid in item.modifier_groups:
@@ -161,7 +162,8 @@ def price_order(
 
 def split_by_station(lines: Iterable[PricedLine]) -> dict[str, list[TicketItem]]:
     """Which station makes what. Modifier options with their own station (a
-    combo's drink, its side) become ticket lines at that station."""
+    combo's drink, its side) become ticket items at that station, under the
+    same order line: bumping line N at a station bumps all of line N there."""
     out: dict[str, list[TicketItem]] = {}
     for pl in lines:
         own_mods = tuple(Words(m.name_zh, m.name_en) for m in pl.modifiers if m.station is None)
@@ -176,7 +178,8 @@ def split_by_station(lines: Iterable[PricedLine]) -> dict[str, list[TicketItem]]
                 out.setdefault(m.station, []).append(
                     TicketItem(
                         line=pl.line, item_id=m.id, name_zh=m.name_zh, name_en=m.name_en,
-                        qty=pl.qty, part_of=pl.name_en if m.station != pl.station else "",
+                        qty=pl.qty, allergens=m.allergens,
+                        part_of=pl.name_en if m.station != pl.station else "",
                     )
                 )
     return out

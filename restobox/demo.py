@@ -1,0 +1,230 @@
+"""``restobox demo``: a whole store on this machine.
+
+A private mosquitto with the project's broker_config (on a free port), the
+hub as its own process, a scripted virtual kiosk placing orders and virtual
+cooks acknowledging and bumping tickets; the terminal shows the live order
+book. Everything runs under ``var/demo/`` and stops on Ctrl-C (or after
+``--duration`` seconds), leaving no process behind.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import msgspec
+
+from restobox import contract
+from restobox.brokerconf import Broker, free_port
+from restobox.bus import Bus, Incoming
+from restobox.contract import topics
+from restobox.data import load_sample_menu
+from restobox.sim import VirtualCook, VirtualKiosk
+
+REPO = Path(__file__).resolve().parent.parent
+STATIONS = ("wok", "fryer", "drinks")
+COOKS = {"wok": "kds-wok-1", "fryer": "kds-fryer-1", "drinks": "kds-drinks-1", "expo": "expo-1"}
+
+
+@dataclass
+class BookEntry:
+    order_id: str
+    number: int
+    state: str = "accepted"
+    total: int = 0
+    items: int = 0
+    stations: dict[str, str] = field(default_factory=dict)
+    since: float = field(default_factory=time.monotonic)
+
+
+class OrderBook:
+    """What the monitor sees on the bus, folded into one table."""
+
+    def __init__(self) -> None:
+        self.orders: dict[str, BookEntry] = {}
+        self.board: dict = {"preparing": [], "ready": []}
+        self.health: dict = {}
+        self.rejected = 0
+        self.lines: list[str] = []
+        self.lock = threading.Lock()
+
+    def on_message(self, m: Incoming) -> None:
+        try:
+            d = msgspec.json.decode(m.payload)
+        except msgspec.DecodeError:
+            return
+        with self.lock:
+            if m.topic.startswith(f"{contract.ROOT}/order/reply/"):
+                if d.get("status") == "accepted" and not d.get("duplicate"):
+                    e = self.orders.setdefault(d["order_id"], BookEntry(d["order_id"], d["number"]))
+                    e.total = d["total"]
+                    e.items = sum(line["qty"] for line in d["lines"])
+                    self.lines.append(f"#{d['number']:>3} accepted  ¥{d['total'] / 100:.2f}")
+                elif d.get("status") == "rejected":
+                    self.rejected += 1
+                    self.lines.append(f"refused: {d.get('reason')} — {d['message']['en']}")
+            elif m.topic == topics.ORDER_UPDATE:
+                e = self.orders.setdefault(d["order_id"], BookEntry(d["order_id"], d["number"]))
+                if e.state != d["state"]:
+                    self.lines.append(f"#{d['number']:>3} {d['state']}")
+                e.state = d["state"]
+                e.stations = {s["station"]: s["state"] for s in d["stations"]}
+            elif m.topic == topics.BOARD:
+                self.board = d
+            elif m.topic == topics.health("hub"):
+                self.health = d
+
+    def render(self):
+        from rich.console import Group
+        from rich.panel import Panel
+        from rich.table import Table
+
+        colours = {"accepted": "cyan", "in_progress": "yellow", "ready": "green",
+                   "completed": "dim", "voided": "red"}
+        with self.lock:
+            entries = sorted(self.orders.values(), key=lambda e: e.number)
+            open_ = [e for e in entries if e.state not in ("completed", "voided")]
+            done = [e for e in entries if e.state in ("completed", "voided")][-5:]
+            t = Table(title="Order book", expand=True)
+            t.add_column("No.", justify="right")
+            t.add_column("State")
+            for s in STATIONS:
+                t.add_column(s.capitalize(), justify="center")
+            t.add_column("Items", justify="right")
+            t.add_column("Total", justify="right")
+            t.add_column("Age", justify="right")
+            for e in (open_ + done)[-18:]:
+                t.add_row(
+                    str(e.number), f"[{colours.get(e.state, 'white')}]{e.state}",
+                    *[{"done": "[green]✓", "open": "[yellow]…"}.get(e.stations.get(s, ""), "") for s in STATIONS],
+                    str(e.items), f"¥{e.total / 100:.2f}", f"{time.monotonic() - e.since:.0f}s",
+                )
+            h = self.health
+            c = h.get("counters", {})
+            head = (
+                f"hub: [bold]{h.get('state', '?')}[/]  accepted {c.get('accepted', 0)}  "
+                f"refused {c.get('rejected', 0)}  duplicates {c.get('duplicates', 0)}  "
+                f"outbox {h.get('details', {}).get('outbox_unsent', '?')}\n"
+                f"pickup board — preparing: {' '.join(map(str, self.board.get('preparing', []))) or '—'}   "
+                f"[green]ready: {' '.join(map(str, self.board.get('ready', []))) or '—'}[/]"
+            )
+            return Group(Panel(head, title="Restobox demo store"), t)
+
+
+def _hub_config(path: Path, port: int, password_file: Path, database: Path) -> None:
+    path.write_text(
+        "[device]\nid = \"hub\"\nrole = \"hub\"\n\n"
+        f"[mqtt]\nhost = \"127.0.0.1\"\nport = {port}\npassword_file = \"{password_file}\"\n\n"
+        f"[hub]\ndatabase = \"{database}\"\nhealth_interval_s = 2\n",
+        encoding="utf-8",
+    )
+
+
+def _device_bus(broker: Broker, name: str, role: str) -> Bus:
+    c = broker.creds[name]
+    b = Bus(device=name, role=role, host=broker.host, port=broker.port, username=c.username,
+            password=c.password, persistent=False, reconnect_max_s=2)
+    return b
+
+
+def run_demo(duration: float = 0, live: bool = True, rate: float = 0.5,
+             state_dir: Path | None = None) -> int:
+    state = Path(state_dir or os.environ.get("RESTOBOX_DEMO_DIR") or REPO / "var" / "demo")
+    if state.exists():
+        shutil.rmtree(state)
+    state.mkdir(parents=True)
+    port = free_port()
+    out = sys.stdout
+    broker = Broker.start_with_devices(state / "broker", port=port)
+    hub_proc = None
+    buses: list[Bus] = []
+    actors: list = []
+    stop = threading.Event()
+    old = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        cfg = state / "hub.toml"
+        _hub_config(cfg, port, broker.creds["hub"].password_file, state / "store.db")
+        book = OrderBook()
+        mon = _device_bus(broker, "monitor-1", "monitor")
+        buses.append(mon)
+        mon.subscribe(f"{contract.ROOT}/#", book.on_message)
+        mon.start()
+        mon.wait_connected(10)
+        with open(state / "hub.log", "wb") as log:
+            hub_proc = subprocess.Popen([sys.executable, "-m", "restobox.cli", "hub", "--config", str(cfg)],
+                                        stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 15
+        while book.health.get("state") != "ready":
+            if time.monotonic() > deadline or hub_proc.poll() is not None:
+                print(f"the hub did not start; see {state / 'hub.log'}", file=sys.stderr)
+                return 1
+            time.sleep(0.1)
+        menu = load_sample_menu()
+        kb = _device_bus(broker, "kiosk-1", "kiosk")
+        buses.append(kb)
+        kiosk = VirtualKiosk(kb, menu, rate=rate)
+        actors.append(kiosk)
+        for station, dev in COOKS.items():
+            b = _device_bus(broker, dev, "expo" if station == "expo" else "kds")
+            buses.append(b)
+            actors.append(VirtualCook(b, station, cook_s=(2, 8) if station != "expo" else (1, 4)))
+        for b in buses[1:]:
+            b.start()
+        for b in buses:
+            b.wait_connected(10)
+        for a in actors:
+            a.start()
+        print(
+            f"Restobox demo: broker on 127.0.0.1:{port}, hub ready, a kiosk placing orders.\n"
+            f"Watch the raw messages in another terminal:\n"
+            f"  mosquitto_sub -V mqttv5 -p {port} -u monitor-1 "
+            f"-P \"$(cat {broker.creds['monitor-1'].password_file.parent / 'credentials' / 'monitor-1.secret'})\" "
+            f"-t 'restobox/v1/#' -v\n"
+            f"Store database: {state / 'store.db'}   Hub log: {state / 'hub.log'}\n",
+            file=out, flush=True,
+        )
+        t_end = time.monotonic() + duration if duration > 0 else float("inf")
+        if live and out.isatty():
+            from rich.live import Live
+
+            with Live(book.render(), refresh_per_second=4, screen=False) as lv:
+                while not stop.is_set() and time.monotonic() < t_end:
+                    time.sleep(0.25)
+                    lv.update(book.render())
+        else:
+            shown = 0
+            while not stop.is_set() and time.monotonic() < t_end:
+                time.sleep(0.25)
+                with book.lock:
+                    new, shown = book.lines[shown:], len(book.lines)
+                for line in new:
+                    print(line, file=out, flush=True)
+        with book.lock:
+            n = len(book.orders)
+            done = sum(e.state == "completed" for e in book.orders.values())
+        print(f"\n{n} orders accepted, {done} completed, {book.rejected} refused. "
+              f"Store database kept at {state / 'store.db'}.", file=out, flush=True)
+        return 0
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        signal.signal(signal.SIGTERM, old)
+        for a in actors:
+            a.stop()
+        for b in buses:
+            b.stop()
+        if hub_proc is not None and hub_proc.poll() is None:
+            hub_proc.terminate()
+            try:
+                hub_proc.wait(10)
+            except subprocess.TimeoutExpired:
+                hub_proc.kill()
+                hub_proc.wait()
+        broker.stop()
