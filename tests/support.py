@@ -1,0 +1,185 @@
+"""Test helpers: a real hub process and test devices on the real broker."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import defaultdict
+from pathlib import Path
+from typing import Callable
+
+import msgspec
+
+from restobox import contract
+from restobox.bus import Bus, Incoming
+from restobox.contract import OrderReply, OrderSubmit, SubmitLine, topics
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def hub_config(path: Path, *, port: int, password_file: Path, database: Path, device: str = "hub",
+               extra: str = "") -> Path:
+    path.write_text(
+        f"""
+[device]
+id = "{device}"
+role = "hub"
+
+[store]
+timezone = "Asia/Shanghai"
+
+[mqtt]
+host = "127.0.0.1"
+port = {port}
+password_file = "{password_file}"
+keepalive_s = 5
+reconnect_max_s = 1
+
+[hub]
+database = "{database}"
+health_interval_s = 1
+{extra}
+""",
+        encoding="utf-8",
+    )
+    return path
+
+
+class HubProcess:
+    """``restobox hub`` in its own process, so tests can SIGKILL it."""
+
+    def __init__(self, config: Path, log: Path) -> None:
+        self.config = config
+        self.log = log
+        self.proc: subprocess.Popen | None = None
+
+    def start(self, watcher: "Device", timeout: float = 15.0) -> None:
+        since = time.monotonic()
+        logf = open(self.log, "ab")
+        env = {k: v for k, v in os.environ.items() if k != "RESTOBOX_MQTT_PASSWORD"}
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "restobox.cli", "hub", "--config", str(self.config)],
+            stdout=logf, stderr=subprocess.STDOUT, env=env, cwd=REPO,
+        )
+        logf.close()
+        # Ready means: this process published retained health "ready".
+        def ready(m: Incoming) -> bool:
+            if m.topic != topics.health("hub"):
+                return False
+            h = msgspec.json.decode(m.payload)
+            return h.get("state") == "ready" and m.received >= since
+        try:
+            watcher.wait_for(ready, timeout)
+        except TimeoutError:
+            self.kill()
+            raise TimeoutError(f"hub did not become ready; log:\n{self.log.read_text()[-3000:]}")
+
+    def kill(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGKILL)
+            self.proc.wait(10)
+
+    def stop(self) -> int | None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        return self.proc.returncode if self.proc else None
+
+
+class Device:
+    """A test device on the real broker: records what it receives."""
+
+    def __init__(self, broker, name: str, subscribe: tuple[str, ...] = (), *, role: str = "test",
+                 persistent: bool = False) -> None:
+        cred = broker.creds[name]
+        self.name = name
+        self.bus = Bus(device=name, role=role, host=broker.host, port=broker.port,
+                       username=cred.username, password=cred.password, keepalive=5,
+                       persistent=persistent, reconnect_max_s=1)
+        self.received: list[Incoming] = []
+        self.by_topic: dict[str, list[Incoming]] = defaultdict(list)
+        self._cv = threading.Condition()
+        for t in subscribe:
+            self.bus.subscribe(t, self._got)
+        self.bus.start()
+        if not self.bus.wait_connected(10):
+            raise TimeoutError(f"{name} could not connect: {self.bus.last_refusal}")
+
+    def _got(self, m: Incoming) -> None:
+        with self._cv:
+            self.received.append(m)
+            self.by_topic[m.topic].append(m)
+            self._cv.notify_all()
+
+    def wait_for(self, pred: Callable[[Incoming], bool], timeout: float = 10.0) -> Incoming:
+        deadline = time.monotonic() + timeout
+        seen = 0
+        with self._cv:
+            while True:
+                for m in self.received[seen:]:
+                    if pred(m):
+                        return m
+                seen = len(self.received)
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise TimeoutError("no matching message")
+                self._cv.wait(left)
+
+    def wait_json(self, topic: str, pred: Callable[[dict], bool] = lambda d: True,
+                  timeout: float = 10.0) -> dict:
+        m = self.wait_for(lambda m: m.topic == topic and pred(msgspec.json.decode(m.payload)), timeout)
+        return msgspec.json.decode(m.payload)
+
+    def all_json(self, topic: str) -> list[dict]:
+        with self._cv:
+            return [msgspec.json.decode(m.payload) for m in self.by_topic.get(topic, [])]
+
+    def publish(self, topic: str, payload: bytes, **kw) -> None:
+        self.bus.publish_wait(topic, payload, **kw)
+
+    def close(self) -> None:
+        self.bus.stop()
+
+
+class Kiosk(Device):
+    """An ordering device: submits and waits for the hub's answer."""
+
+    def __init__(self, broker, name: str = "kiosk-1") -> None:
+        super().__init__(broker, name, (topics.order_reply(name),), role="kiosk")
+
+    def submit_raw(self, payload: bytes, timeout: float = 10.0) -> dict:
+        corr = uuid.uuid4().bytes
+        self.publish(topics.order_submit(self.name), payload, correlation=corr,
+                     response_topic=topics.order_reply(self.name))
+        m = self.wait_for(lambda m: m.correlation == corr, timeout)
+        return msgspec.json.decode(m.payload)
+
+    def submit(self, order: OrderSubmit, timeout: float = 10.0) -> OrderReply:
+        d = self.submit_raw(contract.encode(order), timeout)
+        return msgspec.convert(d, OrderReply)
+
+
+def new_order(*lines: tuple, service: str = "takeaway", channel: str = "kiosk", **kw) -> OrderSubmit:
+    """``new_order(("kung-pao-chicken", 1, ("spice-mild", "rice-white")))``"""
+    return OrderSubmit(
+        order_id=str(uuid.uuid4()), channel=channel, service=service,
+        lines=tuple(SubmitLine(item_id=i, qty=q, modifiers=tuple(m)) for i, q, *rest in lines
+                    for m in [rest[0] if rest else ()]),
+        **kw,
+    )
+
+
+# A few orders that the sample menu accepts.
+KUNG_PAO = ("kung-pao-chicken", 1, ("spice-mild", "rice-white"))
+COMBO = ("combo-kung-pao-chicken", 1, ("spice-hot", "combo-side-fries", "combo-drink-milk-tea"))
+MILK_TEA = ("bubble-milk-tea", 2, ("sugar-half", "ice-less"))
+SPRING_ROLLS = ("spring-rolls", 1)
