@@ -54,6 +54,8 @@ class Credentials:
     username: str
     password: str
     password_file: Path
+    """The device's secret file (DIR/credentials/NAME.secret, one line), as a
+    device config's ``mqtt.password_file`` expects."""
 
 
 def free_port() -> int:
@@ -68,8 +70,8 @@ def render_private_conf(port: int, state_dir: Path, bind: str = "127.0.0.1") -> 
 
     Rewritten: the listener (``port`` on ``bind``), password_file, acl_file
     and persistence_location (inside ``state_dir``), logging (to
-    ``state_dir/mosquitto.log``), the privilege-drop user (the current user)
-    and the pid file (none). Every other line is kept verbatim, and a
+    ``state_dir/mosquitto.log``), the privilege-drop user (root stays root)
+    and the pid file (none; ``Broker`` writes its own). Every other line is kept verbatim, and a
     directive the rewrite expects but does not find is an error, so the tests
     cannot silently drift from the real config.
     """
@@ -89,7 +91,7 @@ def render_private_conf(port: int, state_dir: Path, bind: str = "127.0.0.1") -> 
         # passwd and acl, and could not read a root-owned state dir; as
         # another user the option is ignored.
         "user": "user root" if os.geteuid() == 0 else None,
-        # Broker tracks the pid itself; the store's /run path is not ours.
+        # The store's /run path is not ours; Broker writes state_dir/mosquitto.pid.
         "pid_file": None,
     }
     # log_dest may repeat (several destinations); only the first is replaced.
@@ -183,7 +185,7 @@ class Broker:
     # -- lifecycle ----------------------------------------------------------
 
     def start(self) -> Broker:
-        """Start mosquitto; return once it accepts TCP connections (≤ 5 s)."""
+        """Start mosquitto; return once it answers MQTT on the port (≤ 5 s)."""
         if self.running:
             raise BrokerError("broker already running")
         self._dir.mkdir(parents=True, exist_ok=True)
@@ -216,7 +218,7 @@ class Broker:
         self._finalizer = weakref.finalize(self, _terminate, proc)
         self.pid_file.write_text(f"{proc.pid}\n", encoding="utf-8")
         deadline = time.monotonic() + START_TIMEOUT_S
-        while not self._accepts_tcp():
+        while not self._answers_mqtt():
             if proc.poll() is not None:
                 self._forget_process()
                 tail = self._log_tail()
@@ -263,23 +265,14 @@ class Broker:
     def __exit__(self, *exc: object) -> None:
         self.stop()
 
-    @classmethod
-    def start_with_devices(
-        cls,
-        state_dir: Path,
-        devices: Iterable[tuple[str, str, str | None]] = STANDARD_DEVICES,
-        port: int | None = None,
-        bind: str = "127.0.0.1",
-    ) -> Broker:
-        """Add ``devices`` before starting (so no reload is needed), then start.
-
-        The credentials are in ``broker.creds``.
-        """
-        broker = cls(state_dir, port=port, bind=bind)
+    def start_with_devices(self, devices: Iterable[tuple[str, str, str | None]] = STANDARD_DEVICES) -> Broker:
+        """Add ``devices`` (name, role, station) before starting, so no reload
+        is needed, then start. Credentials are in ``creds``; returns self."""
+        if self.running:
+            raise BrokerError("start_with_devices needs a stopped broker; use add_device on a running one")
         for name, role, station in devices:
-            broker.add_device(name, role, station)
-        broker.start()
-        return broker
+            self.add_device(name, role, station)
+        return self.start()
 
     # -- devices ------------------------------------------------------------
 
@@ -338,7 +331,7 @@ class Broker:
             password = secret.read_text(encoding="utf-8").strip()
         except FileNotFoundError:
             return None
-        return Credentials(name, password, self._dir / "passwd")
+        return Credentials(name, password, secret)
 
     def _forget_process(self) -> None:
         if self._finalizer is not None:
@@ -357,12 +350,10 @@ class Broker:
         if not acl.exists():
             shutil.copyfile(BROKER_CONFIG_DIR / "acl.base", acl)
 
-    def _accepts_tcp(self) -> bool:
-        try:
-            with socket.create_connection((self._bind, self._port), timeout=0.2):
-                return True
-        except OSError:
-            return False
+    def _answers_mqtt(self) -> bool:
+        # A CONNACK (any reason code) proves mosquitto itself is serving the
+        # port; an open TCP port alone could be someone else's socket.
+        return mqtt_connect_rc(self._bind, self._port, "restobox-startup-probe", "-", timeout=0.5) is not None
 
     def _connect_rc(self, creds: Credentials) -> int | None:
         return mqtt_connect_rc(self._bind, self._port, creds.username, creds.password)

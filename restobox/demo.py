@@ -9,6 +9,7 @@ book. Everything runs under ``var/demo/`` and stops on Ctrl-C (or after
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import signal
@@ -136,13 +137,16 @@ def _device_bus(broker: Broker, name: str, role: str) -> Bus:
 
 def run_demo(duration: float = 0, live: bool = True, rate: float = 0.5,
              state_dir: Path | None = None) -> int:
+    if not logging.getLogger().isEnabledFor(logging.DEBUG):
+        # the live screen is the output; library chatter would tear it
+        logging.getLogger("restobox").setLevel(logging.WARNING)
     state = Path(state_dir or os.environ.get("RESTOBOX_DEMO_DIR") or REPO / "var" / "demo")
     if state.exists():
         shutil.rmtree(state)
     state.mkdir(parents=True)
     port = free_port()
     out = sys.stdout
-    broker = Broker.start_with_devices(state / "broker", port=port)
+    broker = Broker(state / "broker", port=port).start_with_devices()
     hub_proc = None
     buses: list[Bus] = []
     actors: list = []
@@ -185,7 +189,7 @@ def run_demo(duration: float = 0, live: bool = True, rate: float = 0.5,
             f"Restobox demo: broker on 127.0.0.1:{port}, hub ready, a kiosk placing orders.\n"
             f"Watch the raw messages in another terminal:\n"
             f"  mosquitto_sub -V mqttv5 -p {port} -u monitor-1 "
-            f"-P \"$(cat {broker.creds['monitor-1'].password_file.parent / 'credentials' / 'monitor-1.secret'})\" "
+            f"-P \"$(cat {broker.creds['monitor-1'].password_file})\" "
             f"-t 'restobox/v1/#' -v\n"
             f"Store database: {state / 'store.db'}   Hub log: {state / 'hub.log'}\n",
             file=out, flush=True,
