@@ -20,6 +20,7 @@ What it adds to paho:
 from __future__ import annotations
 
 import logging
+import socket
 import threading
 import time
 from dataclasses import dataclass, field
@@ -53,6 +54,16 @@ Handler = Callable[[Incoming], None]
 
 class PublishError(Exception):
     pass
+
+
+def _no_delay(client, userdata, sock) -> None:
+    # paho leaves Nagle's algorithm on; with the peer's delayed ACK a small
+    # PUBLISH written right after another (a PUBACK, then a reply) waits
+    # ~40 ms. A store bus is all small messages: send each at once.
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    except (OSError, AttributeError):  # not a TCP socket (e.g. a unix socket)
+        pass
 
 
 def _now_iso() -> str:
@@ -112,6 +123,7 @@ class Bus:
             qos=1,
             retain=True,
         )
+        c.on_socket_open = _no_delay
         c.on_connect = self._on_connect
         c.on_disconnect = self._on_disconnect
         c.on_message = self._on_message

@@ -130,3 +130,53 @@ def open_store_db(path: str | Path) -> pw.SqliteDatabase:
 
 def integrity_ok(db: pw.SqliteDatabase) -> bool:
     return db.execute_sql("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+# ---------------------------------------------------------------- hot path
+# The hub accepts hundreds of orders a second on a Pi; building each query
+# through the ORM costs more than SQLite itself. These statements are built
+# once from the models above (so they follow the schema) and run directly.
+
+
+def _insert_sql(model: type[pw.Model], verb: str = "INSERT") -> tuple[str, list[str]]:
+    cols = [f.column_name for f in model._meta.sorted_fields if not isinstance(f, pw.AutoField)]
+    names = [f.name for f in model._meta.sorted_fields if not isinstance(f, pw.AutoField)]
+    quoted = ", ".join(f'"{c}"' for c in cols)
+    sql = f'{verb} INTO "{model._meta.table_name}" ({quoted}) VALUES ({", ".join("?" * len(cols))})'
+    return sql, names
+
+
+_ORDER_INSERT, _ORDER_NAMES = _insert_sql(Order)
+_TICKET_INSERT, _TICKET_NAMES = _insert_sql(Ticket)
+_OUTBOX_INSERT, _OUTBOX_NAMES = _insert_sql(Outbox, "INSERT OR IGNORE")
+
+
+def insert_order(database: pw.Database, **values) -> None:
+    database.execute_sql(_ORDER_INSERT, [values[n] for n in _ORDER_NAMES])
+
+
+def insert_tickets(database: pw.Database, rows: list[dict]) -> None:
+    cur = database.cursor()
+    cur.executemany(_TICKET_INSERT, [[r[n] for n in _TICKET_NAMES] for r in rows])
+
+
+def insert_outbox(database: pw.Database, **values) -> None:
+    values.setdefault("sent_at", None)
+    database.execute_sql(_OUTBOX_INSERT, [values[n] for n in _OUTBOX_NAMES])
+
+
+def next_order_number(database: pw.Database, business_date: str) -> int:
+    """The next number of the business day, counted in the same transaction."""
+    return database.execute_sql(
+        'INSERT INTO "day_counter" ("business_date", "last_number") VALUES (?, 1) '
+        'ON CONFLICT ("business_date") DO UPDATE SET "last_number" = "last_number" + 1 '
+        'RETURNING "last_number"',
+        (business_date,),
+    ).fetchone()[0]
+
+
+def order_hash(database: pw.Database, order_id: str) -> tuple[str, int, str] | None:
+    """(body_hash, number, business_date) of a stored order, or None."""
+    return database.execute_sql(
+        'SELECT "body_hash", "number", "business_date" FROM "order" WHERE "id" = ?', (order_id,)
+    ).fetchone()

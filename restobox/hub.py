@@ -269,15 +269,16 @@ class Hub:
         device = parsed[1]
         sub = contract.decode(m.payload, OrderSubmit, max_bytes=self.cfg.hub.max_payload_bytes)
         body_hash = hashlib.sha256(contract.encode(sub)).hexdigest()
-        existing = db.Order.get_or_none(db.Order.id == sub.order_id)
+        existing = db.order_hash(self._db, sub.order_id)
         if existing is not None:
-            if existing.body_hash != body_hash:
+            stored_hash, number, bdate = existing
+            if stored_hash != body_hash:
                 raise Rejection(
-                    "duplicate_conflict",
-                    f"{sub.order_id} is order {existing.number} of {existing.business_date}",
-                    number=str(existing.number),
+                    "duplicate_conflict", f"{sub.order_id} is order {number} of {bdate}",
+                    number=str(number),
                 )
-            reply = self._reply_from_row(existing, duplicate=True)
+            row = db.Order.get_by_id(sub.order_id)
+            reply = self._reply_from_row(row, duplicate=True)
             b.counters["duplicates"] += 1
             self._send_reply(b, m, device, reply)
             return
@@ -287,11 +288,11 @@ class Hub:
         )
         now = self.clock()
         bdate = self.business_date(now)
-        number = self._next_number(bdate)
+        number = db.next_order_number(self._db, bdate)
         at = iso(now)
         lines_json = _json.encode(priced.lines).decode()
-        db.Order.insert(
-            id=sub.order_id, business_date=bdate, number=number, state="accepted",
+        db.insert_order(
+            self._db, id=sub.order_id, business_date=bdate, number=number, state="accepted",
             channel=sub.channel, service=sub.service, table=sub.table, device=device,
             lang=sub.lang, placed_at=sub.placed_at or at, accepted_at=at, updated_at=at,
             subtotal=priced.subtotal, tax=priced.tax, total=priced.total, currency=priced.currency,
@@ -299,7 +300,7 @@ class Hub:
             payment_reference=sub.payment.reference, offline=sub.offline,
             provisional_number=sub.provisional_number, menu_version=self.menu.version,
             note=sub.note, body_hash=body_hash, lines=lines_json,
-        ).execute()
+        )
         by_station = split_by_station(priced.lines)
         tickets = []
         rows = []
@@ -312,9 +313,10 @@ class Hub:
             tickets.append(t)
             rows.append(
                 dict(id=t.ticket_id, order=sub.order_id, station=station, state="open",
-                     items=_json.encode(t.items).decode(), revision=1, created_at=at, updated_at=at)
+                     items=_json.encode(t.items).decode(), revision=1, created_at=at, updated_at=at,
+                     acked_at=None)
             )
-        db.Ticket.insert_many(rows).execute()
+        db.insert_tickets(self._db, rows)
         reply = OrderReply(
             order_id=sub.order_id, status="accepted", number=number, business_date=bdate,
             subtotal=priced.subtotal, tax=priced.tax, total=priced.total, currency=priced.currency,
@@ -344,12 +346,6 @@ class Hub:
         """Orders before the day start (e.g. 04:00) belong to the previous day."""
         local = now.astimezone(self.tz) - self.day_start
         return local.date().isoformat()
-
-    def _next_number(self, bdate: str) -> int:
-        row = db.DayCounter.get_or_none(db.DayCounter.business_date == bdate)
-        n = (row.last_number if row else 0) + 1
-        db.DayCounter.insert(business_date=bdate, last_number=n).on_conflict_replace().execute()
-        return n
 
     def _reply_from_row(self, row: db.Order, duplicate: bool) -> OrderReply:
         return OrderReply(
@@ -539,10 +535,8 @@ class Hub:
 
     # ============================================================= outbox
     def _outbox(self, event_id: str, kind: str, order_id: str | None, payload: dict, at: str) -> None:
-        db.Outbox.insert(
-            event_id=event_id, kind=kind, order_id=order_id,
-            payload=_json.encode(payload).decode(), created_at=at,
-        ).on_conflict_ignore().execute()
+        db.insert_outbox(self._db, event_id=event_id, kind=kind, order_id=order_id,
+                         payload=_json.encode(payload).decode(), created_at=at)
 
     # ===================================================== retained state
     def _load(self) -> None:
