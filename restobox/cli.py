@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 
 from restobox import config as config_mod
 
@@ -66,7 +67,8 @@ def cmd_menu_check(args) -> int:
 def cmd_demo(args) -> int:
     from restobox.demo import run_demo
 
-    return run_demo(duration=args.duration, live=not args.plain, rate=args.rate)
+    return run_demo(duration=args.duration, live=not args.plain, rate=args.rate,
+                    snapshot=Path(args.snapshot) if args.snapshot else None)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,6 +84,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--duration", type=float, default=0, help="stop after this many seconds (0: until Ctrl-C)")
     p.add_argument("--rate", type=float, default=0.5, help="orders per second from the virtual kiosk")
     p.add_argument("--plain", action="store_true", help="print lines instead of a live screen")
+    p.add_argument("--snapshot", metavar="SVG", help="save the final order book screen as an SVG picture")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("menu-check", help="check a menu JSON file")

@@ -110,9 +110,9 @@ class OrderBook:
             h = self.health
             c = h.get("counters", {})
             head = (
-                f"hub: [bold]{h.get('state', '?')}[/]  accepted {c.get('accepted', 0)}  "
-                f"refused {c.get('rejected', 0)}  duplicates {c.get('duplicates', 0)}  "
-                f"outbox {h.get('details', {}).get('outbox_unsent', '?')}\n"
+                f"hub [bold]{h.get('state', '?')}[/] · accepted {c.get('accepted', 0)} · "
+                f"refused {c.get('rejected', 0)} · duplicates {c.get('duplicates', 0)} · "
+                f"cloud outbox {h.get('details', {}).get('outbox_unsent', '?')}\n"
                 f"pickup board — preparing: {' '.join(map(str, self.board.get('preparing', []))) or '—'}   "
                 f"[green]ready: {' '.join(map(str, self.board.get('ready', []))) or '—'}[/]"
             )
@@ -135,8 +135,18 @@ def _device_bus(broker: Broker, name: str, role: str) -> Bus:
     return b
 
 
+def save_snapshot(book: OrderBook, path: Path) -> None:
+    """The order book as the terminal shows it, as an SVG picture."""
+    from rich.console import Console
+
+    con = Console(record=True, width=100, file=open(os.devnull, "w"), force_terminal=True)
+    con.print(book.render())
+    path.parent.mkdir(parents=True, exist_ok=True)
+    con.save_svg(str(path), title="restobox demo")
+
+
 def run_demo(duration: float = 0, live: bool = True, rate: float = 0.5,
-             state_dir: Path | None = None) -> int:
+             state_dir: Path | None = None, snapshot: Path | None = None) -> int:
     if not logging.getLogger().isEnabledFor(logging.DEBUG):
         # the live screen is the output; library chatter would tear it
         logging.getLogger("restobox").setLevel(logging.WARNING)
@@ -210,6 +220,8 @@ def run_demo(duration: float = 0, live: bool = True, rate: float = 0.5,
                     new, shown = book.lines[shown:], len(book.lines)
                 for line in new:
                     print(line, file=out, flush=True)
+        if snapshot is not None:
+            save_snapshot(book, snapshot)
         with book.lock:
             n = len(book.orders)
             done = sum(e.state == "completed" for e in book.orders.values())

@@ -1,0 +1,45 @@
+"""README's demo command runs a whole store and leaves nothing behind."""
+
+from __future__ import annotations
+
+import os
+import re
+import sqlite3
+import subprocess
+import sys
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+def processes_mentioning(text: str) -> list[str]:
+    out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
+    return [line for line in out.splitlines() if text in line and "ps -eo" not in line]
+
+
+def test_demo_places_cooks_and_completes_orders_then_stops_cleanly(tmp_path):
+    state = tmp_path / "demo"
+    svg = tmp_path / "book.svg"
+    env = {**os.environ, "RESTOBOX_DEMO_DIR": str(state)}
+    r = subprocess.run(
+        [sys.executable, "-m", "restobox.cli", "demo", "--duration", "14", "--plain", "--rate", "3",
+         "--snapshot", str(svg)],
+        capture_output=True, text=True, timeout=90, env=env,
+    )
+    assert r.returncode == 0, r.stderr[-2000:]
+    # it tells a person how to watch the raw messages
+    assert "mosquitto_sub -V mqttv5" in r.stdout
+    m = re.search(r"(\d+) orders accepted, (\d+) completed, (\d+) refused", r.stdout)
+    assert m, r.stdout[-2000:]
+    accepted, completed, refused = map(int, m.groups())
+    assert accepted >= 10 and completed >= 1 and refused == 0
+    con = sqlite3.connect(state / "store.db")
+    try:
+        assert con.execute('select count(*) from "order"').fetchone()[0] == accepted
+        assert con.execute("select count(*) from \"order\" where state='completed'").fetchone()[0] >= completed
+    finally:
+        con.close()
+    picture = svg.read_text()
+    assert picture.startswith("<svg") and "Order" in picture and "Wok" in picture
+    assert processes_mentioning(str(state)) == []
