@@ -1,0 +1,48 @@
+"""The `restobox` command: clear errors for a wrong config or menu."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from restobox.data import sample_menu_bytes
+
+
+def restobox(*args: str, timeout: float = 30) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "restobox.cli", *args],
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def test_hub_refuses_a_config_with_an_unknown_key_and_names_it(tmp_path):
+    cfg = tmp_path / "hub.toml"
+    cfg.write_text('[device]\nid = "hub"\nrole = "hub"\n[mqtt]\nhots = "127.0.0.1"\n')
+    r = restobox("hub", "--config", str(cfg))
+    assert r.returncode == 2
+    assert f"{cfg}: unknown key `hots` in [mqtt]" in r.stderr
+
+
+def test_hub_refuses_a_missing_config_file(tmp_path):
+    r = restobox("hub", "--config", str(tmp_path / "nope.toml"))
+    assert r.returncode == 2 and "does not exist" in r.stderr
+
+
+def test_hub_refuses_a_broken_menu_before_touching_the_broker(tmp_path):
+    menu = json.loads(sample_menu_bytes())
+    menu["items"][0]["station"] = "tandoor"
+    (tmp_path / "menu.json").write_text(json.dumps(menu))
+    cfg = tmp_path / "hub.toml"
+    cfg.write_text(f'[device]\nid = "hub"\nrole = "hub"\n[hub]\nmenu = "{tmp_path / "menu.json"}"\n'
+                   f'database = "{tmp_path / "store.db"}"\n')
+    r = restobox("hub", "--config", str(cfg))
+    assert r.returncode == 2
+    assert "cannot be used" in r.stderr and "unknown station 'tandoor'" in r.stderr
+    assert not (tmp_path / "store.db").exists()
+
+
+def test_menu_check_accepts_the_sample_and_explains_a_broken_menu(tmp_path):
+    ok = restobox("menu-check", "sample")
+    assert ok.returncode == 0 and "41 items" in ok.stdout
+    (tmp_path / "m.json").write_text('{"version": "x"}')
+    bad = restobox("menu-check", str(tmp_path / "m.json"))
+    assert bad.returncode == 1 and "missing required field" in bad.stderr
