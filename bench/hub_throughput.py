@@ -37,7 +37,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from restobox import contract  # noqa: E402
-from restobox.brokerconf import STANDARD_DEVICES, Broker  # noqa: E402
+from restobox.brokerconf import STANDARD_DEVICES, Broker, terminate  # noqa: E402
 from restobox.bus import Bus, Incoming  # noqa: E402
 from restobox.contract import topics  # noqa: E402
 from restobox.data import load_sample_menu  # noqa: E402
@@ -249,12 +249,8 @@ def main() -> int:
             print(json.dumps(figures))
             return 0 if stored == len(lat) and rejected == 0 else 1
         finally:
-            if hub is not None and hub.poll() is None:
-                hub.terminate()
-                try:
-                    hub.wait(10)
-                except subprocess.TimeoutExpired:
-                    hub.kill()
+            if hub is not None:
+                terminate(hub, 10)
             broker.stop()
 
 

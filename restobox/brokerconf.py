@@ -117,12 +117,13 @@ def render_private_conf(port: int, state_dir: Path, bind: str = "127.0.0.1") -> 
     return "\n".join(out) + "\n"
 
 
-def _terminate(proc: subprocess.Popen) -> None:
+def terminate(proc: subprocess.Popen, timeout: float = STOP_TIMEOUT_S) -> None:
+    """SIGTERM, wait, SIGKILL if it does not stop: never leave it behind."""
     if proc.poll() is not None:
         return
     proc.terminate()
     try:
-        proc.wait(STOP_TIMEOUT_S)
+        proc.wait(timeout)
     except subprocess.TimeoutExpired:
         proc.kill()
         proc.wait()
@@ -215,7 +216,7 @@ class Broker:
             )
         self._proc = proc
         # Never leave a broker behind, even if stop() is never called.
-        self._finalizer = weakref.finalize(self, _terminate, proc)
+        self._finalizer = weakref.finalize(self, terminate, proc)
         self.pid_file.write_text(f"{proc.pid}\n", encoding="utf-8")
         deadline = time.monotonic() + START_TIMEOUT_S
         while not self._answers_mqtt():
@@ -236,7 +237,7 @@ class Broker:
     def stop(self) -> None:
         """Graceful stop (SIGTERM; SIGKILL after 5 s) and wait for the process."""
         if self._proc is not None:
-            _terminate(self._proc)
+            terminate(self._proc)
         self._forget_process()
 
     def kill(self) -> None:

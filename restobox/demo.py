@@ -23,7 +23,7 @@ from pathlib import Path
 import msgspec
 
 from restobox import contract
-from restobox.brokerconf import Broker, free_port
+from restobox.brokerconf import Broker, free_port, terminate
 from restobox.bus import Bus, Incoming
 from restobox.contract import topics
 from restobox.data import load_sample_menu
@@ -236,11 +236,6 @@ def run_demo(duration: float = 0, live: bool = True, rate: float = 0.5,
             a.stop()
         for b in buses:
             b.stop()
-        if hub_proc is not None and hub_proc.poll() is None:
-            hub_proc.terminate()
-            try:
-                hub_proc.wait(10)
-            except subprocess.TimeoutExpired:
-                hub_proc.kill()
-                hub_proc.wait()
+        if hub_proc is not None:
+            terminate(hub_proc, 10)
         broker.stop()

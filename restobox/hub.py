@@ -383,12 +383,20 @@ class Hub:
         )
 
     # ======================================================== station events
-    def _station_event(self, b: _Batch, m: Incoming) -> None:
+    def _decode_scoped(self, m: Incoming, kind: str, type_):
+        """(device or station id from the topic, decoded message)."""
         parsed = contract.parse_topic(m.topic)
-        if parsed is None or parsed[0] != "station/event":
+        if parsed is None or parsed[0] != kind:
             raise Rejection("bad_topic", m.topic)
-        station = parsed[1]
-        ev = contract.decode(m.payload, StationEvent, max_bytes=self.cfg.hub.max_payload_bytes)
+        return parsed[1], contract.decode(m.payload, type_, max_bytes=self.cfg.hub.max_payload_bytes)
+
+    @staticmethod
+    def _progress(order: db.Order, tickets: dict[str, db.Ticket]) -> OrderProgress:
+        return OrderProgress(order.state, {s: _items_dec.decode(t.items) for s, t in tickets.items()},
+                             {s for s, t in tickets.items() if t.acked_at})
+
+    def _station_event(self, b: _Batch, m: Incoming) -> None:
+        station, ev = self._decode_scoped(m, "station/event", StationEvent)
         if db.ProcessedMessage.get_or_none(db.ProcessedMessage.id == ev.event_id):
             b.counters["duplicate_events"] += 1
             return
@@ -409,8 +417,7 @@ class Hub:
                 db.Ticket.update(acked_at=now).where(db.Ticket.id == t.id).execute()
             b.counters["acks"] += 1
             return
-        prog = OrderProgress(order.state, {s: _items_dec.decode(x.items) for s, x in tickets.items()},
-                             {s for s, x in tickets.items() if x.acked_at})
+        prog = self._progress(order, tickets)
         before = order.state
         if ev.kind == "bump":
             changed = prog.bump(station)
@@ -435,8 +442,7 @@ class Hub:
         b.counters[f"events.{ev.kind}"] += 1
 
     def _expo_event(self, b: _Batch, order: db.Order, tickets: dict, ev: StationEvent, now: str) -> None:
-        prog = OrderProgress(order.state, {s: _items_dec.decode(x.items) for s, x in tickets.items()},
-                             {s for s, x in tickets.items() if x.acked_at})
+        prog = self._progress(order, tickets)
         if ev.kind == "ack":
             return
         if ev.kind == "bump":
@@ -478,11 +484,7 @@ class Hub:
 
     # ========================================================= staff commands
     def _staff(self, b: _Batch, m: Incoming) -> None:
-        parsed = contract.parse_topic(m.topic)
-        if parsed is None or parsed[0] != "staff/command":
-            raise Rejection("bad_topic", m.topic)
-        device = parsed[1]
-        cmd = contract.decode(m.payload, StaffCommand, max_bytes=self.cfg.hub.max_payload_bytes)
+        device, cmd = self._decode_scoped(m, "staff/command", StaffCommand)
         now = iso(self.clock())
         if db.ProcessedMessage.get_or_none(db.ProcessedMessage.id == cmd.command_id) is None:
             if cmd.kind == "void":
@@ -508,10 +510,10 @@ class Hub:
         order = db.Order.get_or_none(db.Order.id == cmd.order_id)
         if order is None:
             raise Rejection("unknown_order", cmd.order_id)
-        tickets = list(db.Ticket.select().where(db.Ticket.order == order.id))
-        prog = OrderProgress(order.state, {t.station: _items_dec.decode(t.items) for t in tickets})
+        tickets = {t.station: t for t in db.Ticket.select().where(db.Ticket.order == order.id)}
+        prog = self._progress(order, tickets)
         prog.void()
-        for t in tickets:
+        for t in tickets.values():
             db.Ticket.update(state="voided", revision=t.revision + 1, updated_at=now).where(
                 db.Ticket.id == t.id).execute()
             b.out.append(_Out(topics.station_ticket(t.station), contract.encode(

@@ -16,6 +16,7 @@ from typing import Callable
 import msgspec
 
 from restobox import contract
+from restobox.brokerconf import terminate
 from restobox.bus import Bus, Incoming
 from restobox.contract import OrderReply, OrderSubmit, SubmitLine, topics
 
@@ -85,13 +86,8 @@ class HubProcess:
             self.proc.wait(10)
 
     def stop(self) -> int | None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        if self.proc:
+            terminate(self.proc, 10)
         return self.proc.returncode if self.proc else None
 
 
