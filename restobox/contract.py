@@ -104,6 +104,19 @@ class topics:
     PRESENCE_ALL = f"{ROOT}/presence/+"
     HEALTH_ALL = f"{ROOT}/health/+"
 
+    # hub -> printing service: jobs; printing -> everyone: job states and
+    # printer status (retained, one topic per printer)
+    PRINT_JOB = f"{ROOT}/print/job"
+    PRINT_JOB_STATE = f"{ROOT}/print/state"
+
+    @classmethod
+    def printer_status(cls, printer: str) -> str:
+        return f"{ROOT}/print/printer/{cls._dev(printer)}"
+
+    PRINTER_STATUS_ALL = f"{ROOT}/print/printer/+"
+    # any service -> staff screens: something needs a person
+    ALERTS = f"{ROOT}/alert"
+
 
 _SCOPED = {("station", "ticket"), ("station", "event"), ("staff", "command"), ("staff", "reply")}
 
@@ -338,11 +351,13 @@ class SoldOut(Message, kw_only=True):
     at: str
 
 
-StaffKind = Literal["void", "eighty_six", "un_eighty_six"]
+StaffKind = Literal["void", "eighty_six", "un_eighty_six", "reprint"]
 
 
 class StaffCommand(Message, kw_only=True):
-    """A staff tool asks the hub to act (void an order, 86 an item)."""
+    """A staff tool asks the hub to act: void an order, 86 an item, reprint
+    an order's receipt (``item_id`` empty) or one station's ticket
+    (``item_id`` = the station id)."""
 
     command_id: OrderId
     kind: StaffKind
@@ -393,6 +408,119 @@ class RejectNotice(Message, kw_only=True):
 
 
 # =========================================================================
+# Printing
+# =========================================================================
+
+
+class StoreHeader(msgspec.Struct, kw_only=True):
+    name_zh: str
+    name_en: str
+    address: str = ""
+    phone: str = ""
+    tax_id: str = ""
+
+
+class ReceiptData(msgspec.Struct, kw_only=True):
+    """Everything a customer receipt shows; prices as the hub computed them."""
+
+    store: StoreHeader
+    order_id: str
+    number: int
+    business_date: str
+    accepted_at: str  # local time, "YYYY-MM-DD HH:MM"
+    channel: str
+    service: str
+    table: str | None = None
+    lang: Lang = "zh"
+    lines: tuple[PricedLine, ...]
+    subtotal: int
+    tax: int
+    total: int
+    currency: str = "CNY"
+    tax_rate_bp: int = 0
+    tax_inclusive: bool = True
+    payment_method: str = "counter"
+    payment_status: str = "unpaid"
+    payment_reference: str = ""
+    offline: bool = False
+    provisional_number: str = ""
+    note: str = ""
+
+
+class KitchenData(msgspec.Struct, kw_only=True):
+    """A station ticket as printed at that station."""
+
+    station_name: Words
+    ticket: StationTicket
+    printed_at: str  # local time, "YYYY-MM-DD HH:MM:SS"
+    # printed because no kitchen screen acknowledged the ticket in time
+    fallback: bool = False
+
+
+PrintKind = Literal["receipt", "kitchen", "test"]
+
+
+class PrintJob(Message, kw_only=True):
+    """The hub asks the printing service to print (hub -> printing).
+
+    ``job_id`` is the idempotency key: ``<order_id>:<kind>:<printer>`` for
+    the first print, with ``:reprint-<n>`` for staff reprints. The service
+    prints each job id at most once; a repeated job is only confirmed again.
+    """
+
+    job_id: Annotated[str, msgspec.Meta(max_length=160)]
+    printer: StationId
+    kind: PrintKind
+    order_id: str = ""
+    reprint: bool = False
+    receipt: ReceiptData | None = None
+    kitchen: KitchenData | None = None
+
+
+JobStateName = Literal["queued", "printing", "done", "held", "failed"]
+
+
+class PrintJobState(Message, kw_only=True):
+    """A print job changed state (printing -> everyone)."""
+
+    job_id: str
+    printer: str
+    kind: str
+    order_id: str = ""
+    state: JobStateName
+    attempts: int = 0
+    reason: str | None = None
+    message: Words | None = None
+    at: str
+
+
+class PrinterStatus(Message, kw_only=True):
+    """A printer's condition (retained), from ESC/POS DLE EOT where the port
+    can read it."""
+
+    printer: str
+    state: Literal["ready", "paper_out", "cover_open", "offline", "error", "unknown"]
+    paper_near_end: bool = False
+    queued: int = 0
+    held: int = 0
+    reason: str | None = None
+    message: Words | None = None
+    at: str
+
+
+class Alert(Message, kw_only=True):
+    """Something a person must see (printer out of paper, a kitchen screen
+    that does not confirm tickets)."""
+
+    source: str
+    code: str
+    message: Words
+    severity: Literal["info", "warning", "critical"] = "warning"
+    subject: str = ""
+    at: str
+
+
+# =========================================================================
 # Reasons: every refusal has a code and a sentence a person understands
 # =========================================================================
 
@@ -423,6 +551,16 @@ REASONS: dict[str, Words] = {
     "bad_transition": Words("订单现在不能这样操作。", "The order cannot do that in its current state."),
     "not_on_station": Words("这个订单在本工位没有菜品。", "That order has nothing for this station."),
     "bad_line": Words("没有这一行菜品。", "The order has no such line for this station."),
+    "paper_out": Words("打印机缺纸。", "The printer is out of paper."),
+    "cover_open": Words("打印机盖子开着。", "The printer cover is open."),
+    "printer_offline": Words("打印机没有响应。", "The printer does not answer."),
+    "printer_error": Words("打印机报告错误。", "The printer reports an error."),
+    "printer_busy": Words("打印机被占用。", "The printer is in use by another program."),
+    "unknown_printer": Words("没有这台打印机。", "No printer with that name is configured."),
+    "print_interrupted": Words("打印中断，已重新打印。", "Printing was interrupted; the ticket was printed again."),
+    "ticket_not_acknowledged": Words(
+        "厨房屏幕没有确认这张单，已打印。", "No kitchen screen confirmed this ticket; it was printed instead."
+    ),
     "storage_unavailable": Words("暂时无法保存订单，请重试。", "The order could not be saved; please try again."),
     "internal_error": Words("系统出错，请重试。", "Something went wrong in the hub; please try again."),
 }

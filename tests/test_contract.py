@@ -326,6 +326,31 @@ MESSAGES = [
            details={"paper": "low", "backlog": 3, "disk_free": 0.5, "online": False, "note": None},
            last_errors=(NOTICE,)),
     NOTICE,
+    contract.PrintJob(
+        job_id=f"{ORDER_ID}:receipt:kiosk-1-printer", printer="kiosk-1-printer", kind="receipt",
+        order_id=ORDER_ID,
+        receipt=contract.ReceiptData(
+            store=contract.StoreHeader(name_zh="示例餐厅", name_en="Sample Restaurant"),
+            order_id=ORDER_ID, number=17, business_date="2026-11-01", accepted_at="2026-11-01 12:00",
+            channel="kiosk", service="dine_in", table="T12", lines=(PRICED,), subtotal=8491, tax=509,
+            total=9000, tax_rate_bp=600, offline=True, provisional_number="K-17"),
+    ),
+    contract.PrintJob(
+        job_id=f"{ORDER_ID}:kitchen:kitchen-1:reprint-1", printer="kitchen-1", kind="kitchen",
+        order_id=ORDER_ID, reprint=True,
+        kitchen=contract.KitchenData(
+            station_name=Words("饮品", "Drinks"), printed_at="2026-11-01 12:00:30", fallback=True,
+            ticket=StationTicket(ticket_id=f"{ORDER_ID}:drinks", order_id=ORDER_ID, number=17,
+                                 station="drinks", channel="kiosk", service="takeaway", items=(TICKET_ITEM,),
+                                 accepted_at="2026-11-01T12:00:00+08:00")),
+    ),
+    contract.PrintJobState(job_id=f"{ORDER_ID}:receipt:p", printer="p", kind="receipt", state="held",
+                           attempts=2, reason="paper_out", message=REASONS["paper_out"],
+                           at="2026-11-01T12:03:00+08:00"),
+    contract.PrinterStatus(printer="kitchen-1", state="paper_out", paper_near_end=True, queued=3, held=1,
+                           reason="paper_out", message=REASONS["paper_out"], at="2026-11-01T12:03:00+08:00"),
+    contract.Alert(source="printing", code="paper_out", message=REASONS["paper_out"], severity="critical",
+                   subject="kitchen-1", at="2026-11-01T12:03:00+08:00"),
 ]
 
 
