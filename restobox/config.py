@@ -71,8 +71,77 @@ class HubConfig(_Strict):
     batch_max: Annotated[int, msgspec.Meta(ge=1, le=4096)] = 256
     """Most submissions committed in one transaction (group commit)."""
     health_interval_s: Seconds = 10.0
-    ready_board_keep: Annotated[int, msgspec.Meta(ge=1, le=100)] = 12
-    """How many recently completed numbers the ready board keeps showing."""
+    printing: "HubPrintingConfig" = msgspec.field(default_factory=lambda: HubPrintingConfig())
+
+
+# ------------------------------------------------------------------ printers
+class _PrinterBase(_Strict, tag_field="port", kw_only=True):
+    id: DeviceId
+    """The printer's name, used in print jobs and status topics."""
+    width_mm: Literal[58, 80] = 80
+    """Paper width: 58 mm (32 characters a line) or 80 mm (48)."""
+    encoding: Literal["gb18030", "ascii"] = "gb18030"
+    """gb18030 for Chinese thermal printers (Chinese mode, FS &); ascii for
+    printers without Chinese fonts (English text only)."""
+    lang: Literal["zh", "en", "both"] = "both"
+    """Language of the printed text (ascii printers always print English)."""
+    write_timeout_s: Seconds = 5.0
+    status_timeout_s: Seconds = 1.0
+    """How long to wait for a DLE EOT status answer."""
+
+
+class SerialPrinter(_PrinterBase, tag="serial", kw_only=True):
+    device: str
+    """e.g. /dev/ttyUSB0 or the udev name /dev/restobox-printer-kitchen"""
+    baudrate: Literal[9600, 19200, 38400, 57600, 115200] = 19200
+
+
+class UsbPrinter(_PrinterBase, tag="usb", kw_only=True):
+    vendor_id: Annotated[int, msgspec.Meta(ge=0, le=0xFFFF)]
+    product_id: Annotated[int, msgspec.Meta(ge=0, le=0xFFFF)]
+
+
+class NetworkPrinter(_PrinterBase, tag="network", kw_only=True):
+    host: str
+    tcp_port: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 9100
+    connect_timeout_s: Seconds = 3.0
+
+
+class FilePrinter(_PrinterBase, tag="file", kw_only=True):
+    path: str
+    """A device node such as /dev/usb/lp0, or a file that collects the bytes."""
+
+
+class VirtualPrinter(_PrinterBase, tag="virtual", kw_only=True):
+    directory: str
+    """Where each job's bytes (.bin) and a picture of the paper (.png) are saved."""
+
+
+PrinterConfig = SerialPrinter | UsbPrinter | NetworkPrinter | FilePrinter | VirtualPrinter
+
+
+class PrintingConfig(_Strict):
+    database: str = "/var/lib/restobox/printing.db"
+    printers: tuple[PrinterConfig, ...] = ()
+    retry_max_s: Seconds = 30.0
+    """Longest wait between two attempts at a failing printer."""
+    status_interval_s: Seconds = 2.0
+    """How often an idle or held printer's status is read."""
+
+
+class StationPrinting(_Strict):
+    printer: DeviceId
+    mode: Literal["always", "fallback"] = "fallback"
+    """always: every ticket is printed; fallback: printed only when no
+    kitchen screen acknowledged it within fallback_after_s."""
+    fallback_after_s: Seconds = 30.0
+
+
+class HubPrintingConfig(_Strict):
+    receipt_printers: dict[str, DeviceId] = {}
+    """Ordering device -> the printer that prints its receipts."""
+    stations: dict[str, StationPrinting] = {}
+    """Station -> its kitchen printer."""
 
 
 class Config(_Strict):
@@ -80,6 +149,7 @@ class Config(_Strict):
     store: StoreConfig = msgspec.field(default_factory=StoreConfig)
     mqtt: MqttConfig = msgspec.field(default_factory=MqttConfig)
     hub: HubConfig = msgspec.field(default_factory=HubConfig)
+    printing: PrintingConfig = msgspec.field(default_factory=PrintingConfig)
 
     def mqtt_username(self) -> str:
         return self.mqtt.username or self.device.id
@@ -131,6 +201,8 @@ def _humane(msg: str) -> str:
     # a person reads "unknown key `hots` in [mqtt]".
     msg = msg.replace("Object contains unknown field", "unknown key")
     msg = msg.replace("Object missing required field", "missing key")
+    if msg.startswith("Invalid value") and msg.endswith(".port`"):
+        msg = msg.replace(" - at", " (a printer port is one of serial, usb, network, file, virtual) - at")
     if " - at `$." in msg:
         head, _, path = msg.partition(" - at `$.")
         path = path.rstrip("`")
