@@ -37,6 +37,7 @@ STANDARD_DEVICES: list[tuple[str, str, str | None]] = [
     ("board-1", "board", None),
     ("staff-1", "staff", None),
     ("monitor-1", "monitor", None),
+    ("printing", "printing", None),
 ]
 
 START_TIMEOUT_S = 5.0

@@ -1,6 +1,7 @@
 """The ``restobox`` command: services and staff tools.
 
     restobox hub   [--config FILE]      run the store hub
+    restobox printing [--config FILE]   run the printing service
     restobox demo  [--duration S]       a store on this machine: broker, hub,
                                         a scripted kiosk and cook
     restobox menu-check FILE            check a menu file before installing it
@@ -48,6 +49,14 @@ def cmd_hub(args) -> int:
     return 0
 
 
+def cmd_printing(args) -> int:
+    from restobox.printing.spooler import Spooler
+
+    cfg = config_mod.load(args.config)
+    Spooler(cfg).run_forever()
+    return 0
+
+
 def cmd_menu_check(args) -> int:
     from restobox.menu import MenuError
 
@@ -79,6 +88,10 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("hub", help="run the store hub (the order book)")
     p.add_argument("--config", help=f"config file (default $RESTOBOX_CONFIG or {config_mod.DEFAULT_PATH})")
     p.set_defaults(func=cmd_hub)
+
+    p = sub.add_parser("printing", help="run the printing service (every printer's queue)")
+    p.add_argument("--config", help=f"config file (default $RESTOBOX_CONFIG or {config_mod.DEFAULT_PATH})")
+    p.set_defaults(func=cmd_printing)
 
     p = sub.add_parser("demo", help="run a whole store on this machine")
     p.add_argument("--duration", type=float, default=0, help="stop after this many seconds (0: until Ctrl-C)")

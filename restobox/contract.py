@@ -463,8 +463,9 @@ PrintKind = Literal["receipt", "kitchen", "test"]
 class PrintJob(Message, kw_only=True):
     """The hub asks the printing service to print (hub -> printing).
 
-    ``job_id`` is the idempotency key: ``<order_id>:<kind>:<printer>`` for
-    the first print, with ``:reprint-<n>`` for staff reprints. The service
+    ``job_id`` is the idempotency key: ``<order_id>:receipt:<printer>`` or
+    ``<order_id>:kitchen:<printer>:<station>`` for the first print, with
+    ``:reprint-<n>`` added for staff reprints. The service
     prints each job id at most once; a repeated job is only confirmed again.
     """
 

@@ -113,7 +113,22 @@ class SoldOutItem(_Base):
     by = pw.CharField(max_length=32)
 
 
-STORE_TABLES = (Order, Ticket, DayCounter, Outbox, ProcessedMessage, SoldOutItem)
+class PrintRequest(_Base):
+    """A print job the hub asked for; confirmed once the printing service
+    reports it has queued it (until then it is sent again)."""
+
+    job_id = pw.CharField(primary_key=True, max_length=160)
+    printer = pw.CharField(max_length=32)
+    kind = pw.CharField(max_length=16)
+    order_id = pw.CharField(max_length=36, null=True, index=True)
+    payload = pw.TextField()  # the encoded contract.PrintJob
+    created_at = pw.CharField(max_length=40)
+    confirmed_at = pw.CharField(max_length=40, null=True, index=True)
+    state = pw.CharField(max_length=16, default="requested")
+    reason = pw.CharField(max_length=32, null=True)
+
+
+STORE_TABLES = (Order, Ticket, DayCounter, Outbox, ProcessedMessage, SoldOutItem, PrintRequest)
 
 
 def open_store_db(path: str | Path) -> pw.SqliteDatabase:
@@ -180,3 +195,48 @@ def order_hash(database: pw.Database, order_id: str) -> tuple[str, int, str] | N
     return database.execute_sql(
         'SELECT "body_hash", "number", "business_date" FROM "order" WHERE "id" = ?', (order_id,)
     ).fetchone()
+
+
+# ---------------------------------------------------------- printing service
+# The printing service keeps its own database (printing.db): a durable job
+# queue per printer.
+printing_db = pw.DatabaseProxy()
+
+
+class PrintJobRow(pw.Model):
+    """One print job. ``job_id`` is the idempotency key from the hub."""
+
+    job_id = pw.CharField(primary_key=True, max_length=160)
+    printer = pw.CharField(max_length=32, index=True)
+    kind = pw.CharField(max_length=16)
+    order_id = pw.CharField(max_length=36, default="")
+    reprint = pw.BooleanField(default=False)
+    job = pw.TextField()  # the encoded contract.PrintJob
+    # queued -> printing -> done; held while the printer cannot print;
+    # failed when the job itself cannot be printed (no retry helps)
+    state = pw.CharField(max_length=16, index=True)
+    attempts = pw.IntegerField(default=0)
+    # a job found "printing" after a crash or a dropped connection is
+    # printed again, marked REPRINT: the paper may or may not have come out
+    interrupted = pw.BooleanField(default=False)
+    next_attempt = pw.FloatField(default=0.0)  # unix time
+    reason = pw.CharField(max_length=32, null=True)
+    created_at = pw.CharField(max_length=40)
+    updated_at = pw.CharField(max_length=40)
+    printed_at = pw.CharField(max_length=40, null=True)
+    seq = pw.IntegerField(index=True)  # arrival order
+
+    class Meta:
+        database = printing_db
+        legacy_table_names = False
+        table_name = "print_job"
+
+
+def open_printing_db(path: str | Path) -> pw.SqliteDatabase:
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    db = pw.SqliteDatabase(str(p), pragmas=PRAGMAS, check_same_thread=False)
+    printing_db.initialize(db)
+    db.connect(reuse_if_open=True)
+    db.create_tables([PrintJobRow], safe=True)
+    return db

@@ -116,6 +116,8 @@ class Hub:
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
         self._db: pw.SqliteDatabase | None = None
+        self._last_tick = 0.0
+        self._print_sent: dict[str, float] = {}
 
     # ============================================================ lifecycle
     def start(self) -> None:
@@ -126,6 +128,7 @@ class Hub:
         self.bus.subscribe(topics.ORDER_SUBMIT_ALL, lambda m: self.q.put(("submit", m)))
         self.bus.subscribe(topics.STATION_EVENT_ALL, lambda m: self.q.put(("station", m)))
         self.bus.subscribe(topics.STAFF_COMMAND_ALL, lambda m: self.q.put(("staff", m)))
+        self.bus.subscribe(topics.PRINT_JOB_STATE, lambda m: self.q.put(("print_state", m)))
         self.bus.start()
         self._worker = threading.Thread(target=self._run, name="hub-worker", daemon=True)
         self._worker.start()
@@ -181,6 +184,7 @@ class Hub:
     def _run(self) -> None:
         cap = self.cfg.hub.batch_max
         while not self._stop.is_set():
+            self._maybe_tick()
             try:
                 first = self.q.get(timeout=0.2)
             except queue.Empty:
@@ -243,6 +247,8 @@ class Hub:
                     self._station_event(b, m)
                 elif kind == "staff":
                     self._staff(b, m)
+                elif kind == "print_state":
+                    self._print_state(b, m)
         except Rejection as r:
             if kind == "submit":
                 self._reply_rejection(b, m, r)
@@ -317,6 +323,7 @@ class Hub:
                      acked_at=None)
             )
         db.insert_tickets(self._db, rows)
+        self._print_for_new_order(b, sub, device, number, bdate, now, priced, tickets)
         reply = OrderReply(
             order_id=sub.order_id, status="accepted", number=number, business_date=bdate,
             subtotal=priced.subtotal, tax=priced.tax, total=priced.total, currency=priced.currency,
@@ -489,6 +496,8 @@ class Hub:
         if db.ProcessedMessage.get_or_none(db.ProcessedMessage.id == cmd.command_id) is None:
             if cmd.kind == "void":
                 self._void(b, cmd, device, now)
+            elif cmd.kind == "reprint":
+                self._reprint(b, cmd, now)
             else:
                 self._eighty_six(b, cmd, device, now)
             db.ProcessedMessage.insert(id=cmd.command_id, at=now).execute()
@@ -534,6 +543,157 @@ class Hub:
         self._outbox(f"{cmd.command_id}", f"menu.{cmd.kind}", None,
                      {"item_id": iid, "by": device, "at": now}, now)
         b.sold_out_changed = True
+
+    # ============================================================= printing
+    def _local(self, when: datetime, seconds: bool = False) -> str:
+        return when.astimezone(self.tz).strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+
+    def _station_name(self, station: str) -> contract.Words:
+        st = self.idx.stations.get(station)
+        return contract.Words(st.name.zh, st.name.en) if st else contract.Words(station, station)
+
+    def _receipt_data(self, order: db.Order | None, **direct) -> contract.ReceiptData:
+        s = self.cfg.store
+        header = contract.StoreHeader(name_zh=s.name_zh, name_en=s.name_en, address=s.address,
+                                      phone=s.phone, tax_id=s.tax_id)
+        if order is not None:
+            direct = dict(
+                order_id=order.id, number=order.number, business_date=order.business_date,
+                accepted_at=self._local(datetime.fromisoformat(order.accepted_at)), channel=order.channel,
+                service=order.service, table=order.table, lang=order.lang, lines=_lines_dec.decode(order.lines),
+                subtotal=order.subtotal, tax=order.tax, total=order.total, currency=order.currency,
+                payment_method=order.payment_method, payment_status=order.payment_status,
+                payment_reference=order.payment_reference, offline=order.offline,
+                provisional_number=order.provisional_number, note=order.note,
+            )
+        return contract.ReceiptData(store=header, tax_rate_bp=self.menu.tax_rate_bp,
+                                    tax_inclusive=self.menu.tax_inclusive, **direct)
+
+    def _request_print(self, b: _Batch, job: contract.PrintJob, at: str) -> None:
+        payload = contract.encode(job)
+        db.PrintRequest.insert(job_id=job.job_id, printer=job.printer, kind=job.kind, order_id=job.order_id,
+                               payload=payload.decode(), created_at=at).on_conflict_ignore().execute()
+        b.out.append(_Out(topics.PRINT_JOB, payload))
+        b.counters[f"print_requests.{job.kind}"] += 1
+
+    def _print_for_new_order(self, b: _Batch, sub: OrderSubmit, device: str, number: int, bdate: str,
+                             now: datetime, priced, tickets: list[StationTicket]) -> None:
+        routes = self.cfg.hub.printing
+        at = iso(now)
+        for t in tickets:
+            sp = routes.stations.get(t.station)
+            if sp is not None and sp.mode == "always":
+                self._request_print(b, contract.PrintJob(
+                    job_id=f"{sub.order_id}:kitchen:{sp.printer}:{t.station}", printer=sp.printer,
+                    kind="kitchen", order_id=sub.order_id,
+                    kitchen=contract.KitchenData(station_name=self._station_name(t.station), ticket=t,
+                                                 printed_at=self._local(now, seconds=True))), at)
+        printer = routes.receipt_printers.get(device)
+        if printer is not None:
+            data = self._receipt_data(
+                None, order_id=sub.order_id, number=number, business_date=bdate,
+                accepted_at=self._local(now), channel=sub.channel, service=sub.service, table=sub.table,
+                lang=sub.lang, lines=priced.lines, subtotal=priced.subtotal, tax=priced.tax,
+                total=priced.total, currency=priced.currency, payment_method=sub.payment.method,
+                payment_status=sub.payment.status, payment_reference=sub.payment.reference,
+                offline=sub.offline, provisional_number=sub.provisional_number, note=sub.note)
+            self._request_print(b, contract.PrintJob(
+                job_id=f"{sub.order_id}:receipt:{printer}", printer=printer, kind="receipt",
+                order_id=sub.order_id, receipt=data), at)
+
+    def _print_state(self, b: _Batch, m: Incoming) -> None:
+        st = contract.decode(m.payload, contract.PrintJobState, max_bytes=self.cfg.hub.max_payload_bytes)
+        now = iso(self.clock())
+        (db.PrintRequest.update(confirmed_at=pw.fn.COALESCE(db.PrintRequest.confirmed_at, now),
+                                state=st.state, reason=st.reason)
+         .where(db.PrintRequest.job_id == st.job_id).execute())
+        self._print_sent.pop(st.job_id, None)
+
+    def _reprint(self, b: _Batch, cmd: StaffCommand, now: str) -> None:
+        if not cmd.order_id:
+            raise Rejection("bad_schema", "reprint needs order_id")
+        order = db.Order.get_or_none(db.Order.id == cmd.order_id)
+        if order is None:
+            raise Rejection("unknown_order", cmd.order_id)
+        routes = self.cfg.hub.printing
+        if cmd.item_id:  # a station's kitchen ticket
+            sp = routes.stations.get(cmd.item_id)
+            t = db.Ticket.get_or_none(db.Ticket.id == f"{order.id}:{cmd.item_id}")
+            if sp is None or t is None:
+                raise Rejection("unknown_printer", f"no kitchen printer or ticket for {cmd.item_id}")
+            printer, kind = sp.printer, "kitchen"
+            data = {"kitchen": contract.KitchenData(
+                station_name=self._station_name(t.station),
+                ticket=self._ticket_msg(order, t, _items_dec.decode(t.items), t.state, t.revision),
+                printed_at=self._local(self.clock(), seconds=True))}
+        else:
+            printer = routes.receipt_printers.get(order.device)
+            if printer is None:
+                raise Rejection("unknown_printer", f"no receipt printer for {order.device}")
+            kind, data = "receipt", {"receipt": self._receipt_data(order)}
+        n = db.PrintRequest.select().where(db.PrintRequest.order_id == order.id,
+                                           db.PrintRequest.kind == kind,
+                                           db.PrintRequest.job_id.contains(":reprint-")).count() + 1
+        suffix = f":{cmd.item_id}" if cmd.item_id else ""
+        self._request_print(b, contract.PrintJob(
+            job_id=f"{order.id}:{kind}:{printer}{suffix}:reprint-{n}", printer=printer, kind=kind,
+            order_id=order.id, reprint=True, **data), now)
+
+    def _maybe_tick(self) -> None:
+        t = time.monotonic()
+        if t - self._last_tick < 1.0:
+            return
+        self._last_tick = t
+        try:
+            self._resend_print_requests(t)
+            self._fallback_prints()
+        except pw.PeeweeException:
+            log.exception("periodic print checks failed")
+
+    def _resend_print_requests(self, t: float) -> None:
+        """A request the printing service has not confirmed is sent again
+        (it deduplicates by job id)."""
+        cutoff = iso(self.clock() - timedelta(seconds=3))
+        for r in (db.PrintRequest.select().where(db.PrintRequest.confirmed_at.is_null(),
+                                                 db.PrintRequest.created_at < cutoff).limit(500)):
+            if t - self._print_sent.get(r.job_id, 0.0) >= 5.0:
+                self._print_sent[r.job_id] = t
+                self.bus.publish(topics.PRINT_JOB, r.payload.encode())
+
+    def _fallback_prints(self) -> None:
+        """Invariant 7: a ticket no kitchen screen acknowledged in time is
+        printed at the station's printer, and staff are told."""
+        stations = {s: c for s, c in self.cfg.hub.printing.stations.items() if c.mode == "fallback"}
+        if not stations:
+            return
+        now = self.clock()
+        b = _Batch(sold_out=self.sold_out, board=self.board)
+        with self._db.atomic():
+            for station, sp in stations.items():
+                cutoff = iso(now - timedelta(seconds=sp.fallback_after_s))
+                q = (db.Ticket.select(db.Ticket, db.Order).join(db.Order)
+                     .where(db.Ticket.station == station, db.Ticket.acked_at.is_null(),
+                            db.Ticket.state == "open", db.Ticket.created_at < cutoff,
+                            db.Order.state.in_(sorted(OPEN_STATES))))
+                for t in q:
+                    job_id = f"{t.order.id}:kitchen:{sp.printer}:{station}"
+                    if db.PrintRequest.get_or_none(db.PrintRequest.job_id == job_id):
+                        continue
+                    self._request_print(b, contract.PrintJob(
+                        job_id=job_id, printer=sp.printer, kind="kitchen", order_id=t.order.id,
+                        kitchen=contract.KitchenData(
+                            station_name=self._station_name(station),
+                            ticket=self._ticket_msg(t.order, t, _items_dec.decode(t.items), t.state, t.revision),
+                            printed_at=self._local(now, seconds=True), fallback=True)), iso(now))
+                    log.warning("ticket %s was not acknowledged in %.0f s; printing it at %s",
+                                t.id, sp.fallback_after_s, sp.printer)
+                    b.out.append(_Out(topics.ALERTS, contract.encode(contract.Alert(
+                        source=self.cfg.device.id, code="ticket_not_acknowledged",
+                        message=contract.REASONS["ticket_not_acknowledged"], severity="warning",
+                        subject=f"{station} #{t.order.number}", at=iso(now)))))
+        for o in b.out:
+            self.bus.publish(o.topic, o.payload)
+        self.counters.update(b.counters)
 
     # ============================================================= outbox
     def _outbox(self, event_id: str, kind: str, order_id: str | None, payload: dict, at: str) -> None:

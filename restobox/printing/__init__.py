@@ -1,0 +1,1 @@
+"""Printing: ticket layouts (pure -> bytes), printer ports, the spooler."""

@@ -1,0 +1,358 @@
+"""The printing service (``restobox printing``): every printer's durable queue.
+
+Jobs arrive from the hub on ``restobox/v1/print/job``. Each is committed to
+printing.db under its job id (the idempotency key) before the broker gets its
+acknowledgement, and the service answers with the job's state — that answer
+is how the hub knows the job is safe. A job id seen before is never printed
+again; it is only confirmed again.
+
+One thread per printer, so a printer that is out of paper or unplugged never
+holds up the others. Before each job the printer's status is read (ESC/POS
+DLE EOT where the port can): paper out, cover open or offline hold the job,
+raise an alert, and the job prints once the printer is back. A job whose
+write failed part-way, or that was being printed when the service was
+killed, may or may not have come out of the printer: it is printed again
+marked REPRINT, never silently twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import signal
+import threading
+import time
+from collections import Counter
+from datetime import datetime, timezone
+from typing import Callable
+
+import peewee as pw
+
+from restobox import contract, db
+from restobox.bus import Bus, Incoming, bus_from_config
+from restobox.config import Config, ConfigError
+from restobox.contract import REASONS, Alert, Health, PrinterStatus, PrintJob, PrintJobState, Rejection, topics
+from restobox.printing import layouts
+from restobox.printing.ports import Port, PortError, PrinterState, open_port
+
+log = logging.getLogger("restobox.printing")
+
+BAD_STATES = {"paper_out": "paper_out", "cover_open": "cover_open", "offline": "printer_offline",
+              "error": "printer_error"}
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def iso(dt: datetime) -> str:
+    return dt.isoformat(timespec="milliseconds")
+
+
+class PrinterWorker:
+    """Prints one printer's jobs in arrival order."""
+
+    def __init__(self, spooler: "Spooler", cfg, port: Port) -> None:
+        self.spooler = spooler
+        self.cfg = cfg
+        self.port = port
+        self.id = cfg.id
+        self.opts = layouts.PrintOptions.from_printer(cfg)
+        self.wake = threading.Event()
+        self.state = PrinterState(state="unknown", paper_near_end=False, reason=None)
+        self._published: tuple | None = None
+        self._last_publish = 0.0
+        self.thread = threading.Thread(target=self._run, name=f"printer-{self.id}", daemon=True)
+
+    # ------------------------------------------------------------------ loop
+    def _run(self) -> None:
+        sp = self.spooler
+        while not sp.stopping.is_set():
+            try:
+                worked = self._step()
+            except Exception:
+                log.exception("printer %s: unexpected failure; retrying", self.id)
+                worked = False
+            if not worked:
+                self.wake.wait(sp.cfg.printing.status_interval_s)
+                self.wake.clear()
+        self.port.close()
+
+    def _step(self) -> bool:
+        """Print the next due job; True if something was done."""
+        sp = self.spooler
+        held = sp.count(self.id, "held")
+        job = sp.next_job(self.id)
+        if job is None and not held:
+            self._refresh_status(poll=time.monotonic() - self._last_publish > 30)
+            return False
+        st = self._refresh_status(poll=True)
+        reason = BAD_STATES.get(st.state)
+        if reason:
+            if job is not None:
+                sp.hold(self.id, reason)
+            return False
+        if held:
+            sp.release(self.id)
+            return True
+        if job is None:
+            return False
+        self._print(job)
+        return True
+
+    def _print(self, row: db.PrintJobRow) -> None:
+        sp = self.spooler
+        pj = contract.decode(row.job.encode(), PrintJob)
+        reprint = row.reprint or row.interrupted
+        try:
+            data = self._render(pj, reprint)
+        except Exception as exc:  # a job that cannot be laid out will never print
+            log.exception("printer %s: job %s cannot be laid out", self.id, row.job_id)
+            sp.set_state(row.job_id, "failed", reason="printer_error", detail=str(exc))
+            return
+        sp.set_state(row.job_id, "printing", attempts=row.attempts + 1)
+        try:
+            self.port.write(data, job_id=row.job_id)
+        except PortError as exc:
+            delay = min(sp.cfg.printing.retry_max_s, 0.5 * 2 ** row.attempts) * random.uniform(0.8, 1.2)
+            log.warning("printer %s: job %s failed (%s); again in %.1f s", self.id, row.job_id, exc, delay)
+            sp.set_state(row.job_id, "queued", reason=exc.reason, interrupted=True,
+                         next_attempt=time.time() + delay, attempts=row.attempts + 1)
+            self._set_status(PrinterState(state="offline", paper_near_end=False, reason=exc.reason))
+            return
+        # The printer may have run out of paper during the job: then the
+        # ticket is incomplete and is printed again when paper is back.
+        after = self._refresh_status(poll=True)
+        if after.state in ("paper_out", "cover_open"):
+            sp.set_state(row.job_id, "held", reason=BAD_STATES[after.state], interrupted=True)
+            return
+        sp.set_state(row.job_id, "done", printed=True)
+
+    def _render(self, pj: PrintJob, reprint: bool) -> bytes:
+        if pj.kind == "receipt" and pj.receipt is not None:
+            return layouts.receipt(pj.receipt, self.opts, reprint=reprint)
+        if pj.kind == "kitchen" and pj.kitchen is not None:
+            return layouts.kitchen_ticket(pj.kitchen, self.opts, reprint=reprint)
+        if pj.kind == "test":
+            return layouts.test_page(self.id, self.opts, now=self.spooler.local_now())
+        raise ValueError(f"{pj.kind} job without its data")
+
+    # --------------------------------------------------------------- status
+    def _refresh_status(self, poll: bool) -> PrinterState:
+        if poll:
+            try:
+                st = self.port.status()
+            except PortError as exc:
+                st = PrinterState(state="offline", paper_near_end=False, reason=exc.reason)
+            self._set_status(st)
+        return self.state
+
+    def _set_status(self, st: PrinterState) -> None:
+        before = self.state
+        self.state = st
+        if st.state != before.state:
+            log.info("printer %s: %s -> %s", self.id, before.state, st.state)
+            reason = BAD_STATES.get(st.state)
+            if reason:
+                self.spooler.alert(reason, self.id, severity="critical")
+            elif before.state in BAD_STATES and st.state == "ready":
+                self.spooler.alert("printer_ready", self.id, severity="info")
+        self.publish_status()
+
+    def publish_status(self, force: bool = False) -> None:
+        sp = self.spooler
+        queued, held = sp.count(self.id, "queued"), sp.count(self.id, "held")
+        key = (self.state.state, self.state.paper_near_end, queued, held)
+        if not force and key == self._published:
+            return
+        self._published = key
+        self._last_publish = time.monotonic()
+        reason = self.state.reason or BAD_STATES.get(self.state.state)
+        sp.bus.publish(topics.printer_status(self.id), contract.encode(PrinterStatus(
+            printer=self.id, state=self.state.state, paper_near_end=self.state.paper_near_end,
+            queued=queued, held=held, reason=reason, message=REASONS.get(reason) if reason else None,
+            at=iso(sp.clock()))), retain=True)
+
+
+class Spooler:
+    def __init__(self, cfg: Config, *, bus: Bus | None = None,
+                 clock: Callable[[], datetime] = utcnow) -> None:
+        self.cfg = cfg
+        self.clock = clock
+        self.bus = bus or bus_from_config(cfg, manual_ack=True)
+        self.stopping = threading.Event()
+        self.counters: Counter = Counter()
+        self.workers: dict[str, PrinterWorker] = {}
+        self._db: pw.SqliteDatabase | None = None
+        self._seq_lock = threading.Lock()
+        self._seq = 0
+        self.state = "starting"
+        ports = {}
+        for pc in cfg.printing.printers:
+            if pc.id in ports:
+                raise ConfigError(f"printer id {pc.id!r} appears twice in [printing]")
+            port = open_port(pc)
+            port.check_config()  # a wrong device path stops the service here
+            ports[pc.id] = (pc, port)
+        if not ports:
+            raise ConfigError("no printers configured: add [[printing.printers]] entries")
+        self._ports = ports
+
+    # ------------------------------------------------------------ lifecycle
+    def start(self) -> None:
+        self._db = db.open_printing_db(self.cfg.printing.database)
+        # Jobs that were printing when the service died may be half printed.
+        n = (db.PrintJobRow.update(state="queued", interrupted=True, updated_at=iso(self.clock()))
+             .where(db.PrintJobRow.state == "printing").execute())
+        if n:
+            log.warning("%d jobs were interrupted by the last stop; they print again marked REPRINT", n)
+        self._seq = (db.PrintJobRow.select(pw.fn.MAX(db.PrintJobRow.seq)).scalar() or 0)
+        for pid, (pc, port) in self._ports.items():
+            self.workers[pid] = PrinterWorker(self, pc, port)
+        self.bus.subscribe(topics.PRINT_JOB, self._on_job)
+        self.bus.start()
+        self.bus.wait_connected(10)
+        for w in self.workers.values():
+            w.thread.start()
+        self.bus.announce()
+        self.state = "ready"
+        self.publish_health()
+
+    def stop(self) -> None:
+        self.state = "stopping"
+        self.stopping.set()
+        for w in self.workers.values():
+            w.wake.set()
+        for w in self.workers.values():
+            w.thread.join(10)
+        try:
+            self.publish_health()
+        except Exception:
+            pass
+        self.bus.stop()
+        if self._db is not None:
+            self._db.close()
+
+    def run_forever(self) -> None:
+        done = threading.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: done.set())
+        self.start()
+        while not done.wait(10):
+            self.publish_health()
+            for w in self.workers.values():
+                w.publish_status(force=True)
+        self.stop()
+
+    def local_now(self) -> str:
+        from zoneinfo import ZoneInfo
+
+        return self.clock().astimezone(ZoneInfo(self.cfg.store.timezone)).strftime("%Y-%m-%d %H:%M:%S")
+
+    # ---------------------------------------------------------------- intake
+    def _on_job(self, m: Incoming) -> None:
+        try:
+            pj = contract.decode(m.payload, PrintJob)
+        except Rejection as r:
+            self.counters[f"rejected.{r.reason}"] += 1
+            log.warning("refused a print job: %s", r)
+            self.alert(r.reason, "print/job", detail=r.detail)
+            self.bus.ack(m)
+            return
+        now = iso(self.clock())
+        with self._seq_lock:
+            self._seq += 1
+            seq = self._seq
+        known = pj.printer in self.workers
+        with self._db.atomic():
+            db.PrintJobRow.insert(
+                job_id=pj.job_id, printer=pj.printer, kind=pj.kind, order_id=pj.order_id,
+                reprint=pj.reprint, job=contract.encode(pj).decode(),
+                state="queued" if known else "failed", reason=None if known else "unknown_printer",
+                created_at=now, updated_at=now, seq=seq,
+            ).on_conflict_ignore().execute()
+        row = db.PrintJobRow.get_by_id(pj.job_id)
+        if row.seq == seq:
+            self.counters["jobs"] += 1
+        else:
+            self.counters["duplicate_jobs"] += 1
+        self._publish_state(row)
+        self.bus.ack(m)
+        if known:
+            self.workers[pj.printer].wake.set()
+        else:
+            self.alert("unknown_printer", pj.printer, detail=pj.job_id)
+
+    # ----------------------------------------------------------- job queue
+    def next_job(self, printer: str) -> db.PrintJobRow | None:
+        return (db.PrintJobRow.select()
+                .where(db.PrintJobRow.printer == printer, db.PrintJobRow.state == "queued",
+                       db.PrintJobRow.next_attempt <= time.time())
+                .order_by(db.PrintJobRow.seq).first())
+
+    def count(self, printer: str, state: str) -> int:
+        return (db.PrintJobRow.select()
+                .where(db.PrintJobRow.printer == printer, db.PrintJobRow.state == state).count())
+
+    def set_state(self, job_id: str, state: str, *, reason: str | None = None, detail: str = "",
+                  interrupted: bool | None = None, next_attempt: float | None = None,
+                  attempts: int | None = None, printed: bool = False) -> None:
+        now = iso(self.clock())
+        fields = {"state": state, "reason": reason, "updated_at": now}
+        if interrupted is not None:
+            fields["interrupted"] = interrupted
+        if next_attempt is not None:
+            fields["next_attempt"] = next_attempt
+        if attempts is not None:
+            fields["attempts"] = attempts
+        if printed:
+            fields["printed_at"] = now
+        with self._db.atomic():
+            db.PrintJobRow.update(**fields).where(db.PrintJobRow.job_id == job_id).execute()
+        row = db.PrintJobRow.get_by_id(job_id)
+        self.counters[f"jobs.{state}"] += 1
+        self._publish_state(row, detail)
+
+    def hold(self, printer: str, reason: str) -> None:
+        """The printer cannot print: hold its queued jobs."""
+        rows = list(db.PrintJobRow.select().where(db.PrintJobRow.printer == printer,
+                                                  db.PrintJobRow.state == "queued"))
+        for r in rows:
+            self.set_state(r.job_id, "held", reason=reason)
+
+    def release(self, printer: str) -> None:
+        """The printer is back: held jobs print again, in their order."""
+        rows = list(db.PrintJobRow.select().where(db.PrintJobRow.printer == printer,
+                                                  db.PrintJobRow.state == "held"))
+        for r in rows:
+            self.set_state(r.job_id, "queued", interrupted=r.interrupted, next_attempt=0.0)
+
+    # ------------------------------------------------------------ publishing
+    def _publish_state(self, row: db.PrintJobRow, detail: str = "") -> None:
+        self.bus.publish(topics.PRINT_JOB_STATE, contract.encode(PrintJobState(
+            job_id=row.job_id, printer=row.printer, kind=row.kind, order_id=row.order_id,
+            state=row.state, attempts=row.attempts, reason=row.reason,
+            message=REASONS.get(row.reason) if row.reason else None, at=iso(self.clock()))))
+
+    def alert(self, code: str, subject: str, *, severity: str = "warning", detail: str = "") -> None:
+        words = REASONS.get(code) or contract.Words(zh="打印机恢复正常。", en="The printer is ready again.")
+        self.counters[f"alerts.{code}"] += 1
+        self.bus.publish(topics.ALERTS, contract.encode(Alert(
+            source=self.cfg.device.id, code=code, message=words, severity=severity, subject=subject,
+            at=iso(self.clock()))))
+
+    def publish_health(self) -> None:
+        details: dict = {}
+        worst = "ready"
+        for pid, w in self.workers.items():
+            details[f"{pid}.state"] = w.state.state
+            if self._db is not None and not self.stopping.is_set():
+                details[f"{pid}.queued"] = self.count(pid, "queued")
+                details[f"{pid}.held"] = self.count(pid, "held")
+            if w.state.state in BAD_STATES:
+                worst = "degraded"
+        state = self.state if self.state != "ready" else worst
+        self.bus.publish(topics.health(self.cfg.device.id), contract.encode(Health(
+            device=self.cfg.device.id, role="printing", state=state, at=iso(self.clock()),
+            reason="" if state == "ready" else "a printer needs attention" if state == "degraded" else self.state,
+            counters=dict(self.counters), details=details)), retain=True)
