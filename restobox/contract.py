@@ -275,6 +275,7 @@ class TicketItem(msgspec.Struct, kw_only=True):
     state: Literal["open", "done"] = "open"
     # set when this line is a part of a combo made at another station
     part_of: str = ""
+    part_of_zh: str = ""
 
 
 class StationTicket(Message, kw_only=True):

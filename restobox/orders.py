@@ -180,6 +180,7 @@ def split_by_station(lines: Iterable[PricedLine]) -> dict[str, list[TicketItem]]
                         line=pl.line, item_id=m.id, name_zh=m.name_zh, name_en=m.name_en,
                         qty=pl.qty, allergens=m.allergens,
                         part_of=pl.name_en if m.station != pl.station else "",
+                        part_of_zh=pl.name_zh if m.station != pl.station else "",
                     )
                 )
     return out
