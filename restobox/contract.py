@@ -15,6 +15,8 @@ from typing import Annotated, Literal, TypeVar
 
 import msgspec
 
+from restobox.menu import Menu
+
 VERSION = 1
 ROOT = "restobox/v1"
 
@@ -374,6 +376,13 @@ class StaffReply(Message, kw_only=True):
     message: Words | None = None
 
 
+class MenuMessage(Message, kw_only=True):
+    """The menu the hub prices with (retained)."""
+
+    menu: Menu
+    at: str
+
+
 class Presence(Message, kw_only=True):
     """Retained; the broker publishes the offline form as the last will."""
 
@@ -544,7 +553,7 @@ REASONS: dict[str, Words] = {
     "modifier_unavailable": Words("所选选项已售罄。", "A chosen option is sold out right now."),
     "price_mismatch": Words("价格有变动，请确认订单。", "The price changed; please check the order again."),
     "payment_mismatch": Words("付款金额和订单金额不符。", "The amount paid does not match the order total."),
-    "table_required": Words("堂食请填写桌号。", "Dine-in orders need a table number."),
+    "table_required": Words("扫码堂食订单需要桌号。", "A dine-in order from a table's QR code needs its table number."),
     "duplicate_conflict": Words(
         "这个订单号已经用于另一份订单。", "This order id was already used for a different order."
     ),
@@ -563,6 +572,7 @@ REASONS: dict[str, Words] = {
     "ticket_not_acknowledged": Words(
         "厨房屏幕没有确认这张单，已打印。", "No kitchen screen confirmed this ticket; it was printed instead."
     ),
+    "printer_ready": Words("打印机恢复正常。", "The printer is ready again."),
     "storage_unavailable": Words("暂时无法保存订单，请重试。", "The order could not be saved; please try again."),
     "internal_error": Words("系统出错，请重试。", "Something went wrong in the hub; please try again."),
 }

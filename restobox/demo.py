@@ -23,7 +23,7 @@ from pathlib import Path
 import msgspec
 
 from restobox import contract
-from restobox.brokerconf import Broker, free_port, terminate
+from restobox.brokerconf import STANDARD_DEVICES, Broker, free_port, terminate
 from restobox.bus import Bus, Incoming
 from restobox.contract import topics
 from restobox.data import load_sample_menu
@@ -156,7 +156,10 @@ def run_demo(duration: float = 0, live: bool = True, rate: float = 0.5,
     state.mkdir(parents=True)
     port = free_port()
     out = sys.stdout
-    broker = Broker(state / "broker", port=port).start_with_devices()
+    # "watcher" is for the person at the terminal: a device name of its own,
+    # since two connections with one name take turns throwing each other off
+    broker = Broker(state / "broker", port=port).start_with_devices(
+        [*STANDARD_DEVICES, ("watcher", "monitor", None)])
     hub_proc = None
     buses: list[Bus] = []
     actors: list = []
@@ -198,8 +201,8 @@ def run_demo(duration: float = 0, live: bool = True, rate: float = 0.5,
         print(
             f"Restobox demo: broker on 127.0.0.1:{port}, hub ready, a kiosk placing orders.\n"
             f"Watch the raw messages in another terminal:\n"
-            f"  mosquitto_sub -V mqttv5 -p {port} -u monitor-1 "
-            f"-P \"$(cat {broker.creds['monitor-1'].password_file})\" "
+            f"  mosquitto_sub -V mqttv5 -p {port} -u watcher "
+            f"-P \"$(cat {broker.creds['watcher'].password_file})\" "
             f"-t 'restobox/v1/#' -v\n"
             f"Store database: {state / 'store.db'}   Hub log: {state / 'hub.log'}\n",
             file=out, flush=True,

@@ -212,14 +212,23 @@ class Hub:
                 for kind, m in msgs:
                     self._one(b, kind, m)
         except pw.OperationalError as exc:
-            # Nothing of this batch is stored; say so to every ordering device.
+            # Nothing of this batch is stored. Ordering devices are told
+            # (their outbox sends again); events and commands are kept,
+            # unacknowledged, and tried again shortly.
             log.error("store database refused the batch: %s", exc)
             self._set_state("degraded", f"store database error: {exc}")
             b = _Batch(sold_out=set(self.sold_out), board=dict(self.board))
+            retry = []
             for kind, m in msgs:
+                self.counters["storage_errors"] += 1
                 if kind == "submit":
                     self._reply_rejection(b, m, Rejection("storage_unavailable", str(exc)))
-                self.counters["storage_errors"] += 1
+                else:
+                    retry.append((kind, m))
+            self._stop.wait(0.5)
+            for item in retry:
+                self.q.put(item)
+            msgs = [(k, m) for k, m in msgs if k == "submit"]
         else:
             self.sold_out, self.board = b.sold_out, b.board
             if self.state == "degraded" and self.state_reason.startswith("store database"):
@@ -265,6 +274,8 @@ class Hub:
                 self._reply_rejection(b, m, r)
             else:
                 self._note_reject(b, m, r)
+                if kind == "staff":
+                    self._staff_reply(b, m, r)
 
     # ============================================================ submission
     def _submit(self, b: _Batch, m: Incoming) -> None:
@@ -711,7 +722,8 @@ class Hub:
         log.info("loaded %d open orders, %d sold-out items", len(self.board), len(self.sold_out))
 
     def _publish_retained_state(self) -> None:
-        self.bus.publish(topics.MENU, self.menu.to_json(), retain=True)
+        self.bus.publish(topics.MENU, contract.encode(
+            contract.MenuMessage(menu=self.menu, at=iso(self.clock()))), retain=True)
         self._publish_soldout()
         self._publish_board()
 

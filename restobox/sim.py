@@ -91,10 +91,10 @@ class VirtualKiosk:
         self._thread.start()
 
     def _loop(self) -> None:
-        while not self._stop.is_set():
+        while self.rate > 0 and not self._stop.is_set():
             if self.bus.connected:
                 self.place_one()
-            self._stop.wait(self.rng.expovariate(self.rate) if self.rate > 0 else 1.0)
+            self._stop.wait(self.rng.expovariate(self.rate))
 
     def stop(self) -> None:
         self._stop.set()

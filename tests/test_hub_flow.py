@@ -209,7 +209,7 @@ def test_menu_and_presence_are_retained_for_late_joiners(broker, hub):
     late = Device(broker, "kiosk-2", (topics.MENU, topics.presence("hub")), role="kiosk")
     try:
         menu = late.wait_json(topics.MENU)
-        assert len(menu["items"]) >= 38
+        assert menu["v"] == 1 and len(menu["menu"]["items"]) >= 38
         assert late.wait_json(topics.presence("hub"))["state"] == "online"
     finally:
         late.close()

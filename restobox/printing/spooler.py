@@ -202,7 +202,8 @@ class Spooler:
     def start(self) -> None:
         self._db = db.open_printing_db(self.cfg.printing.database)
         # Jobs that were printing when the service died may be half printed.
-        n = (db.PrintJobRow.update(state="queued", interrupted=True, updated_at=iso(self.clock()))
+        n = (db.PrintJobRow.update(state="queued", interrupted=True, reason="print_interrupted",
+                                   updated_at=iso(self.clock()))
              .where(db.PrintJobRow.state == "printing").execute())
         if n:
             log.warning("%d jobs were interrupted by the last stop; they print again marked REPRINT", n)
@@ -335,7 +336,7 @@ class Spooler:
             message=REASONS.get(row.reason) if row.reason else None, at=iso(self.clock()))))
 
     def alert(self, code: str, subject: str, *, severity: str = "warning", detail: str = "") -> None:
-        words = REASONS.get(code) or contract.Words(zh="打印机恢复正常。", en="The printer is ready again.")
+        words = REASONS[code]
         self.counters[f"alerts.{code}"] += 1
         self.bus.publish(topics.ALERTS, contract.encode(Alert(
             source=self.cfg.device.id, code=code, message=words, severity=severity, subject=subject,
