@@ -52,11 +52,14 @@ health_interval_s = 1
 
 
 class HubProcess:
-    """``restobox hub`` in its own process, so tests can SIGKILL it."""
+    """``restobox hub`` (or another service) in its own process, so tests
+    can SIGKILL it. Ready means: it published retained health "ready"."""
 
-    def __init__(self, config: Path, log: Path) -> None:
+    def __init__(self, config: Path, log: Path, service: str = "hub", device: str = "hub") -> None:
         self.config = config
         self.log = log
+        self.service = service
+        self.device = device
         self.proc: subprocess.Popen | None = None
 
     def start(self, watcher: "Device", timeout: float = 15.0) -> None:
@@ -64,13 +67,13 @@ class HubProcess:
         logf = open(self.log, "ab")
         env = {k: v for k, v in os.environ.items() if k != "RESTOBOX_MQTT_PASSWORD"}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "restobox.cli", "hub", "--config", str(self.config)],
+            [sys.executable, "-m", "restobox.cli", self.service, "--config", str(self.config)],
             stdout=logf, stderr=subprocess.STDOUT, env=env, cwd=REPO,
         )
         logf.close()
         # Ready means: this process published retained health "ready".
         def ready(m: Incoming) -> bool:
-            if m.topic != topics.health("hub"):
+            if m.topic != topics.health(self.device):
                 return False
             h = msgspec.json.decode(m.payload)
             return h.get("state") == "ready" and m.received >= since
@@ -78,7 +81,7 @@ class HubProcess:
             watcher.wait_for(ready, timeout)
         except TimeoutError:
             self.kill()
-            raise TimeoutError(f"hub did not become ready; log:\n{self.log.read_text()[-3000:]}")
+            raise TimeoutError(f"{self.service} did not become ready; log:\n{self.log.read_text()[-3000:]}")
 
     def kill(self) -> None:
         if self.proc and self.proc.poll() is None:

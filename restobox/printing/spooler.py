@@ -73,6 +73,7 @@ class PrinterWorker:
             except Exception:
                 log.exception("printer %s: unexpected failure; retrying", self.id)
                 worked = False
+            self.publish_status()
             if not worked:
                 self.wake.wait(sp.cfg.printing.status_interval_s)
                 self.wake.clear()
@@ -120,11 +121,18 @@ class PrinterWorker:
                          next_attempt=time.time() + delay, attempts=row.attempts + 1)
             self._set_status(PrinterState(state="offline", paper_near_end=False, reason=exc.reason))
             return
-        # The printer may have run out of paper during the job: then the
-        # ticket is incomplete and is printed again when paper is back.
+        # The status answer comes back only after the job's bytes, so it is
+        # what confirms the job reached the printer. Out of paper during the
+        # job: the ticket is incomplete and prints again when paper is back.
+        # No answer where there was one before: the printer may have lost
+        # the job (power cut); it prints again, marked REPRINT.
         after = self._refresh_status(poll=True)
         if after.state in ("paper_out", "cover_open"):
             sp.set_state(row.job_id, "held", reason=BAD_STATES[after.state], interrupted=True)
+            return
+        if after.state == "offline":
+            sp.set_state(row.job_id, "queued", reason=after.reason or "printer_offline", interrupted=True,
+                         next_attempt=time.time() + 0.5, attempts=row.attempts + 1)
             return
         sp.set_state(row.job_id, "done", printed=True)
 
