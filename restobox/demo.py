@@ -16,6 +16,7 @@ import signal
 import subprocess
 import sys
 import threading
+from collections import Counter
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -51,7 +52,9 @@ class OrderBook:
     def __init__(self) -> None:
         self.orders: dict[str, BookEntry] = {}
         self.board: dict = {"preparing": [], "ready": []}
-        self.health: dict = {}
+        self.healths: dict[str, dict] = {}
+        self.printers: dict[str, dict] = {}
+        self.printed: Counter = Counter()
         self.rejected = 0
         self.lines: list[str] = []
         self.lock = threading.Lock()
@@ -79,8 +82,20 @@ class OrderBook:
                 e.stations = {s["station"]: s["state"] for s in d["stations"]}
             elif m.topic == topics.BOARD:
                 self.board = d
-            elif m.topic == topics.health("hub"):
-                self.health = d
+            elif m.topic.startswith(f"{contract.ROOT}/health/"):
+                self.healths[d.get("device", "")] = d
+            elif m.topic.startswith(f"{contract.ROOT}/print/printer/"):
+                self.printers[d["printer"]] = d
+            elif m.topic == topics.PRINT_JOB_STATE:
+                if d.get("state") == "done":
+                    self.printed[(d["printer"], d["kind"])] += 1
+                    self.lines.append(f"printed {d['kind']} on {d['printer']}")
+                elif d.get("state") == "held":
+                    self.lines.append(f"held {d['kind']} on {d['printer']}: {d.get('reason')}")
+
+    @property
+    def health(self) -> dict:
+        return self.healths.get("hub", {})
 
     def render(self):
         from rich.console import Group
@@ -116,16 +131,65 @@ class OrderBook:
                 f"pickup board — preparing: {' '.join(map(str, self.board.get('preparing', []))) or '—'}   "
                 f"[green]ready: {' '.join(map(str, self.board.get('ready', []))) or '—'}[/]"
             )
+            if self.printers:
+                head += "\nprinters — " + " · ".join(
+                    f"{p} [{'green' if st['state'] == 'ready' else 'red'}]{st['state']}[/] "
+                    f"({sum(n for (pr, _), n in self.printed.items() if pr == p)} printed, {st['queued']} queued)"
+                    for p, st in sorted(self.printers.items()))
             return Group(Panel(head, title="Restobox demo store"), t)
+
+
+STORE = """
+[store]
+name_zh = "川味小馆"
+name_en = "Sichuan Kitchen"
+address = "1 Demo Road"
+phone = "021-0000-0000"
+timezone = "Asia/Shanghai"
+"""
 
 
 def _hub_config(path: Path, port: int, password_file: Path, database: Path) -> None:
     path.write_text(
-        "[device]\nid = \"hub\"\nrole = \"hub\"\n\n"
+        "[device]\nid = \"hub\"\nrole = \"hub\"\n" + STORE +
         f"[mqtt]\nhost = \"127.0.0.1\"\nport = {port}\npassword_file = \"{password_file}\"\n\n"
-        f"[hub]\ndatabase = \"{database}\"\nhealth_interval_s = 2\n",
+        f"[hub]\ndatabase = \"{database}\"\nhealth_interval_s = 2\n\n"
+        # receipts for the kiosk; the wok and the fryer print every ticket,
+        # the drinks station only those its screen does not confirm
+        "[hub.printing.receipt_printers]\nkiosk-1 = \"receipt-1\"\n"
+        "[hub.printing.stations.wok]\nprinter = \"kitchen-1\"\nmode = \"always\"\n"
+        "[hub.printing.stations.fryer]\nprinter = \"kitchen-1\"\nmode = \"always\"\n"
+        "[hub.printing.stations.drinks]\nprinter = \"kitchen-1\"\nmode = \"fallback\"\nfallback_after_s = 20\n",
         encoding="utf-8",
     )
+
+
+def _printing_config(path: Path, port: int, password_file: Path, state: Path) -> None:
+    path.write_text(
+        "[device]\nid = \"printing\"\nrole = \"printing\"\n" + STORE +
+        f"[mqtt]\nhost = \"127.0.0.1\"\nport = {port}\npassword_file = \"{password_file}\"\n\n"
+        f"[printing]\ndatabase = \"{state / 'printing.db'}\"\nstatus_interval_s = 1\n\n"
+        f"[[printing.printers]]\nid = \"kitchen-1\"\nport = \"virtual\"\n"
+        f"directory = \"{state / 'printers' / 'kitchen-1'}\"\nwidth_mm = 80\n\n"
+        f"[[printing.printers]]\nid = \"receipt-1\"\nport = \"virtual\"\n"
+        f"directory = \"{state / 'printers' / 'receipt-1'}\"\nwidth_mm = 58\n",
+        encoding="utf-8",
+    )
+
+
+def _start_service(name: str, cfg: Path, log_path: Path, book: "OrderBook", device: str,
+                   timeout: float = 20) -> subprocess.Popen | None:
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "restobox.cli", name, "--config", str(cfg)],
+                                stdout=log, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + timeout
+    while book.healths.get(device, {}).get("state") != "ready":
+        if time.monotonic() > deadline or proc.poll() is not None:
+            print(f"the {name} service did not start; see {log_path}", file=sys.stderr)
+            terminate(proc)
+            return None
+        time.sleep(0.1)
+    return proc
 
 
 def _device_bus(broker: Broker, name: str, role: str) -> Bus:
@@ -160,7 +224,7 @@ def run_demo(duration: float = 0, live: bool = True, rate: float = 0.5,
     # since two connections with one name take turns throwing each other off
     broker = Broker(state / "broker", port=port).start_with_devices(
         [*STANDARD_DEVICES, ("watcher", "monitor", None)])
-    hub_proc = None
+    hub_proc = print_proc = None
     buses: list[Bus] = []
     actors: list = []
     stop = threading.Event()
@@ -174,15 +238,14 @@ def run_demo(duration: float = 0, live: bool = True, rate: float = 0.5,
         mon.subscribe(f"{contract.ROOT}/#", book.on_message)
         mon.start()
         mon.wait_connected(10)
-        with open(state / "hub.log", "wb") as log:
-            hub_proc = subprocess.Popen([sys.executable, "-m", "restobox.cli", "hub", "--config", str(cfg)],
-                                        stdout=log, stderr=subprocess.STDOUT)
-        deadline = time.monotonic() + 15
-        while book.health.get("state") != "ready":
-            if time.monotonic() > deadline or hub_proc.poll() is not None:
-                print(f"the hub did not start; see {state / 'hub.log'}", file=sys.stderr)
-                return 1
-            time.sleep(0.1)
+        hub_proc = _start_service("hub", cfg, state / "hub.log", book, "hub")
+        if hub_proc is None:
+            return 1
+        pcfg = state / "printing.toml"
+        _printing_config(pcfg, port, broker.creds["printing"].password_file, state)
+        print_proc = _start_service("printing", pcfg, state / "printing.log", book, "printing")
+        if print_proc is None:
+            return 1
         menu = load_sample_menu()
         kb = _device_bus(broker, "kiosk-1", "kiosk")
         buses.append(kb)
@@ -204,7 +267,8 @@ def run_demo(duration: float = 0, live: bool = True, rate: float = 0.5,
             f"  mosquitto_sub -V mqttv5 -p {port} -u watcher "
             f"-P \"$(cat {broker.creds['watcher'].password_file})\" "
             f"-t 'restobox/v1/#' -v\n"
-            f"Store database: {state / 'store.db'}   Hub log: {state / 'hub.log'}\n",
+            f"Store database: {state / 'store.db'}   Logs: {state}/*.log\n"
+            f"Printed tickets and pictures of the paper: {state / 'printers'}/\n",
             file=out, flush=True,
         )
         t_end = time.monotonic() + duration if duration > 0 else float("inf")
@@ -228,8 +292,12 @@ def run_demo(duration: float = 0, live: bool = True, rate: float = 0.5,
         with book.lock:
             n = len(book.orders)
             done = sum(e.state == "completed" for e in book.orders.values())
-        print(f"\n{n} orders accepted, {done} completed, {book.rejected} refused. "
-              f"Store database kept at {state / 'store.db'}.", file=out, flush=True)
+            receipts = sum(v for (_, k), v in book.printed.items() if k == "receipt")
+            kitchen = sum(v for (_, k), v in book.printed.items() if k == "kitchen")
+        print(f"\n{n} orders accepted, {done} completed, {book.rejected} refused; "
+              f"{receipts} receipts and {kitchen} kitchen tickets printed.\n"
+              f"Store database kept at {state / 'store.db'}; the paper is in {state / 'printers'}/.",
+              file=out, flush=True)
         return 0
     except KeyboardInterrupt:
         return 0
@@ -239,6 +307,7 @@ def run_demo(duration: float = 0, live: bool = True, rate: float = 0.5,
             a.stop()
         for b in buses:
             b.stop()
-        if hub_proc is not None:
-            terminate(hub_proc, 10)
+        for proc in (print_proc, hub_proc):
+            if proc is not None:
+                terminate(proc, 10)
         broker.stop()

@@ -34,6 +34,12 @@ def test_demo_places_cooks_and_completes_orders_then_stops_cleanly(tmp_path):
     assert m, r.stdout[-2000:]
     accepted, completed, refused = map(int, m.groups())
     assert accepted >= 10 and completed >= 1 and refused == 0
+    # the printing service printed receipts and kitchen tickets on the
+    # virtual printers, each with a picture of the paper
+    p = re.search(r"(\d+) receipts and (\d+) kitchen tickets printed", r.stdout)
+    assert p and int(p.group(1)) >= 1 and int(p.group(2)) >= 1
+    assert list((state / "printers" / "receipt-1").glob("*.png"))
+    assert list((state / "printers" / "kitchen-1").glob("*.png"))
     con = sqlite3.connect(state / "store.db")
     try:
         assert con.execute('select count(*) from "order"').fetchone()[0] == accepted
