@@ -766,6 +766,8 @@ class Hub:
         if self._db is not None and self.state != "stopping":
             try:
                 details["outbox_unsent"] = db.Outbox.select().where(db.Outbox.sent_at.is_null()).count()
+                details["print_unconfirmed"] = (db.PrintRequest.select()
+                                                .where(db.PrintRequest.confirmed_at.is_null()).count())
             except pw.PeeweeException:
                 pass
         h = Health(
