@@ -148,12 +148,46 @@ class HubPrintingConfig(_Strict):
     """Station -> its kitchen printer."""
 
 
+# ----------------------------------------------------------------- KDS
+DEFAULT_BUMP_KEYS = {
+    "select_prev": "left", "select_next": "right", "bump": "enter", "recall": "r",
+    "undo": "u", "page_prev": "pageup", "page_next": "pagedown",
+}
+
+
+class KdsConfig(_Strict):
+    mode: Literal["station", "expo", "board"] = "station"
+    """station: one station's tickets; expo: every station's progress;
+    board: the customer pickup board."""
+    station: DeviceId = "wok"
+    """The station whose tickets this screen shows (mode station)."""
+    cache: str = "/var/lib/restobox/tickets.db"
+    """Open tickets are kept here so a restart shows them at once."""
+    warn_s: Annotated[int, msgspec.Meta(ge=10, le=7200)] = 300
+    """A ticket turns amber after this many seconds."""
+    late_s: Annotated[int, msgspec.Meta(ge=10, le=7200)] = 480
+    """A ticket turns red (and flashes) after this many seconds."""
+    flash_late: bool = True
+    undo_s: Seconds = 5.0
+    """How long a bump can be undone."""
+    columns: Annotated[int, msgspec.Meta(ge=1, le=12)] = 5
+    rows: Annotated[int, msgspec.Meta(ge=1, le=4)] = 2
+    width: Annotated[int, msgspec.Meta(ge=320, le=7680)] = 1920
+    height: Annotated[int, msgspec.Meta(ge=240, le=4320)] = 1080
+    fullscreen: bool = False
+    bump_keys: dict[str, str] = msgspec.field(default_factory=lambda: dict(DEFAULT_BUMP_KEYS))
+    """Bump bar keys (a keyboard-style bump bar sends these keys)."""
+    serial_bump_bar: str | None = None
+    """Device of a serial bump bar (e.g. /dev/restobox-bumpbar), or none."""
+
+
 class Config(_Strict):
     device: DeviceConfig
     store: StoreConfig = msgspec.field(default_factory=StoreConfig)
     mqtt: MqttConfig = msgspec.field(default_factory=MqttConfig)
     hub: HubConfig = msgspec.field(default_factory=HubConfig)
     printing: PrintingConfig = msgspec.field(default_factory=PrintingConfig)
+    kds: KdsConfig = msgspec.field(default_factory=KdsConfig)
 
     def mqtt_username(self) -> str:
         return self.mqtt.username or self.device.id

@@ -240,3 +240,42 @@ def open_printing_db(path: str | Path) -> pw.SqliteDatabase:
     db.connect(reuse_if_open=True)
     db.create_tables([PrintJobRow], safe=True)
     return db
+
+
+# --------------------------------------------------------------- screens
+# A kitchen screen or kiosk keeps a small cache (tickets.db) so it can show
+# its last state at once after a restart, even with the broker down.
+cache_db = pw.DatabaseProxy()
+
+
+class ScreenCache(pw.Model):
+    key = pw.CharField(primary_key=True, max_length=64)
+    value = pw.BlobField()
+    updated_at = pw.FloatField()
+
+    class Meta:
+        database = cache_db
+        legacy_table_names = False
+        table_name = "screen_cache"
+
+
+def open_cache_db(path: str | Path) -> pw.SqliteDatabase:
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    # NORMAL, not FULL: the cache is rebuilt from the hub if a power cut
+    # loses its last write; a screen should not wait on the SD card.
+    pragmas = {**PRAGMAS, "synchronous": 1}
+    db = pw.SqliteDatabase(str(p), pragmas=pragmas, check_same_thread=False)
+    cache_db.initialize(db)
+    db.connect(reuse_if_open=True)
+    db.create_tables([ScreenCache], safe=True)
+    return db
+
+
+def cache_get(key: str) -> bytes | None:
+    row = ScreenCache.get_or_none(ScreenCache.key == key)
+    return bytes(row.value) if row else None
+
+
+def cache_put(key: str, value: bytes, at: float) -> None:
+    ScreenCache.insert(key=key, value=value, updated_at=at).on_conflict_replace().execute()
