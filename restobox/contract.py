@@ -76,6 +76,13 @@ class topics:
 
     STATION_EVENT_ALL = f"{ROOT}/station/+/event"
 
+    # KDS -> hub: "send me every open ticket again" (after a (re)connect)
+    @classmethod
+    def station_sync(cls, station: str) -> str:
+        return f"{ROOT}/station/{cls._dev(station)}/sync"
+
+    STATION_SYNC_ALL = f"{ROOT}/station/+/sync"
+
     # staff tools -> hub, request/reply
     @classmethod
     def staff_command(cls, device: str) -> str:
@@ -120,7 +127,8 @@ class topics:
     ALERTS = f"{ROOT}/alert"
 
 
-_SCOPED = {("station", "ticket"), ("station", "event"), ("staff", "command"), ("staff", "reply")}
+_SCOPED = {("station", "ticket"), ("station", "event"), ("station", "sync"), ("staff", "command"),
+           ("staff", "reply")}
 
 
 def parse_topic(topic: str) -> tuple[str, str] | None:
@@ -317,6 +325,15 @@ class StationEvent(Message, kw_only=True):
     order_id: OrderId
     device: DeviceId
     line: int | None = None
+    at: Timestamp = ""
+
+
+class SyncRequest(Message, kw_only=True):
+    """A kitchen screen asks the hub to publish every open ticket of its
+    station again (the expo screen: of every station). Sent after each
+    connect; the screens keep one copy per ticket id, so nothing doubles."""
+
+    device: DeviceId
     at: Timestamp = ""
 
 

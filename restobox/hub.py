@@ -129,6 +129,7 @@ class Hub:
         self.bus.subscribe(topics.STATION_EVENT_ALL, lambda m: self.q.put(("station", m)))
         self.bus.subscribe(topics.STAFF_COMMAND_ALL, lambda m: self.q.put(("staff", m)))
         self.bus.subscribe(topics.PRINT_JOB_STATE, lambda m: self.q.put(("print_state", m)))
+        self.bus.subscribe(topics.STATION_SYNC_ALL, lambda m: self.q.put(("sync", m)))
         self.bus.start()
         self._worker = threading.Thread(target=self._run, name="hub-worker", daemon=True)
         self._worker.start()
@@ -258,6 +259,8 @@ class Hub:
                     self._staff(b, m)
                 elif kind == "print_state":
                     self._print_state(b, m)
+                elif kind == "sync":
+                    self._sync(b, m)
         except Rejection as r:
             if kind == "submit":
                 self._reply_rejection(b, m, r)
@@ -458,6 +461,20 @@ class Hub:
             self._ticket_msg(order, t, items, tstate, t.revision + 1))))
         self._order_changed(b, order, prog.state, prog, now)
         b.counters[f"events.{ev.kind}"] += 1
+
+    def _sync(self, b: _Batch, m: Incoming) -> None:
+        station, req = self._decode_scoped(m, "station/sync", contract.SyncRequest)
+        q = (db.Ticket.select(db.Ticket, db.Order).join(db.Order)
+             .where(db.Ticket.state == "open", db.Order.state.in_(sorted(OPEN_STATES))))
+        if station != contract.EXPO_STATION:
+            q = q.where(db.Ticket.station == station)
+        n = 0
+        for t in q:
+            b.out.append(_Out(topics.station_ticket(t.station), contract.encode(
+                self._ticket_msg(t.order, t, _items_dec.decode(t.items), t.state, t.revision))))
+            n += 1
+        log.info("%s asked for %s's open tickets: sent %d", req.device, station, n)
+        b.counters["syncs"] += 1
 
     def _expo_event(self, b: _Batch, order: db.Order, tickets: dict, ev: StationEvent, now: str) -> None:
         prog = self._progress(order, tickets)

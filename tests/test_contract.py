@@ -351,6 +351,7 @@ MESSAGES = [
     contract.PrinterStatus(printer="kitchen-1", state="paper_out", paper_near_end=True, queued=3, held=1,
                            reason="paper_out", message=REASONS["paper_out"], at="2026-11-01T12:03:00+08:00"),
     contract.MenuMessage(menu=load_sample_menu(), at="2026-11-01T12:03:00+08:00"),
+    contract.SyncRequest(device="kds-wok-1", at="2026-11-01T12:03:00+08:00"),
     contract.Alert(source="printing", code="paper_out", message=REASONS["paper_out"], severity="critical",
                    subject="kitchen-1", at="2026-11-01T12:03:00+08:00"),
 ]

@@ -1,0 +1,133 @@
+"""The kitchen screen's glue between the bus, the cache and the view model.
+
+No Kivy here: the app hands in ``post`` (run a function on the UI thread) and
+``changed`` (ask for a redraw, coalesced by the app). MQTT callbacks arrive on
+paho's thread and are posted to the UI thread, so the view model is only ever
+touched from one thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Callable
+
+from kds.viewmodel import ActionRefused, StationViewModel, Thresholds
+from restobox import contract, db
+from restobox.bus import Bus, Incoming, bus_from_config
+from restobox.config import Config
+from restobox.contract import OrderUpdate, Presence, StationTicket, topics
+
+log = logging.getLogger("restobox.kds")
+
+
+class StationController:
+    def __init__(self, cfg: Config, *, post: Callable[[Callable[[], None]], None],
+                 changed: Callable[[], None], bus: Bus | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.cfg = cfg
+        self.post = post
+        self.changed = changed
+        self.clock = clock
+        self.station = cfg.kds.station
+        self.bus = bus or bus_from_config(cfg)
+        self.cache_key = f"station:{self.station}"
+        self.notice: contract.Words | None = None
+        self.notice_until = 0.0
+        k = cfg.kds
+        self._vm_kwargs = dict(
+            clock=clock, thresholds=Thresholds(warn_s=k.warn_s, late_s=k.late_s, flash=k.flash_late),
+            page_size=k.columns * k.rows, undo_s=k.undo_s,
+        )
+        db.open_cache_db(k.cache)
+        # the last screen, at once, even with the broker down
+        self.vm = StationViewModel.restore(db.cache_get(self.cache_key), self.station, cfg.device.id,
+                                           **self._vm_kwargs)
+        if getattr(self.vm, "cache_problem", None):
+            log.warning("ticket cache not used: %s", self.vm.cache_problem)
+
+    # ------------------------------------------------------------- lifecycle
+    def start(self) -> None:
+        self.bus.on_connection_change = lambda up, why: self.post(lambda: self._link(up))
+        self.bus.subscribe(topics.station_ticket(self.station), self._on_ticket)
+        self.bus.subscribe(topics.ORDER_UPDATE, self._on_update)
+        self.bus.subscribe(topics.presence("hub"), self._on_hub_presence)
+        self.bus.start()
+        self.bus.announce()
+
+    def stop(self) -> None:
+        self.save()
+        self.bus.stop()
+
+    def save(self) -> None:
+        try:
+            db.cache_put(self.cache_key, self.vm.snapshot(), self.clock())
+        except Exception:
+            log.exception("could not save the ticket cache")
+
+    # ------------------------------------------------------------- incoming
+    def _decode(self, m: Incoming, type_):
+        try:
+            return contract.decode(m.payload, type_)
+        except contract.Rejection as r:
+            log.warning("ignored a message on %s: %s", m.topic, r)
+            return None
+
+    def _on_ticket(self, m: Incoming) -> None:
+        t = self._decode(m, StationTicket)
+        if t is not None:
+            self.post(lambda: self._apply(lambda: self.vm.on_ticket(t)))
+
+    def _on_update(self, m: Incoming) -> None:
+        u = self._decode(m, OrderUpdate)
+        if u is not None:
+            self.post(lambda: self._apply(lambda: self.vm.on_update(u)))
+
+    def _on_hub_presence(self, m: Incoming) -> None:
+        p = self._decode(m, Presence)
+        if p is not None:
+            self.post(lambda: self._apply(lambda: self.vm.on_hub_presence(p.state == "online")))
+
+    def _link(self, up: bool) -> None:
+        self.vm.on_link(up)
+        if up:
+            # every open ticket again (fills in what was missed while away)
+            self.bus.publish(topics.station_sync(self.station), contract.encode(
+                contract.SyncRequest(device=self.cfg.device.id)))
+            # actions the hub may not have seen: same ids, applied once
+            self._send(self.vm.unconfirmed_events())
+        self.changed()
+
+    def _apply(self, fn) -> None:
+        fn()
+        self.changed()
+
+    # -------------------------------------------------------------- actions
+    def _send(self, events) -> None:
+        for ev in events:
+            self.bus.publish(topics.station_event(self.station), contract.encode(ev))
+
+    def act(self, fn: Callable[[], list]) -> bool:
+        """Run a view-model action; publish its events; show a refusal."""
+        try:
+            events = fn()
+        except ActionRefused as r:
+            self.notice, self.notice_until = r.words, self.clock() + 4
+            self.changed()
+            return False
+        self._send(events)
+        self.save()
+        self.changed()
+        return True
+
+    def drawn(self, ticket_ids) -> None:
+        """Proof of receipt: acknowledge tickets the screen has drawn."""
+        events = self.vm.drawn(ticket_ids)
+        if events:
+            self._send(events)
+            self.save()
+
+    def current_notice(self) -> contract.Words | None:
+        if self.notice and self.clock() < self.notice_until:
+            return self.notice
+        return None
