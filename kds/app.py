@@ -96,13 +96,13 @@ def build_app(cfg):
         app = ObjectProperty(None)
 
         def on_touch_down(self, touch):
-            if self.collide_point(*touch.pos):
+            if self.ticket_id and self.collide_point(*touch.pos):
                 touch.ud["card"] = self.ticket_id
                 return True
             return super().on_touch_down(touch)
 
         def on_touch_up(self, touch):
-            if touch.ud.get("card") != self.ticket_id or not self.collide_point(*touch.pos):
+            if not self.ticket_id or touch.ud.get("card") != self.ticket_id or not self.collide_point(*touch.pos):
                 return super().on_touch_up(touch)
             header = self.ids.header
             if header.collide_point(*touch.pos):
@@ -167,8 +167,7 @@ def build_app(cfg):
             self.ctl.act(lambda: self.ctl.vm.bump_item(ticket_id, line))
 
         def select(self, ticket_id):
-            self.ctl.vm.select(ticket_id)
-            self._redraw()
+            self.ctl.act(lambda: self.ctl.vm.select(ticket_id) or [])
 
         def recall(self):
             self.ctl.act(self.ctl.vm.recall_last)

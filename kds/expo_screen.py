@@ -1,0 +1,533 @@
+"""The expo screen (Kivy): every open order with each station's progress; the
+expo hands ready orders over.
+
+    python -m kds.expo_screen --config /etc/restobox/kds.toml     ([kds] mode = "expo")
+
+All state and logic live in :class:`kds.viewmodel.ExpoViewModel`; the bus
+lives in :class:`ExpoController` (no Kivy); the layout in ``expo.kv``. MQTT
+callbacks are posted to the UI thread, redraws are coalesced with a Clock
+trigger and the timers tick once a second.
+
+The expo's two actions are events on ``restobox/v1/station/expo/event``:
+``bump`` completes a ready order (a tap on its card, or the bump bar's bump
+key on the selected card), ``recall`` brings back the last completed one.
+
+This module also holds the pieces the pickup board (``kds.board_screen``)
+shares: :func:`configure_kivy`, :func:`register_cjk_font`, :func:`write_state`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable
+
+os.environ.setdefault("KIVY_NO_ARGS", "1")
+os.environ.setdefault("KIVY_NO_CONSOLELOG", "1")
+
+from kds.viewmodel import ActionRefused, BumpBarMap, ExpoRow, ExpoViewModel, StationProgress, Thresholds  # noqa: E402
+from restobox import config as config_mod  # noqa: E402
+from restobox import contract  # noqa: E402
+from restobox.bus import Bus, Incoming, bus_from_config  # noqa: E402
+from restobox.config import Config, ConfigError  # noqa: E402
+from restobox.contract import EXPO_STATION, MenuMessage, OrderUpdate, Presence, StationTicket, Words, topics  # noqa: E402
+
+log = logging.getLogger("restobox.kds.expo")
+
+# Every station's tickets (the expo ACL reads restobox/v1/station/+/ticket).
+# contract.topics has no builder for this filter yet; it is used once it has one.
+STATION_TICKET_ALL = getattr(topics, "STATION_TICKET_ALL", f"{contract.ROOT}/station/+/ticket")
+# The menu only names the stations; a big menu must not hide their names.
+MENU_MAX_BYTES = 1024 * 1024
+NOTICE_S = 4.0
+COMPLETED_SHOWN = 10
+
+
+def _iso_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+
+
+# =========================================================================
+# Glue: bus <-> view model (no Kivy)
+# =========================================================================
+
+
+class ExpoController:
+    """The expo screen's bus, without Kivy.
+
+    ``post`` runs a function on the UI thread; ``changed`` asks for a
+    (coalesced) redraw. paho's callbacks only decode and post, so the view
+    model is touched from one thread only.
+    """
+
+    def __init__(self, cfg: Config, *, post: Callable[[Callable[[], None]], None],
+                 changed: Callable[[], None], bus: Bus | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.cfg = cfg
+        self.post = post
+        self.changed = changed
+        self.clock = clock
+        k = cfg.kds
+        self.vm = ExpoViewModel(
+            cfg.device.id, clock=clock,
+            thresholds=Thresholds(warn_s=k.warn_s, late_s=k.late_s, flash=k.flash_late),
+            page_size=k.columns * k.rows,
+        )
+        self.bus = bus or bus_from_config(cfg)
+        #: station id -> its name from the hub's menu (retained); the id until it comes
+        self.station_names: dict[str, Words] = {}
+        #: messages ignored at the boundary, by reason code (never silent)
+        self.rejected: dict[str, int] = {}
+        self.notice: Words | None = None
+        self.notice_until = 0.0
+
+    # ------------------------------------------------------------- lifecycle
+    def start(self) -> None:
+        self.bus.on_connection_change = lambda up, why: self.post(lambda: self._link(up))
+        self.bus.subscribe(STATION_TICKET_ALL, self._on_ticket)
+        self.bus.subscribe(topics.ORDER_UPDATE, self._on_update)
+        self.bus.subscribe(topics.presence("hub"), self._on_hub_presence)
+        self.bus.subscribe(topics.MENU, self._on_menu)
+        self.bus.start()
+        self.bus.announce()
+
+    def stop(self) -> None:
+        self.bus.stop()
+
+    # ------------------------------------------------------------- incoming
+    def _reject(self, m: Incoming, reason: str, detail: str) -> None:
+        self.rejected[reason] = self.rejected.get(reason, 0) + 1
+        log.warning("ignored a message on %s (%s): %s", m.topic, reason, detail)
+
+    def _decode(self, m: Incoming, type_, **kw):
+        try:
+            return contract.decode(m.payload, type_, **kw)
+        except contract.Rejection as r:
+            self._reject(m, r.reason, str(r))
+            return None
+
+    def _on_ticket(self, m: Incoming) -> None:
+        t = self._decode(m, StationTicket)
+        if t is None:
+            return
+        parsed = contract.parse_topic(m.topic)
+        if parsed is None or parsed[1] != t.station:
+            self._reject(m, "bad_topic", f"a {t.station!r} ticket on another station's topic")
+            return
+        self.post(lambda: self._apply(lambda: self.vm.on_ticket(t)))
+
+    def _on_update(self, m: Incoming) -> None:
+        u = self._decode(m, OrderUpdate)
+        if u is not None:
+            self.post(lambda: self._apply(lambda: self.vm.on_update(u)))
+
+    def _on_hub_presence(self, m: Incoming) -> None:
+        p = self._decode(m, Presence)
+        if p is not None:
+            self.post(lambda: self._apply(lambda: self.vm.on_hub_presence(p.state == "online")))
+
+    def _on_menu(self, m: Incoming) -> None:
+        mm = self._decode(m, MenuMessage, max_bytes=MENU_MAX_BYTES)
+        if mm is not None:
+            names = {s.id: Words(s.name.zh, s.name.en) for s in mm.menu.stations}
+            self.post(lambda: self._apply(lambda: self.station_names.update(names)))
+
+    def _link(self, up: bool) -> None:
+        self.vm.on_link(up)
+        if up:
+            # every open ticket of every station again (fills in what was missed)
+            self.bus.publish(topics.station_sync(EXPO_STATION), contract.encode(
+                contract.SyncRequest(device=self.cfg.device.id, at=_iso_now())))
+        self.changed()
+
+    def _apply(self, fn: Callable[[], object]) -> None:
+        if fn() is not False:  # the view models answer False for "nothing to redraw"
+            self.changed()
+
+    # -------------------------------------------------------------- actions
+    def act(self, fn: Callable[[], list]) -> bool:
+        """Run a view-model action; publish its events; show a refusal."""
+        try:
+            events = fn()
+        except ActionRefused as r:
+            self.notice, self.notice_until = r.words, self.clock() + NOTICE_S
+            self.changed()
+            return False
+        for ev in events:
+            self.bus.publish(self.vm.event_topic, contract.encode(ev))
+        self.notice = None
+        self.changed()
+        return True
+
+    def complete(self, order_id: str) -> bool:
+        """The diner has the food: complete a ready order."""
+        return self.act(lambda: self.vm.bump(order_id))
+
+    def recall_last(self) -> bool:
+        return self.act(self.vm.recall_last)
+
+    def perform(self, action: str) -> bool:
+        """A bump bar action (kds.viewmodel.BUMP_BAR_ACTIONS)."""
+        return self.act(lambda: self.vm.perform(action))
+
+    def page(self, delta: int) -> None:
+        (self.vm.next_page if delta > 0 else self.vm.prev_page)()
+        self.changed()
+
+    def current_notice(self) -> Words | None:
+        if self.notice and self.clock() < self.notice_until:
+            return self.notice
+        return None
+
+    def station_name(self, station: str) -> Words:
+        return self.station_names.get(station) or Words(station, station.replace("-", " ").title())
+
+
+# =========================================================================
+# What a card says (plain functions: the .kv file only lays them out)
+# =========================================================================
+
+
+def esc(s: str) -> str:
+    """Text for a Kivy markup label."""
+    return s.replace("&", "&amp;").replace("[", "&bl;").replace("]", "&br;")
+
+
+def progress_text(p: StationProgress) -> str:
+    """``"2/3"``; ``"✓ 3/3"`` when the station is done."""
+    if p.total_items:
+        count = f"{p.done_items}/{p.total_items}"
+        return f"✓ {count}" if p.state == "done" else count
+    return "✓ 完成" if p.state == "done" else "…"
+
+
+def ack_text(p: StationProgress) -> str:
+    if p.state == "done":
+        return "✓ 已出单 bumped"
+    return "✓ 已接单 acked" if p.acked else "● 未接单 not acked"
+
+
+def items_markup(p: StationProgress) -> str:
+    """One line per item; done items greyed and struck through."""
+    lines = []
+    for i in p.items:
+        text = f"{i.qty}× {esc(i.name_zh)}  [size=14sp]{esc(i.name_en)}[/size]"
+        if i.part_of:
+            text += "  [size=13sp](套餐 combo)[/size]"
+        lines.append(f"[color=#9aa0a6][s]{text}[/s][/color]" if i.done else text)
+    return "\n".join(lines)
+
+
+def status_text(row: ExpoRow) -> str:
+    if row.ready:
+        return "✓ 可取餐 READY  ·  点按出餐 tap to complete"
+    done = sum(1 for p in row.stations if p.state == "done")
+    return f"制作中 Preparing  ·  {done}/{len(row.stations)} 工位完成 stations done"
+
+
+# =========================================================================
+# Kivy
+# =========================================================================
+
+
+def configure_kivy(cfg: Config) -> None:
+    """The window settings ``kds.app.run`` uses; call before Kivy opens its window."""
+    from kivy.config import Config as KivyConfig
+
+    k = cfg.kds
+    KivyConfig.set("graphics", "width", str(k.width))
+    KivyConfig.set("graphics", "height", str(k.height))
+    KivyConfig.set("graphics", "fullscreen", "auto" if k.fullscreen else "0")
+    KivyConfig.set("graphics", "resizable", "0")
+    KivyConfig.set("kivy", "exit_on_escape", "0")
+    # one input provider: a touch screen seen twice (mtdev + hid) would
+    # deliver every tap twice
+    KivyConfig.set("input", "mouse", "mouse,disable_multitouch")
+
+
+def register_cjk_font() -> None:
+    """Make the Chinese font Kivy's default (regular and bold)."""
+    from kivy.core.text import DEFAULT_FONT, LabelBase
+
+    from restobox.printing.preview import find_cjk_font
+
+    font = str(find_cjk_font())
+    bold = font.replace("-Regular.", "-Bold.")
+    bold = bold if bold != font and Path(bold).is_file() else font
+    LabelBase.register(DEFAULT_FONT, font, None, bold, None)
+
+
+def load_kv(name: str) -> None:
+    from kivy.lang import Builder
+
+    path = str(Path(__file__).with_name(name))
+    Builder.unload_file(path)  # building a second app in one process must not double the rules
+    Builder.load_file(path)
+
+
+def window_rect(widget) -> list[float]:
+    """``[x, y, w, h]`` of a widget in window pixels, origin top left (as X sees it)."""
+    from kivy.core.window import Window
+
+    x, y = widget.to_window(widget.x, widget.y)
+    return [x, Window.height - y - widget.height, widget.width, widget.height]
+
+
+def write_state(path: str, state: dict) -> None:
+    """For automated UI tests and diagnostics (RESTOBOX_KDS_STATE): what is where."""
+    from kivy.core.window import Window
+
+    state = {"window": [Window.width, Window.height], "window_pos": [Window.left, Window.top], **state}
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(state, f, ensure_ascii=False)
+    os.replace(tmp, path)
+
+
+def save_screenshot(target: str | Path) -> str:
+    """The window as a PNG at exactly ``target`` (Kivy adds a counter to the name)."""
+    from kivy.core.window import Window
+
+    target = Path(target)
+    made = Window.screenshot(name=str(target.with_name(f".{target.stem}-shot.png")))
+    if not made:
+        raise RuntimeError("the window could not be saved")
+    os.replace(made, target)
+    return str(target)
+
+
+def build_expo_app(cfg: Config):
+    """The expo screen as a Kivy App (call ``.run()``). Configure Kivy first
+    (:func:`configure_kivy`), as ``kds.app.run`` does."""
+    from kivy.app import App
+    from kivy.clock import Clock
+    from kivy.core.window import Keyboard, Window
+    from kivy.properties import BooleanProperty, NumericProperty, ObjectProperty, OptionProperty, StringProperty
+    from kivy.uix.boxlayout import BoxLayout
+
+    register_cjk_font()
+
+    class ExpoStationRow(BoxLayout):
+        name_zh = StringProperty("")
+        name_en = StringProperty("")
+        progress_text = StringProperty("")
+        ack_text = StringProperty("")
+        items_text = StringProperty("")
+        done = BooleanProperty(False)
+        started = BooleanProperty(False)
+        acked = BooleanProperty(False)
+
+    class ExpoCard(BoxLayout):
+        app = ObjectProperty(None)
+        order_id = StringProperty("")
+        number_text = StringProperty("")
+        timer_text = StringProperty("")
+        service_text = StringProperty("")
+        channel_text = StringProperty("")
+        note_text = StringProperty("")
+        status_text = StringProperty("")
+        colour = OptionProperty("normal", options=["new", "normal", "warning", "late"])
+        flashing = BooleanProperty(False)
+        ready = BooleanProperty(False)
+        selected = BooleanProperty(False)
+
+        def on_touch_down(self, touch):
+            if self.order_id and self.collide_point(*touch.pos):
+                touch.ud["expo_card"] = self.order_id
+                return True
+            return super().on_touch_down(touch)
+
+        def on_touch_up(self, touch):
+            oid = touch.ud.get("expo_card")
+            if oid and oid == self.order_id and self.collide_point(*touch.pos):
+                self.app.tap(oid)
+                return True
+            return super().on_touch_up(touch)
+
+    class ExpoRoot(BoxLayout):
+        app = ObjectProperty(None)
+        title_text = StringProperty("出餐台  Expo")
+        count_text = StringProperty("")
+        clock_text = StringProperty("")
+        banner_text = StringProperty("")
+        notice_text = StringProperty("")
+        hidden_text = StringProperty("")
+        completed_text = StringProperty("")
+        recall_hint = StringProperty("")
+        columns = NumericProperty(5)
+        rows = NumericProperty(2)
+
+    load_kv("expo.kv")
+    bump_keys = BumpBarMap(cfg.kds.bump_keys)
+    keynames = {v: k for k, v in Keyboard.keycodes.items()}
+    state_file = os.environ.get("RESTOBOX_KDS_STATE")
+    shot_dir = Path(os.environ.get("RESTOBOX_SCREENSHOT_DIR", "."))
+
+    class ExpoApp(App):
+        title = "Restobox — 出餐台 Expo"
+
+        def build(self):
+            self._redraw = Clock.create_trigger(self.refresh, 0)
+            self.ctl = ExpoController(cfg, post=lambda fn: Clock.schedule_once(lambda dt: fn()),
+                                      changed=self._redraw)
+            self.root_w = ExpoRoot(app=self, columns=cfg.kds.columns, rows=cfg.kds.rows)
+            keys = bump_keys.keys_for("recall")
+            self.root_w.recall_hint = f"{keys[0].upper()} = 召回 Recall" if keys else ""
+            self.cards = []
+            for _ in range(cfg.kds.columns * cfg.kds.rows):
+                c = ExpoCard(app=self)
+                self.cards.append(c)
+                self.root_w.ids.grid.add_widget(c)
+            Window.bind(on_key_down=self._on_key)
+            Clock.schedule_interval(lambda dt: self.refresh(), 1.0)
+            self.ctl.start()
+            self.refresh()
+            return self.root_w
+
+        def on_start(self):
+            self._redraw()  # once laid out, so the state file has real positions
+
+        def on_stop(self):
+            self.ctl.stop()
+
+        # ------------------------------------------------------ actions
+        def tap(self, order_id: str) -> None:
+            self.ctl.complete(order_id)
+
+        def recall(self) -> None:
+            self.ctl.recall_last()
+
+        def page(self, delta: int) -> None:
+            self.ctl.page(delta)
+
+        def _on_key(self, window, key, scancode, codepoint, modifiers):
+            name = keynames.get(key, codepoint or "")
+            if name == "f12":
+                self.screenshot()
+                return True
+            action = bump_keys.action_for(name)
+            if action is None:
+                return False
+            self.ctl.perform(action)
+            return True
+
+        def screenshot(self, path: str | None = None) -> str:
+            return save_screenshot(path or shot_dir / f"kds-expo-{int(time.time())}.png")
+
+        # ------------------------------------------------------- drawing
+        def refresh(self, *_):
+            vm = self.ctl.vm
+            rows = vm.rows_on_page()
+            r = self.root_w
+            r.clock_text = time.strftime("%H:%M")
+            total = len(rows) + vm.hidden_count
+            ready = sum(1 for row in rows if row.ready)
+            r.count_text = (f"{total} 单进行中 open" + (f"   ·   {ready} 单可取餐 ready" if ready else ""))
+            banner = vm.banner
+            r.banner_text = f"{banner.zh}    {banner.en}" if banner else ""
+            notice = self.ctl.current_notice()
+            r.notice_text = f"{notice.zh}\n{notice.en}" if notice else ""
+            r.hidden_text = (f"第 {vm.page + 1}/{vm.pages} 页 · 另有 {vm.hidden_count} 单\n"
+                             f"page {vm.page + 1}/{vm.pages} · {vm.hidden_count} more"
+                             if vm.hidden_count else "")
+            done = vm.completed_numbers()[:COMPLETED_SHOWN]
+            r.completed_text = "\n".join(
+                f"[b]#{n}[/b]" if k == 0 else f"[color=#9aa0a6]#{n}[/color]" for k, n in enumerate(done))
+            for card, row in zip(self.cards, rows + [None] * len(self.cards)):
+                self._fill(card, row)
+            if state_file:
+                self._dump_state(rows, done)
+
+        def _fill(self, card, row: ExpoRow | None) -> None:
+            if row is None:
+                if card.order_id:
+                    card.ids.station_box.clear_widgets()
+                    card._shown = None
+                card.order_id, card.opacity, card.disabled = "", 0, True
+                return
+            card.order_id, card.opacity, card.disabled = row.order_id, 1, False
+            card.number_text = f"#{row.number}"
+            card.timer_text = row.elapsed_text
+            card.service_text = row.service_text.zh + "  " + row.service_text.en
+            card.channel_text = f"{row.channel_text.zh} {row.channel_text.en}"
+            card.note_text = f"备注 Note: {row.note}" if row.note else ""
+            card.colour, card.flashing = row.colour, row.flashing
+            card.ready, card.selected = row.ready, row.selected
+            card.status_text = status_text(row)
+            names = {p.station: self.ctl.station_name(p.station) for p in row.stations}
+            shown = (row.stations, tuple(names.items()))
+            if getattr(card, "_shown", None) == shown:  # the timer ticks; the rows stay
+                return
+            card._shown = shown
+            box = card.ids.station_box
+            box.clear_widgets()
+            for p in row.stations:
+                name = names[p.station]
+                box.add_widget(ExpoStationRow(
+                    name_zh=esc(name.zh), name_en=esc(name.en), progress_text=progress_text(p),
+                    ack_text=ack_text(p), items_text=items_markup(p), done=p.state == "done",
+                    started=p.done_items > 0, acked=p.acked))
+
+        def _dump_state(self, rows, completed) -> None:
+            by_id = {c.order_id: c for c in self.cards if c.order_id}
+            orders = []
+            for row in rows:
+                card = by_id.get(row.order_id)
+                if card is None:
+                    continue
+                orders.append({
+                    "order_id": row.order_id, "number": row.number, "ready": row.ready,
+                    "selected": row.selected, "colour": row.colour, "status": card.status_text,
+                    "stations": [{"station": p.station, "state": p.state, "done": p.done_items,
+                                  "total": p.total_items, "acked": p.acked,
+                                  "text": f"{names.zh} {names.en} {progress_text(p)} {ack_text(p)}"}
+                                 for p in row.stations for names in [self.ctl.station_name(p.station)]],
+                    "rect": window_rect(card),
+                })
+            ids = self.root_w.ids
+            write_state(state_file, {
+                "screen": "expo", "orders": orders, "completed": completed,
+                "banner": self.root_w.banner_text, "notice": self.root_w.notice_text,
+                "hidden": self.ctl.vm.hidden_count, "page": self.ctl.vm.page, "pages": self.ctl.vm.pages,
+                "buttons": {k: window_rect(ids[k]) for k in ("prev_page", "recall", "next_page")},
+            })
+
+    return ExpoApp()
+
+
+# =========================================================================
+# Entry point
+# =========================================================================
+
+
+def run(cfg_path: str | None) -> int:
+    """Load the config and show the expo screen until the window closes."""
+    cfg = config_mod.load(cfg_path)
+    if cfg.kds.mode != "expo":
+        print(f"restobox kds: this is the expo screen; the config says mode {cfg.kds.mode!r}", file=sys.stderr)
+        return 2
+    configure_kivy(cfg)
+    build_expo_app(cfg).run()
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m kds.expo_screen", description="Restobox expo screen")
+    ap.add_argument("--config", help="config file (default $RESTOBOX_CONFIG or /etc/restobox/restobox.toml)")
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return run(args.config)
+    except ConfigError as exc:
+        print(f"restobox kds: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
