@@ -151,12 +151,23 @@ def build_app(cfg):
                 self.cards.append(c)
                 self.root_w.ids.grid.add_widget(c)
             Window.bind(on_key_down=self._on_key)
+            self.bumpbar = None
+            if cfg.kds.serial_bump_bar:
+                from kds.bumpbar import SerialBumpBar
+
+                self.bumpbar = SerialBumpBar(
+                    cfg.kds.serial_bump_bar, BumpBarMap(cfg.kds.serial_bump_keys),
+                    lambda action: Clock.schedule_once(lambda dt: self.ctl.act(lambda: self.ctl.vm.perform(action))),
+                    baudrate=cfg.kds.serial_bump_baudrate)
+                self.bumpbar.start()
             Clock.schedule_interval(lambda dt: self.refresh(), 1.0)
             self.refresh()
             self.ctl.start()
             return self.root_w
 
         def on_stop(self):
+            if self.bumpbar is not None:
+                self.bumpbar.stop()
             self.ctl.stop()
 
         # ------------------------------------------------------ actions

@@ -155,6 +155,12 @@ DEFAULT_BUMP_KEYS = {
 }
 
 
+DEFAULT_SERIAL_BUMP_KEYS = {
+    "select_prev": "<", "select_next": ">", "bump": "b", "recall": "r",
+    "undo": "u", "page_prev": "[", "page_next": "]",
+}
+
+
 class KdsConfig(_Strict):
     mode: Literal["station", "expo", "board"] = "station"
     """station: one station's tickets; expo: every station's progress;
@@ -179,6 +185,9 @@ class KdsConfig(_Strict):
     """Bump bar keys (a keyboard-style bump bar sends these keys)."""
     serial_bump_bar: str | None = None
     """Device of a serial bump bar (e.g. /dev/restobox-bumpbar), or none."""
+    serial_bump_baudrate: Literal[1200, 2400, 4800, 9600, 19200, 38400] = 9600
+    serial_bump_keys: dict[str, str] = msgspec.field(default_factory=lambda: dict(DEFAULT_SERIAL_BUMP_KEYS))
+    """The character a serial bump bar sends for each action."""
 
 
 class Config(_Strict):

@@ -110,6 +110,27 @@ def test_bump_bar_keys_select_and_bump_and_undo_restores(screen, kiosk, monitor)
     screen.wait(lambda st: numbers(st) == ["#1", "#2"])
 
 
+def test_a_serial_bump_bar_bumps_the_selected_ticket(broker, hub, kiosk, monitor, tmp_path, xvfb):
+    import tty
+
+    master, slave = os.openpty()
+    tty.setraw(slave)
+    s = ScreenProcess(xvfb, kds_config(tmp_path / "kds-bar.toml", broker, tmp_path,
+                                       serial_bump_bar=os.ttyname(slave)), tmp_path)
+    try:
+        s.start()
+        kiosk.submit(new_order(KUNG_PAO))
+        s.wait(lambda st: len(st["tickets"]) == 1)
+        time.sleep(0.5)  # the reader opens the port
+        os.write(master, b">b")
+        monitor.wait_json(topics.ORDER_UPDATE, lambda u: u["number"] == 1 and u["state"] == "ready")
+        s.wait(lambda st: st["tickets"] == [])
+    finally:
+        s.stop()
+        os.close(master)
+        os.close(slave)
+
+
 def test_a_restart_shows_the_cached_tickets_at_once_even_with_the_broker_down(broker, screen, kiosk):
     for _ in range(2):
         kiosk.submit(new_order(KUNG_PAO))
