@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import sys
 import time
 from pathlib import Path
 
@@ -20,7 +19,6 @@ os.environ.setdefault("KIVY_NO_ARGS", "1")
 os.environ.setdefault("KIVY_NO_CONSOLELOG", "1")
 
 from restobox import config as config_mod  # noqa: E402
-from restobox.menu import ALLERGENS  # noqa: E402,F401
 
 log = logging.getLogger("restobox.kds")
 
@@ -55,10 +53,16 @@ def run(cfg_path: str | None) -> int:
     # one input provider: a touch screen seen twice (mtdev + hid) would
     # deliver every tap twice
     KivyConfig.set("input", "mouse", "mouse,disable_multitouch")
-    if k.mode != "station":
-        print(f"restobox kds: mode {k.mode!r} has no screen yet; use mode = \"station\"", file=sys.stderr)
-        return 2
-    app = build_app(cfg)
+    if k.mode == "expo":
+        from kds.expo_screen import build_expo_app
+
+        app = build_expo_app(cfg)
+    elif k.mode == "board":
+        from kds.board_screen import build_board_app
+
+        app = build_board_app(cfg)
+    else:
+        app = build_app(cfg)
     app.run()
     return 0
 
@@ -161,6 +165,10 @@ def build_app(cfg):
                     baudrate=cfg.kds.serial_bump_baudrate)
                 self.bumpbar.start()
             Clock.schedule_interval(lambda dt: self.refresh(), 1.0)
+            every = float(os.environ.get("RESTOBOX_SCREENSHOT_EVERY", "0") or 0)
+            if every > 0:  # a picture of the screen for remote support and the demo
+                Clock.schedule_interval(lambda dt: self.screenshot(
+                    str(shot_dir / f"kds-{cfg.kds.station}.png")), every)
             self.refresh()
             self.ctl.start()
             return self.root_w
@@ -202,9 +210,14 @@ def build_app(cfg):
             return True
 
         def screenshot(self, path: str | None = None) -> str:
-            target = path or str(shot_dir / f"kds-{cfg.kds.station}-{int(time.time())}.png")
-            Window.screenshot(name=target)
-            return target
+            """Save what the screen shows. Kivy numbers its screenshots;
+            with a path, the picture is renamed to exactly that path."""
+            if path is None:
+                return Window.screenshot(name=str(shot_dir / f"kds-{cfg.kds.station}-{int(time.time())}.png"))
+            made = Window.screenshot(name=path[:-len(".png")] + "-.png")  # Kivy adds a counter
+            if made:
+                os.replace(made, path)
+            return path
 
         # ------------------------------------------------------- drawing
         def refresh(self, *_):

@@ -84,7 +84,7 @@ def cmd_demo(args) -> int:
     from restobox.demo import run_demo
 
     return run_demo(duration=args.duration, live=not args.plain, rate=args.rate,
-                    snapshot=Path(args.snapshot) if args.snapshot else None)
+                    snapshot=Path(args.snapshot) if args.snapshot else None, screens=not args.no_screens)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -109,6 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--rate", type=float, default=0.5, help="orders per second from the virtual kiosk")
     p.add_argument("--plain", action="store_true", help="print lines instead of a live screen")
     p.add_argument("--snapshot", metavar="SVG", help="save the final order book screen as an SVG picture")
+    p.add_argument("--no-screens", action="store_true", help="do not open the kitchen screens")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("menu-check", help="check a menu JSON file")

@@ -33,6 +33,50 @@ from restobox.sim import VirtualCook, VirtualKiosk
 REPO = Path(__file__).resolve().parent.parent
 STATIONS = ("wok", "fryer", "drinks")
 COOKS = {"wok": "kds-wok-1", "fryer": "kds-fryer-1", "drinks": "kds-drinks-1", "expo": "expo-1"}
+# The kitchen screens the demo opens: (device, role, station, kds mode).
+SCREENS = [("kds-wok-2", "kds", "wok", "station"), ("expo-2", "expo", "expo", "expo"),
+           ("board-2", "board", None, "board")]
+
+
+def _screen_config(path: Path, port: int, password_file: Path, device: str, role: str, station: str | None,
+                   mode: str, state: Path, size: tuple[int, int]) -> None:
+    path.write_text(
+        f"[device]\nid = \"{device}\"\nrole = \"{role}\"\n\n"
+        f"[mqtt]\nhost = \"127.0.0.1\"\nport = {port}\npassword_file = \"{password_file}\"\n\n"
+        f"[kds]\nmode = \"{mode}\"\nstation = \"{station or 'wok'}\"\n"
+        f"cache = \"{state / (device + '.db')}\"\nwidth = {size[0]}\nheight = {size[1]}\n"
+        # short thresholds so the demo shows every colour within minutes
+        "warn_s = 30\nlate_s = 60\n",
+        encoding="utf-8",
+    )
+
+
+def _start_screens(broker: Broker, state: Path, port: int) -> tuple[list, list, str]:
+    """Open the kitchen screens: on this display if there is one, else each
+    on a virtual display of its own. Returns (processes, displays, note)."""
+    from restobox.display import Xvfb
+
+    shots = state / "screens"
+    shots.mkdir(parents=True, exist_ok=True)
+    procs, displays = [], []
+    desktop = bool(os.environ.get("DISPLAY"))
+    size = (1280, 800) if desktop else (1920, 1080)
+    for device, role, station, mode in SCREENS:
+        cfg = state / f"{device}.toml"
+        _screen_config(cfg, port, broker.creds[device].password_file, device, role, station, mode, state, size)
+        env = dict(os.environ)
+        if not desktop:
+            x = Xvfb(*size)
+            displays.append(x)
+            env = x.env()
+        env.update(RESTOBOX_SCREENSHOT_DIR=str(shots), RESTOBOX_SCREENSHOT_EVERY="5")
+        with open(state / f"{device}.log", "wb") as log:
+            procs.append(subprocess.Popen([sys.executable, "-m", "kds", "--config", str(cfg)],
+                                          stdout=log, stderr=subprocess.STDOUT, env=env))
+    where = "on this display" if desktop else "on virtual displays (Xvfb)"
+    note = (f"Kitchen screens (wok station, expo, pickup board) are open {where}; "
+            f"a picture of each every 5 s: {shots}/\n")
+    return procs, displays, note
 
 
 @dataclass
@@ -210,7 +254,7 @@ def save_snapshot(book: OrderBook, path: Path) -> None:
 
 
 def run_demo(duration: float = 0, live: bool = True, rate: float = 0.5,
-             state_dir: Path | None = None, snapshot: Path | None = None) -> int:
+             state_dir: Path | None = None, snapshot: Path | None = None, screens: bool = True) -> int:
     if not logging.getLogger().isEnabledFor(logging.DEBUG):
         # the live screen is the output; library chatter would tear it
         logging.getLogger("restobox").setLevel(logging.WARNING)
@@ -223,8 +267,11 @@ def run_demo(duration: float = 0, live: bool = True, rate: float = 0.5,
     # "watcher" is for the person at the terminal: a device name of its own,
     # since two connections with one name take turns throwing each other off
     broker = Broker(state / "broker", port=port).start_with_devices(
-        [*STANDARD_DEVICES, ("watcher", "monitor", None)])
+        [*STANDARD_DEVICES, ("watcher", "monitor", None), *((d, r, s) for d, r, s, _ in SCREENS)])
     hub_proc = print_proc = None
+    screen_procs: list = []
+    displays: list = []
+    screens_note = ""
     buses: list[Bus] = []
     actors: list = []
     stop = threading.Event()
@@ -259,6 +306,8 @@ def run_demo(duration: float = 0, live: bool = True, rate: float = 0.5,
             b.start()
         for b in buses:
             b.wait_connected(10)
+        if screens:
+            screen_procs, displays, screens_note = _start_screens(broker, state, port)
         for a in actors:
             a.start()
         print(
@@ -268,7 +317,7 @@ def run_demo(duration: float = 0, live: bool = True, rate: float = 0.5,
             f"-P \"$(cat {broker.creds['watcher'].password_file})\" "
             f"-t 'restobox/v1/#' -v\n"
             f"Store database: {state / 'store.db'}   Logs: {state}/*.log\n"
-            f"Printed tickets and pictures of the paper: {state / 'printers'}/\n",
+            f"Printed tickets and pictures of the paper: {state / 'printers'}/\n" + screens_note,
             file=out, flush=True,
         )
         t_end = time.monotonic() + duration if duration > 0 else float("inf")
@@ -307,7 +356,9 @@ def run_demo(duration: float = 0, live: bool = True, rate: float = 0.5,
             a.stop()
         for b in buses:
             b.stop()
-        for proc in (print_proc, hub_proc):
+        for proc in (*screen_procs, print_proc, hub_proc):
             if proc is not None:
                 terminate(proc, 10)
+        for x in displays:
+            x.close()
         broker.stop()
