@@ -104,7 +104,7 @@ def build_board_app(cfg: Config):
     from kivy.app import App
     from kivy.clock import Clock
     from kivy.core.window import Keyboard, Window
-    from kivy.properties import BooleanProperty, ObjectProperty, StringProperty
+    from kivy.properties import BooleanProperty, ColorProperty, ObjectProperty, StringProperty
     from kivy.uix.boxlayout import BoxLayout
     from kivy.uix.label import Label
 
@@ -114,6 +114,12 @@ def build_board_app(cfg: Config):
         ready = BooleanProperty(False)
         fresh = BooleanProperty(False)  # just became ready
         pulse = BooleanProperty(False)  # the fresh tile's second light level
+
+    class BoardHead(BoxLayout):
+        zh = StringProperty("")
+        en = StringProperty("")
+        fill = ColorProperty([0.2, 0.2, 0.2, 1])
+        accent = ColorProperty([1, 1, 1, 1])
 
     class BoardRoot(BoxLayout):
         app = ObjectProperty(None)
@@ -149,6 +155,9 @@ def build_board_app(cfg: Config):
             self.ctl.start()
             self.refresh()
             return r
+
+        def load_kv(self, filename=None):
+            return True  # board.kv is loaded above; App would load it a second time by its name
 
         def on_start(self):
             self._redraw()

@@ -208,9 +208,12 @@ def progress_text(p: StationProgress) -> str:
 
 
 def ack_text(p: StationProgress) -> str:
+    # Acks reach the expo only with the hub's next order update (the first
+    # bump), so "not yet" is a neutral word here, not an alarm; the hub's
+    # fallback print and alert cover a screen that never draws a ticket.
     if p.state == "done":
         return "✓ 已出单 bumped"
-    return "✓ 已接单 acked" if p.acked else "● 未接单 not acked"
+    return "✓ 已接单 acked" if p.acked else "○ 待接单 not acked yet"
 
 
 def items_markup(p: StationProgress) -> str:
@@ -219,16 +222,24 @@ def items_markup(p: StationProgress) -> str:
     for i in p.items:
         text = f"{i.qty}× {esc(i.name_zh)}  [size=14sp]{esc(i.name_en)}[/size]"
         if i.part_of:
-            text += "  [size=13sp](套餐 combo)[/size]"
+            text += "  [size=14sp](套餐)[/size]"
         lines.append(f"[color=#9aa0a6][s]{text}[/s][/color]" if i.done else text)
     return "\n".join(lines)
 
 
 def status_text(row: ExpoRow) -> str:
+    """The card's footer (markup)."""
     if row.ready:
-        return "✓ 可取餐 READY  ·  点按出餐 tap to complete"
+        return "[b]✓ 可取餐  READY[/b]\n[size=15sp]点按出餐 · tap to complete[/size]"
     done = sum(1 for p in row.stations if p.state == "done")
-    return f"制作中 Preparing  ·  {done}/{len(row.stations)} 工位完成 stations done"
+    return f"制作中 Preparing  ·  {done}/{len(row.stations)}"
+
+
+def service_line(row: ExpoRow) -> str:
+    """``"12号桌 · Table 12"`` (a table means dine in), ``"外带 Takeaway"``."""
+    if row.table:
+        return f"{row.table}号桌 · Table {row.table}"
+    return f"{row.service_text.zh} {row.service_text.en}"
 
 
 # =========================================================================
@@ -295,7 +306,9 @@ def save_screenshot(target: str | Path) -> str:
     from kivy.core.window import Window
 
     target = Path(target)
-    made = Window.screenshot(name=str(target.with_name(f".{target.stem}-shot.png")))
+    # Kivy writes PNG bytes whatever the name ends with; ".part" keeps a
+    # half-written file from looking like a finished picture.
+    made = Window.screenshot(name=f"{target}.part")
     if not made:
         raise RuntimeError("the window could not be saved")
     os.replace(made, target)
@@ -390,6 +403,9 @@ def build_expo_app(cfg: Config):
             self.refresh()
             return self.root_w
 
+        def load_kv(self, filename=None):
+            return True  # expo.kv is loaded above; App would load it a second time by its name
+
         def on_start(self):
             self._redraw()  # once laid out, so the state file has real positions
 
@@ -427,8 +443,7 @@ def build_expo_app(cfg: Config):
             r = self.root_w
             r.clock_text = time.strftime("%H:%M")
             total = len(rows) + vm.hidden_count
-            ready = sum(1 for row in rows if row.ready)
-            r.count_text = (f"{total} 单进行中 open" + (f"   ·   {ready} 单可取餐 ready" if ready else ""))
+            r.count_text = f"{total} 单进行中 open"
             banner = vm.banner
             r.banner_text = f"{banner.zh}    {banner.en}" if banner else ""
             notice = self.ctl.current_notice()
@@ -454,7 +469,7 @@ def build_expo_app(cfg: Config):
             card.order_id, card.opacity, card.disabled = row.order_id, 1, False
             card.number_text = f"#{row.number}"
             card.timer_text = row.elapsed_text
-            card.service_text = row.service_text.zh + "  " + row.service_text.en
+            card.service_text = service_line(row)
             card.channel_text = f"{row.channel_text.zh} {row.channel_text.en}"
             card.note_text = f"备注 Note: {row.note}" if row.note else ""
             card.colour, card.flashing = row.colour, row.flashing

@@ -145,10 +145,12 @@ def test_a_restart_shows_the_cached_tickets_at_once_even_with_the_broker_down(br
     assert "store hub" in st["banner"] and "门店主机" in st["banner"]
 
 
-def test_a_broker_restart_loses_no_ticket_and_doubles_none(broker, screen, kiosk):
+def test_a_killed_broker_loses_no_ticket_and_doubles_none(broker, screen, kiosk):
     kiosk.submit(new_order(KUNG_PAO))
     screen.wait(lambda st: len(st["tickets"]) == 1)
-    broker.restart()
+    broker.kill()  # SIGKILL: sessions since the last autosave are gone
+    screen.wait(lambda st: st["banner"] != "")
+    broker.start()
     kiosk.bus.wait_connected(15)
     time.sleep(1.0)
     for _ in range(3):
