@@ -9,7 +9,6 @@ timers tick once a second.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 import time
@@ -43,16 +42,9 @@ def _esc(s: str) -> str:
 def run(cfg_path: str | None) -> int:
     cfg = config_mod.load(cfg_path)
     k = cfg.kds
-    from kivy.config import Config as KivyConfig
+    from kds.common import configure_kivy
 
-    KivyConfig.set("graphics", "width", str(k.width))
-    KivyConfig.set("graphics", "height", str(k.height))
-    KivyConfig.set("graphics", "fullscreen", "auto" if k.fullscreen else "0")
-    KivyConfig.set("graphics", "resizable", "0")
-    KivyConfig.set("kivy", "exit_on_escape", "0")
-    # one input provider: a touch screen seen twice (mtdev + hid) would
-    # deliver every tap twice
-    KivyConfig.set("input", "mouse", "mouse,disable_multitouch")
+    configure_kivy(cfg)
     if k.mode == "expo":
         from kds.expo_screen import build_expo_app
 
@@ -70,21 +62,16 @@ def run(cfg_path: str | None) -> int:
 def build_app(cfg):
     from kivy.app import App
     from kivy.clock import Clock
-    from kivy.core.text import DEFAULT_FONT, LabelBase
     from kivy.core.window import Keyboard, Window
-    from kivy.lang import Builder
     from kivy.properties import BooleanProperty, ListProperty, NumericProperty, ObjectProperty, StringProperty
     from kivy.uix.boxlayout import BoxLayout
     from kivy.uix.label import Label
 
     from kds.controller import StationController
     from kds.viewmodel import BumpBarMap
-    from restobox.printing.preview import find_cjk_font
+    from kds.common import load_kv, register_cjk_font, save_screenshot, window_rect, write_state
 
-    font = str(find_cjk_font())
-    bold = font.replace("-Regular.", "-Bold.")
-    bold = bold if bold != font and Path(bold).is_file() else font
-    LabelBase.register(DEFAULT_FONT, font, None, bold, None)
+    register_cjk_font()
 
     class ItemRow(Label):
         done = BooleanProperty(False)
@@ -132,7 +119,7 @@ def build_app(cfg):
         columns = NumericProperty(5)
         rows = NumericProperty(2)
 
-    Builder.load_file(str(Path(__file__).with_name("station.kv")))
+    load_kv("station.kv")
     bump_keys = BumpBarMap(cfg.kds.bump_keys)
     keynames = {v: k for k, v in Keyboard.keycodes.items()}
     state_file = os.environ.get("RESTOBOX_KDS_STATE")
@@ -209,15 +196,14 @@ def build_app(cfg):
             self.ctl.act(lambda: self.ctl.vm.perform(action))
             return True
 
-        def screenshot(self, path: str | None = None) -> str:
-            """Save what the screen shows. Kivy numbers its screenshots;
-            with a path, the picture is renamed to exactly that path."""
-            if path is None:
-                return Window.screenshot(name=str(shot_dir / f"kds-{cfg.kds.station}-{int(time.time())}.png"))
-            made = Window.screenshot(name=path[:-len(".png")] + "-.png")  # Kivy adds a counter
-            if made:
-                os.replace(made, path)
-            return path
+        def screenshot(self, path: str | None = None) -> str | None:
+            """Save what the screen shows (never a reason to stop the screen)."""
+            target = path or str(shot_dir / f"kds-{cfg.kds.station}-{int(time.time())}.png")
+            try:
+                return save_screenshot(target)
+            except OSError:
+                log.exception("screenshot failed")
+                return None
 
         # ------------------------------------------------------- drawing
         def refresh(self, *_):
@@ -274,21 +260,10 @@ def build_app(cfg):
 
         def _dump_state(self, views):
             """For automated UI tests and diagnostics: where each ticket is."""
-            out = []
-            for card in self.cards:
-                if not card.ticket_id:
-                    continue
-                x, y = card.to_window(card.x, card.y)
-                hx, hy = card.ids.header.to_window(card.ids.header.x, card.ids.header.y)
-                out.append({"ticket_id": card.ticket_id, "number": card.number_text,
-                            "rect": [x, Window.height - y - card.height, card.width, card.height],
-                            "header": [hx, Window.height - hy - card.ids.header.height,
-                                       card.ids.header.width, card.ids.header.height]})
-            tmp = state_file + ".tmp"
-            with open(tmp, "w") as f:
-                json.dump({"window": [Window.width, Window.height], "tickets": out,
-                           "banner": self.root_w.banner_text, "open": self.ctl.vm.open_count,
-                           "recall": [t.ticket_id for t in self.ctl.vm.recall_list()]}, f)
-            os.replace(tmp, state_file)
+            out = [{"ticket_id": c.ticket_id, "number": c.number_text, "rect": window_rect(c),
+                    "header": window_rect(c.ids.header)} for c in self.cards if c.ticket_id]
+            write_state(state_file, {"tickets": out, "banner": self.root_w.banner_text,
+                                     "open": self.ctl.vm.open_count,
+                                     "recall": [t.ticket_id for t in self.ctl.vm.recall_list()]})
 
     return KdsApp()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import sys
 import time
 from pathlib import Path
@@ -22,7 +23,7 @@ from typing import Callable
 os.environ.setdefault("KIVY_NO_ARGS", "1")
 os.environ.setdefault("KIVY_NO_CONSOLELOG", "1")
 
-from kds.expo_screen import configure_kivy, load_kv, register_cjk_font, save_screenshot, write_state  # noqa: E402
+from kds.common import configure_kivy, load_kv, register_cjk_font, try_screenshot, write_state  # noqa: E402
 from kds.viewmodel import BoardViewModel, LinkState  # noqa: E402
 from restobox import config as config_mod  # noqa: E402
 from restobox import contract  # noqa: E402
@@ -33,6 +34,7 @@ from restobox.contract import Board, Presence, Words, topics  # noqa: E402
 log = logging.getLogger("restobox.kds.board")
 
 # For the diners: what the board cannot promise while it is cut off.
+NOTICE_CONNECTING = Words("正在连接……", "Connecting…")
 NOTICE_OFFLINE = Words("正在重新连接 · 号码可能不是最新", "Reconnecting — numbers may not be up to date")
 FOOTER = Words("请留意屏幕上的取餐号，凭小票到柜台取餐",
                "Please watch for your number and collect your order at the counter")
@@ -93,9 +95,9 @@ class BoardController:
     @property
     def notice(self) -> Words | None:
         """None while the numbers are live; else why they may be stale."""
-        if self.link.ever_connected and self.link.banner is not None:
-            return NOTICE_OFFLINE
-        return None
+        if self.link.banner is None:
+            return None
+        return NOTICE_OFFLINE if self.link.ever_connected else NOTICE_CONNECTING
 
 
 def build_board_app(cfg: Config):
@@ -151,6 +153,8 @@ def build_board_app(cfg: Config):
                 for t in self.tiles[key]:
                     grid.add_widget(t)
             Window.bind(on_key_down=self._on_key)
+            # systemd stops with SIGTERM: close the window and say "offline" on the way out
+            signal.signal(signal.SIGTERM, lambda *_: Clock.schedule_once(lambda dt: self.stop()))
             Clock.schedule_interval(lambda dt: self.refresh(), 1.0)
             self.ctl.start()
             self.refresh()
@@ -171,8 +175,8 @@ def build_board_app(cfg: Config):
                 return True
             return False
 
-        def screenshot(self, path: str | None = None) -> str:
-            return save_screenshot(path or shot_dir / f"ready-board-{int(time.time())}.png")
+        def screenshot(self, path: str | None = None) -> str | None:
+            return try_screenshot(path or shot_dir / f"ready-board-{int(time.time())}.png")
 
         def refresh(self, *_):
             vm, r = self.ctl.vm, self.root_w
@@ -191,6 +195,7 @@ def build_board_app(cfg: Config):
                 write_state(state_file, {
                     "screen": "board", "preparing": list(prep), "ready": list(ready),
                     "just_ready": sorted(fresh & set(ready)), "footer": r.footer_text, "offline": r.offline,
+                    "connected": self.ctl.link.connected, "hub_online": self.ctl.link.hub_online,
                 })
 
         @staticmethod

@@ -19,9 +19,9 @@ shares: :func:`configure_kivy`, :func:`register_cjk_font`, :func:`write_state`.
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
+import signal
 import sys
 import time
 from datetime import datetime, timezone
@@ -31,6 +31,7 @@ from typing import Callable
 os.environ.setdefault("KIVY_NO_ARGS", "1")
 os.environ.setdefault("KIVY_NO_CONSOLELOG", "1")
 
+from kds.common import configure_kivy, load_kv, register_cjk_font, try_screenshot, window_rect, write_state  # noqa: E402,F401
 from kds.viewmodel import ActionRefused, BumpBarMap, ExpoRow, ExpoViewModel, StationProgress, Thresholds  # noqa: E402
 from restobox import config as config_mod  # noqa: E402
 from restobox import contract  # noqa: E402
@@ -42,7 +43,7 @@ log = logging.getLogger("restobox.kds.expo")
 
 # Every station's tickets (the expo ACL reads restobox/v1/station/+/ticket).
 # contract.topics has no builder for this filter yet; it is used once it has one.
-STATION_TICKET_ALL = getattr(topics, "STATION_TICKET_ALL", f"{contract.ROOT}/station/+/ticket")
+STATION_TICKET_ALL = topics.STATION_TICKET_ALL
 # The menu only names the stations; a big menu must not hide their names.
 MENU_MAX_BYTES = 1024 * 1024
 NOTICE_S = 4.0
@@ -228,9 +229,9 @@ def items_markup(p: StationProgress) -> str:
 
 
 def status_text(row: ExpoRow) -> str:
-    """The card's footer (markup)."""
+    """The card's footer."""
     if row.ready:
-        return "[b]✓ 可取餐  READY[/b]\n[size=15sp]点按出餐 · tap to complete[/size]"
+        return "✓ 可取餐  READY"
     done = sum(1 for p in row.stations if p.state == "done")
     return f"制作中 Preparing  ·  {done}/{len(row.stations)}"
 
@@ -245,74 +246,6 @@ def service_line(row: ExpoRow) -> str:
 # =========================================================================
 # Kivy
 # =========================================================================
-
-
-def configure_kivy(cfg: Config) -> None:
-    """The window settings ``kds.app.run`` uses; call before Kivy opens its window."""
-    from kivy.config import Config as KivyConfig
-
-    k = cfg.kds
-    KivyConfig.set("graphics", "width", str(k.width))
-    KivyConfig.set("graphics", "height", str(k.height))
-    KivyConfig.set("graphics", "fullscreen", "auto" if k.fullscreen else "0")
-    KivyConfig.set("graphics", "resizable", "0")
-    KivyConfig.set("kivy", "exit_on_escape", "0")
-    # one input provider: a touch screen seen twice (mtdev + hid) would
-    # deliver every tap twice
-    KivyConfig.set("input", "mouse", "mouse,disable_multitouch")
-
-
-def register_cjk_font() -> None:
-    """Make the Chinese font Kivy's default (regular and bold)."""
-    from kivy.core.text import DEFAULT_FONT, LabelBase
-
-    from restobox.printing.preview import find_cjk_font
-
-    font = str(find_cjk_font())
-    bold = font.replace("-Regular.", "-Bold.")
-    bold = bold if bold != font and Path(bold).is_file() else font
-    LabelBase.register(DEFAULT_FONT, font, None, bold, None)
-
-
-def load_kv(name: str) -> None:
-    from kivy.lang import Builder
-
-    path = str(Path(__file__).with_name(name))
-    Builder.unload_file(path)  # building a second app in one process must not double the rules
-    Builder.load_file(path)
-
-
-def window_rect(widget) -> list[float]:
-    """``[x, y, w, h]`` of a widget in window pixels, origin top left (as X sees it)."""
-    from kivy.core.window import Window
-
-    x, y = widget.to_window(widget.x, widget.y)
-    return [x, Window.height - y - widget.height, widget.width, widget.height]
-
-
-def write_state(path: str, state: dict) -> None:
-    """For automated UI tests and diagnostics (RESTOBOX_KDS_STATE): what is where."""
-    from kivy.core.window import Window
-
-    state = {"window": [Window.width, Window.height], "window_pos": [Window.left, Window.top], **state}
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(state, f, ensure_ascii=False)
-    os.replace(tmp, path)
-
-
-def save_screenshot(target: str | Path) -> str:
-    """The window as a PNG at exactly ``target`` (Kivy adds a counter to the name)."""
-    from kivy.core.window import Window
-
-    target = Path(target)
-    # Kivy writes PNG bytes whatever the name ends with; ".part" keeps a
-    # half-written file from looking like a finished picture.
-    made = Window.screenshot(name=f"{target}.part")
-    if not made:
-        raise RuntimeError("the window could not be saved")
-    os.replace(made, target)
-    return str(target)
 
 
 def build_expo_app(cfg: Config):
@@ -398,6 +331,8 @@ def build_expo_app(cfg: Config):
                 self.cards.append(c)
                 self.root_w.ids.grid.add_widget(c)
             Window.bind(on_key_down=self._on_key)
+            # systemd stops with SIGTERM: close the window and say "offline" on the way out
+            signal.signal(signal.SIGTERM, lambda *_: Clock.schedule_once(lambda dt: self.stop()))
             Clock.schedule_interval(lambda dt: self.refresh(), 1.0)
             self.ctl.start()
             self.refresh()
@@ -433,8 +368,8 @@ def build_expo_app(cfg: Config):
             self.ctl.perform(action)
             return True
 
-        def screenshot(self, path: str | None = None) -> str:
-            return save_screenshot(path or shot_dir / f"kds-expo-{int(time.time())}.png")
+        def screenshot(self, path: str | None = None) -> str | None:
+            return try_screenshot(path or shot_dir / f"kds-expo-{int(time.time())}.png")
 
         # ------------------------------------------------------- drawing
         def refresh(self, *_):
@@ -496,15 +431,16 @@ def build_expo_app(cfg: Config):
                 card = by_id.get(row.order_id)
                 if card is None:
                     continue
-                orders.append({
-                    "order_id": row.order_id, "number": row.number, "ready": row.ready,
-                    "selected": row.selected, "colour": row.colour, "status": card.status_text,
-                    "stations": [{"station": p.station, "state": p.state, "done": p.done_items,
-                                  "total": p.total_items, "acked": p.acked,
-                                  "text": f"{names.zh} {names.en} {progress_text(p)} {ack_text(p)}"}
-                                 for p in row.stations for names in [self.ctl.station_name(p.station)]],
-                    "rect": window_rect(card),
-                })
+                stations = []
+                for p in row.stations:
+                    name = self.ctl.station_name(p.station)
+                    stations.append({"station": p.station, "state": p.state, "done": p.done_items,
+                                     "total": p.total_items, "acked": p.acked,
+                                     "text": f"{name.zh} {name.en} {progress_text(p)} {ack_text(p)}"})
+                orders.append({"order_id": row.order_id, "number": row.number, "ready": row.ready,
+                               "selected": row.selected, "colour": row.colour, "flashing": row.flashing,
+                               "status": card.status_text,
+                               "stations": stations, "rect": window_rect(card)})
             ids = self.root_w.ids
             write_state(state_file, {
                 "screen": "expo", "orders": orders, "completed": completed,

@@ -75,6 +75,7 @@ class topics:
         return f"{ROOT}/station/{cls._dev(station)}/event"
 
     STATION_EVENT_ALL = f"{ROOT}/station/+/event"
+    STATION_TICKET_ALL = f"{ROOT}/station/+/ticket"
 
     # KDS -> hub: "send me every open ticket again" (after a (re)connect)
     @classmethod

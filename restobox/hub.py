@@ -436,6 +436,12 @@ class Hub:
         if ev.kind == "ack":
             if t.acked_at is None:
                 db.Ticket.update(acked_at=now).where(db.Ticket.id == t.id).execute()
+                t.acked_at = now
+                # the expo shows which stations have the ticket
+                prog = self._progress(order, tickets)
+                b.out.append(_Out(topics.ORDER_UPDATE, contract.encode(OrderUpdate(
+                    order_id=order.id, number=order.number, business_date=order.business_date,
+                    state=order.state, stations=prog.statuses(), at=now))))
             b.counters["acks"] += 1
             return
         prog = self._progress(order, tickets)
@@ -465,9 +471,10 @@ class Hub:
     def _sync(self, b: _Batch, m: Incoming) -> None:
         station, req = self._decode_scoped(m, "station/sync", contract.SyncRequest)
         q = (db.Ticket.select(db.Ticket, db.Order).join(db.Order)
-             .where(db.Ticket.state == "open", db.Order.state.in_(sorted(OPEN_STATES))))
+             .where(db.Order.state.in_(sorted(OPEN_STATES))))
         if station != contract.EXPO_STATION:
-            q = q.where(db.Ticket.station == station)
+            q = q.where(db.Ticket.station == station, db.Ticket.state == "open")
+        # the expo follows whole orders: done stations of open orders too
         n = 0
         for t in q:
             b.out.append(_Out(topics.station_ticket(t.station), contract.encode(

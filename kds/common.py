@@ -1,0 +1,95 @@
+"""What every kitchen screen shares: Kivy settings, the Chinese font, .kv
+loading, screenshots and the state file for tests and diagnostics."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+from restobox.config import Config
+
+log = logging.getLogger("restobox.kds")
+
+
+def configure_kivy(cfg: Config) -> None:
+    """The window settings ``kds.app.run`` uses; call before Kivy opens its window."""
+    from kivy.config import Config as KivyConfig
+
+    k = cfg.kds
+    KivyConfig.set("graphics", "width", str(k.width))
+    KivyConfig.set("graphics", "height", str(k.height))
+    KivyConfig.set("graphics", "fullscreen", "auto" if k.fullscreen else "0")
+    KivyConfig.set("graphics", "resizable", "0")
+    KivyConfig.set("kivy", "exit_on_escape", "0")
+    # one input provider: a touch screen seen twice (mtdev + hid) would
+    # deliver every tap twice
+    KivyConfig.set("input", "mouse", "mouse,disable_multitouch")
+
+
+def register_cjk_font() -> None:
+    """Make the Chinese font Kivy's default (regular and bold)."""
+    from kivy.core.text import DEFAULT_FONT, LabelBase
+
+    from restobox.printing.preview import find_cjk_font
+
+    font = str(find_cjk_font())
+    bold = font.replace("-Regular.", "-Bold.")
+    bold = bold if bold != font and Path(bold).is_file() else font
+    LabelBase.register(DEFAULT_FONT, font, None, bold, None)
+
+
+def load_kv(name: str) -> None:
+    from kivy.lang import Builder
+
+    path = str(Path(__file__).with_name(name))
+    Builder.unload_file(path)  # building a second app in one process must not double the rules
+    Builder.load_file(path)
+
+
+def window_rect(widget) -> list[float]:
+    """``[x, y, w, h]`` of a widget in window pixels, origin top left (as X sees it)."""
+    from kivy.core.window import Window
+
+    x, y = widget.to_window(widget.x, widget.y)
+    return [x, Window.height - y - widget.height, widget.width, widget.height]
+
+
+def write_state(path: str, state: dict) -> None:
+    """For automated UI tests and diagnostics (RESTOBOX_KDS_STATE): what is where."""
+    from kivy.core.window import Window
+
+    state = {"window": [Window.width, Window.height], "window_pos": [Window.left, Window.top], **state}
+    tmp = path + ".tmp"
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(state, f, ensure_ascii=False)
+        os.replace(tmp, path)
+    except OSError as exc:  # diagnostics only: never a reason to stop the screen
+        log.warning("could not write the screen state to %s: %s", path, exc)
+
+
+def save_screenshot(target: str | Path) -> str:
+    """The window as a PNG at exactly ``target`` (Kivy adds a counter to the name)."""
+    from kivy.core.window import Window
+
+    target = Path(target)
+    # Kivy writes PNG bytes whatever the name ends with; ".part" keeps a
+    # half-written file from looking like a finished picture.
+    made = Window.screenshot(name=f"{target}.part")
+    if not made:
+        raise OSError(f"the window could not be saved to {target}")
+    os.replace(made, target)
+    return str(target)
+
+
+def try_screenshot(target: str | Path) -> str | None:
+    """F12: a screenshot, or a log line (a full disk must not close the screen)."""
+    try:
+        path = save_screenshot(target)
+    except OSError:
+        log.exception("screenshot failed")
+        return None
+    log.info("screenshot saved to %s", path)
+    return path
