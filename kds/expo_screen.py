@@ -334,6 +334,9 @@ def build_expo_app(cfg: Config):
             # systemd stops with SIGTERM: close the window and say "offline" on the way out
             signal.signal(signal.SIGTERM, lambda *_: Clock.schedule_once(lambda dt: self.stop()))
             Clock.schedule_interval(lambda dt: self.refresh(), 1.0)
+            every = float(os.environ.get("RESTOBOX_SCREENSHOT_EVERY", "0") or 0)
+            if every > 0:  # a picture of the screen for remote support and the demo
+                Clock.schedule_interval(lambda dt: try_screenshot(shot_dir / "kds-expo.png"), every)
             self.ctl.start()
             self.refresh()
             return self.root_w
