@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import time
 from pathlib import Path
 
@@ -85,6 +86,7 @@ def build_app(cfg):
         header_rgba = ListProperty([0.2, 0.5, 0.2, 1])
         selected = BooleanProperty(False)
         app = ObjectProperty(None)
+        content = ObjectProperty(None, allownone=True)
 
         def on_touch_down(self, touch):
             if self.ticket_id and self.collide_point(*touch.pos):
@@ -142,6 +144,8 @@ def build_app(cfg):
                 self.cards.append(c)
                 self.root_w.ids.grid.add_widget(c)
             Window.bind(on_key_down=self._on_key)
+            # systemd stops the screen with SIGTERM: save the cache, say offline
+            signal.signal(signal.SIGTERM, lambda *_: Clock.schedule_once(lambda dt: self.stop()))
             self.bumpbar = None
             if cfg.kds.serial_bump_bar:
                 from kds.bumpbar import SerialBumpBar
@@ -152,6 +156,7 @@ def build_app(cfg):
                     baudrate=cfg.kds.serial_bump_baudrate)
                 self.bumpbar.start()
             Clock.schedule_interval(lambda dt: self.refresh(), 1.0)
+            Clock.schedule_interval(lambda dt: self.ctl.save_if_dirty(), 2.0)
             every = float(os.environ.get("RESTOBOX_SCREENSHOT_EVERY", "0") or 0)
             if every > 0:  # a picture of the screen for remote support and the demo
                 Clock.schedule_interval(lambda dt: self.screenshot(
@@ -220,7 +225,7 @@ def build_app(cfg):
                              if vm.hidden_count else "")
             lines = [f"[b]{c.qty:>3}[/b]  {_esc(c.name_zh)}  [color=#9aa0a6]{_esc(c.name_en)}[/color]"
                      for c in vm.all_day()[:24]]
-            r.allday_text = "\n".join(lines)
+            r.allday_text = "\n".join(lines)  # a property: unchanged text redraws nothing
             for card, v in zip(self.cards, views + [None] * len(self.cards)):
                 self._fill(card, v)
             self.ctl.drawn([v.ticket_id for v in views])
@@ -228,11 +233,13 @@ def build_app(cfg):
                 self._dump_state(views)
 
         def _fill(self, card, v):
-            items = card.ids.item_box
-            items.clear_widgets()
+            """Update one card. Its item rows are rebuilt only when its content
+            changed; the once-a-second tick only touches the header."""
             if v is None:
-                card.opacity, card.ticket_id = 0, ""
-                card.disabled = True
+                if card.ticket_id:
+                    card.ids.item_box.clear_widgets()
+                    card.opacity, card.ticket_id, card.disabled = 0, "", True
+                    card.content = None
                 return
             card.opacity, card.disabled = 1, False
             card.ticket_id = v.ticket_id
@@ -241,6 +248,12 @@ def build_app(cfg):
             card.service_text = f"{v.service_text.zh} {v.channel_text.zh}"
             card.selected = v.selected
             card.header_rgba = list(FLASH_RGBA if v.flashing else HEADER_RGBA[v.colour])
+            content = (v.ticket_id, v.items, v.note)
+            if card.content == content:
+                return
+            card.content = content
+            items = card.ids.item_box
+            items.clear_widgets()
             if v.note:
                 items.add_widget(ItemRow(text=f"[b]备注 Note: {_esc(v.note)}[/b]", font_size="17sp"))
             for it in v.items:

@@ -33,6 +33,7 @@ class StationController:
         self.bus = bus or bus_from_config(cfg)
         self.cache_key = f"station:{self.station}"
         self.notice: contract.Words | None = None
+        self._dirty = False
         self.notice_until = 0.0
         k = cfg.kds
         self._vm_kwargs = dict(
@@ -60,10 +61,20 @@ class StationController:
         self.bus.stop()
 
     def save(self) -> None:
+        self._dirty = False
         try:
             db.cache_put(self.cache_key, self.vm.snapshot(), self.clock())
         except Exception:
             log.exception("could not save the ticket cache")
+
+    def save_soon(self) -> None:
+        """Mark the cache stale; the app saves it every few seconds, so a
+        burst of bumps costs one write, not one per bump."""
+        self._dirty = True
+
+    def save_if_dirty(self) -> None:
+        if self._dirty:
+            self.save()
 
     # ------------------------------------------------------------- incoming
     def _decode(self, m: Incoming, type_):
@@ -80,8 +91,8 @@ class StationController:
 
     def _on_update(self, m: Incoming) -> None:
         u = self._decode(m, OrderUpdate)
-        if u is not None:
-            self.post(lambda: self._apply(lambda: self.vm.on_update(u)))
+        if u is not None:  # no redraw: the grid follows tickets, not orders
+            self.post(lambda: self.vm.on_update(u))
 
     def _on_hub_presence(self, m: Incoming) -> None:
         p = self._decode(m, Presence)
@@ -99,8 +110,9 @@ class StationController:
         self.changed()
 
     def _apply(self, fn) -> None:
-        fn()
-        self.changed()
+        if fn() is not False:  # on_ticket says whether the grid changed
+            self.save_soon()
+            self.changed()
 
     # -------------------------------------------------------------- actions
     def _send(self, events) -> None:
@@ -116,7 +128,7 @@ class StationController:
             self.changed()
             return False
         self._send(events)
-        self.save()
+        self.save_soon()
         self.changed()
         return True
 
@@ -125,7 +137,7 @@ class StationController:
         events = self.vm.drawn(ticket_ids)
         if events:
             self._send(events)
-            self.save()
+            self.save_soon()
 
     def current_notice(self) -> contract.Words | None:
         if self.notice and self.clock() < self.notice_until:
