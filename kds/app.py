@@ -13,7 +13,6 @@ import logging
 import os
 import signal
 import time
-from pathlib import Path
 
 os.environ.setdefault("KIVY_NO_ARGS", "1")
 os.environ.setdefault("KIVY_NO_CONSOLELOG", "1")
@@ -63,14 +62,14 @@ def run(cfg_path: str | None) -> int:
 def build_app(cfg):
     from kivy.app import App
     from kivy.clock import Clock
-    from kivy.core.window import Keyboard, Window
+    from kivy.core.window import Window
     from kivy.properties import BooleanProperty, ListProperty, NumericProperty, ObjectProperty, StringProperty
     from kivy.uix.boxlayout import BoxLayout
     from kivy.uix.label import Label
 
     from kds.controller import StationController
     from kds.viewmodel import BumpBarMap
-    from kds.common import load_kv, register_cjk_font, save_screenshot, window_rect, write_state
+    from kds.common import load_kv, register_cjk_font, save_screenshot, screen_settings, window_rect, write_state
 
     register_cjk_font()
 
@@ -122,10 +121,7 @@ def build_app(cfg):
         rows = NumericProperty(2)
 
     load_kv("station.kv")
-    bump_keys = BumpBarMap(cfg.kds.bump_keys)
-    keynames = {v: k for k, v in Keyboard.keycodes.items()}
-    state_file = os.environ.get("RESTOBOX_KDS_STATE")
-    shot_dir = Path(os.environ.get("RESTOBOX_SCREENSHOT_DIR", "."))
+    bump_keys, keynames, state_file, shot_dir = screen_settings(cfg)
 
     class KdsApp(App):
         title = f"Restobox KDS — {cfg.kds.station}"

@@ -11,11 +11,9 @@ a number that has just become ready is lit and pulses for a few seconds.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import signal
-import sys
 import time
 from pathlib import Path
 from typing import Callable
@@ -23,12 +21,11 @@ from typing import Callable
 os.environ.setdefault("KIVY_NO_ARGS", "1")
 os.environ.setdefault("KIVY_NO_CONSOLELOG", "1")
 
-from kds.common import configure_kivy, load_kv, register_cjk_font, try_screenshot, write_state  # noqa: E402
+from kds.common import load_kv, register_cjk_font, try_screenshot, write_state  # noqa: E402
 from kds.viewmodel import BoardViewModel, LinkState  # noqa: E402
-from restobox import config as config_mod  # noqa: E402
 from restobox import contract  # noqa: E402
 from restobox.bus import Bus, Incoming, bus_from_config  # noqa: E402
-from restobox.config import Config, ConfigError  # noqa: E402
+from restobox.config import Config  # noqa: E402
 from restobox.contract import Board, Presence, Words, topics  # noqa: E402
 
 log = logging.getLogger("restobox.kds.board")
@@ -216,30 +213,3 @@ def build_board_app(cfg: Config):
             return shown
 
     return BoardApp()
-
-
-def run(cfg_path: str | None) -> int:
-    """Load the config and show the pickup board until the window closes."""
-    cfg = config_mod.load(cfg_path)
-    if cfg.kds.mode != "board":
-        print(f"restobox kds: this is the pickup board; the config says mode {cfg.kds.mode!r}", file=sys.stderr)
-        return 2
-    configure_kivy(cfg)
-    build_board_app(cfg).run()
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m kds.board_screen", description="Restobox pickup board")
-    ap.add_argument("--config", help="config file (default $RESTOBOX_CONFIG or /etc/restobox/restobox.toml)")
-    args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        return run(args.config)
-    except ConfigError as exc:
-        print(f"restobox kds: {exc}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -93,3 +93,13 @@ def try_screenshot(target: str | Path) -> str | None:
         return None
     log.info("screenshot saved to %s", path)
     return path
+
+
+def screen_settings(cfg: Config):
+    """(bump bar keys, Kivy key names, state file, screenshot folder) for a screen."""
+    from kivy.core.window import Keyboard
+
+    from kds.viewmodel import BumpBarMap
+
+    return (BumpBarMap(cfg.kds.bump_keys), {v: k for k, v in Keyboard.keycodes.items()},
+            os.environ.get("RESTOBOX_KDS_STATE"), Path(os.environ.get("RESTOBOX_SCREENSHOT_DIR", ".")))

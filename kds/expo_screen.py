@@ -18,25 +18,21 @@ shares: :func:`configure_kivy`, :func:`register_cjk_font`, :func:`write_state`.
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import signal
-import sys
 import time
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Callable
 
 os.environ.setdefault("KIVY_NO_ARGS", "1")
 os.environ.setdefault("KIVY_NO_CONSOLELOG", "1")
 
-from kds.common import configure_kivy, load_kv, register_cjk_font, try_screenshot, window_rect, write_state  # noqa: E402,F401
-from kds.viewmodel import ActionRefused, BumpBarMap, ExpoRow, ExpoViewModel, StationProgress, Thresholds  # noqa: E402
-from restobox import config as config_mod  # noqa: E402
+from kds.common import load_kv, register_cjk_font, screen_settings, try_screenshot, window_rect, write_state  # noqa: E402
+from kds.viewmodel import ActionRefused, ExpoRow, ExpoViewModel, StationProgress, Thresholds  # noqa: E402
 from restobox import contract  # noqa: E402
 from restobox.bus import Bus, Incoming, bus_from_config  # noqa: E402
-from restobox.config import Config, ConfigError  # noqa: E402
+from restobox.config import Config  # noqa: E402
 from restobox.contract import EXPO_STATION, MenuMessage, OrderUpdate, Presence, StationTicket, Words, topics  # noqa: E402
 
 log = logging.getLogger("restobox.kds.expo")
@@ -253,7 +249,7 @@ def build_expo_app(cfg: Config):
     (:func:`configure_kivy`), as ``kds.app.run`` does."""
     from kivy.app import App
     from kivy.clock import Clock
-    from kivy.core.window import Keyboard, Window
+    from kivy.core.window import Window
     from kivy.properties import BooleanProperty, NumericProperty, ObjectProperty, OptionProperty, StringProperty
     from kivy.uix.boxlayout import BoxLayout
 
@@ -310,10 +306,7 @@ def build_expo_app(cfg: Config):
         rows = NumericProperty(2)
 
     load_kv("expo.kv")
-    bump_keys = BumpBarMap(cfg.kds.bump_keys)
-    keynames = {v: k for k, v in Keyboard.keycodes.items()}
-    state_file = os.environ.get("RESTOBOX_KDS_STATE")
-    shot_dir = Path(os.environ.get("RESTOBOX_SCREENSHOT_DIR", "."))
+    bump_keys, keynames, state_file, shot_dir = screen_settings(cfg)
 
     class ExpoApp(App):
         title = "Restobox — 出餐台 Expo"
@@ -458,30 +451,3 @@ def build_expo_app(cfg: Config):
 # =========================================================================
 # Entry point
 # =========================================================================
-
-
-def run(cfg_path: str | None) -> int:
-    """Load the config and show the expo screen until the window closes."""
-    cfg = config_mod.load(cfg_path)
-    if cfg.kds.mode != "expo":
-        print(f"restobox kds: this is the expo screen; the config says mode {cfg.kds.mode!r}", file=sys.stderr)
-        return 2
-    configure_kivy(cfg)
-    build_expo_app(cfg).run()
-    return 0
-
-
-def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m kds.expo_screen", description="Restobox expo screen")
-    ap.add_argument("--config", help="config file (default $RESTOBOX_CONFIG or /etc/restobox/restobox.toml)")
-    args = ap.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    try:
-        return run(args.config)
-    except ConfigError as exc:
-        print(f"restobox kds: {exc}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -182,7 +182,8 @@ def display():
 
 
 def start_screen(display, broker, tmp_path, kind: str, **kds) -> Screen:
-    device, module = {"expo": ("expo-1", "kds.expo_screen"), "board": ("board-1", "kds.board_screen")}[kind]
+    # both run as `python -m kds`, which picks the screen by the config's mode
+    device, module = {"expo": ("expo-1", "kds"), "board": ("board-1", "kds")}[kind]
     cfg = screen_config(tmp_path / f"{kind}.toml", broker, device, kind, kind, **kds)
     s = Screen(display, module, cfg, tmp_path, kind)
     s.start()
