@@ -400,7 +400,48 @@ class _Snapshot(msgspec.Struct, forbid_unknown_fields=True):
 _SNAPSHOT_FORMAT = "restobox-kds-station/1"
 
 
-class StationViewModel:
+class _PagedGrid:
+    """Paging and selection shared by the station and expo screens. The
+    class provides ``clock``, ``_pager``, ``_pos`` and ``_sync(now)`` (the
+    ids shown, in order)."""
+
+    @property
+    def page(self) -> int:
+        self._sync(self.clock())
+        return self._pager.page
+
+    @property
+    def pages(self) -> int:
+        return self._pager.pages(len(self._sync(self.clock())))
+
+    @property
+    def hidden_count(self) -> int:
+        """Open entries not on the shown page."""
+        ids = self._sync(self.clock())
+        return len(ids) - len(self._pager.window(ids))
+
+    @property
+    def open_count(self) -> int:
+        return len(self._sync(self.clock()))
+
+    def next_page(self) -> bool:
+        return self._pager.turn(self._sync(self.clock()), +1)
+
+    def prev_page(self) -> bool:
+        return self._pager.turn(self._sync(self.clock()), -1)
+
+    def _selected(self) -> str | None:
+        self._sync(self.clock())
+        return self._pager.selected
+
+    def select_next(self) -> bool:
+        return self._pager.step(self._sync(self.clock()), self._pos, +1)
+
+    def select_prev(self) -> bool:
+        return self._pager.step(self._sync(self.clock()), self._pos, -1)
+
+
+class StationViewModel(_PagedGrid):
     """One station's wall screen: the ticket grid, bumps, recalls, undo,
     all-day counts, acknowledgements, the link banner and the cache."""
 
@@ -518,40 +559,8 @@ class StationViewModel:
         return [self._view(self._entries[tid], now) for tid in self._pager.window(ids)]
 
     @property
-    def page(self) -> int:
-        self._sync(self.clock())
-        return self._pager.page
-
-    @property
-    def pages(self) -> int:
-        return self._pager.pages(len(self._sync(self.clock())))
-
-    @property
-    def hidden_count(self) -> int:
-        """Open tickets not on the shown page."""
-        ids = self._sync(self.clock())
-        return len(ids) - len(self._pager.window(ids))
-
-    @property
-    def open_count(self) -> int:
-        return len(self._sync(self.clock()))
-
-    def next_page(self) -> bool:
-        return self._pager.turn(self._sync(self.clock()), +1)
-
-    def prev_page(self) -> bool:
-        return self._pager.turn(self._sync(self.clock()), -1)
-
-    @property
     def selected_ticket_id(self) -> str | None:
-        self._sync(self.clock())
-        return self._pager.selected
-
-    def select_next(self) -> bool:
-        return self._pager.step(self._sync(self.clock()), self._pos, +1)
-
-    def select_prev(self) -> bool:
-        return self._pager.step(self._sync(self.clock()), self._pos, -1)
+        return self._selected()
 
     def select(self, ticket_id: str | None) -> None:
         """Select a ticket by touch (None: no selection)."""
@@ -931,7 +940,7 @@ class _ExpoOrder:
     completed_at: float | None = None
 
 
-class ExpoViewModel:
+class ExpoViewModel(_PagedGrid):
     """The pass: every order with each station's progress; the expo bump
     completes a ready order, recall brings a completed one back."""
 
@@ -1050,35 +1059,8 @@ class ExpoViewModel:
         return None if o is None else self._row(o, self.clock())
 
     @property
-    def page(self) -> int:
-        self._sync(self.clock())
-        return self._pager.page
-
-    @property
-    def pages(self) -> int:
-        return self._pager.pages(len(self._sync(self.clock())))
-
-    @property
-    def hidden_count(self) -> int:
-        ids = self._sync(self.clock())
-        return len(ids) - len(self._pager.window(ids))
-
-    def next_page(self) -> bool:
-        return self._pager.turn(self._sync(self.clock()), +1)
-
-    def prev_page(self) -> bool:
-        return self._pager.turn(self._sync(self.clock()), -1)
-
-    @property
     def selected_order_id(self) -> str | None:
-        self._sync(self.clock())
-        return self._pager.selected
-
-    def select_next(self) -> bool:
-        return self._pager.step(self._sync(self.clock()), self._pos, +1)
-
-    def select_prev(self) -> bool:
-        return self._pager.step(self._sync(self.clock()), self._pos, -1)
+        return self._selected()
 
     def completed_numbers(self) -> list[int]:
         """Recently completed orders, most recent first (the recall list)."""
