@@ -288,7 +288,11 @@ class Hub:
             raise Rejection("bad_topic", m.topic)
         device = parsed[1]
         sub = contract.decode(m.payload, OrderSubmit, max_bytes=self.cfg.hub.max_payload_bytes)
-        body_hash = hashlib.sha256(contract.encode(sub)).hexdigest()
+        # A kiosk that lost its link sends the same order again from its
+        # outbox, marked offline with its provisional number: still the same
+        # order, so those two fields are not part of its identity.
+        body_hash = hashlib.sha256(contract.encode(
+            msgspec.structs.replace(sub, offline=False, provisional_number=""))).hexdigest()
         existing = db.order_hash(self._db, sub.order_id)
         if existing is not None:
             stored_hash, number, bdate = existing

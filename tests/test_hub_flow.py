@@ -132,6 +132,15 @@ def test_duplicate_submission_returns_the_same_order_number(hub, kiosk):
     assert rows(hub.database, "select count(*) from \"order\"") == [(1,)]
 
 
+def test_the_same_order_resent_from_an_offline_outbox_is_a_duplicate_not_a_conflict(hub, kiosk):
+    import msgspec
+
+    order = new_order(KUNG_PAO)
+    first = kiosk.submit(order)
+    again = kiosk.submit(msgspec.structs.replace(order, offline=True, provisional_number="K1-007"))
+    assert again.status == "accepted" and again.duplicate and again.number == first.number
+
+
 def test_order_numbers_count_up_per_business_day(hub, kiosk):
     numbers = [kiosk.submit(new_order(SPRING_ROLLS)).number for _ in range(5)]
     assert numbers == [1, 2, 3, 4, 5]
