@@ -31,11 +31,12 @@ import os
 import select
 import threading
 import time
-import tty
+
 from collections import Counter
 from dataclasses import dataclass
 
 from kiosk.payment import AMOUNT_RE, INTENT_RE, MAX_LINE, frame, unframe
+from restobox.ptydev import PtyDevice
 
 MODES = ("approve", "decline", "no_reply", "garbled", "slow", "offline")
 
@@ -57,11 +58,12 @@ class _Intent:
     due: float = 0.0
 
 
-class TerminalSim:
+class TerminalSim(PtyDevice):
+    MODES = MODES
+    NAME = "TerminalSim"
+
     def __init__(self, mode: str = "approve", *, slow_s: float = 1.0,
                  decline_reason: str = "insufficient_funds", idempotent: bool = True) -> None:
-        self._check_mode(mode)
-        self._mode = mode
         self.slow_s = slow_s
         self.decline_reason = decline_reason
         self.idempotent = idempotent
@@ -75,39 +77,10 @@ class TerminalSim:
         """Every line sent to the kiosk."""
         self._garble_turn = 0
         self._buf = bytearray()
-        self._master, self._slave = os.openpty()
-        try:
-            # The terminal keeps its end open for its whole life: with no
-            # slave fd open, reading the master gives EIO.
-            tty.setraw(self._slave)
-            os.set_blocking(self._master, False)
-            self.device = os.ttyname(self._slave)
-            self._wake_r, self._wake_w = os.pipe()
-        except BaseException:
-            os.close(self._master)
-            os.close(self._slave)
-            raise
-        self._stop = False
-        self._closed = False
-        self._thread = threading.Thread(target=self._run, name=f"TerminalSim {self.device}", daemon=True)
-        self._thread.start()
+        self._open_pty(mode)
+        self._start()
 
     # ------------------------------------------------------------ control
-    @staticmethod
-    def _check_mode(mode: str) -> None:
-        if mode not in MODES:
-            raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
-
-    @property
-    def mode(self) -> str:
-        return self._mode
-
-    @mode.setter
-    def mode(self, mode: str) -> None:
-        self._check_mode(mode)
-        self._mode = mode
-        os.write(self._wake_w, b"m")
-
     def charges_for(self, intent_id: str) -> int:
         with self._cond:
             return sum(1 for c in self.charges if c.intent_id == intent_id)
@@ -290,21 +263,4 @@ class TerminalSim:
         return b"~" * (MAX_LINE + 10) + b"\n"  # an endless line of noise
 
     # -------------------------------------------------------------- close
-    def close(self) -> None:
-        """Stop the thread and close every fd (the device path disappears)."""
-        if self._closed:
-            return
-        self._closed = True
-        self._stop = True
-        os.write(self._wake_w, b"x")
-        self._thread.join(5)
-        if self._thread.is_alive():
-            raise RuntimeError(f"TerminalSim {self.device}: the thread did not stop")
-        for fd in (self._master, self._slave, self._wake_r, self._wake_w):
-            os.close(fd)
 
-    def __enter__(self) -> "TerminalSim":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()

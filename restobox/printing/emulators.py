@@ -20,8 +20,9 @@ import socket
 import struct
 import threading
 import time
-import tty
 from collections.abc import Callable
+
+from restobox.ptydev import PtyDevice
 
 # Answers to DLE EOT 1, 2, 3, 4 per mode (see ports.py for the bit meanings,
 # ESC/POS "DLE EOT n  Transmit real-time status"). Fixed bits: 0x12.
@@ -213,7 +214,7 @@ class _Collector:
 # =========================================================================
 
 
-class PtyPrinter(_Collector):
+class PtyPrinter(_Collector, PtyDevice):
     """A serial thermal printer on a pseudo-terminal.
 
     Modes (``.mode``, switchable at any time): ok, near_end, paper_out,
@@ -224,43 +225,15 @@ class PtyPrinter(_Collector):
     buffers it and prints once the paper is in.
     """
 
+    MODES = PTY_MODES
+    NAME = "PtyPrinter"
+
     def __init__(self, mode: str = "ok") -> None:
         super().__init__()
-        self._check_mode(mode)
-        self._mode = mode
-        self._master, self._slave = os.openpty()
-        try:
-            # The printer's end stays open for the emulator's whole life: with
-            # no slave fd open, reading the master gives EIO.
-            tty.setraw(self._slave)
-            os.set_blocking(self._master, False)
-            self.device = os.ttyname(self._slave)
-            self._wake_r, self._wake_w = os.pipe()
-        except BaseException:
-            os.close(self._master)
-            os.close(self._slave)
-            raise
+        self._open_pty(mode)
         self._stream = EscPosStream()
         self._job = bytearray()
-        self._stop = False
-        self._closed = False
-        self._thread = threading.Thread(target=self._run, name=f"PtyPrinter {self.device}", daemon=True)
-        self._thread.start()
-
-    @staticmethod
-    def _check_mode(mode: str) -> None:
-        if mode not in PTY_MODES:
-            raise ValueError(f"mode must be one of {', '.join(PTY_MODES)}, not {mode!r}")
-
-    @property
-    def mode(self) -> str:
-        return self._mode
-
-    @mode.setter
-    def mode(self, mode: str) -> None:
-        self._check_mode(mode)
-        self._mode = mode
-        os.write(self._wake_w, b"m")
+        self._start()
 
     def send(self, data: bytes) -> None:
         """Send bytes to the computer unasked (noise, an automatic status)."""
@@ -302,25 +275,6 @@ class PtyPrinter(_Collector):
             os.write(self._master, bytes([answers[n - 1]]))
         except BlockingIOError:
             pass  # nobody reads the answers; a real printer would drop them too
-
-    def close(self) -> None:
-        """Stop the thread and close every fd (the device path disappears)."""
-        if self._closed:
-            return
-        self._closed = True
-        self._stop = True
-        os.write(self._wake_w, b"x")
-        self._thread.join(5)
-        if self._thread.is_alive():
-            raise RuntimeError(f"PtyPrinter {self.device}: the reader thread did not stop")
-        for fd in (self._master, self._slave, self._wake_r, self._wake_w):
-            os.close(fd)
-
-    def __enter__(self) -> "PtyPrinter":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
 
 
 # =========================================================================
