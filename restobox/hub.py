@@ -234,8 +234,11 @@ class Hub:
             self.sold_out, self.board = b.sold_out, b.board
             if self.state == "degraded" and self.state_reason.startswith("store database"):
                 self._set_state("ready", "store database writable again")
+        answers = []
         for o in b.out:
-            self.bus.publish(o.topic, o.payload, retain=o.retain, correlation=o.correlation)
+            info = self.bus.publish(o.topic, o.payload, retain=o.retain, correlation=o.correlation)
+            if o.correlation is not None or "/reply/" in o.topic:
+                answers.append(info)
         if b.board_changed:
             self._publish_board()
         if b.sold_out_changed:
@@ -244,9 +247,26 @@ class Hub:
         for r in b.rejects:
             self.last_errors.append(r)
             self.bus.publish(topics.REJECTS, contract.encode(r))
-        # Acknowledge only now: committed (or refused for good).
+        # Acknowledge only now: committed (or refused for good), and the
+        # answers are at the broker. paho sends an acknowledgement at once but
+        # holds a PUBLISH while its in-flight window is full, so without this
+        # wait a hub killed here would leave an order acknowledged, committed
+        # and never answered; with it, the broker sends the order again and
+        # the kiosk gets the original answer.
+        self._wait_published(answers, timeout=5.0)
         for _, m in msgs:
             self.bus.ack(m)
+
+    def _wait_published(self, infos, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        for info in infos:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            try:
+                info.wait_for_publish(left)
+            except (RuntimeError, ValueError):  # not connected: the broker resends
+                break
 
     def _one(self, b: _Batch, kind: str, m: Incoming) -> None:
         try:
