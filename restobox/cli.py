@@ -3,6 +3,7 @@
     restobox hub   [--config FILE]      run the store hub
     restobox printing [--config FILE]   run the printing service
     restobox kds   [--config FILE]      run a kitchen screen
+    restobox kiosk [--config FILE]      run the self-order kiosk
     restobox demo  [--duration S]       a store on this machine: broker, hub,
                                         a scripted kiosk and cook
     restobox menu-check FILE            check a menu file before installing it
@@ -64,6 +65,13 @@ def cmd_kds(args) -> int:
     return run(args.config)
 
 
+
+def cmd_kiosk(args) -> int:
+    from kiosk.app import run
+
+    return run(args.config)
+
+
 def cmd_menu_check(args) -> int:
     from restobox.menu import MenuError
 
@@ -103,6 +111,10 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("kds", help="run a kitchen screen (station, expo or pickup board)")
     p.add_argument("--config", help=f"config file (default $RESTOBOX_CONFIG or {config_mod.DEFAULT_PATH})")
     p.set_defaults(func=cmd_kds)
+
+    p = sub.add_parser("kiosk", help="run the self-order kiosk")
+    p.add_argument("--config", help=f"config file (default $RESTOBOX_CONFIG or {config_mod.DEFAULT_PATH})")
+    p.set_defaults(func=cmd_kiosk)
 
     p = sub.add_parser("demo", help="run a whole store on this machine")
     p.add_argument("--duration", type=float, default=0, help="stop after this many seconds (0: until Ctrl-C)")
