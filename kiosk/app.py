@@ -80,7 +80,7 @@ def build_app(cfg):
     from kivy.clock import Clock
     from kivy.core.window import Window
     from kivy.factory import Factory
-    from kivy.properties import BooleanProperty, ListProperty, NumericProperty, ObjectProperty, StringProperty
+    from kivy.properties import BooleanProperty, ListProperty, NumericProperty, StringProperty
     from kivy.uix.behaviors import ButtonBehavior
     from kivy.uix.boxlayout import BoxLayout
     from kivy.uix.floatlayout import FloatLayout
