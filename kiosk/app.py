@@ -178,6 +178,9 @@ def build_app(cfg):
             Window.bind(on_key_down=self._on_key)
             signal.signal(signal.SIGTERM, lambda *_: Clock.schedule_once(lambda dt: self.stop()))
             Clock.schedule_interval(lambda dt: self.ctl.tick(), 1.0)
+            every = float(os.environ.get("RESTOBOX_SCREENSHOT_EVERY", "0") or 0)
+            if every > 0:  # a picture of the screen for remote support and the demo
+                Clock.schedule_interval(lambda dt: self.screenshot(str(shot_dir / "kiosk.png")), every)
             self.refresh()
             self.ctl.start()
             return self.root_w

@@ -35,13 +35,13 @@ STATIONS = ("wok", "fryer", "drinks")
 COOKS = {"wok": "kds-wok-1", "fryer": "kds-fryer-1", "drinks": "kds-drinks-1", "expo": "expo-1"}
 # The kitchen screens the demo opens: (device, role, station, kds mode).
 SCREENS = [("kds-wok-2", "kds", "wok", "station"), ("expo-2", "expo", "expo", "expo"),
-           ("board-2", "board", None, "board")]
+           ("board-2", "board", None, "board"), ("kiosk-2", "kiosk", None, "kiosk")]
 
 
 def _screen_config(path: Path, port: int, password_file: Path, device: str, role: str, station: str | None,
                    mode: str, state: Path, size: tuple[int, int]) -> None:
     path.write_text(
-        f"[device]\nid = \"{device}\"\nrole = \"{role}\"\n\n"
+        f"[device]\nid = \"{device}\"\nrole = \"{role}\"\n" + STORE +
         f"[mqtt]\nhost = \"127.0.0.1\"\nport = {port}\npassword_file = \"{password_file}\"\n\n"
         f"[kds]\nmode = \"{mode}\"\nstation = \"{station or 'wok'}\"\n"
         f"cache = \"{state / (device + '.db')}\"\nwidth = {size[0]}\nheight = {size[1]}\n"
@@ -63,18 +63,23 @@ def _start_screens(broker: Broker, state: Path, port: int) -> tuple[list, list, 
     size = (1280, 800) if desktop else (1920, 1080)
     for device, role, station, mode in SCREENS:
         cfg = state / f"{device}.toml"
-        _screen_config(cfg, port, broker.creds[device].password_file, device, role, station, mode, state, size)
+        kiosk = mode == "kiosk"
+        # the kiosk is a portrait screen
+        wh = ((540, 960) if desktop else (1080, 1920)) if kiosk else size
+        _screen_config(cfg, port, broker.creds[device].password_file, device, role, station,
+                       "station" if kiosk else mode, state, wh)
         env = dict(os.environ)
         if not desktop:
-            x = Xvfb(*size)
+            x = Xvfb(*wh)
             displays.append(x)
             env = x.env()
-        env.update(RESTOBOX_SCREENSHOT_DIR=str(shots), RESTOBOX_SCREENSHOT_EVERY="5")
+        env.update(RESTOBOX_SCREENSHOT_DIR=str(shots), RESTOBOX_SCREENSHOT_EVERY="5",
+                   RESTOBOX_KIOSK_SIZE=f"{wh[0]}x{wh[1]}")
         with open(state / f"{device}.log", "wb") as log:
-            procs.append(subprocess.Popen([sys.executable, "-m", "kds", "--config", str(cfg)],
+            procs.append(subprocess.Popen([sys.executable, "-m", "kiosk" if kiosk else "kds", "--config", str(cfg)],
                                           stdout=log, stderr=subprocess.STDOUT, env=env))
     where = "on this display" if desktop else "on virtual displays (Xvfb)"
-    note = (f"Kitchen screens (wok station, expo, pickup board) are open {where}; "
+    note = (f"Kitchen screens (wok station, expo, pickup board) and a kiosk are open {where}; "
             f"a picture of each every 5 s: {shots}/\n")
     return procs, displays, note
 

@@ -48,7 +48,7 @@ def test_demo_places_cooks_and_completes_orders_then_stops_cleanly(tmp_path):
         con.close()
     # the kitchen screens ran on virtual displays and left their pictures
     assert "Kitchen screens" in r.stdout
-    for picture in ("kds-wok.png", "kds-expo.png", "board.png"):
+    for picture in ("kds-wok.png", "kds-expo.png", "board.png", "kiosk.png"):
         assert (state / "screens" / picture).stat().st_size > 20_000
     picture = svg.read_text()
     assert picture.startswith("<svg") and "Order" in picture and "Wok" in picture
