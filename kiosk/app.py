@@ -31,26 +31,30 @@ log = logging.getLogger("restobox.kiosk")
 BASE_WIDTH = 1080
 
 
-def window_size() -> tuple[int, int]:
-    raw = os.environ.get("RESTOBOX_KIOSK_SIZE", "1080x1920")
+def window_size(cfg=None) -> tuple[int, int]:
+    """[kiosk] width × height, or RESTOBOX_KIOSK_SIZE=WxH when set."""
+    default = (cfg.kiosk.width, cfg.kiosk.height) if cfg is not None else (1080, 1920)
+    raw = os.environ.get("RESTOBOX_KIOSK_SIZE")
+    if not raw:
+        return default
     try:
         w, h = (int(v) for v in raw.lower().split("x"))
     except ValueError:
-        log.warning("RESTOBOX_KIOSK_SIZE=%r is not WIDTHxHEIGHT; using 1080x1920", raw)
-        return 1080, 1920
+        log.warning("RESTOBOX_KIOSK_SIZE=%r is not WIDTHxHEIGHT; using %dx%d", raw, *default)
+        return default
     return w, h
 
 
-def configure_kivy() -> tuple[int, int]:
+def configure_kivy(cfg=None) -> tuple[int, int]:
     """Window settings; call before Kivy opens its window. Sizes in the .kv
     are in dp for a 1080 wide screen: the density scales them to the width."""
-    w, h = window_size()
+    w, h = window_size(cfg)
     os.environ.setdefault("KIVY_METRICS_DENSITY", f"{w / BASE_WIDTH:.4f}")
     from kivy.config import Config as KivyConfig
 
     KivyConfig.set("graphics", "width", str(w))
     KivyConfig.set("graphics", "height", str(h))
-    KivyConfig.set("graphics", "fullscreen", "0")
+    KivyConfig.set("graphics", "fullscreen", "auto" if cfg is not None and cfg.kiosk.fullscreen else "0")
     KivyConfig.set("graphics", "resizable", "0")
     KivyConfig.set("graphics", "position", "custom")
     KivyConfig.set("graphics", "left", "0")
@@ -63,7 +67,7 @@ def configure_kivy() -> tuple[int, int]:
 
 def run(cfg_path: str | None) -> int:
     cfg = config_mod.load(cfg_path)
-    configure_kivy()
+    configure_kivy(cfg)
     build_app(cfg).run()
     return 0
 

@@ -48,6 +48,8 @@ class KioskController:
         self.bus = bus or bus_from_config(cfg)
         self.store = store or InMemoryIntentStore()
         vm_kwargs.setdefault("payment_methods", ("counter",))  # card and QR come with the serial terminal
+        vm_kwargs.setdefault("idle_s", cfg.kiosk.idle_s)
+        vm_kwargs.setdefault("still_there_s", cfg.kiosk.still_there_s)
         self.vm = KioskViewModel(EMPTY_MENU, clock=clock, device=self.device, **vm_kwargs)
         self.has_menu = False
         self.link_up = False

@@ -190,6 +190,18 @@ class KdsConfig(_Strict):
     """The character a serial bump bar sends for each action."""
 
 
+# ---------------------------------------------------------------- kiosk
+class KioskConfig(_Strict):
+    width: Annotated[int, msgspec.Meta(ge=320, le=4320)] = 1080
+    height: Annotated[int, msgspec.Meta(ge=480, le=7680)] = 1920
+    """A portrait touch screen; RESTOBOX_KIOSK_SIZE=WxH overrides both."""
+    fullscreen: bool = False
+    idle_s: Annotated[int, msgspec.Meta(ge=10, le=3600)] = 60
+    """Without a tap this long, the kiosk asks "still there?"..."""
+    still_there_s: Annotated[int, msgspec.Meta(ge=5, le=600)] = 15
+    """...and starts over this long after asking."""
+
+
 class Config(_Strict):
     device: DeviceConfig
     store: StoreConfig = msgspec.field(default_factory=StoreConfig)
@@ -197,6 +209,7 @@ class Config(_Strict):
     hub: HubConfig = msgspec.field(default_factory=HubConfig)
     printing: PrintingConfig = msgspec.field(default_factory=PrintingConfig)
     kds: KdsConfig = msgspec.field(default_factory=KdsConfig)
+    kiosk: KioskConfig = msgspec.field(default_factory=KioskConfig)
 
     def mqtt_username(self) -> str:
         return self.mqtt.username or self.device.id
