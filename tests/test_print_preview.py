@@ -259,8 +259,8 @@ def test_missing_chinese_font_names_the_debian_package(monkeypatch):
 
 def test_a_font_without_chinese_is_refused(monkeypatch):
     latin = Path("/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf")
-    if not latin.is_file():
-        pytest.skip("DejaVu Sans (fonts-dejavu-core) is not installed")
+    # ./run installs fonts-dejavu-core for this test
+    assert latin.is_file(), "DejaVu Sans (fonts-dejavu-core) is not installed"
     monkeypatch.setenv(preview.FONT_ENV, str(latin))
     preview.find_cjk_font.cache_clear()
     try:
