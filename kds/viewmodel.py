@@ -440,6 +440,26 @@ class _PagedGrid:
     def select_prev(self) -> bool:
         return self._pager.step(self._sync(self.clock()), self._pos, -1)
 
+    def perform(self, action: str) -> list[StationEvent]:
+        """Do a bump bar action (see :data:`BUMP_BAR_ACTIONS`)."""
+        if action == "select_next":
+            self.select_next()
+        elif action == "select_prev":
+            self.select_prev()
+        elif action == "page_next":
+            self.next_page()
+        elif action == "page_prev":
+            self.prev_page()
+        elif action == "bump":
+            return self.bump_selected()
+        elif action == "recall":
+            return self.recall_last()
+        elif action == "undo":
+            return self.undo()
+        else:
+            raise ValueError(f"unknown bump bar action {action!r}")
+        return []
+
 
 class StationViewModel(_PagedGrid):
     """One station's wall screen: the ticket grid, bumps, recalls, undo,
@@ -686,26 +706,6 @@ class StationViewModel(_PagedGrid):
         if last.lines is None:
             return self._send_recall(e, None, now)
         return [ev for line in last.lines for ev in self._send_recall(e, line, now)]
-
-    def perform(self, action: str) -> list[StationEvent]:
-        """Do a bump bar action (see :data:`BUMP_BAR_ACTIONS`)."""
-        if action == "select_next":
-            self.select_next()
-        elif action == "select_prev":
-            self.select_prev()
-        elif action == "page_next":
-            self.next_page()
-        elif action == "page_prev":
-            self.prev_page()
-        elif action == "bump":
-            return self.bump_selected()
-        elif action == "recall":
-            return self.recall_last()
-        elif action == "undo":
-            return self.undo()
-        else:
-            raise ValueError(f"unknown bump bar action {action!r}")
-        return []
 
     def unconfirmed_events(self) -> list[StationEvent]:
         """Actions the hub has not confirmed yet, oldest first. Publish them
@@ -1110,25 +1110,9 @@ class ExpoViewModel(_PagedGrid):
             raise ActionRefused("nothing_to_recall", Words("没有可以召回的订单。", "There is no completed order to recall."))
         return self.recall(self._completed[0])
 
-    def perform(self, action: str) -> list[StationEvent]:
-        if action == "select_next":
-            self.select_next()
-        elif action == "select_prev":
-            self.select_prev()
-        elif action == "page_next":
-            self.next_page()
-        elif action == "page_prev":
-            self.prev_page()
-        elif action == "bump":
-            return self.bump_selected()
-        elif action == "recall":
-            return self.recall_last()
-        elif action == "undo":
-            raise ActionRefused("no_undo_at_expo", Words(
-                "出餐台没有撤销；请用召回。", "The expo has no undo; use recall instead."))
-        else:
-            raise ValueError(f"unknown bump bar action {action!r}")
-        return []
+    def undo(self) -> list[StationEvent]:
+        raise ActionRefused("no_undo_at_expo", Words(
+            "出餐台没有撤销；请用召回。", "The expo has no undo; use recall instead."))
 
     # ----------------------------------------------------------- internals
     def _new_order(self, order_id: str, number: int, now: float) -> _ExpoOrder:
