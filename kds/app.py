@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import time
 
 os.environ.setdefault("KIVY_NO_ARGS", "1")
@@ -62,14 +61,14 @@ def run(cfg_path: str | None) -> int:
 def build_app(cfg):
     from kivy.app import App
     from kivy.clock import Clock
-    from kivy.core.window import Window
     from kivy.properties import BooleanProperty, ListProperty, NumericProperty, ObjectProperty, StringProperty
     from kivy.uix.boxlayout import BoxLayout
     from kivy.uix.label import Label
 
     from kds.controller import StationController
     from kds.viewmodel import BumpBarMap
-    from kds.common import load_kv, register_cjk_font, save_screenshot, screen_settings, window_rect, write_state
+    from kds.common import (load_kv, register_cjk_font, run_screen_clock, screen_settings, try_screenshot,
+                            window_rect, write_state)
 
     register_cjk_font()
 
@@ -139,9 +138,7 @@ def build_app(cfg):
                 c = TicketCard(app=self)
                 self.cards.append(c)
                 self.root_w.ids.grid.add_widget(c)
-            Window.bind(on_key_down=self._on_key)
-            # systemd stops the screen with SIGTERM: save the cache, say offline
-            signal.signal(signal.SIGTERM, lambda *_: Clock.schedule_once(lambda dt: self.stop()))
+            run_screen_clock(self, shot_dir / f"kds-{cfg.kds.station}.png")
             self.bumpbar = None
             if cfg.kds.serial_bump_bar:
                 from kds.bumpbar import SerialBumpBar
@@ -151,12 +148,7 @@ def build_app(cfg):
                     lambda action: Clock.schedule_once(lambda dt: self.ctl.act(lambda: self.ctl.vm.perform(action))),
                     baudrate=cfg.kds.serial_bump_baudrate)
                 self.bumpbar.start()
-            Clock.schedule_interval(lambda dt: self.refresh(), 1.0)
             Clock.schedule_interval(lambda dt: self.ctl.save_if_dirty(), 2.0)
-            every = float(os.environ.get("RESTOBOX_SCREENSHOT_EVERY", "0") or 0)
-            if every > 0:  # a picture of the screen for remote support and the demo
-                Clock.schedule_interval(lambda dt: self.screenshot(
-                    str(shot_dir / f"kds-{cfg.kds.station}.png")), every)
             self.refresh()
             self.ctl.start()
             return self.root_w
@@ -199,12 +191,7 @@ def build_app(cfg):
 
         def screenshot(self, path: str | None = None) -> str | None:
             """Save what the screen shows (never a reason to stop the screen)."""
-            target = path or str(shot_dir / f"kds-{cfg.kds.station}-{int(time.time())}.png")
-            try:
-                return save_screenshot(target)
-            except OSError:
-                log.exception("screenshot failed")
-                return None
+            return try_screenshot(path or shot_dir / f"kds-{cfg.kds.station}-{int(time.time())}.png")
 
         # ------------------------------------------------------- drawing
         def refresh(self, *_):

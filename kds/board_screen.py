@@ -13,15 +13,13 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import time
-from pathlib import Path
 from typing import Callable
 
 os.environ.setdefault("KIVY_NO_ARGS", "1")
 os.environ.setdefault("KIVY_NO_CONSOLELOG", "1")
 
-from kds.common import load_kv, register_cjk_font, try_screenshot, write_state  # noqa: E402
+from kds.common import load_kv, register_cjk_font, run_screen_clock, screen_settings, try_screenshot, write_state  # noqa: E402
 from kds.viewmodel import BoardViewModel, LinkState  # noqa: E402
 from restobox import contract  # noqa: E402
 from restobox.bus import Bus, Incoming, bus_from_config  # noqa: E402
@@ -99,10 +97,9 @@ class BoardController:
 
 def build_board_app(cfg: Config):
     """The pickup board as a Kivy App (call ``.run()``). Configure Kivy
-    first (:func:`kds.expo_screen.configure_kivy`), as ``kds.app.run`` does."""
+    first (:func:`kds.common.configure_kivy`), as ``kds.app.run`` does."""
     from kivy.app import App
     from kivy.clock import Clock
-    from kivy.core.window import Keyboard, Window
     from kivy.properties import BooleanProperty, ColorProperty, ObjectProperty, StringProperty
     from kivy.uix.boxlayout import BoxLayout
     from kivy.uix.label import Label
@@ -131,9 +128,7 @@ def build_board_app(cfg: Config):
         offline = BooleanProperty(False)
 
     load_kv("board.kv")
-    keynames = {v: k for k, v in Keyboard.keycodes.items()}
-    state_file = os.environ.get("RESTOBOX_KDS_STATE")
-    shot_dir = Path(os.environ.get("RESTOBOX_SCREENSHOT_DIR", "."))
+    _, keynames, state_file, shot_dir = screen_settings(cfg)
 
     class BoardApp(App):
         title = "Restobox — 取餐 Pickup"
@@ -149,13 +144,7 @@ def build_board_app(cfg: Config):
                 self.tiles[key] = [BoardTile(ready=ready) for _ in range(grid.cols * grid.rows)]
                 for t in self.tiles[key]:
                     grid.add_widget(t)
-            Window.bind(on_key_down=self._on_key)
-            # systemd stops with SIGTERM: close the window and say "offline" on the way out
-            signal.signal(signal.SIGTERM, lambda *_: Clock.schedule_once(lambda dt: self.stop()))
-            Clock.schedule_interval(lambda dt: self.refresh(), 1.0)
-            every = float(os.environ.get("RESTOBOX_SCREENSHOT_EVERY", "0") or 0)
-            if every > 0:  # a picture of the screen for remote support and the demo
-                Clock.schedule_interval(lambda dt: try_screenshot(shot_dir / "board.png"), every)
+            run_screen_clock(self, shot_dir / "board.png")
             self.ctl.start()
             self.refresh()
             return r

@@ -103,3 +103,21 @@ def screen_settings(cfg: Config):
 
     return (BumpBarMap(cfg.kds.bump_keys), {v: k for k, v in Keyboard.keycodes.items()},
             os.environ.get("RESTOBOX_KDS_STATE"), Path(os.environ.get("RESTOBOX_SCREENSHOT_DIR", ".")))
+
+
+def run_screen_clock(app, picture: str | Path) -> None:
+    """What every screen app does at build time: its keys, a clean stop on
+    SIGTERM (systemd: save the cache, say "offline"), the once-a-second
+    refresh (timers), and a picture every RESTOBOX_SCREENSHOT_EVERY seconds
+    when that is set (remote support, the demo)."""
+    import signal
+
+    from kivy.clock import Clock
+    from kivy.core.window import Window
+
+    Window.bind(on_key_down=app._on_key)
+    signal.signal(signal.SIGTERM, lambda *_: Clock.schedule_once(lambda dt: app.stop()))
+    Clock.schedule_interval(lambda dt: app.refresh(), 1.0)
+    every = float(os.environ.get("RESTOBOX_SCREENSHOT_EVERY", "0") or 0)
+    if every > 0:
+        Clock.schedule_interval(lambda dt: try_screenshot(picture), every)

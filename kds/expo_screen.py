@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import os
-import signal
 import time
 from datetime import datetime, timezone
 from typing import Callable
@@ -28,7 +27,7 @@ from typing import Callable
 os.environ.setdefault("KIVY_NO_ARGS", "1")
 os.environ.setdefault("KIVY_NO_CONSOLELOG", "1")
 
-from kds.common import load_kv, register_cjk_font, screen_settings, try_screenshot, window_rect, write_state  # noqa: E402
+from kds.common import load_kv, register_cjk_font, run_screen_clock, screen_settings, try_screenshot, window_rect, write_state  # noqa: E402
 from kds.viewmodel import ActionRefused, ExpoRow, ExpoViewModel, StationProgress, Thresholds  # noqa: E402
 from restobox import contract  # noqa: E402
 from restobox.bus import Bus, Incoming, bus_from_config  # noqa: E402
@@ -249,7 +248,6 @@ def build_expo_app(cfg: Config):
     (:func:`configure_kivy`), as ``kds.app.run`` does."""
     from kivy.app import App
     from kivy.clock import Clock
-    from kivy.core.window import Window
     from kivy.properties import BooleanProperty, NumericProperty, ObjectProperty, OptionProperty, StringProperty
     from kivy.uix.boxlayout import BoxLayout
 
@@ -323,13 +321,7 @@ def build_expo_app(cfg: Config):
                 c = ExpoCard(app=self)
                 self.cards.append(c)
                 self.root_w.ids.grid.add_widget(c)
-            Window.bind(on_key_down=self._on_key)
-            # systemd stops with SIGTERM: close the window and say "offline" on the way out
-            signal.signal(signal.SIGTERM, lambda *_: Clock.schedule_once(lambda dt: self.stop()))
-            Clock.schedule_interval(lambda dt: self.refresh(), 1.0)
-            every = float(os.environ.get("RESTOBOX_SCREENSHOT_EVERY", "0") or 0)
-            if every > 0:  # a picture of the screen for remote support and the demo
-                Clock.schedule_interval(lambda dt: try_screenshot(shot_dir / "kds-expo.png"), every)
+            run_screen_clock(self, shot_dir / "kds-expo.png")
             self.ctl.start()
             self.refresh()
             return self.root_w
