@@ -1,25 +1,7 @@
-"""python -m kds --config FILE: the kitchen screen."""
+"""python -m kds --config FILE: the same as `restobox kds --config FILE`."""
 
-import argparse
-import logging
 import sys
 
-from restobox.config import ConfigError
+from restobox.cli import main
 
-
-def main() -> int:
-    ap = argparse.ArgumentParser(prog="kds", description="Restobox kitchen screen")
-    ap.add_argument("--config", help="config file (default $RESTOBOX_CONFIG or /etc/restobox/restobox.toml)")
-    args = ap.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from kds.app import run
-
-    try:
-        return run(args.config)
-    except ConfigError as exc:
-        print(f"restobox kds: {exc}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+sys.exit(main(["kds", *sys.argv[1:]]))

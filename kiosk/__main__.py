@@ -1,25 +1,7 @@
-"""python -m kiosk --config FILE: the diner's self-order kiosk."""
+"""python -m kiosk --config FILE: the same as `restobox kiosk --config FILE`."""
 
-import argparse
-import logging
 import sys
 
-from restobox.config import ConfigError
+from restobox.cli import main
 
-
-def main() -> int:
-    ap = argparse.ArgumentParser(prog="kiosk", description="Restobox self-order kiosk")
-    ap.add_argument("--config", help="config file (default $RESTOBOX_CONFIG or /etc/restobox/restobox.toml)")
-    args = ap.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from kiosk.app import run
-
-    try:
-        return run(args.config)
-    except ConfigError as exc:
-        print(f"restobox kiosk: {exc}", file=sys.stderr)
-        return 2
-
-
-if __name__ == "__main__":
-    sys.exit(main())
+sys.exit(main(["kiosk", *sys.argv[1:]]))
