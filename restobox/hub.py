@@ -117,6 +117,7 @@ class Hub:
         self._worker: threading.Thread | None = None
         self._db: pw.SqliteDatabase | None = None
         self._last_tick = 0.0
+        self._served_connect = 0
         self._print_sent: dict[str, float] = {}
 
     # ============================================================ lifecycle
@@ -139,6 +140,10 @@ class Hub:
             self._after_connect()
 
     def _after_connect(self) -> None:
+        # Once per connection: start() and the link callback may both ask.
+        if self._served_connect == self.bus.connects:
+            return
+        self._served_connect = self.bus.connects
         self._publish_retained_state()
         self._republish_unacked_tickets()
         self.bus.announce()

@@ -165,7 +165,7 @@ class PrinterWorker:
                 self.spooler.alert(reason, self.id, severity="critical")
             elif before.state in BAD_STATES and st.state == "ready":
                 self.spooler.alert("printer_ready", self.id, severity="info")
-        self.publish_status()
+        # published by the loop after each step, with the queue counts
 
     def publish_status(self, force: bool = False) -> None:
         sp = self.spooler
