@@ -21,8 +21,7 @@ os.environ.setdefault("KIVY_NO_CONSOLELOG", "1")
 
 from kds.common import load_kv, register_cjk_font, run_screen_clock, screen_settings, try_screenshot, write_state  # noqa: E402
 from kds.viewmodel import BoardViewModel, LinkState  # noqa: E402
-from restobox import contract  # noqa: E402
-from restobox.bus import Bus, Incoming, bus_from_config  # noqa: E402
+from restobox.bus import Bus, Incoming, bus_from_config, decode_or_none  # noqa: E402
 from restobox.config import Config  # noqa: E402
 from restobox.contract import Board, Presence, Words, topics  # noqa: E402
 
@@ -61,12 +60,7 @@ class BoardController:
         self.bus.stop()
 
     def _decode(self, m: Incoming, type_):
-        try:
-            return contract.decode(m.payload, type_)
-        except contract.Rejection as r:
-            self.rejected[r.reason] = self.rejected.get(r.reason, 0) + 1
-            log.warning("ignored a message on %s: %s", m.topic, r)
-            return None
+        return decode_or_none(m, type_, self.rejected)
 
     def _on_board(self, m: Incoming) -> None:
         b = self._decode(m, Board)

@@ -14,7 +14,7 @@ from typing import Callable
 
 from kds.viewmodel import ActionRefused, StationViewModel, Thresholds
 from restobox import contract, db
-from restobox.bus import Bus, Incoming, bus_from_config
+from restobox.bus import Bus, Incoming, bus_from_config, decode_or_none
 from restobox.config import Config
 from restobox.contract import OrderUpdate, Presence, StationTicket, topics
 
@@ -78,11 +78,7 @@ class StationController:
 
     # ------------------------------------------------------------- incoming
     def _decode(self, m: Incoming, type_):
-        try:
-            return contract.decode(m.payload, type_)
-        except contract.Rejection as r:
-            log.warning("ignored a message on %s: %s", m.topic, r)
-            return None
+        return decode_or_none(m, type_)
 
     def _on_ticket(self, m: Incoming) -> None:
         t = self._decode(m, StationTicket)

@@ -30,7 +30,7 @@ os.environ.setdefault("KIVY_NO_CONSOLELOG", "1")
 from kds.common import load_kv, register_cjk_font, run_screen_clock, screen_settings, try_screenshot, window_rect, write_state  # noqa: E402
 from kds.viewmodel import ActionRefused, ExpoRow, ExpoViewModel, StationProgress, Thresholds  # noqa: E402
 from restobox import contract  # noqa: E402
-from restobox.bus import Bus, Incoming, bus_from_config  # noqa: E402
+from restobox.bus import Bus, Incoming, bus_from_config, decode_or_none  # noqa: E402
 from restobox.config import Config  # noqa: E402
 from restobox.contract import EXPO_STATION, MenuMessage, OrderUpdate, Presence, StationTicket, Words, topics  # noqa: E402
 
@@ -102,11 +102,7 @@ class ExpoController:
         log.warning("ignored a message on %s (%s): %s", m.topic, reason, detail)
 
     def _decode(self, m: Incoming, type_, **kw):
-        try:
-            return contract.decode(m.payload, type_, **kw)
-        except contract.Rejection as r:
-            self._reject(m, r.reason, str(r))
-            return None
+        return decode_or_none(m, type_, self.rejected, **kw)
 
     def _on_ticket(self, m: Incoming) -> None:
         t = self._decode(m, StationTicket)

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from kiosk.payment import CounterPayment, InMemoryIntentStore, PaymentFlow, PaymentIntentStore
 from kiosk.viewmodel import CancelPayment, CheckPaymentAgain, KioskViewModel, StartPayment, SubmitOrder
 from restobox import contract
-from restobox.bus import Bus, Incoming, bus_from_config
+from restobox.bus import Bus, Incoming, bus_from_config, decode_or_none
 from restobox.config import Config
 from restobox.contract import MenuMessage, OrderReply, SoldOut, Words, topics
 from restobox.menu import Menu
@@ -86,11 +86,7 @@ class KioskController:
 
     # ------------------------------------------------------------- incoming
     def _decode(self, m: Incoming, type_):
-        try:
-            return contract.decode(m.payload, type_)
-        except contract.Rejection as r:
-            log.warning("ignored a message on %s: %s", m.topic, r)
-            return None
+        return decode_or_none(m, type_)
 
     def _on_menu(self, m: Incoming) -> None:
         msg = self._decode(m, MenuMessage)

@@ -52,6 +52,18 @@ class Incoming:
 Handler = Callable[[Incoming], None]
 
 
+def decode_or_none(m: Incoming, type_, rejected: dict[str, int] | None = None, **kw):
+    """The message decoded, or None after logging why (and counting the
+    reason in ``rejected``): what does not decode never reaches a screen."""
+    try:
+        return contract.decode(m.payload, type_, **kw)
+    except contract.Rejection as r:
+        if rejected is not None:
+            rejected[r.reason] = rejected.get(r.reason, 0) + 1
+        log.warning("ignored a message on %s: %s", m.topic, r)
+        return None
+
+
 class PublishError(Exception):
     pass
 
