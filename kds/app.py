@@ -226,7 +226,7 @@ def build_app(cfg):
                 return
             card.opacity, card.disabled = 1, False
             card.ticket_id = v.ticket_id
-            card.number_text = f"#{v.number}"
+            card.number_text = f"#{v.number} · {v.provisional}" if v.provisional else f"#{v.number}"
             card.timer_text = v.elapsed_text
             card.service_text = f"{v.service_text.zh} {v.channel_text.zh}"
             card.selected = v.selected

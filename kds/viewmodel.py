@@ -312,6 +312,7 @@ class TicketView:
     flashing: bool
     selected: bool
     is_new: bool
+    provisional: str = ""  # the number the diner holds, for an order placed offline
 
 
 def _item_view(i: TicketItem) -> ItemView:
@@ -855,7 +856,8 @@ class StationViewModel(_PagedGrid):
         if e is None or e.state != "open":
             return False, None
         h = e.hub
-        return True, (e.items, h.number, h.note, h.table, h.service, h.channel, h.accepted_at)
+        return True, (e.items, h.number, h.note, h.table, h.service, h.channel, h.accepted_at,
+                      h.provisional_number)
 
     def _grid_changed(self, before, after, tid: str) -> bool:
         if before[0] != after[0]:
@@ -877,7 +879,7 @@ class StationViewModel(_PagedGrid):
             allergens=tuple(sorted({a for i in e.items for a in i.allergens})),
             done=e.state == "done", elapsed_s=elapsed, elapsed_text=elapsed_text(elapsed),
             colour=colour, flashing=self.thresholds.flashing(colour, now),
-            selected=h.ticket_id == self._pager.selected, is_new=is_new,
+            selected=h.ticket_id == self._pager.selected, is_new=is_new, provisional=h.provisional_number,
         )
 
 

@@ -150,6 +150,7 @@ def build_app(cfg):
         cancel_label = StringProperty("")
         large_label = StringProperty("")
         large_on = BooleanProperty(False)
+        staff_text = StringProperty("")
 
     Factory.register("KioskRoot", cls=KioskRoot)
     from kivy.lang import Builder
@@ -220,8 +221,15 @@ def build_app(cfg):
             r.cancel_label = chrome.cancel.label if chrome.cancel else ""
             r.large_label, r.large_on = chrome.large_text.label, chrome.large_text.selected
             r.notice_text = ctl.current_notice() or ""
-            r.link_text = "" if ctl.link_up else ("正在连接门店主机…  Connecting to the store…"
-                                                  if not ctl.has_menu else "")
+            if not ctl.has_menu:
+                r.link_text = "" if ctl.link_up else "正在连接门店主机…  Connecting to the store…"
+            elif not ctl.reachable:
+                # still selling: orders wait in this kiosk's outbox
+                r.link_text = "门店网络中断，订单先保存在本机  ·  Store network down: orders are kept on this kiosk"
+            else:
+                r.link_text = ""
+            staff = ctl.staff.words() if ctl.staff is not None else None
+            r.staff_text = f"{staff.zh}  ·  {staff.en}" if staff is not None and vm.screen == "attract" else ""
             view = vm.view()
             key = (vm.screen, view, vm.lang, vm.large_text)
             if key != self._shown:
@@ -378,6 +386,8 @@ def build_app(cfg):
                 "screen": vm.screen, "lang": vm.lang, "menu": self.ctl.has_menu, "link": self.ctl.link_up,
                 "notice": self.root_w.notice_text, "number": vm.number, "order_id": vm.order_id,
                 "still_there": vm.still_there, "buttons": buttons, "at": time.time(),
+                "provisional": vm.provisional, "reachable": self.ctl.reachable,
+                "staff": self.root_w.staff_text,
             })
 
     return KioskApp()

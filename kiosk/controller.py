@@ -1,13 +1,28 @@
-"""The kiosk's glue between the bus, the payment terminal and the view model.
+"""The kiosk's glue between the bus, the payment terminal, its database and
+the view model.
 
 No Kivy here: the app hands in ``post`` (run a function on the UI thread) and
-``changed`` (ask for a redraw, coalesced by the app). MQTT callbacks arrive on
-paho's thread and payments run on a worker thread; both hand their results to
-the UI thread through ``post``, so the view model is only ever touched from
-one thread. Publishing happens on the worker too: nothing here blocks the UI.
+``changed`` (ask for a redraw, coalesced by the app). Three threads besides
+the UI's, none of which ever touches the view model directly:
 
-Not here yet (issue 5): the SQLite intent store and menu cache, the offline
-outbox with provisional numbers, the serial card / QR terminal.
+- paho's network thread: incoming messages, handed on at once;
+- ``kiosk-io``: kiosk.db (menu cache, order outbox, provisional numbers),
+  publishing, the outbox sender and the kiosk's health;
+- ``kiosk-pay``: the payment terminal (a PaymentFlow per intent, the intents
+  in kiosk.db).
+
+Their results reach the view model through ``post``, so it is only ever
+touched from the UI thread, and the UI thread never waits on a disk, a
+socket or a serial line.
+
+Orders: every order is committed to the outbox (``sending``) before it is
+published. When the hub answers, it is ``delivered``. When the broker or the
+hub cannot be reached, or the hub has not answered within
+``[kiosk] reply_timeout_s``, the order is committed ``queued`` with a
+provisional number, and only then does the diner see that number. The sender
+publishes queued orders (marked ``offline``) until the hub answers; the hub
+answers a resent order as a duplicate of the first, so each order is
+accepted exactly once.
 """
 
 from __future__ import annotations
@@ -18,13 +33,25 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
 
-from kiosk.payment import CounterPayment, InMemoryIntentStore, PaymentFlow, PaymentIntentStore
-from kiosk.viewmodel import CancelPayment, CheckPaymentAgain, KioskViewModel, StartPayment, SubmitOrder
+import msgspec
+
+from kiosk.payment import CounterPayment, PaymentFlow, PaymentIntentStore, PaymentTerminal, PaymentUpdate
+from kiosk.store import Backlog, KioskStore
+from kiosk.viewmodel import (
+    CancelPayment,
+    CheckPaymentAgain,
+    KioskViewModel,
+    StartPayment,
+    SubmitOrder,
+    provisional_number,
+)
 from restobox import contract
 from restobox.bus import Bus, Incoming, bus_from_config, decode_or_none
 from restobox.config import Config
-from restobox.contract import MenuMessage, OrderReply, SoldOut, Words, topics
+from restobox.contract import REASONS, Health, MenuMessage, OrderReply, OrderSubmit, Presence, SoldOut, Words, topics
 from restobox.menu import Menu
 
 log = logging.getLogger("restobox.kiosk")
@@ -34,92 +61,259 @@ EMPTY_MENU = Menu(version="none", currency="CNY", tax_rate_bp=0, tax_inclusive=T
 
 NO_MENU = Words("菜单正在加载，请稍候……", "The menu is loading, one moment…")
 
+# Correlation data tags: which copy of an order a reply answers.
+ONLINE, OUTBOX = b"o:", b"q:"
+
+RESEND_S = (2.0, 5.0, 10.0, 30.0)
+"""Wait before sending a queued order again, by attempt (then the last)."""
+
+HEALTH_EVERY_S = 15.0
+
+
+@dataclass(frozen=True, slots=True)
+class Staff:
+    """What the kiosk tells staff (a line on the attract screen, and health)."""
+
+    backlog: Backlog
+    unresolved_payments: int
+    orphan_payments: int = 0  # approved after a restart, with no order placed
+
+    def words(self) -> Words | None:
+        b = self.backlog
+        parts_zh, parts_en = [], []
+        if b.waiting:
+            parts_zh.append(f"{b.waiting} 单等待送到门店主机")
+            parts_en.append(f"{b.waiting} order(s) waiting for the store hub")
+        if b.refused:
+            parts_zh.append(f"{b.refused} 单被主机拒收，请处理")
+            parts_en.append(f"{b.refused} order(s) refused by the hub: staff please check")
+        if self.unresolved_payments:
+            parts_zh.append(f"{self.unresolved_payments} 笔付款待核对")
+            parts_en.append(f"{self.unresolved_payments} payment(s) to check")
+        if self.orphan_payments:
+            parts_zh.append(f"{self.orphan_payments} 笔已扣款但未下单，请退款或补单")
+            parts_en.append(f"{self.orphan_payments} payment(s) taken without an order: refund or serve")
+        if not parts_zh:
+            return None
+        return Words("；".join(parts_zh), "; ".join(parts_en))
+
 
 class KioskController:
     def __init__(self, cfg: Config, *, post: Callable[[Callable[[], None]], None],
                  changed: Callable[[], None], bus: Bus | None = None,
-                 clock: Callable[[], float] = time.time, store: PaymentIntentStore | None = None,
-                 **vm_kwargs) -> None:
+                 clock: Callable[[], float] = time.time, store: KioskStore | None = None,
+                 terminal: PaymentTerminal | None = None, **vm_kwargs) -> None:
         self.cfg = cfg
         self.post = post
         self.changed = changed
         self.clock = clock
         self.device = cfg.device.id
         self.bus = bus or bus_from_config(cfg)
-        self.store = store or InMemoryIntentStore()
-        vm_kwargs.setdefault("payment_methods", ("counter",))  # card and QR come with the serial terminal
-        vm_kwargs.setdefault("idle_s", cfg.kiosk.idle_s)
-        vm_kwargs.setdefault("still_there_s", cfg.kiosk.still_there_s)
+        self._store = store
+        self._terminal_device = terminal
+        k = cfg.kiosk
+        vm_kwargs.setdefault("payment_methods", tuple(k.payment_methods))
+        vm_kwargs.setdefault("idle_s", k.idle_s)
+        vm_kwargs.setdefault("still_there_s", k.still_there_s)
         self.vm = KioskViewModel(EMPTY_MENU, clock=clock, device=self.device, **vm_kwargs)
+        self.reply_timeout_s = k.reply_timeout_s
+        # UI-thread state
         self.has_menu = False
+        self.menu_from_cache = False
         self.link_up = False
+        self.hub_up: bool | None = None  # the hub's presence; None: not heard yet
+        self.staff: Staff | None = None
         self.notice: Words | None = None
         self.notice_until = 0.0
+        self._submit_started: float | None = None  # the VM's order is out, waiting for the hub
+        self._going_offline: str | None = None  # order id being committed as queued
+        self._live_menu = False
+        # worker state
         self._flows: dict[str, PaymentFlow] = {}
-        self._jobs: queue.Queue[Callable[[], None] | None] = queue.Queue()
-        self._worker = threading.Thread(target=self._work, name="kiosk-worker", daemon=True)
+        self._cancel: set[str] = set()
+        self._io: queue.Queue[Callable[[], None] | None] = queue.Queue()
+        self._pay: queue.Queue[Callable[[], None] | None] = queue.Queue()
+        self._orphans: list[str] = []  # pay thread: intents approved after a restart, no order
+        self._sent_at: dict[str, float] = {}  # io thread: queued order id -> last send
+        self._ready = threading.Event()  # the store is open
+        self._stopping = threading.Event()
+        self._threads = [threading.Thread(target=self._io_loop, name="kiosk-io", daemon=True),
+                         threading.Thread(target=self._pay_loop, name="kiosk-pay", daemon=True)]
+        self.counters: dict[str, int] = {"submitted": 0, "offline": 0, "delivered": 0, "refused": 0,
+                                         "late_replies": 0}
+
+    @property
+    def store(self) -> KioskStore:
+        self._ready.wait(10)
+        if self._store is None:
+            raise RuntimeError("the kiosk database could not be opened")
+        return self._store
 
     # ------------------------------------------------------------- lifecycle
     def start(self) -> None:
-        self._worker.start()
+        for t in self._threads:
+            t.start()
+        self._io.put(self._open_store)
         self.bus.on_connection_change = lambda up, why: self.post(lambda: self._link(up))
         self.bus.subscribe(topics.MENU, self._on_menu)
         self.bus.subscribe(topics.SOLDOUT, self._on_soldout)
         self.bus.subscribe(topics.order_reply(self.device), self._on_reply)
+        self.bus.subscribe(topics.presence(self.cfg.kiosk.hub_device), self._on_hub_presence)
         self.bus.start()
         self.bus.announce()
+        self._pay.put(self._resume_payments)
 
     def stop(self) -> None:
-        self._jobs.put(None)
-        self._worker.join(timeout=3)
+        self._stopping.set()
+        self._io.put(None)
+        self._pay.put(None)
+        for t in self._threads:
+            t.join(timeout=3)
         self.bus.stop()
+        if self._store is not None:
+            self._store.close()
+        if isinstance(self._terminal_device, PaymentTerminal):
+            self._terminal_device.close()
 
-    def _work(self) -> None:
+    def _io_loop(self) -> None:
+        next_health = 0.0
         while True:
-            job = self._jobs.get()
+            try:
+                job = self._io.get(timeout=0.5)
+            except queue.Empty:
+                job = False
+            if job is None:
+                return
+            try:
+                if job:
+                    job()
+                if self._ready.is_set() and self._store is not None:
+                    self._pump_outbox()
+                    if time.monotonic() >= next_health:
+                        next_health = time.monotonic() + HEALTH_EVERY_S
+                        self._publish_health()
+            except Exception:
+                log.exception("kiosk io job failed")
+
+    def _pay_loop(self) -> None:
+        while True:
+            job = self._pay.get()
             if job is None:
                 return
             try:
                 job()
             except Exception:
-                log.exception("kiosk worker job failed")
+                log.exception("kiosk payment job failed")
+
+    # ------------------------------------------------------- io: the store
+    def _open_store(self) -> None:
+        try:
+            if self._store is None:
+                self._store = KioskStore(self.cfg.kiosk.database, clock=self.clock)
+            queued, dropped = self._store.recover()
+            if queued or dropped:
+                log.warning("kiosk restarted with orders in flight: %d paid ones queued for the hub, "
+                            "%d unpaid ones dropped", queued, dropped)
+        finally:
+            self._ready.set()
+        menu, soldout = self._store.get_value("menu"), self._store.get_value("soldout")
+        if menu is not None:
+            self.post(lambda: self._apply_menu_bytes(menu, cached=True))
+        if soldout is not None:
+            self.post(lambda: self._apply_soldout_bytes(soldout, cached=True))
+        self._refresh_staff()
+
+    def _refresh_staff(self) -> None:
+        s = self._store
+        staff = Staff(s.backlog(), len(s.unresolved()), len(self._orphans))
+
+        def apply() -> None:
+            self.staff = staff
+            self.changed()
+        self.post(apply)
 
     # ------------------------------------------------------------- incoming
-    def _decode(self, m: Incoming, type_):
-        return decode_or_none(m, type_)
-
     def _on_menu(self, m: Incoming) -> None:
-        msg = self._decode(m, MenuMessage)
-        if msg is not None:
-            self.post(lambda: self._apply_menu(msg))
+        if decode_or_none(m, MenuMessage) is not None:
+            self._io.put(lambda p=m.payload: self.store.put("menu", p))
+            self.post(lambda p=m.payload: self._apply_menu_bytes(p, cached=False))
 
-    def _apply_menu(self, msg: MenuMessage) -> None:
+    def _apply_menu_bytes(self, payload: bytes, cached: bool) -> None:
+        if cached and self._live_menu:
+            return  # the hub's own came first
         try:
+            msg = contract.decode(payload, MenuMessage)
             self.vm.on_menu(msg)
         except Exception:
-            log.exception("menu %s not used", getattr(msg.menu, "version", "?"))
+            log.exception("menu not used (%s)", "cached" if cached else "from the hub")
             return
+        self._live_menu = self._live_menu or not cached
         self.has_menu = bool(msg.menu.items)
+        self.menu_from_cache = cached
+        log.info("menu %s (%d items)%s", msg.menu.version, len(msg.menu.items), " from the cache" if cached else "")
         self.changed()
 
     def _on_soldout(self, m: Incoming) -> None:
-        msg = self._decode(m, SoldOut)
-        if msg is not None:
-            self.post(lambda: (self.vm.on_soldout(msg), self.changed()))
+        if decode_or_none(m, SoldOut) is not None:
+            self._io.put(lambda p=m.payload: self.store.put("soldout", p))
+            self.post(lambda p=m.payload: self._apply_soldout_bytes(p, cached=False))
 
-    def _on_reply(self, m: Incoming) -> None:
-        reply = self._decode(m, OrderReply)
-        if reply is not None:
-            self.post(lambda: self._apply_reply(reply))
+    def _apply_soldout_bytes(self, payload: bytes, cached: bool) -> None:
+        if cached and self._live_menu:
+            return
+        try:
+            self.vm.on_soldout(contract.decode(payload, SoldOut))
+        except Exception:
+            log.exception("86 list not used")
+            return
+        self.changed()
 
-    def _apply_reply(self, reply: OrderReply) -> None:
-        if self.vm.on_reply(reply):
-            log.info("order %s: %s %s", reply.order_id, reply.status, reply.number or reply.reason)
-        self._run_commands()
+    def _on_hub_presence(self, m: Incoming) -> None:
+        p = decode_or_none(m, Presence)
+        if p is not None:
+            self.post(lambda: self._hub(p.state == "online"))
+
+    def _hub(self, up: bool) -> None:
+        self.hub_up = up
+        self._check_submission()
         self.changed()
 
     def _link(self, up: bool) -> None:
         self.link_up = up
+        self._check_submission()
+        self.changed()
+
+    @property
+    def reachable(self) -> bool:
+        """The broker is connected and the hub is not known to be down."""
+        return self.link_up and self.hub_up is not False
+
+    def _on_reply(self, m: Incoming) -> None:
+        reply = decode_or_none(m, OrderReply)
+        if reply is not None:
+            corr = m.correlation or b""
+            self._io.put(lambda: self._record_reply(reply, corr))
+            if not corr.startswith(OUTBOX):
+                self.post(lambda: self._apply_reply(reply))
+
+    def _apply_reply(self, reply: OrderReply) -> None:
+        before = self.vm.order_id
+        if not self.vm.on_reply(reply):
+            self.counters["late_replies"] += 1
+            log.info("reply for order %s came after the kiosk stopped waiting (%s %s)",
+                     reply.order_id, reply.status, reply.number or reply.reason)
+            return
+        log.info("order %s: %s %s", reply.order_id, reply.status, reply.number or reply.reason)
+        self._submit_started = None
+        if reply.status == "rejected":
+            if self.vm.screen == "cart" or self.vm.order_id != before:
+                # back to the cart: nothing to deliver; the next attempt commits again
+                self._io.put(lambda: self.store.drop(reply.order_id))
+            elif self.vm.screen == "help":
+                said = REASONS.get(reply.reason or "") or reply.message or REASONS["internal_error"]
+                self._io.put(lambda: (self.store.refused(reply.order_id, reply.reason or "", said.en),
+                                      self._refresh_staff()))
+        self._run_commands()
         self.changed()
 
     # -------------------------------------------------------------- actions
@@ -130,7 +324,12 @@ class KioskController:
                 self.notice, self.notice_until = NO_MENU, self.clock() + 4
                 self.changed()
                 return False
+        order_id, submitted = self.vm.order_id, self.vm.submitted
         handled = self.vm.tap(target)
+        if submitted is not None and self.vm.order_id != order_id and self.vm.screen == "attract" \
+                and self.vm.provisional is None and self.vm.number is None:
+            # an order refused by the hub and then cancelled by the diner
+            self._io.put(lambda oid=submitted.order_id: self.store.drop(oid))
         self._run_commands()
         self.changed()
         return handled
@@ -143,58 +342,239 @@ class KioskController:
 
     def tick(self) -> None:
         self.vm.tick()
+        self._check_submission()
         self._run_commands()
         self.changed()
+
+    def _check_submission(self) -> None:
+        """The VM's order is out: go offline when the hub cannot answer."""
+        vm = self.vm
+        if self._submit_started is None or vm.screen != "pay" or vm.pay_phase != "submitting":
+            return
+        if self._going_offline == vm.order_id:
+            return
+        waited = self.clock() - self._submit_started
+        if not self.reachable or waited >= self.reply_timeout_s:
+            why = "no broker" if not self.link_up else ("the hub is offline" if self.hub_up is False
+                                                        else f"no answer in {waited:.0f} s")
+            self._go_offline(vm.submitted, why)
 
     def _run_commands(self) -> None:
         for cmd in self.vm.take_commands():
             if isinstance(cmd, StartPayment):
-                self._jobs.put(lambda c=cmd: self._pay(c))
+                self._pay.put(lambda c=cmd: self._run_payment(c))
             elif isinstance(cmd, CancelPayment):
-                self._jobs.put(lambda c=cmd: self._flow_step(c.intent_id, "cancel"))
+                self._cancel.add(cmd.intent_id)
             elif isinstance(cmd, CheckPaymentAgain):
-                self._jobs.put(lambda c=cmd: self._flow_step(c.intent_id, "check_again"))
+                self._pay.put(lambda c=cmd: self._check_again(c.intent_id))
             elif isinstance(cmd, SubmitOrder):
-                payload = contract.encode(cmd.order)
-                self._jobs.put(lambda p=payload, oid=cmd.order.order_id: self._publish_order(oid, p))
+                self._submit(cmd.order)
 
-    # ------------------------------------------------- worker-thread side
-    def _publish_order(self, order_id: str, payload: bytes) -> None:
+    def _submit(self, order: OrderSubmit) -> None:
+        self.counters["submitted"] += 1
+        if not self.reachable:
+            self._go_offline(order, "no broker" if not self.link_up else "the hub is offline")
+            return
+        self._submit_started = self.clock()
+        payload = contract.encode(order)
+        total, status = order.expected_total or 0, order.payment.status
+        self._io.put(lambda: self._publish_online(order.order_id, payload, total, status))
+
+    def _go_offline(self, order: OrderSubmit | None, why: str) -> None:
+        if order is None:
+            return
+        self._going_offline = order.order_id
+        log.warning("order %s: %s; keeping it in the kiosk's outbox with a provisional number", order.order_id, why)
+        self._io.put(lambda: self._queue_offline(order))
+
+    # ------------------------------------------------------- io-thread side
+    def _publish_online(self, order_id: str, payload: bytes, total: int, status: str) -> None:
+        self.store.sending(order_id, payload, total=total, payment_status=status)  # committed before it is sent
         log.info("submitting order %s", order_id)
-        self.bus.publish(topics.order_submit(self.device), payload, correlation=uuid.uuid4().bytes,
+        self.bus.publish(topics.order_submit(self.device), payload, correlation=ONLINE + uuid.uuid4().bytes,
                          response_topic=topics.order_reply(self.device))
 
-    def _terminal(self, method: str):
+    def _queue_offline(self, order: OrderSubmit) -> None:
+        row = self.store.get_order(order.order_id)
+        if row is not None and row.state == "delivered":
+            # the hub's answer came in the meantime: the diner gets its number from it
+            return
+        if row is not None and row.state in ("queued", "refused") and row.provisional_number:
+            number = row.provisional_number
+        else:
+            number = provisional_number(self.device, self.store.next_provisional())
+        offline = msgspec.structs.replace(order, offline=True, provisional_number=number)
+        self.store.queue(order.order_id, contract.encode(offline), number, total=order.expected_total or 0,
+                         payment_status=order.payment.status)
+        self._sent_at.pop(order.order_id, None)
+        self.counters["offline"] += 1
+        self._refresh_staff()
+
+        def show() -> None:  # committed: now the diner may see the number
+            self._going_offline = None
+            vm = self.vm
+            if vm.screen == "pay" and vm.pay_phase == "submitting" and vm.order_id == order.order_id:
+                vm.confirm_offline(offline)
+                self._submit_started = None
+                self.changed()
+        self.post(show)
+
+    def _pump_outbox(self) -> None:
+        """Send queued orders again while the hub is reachable."""
+        if not (self.bus.connected and self.hub_up is not False):
+            return
+        now = time.monotonic()
+        for row in self.store.waiting(limit=50):
+            if row.state != "queued":
+                continue
+            last = self._sent_at.get(row.order_id)
+            wait = RESEND_S[min(row.attempts, len(RESEND_S) - 1)]
+            if last is not None and now - last < wait:
+                continue
+            self._sent_at[row.order_id] = now
+            self.store.attempted(row.order_id)
+            log.info("sending queued order %s (%s), attempt %d", row.order_id, row.provisional_number,
+                     row.attempts + 1)
+            self.bus.publish(topics.order_submit(self.device), row.payload, correlation=OUTBOX + uuid.uuid4().bytes,
+                             response_topic=topics.order_reply(self.device))
+
+    def _record_reply(self, reply: OrderReply, corr: bytes) -> None:
+        row = self.store.get_order(reply.order_id)
+        if row is None or row.state in ("delivered", "refused"):
+            return
+        from_outbox = corr.startswith(OUTBOX)
+        if row.state == "queued" and not from_outbox:
+            # an answer to the first copy: the queued copy (with the number
+            # the diner holds) still goes, and is answered as a duplicate
+            return
+        if reply.status == "accepted":
+            if self.store.delivered(reply.order_id, reply.number):
+                self.counters["delivered"] += 1
+                self._sent_at.pop(reply.order_id, None)
+                log.info("order %s%s is at the hub as number %s", reply.order_id,
+                         f" ({row.provisional_number})" if row.provisional_number else "", reply.number)
+        elif reply.reason == "duplicate_conflict":
+            # the hub holds this order id with other contents: it has the order
+            number = reply.detail.get("number")
+            self.store.delivered(reply.order_id, int(number) if number and number.isdigit() else None)
+            self.counters["delivered"] += 1
+        elif from_outbox and reply.reason in ("storage_unavailable", "internal_error"):
+            return  # sent again later
+        elif from_outbox:
+            said = REASONS.get(reply.reason or "") or reply.message or REASONS["internal_error"]
+            log.error("queued order %s (%s) refused by the hub: %s (%s)", reply.order_id, row.provisional_number,
+                      reply.reason, said.en)
+            self.store.refused(reply.order_id, reply.reason or "", said.en)
+            self.counters["refused"] += 1
+        else:
+            return  # the diner is answering it on the screen (see _apply_reply)
+        self._refresh_staff()
+        self._publish_health()
+
+    def _publish_health(self) -> None:
+        if not self.bus.connected:
+            return
+        s = self.store
+        b = s.backlog()
+        unresolved = s.unresolved()
+        orphans = len(self._orphans)
+        words = Staff(b, len(unresolved), orphans).words()
+        state = "degraded" if b.refused or unresolved or orphans or b.oldest_s > 300 else "ready"
+        reason = words.en if words is not None else ""
+        h = Health(
+            device=self.device, role=self.cfg.device.role, state=state, reason=reason,
+            at=datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+            counters=dict(self.counters),
+            details={"outbox_waiting": b.waiting, "outbox_queued": b.queued, "outbox_refused": b.refused,
+                     "outbox_oldest_s": round(b.oldest_s, 1), "payments_to_check": len(unresolved),
+                     "payments_without_order": orphans},
+        )
+        self.bus.publish(topics.health(self.device), contract.encode(h), retain=True)
+
+    # ------------------------------------------------------ payment thread
+    def _terminal(self, method: str) -> PaymentTerminal:
         if method == "counter":
             return CounterPayment()
-        raise ValueError(f"payment method {method!r} is not set up on this kiosk")
+        t = self._terminal_device
+        if t is None:
+            tc = self.cfg.kiosk.terminal
+            if tc is None:
+                raise ValueError(f"payment method {method!r} is not set up on this kiosk")
+            from kiosk.payment import SerialTerminal
 
-    def _pay(self, cmd: StartPayment) -> None:
-        flow = PaymentFlow(self._terminal(cmd.method), self.store)
-        self._flows[cmd.intent_id] = flow
-        update = flow.begin(cmd.intent_id, order_id=cmd.order_id, amount=cmd.amount)
-        self._report(update)
-        while not update.final:
-            time.sleep(0.1)
-            last, update = update, flow.poll()
-            if update != last:
-                self._report(update)
+            t = self._terminal_device = SerialTerminal(tc.device, tc.baudrate, tc.timeout_s)
+        t.method = method  # one terminal takes cards and QR codes
+        return t
 
-    def _flow_step(self, intent_id: str, what: str) -> None:
-        flow = self._flows.get(intent_id)
-        if flow is None:
+    def _flow(self, method: str) -> PaymentFlow:
+        tc = self.cfg.kiosk.terminal
+        kw = {"pay_timeout_s": tc.pay_timeout_s} if tc is not None else {}
+        return PaymentFlow(self._terminal(method), self.store, **kw)
+
+    def _run_payment(self, cmd: StartPayment) -> None:
+        try:
+            flow = self._flow(cmd.method)
+        except Exception as exc:
+            log.error("payment %s: %s", cmd.intent_id, exc)
             return
-        update = getattr(flow, what)()
+        self._flows[cmd.intent_id] = flow
+        try:
+            update = flow.begin(cmd.intent_id, order_id=cmd.order_id, amount=cmd.amount)
+        except Exception:
+            log.exception("payment %s could not start", cmd.intent_id)
+            self._refresh_staff()
+            raise
+        self._follow(flow, update)
+
+    def _follow(self, flow: PaymentFlow, update: PaymentUpdate) -> None:
         self._report(update)
-        while not update.final and what == "check_again":
-            time.sleep(0.1)
-            last, update = update, flow.poll()
+        while not update.final and not self._stopping.is_set():
+            time.sleep(0.05)
+            last = update
+            if update.intent_id in self._cancel:
+                self._cancel.discard(update.intent_id)
+                update = flow.cancel()
+            else:
+                update = flow.poll()
             if update != last:
                 self._report(update)
+        self._cancel.discard(update.intent_id)
+        if update.state == "unknown":
+            self._io.put(self._refresh_staff)
 
-    def _report(self, update) -> None:
+    def _check_again(self, intent_id: str) -> None:
+        flow = self._flows.get(intent_id)
+        if flow is not None:
+            self._follow(flow, flow.check_again())
+
+    def _resume_payments(self) -> None:
+        """After a restart: ask the terminal about intents left unfinished."""
+        for intent in self.store.unresolved():
+            if intent.state == "unknown":
+                continue  # staff check these (shown on the attract screen)
+            try:
+                flow = self._flow(intent.method)
+                u = flow.resume(intent.intent_id)
+                while not u.final and not self._stopping.is_set():
+                    time.sleep(0.1)
+                    u = flow.poll()
+            except Exception:
+                log.exception("payment %s could not be checked after the restart", intent.intent_id)
+                continue
+            if u.state == "approved":
+                self._orphans.append(intent.intent_id)
+            level = logging.ERROR if u.state == "approved" else logging.WARNING
+            log.log(level, "payment %s for order %s (%s) left unfinished by the last run: %s — staff: %s",
+                    intent.intent_id, intent.order_id, intent.amount, u.state,
+                    "refund or serve it" if u.state == "approved" else "nothing was charged")
+        self._io.put(self._refresh_staff)
+
+    def _report(self, update: PaymentUpdate) -> None:
         def apply() -> None:
             self.vm.on_payment(update)
             self._run_commands()
             self.changed()
         self.post(apply)
+
+
+__all__ = ["KioskController", "Staff", "PaymentIntentStore"]

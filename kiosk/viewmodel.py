@@ -1253,13 +1253,22 @@ class KioskViewModel:
         lines = [self._submit_line(ln) for ln in self.cart]
         order = self._order(lines, payment=self.payment, placed_at=self._placed_at,
                             expected_total=self.pay_total, offline=True, provisional_number=provisional_number)
+        self.confirm_offline(order)
+        return order
+
+    def confirm_offline(self, order: OrderSubmit) -> None:
+        """The app committed ``order`` (this order, marked ``offline`` with its
+        provisional number) to the kiosk's outbox: show the diner that number."""
+        self._need("pay")
+        if self.submitted is None or order.order_id != self.submitted.order_id or not order.offline \
+                or not order.provisional_number:
+            raise ValueError("confirm_offline takes the order being placed, marked offline with its number")
         self.submitted = order
-        self.provisional = provisional_number
+        self.provisional = order.provisional_number
         self.number = None
-        self.outbox_entry = OutboxEntry(order.order_id, provisional_number, order, contract.encode(order),
+        self.outbox_entry = OutboxEntry(order.order_id, order.provisional_number, order, contract.encode(order),
                                         self.clock())
         self._confirm()
-        return order
 
     def on_reply(self, reply: OrderReply) -> bool:
         """The hub's answer. Only the answer to the order being placed counts."""

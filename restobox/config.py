@@ -200,6 +200,37 @@ class KioskConfig(_Strict):
     """Without a tap this long, the kiosk asks "still there?"..."""
     still_there_s: Annotated[int, msgspec.Meta(ge=5, le=600)] = 15
     """...and starts over this long after asking."""
+    database: str = "/var/lib/restobox/kiosk.db"
+    """Payment intents, the order outbox, the cached menu (SQLite)."""
+    hub_device: str = "hub"
+    """The hub's device id: its presence tells the kiosk whether to wait for it."""
+    reply_timeout_s: Annotated[float, msgspec.Meta(ge=1, le=120)] = 8.0
+    """An order the hub has not answered in this time is kept in the kiosk's
+    outbox and the diner gets a provisional number."""
+    payment_methods: Annotated[list[Literal["card", "qr", "counter"]], msgspec.Meta(min_length=1, max_length=3)] = \
+        msgspec.field(default_factory=lambda: ["counter"])
+    """What the pay screen offers, in this order. card and qr need [kiosk.terminal]."""
+    terminal: PaymentTerminalConfig | None = None
+
+    def __post_init__(self) -> None:
+        if len(set(self.payment_methods)) != len(self.payment_methods):
+            raise ValueError(f"payment_methods lists a method twice: {self.payment_methods}")
+        needs = [m for m in self.payment_methods if m != "counter"]
+        if needs and self.terminal is None:
+            raise ValueError(f"payment_methods {needs} need a payment terminal: add [kiosk.terminal] "
+                             "with its serial device, or offer only \"counter\"")
+
+
+class PaymentTerminalConfig(_Strict):
+    """A card / QR-code terminal on a serial line (docs/payment-terminal.md)."""
+
+    device: str
+    """e.g. /dev/restobox-payterm (a udev name) or /dev/ttyUSB0."""
+    baudrate: Annotated[int, msgspec.Meta(ge=1200, le=921600)] = 9600
+    timeout_s: Annotated[float, msgspec.Meta(gt=0, le=30)] = 3.0
+    """How long one QUERY, CANCEL or PING waits for its answer."""
+    pay_timeout_s: Annotated[float, msgspec.Meta(ge=10, le=600)] = 90.0
+    """How long the diner has at the terminal before the kiosk asks it what happened."""
 
 
 class Config(_Strict):

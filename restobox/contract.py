@@ -308,6 +308,8 @@ class StationTicket(Message, kw_only=True):
     accepted_at: str
     state: Literal["open", "done", "voided"] = "open"
     revision: int = 1
+    # the number the diner holds when the order was placed offline
+    provisional_number: str = ""
 
 
 EventKind = Literal["ack", "bump", "item_bump", "recall"]

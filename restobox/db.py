@@ -279,3 +279,86 @@ def cache_get(key: str) -> bytes | None:
 
 def cache_put(key: str, value: bytes, at: float) -> None:
     ScreenCache.insert(key=key, value=value, updated_at=at).on_conflict_replace().execute()
+
+
+# ------------------------------------------------------------------ kiosk
+# A kiosk keeps kiosk.db: its payment intents (committed before the terminal
+# is asked, invariant 5), its order outbox (every order from the moment it is
+# submitted until the hub has answered it), its provisional-number counter,
+# and the last menu and 86 list (so it starts without the hub). FULL sync:
+# money and orders live here.
+kiosk_db = pw.DatabaseProxy()
+
+
+class _KioskBase(pw.Model):
+    class Meta:
+        database = kiosk_db
+        legacy_table_names = False
+
+
+class KioskIntent(_KioskBase):
+    """A payment intent (kiosk.payment.PaymentIntent)."""
+
+    intent_id = pw.CharField(primary_key=True, max_length=64)
+    order_id = pw.CharField(max_length=36, index=True)
+    method = pw.CharField(max_length=16)
+    amount = pw.IntegerField()
+    state = pw.CharField(max_length=24, index=True)
+    reason = pw.CharField(max_length=48, default="")
+    auth_ref = pw.CharField(max_length=64, default="")
+    created_at = pw.FloatField()
+    updated_at = pw.FloatField()
+
+    class Meta:
+        table_name = "payment_intent"
+
+
+class KioskOrder(_KioskBase):
+    """An order this kiosk submitted, until the hub has it.
+
+    ``state``: ``sending`` (published, waiting for the hub's answer),
+    ``queued`` (the hub could not be reached: the diner has the provisional
+    number; sent again until answered), ``delivered`` (the hub has it:
+    ``number``), ``refused`` (the hub answered no: ``reason``; staff act).
+    """
+
+    order_id = pw.CharField(primary_key=True, max_length=36)
+    state = pw.CharField(max_length=16, index=True)
+    payload = pw.BlobField()  # the encoded contract.OrderSubmit
+    provisional_number = pw.CharField(max_length=16, default="")
+    total = pw.IntegerField(default=0)
+    payment_status = pw.CharField(max_length=16, default="")
+    attempts = pw.IntegerField(default=0)
+    number = pw.IntegerField(null=True)
+    reason = pw.CharField(max_length=48, default="")
+    message = pw.CharField(max_length=400, default="")
+    created_at = pw.FloatField(index=True)
+    updated_at = pw.FloatField()
+    delivered_at = pw.FloatField(null=True)
+
+    class Meta:
+        table_name = "order_outbox"
+
+
+class KioskValue(_KioskBase):
+    """Small named values: the provisional counter, the cached menu and 86 list."""
+
+    key = pw.CharField(primary_key=True, max_length=64)
+    value = pw.BlobField()
+    updated_at = pw.FloatField()
+
+    class Meta:
+        table_name = "kiosk_value"
+
+
+KIOSK_TABLES = (KioskIntent, KioskOrder, KioskValue)
+
+
+def open_kiosk_db(path: str | Path) -> pw.SqliteDatabase:
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    db = pw.SqliteDatabase(str(p), pragmas=PRAGMAS, check_same_thread=False)
+    kiosk_db.initialize(db)
+    db.connect(reuse_if_open=True)
+    db.create_tables(KIOSK_TABLES, safe=True)
+    return db

@@ -46,7 +46,8 @@ def _screen_config(path: Path, port: int, password_file: Path, device: str, role
         f"[kds]\nmode = \"{mode}\"\nstation = \"{station or 'wok'}\"\n"
         f"cache = \"{state / (device + '.db')}\"\nwidth = {size[0]}\nheight = {size[1]}\n"
         # short thresholds so the demo shows every colour within minutes
-        "warn_s = 30\nlate_s = 60\n",
+        "warn_s = 30\nlate_s = 60\n\n"
+        f"[kiosk]\ndatabase = \"{state / (device + '-kiosk.db')}\"\n",
         encoding="utf-8",
     )
 

@@ -327,12 +327,17 @@ class Hub:
                     number=str(number),
                 )
             row = db.Order.get_by_id(sub.order_id)
+            if sub.offline and sub.provisional_number and not row.offline:
+                self._mark_offline(b, row, sub.provisional_number)
             reply = self._reply_from_row(row, duplicate=True)
             b.counters["duplicates"] += 1
             self._send_reply(b, m, device, reply)
             return
+        # An order placed while the kiosk could not reach the hub was taken
+        # under the 86 list the kiosk had: the diner holds its number (and
+        # may have paid), so the kitchen gets it even if an item ran out since.
         priced = price_order(
-            sub, self.idx, b.sold_out,
+            sub, self.idx, frozenset() if sub.offline else b.sold_out,
             max_lines=self.cfg.hub.max_lines, max_qty=self.cfg.hub.max_qty_per_line,
         )
         now = self.clock()
@@ -359,6 +364,8 @@ class Hub:
                 station=station, channel=sub.channel, service=sub.service, table=sub.table,
                 items=tuple(items), note=sub.note, accepted_at=at,
             )
+            if sub.offline:
+                t = msgspec.structs.replace(t, provisional_number=sub.provisional_number)
             tickets.append(t)
             rows.append(
                 dict(id=t.ticket_id, order=sub.order_id, station=station, state="open",
@@ -551,7 +558,23 @@ class Hub:
             ticket_id=t.id, order_id=order.id, number=order.number, station=t.station,
             channel=order.channel, service=order.service, table=order.table, items=tuple(items),
             note=order.note, accepted_at=order.accepted_at, state=state, revision=revision,
+            provisional_number=order.provisional_number if order.offline else "",
         )
+
+    def _mark_offline(self, b: _Batch, order: db.Order, provisional: str) -> None:
+        """The kiosk gave up waiting and showed the diner a provisional
+        number, but its first copy of the order reached the hub: record the
+        number and show it on the kitchen's tickets, so the diner's number
+        and the kitchen's match."""
+        now = iso(self.clock())
+        db.Order.update(offline=True, provisional_number=provisional, updated_at=now).where(
+            db.Order.id == order.id).execute()
+        order.offline, order.provisional_number = True, provisional
+        for t in db.Ticket.select().where((db.Ticket.order == order.id) & (db.Ticket.state == "open")):
+            db.Ticket.update(revision=t.revision + 1, updated_at=now).where(db.Ticket.id == t.id).execute()
+            b.out.append(_Out(topics.station_ticket(t.station), contract.encode(
+                self._ticket_msg(order, t, _items_dec.decode(t.items), t.state, t.revision + 1))))
+        b.counters["marked_offline"] += 1
 
     # ========================================================= staff commands
     def _staff(self, b: _Batch, m: Incoming) -> None:

@@ -85,6 +85,9 @@ port = {broker.port}
 password_file = "{broker.creds['kiosk-1'].password_file}"
 keepalive_s = 5
 reconnect_max_s = 1
+
+[kiosk]
+database = "{path.parent / 'kiosk.db'}"
 """, encoding="utf-8")
     return path
 

@@ -1,0 +1,219 @@
+"""The kiosk's own database (kiosk.db): payment intents, the order outbox,
+the provisional-number counter, and the cached menu and 86 list.
+
+Every write is one transaction, committed (WAL, ``synchronous=FULL``) before
+the call returns: the payment flow asks the terminal only after ``add``
+returned, and the app shows a provisional number only after ``queue`` did.
+
+Used from the kiosk's worker threads, never from the UI thread. peewee gives
+each thread its own SQLite connection.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import peewee as pw
+
+from kiosk.payment import IntentExists, PaymentIntent, PaymentIntentStore
+from restobox import db
+
+log = logging.getLogger("restobox.kiosk")
+
+OutboxState = str  # sending | queued | delivered | refused
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxRow:
+    order_id: str
+    state: OutboxState
+    payload: bytes
+    provisional_number: str
+    total: int
+    payment_status: str
+    attempts: int
+    number: int | None
+    reason: str
+    message: str
+    created_at: float
+    updated_at: float
+    delivered_at: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class Backlog:
+    """What staff see: orders not yet at the hub, and those it refused."""
+
+    waiting: int  # sending + queued
+    queued: int  # the diner holds a provisional number
+    refused: int
+    oldest_s: float  # age of the oldest waiting order, 0 if none
+
+
+def _row(r: db.KioskOrder) -> OutboxRow:
+    return OutboxRow(r.order_id, r.state, bytes(r.payload), r.provisional_number, r.total, r.payment_status,
+                     r.attempts, r.number, r.reason, r.message, r.created_at, r.updated_at, r.delivered_at)
+
+
+def _intent(r: db.KioskIntent) -> PaymentIntent:
+    return PaymentIntent(intent_id=r.intent_id, order_id=r.order_id, method=r.method, amount=r.amount,
+                         state=r.state, reason=r.reason, auth_ref=r.auth_ref, created_at=r.created_at,
+                         updated_at=r.updated_at)
+
+
+class KioskStore(PaymentIntentStore):
+    """kiosk.db. ``open`` creates it (and its folder) if needed."""
+
+    def __init__(self, path: str | Path, *, clock: Callable[[], float] = time.time) -> None:
+        self.path = Path(path)
+        self.clock = clock
+        self.database = db.open_kiosk_db(self.path)
+
+    def close(self) -> None:
+        self.database.close()
+
+    # ------------------------------------------------- payment intents
+    def add(self, intent: PaymentIntent) -> None:
+        try:
+            with self.database.atomic():
+                db.KioskIntent.insert(
+                    intent_id=intent.intent_id, order_id=intent.order_id, method=intent.method,
+                    amount=intent.amount, state=intent.state, reason=intent.reason, auth_ref=intent.auth_ref,
+                    created_at=intent.created_at, updated_at=intent.updated_at,
+                ).execute()
+        except pw.IntegrityError:
+            raise IntentExists(intent.intent_id) from None
+
+    def get(self, intent_id: str) -> PaymentIntent | None:
+        r = db.KioskIntent.get_or_none(db.KioskIntent.intent_id == intent_id)
+        return _intent(r) if r else None
+
+    def update(self, intent_id: str, **changes: object) -> PaymentIntent:
+        allowed = {"state", "reason", "auth_ref", "updated_at"}
+        if not set(changes) <= allowed:
+            raise ValueError(f"cannot change {sorted(set(changes) - allowed)} of an intent")
+        with self.database.atomic():
+            n = db.KioskIntent.update(**changes).where(db.KioskIntent.intent_id == intent_id).execute()
+            if n != 1:
+                raise KeyError(intent_id)
+            return _intent(db.KioskIntent.get_by_id(intent_id))
+
+    def unresolved(self) -> list[PaymentIntent]:
+        from kiosk.payment import FINAL_STATES
+
+        q = (db.KioskIntent.select()
+             .where(db.KioskIntent.state.not_in(sorted(FINAL_STATES)) | (db.KioskIntent.state == "unknown"))
+             .order_by(db.KioskIntent.created_at))
+        return [_intent(r) for r in q]
+
+    def intents_for(self, order_id: str) -> list[PaymentIntent]:
+        q = db.KioskIntent.select().where(db.KioskIntent.order_id == order_id).order_by(db.KioskIntent.created_at)
+        return [_intent(r) for r in q]
+
+    # ---------------------------------------------------------- outbox
+    def sending(self, order_id: str, payload: bytes, *, total: int, payment_status: str) -> None:
+        """Commit an order about to be published (before it is). A new
+        version of the same order (the diner changed the cart after a
+        refusal) replaces the old one."""
+        now = self.clock()
+        with self.database.atomic():
+            row = db.KioskOrder.get_or_none(db.KioskOrder.order_id == order_id)
+            if row is not None and row.state in ("queued", "delivered"):
+                return  # already the diner's for good; never go back
+            db.KioskOrder.insert(
+                order_id=order_id, state="sending", payload=payload, total=total, payment_status=payment_status,
+                attempts=0, created_at=row.created_at if row else now, updated_at=now,
+            ).on_conflict_replace().execute()
+
+    def queue(self, order_id: str, payload: bytes, provisional_number: str, *, total: int,
+              payment_status: str) -> None:
+        """Commit an order the hub could not take now; the diner gets
+        ``provisional_number`` once this returns."""
+        now = self.clock()
+        with self.database.atomic():
+            row = db.KioskOrder.get_or_none(db.KioskOrder.order_id == order_id)
+            if row is not None and row.state == "delivered":
+                return
+            db.KioskOrder.insert(
+                order_id=order_id, state="queued", payload=payload, provisional_number=provisional_number,
+                total=total, payment_status=payment_status, attempts=row.attempts if row else 0,
+                created_at=row.created_at if row else now, updated_at=now,
+            ).on_conflict_replace().execute()
+
+    def attempted(self, order_id: str) -> None:
+        db.KioskOrder.update(attempts=db.KioskOrder.attempts + 1, updated_at=self.clock()).where(
+            db.KioskOrder.order_id == order_id).execute()
+
+    def delivered(self, order_id: str, number: int | None) -> bool:
+        """The hub has the order. True if this changed the row."""
+        now = self.clock()
+        return db.KioskOrder.update(state="delivered", number=number, delivered_at=now, updated_at=now).where(
+            (db.KioskOrder.order_id == order_id) & (db.KioskOrder.state != "delivered")).execute() == 1
+
+    def refused(self, order_id: str, reason: str, message: str) -> bool:
+        """The hub refused an order the diner already holds a number for, or
+        paid for: kept for staff, never sent again."""
+        return db.KioskOrder.update(state="refused", reason=reason[:48], message=message[:400],
+                                    updated_at=self.clock()).where(
+            (db.KioskOrder.order_id == order_id)
+            & db.KioskOrder.state.in_(("sending", "queued"))).execute() == 1
+
+    def recover(self) -> tuple[int, int]:
+        """At start-up: orders left ``sending`` by a crash. Paid ones are
+        queued (the money was taken: the kitchen must have them); unpaid ones
+        are dropped (the diner never got a number). Returns (queued, dropped)."""
+        now = self.clock()
+        with self.database.atomic():
+            paid = db.KioskOrder.update(state="queued", updated_at=now).where(
+                (db.KioskOrder.state == "sending") & (db.KioskOrder.payment_status == "approved")).execute()
+            dropped = db.KioskOrder.delete().where(db.KioskOrder.state == "sending").execute()
+        return paid, dropped
+
+    def drop(self, order_id: str) -> None:
+        """The diner's online attempt was refused and they went back to the
+        cart: nothing to deliver (the next attempt commits again)."""
+        db.KioskOrder.delete().where(
+            (db.KioskOrder.order_id == order_id) & (db.KioskOrder.state == "sending")).execute()
+
+    def get_order(self, order_id: str) -> OutboxRow | None:
+        r = db.KioskOrder.get_or_none(db.KioskOrder.order_id == order_id)
+        return _row(r) if r else None
+
+    def waiting(self, *, limit: int = 100) -> list[OutboxRow]:
+        """Orders to (re)send, oldest first."""
+        q = (db.KioskOrder.select().where(db.KioskOrder.state.in_(("sending", "queued")))
+             .order_by(db.KioskOrder.created_at).limit(limit))
+        return [_row(r) for r in q]
+
+    def backlog(self) -> Backlog:
+        counts = dict(db.KioskOrder.select(db.KioskOrder.state, pw.fn.COUNT(db.KioskOrder.order_id))
+                      .group_by(db.KioskOrder.state).tuples())
+        oldest = (db.KioskOrder.select(pw.fn.MIN(db.KioskOrder.created_at))
+                  .where(db.KioskOrder.state.in_(("sending", "queued"))).scalar())
+        waiting = counts.get("sending", 0) + counts.get("queued", 0)
+        return Backlog(waiting=waiting, queued=counts.get("queued", 0), refused=counts.get("refused", 0),
+                       oldest_s=max(0.0, self.clock() - oldest) if oldest else 0.0)
+
+    # ------------------------------------------------ provisional numbers
+    def next_provisional(self) -> int:
+        """1, 2, 3, ... for this kiosk, durable (never the same twice a day)."""
+        with self.database.atomic():
+            cur = self.database.execute_sql(
+                'INSERT INTO "kiosk_value" ("key", "value", "updated_at") VALUES (\'provisional\', 1, ?) '
+                'ON CONFLICT ("key") DO UPDATE SET "value" = CAST("value" AS INTEGER) + 1, '
+                '"updated_at" = excluded."updated_at" RETURNING CAST("value" AS INTEGER)',
+                (self.clock(),),
+            )
+            return cur.fetchone()[0]
+
+    # ------------------------------------------------------------ cache
+    def put(self, key: str, value: bytes) -> None:
+        db.KioskValue.insert(key=key, value=value, updated_at=self.clock()).on_conflict_replace().execute()
+
+    def get_value(self, key: str) -> bytes | None:
+        r = db.KioskValue.get_or_none(db.KioskValue.key == key)
+        return bytes(r.value) if r else None
