@@ -35,6 +35,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 
@@ -51,8 +52,23 @@ from kiosk.viewmodel import (
 from restobox import contract
 from restobox.bus import Bus, Incoming, bus_from_config, decode_or_none
 from restobox.config import Config
-from restobox.contract import REASONS, Health, MenuMessage, OrderReply, OrderSubmit, Presence, SoldOut, Words, topics
+from restobox.contract import (
+    REASONS,
+    Health,
+    MenuMessage,
+    OrderReply,
+    OrderSubmit,
+    Presence,
+    PrintJob,
+    ReceiptData,
+    Rejection,
+    SoldOut,
+    StoreHeader,
+    Words,
+    topics,
+)
 from restobox.menu import Menu
+from restobox.orders import price_order
 
 log = logging.getLogger("restobox.kiosk")
 
@@ -385,7 +401,37 @@ class KioskController:
             return
         self._going_offline = order.order_id
         log.warning("order %s: %s; keeping it in the kiosk's outbox with a provisional number", order.order_id, why)
-        self._io.put(lambda: self._queue_offline(order))
+        receipt = self._offline_receipt(order)
+        self._io.put(lambda: self._queue_offline(order, receipt))
+
+    def _offline_receipt(self, order: OrderSubmit) -> ReceiptData | None:
+        """The diner's receipt while the hub cannot number the order (UI
+        thread: priced with the menu the diner saw)."""
+        printer = self.cfg.kiosk.receipt_printer
+        if not printer:
+            return None
+        vm = self.vm
+        try:
+            priced = price_order(order, vm.idx)
+        except Rejection as exc:
+            log.error("no provisional receipt for %s: %s", order.order_id, exc)
+            return None
+        s = self.cfg.store
+        try:
+            local = datetime.now(ZoneInfo(s.timezone))
+        except (ZoneInfoNotFoundError, ValueError):
+            local = datetime.now().astimezone()
+        return ReceiptData(
+            store=StoreHeader(name_zh=s.name_zh, name_en=s.name_en, address=s.address, phone=s.phone,
+                              tax_id=s.tax_id),
+            order_id=order.order_id, number=0, business_date=local.date().isoformat(),
+            accepted_at=local.strftime("%Y-%m-%d %H:%M"), channel=order.channel, service=order.service,
+            table=order.table, lang=order.lang, lines=priced.lines, subtotal=priced.subtotal, tax=priced.tax,
+            total=priced.total, currency=priced.currency, tax_rate_bp=vm.menu.tax_rate_bp,
+            tax_inclusive=vm.menu.tax_inclusive, payment_method=order.payment.method,
+            payment_status=order.payment.status, payment_reference=order.payment.reference, offline=True,
+            note=order.note,
+        )
 
     # ------------------------------------------------------- io-thread side
     def _publish_online(self, order_id: str, payload: bytes, total: int, status: str) -> None:
@@ -394,7 +440,7 @@ class KioskController:
         self.bus.publish(topics.order_submit(self.device), payload, correlation=ONLINE + uuid.uuid4().bytes,
                          response_topic=topics.order_reply(self.device))
 
-    def _queue_offline(self, order: OrderSubmit) -> None:
+    def _queue_offline(self, order: OrderSubmit, receipt: ReceiptData | None = None) -> None:
         row = self.store.get_order(order.order_id)
         if row is not None and row.state == "delivered":
             # the hub's answer came in the meantime: the diner gets its number from it
@@ -409,6 +455,14 @@ class KioskController:
         self._sent_at.pop(order.order_id, None)
         self.counters["offline"] += 1
         self._refresh_staff()
+        if receipt is not None and self.bus.connected:
+            # the printing service is reachable even when the hub is not
+            printer = self.cfg.kiosk.receipt_printer
+            job = PrintJob(job_id=f"{order.order_id}:receipt:{printer}", printer=printer, kind="receipt",
+                           order_id=order.order_id,
+                           receipt=msgspec.structs.replace(receipt, provisional_number=number))
+            self.bus.publish(topics.PRINT_JOB, contract.encode(job))
+            log.info("provisional receipt %s for order %s sent to %s", number, order.order_id, printer)
 
         def show() -> None:  # committed: now the diner may see the number
             self._going_offline = None

@@ -211,6 +211,12 @@ class KioskConfig(_Strict):
         msgspec.field(default_factory=lambda: ["counter"])
     """What the pay screen offers, in this order. card and qr need [kiosk.terminal]."""
     terminal: PaymentTerminalConfig | None = None
+    receipt_printer: str | None = None
+    """The printer this kiosk's receipts come out of (the name in the printing
+    service's config, as in the hub's [hub.printing.receipt_printers]). While
+    the hub cannot be reached, the kiosk prints the provisional receipt there
+    itself; the hub's own receipt for the order, later, is the same print job
+    and is not printed again."""
 
     def __post_init__(self) -> None:
         if len(set(self.payment_methods)) != len(self.payment_methods):

@@ -84,7 +84,7 @@ def wait(pred, timeout: float = 15.0, what: str = "condition"):
 
 
 class RunningKiosk:
-    def __init__(self, broker, workdir: Path, reply_timeout_s: float = 2.0) -> None:
+    def __init__(self, broker, workdir: Path, reply_timeout_s: float = 2.0, kiosk_extra: str = "") -> None:
         workdir.mkdir(parents=True, exist_ok=True)
         self.cfg_path = workdir / "kiosk.toml"
         self.cfg_path.write_text(f"""
@@ -101,6 +101,7 @@ reconnect_max_s = 1
 [kiosk]
 database = "{workdir / 'kiosk.db'}"
 reply_timeout_s = {reply_timeout_s}
+{kiosk_extra}
 """, encoding="utf-8")
         self.ui = UIThread()
         self.ctl = KioskController(config.load(self.cfg_path), post=self.ui.post, changed=lambda: None)

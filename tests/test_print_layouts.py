@@ -547,6 +547,20 @@ def test_the_order_number_is_printed_in_large_type():
     assert big and all(s.width >= 3 and s.height >= 3 for s in big)
 
 
+def test_a_kiosk_printed_offline_receipt_shows_the_provisional_number_large_and_no_order_number():
+    data = receipt_data(OFFLINE_B, 0)
+    paper = read_escpos(layouts.receipt(data, W58_BOTH))
+    texts = [s.text.strip() for s in paper.segs()]
+    big = [s for s in paper.segs() if s.text.strip() == "K-17"]
+    assert big and all(s.width >= 2 and s.height >= 2 for s in big)
+    assert "0" not in texts  # no order number 0 for the diner to look for
+    assert any("Provisional No." in t for t in texts)
+    assert any("network is back" in t for t in texts)
+    # the hub's receipt for the same order, once numbered, shows its number and the provisional one
+    later = [s.text for s in read_escpos(layouts.receipt(receipt_data(OFFLINE_B, 59), W58_BOTH)).segs()]
+    assert any(t.strip() == "59" for t in later) and any("K-17" in t for t in later)
+
+
 def test_money_is_integer_fen_with_two_decimals():
     assert money(0) == "¥0.00"
     assert money(1) == "¥0.01"

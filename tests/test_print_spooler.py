@@ -263,3 +263,38 @@ def test_a_bad_printer_config_stops_the_service_at_start_with_a_clear_error(tmp_
                        capture_output=True, text=True, timeout=30)
     assert r.returncode == 2
     assert expected in r.stderr and "kitchen-1" in r.stderr or expected in r.stderr
+
+
+def test_a_kiosk_cut_off_from_the_hub_prints_the_provisional_receipt_once(broker, store, monitor, tmp_path):
+    """The hub is down, the printing service is not: the kiosk prints the
+    diner's receipt with the provisional number itself; when the hub takes
+    the order later, its receipt request is the same job and prints nothing."""
+    from tests.test_kiosk_offline import RunningKiosk, hub_orders, wait
+
+    k = RunningKiosk(broker, tmp_path / "kiosk", kiosk_extra='receipt_printer = "receipt-1"')
+    try:
+        wait(lambda: k.ctl.has_menu, 15, "menu")
+        store.hub.stop()
+        wait(lambda: k.ui.call(lambda: k.ctl.hub_up) is False, 10, "hub offline")
+        oid = k.order_spring_rolls()
+        assert k.confirmed(5)[1] == "K1-001"
+        (receipt,) = store.receipt.wait_for_jobs(1, 10)
+        assert b"K1-001" in receipt and oid[:8].encode() in receipt
+        assert b"OFFLINE" in receipt.upper() or "离线".encode("gb18030") in receipt
+        store.hub.start(monitor)
+        row = wait(lambda: (r := k.outbox(oid)) and r.state == "delivered" and r, 20, "delivery")
+        assert hub_orders(store.hub_db, oid) == [(row.number, 1, "K1-001")]
+        # the hub asked for the receipt too, and the printing service confirmed it as the job it already printed
+
+        def confirmed():
+            con = sqlite3.connect(store.hub_db)
+            try:
+                return con.execute("select state from print_request where job_id = ? and confirmed_at is not null",
+                                   (f"{oid}:receipt:receipt-1",)).fetchall()
+            finally:
+                con.close()
+        assert wait(confirmed, 15, "receipt request confirmed") == [("done",)]
+        time.sleep(1)
+        assert len(store.receipt.jobs) == 1
+    finally:
+        k.close()

@@ -493,14 +493,22 @@ def receipt_ops(data: ReceiptData, opts: PrintOptions, *, reprint: bool = False)
     if store.tax_id:
         pg.text(f"{pg.say('税号', 'Tax ID')} {store.tax_id}", align="center")
     pg.rule("=")
-    pg.text(pg.say("取餐号", "Order No."), align="center")
     n = RECEIPT_NUMBER_SIZE
-    pg.text(str(data.number), bold=True, align="center", size=(n, n))
+    if data.number == 0 and data.provisional_number:
+        # printed by the kiosk while the hub could not be reached: the
+        # provisional number is the diner's number until the hub has the order
+        pg.text(pg.say("临时取餐号", "Provisional No."), align="center")
+        pg.text(data.provisional_number, bold=True, align="center", size=(2, 2))
+    else:
+        pg.text(pg.say("取餐号", "Order No."), align="center")
+        pg.text(str(data.number), bold=True, align="center", size=(n, n))
     for s in pg.each(*_service(data.service, data.table)):
         pg.text(s, bold=True, align="center", size=(1, 2))
     if data.offline:
         texts = [pg.say("离线订单", "OFFLINE ORDER")]
-        if data.provisional_number:
+        if data.number == 0:
+            texts.append(pg.say("门店网络恢复后自动送到厨房", "goes to the kitchen when the store network is back"))
+        elif data.provisional_number:
             texts.append(f"{pg.say('临时号', 'provisional number')} {data.provisional_number}")
         pg.box(texts)
     pg.rule()
