@@ -15,6 +15,7 @@ RESTOBOX_SCREENSHOT_DIR (F12 screenshots).
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 import signal
@@ -79,16 +80,74 @@ def rgba(hex_colour: str, alpha: float = 1.0) -> list[float]:
     return [int(h[i:i + 2], 16) / 255 for i in (0, 2, 4)] + [alpha]
 
 
+# Colours by role; screens.kv reads them as app.c_<role>. NORMAL is the
+# kiosk's own look. HIGH_CONTRAST is white and yellow on black: every text is
+# at least 7:1 against what it stands on (WCAG 2.2, 1.4.6 Contrast (Enhanced)),
+# tests/test_kiosk_a11y_ui.py checks the pairs.
+NORMAL: dict[str, tuple[float, float, float, float]] = {
+    "red": (0.757, 0.153, 0.176, 1),       # brand; primary buttons, chosen options, prices
+    "red_dark": (0.56, 0.09, 0.11, 1),     # top bar buttons that are off
+    "gold": (0.98, 0.77, 0.29, 1),
+    "ink": (0.13, 0.12, 0.12, 1),          # text
+    "muted": (0.42, 0.40, 0.38, 1),        # secondary text
+    "paper": (0.973, 0.957, 0.933, 1),     # background
+    "card": (1, 1, 1, 1),
+    "line": (0.88, 0.85, 0.81, 1),         # outlines
+    "green": (0.13, 0.55, 0.33, 1),        # pay, done
+    "on_red": (1, 1, 1, 1),                # text on red and green
+    "bar": (0.757, 0.153, 0.176, 1),       # the top and bottom bars
+    "chip": (1, 1, 1, 1),                  # the language button
+    "chip_on": (1, 1, 1, 1),               # a top bar toggle that is on
+    "chip_ink": (0.757, 0.153, 0.176, 1),  # text on chip and chip_on
+    "disabled": (0.85, 0.84, 0.82, 1),
+    "disabled_ink": (0.42, 0.40, 0.38, 1),
+    "warn": (0.72, 0.36, 0.0, 1),          # allergens, payment to check
+    "pill": (0.88, 0.85, 0.81, 1),         # an optional group's rule
+    "tint": (1, 0.96, 0.85, 1),            # the drink suggestion
+    "tint_ink": (0.56, 0.09, 0.11, 1),
+    "shade": (0.13, 0.12, 0.12, 0.92),     # notices over the screen
+}
+_YELLOW = (1, 0.85, 0.0, 1)
+HIGH_CONTRAST: dict[str, tuple[float, float, float, float]] = {
+    "red": _YELLOW,
+    "red_dark": (0, 0, 0, 1),
+    "gold": _YELLOW,
+    "ink": (1, 1, 1, 1),
+    "muted": (0.9, 0.9, 0.9, 1),
+    "paper": (0, 0, 0, 1),
+    "card": (0.09, 0.09, 0.09, 1),
+    "line": (1, 1, 1, 1),
+    "green": (0.45, 0.95, 0.55, 1),
+    "on_red": (0, 0, 0, 1),
+    "bar": (0, 0, 0, 1),
+    "chip": (1, 1, 1, 1),
+    "chip_on": _YELLOW,
+    "chip_ink": (0, 0, 0, 1),
+    "disabled": (0.2, 0.2, 0.2, 1),
+    "disabled_ink": (0.8, 0.8, 0.8, 1),
+    "warn": (1, 0.7, 0.3, 1),
+    "pill": (0.25, 0.25, 0.25, 1),
+    "tint": (0, 0, 0, 1),
+    "tint_ink": _YELLOW,
+    "shade": (0, 0, 0, 0.95),
+}
+
+
 def build_app(cfg):
     from kivy.app import App
     from kivy.clock import Clock
-    from kivy.core.window import Window
+    from kivy.core.window import Window  # noqa: I001  (the window before the text provider)
+    from kivy.core.text import Label as CoreLabel
+    from kivy.core.text.markup import MarkupLabel
     from kivy.factory import Factory
-    from kivy.properties import BooleanProperty, ListProperty, NumericProperty, StringProperty
+    from kivy.graphics import Color, Line
+    from kivy.metrics import dp
+    from kivy.properties import BooleanProperty, ListProperty, NumericProperty, ObjectProperty, StringProperty
     from kivy.uix.behaviors import ButtonBehavior
     from kivy.uix.boxlayout import BoxLayout
     from kivy.uix.floatlayout import FloatLayout
     from kivy.uix.label import Label
+    from kivy.uix.scrollview import ScrollView
 
     from kds.common import register_cjk_font, save_screenshot, window_rect, write_state
     from kiosk.controller import KioskController
@@ -104,6 +163,28 @@ def build_app(cfg):
         selected = BooleanProperty(False)
         radius = NumericProperty(18)
         base_font = NumericProperty(30)
+
+        def __init__(self, **kw):
+            super().__init__(**kw)
+            app = App.get_running_app()
+            if app is not None and app.hc:
+                # High contrast: every button that can be pressed has a clear
+                # edge. Only then: a wide Line, even a transparent one, costs a
+                # software renderer several milliseconds a frame per button
+                # (the window is built again when the mode changes).
+                with self.canvas.after:
+                    self._edge_colour = Color(rgba=(0, 0, 0, 0))
+                    self._edge = Line(width=dp(2))
+                self.fbind("pos", self._draw_edge)
+                self.fbind("size", self._draw_edge)
+                self.fbind("fg", self._draw_edge)
+                self.fbind("disabled", self._draw_edge)
+                self._draw_edge()
+
+        def _draw_edge(self, *_):
+            self._edge_colour.rgba = (0, 0, 0, 0) if self.disabled else self.fg
+            r = min(dp(self.radius), self.width / 2, self.height / 2)
+            self._edge.rounded_rectangle = (self.x, self.y, self.width, self.height, r)
 
         def on_release(self):
             if self.target:
@@ -136,7 +217,13 @@ def build_app(cfg):
     class ScreenBase(BoxLayout):
         pass
 
-    for cls in (KButton, ItemTileW, OptionW, GroupW, CartLineW):
+    class ChromeButtons(BoxLayout):
+        """Language, accessibility toggles, cancel: in the top bar, or the bottom bar in reach mode."""
+
+        kr = ObjectProperty(None, rebind=True)  # the KioskRoot whose labels they show
+        wide = BooleanProperty(False)  # share the bar's width
+
+    for cls in (KButton, ItemTileW, OptionW, GroupW, CartLineW, ChromeButtons):
         Factory.register(cls.__name__, cls=cls)
 
     class KioskRoot(FloatLayout):
@@ -150,7 +237,16 @@ def build_app(cfg):
         cancel_label = StringProperty("")
         large_label = StringProperty("")
         large_on = BooleanProperty(False)
+        contrast_label = StringProperty("")
+        contrast_on = BooleanProperty(False)
+        reach_label = StringProperty("")
+        reach_on = BooleanProperty(False)
         staff_text = StringProperty("")
+        # reach mode: what the screen is about, at the top, out of the way of the controls
+        head_title = StringProperty("")
+        head_price = StringProperty("")
+        head_info = StringProperty("")
+        head_warn = StringProperty("")
 
     Factory.register("KioskRoot", cls=KioskRoot)
     from kivy.lang import Builder
@@ -161,6 +257,51 @@ def build_app(cfg):
 
     state_file = os.environ.get("RESTOBOX_KIOSK_STATE")
     shot_dir = Path(os.environ.get("RESTOBOX_SCREENSHOT_DIR", "."))
+    shown_log = os.environ.get("RESTOBOX_KIOSK_SHOWN")  # bench/kiosk_ui.py: when each screen was drawn
+
+    def log_shown(screen: str, frame: int) -> None:
+        """Append "<screen> shown at <time.time()>" once a frame with the new screen has been drawn."""
+        if Clock.frames_displayed <= frame:
+            Clock.schedule_once(lambda dt: log_shown(screen, frame), 0)
+            return
+        with open(shown_log, "a", encoding="utf-8") as f:
+            f.write(f"{screen} shown at {time.time():.6f}\n")
+
+    fits: dict[tuple, bool] = {}
+
+    def cramped(wdg) -> bool:
+        """A button whose text does not fit: a word broken over two lines, or lines cut off
+        (with no text height set, nothing is cut: the lines' own spacing may overhang a little)."""
+        if not wdg.text:
+            return False
+        key = (wdg.text, wdg.font_size, wdg.bold, tuple(wdg.text_size), wdg.height)
+        if key not in fits:
+            def measure(text: str, width=None) -> tuple[float, float]:
+                core = (MarkupLabel if wdg.markup else CoreLabel)(
+                    text=text, font_size=wdg.font_size, bold=wdg.bold, font_name=wdg.font_name,
+                    text_size=(width, None))
+                core.refresh()
+                return core.content_size
+            width = wdg.text_size[0] or wdg.width
+            room = wdg.height if wdg.text_size[1] is not None else wdg.height * 1.1
+            fits[key] = all(measure(word)[0] <= width for word in wdg.text.split()) \
+                and measure(wdg.text, width)[1] <= room
+        return not fits[key]
+
+    def in_sight(wdg) -> bool:
+        """The widget's middle is inside every ScrollView it is in."""
+        cx, cy = wdg.to_window(wdg.center_x, wdg.center_y)
+        p = wdg.parent
+        while p is not None and p is not p.parent:
+            if isinstance(p, ScrollView):
+                x, y = p.to_window(p.x, p.y)
+                if not (x <= cx <= x + p.width and y <= cy <= y + p.height):
+                    return False
+            p = p.parent
+        return True
+
+    def scroll_views(screen) -> list:
+        return [w for w in screen.walk(restrict=True) if isinstance(w, ScrollView)] if screen else []
 
     def esc(s: str) -> str:
         return s.replace("&", "&amp;").replace("[", "&bl;").replace("]", "&br;")
@@ -170,15 +311,39 @@ def build_app(cfg):
         text_scale = NumericProperty(1.0)
         store_zh = StringProperty(cfg.store.name_zh)
         store_en = StringProperty(cfg.store.name_en)
+        reach = BooleanProperty(False)  # controls in the lower part of the screen
+        hc = BooleanProperty(False)  # high contrast: the c_* below are HIGH_CONTRAST
+        c_red = ListProperty(NORMAL["red"])
+        c_red_dark = ListProperty(NORMAL["red_dark"])
+        c_gold = ListProperty(NORMAL["gold"])
+        c_ink = ListProperty(NORMAL["ink"])
+        c_muted = ListProperty(NORMAL["muted"])
+        c_paper = ListProperty(NORMAL["paper"])
+        c_card = ListProperty(NORMAL["card"])
+        c_line = ListProperty(NORMAL["line"])
+        c_green = ListProperty(NORMAL["green"])
+        c_on_red = ListProperty(NORMAL["on_red"])
+        c_bar = ListProperty(NORMAL["bar"])
+        c_chip = ListProperty(NORMAL["chip"])
+        c_chip_on = ListProperty(NORMAL["chip_on"])
+        c_chip_ink = ListProperty(NORMAL["chip_ink"])
+        c_disabled = ListProperty(NORMAL["disabled"])
+        c_disabled_ink = ListProperty(NORMAL["disabled_ink"])
+        c_warn = ListProperty(NORMAL["warn"])
+        c_pill = ListProperty(NORMAL["pill"])
+        c_tint = ListProperty(NORMAL["tint"])
+        c_tint_ink = ListProperty(NORMAL["tint_ink"])
+        c_shade = ListProperty(NORMAL["shade"])
 
         def build(self):
             self._redraw = Clock.create_trigger(self.refresh, 0)
             self._dump = Clock.create_trigger(lambda dt: self._dump_state(), 0.15)
             self.ctl = KioskController(cfg, post=lambda fn: Clock.schedule_once(lambda dt: fn()),
                                        changed=lambda: self._redraw())
-            self.root_w = Factory.KioskRoot()
-            self._still = self.root_w.ids.still.__self__  # a strong reference: it is off the tree when hidden
+            self.root_w = None
+            self._new_root()
             self._shown = None  # (screen, view, lang flags) last drawn
+            self._placed = None  # _place() of the screen last drawn
             self._screen_w = None
             Window.bind(on_key_down=self._on_key)
             signal.signal(signal.SIGTERM, lambda *_: Clock.schedule_once(lambda dt: self.stop()))
@@ -188,7 +353,17 @@ def build_app(cfg):
                 Clock.schedule_interval(lambda dt: self.screenshot(str(shot_dir / "kiosk.png")), every)
             self.refresh()
             self.ctl.start()
+            Clock.schedule_once(lambda dt: self._settle_memory(), 1.0)
             return self.root_w
+
+        @staticmethod
+        def _settle_memory() -> None:
+            """After start-up: what Kivy, the fonts and the menu made lives as
+            long as the app. Freezing it keeps the garbage collector's full
+            passes (measured at 26-221 ms, inside a diner's tap) to the
+            objects of the current screen."""
+            gc.collect()
+            gc.freeze()
 
         def on_stop(self):
             self.ctl.stop()
@@ -212,14 +387,61 @@ def build_app(cfg):
                 return None
 
         # ---------------------------------------------------- drawing
+        def _new_root(self) -> None:
+            old, self.root_w = self.root_w, Factory.KioskRoot()
+            self._still = self.root_w.ids.still.__self__  # a strong reference: it is off the tree when hidden
+            ids = self.root_w.ids
+            self._bar_w = {n: ids[n].__self__ for n in ("topbar", "reach_head", "content", "bottombar")}
+            self._bars_on = None
+            if old is not None:
+                Window.remove_widget(old)
+                Window.add_widget(self.root_w)
+                self.root = self.root_w
+                self._shown = None
+
+        def _use_palette(self, high_contrast: bool) -> None:
+            """Switch every colour. The window is built again: a rule on a base
+            class (``<Label>: color: app.c_ink``) re-applied on a change would
+            overwrite the colours the widgets set for themselves."""
+            for role, value in (HIGH_CONTRAST if high_contrast else NORMAL).items():
+                setattr(self, f"c_{role}", list(value))
+            self.hc = high_contrast
+            self._new_root()
+
+        def _place_bars(self, chrome: bool, reach: bool) -> None:
+            """Only the bars in use are in the window. A hidden widget is still
+            drawn (a software renderer pays for it in every frame) and can
+            still catch a touch."""
+            on = (chrome and not reach, chrome and reach)
+            if on == self._bars_on:
+                return
+            self._bars_on = on
+            bars = self._bar_w
+            box = bars["content"].parent
+            box.clear_widgets()
+            if on[0]:
+                box.add_widget(bars["topbar"])
+            if on[1]:
+                box.add_widget(bars["reach_head"])
+            box.add_widget(bars["content"])
+            if on[1]:
+                box.add_widget(bars["bottombar"])
+
         def refresh(self, *_):
-            vm, ctl, r = self.ctl.vm, self.ctl, self.root_w
+            vm, ctl = self.ctl.vm, self.ctl
+            if vm.high_contrast != self.hc:
+                self._use_palette(vm.high_contrast)
+            r = self.root_w
             self.text_scale = 1.2 if vm.large_text else 1.0
+            self.reach = vm.reach
             chrome = vm.chrome()
             r.show_chrome = vm.screen != "attract"
+            self._place_bars(r.show_chrome, vm.reach)
             r.lang_label, r.lang_target = chrome.language.label, chrome.language.id
             r.cancel_label = chrome.cancel.label if chrome.cancel else ""
             r.large_label, r.large_on = chrome.large_text.label, chrome.large_text.selected
+            r.contrast_label, r.contrast_on = chrome.high_contrast.label, chrome.high_contrast.selected
+            r.reach_label, r.reach_on = chrome.reach.label, chrome.reach.selected
             r.notice_text = ctl.current_notice() or ""
             if not ctl.has_menu:
                 r.link_text = "" if ctl.link_up else "正在连接门店主机…  Connecting to the store…"
@@ -231,10 +453,20 @@ def build_app(cfg):
             staff = ctl.staff.words() if ctl.staff is not None else None
             r.staff_text = f"{staff.zh}  ·  {staff.en}" if staff is not None and vm.screen == "attract" else ""
             view = vm.view()
-            key = (vm.screen, view, vm.lang, vm.large_text)
+            r.head_title, r.head_price, r.head_info, r.head_warn = self._headline(vm.screen, view)
+            key = (vm.screen, view, vm.lang, vm.large_text, vm.high_contrast, vm.reach)
             if key != self._shown:
-                self._shown = key
+                # the same list drawn again (an option ticked, a mode switched) stays
+                # where the diner scrolled to: in reach mode a dish's choices scroll
+                place = self._place(vm.screen, view)
+                kept = [sv.scroll_y for sv in scroll_views(self._screen_w)] if place == self._placed else []
+                self._shown, self._placed = key, place
                 self._show(vm.screen, view)
+                for sv, y in zip(scroll_views(self._screen_w), kept):
+                    sv.scroll_y = y
+                if state_file:  # where a list is scrolled to decides what is on the screen
+                    for sv in scroll_views(self._screen_w):
+                        sv.fbind("scroll_y", lambda *_: self._dump())
             ov = vm.overlay()
             still = self._still
             if ov is None:
@@ -256,6 +488,28 @@ def build_app(cfg):
             getattr(self, f"_fill_{screen}")(w, v)
             host.add_widget(w)
             self._screen_w = w
+            if shown_log:
+                log_shown(screen, Clock.frames_displayed)
+
+        @staticmethod
+        def _place(screen: str, v) -> tuple:
+            """Which list a screen shows: a dish's choices, a category's dishes, the cart."""
+            if screen == "item":
+                return screen, v.item_id
+            if screen == "menu":
+                return screen, next((c.id for c in v.categories if c.selected), None)
+            return screen, None
+
+        def _headline(self, screen: str, v) -> tuple[str, str, str, str]:
+            """Reach mode: title, price, info and allergens for the top of the screen."""
+            if screen == "item":
+                allergens = f"⚠ {esc(v.allergens)}" if v.allergens else ""
+                return esc(v.name), v.base_price, esc(v.description), allergens
+            if screen == "pay":
+                return v.title, v.total, "", ""
+            if screen == "menu":
+                return v.title, "", esc(next((c.name for c in v.categories if c.selected), "")), ""
+            return getattr(v, "title", ""), "", "", ""
 
         def _btn(self, b, cls=None, **kw):
             w = (cls or KButton)(text=esc(b.label), target=b.id, selected=b.selected, disabled=not b.enabled, **kw)
@@ -271,7 +525,7 @@ def build_app(cfg):
         def _fill_language(self, w, v):
             w.ids.title.text = v.title
             for b in v.languages:
-                w.ids.langs.add_widget(self._btn(b))
+                w.ids.langs.add_widget(self._btn(b, **({"bg": self.c_red, "fg": self.c_on_red} if self.hc else {})))
             w.ids.back.text, w.ids.back.target = v.back.label, v.back.id
 
         def _fill_service(self, w, v):
@@ -290,16 +544,23 @@ def build_app(cfg):
 
         def _fill_menu(self, w, v):
             w.ids.title.text = v.title
+            hc = self.hc
             for c in v.categories:
+                if hc:  # the chosen tab in yellow, not in its category's colour
+                    bg, fg = (self.c_red, self.c_on_red) if c.selected else (self.c_card, self.c_ink)
+                else:
+                    bg = rgba(c.color) if c.selected else [1, 1, 1, 1]
+                    fg = [1, 1, 1, 1] if c.selected else [0.13, 0.12, 0.12, 1]
                 w.ids.tabs.add_widget(Factory.TabButton(
-                    text=esc(c.name), target=c.tap, selected=c.selected,
-                    bg=rgba(c.color) if c.selected else [1, 1, 1, 1],
-                    fg=[1, 1, 1, 1] if c.selected else [0.13, 0.12, 0.12, 1]))
+                    text=esc(c.name), target=c.tap, selected=c.selected, bg=bg, fg=fg))
             for it in v.items:
+                if hc:
+                    bg = self.c_disabled if it.sold_out else self.c_card
+                else:
+                    bg = [0.62, 0.62, 0.62, 1] if it.sold_out else rgba(it.color)
                 w.ids.grid.add_widget(ItemTileW(
                     target=it.tap, name_text=esc(it.name), price_text=it.price, badge_text=it.badge or "",
-                    sub_text=esc(it.allergens), sold_out=it.sold_out,
-                    bg=[0.62, 0.62, 0.62, 1] if it.sold_out else rgba(it.color)))
+                    sub_text=esc(it.allergens), sold_out=it.sold_out, bg=bg))
             w.ids.cart.text, w.ids.cart.target, w.ids.cart.disabled = (
                 esc(v.cart.label), v.cart.id, not v.cart.enabled)
             w.ids.back.text, w.ids.back.target = v.back.label, v.back.id
@@ -376,11 +637,23 @@ def build_app(cfg):
         # ---------------------------------------------------- state file
         def _dump_state(self):
             buttons = {}
+            clipped = set()  # scrolled out of sight: on the screen only after a swipe
+            tight = set()  # text that does not fit its button
+            scrolls = []
             for wdg in self.root_w.walk(restrict=True):
+                if isinstance(wdg, ScrollView) and wdg.get_root_window() is not None:
+                    scrolls.append(window_rect(wdg))
                 if isinstance(wdg, KButton) and wdg.target and not wdg.disabled and wdg.opacity > 0 \
                         and wdg.get_root_window() is not None:
                     rect = window_rect(wdg)
+                    if wdg.target not in buttons and not in_sight(wdg):
+                        clipped.add(wdg.target)
+                    if cramped(wdg):
+                        tight.add(wdg.target)
                     buttons.setdefault(wdg.target, rect)
+            r = self.root_w
+            bars = {name: window_rect(r.ids[name]) for name in ("topbar", "reach_head", "bottombar")
+                    if r.ids[name].parent is not None and r.ids[name].height > 0 and r.ids[name].opacity > 0}
             vm = self.ctl.vm
             write_state(state_file, {
                 "screen": vm.screen, "lang": vm.lang, "menu": self.ctl.has_menu, "link": self.ctl.link_up,
@@ -388,6 +661,8 @@ def build_app(cfg):
                 "still_there": vm.still_there, "buttons": buttons, "at": time.time(),
                 "provisional": vm.provisional, "reachable": self.ctl.reachable,
                 "staff": self.root_w.staff_text,
+                "large_text": vm.large_text, "high_contrast": vm.high_contrast, "reach": vm.reach,
+                "clipped": sorted(clipped), "cramped": sorted(tight), "scrolls": scrolls, "bars": bars,
             })
 
     return KioskApp()
