@@ -148,6 +148,7 @@ def build_app(cfg):
     from kivy.uix.floatlayout import FloatLayout
     from kivy.uix.label import Label
     from kivy.uix.scrollview import ScrollView
+    from kivy.uix.widget import Widget
 
     from kds.common import register_cjk_font, save_screenshot, window_rect, write_state
     from kiosk.controller import KioskController
@@ -190,6 +191,22 @@ def build_app(cfg):
             if self.target:
                 App.get_running_app().tap(self.target)
 
+    class BusySpinner(Widget):
+        """An arc that turns while it is shown (opacity 1): every wait shows progress."""
+
+        angle = NumericProperty(0)
+
+        def __init__(self, **kw):
+            super().__init__(**kw)
+            self._turn = Clock.schedule_interval(self._step, 1 / 10)
+
+        def _step(self, dt):
+            if self.get_root_window() is None:
+                self._turn.cancel()  # the screen was replaced
+                return
+            if self.opacity > 0:
+                self.angle = (self.angle - 36) % 360
+
     class ItemTileW(KButton):
         name_text = StringProperty("")
         price_text = StringProperty("")
@@ -223,7 +240,7 @@ def build_app(cfg):
         kr = ObjectProperty(None, rebind=True)  # the KioskRoot whose labels they show
         wide = BooleanProperty(False)  # share the bar's width
 
-    for cls in (KButton, ItemTileW, OptionW, GroupW, CartLineW, ChromeButtons):
+    for cls in (KButton, BusySpinner, ItemTileW, OptionW, GroupW, CartLineW, ChromeButtons):
         Factory.register(cls.__name__, cls=cls)
 
     class KioskRoot(FloatLayout):
@@ -611,7 +628,7 @@ def build_app(cfg):
             w.ids.message.text = esc(v.message or "")
             w.ids.spinner.opacity = 1 if v.busy else 0
             for b in v.methods:
-                w.ids.methods.add_widget(self._btn(b, cls=Factory.BigChoice))
+                w.ids.methods.add_widget(self._btn(b, cls=Factory.PayChoice))
             for b in v.actions:
                 w.ids.actions.add_widget(self._btn(b, cls=Factory.SmallButton))
             if v.back is not None:

@@ -85,6 +85,7 @@ T: dict[str, Words] = {
     "service.dine_in": Words("堂食", "Eat here"),
     "service.takeaway": Words("外带", "Take away"),
     "service.table": Words("请输入桌号（桌上的号码牌）", "Enter your table number (on the table sign)"),
+    "service.delete": Words("删除", "Delete"),
     "service.table_from_link": Words("桌号已从二维码读取", "Table number from the QR code"),
     "menu.title": Words("菜单", "Menu"),
     "menu.cart": Words("购物车", "Cart"),
@@ -1478,7 +1479,7 @@ class KioskViewModel:
             table=self.table if dine else "",
             table_note=self.text(T["service.table_from_link"]) if dine and self.link.table
             and self.table == self.link.table else None,
-            keys=tuple(Button(f"table:key:{d}", d) for d in "1234567890") + (Button("table:del", "⌫"),),
+            keys=tuple(Button(f"table:key:{d}", d) for d in "1234567890") + (Button("table:del", self.text(T["service.delete"])),),
             next=self._b("next", "next", enabled=self.service is not None
                          and not (dine and self.table_required and not self.table)),
             back=self._b("back", "back"),
