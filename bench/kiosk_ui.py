@@ -59,6 +59,7 @@ from bench.kds_frames import pct, proc_mem, r1, read_json, say, start_hub, wait_
 from restobox.brokerconf import Broker, terminate  # noqa: E402
 from restobox.data import load_sample_menu  # noqa: E402
 from restobox.display import Xvfb  # noqa: E402
+from tests.support import kiosk_config  # noqa: E402
 
 # ------------------------------------------------------------- the baseline
 # argv: kiosk config, shown log. An empty App with the kiosk's Kivy Config;
@@ -110,29 +111,9 @@ Empty().run()
 '''
 
 
-def kiosk_config(path: Path, broker: Broker, db: Path, size: tuple[int, int]) -> Path:
-    """As tests/test_kiosk_ui.py; the database in the run's temp dir."""
-    path.write_text(f"""
-[device]
-id = "kiosk-1"
-role = "kiosk"
-
-[store]
-name_zh = "川味小馆"
-name_en = "Sichuan Kitchen"
-
-[mqtt]
-port = {broker.port}
-password_file = "{broker.creds['kiosk-1'].password_file}"
-keepalive_s = 5
-reconnect_max_s = 1
-
-[kiosk]
-database = "{db}"
-width = {size[0]}
-height = {size[1]}
-""", encoding="utf-8")
-    return path
+def bench_kiosk_config(path: Path, broker: Broker, size: tuple[int, int]) -> Path:
+    """As the kiosk UI tests; kiosk.db in the run's temp dir, next to the config."""
+    return kiosk_config(path, broker, kiosk=f"width = {size[0]}\nheight = {size[1]}")
 
 
 class AppProcess:
@@ -311,7 +292,7 @@ def main() -> int:
             say(f"private display {x.display} ({size[0]}x{size[1]}); broker and hub ...")
             broker = Broker(tmp / "broker").start_with_devices()
             hub = start_hub(tmp, broker)
-            cfg = kiosk_config(tmp / "kiosk.toml", broker, tmp / "kiosk.db", size)
+            cfg = bench_kiosk_config(tmp / "kiosk.toml", broker, size)
 
             # ------------------------------------------------------ baseline
             say(f"baseline: an empty Kivy window (the kiosk's Kivy Config), {base_taps} taps ...")

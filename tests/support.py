@@ -51,6 +51,37 @@ health_interval_s = 1
     return path
 
 
+def device_config(path: Path, broker, device: str, role: str, sections: str) -> Path:
+    """A screen's or kiosk's config on the test broker: [device], the demo
+    store's name, [mqtt] with quick reconnects, then ``sections``."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(f"""
+[device]
+id = "{device}"
+role = "{role}"
+
+[store]
+name_zh = "川味小馆"
+name_en = "Sichuan Kitchen"
+
+[mqtt]
+port = {broker.port}
+password_file = "{broker.creds[device].password_file}"
+keepalive_s = 5
+reconnect_max_s = 1
+
+{sections}
+""", encoding="utf-8")
+    return path
+
+
+def kiosk_config(path: Path, broker, *, kiosk: str = "", more: str = "", device: str = "kiosk-1") -> Path:
+    """A kiosk's config, its kiosk.db next to ``path``. ``kiosk``: more lines
+    for [kiosk]; ``more``: more sections."""
+    return device_config(path, broker, device, "kiosk",
+                         f'[kiosk]\ndatabase = "{path.parent / "kiosk.db"}"\n{kiosk}\n{more}')
+
+
 class HubProcess:
     """``restobox hub`` (or another service) in its own process, so tests
     can SIGKILL it. Ready means: it published retained health "ready"."""

@@ -20,7 +20,7 @@ import pytest
 from restobox import contract
 from restobox.brokerconf import terminate
 from restobox.contract import StationEvent, topics
-from tests.support import COMBO, KUNG_PAO, MILK_TEA, SPRING_ROLLS, Device, new_order
+from tests.support import COMBO, KUNG_PAO, MILK_TEA, SPRING_ROLLS, Device, device_config, new_order
 
 pytestmark = pytest.mark.integration
 
@@ -151,27 +151,7 @@ class Screen:
 
 def screen_config(path: Path, broker, device: str, role: str, mode: str, **kds) -> Path:
     extra = "".join(f"{k} = {json.dumps(v)}\n" for k, v in kds.items())
-    path.write_text(f"""
-[device]
-id = "{device}"
-role = "{role}"
-
-[store]
-name_zh = "川味小馆"
-name_en = "Sichuan Kitchen"
-
-[mqtt]
-port = {broker.port}
-password_file = "{broker.creds[device].password_file}"
-keepalive_s = 5
-reconnect_max_s = 1
-
-[kds]
-mode = "{mode}"
-width = 1920
-height = 1080
-{extra}""", encoding="utf-8")
-    return path
+    return device_config(path, broker, device, role, f'[kds]\nmode = "{mode}"\nwidth = 1920\nheight = 1080\n{extra}')
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ import time
 import pytest
 
 from restobox.contract import topics
-from tests.support import COMBO, KUNG_PAO, new_order
+from tests.support import COMBO, KUNG_PAO, device_config, new_order
 from tests.ui_support import REPO, ScreenProcess, Xvfb
 
 pytestmark = pytest.mark.integration
@@ -27,26 +27,13 @@ def xvfb():
 
 def kds_config(path, broker, tmp_path, **kds) -> object:
     extra = "\n".join(f"{k} = {v!r}".replace("'", '"') for k, v in kds.items())
-    path.write_text(f"""
-[device]
-id = "kds-wok-1"
-role = "kds"
-
-[mqtt]
-port = {broker.port}
-password_file = "{broker.creds['kds-wok-1'].password_file}"
-keepalive_s = 5
-reconnect_max_s = 1
-
-[kds]
+    return device_config(path, broker, "kds-wok-1", "kds", f"""[kds]
 mode = "station"
 station = "wok"
 cache = "{tmp_path / 'tickets.db'}"
 width = 1920
 height = 1080
-{extra}
-""", encoding="utf-8")
-    return path
+{extra}""")
 
 
 @pytest.fixture

@@ -22,7 +22,7 @@ import pytest
 
 from kiosk.controller import KioskController
 from restobox import config
-from restobox.contract import topics
+from tests.support import kiosk_config
 
 pytestmark = pytest.mark.integration
 
@@ -85,24 +85,8 @@ def wait(pred, timeout: float = 15.0, what: str = "condition"):
 
 class RunningKiosk:
     def __init__(self, broker, workdir: Path, reply_timeout_s: float = 2.0, kiosk_extra: str = "") -> None:
-        workdir.mkdir(parents=True, exist_ok=True)
-        self.cfg_path = workdir / "kiosk.toml"
-        self.cfg_path.write_text(f"""
-[device]
-id = "kiosk-1"
-role = "kiosk"
-
-[mqtt]
-port = {broker.port}
-password_file = "{broker.creds['kiosk-1'].password_file}"
-keepalive_s = 5
-reconnect_max_s = 1
-
-[kiosk]
-database = "{workdir / 'kiosk.db'}"
-reply_timeout_s = {reply_timeout_s}
-{kiosk_extra}
-""", encoding="utf-8")
+        self.cfg_path = kiosk_config(workdir / "kiosk.toml", broker,
+                                     kiosk=f"reply_timeout_s = {reply_timeout_s}\n{kiosk_extra}")
         self.ui = UIThread()
         self.ctl = KioskController(config.load(self.cfg_path), post=self.ui.post, changed=lambda: None)
         self.ui.ctl = self.ctl

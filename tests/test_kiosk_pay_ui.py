@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from kiosk.terminal_sim import TerminalSim
+from tests.support import kiosk_config
 from tests.test_kiosk_ui import KioskProcess, wok_ticket_for
 from tests.ui_support import Xvfb
 
@@ -21,28 +22,8 @@ pytestmark = pytest.mark.integration
 
 
 def config(path: Path, broker, terminal: str | None, methods: str) -> Path:
-    term = f'\n[kiosk.terminal]\ndevice = "{terminal}"\ntimeout_s = 1\npay_timeout_s = 10\n' if terminal else ""
-    path.write_text(f"""
-[device]
-id = "kiosk-1"
-role = "kiosk"
-
-[store]
-name_zh = "川味小馆"
-name_en = "Sichuan Kitchen"
-
-[mqtt]
-port = {broker.port}
-password_file = "{broker.creds['kiosk-1'].password_file}"
-keepalive_s = 5
-reconnect_max_s = 1
-
-[kiosk]
-database = "{path.parent / 'kiosk.db'}"
-reply_timeout_s = 3
-payment_methods = {methods}
-{term}""", encoding="utf-8")
-    return path
+    term = f'[kiosk.terminal]\ndevice = "{terminal}"\ntimeout_s = 1\npay_timeout_s = 10\n' if terminal else ""
+    return kiosk_config(path, broker, kiosk=f"reply_timeout_s = 3\npayment_methods = {methods}", more=term)
 
 
 @pytest.fixture

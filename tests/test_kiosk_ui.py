@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from restobox.contract import topics
+from tests.support import kiosk_config
 from tests.ui_support import REPO, ScreenProcess, Xvfb
 
 pytestmark = pytest.mark.integration
@@ -68,28 +69,6 @@ class KioskProcess(ScreenProcess):
         if keep:
             shutil.copy(shot, REPO / keep / name)
         return shot
-
-
-def kiosk_config(path: Path, broker) -> Path:
-    path.write_text(f"""
-[device]
-id = "kiosk-1"
-role = "kiosk"
-
-[store]
-name_zh = "川味小馆"
-name_en = "Sichuan Kitchen"
-
-[mqtt]
-port = {broker.port}
-password_file = "{broker.creds['kiosk-1'].password_file}"
-keepalive_s = 5
-reconnect_max_s = 1
-
-[kiosk]
-database = "{path.parent / 'kiosk.db'}"
-""", encoding="utf-8")
-    return path
 
 
 def start_kiosk(broker, tmp_path: Path, size: str):
