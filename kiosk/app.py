@@ -388,6 +388,11 @@ def build_app(cfg):
         # ------------------------------------------------------ input
         def tap(self, target: str) -> None:
             self.ctl.tap(target)
+            # at once, not on the next frame: the frame that draws the
+            # released button then draws the new screen too (one frame less
+            # between a touch and its answer)
+            self._redraw.cancel()
+            self.refresh()
 
         def _on_key(self, window, key, scancode, codepoint, modifiers):
             if key == 293:  # F12
