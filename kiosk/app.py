@@ -66,10 +66,10 @@ def configure_kivy(cfg=None) -> tuple[int, int]:
     return w, h
 
 
-def run(cfg_path: str | None) -> int:
+def run(cfg_path: str | None, deep_link: str | None = None) -> int:
     cfg = config_mod.load(cfg_path)
     configure_kivy(cfg)
-    build_app(cfg).run()
+    build_app(cfg, deep_link=deep_link).run()
     return 0
 
 
@@ -133,7 +133,7 @@ HIGH_CONTRAST: dict[str, tuple[float, float, float, float]] = {
 }
 
 
-def build_app(cfg):
+def build_app(cfg, deep_link: str | None = None):
     from kivy.app import App
     from kivy.clock import Clock
     from kivy.core.window import Window  # noqa: I001  (the window before the text provider)
@@ -356,7 +356,7 @@ def build_app(cfg):
             self._redraw = Clock.create_trigger(self.refresh, 0)
             self._dump = Clock.create_trigger(lambda dt: self._dump_state(), 0.15)
             self.ctl = KioskController(cfg, post=lambda fn: Clock.schedule_once(lambda dt: fn()),
-                                       changed=lambda: self._redraw())
+                                       changed=lambda: self._redraw(), deep_link=deep_link)
             self.root_w = None
             self._new_root()
             self._shown = None  # (screen, view, lang flags) last drawn

@@ -3,7 +3,7 @@
     restobox hub   [--config FILE]      run the store hub
     restobox printing [--config FILE]   run the printing service
     restobox kds   [--config FILE]      run a kitchen screen
-    restobox kiosk [--config FILE]      run the self-order kiosk
+    restobox kiosk [--config FILE] [--link URL]   run the self-order kiosk
     restobox demo  [--duration S]       a store on this machine: broker, hub,
                                         a scripted kiosk and cook
     restobox menu-check FILE            check a menu file before installing it
@@ -69,7 +69,7 @@ def cmd_kds(args) -> int:
 def cmd_kiosk(args) -> int:
     from kiosk.app import run
 
-    return run(args.config)
+    return run(args.config, deep_link=args.link)
 
 
 def cmd_menu_check(args) -> int:
@@ -114,6 +114,9 @@ def main(argv: list[str] | None = None) -> int:
 
     p = sub.add_parser("kiosk", help="run the self-order kiosk")
     p.add_argument("--config", help=f"config file (default $RESTOBOX_CONFIG or {config_mod.DEFAULT_PATH})")
+    p.add_argument("--link", metavar="URL",
+                   help="a table's QR deep link, e.g. restobox://kiosk?table=12&lang=en: every order starts "
+                        "as dine-in at that table (a tablet on the table)")
     p.set_defaults(func=cmd_kiosk)
 
     p = sub.add_parser("demo", help="run a whole store on this machine")

@@ -26,9 +26,10 @@ pytestmark = pytest.mark.integration
 class KioskProcess(ScreenProcess):
     """``python -m kiosk`` on its own Xvfb; taps buttons by their view-model id."""
 
-    def __init__(self, x: Xvfb, config: Path, workdir: Path, size: str) -> None:
+    def __init__(self, x: Xvfb, config: Path, workdir: Path, size: str, args: tuple[str, ...] = ()) -> None:
         super().__init__(x, config, workdir)
         self.size = size
+        self.args = args
 
     def start(self, timeout: float = 30.0) -> float:
         self.state_file.unlink(missing_ok=True)
@@ -36,7 +37,7 @@ class KioskProcess(ScreenProcess):
                "RESTOBOX_SCREENSHOT_DIR": str(self.workdir), "RESTOBOX_KIOSK_SIZE": self.size}
         t0 = time.monotonic()
         with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "kiosk", "--config", str(self.config)],
+            self.proc = subprocess.Popen([sys.executable, "-m", "kiosk", "--config", str(self.config), *self.args],
                                          stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO)
         while not self.state_file.exists():
             if self.proc.poll() is not None or time.monotonic() - t0 > timeout:
@@ -160,6 +161,36 @@ def test_a_diner_orders_in_chinese_on_a_small_screen(broker, hub, monitor, tmp_p
         assert ticket["number"] == number
         assert ticket["items"][0]["item_id"] == "kung-pao-chicken"
         assert k.state()["lang"] == "zh"
+    finally:
+        k.stop()
+        x.close()
+
+
+def test_a_table_tablet_started_with_a_qr_deep_link_orders_to_its_table(broker, hub, monitor, tmp_path):
+    x = Xvfb(800, 1280)
+    k = KioskProcess(x, kiosk_config(tmp_path / "kiosk.toml", broker), tmp_path, "800x1280",
+                     args=("--link", "restobox://kiosk?table=12&lang=en"))
+    try:
+        k.start()
+        k.wait(lambda st: st["menu"], 20)
+        assert k.state()["lang"] == "en"  # the link's language
+        k.tap("start")
+        k.on("language")
+        k.tap("lang:en")
+        k.on("service")
+        k.tap("next")  # dine-in at table 12 is already chosen
+        k.on("menu")
+        k.tap("category:wok-dishes")
+        k.tap("item:kung-pao-chicken")
+        k.on("item")
+        k.tap("add")
+        k.on("menu")
+        k.tap("cart")
+        k.tap("checkout")
+        k.tap("pay:counter")
+        st = k.wait(lambda st: st["screen"] == "confirm" and st["number"], 20)
+        ticket = wok_ticket_for(monitor, st["order_id"])
+        assert (ticket["service"], ticket["table"]) == ("dine_in", "12")
     finally:
         k.stop()
         x.close()
