@@ -38,6 +38,7 @@ STANDARD_DEVICES: list[tuple[str, str, str | None]] = [
     ("staff-1", "staff", None),
     ("monitor-1", "monitor", None),
     ("printing", "printing", None),
+    ("sync", "sync", None),
 ]
 
 START_TIMEOUT_S = 5.0

@@ -6,6 +6,8 @@
     restobox kiosk [--config FILE] [--link URL]   run the self-order kiosk
     restobox demo  [--duration S]       a store on this machine: broker, hub,
                                         a scripted kiosk and cook
+    restobox sync  [--config FILE] [--drain]   send the outbox to the chain's cloud
+    restobox cloud-dev [--port N] [--db FILE]  a reference cloud receiver (demo, tests)
     restobox menu-check FILE            check a menu file before installing it
 """
 
@@ -72,6 +74,22 @@ def cmd_kiosk(args) -> int:
     return run(args.config, deep_link=args.link)
 
 
+def cmd_sync(args) -> int:
+    from restobox.sync import SyncService, drain
+
+    cfg = config_mod.load(args.config)
+    if args.drain:
+        return drain(cfg)
+    SyncService(cfg).run_forever()
+    return 0
+
+
+def cmd_cloud_dev(args) -> int:
+    from restobox.cloud_dev import serve
+
+    return serve(args.port, args.db, args.token or None, host=args.host)
+
+
 def cmd_menu_check(args) -> int:
     from restobox.menu import MenuError
 
@@ -118,6 +136,19 @@ def main(argv: list[str] | None = None) -> int:
                    help="a table's QR deep link, e.g. restobox://kiosk?table=12&lang=en: every order starts "
                         "as dine-in at that table (a tablet on the table)")
     p.set_defaults(func=cmd_kiosk)
+
+    p = sub.add_parser("sync", help="send the store's outbox to the chain's cloud")
+    p.add_argument("--config", help=f"config file (default $RESTOBOX_CONFIG or {config_mod.DEFAULT_PATH})")
+    p.add_argument("--drain", action="store_true",
+                   help="send until the outbox is empty, with a progress bar, then exit")
+    p.set_defaults(func=cmd_sync)
+
+    p = sub.add_parser("cloud-dev", help="a reference cloud receiver on a local port (demo and tests)")
+    p.add_argument("--port", type=int, default=8700)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--db", default="cloud-dev.db", help="where it keeps what it received (SQLite)")
+    p.add_argument("--token", default="dev-token", help="the store token it accepts ('' for none)")
+    p.set_defaults(func=cmd_cloud_dev)
 
     p = sub.add_parser("demo", help="run a whole store on this machine")
     p.add_argument("--duration", type=float, default=0, help="stop after this many seconds (0: until Ctrl-C)")

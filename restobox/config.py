@@ -239,6 +239,39 @@ class PaymentTerminalConfig(_Strict):
     """How long the diner has at the terminal before the kiosk asks it what happened."""
 
 
+class SyncConfig(_Strict):
+    """The sync service: the store's outbox to the chain's cloud."""
+
+    cloud_url: str = "https://cloud.example.com"
+    """Base URL of the chain's cloud API (docs/cloud-api.md)."""
+    token_file: str | None = None
+    """File holding the store's API token (one line). RESTOBOX_CLOUD_TOKEN overrides."""
+    database: str = "/var/lib/restobox/sync.db"
+    """How far the outbox has been delivered (the store database is only read)."""
+    store_database: str = "/var/lib/restobox/store.db"
+    """The hub's database, whose outbox is sent."""
+    batch_size: Annotated[int, msgspec.Meta(ge=1, le=5000)] = 500
+    timeout_s: Annotated[float, msgspec.Meta(gt=0, le=300)] = 10.0
+    """Connect and read timeout of one request."""
+    backoff_min_s: Annotated[float, msgspec.Meta(gt=0, le=60)] = 1.0
+    backoff_max_s: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 300.0
+    """After a failure, wait between min and max (doubling, with jitter)."""
+    poll_s: Annotated[float, msgspec.Meta(gt=0, le=60)] = 1.0
+    """How often to look for new events when everything is sent."""
+    health_interval_s: Seconds = 10.0
+
+    def token(self) -> str | None:
+        env = os.environ.get("RESTOBOX_CLOUD_TOKEN")
+        if env:
+            return env.strip()
+        if self.token_file:
+            try:
+                return Path(self.token_file).read_text(encoding="utf-8").strip() or None
+            except OSError as exc:
+                raise ConfigError(f"cannot read the cloud token file {self.token_file}: {exc.strerror}") from None
+        return None
+
+
 class Config(_Strict):
     device: DeviceConfig
     store: StoreConfig = msgspec.field(default_factory=StoreConfig)
@@ -247,6 +280,7 @@ class Config(_Strict):
     printing: PrintingConfig = msgspec.field(default_factory=PrintingConfig)
     kds: KdsConfig = msgspec.field(default_factory=KdsConfig)
     kiosk: KioskConfig = msgspec.field(default_factory=KioskConfig)
+    sync: SyncConfig = msgspec.field(default_factory=SyncConfig)
 
     def mqtt_username(self) -> str:
         return self.mqtt.username or self.device.id

@@ -95,7 +95,7 @@ class Outbox(_Base):
     order_id = pw.CharField(max_length=36, null=True, index=True)
     payload = pw.TextField()
     created_at = pw.CharField(max_length=40)
-    sent_at = pw.CharField(max_length=40, null=True, index=True)
+    sent_at = pw.CharField(max_length=40, null=True, index=True)  # unused: the sync service keeps its cursor in sync.db
 
 
 class ProcessedMessage(_Base):
@@ -362,3 +362,69 @@ def open_kiosk_db(path: str | Path) -> pw.SqliteDatabase:
     db.connect(reuse_if_open=True)
     db.create_tables(KIOSK_TABLES, safe=True)
     return db
+
+
+# ------------------------------------------------------------------- sync
+# The sync service reads the hub's outbox (store.db, opened read-only: the
+# hub stays its single writer) and keeps how far the cloud has acknowledged
+# it in its own sync.db.
+sync_db = pw.DatabaseProxy()
+
+
+class SyncCursor(pw.Model):
+    """The outbox has been delivered up to ``seq`` (every event with a
+    smaller or equal seq is stored in the cloud)."""
+
+    id = pw.IntegerField(primary_key=True, default=1)
+    seq = pw.IntegerField()
+    sent = pw.IntegerField(default=0)  # events delivered since the cursor was made
+    updated_at = pw.FloatField()
+    last_success_at = pw.FloatField(null=True)
+
+    class Meta:
+        database = sync_db
+        legacy_table_names = False
+        table_name = "sync_cursor"
+
+
+def open_sync_db(path: str | Path) -> pw.SqliteDatabase:
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    db = pw.SqliteDatabase(str(p), pragmas=PRAGMAS, check_same_thread=False)
+    sync_db.initialize(db)
+    db.connect(reuse_if_open=True)
+    db.create_tables([SyncCursor], safe=True)
+    return db
+
+
+_OUTBOX_COLS = ", ".join(f'"{c}"' for c in ("seq", "event_id", "kind", "order_id", "payload", "created_at"))
+_OUTBOX_TABLE = Outbox._meta.table_name
+
+
+def open_store_readonly(path: str | Path):
+    """A read-only connection to the hub's store.db (sqlite3; WAL lets it
+    read while the hub writes)."""
+    import sqlite3
+
+    p = Path(path)
+    if not p.exists():
+        raise FileNotFoundError(f"no store database at {p} (has the hub run yet?)")
+    con = sqlite3.connect(f"file:{p}?mode=ro", uri=True, timeout=5.0, check_same_thread=False)
+    con.execute("PRAGMA busy_timeout = 5000")
+    return con
+
+
+def outbox_after(con, seq: int, limit: int) -> list[tuple]:
+    """(seq, event_id, kind, order_id, payload, created_at) of the events
+    after ``seq``, in order."""
+    return con.execute(
+        f'SELECT {_OUTBOX_COLS} FROM "{_OUTBOX_TABLE}" WHERE "seq" > ? ORDER BY "seq" LIMIT ?', (seq, limit)
+    ).fetchall()
+
+
+def outbox_backlog(con, seq: int) -> tuple[int, str | None]:
+    """(events after ``seq``, created_at of the oldest of them)."""
+    row = con.execute(
+        f'SELECT COUNT(*), MIN("created_at") FROM "{_OUTBOX_TABLE}" WHERE "seq" > ?', (seq,)
+    ).fetchone()
+    return row[0], row[1]

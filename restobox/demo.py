@@ -177,7 +177,7 @@ class OrderBook:
             head = (
                 f"hub [bold]{h.get('state', '?')}[/] · accepted {c.get('accepted', 0)} · "
                 f"refused {c.get('rejected', 0)} · duplicates {c.get('duplicates', 0)} · "
-                f"cloud outbox {h.get('details', {}).get('outbox_unsent', '?')}\n"
+                f"cloud outbox {h.get('details', {}).get('outbox_last_seq', '?')} events\n"
                 f"pickup board — preparing: {' '.join(map(str, self.board.get('preparing', []))) or '—'}   "
                 f"[green]ready: {' '.join(map(str, self.board.get('ready', []))) or '—'}[/]"
             )

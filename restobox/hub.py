@@ -841,7 +841,8 @@ class Hub:
         }
         if self._db is not None and self.state != "stopping":
             try:
-                details["outbox_unsent"] = db.Outbox.select().where(db.Outbox.sent_at.is_null()).count()
+                # how far the cloud has it is the sync service's (its health: backlog, cursor)
+                details["outbox_last_seq"] = db.Outbox.select(pw.fn.MAX(db.Outbox.seq)).scalar() or 0
                 details["print_unconfirmed"] = (db.PrintRequest.select()
                                                 .where(db.PrintRequest.confirmed_at.is_null()).count())
             except pw.PeeweeException:

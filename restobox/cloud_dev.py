@@ -1,0 +1,210 @@
+"""A reference cloud receiver for the demo and the tests (docs/cloud-api.md).
+
+    restobox cloud-dev [--port 8700] [--db cloud.db] [--token dev-token]
+
+A small ASGI app (Starlette, served by uvicorn) that does what a chain's
+cloud must do: checks the store's token, stores each event id once, in the
+order it arrives, and acknowledges what it stored; serves a menu. It can be
+told to misbehave, for tests and for trying a store against a bad network:
+
+    POST /_dev/mode  {"mode": "fail", "count": 3}
+
+modes: ``ok``; ``fail`` (HTTP 500); ``hang`` (never answers); ``slow``
+(answers after ``slow_s``); ``close`` (closes the connection in the middle
+of its answer, after storing); ``partial`` (stores and acknowledges only the
+first half of a batch); ``bad_json``; ``bad_schema`` (valid JSON, wrong
+shape, after storing); ``unauthorized`` (401). ``count`` applies the mode to
+that many requests, then goes back to ``ok`` (0: until changed).
+``GET /_dev/events`` lists what was stored, in arrival order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+import msgspec
+
+from restobox.cloudapi import EventAck, EventBatch
+
+log = logging.getLogger("restobox.cloud_dev")
+
+MODES = ("ok", "fail", "hang", "slow", "close", "partial", "bad_json", "bad_schema", "unauthorized")
+
+_batch = msgspec.json.Decoder(EventBatch)
+
+
+class Mode(msgspec.Struct, forbid_unknown_fields=True):
+    mode: str = "ok"
+    count: int = 0
+    slow_s: float = 2.0
+
+
+class CloudStore:
+    """What the dev cloud received (SQLite; one lock, one connection)."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.con = sqlite3.connect(self.path, check_same_thread=False)
+        self.con.execute("PRAGMA journal_mode = wal")
+        self.con.execute("""CREATE TABLE IF NOT EXISTS event (
+            arrival INTEGER PRIMARY KEY AUTOINCREMENT, store_id TEXT NOT NULL, event_id TEXT NOT NULL,
+            seq INTEGER NOT NULL, kind TEXT NOT NULL, order_id TEXT, at TEXT NOT NULL, payload TEXT NOT NULL,
+            received_at REAL NOT NULL, UNIQUE (store_id, event_id))""")
+        self.con.execute("""CREATE TABLE IF NOT EXISTS stat (key TEXT PRIMARY KEY, value INTEGER NOT NULL)""")
+        self.con.commit()
+        self.lock = threading.Lock()
+
+    def store(self, batch: EventBatch, upto: int) -> list[str]:
+        """Store the first ``upto`` events of the batch (each id once);
+        returns their ids (new and already stored alike)."""
+        now = time.time()
+        ids = []
+        with self.lock, self.con:
+            for e in batch.events[:upto]:
+                cur = self.con.execute(
+                    "INSERT OR IGNORE INTO event (store_id, event_id, seq, kind, order_id, at, payload, received_at) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (batch.store_id, e.event_id, e.seq, e.kind, e.order_id, e.at,
+                     msgspec.json.encode(e.payload).decode(), now))
+                self._count("duplicates" if cur.rowcount == 0 else "stored")
+                ids.append(e.event_id)
+        return ids
+
+    def _count(self, key: str, n: int = 1) -> None:
+        self.con.execute("INSERT INTO stat (key, value) VALUES (?, ?) "
+                         "ON CONFLICT (key) DO UPDATE SET value = value + excluded.value", (key, n))
+
+    def count(self, key: str) -> None:
+        with self.lock, self.con:
+            self._count(key)
+
+    def events(self, store_id: str | None = None) -> list[dict]:
+        with self.lock:
+            q = "SELECT arrival, store_id, event_id, seq, kind, order_id FROM event"
+            rows = self.con.execute(q + (" WHERE store_id = ?" if store_id else "") + " ORDER BY arrival",
+                                    (store_id,) if store_id else ()).fetchall()
+        return [dict(zip(("arrival", "store_id", "event_id", "seq", "kind", "order_id"), r)) for r in rows]
+
+    def stats(self) -> dict[str, int]:
+        with self.lock:
+            return dict(self.con.execute("SELECT key, value FROM stat").fetchall())
+
+
+def make_app(db_path: str | Path, token: str | None = "dev-token", menu_json: bytes | None = None):
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse, Response
+    from starlette.routing import Route
+
+    store = CloudStore(db_path)
+    state = {"mode": Mode()}
+
+    def take_mode() -> Mode:
+        m = state["mode"]
+        if m.mode != "ok" and m.count:
+            m.count -= 1
+            if m.count == 0:
+                state["mode"] = Mode()
+                return msgspec.structs.replace(m, count=0)
+        return m
+
+    def authorized(request: Request) -> bool:
+        return token is None or request.headers.get("authorization") == f"Bearer {token}"
+
+    async def events(request: Request):
+        if not authorized(request):
+            store.count("unauthorized")
+            return JSONResponse({"error": "unauthorized"}, status_code=401)
+        body = await request.body()
+        try:
+            batch = _batch.decode(body)
+        except msgspec.DecodeError as exc:
+            store.count("bad_requests")
+            return JSONResponse({"error": "bad_request", "detail": str(exc)}, status_code=400)
+        if batch.store_id != request.path_params["store"]:
+            return JSONResponse({"error": "store_mismatch"}, status_code=400)
+        m = take_mode()
+        store.count(f"requests.{m.mode}")
+        if m.mode == "unauthorized":
+            return JSONResponse({"error": "unauthorized"}, status_code=401)
+        if m.mode == "fail":
+            return JSONResponse({"error": "internal"}, status_code=500)
+        if m.mode == "hang":
+            await asyncio.sleep(3600)
+        if m.mode == "slow":
+            await asyncio.sleep(m.slow_s)
+        if m.mode == "bad_json":
+            return Response(b"<html>502 Bad Gateway</html>", status_code=200, media_type="application/json")
+        upto = len(batch.events) // 2 if m.mode == "partial" else len(batch.events)
+        ids = store.store(batch, upto)
+        if m.mode == "bad_schema":
+            return JSONResponse({"ok": True, "stored": len(ids)})
+        payload = msgspec.json.encode(EventAck(acked=tuple(ids)))
+        if m.mode == "close":
+            return _Truncated(payload)
+        return Response(payload, media_type="application/json")
+
+    async def menu(request: Request):
+        if not authorized(request):
+            return JSONResponse({"error": "unauthorized"}, status_code=401)
+        if menu_json is None:
+            from restobox.data import sample_menu_bytes
+
+            return Response(sample_menu_bytes(), media_type="application/json")
+        return Response(menu_json, media_type="application/json")
+
+    async def set_mode(request: Request):
+        try:
+            m = msgspec.json.decode(await request.body(), type=Mode)
+        except msgspec.DecodeError as exc:
+            return JSONResponse({"error": str(exc)}, status_code=400)
+        if m.mode not in MODES:
+            return JSONResponse({"error": f"mode is one of {', '.join(MODES)}"}, status_code=400)
+        state["mode"] = m
+        return JSONResponse(msgspec.to_builtins(m))
+
+    async def dev_events(request: Request):
+        return JSONResponse(store.events(request.query_params.get("store")))
+
+    async def dev_stats(request: Request):
+        return JSONResponse(store.stats())
+
+    app = Starlette(routes=[
+        Route("/v1/stores/{store}/events", events, methods=["POST"]),
+        Route("/v1/stores/{store}/menu", menu, methods=["GET"]),
+        Route("/_dev/mode", set_mode, methods=["POST"]),
+        Route("/_dev/events", dev_events, methods=["GET"]),
+        Route("/_dev/stats", dev_stats, methods=["GET"]),
+    ])
+    app.state.store = store
+    return app
+
+
+class _Truncated:
+    """An answer that promises its whole length and stops half way: the
+    client sees the connection close in the middle of the answer."""
+
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+
+    async def __call__(self, scope, receive, send) -> None:
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"application/json"),
+                                (b"content-length", str(len(self.body) + 100).encode())]})
+        await send({"type": "http.response.body", "body": self.body[: len(self.body) // 2], "more_body": True})
+        raise ConnectionAbortedError("closing the connection in the middle of an answer (mode close)")
+
+
+def serve(port: int, db_path: str, token: str | None, host: str = "127.0.0.1") -> int:
+    import uvicorn
+
+    app = make_app(db_path, token)
+    log.info("dev cloud on http://%s:%d (store %s)", host, port, db_path)
+    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=1)
+    return 0

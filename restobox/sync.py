@@ -1,0 +1,312 @@
+"""The sync service: the store's outbox to the chain's cloud, exactly once, in
+order, however long the internet is away.
+
+    restobox sync [--config FILE] [--drain]
+
+The hub writes every change the cloud must know as an outbox event in the
+same transaction as the change (restobox/hub.py, ``Outbox``). This service
+reads them (store.db, read-only) in ``seq`` order and posts them in batches
+(docs/cloud-api.md). How far the cloud has acknowledged is a cursor in its own
+sync.db, committed only after the cloud's answer, so a SIGKILL or a power cut
+at any moment sends some events again, never loses one; the cloud stores each
+event id once.
+
+Every failure (no network, a timeout, a closed connection, HTTP errors, an
+answer that is not JSON or not the API's shape) gets a reason code, is
+counted, logged, and retried after an exponential backoff with jitter. The
+service publishes its health (retained): backlog, oldest unsent age, last
+success.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import signal
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import msgspec
+
+from restobox import db
+from restobox.cloudapi import CloudEvent, EventAck, EventBatch, acked_prefix
+from restobox.config import Config
+
+log = logging.getLogger("restobox.sync")
+
+_json = msgspec.json.Decoder(dict)
+_ack = msgspec.json.Decoder(EventAck)
+
+REASONS = {
+    "cloud_unreachable": "the cloud cannot be reached (no network, DNS, connection refused)",
+    "cloud_timeout": "the cloud did not answer in time",
+    "cloud_closed": "the cloud closed the connection",
+    "cloud_unauthorized": "the cloud refused the store's token (401/403): check [sync] token_file",
+    "cloud_http_error": "the cloud answered with an HTTP error",
+    "cloud_bad_json": "the cloud's answer is not JSON",
+    "cloud_bad_schema": "the cloud's answer is JSON but not the API's shape",
+    "cloud_partial": "the cloud stored only part of a batch",
+    "bad_event": "an outbox event could not be read (it is sent as recorded)",
+}
+
+
+def iso(t: float) -> str:
+    return datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="milliseconds")
+
+
+def parse_iso(s: str | None) -> float | None:
+    if not s:
+        return None
+    try:
+        return datetime.fromisoformat(s).timestamp()
+    except ValueError:
+        return None
+
+
+class CloudError(Exception):
+    def __init__(self, reason: str, detail: str = "") -> None:
+        self.reason = reason
+        self.detail = detail
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+
+
+@dataclass(frozen=True, slots=True)
+class Backlog:
+    events: int
+    oldest_s: float  # age of the oldest unsent event; 0 if none
+    last_success_at: float | None
+
+
+class Forwarder:
+    """Sends the outbox. ``step()`` sends one batch; ``run()`` loops until
+    ``stop``. ``clock`` is wall time (tests pass a controllable one);
+    ``sleep`` waits (tests may shorten it)."""
+
+    def __init__(self, cfg: Config, *, clock: Callable[[], float] = time.time,
+                 sleep: Callable[[float], None] | None = None, transport=None,
+                 rng: random.Random | None = None) -> None:
+        import httpx
+
+        self.cfg = cfg
+        s = cfg.sync
+        self.clock = clock
+        self._stop = threading.Event()
+        self.sleep = sleep or (lambda t: self._stop.wait(t))
+        self.rng = rng or random.Random()
+        self.url = f"{s.cloud_url.rstrip('/')}/v1/stores/{cfg.store.id}/events"
+        token = s.token()
+        headers = {"User-Agent": "restobox-sync/1", "Content-Type": "application/json"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        self.client = httpx.Client(timeout=httpx.Timeout(s.timeout_s), headers=headers, transport=transport)
+        self.sdb = db.open_sync_db(s.database)
+        self.store = db.open_store_readonly(s.store_database)
+        self.counters: Counter[str] = Counter()
+        self.failures = 0  # in a row
+        self.last_error: CloudError | None = None
+        self.next_try = 0.0
+        row = db.SyncCursor.get_or_none(db.SyncCursor.id == 1)
+        if row is None:
+            db.SyncCursor.insert(id=1, seq=0, updated_at=clock()).execute()
+            row = db.SyncCursor.get_by_id(1)
+        self.cursor = row.seq
+        self.last_success_at = row.last_success_at
+
+    def close(self) -> None:
+        self.client.close()
+        self.store.close()
+        self.sdb.close()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    # -------------------------------------------------------------- state
+    def backlog(self) -> Backlog:
+        n, oldest = db.outbox_backlog(self.store, self.cursor)
+        t = parse_iso(oldest)
+        return Backlog(n, max(0.0, self.clock() - t) if t else 0.0, self.last_success_at)
+
+    def _advance(self, seq: int, n: int) -> None:
+        now = self.clock()
+        with self.sdb.atomic():
+            db.SyncCursor.update(seq=seq, sent=db.SyncCursor.sent + n, updated_at=now,
+                                 last_success_at=now).where(db.SyncCursor.id == 1).execute()
+        self.cursor = seq
+        self.last_success_at = now
+
+    # --------------------------------------------------------------- send
+    def _events(self, rows: list[tuple]) -> list[CloudEvent]:
+        out = []
+        for seq, event_id, kind, order_id, payload, created_at in rows:
+            try:
+                body = _json.decode(payload)
+            except msgspec.DecodeError:
+                self.counters["bad_event"] += 1
+                body = {"raw": payload}
+            out.append(CloudEvent(event_id=event_id, seq=seq, kind=kind, order_id=order_id, at=created_at,
+                                  payload=body))
+        return out
+
+    def _post(self, events: list[CloudEvent]) -> EventAck:
+        import httpx
+
+        body = msgspec.json.encode(EventBatch(store_id=self.cfg.store.id, events=tuple(events)))
+        try:
+            r = self.client.post(self.url, content=body)
+        except httpx.TimeoutException as exc:
+            raise CloudError("cloud_timeout", str(exc) or type(exc).__name__) from None
+        except httpx.RemoteProtocolError as exc:
+            raise CloudError("cloud_closed", str(exc)) from None
+        except (httpx.TransportError, OSError) as exc:
+            raise CloudError("cloud_unreachable", str(exc) or type(exc).__name__) from None
+        if r.status_code in (401, 403):
+            raise CloudError("cloud_unauthorized", f"HTTP {r.status_code}")
+        if r.status_code != 200:
+            raise CloudError("cloud_http_error", f"HTTP {r.status_code}: {r.text[:200]}")
+        try:
+            return _ack.decode(r.content)
+        except msgspec.ValidationError as exc:
+            raise CloudError("cloud_bad_schema", str(exc)) from None
+        except msgspec.DecodeError as exc:
+            raise CloudError("cloud_bad_json", f"{exc}: {r.content[:80]!r}") from None
+
+    def step(self) -> int:
+        """Send the next batch; returns how many events the cloud stored
+        (0 when there was nothing to send). Raises CloudError on a failure
+        (nothing advanced)."""
+        rows = db.outbox_after(self.store, self.cursor, self.cfg.sync.batch_size)
+        if not rows:
+            return 0
+        events = self._events(rows)
+        ack = self._post(events)
+        n = acked_prefix(events, ack)
+        if n:
+            self._advance(events[n - 1].seq, n)
+            self.counters["sent"] += n
+        if n < len(events):
+            raise CloudError("cloud_partial", f"{n} of {len(events)} stored")
+        return n
+
+    def backoff_s(self) -> float:
+        """Full jitter: uniform in [min, min(max, min * 2^failures)]."""
+        s = self.cfg.sync
+        cap = min(s.backoff_max_s, s.backoff_min_s * (2 ** min(self.failures, 30)))
+        return self.rng.uniform(s.backoff_min_s, max(s.backoff_min_s, cap))
+
+    def tick(self) -> str:
+        """One round: 'sent', 'idle', or 'failed' (then wait ``backoff_s``)."""
+        try:
+            n = self.step()
+        except CloudError as exc:
+            self.failures += 1
+            self.counters[exc.reason] += 1
+            self.counters["failures"] += 1
+            self.last_error = exc
+            log.warning("sending the outbox failed (%s, %d in a row): %s", REASONS.get(exc.reason, exc.reason),
+                        self.failures, exc.detail)
+            return "failed"
+        if self.failures:
+            log.info("the cloud is back after %d failures", self.failures)
+        self.failures = 0
+        self.last_error = None
+        return "sent" if n else "idle"
+
+    def run(self, on_round: Callable[[str], None] | None = None, *, until_empty: bool = False) -> None:
+        while not self._stop.is_set():
+            what = self.tick()
+            if on_round is not None:
+                on_round(what)
+            if what == "idle" and until_empty:
+                return
+            if what == "failed":
+                self.sleep(self.backoff_s())
+            elif what == "idle":
+                self.sleep(self.cfg.sync.poll_s)
+
+
+class SyncService:
+    """The forwarder as a store service: health on the bus, SIGTERM stops it."""
+
+    def __init__(self, cfg: Config, **kw) -> None:
+        from restobox.bus import bus_from_config
+
+        self.cfg = cfg
+        self.fw = Forwarder(cfg, **kw)
+        self.bus = bus_from_config(cfg)
+        self._last_health = 0.0
+
+    def health(self):
+        from restobox import contract
+        from restobox.contract import Health
+
+        b = self.fw.backlog()
+        err = self.fw.last_error
+        state = "degraded" if err is not None else "ready"
+        reason = REASONS.get(err.reason, err.reason) if err else "sending" if b.events else "up to date"
+        return Health(
+            device=self.cfg.device.id, role="sync", state=state, at=iso(self.fw.clock()), reason=reason,
+            counters=dict(self.fw.counters),
+            details={"backlog": b.events, "oldest_unsent_s": round(b.oldest_s, 1),
+                     "last_success": iso(b.last_success_at) if b.last_success_at else None,
+                     "cursor": self.fw.cursor, "failures_in_a_row": self.fw.failures},
+        ), contract
+
+    def publish_health(self) -> None:
+        h, contract = self.health()
+        self.bus.publish(contract.topics.health(self.cfg.device.id), contract.encode(h), retain=True)
+
+    def _round(self, what: str) -> None:
+        now = time.monotonic()
+        if what == "failed" or now - self._last_health >= self.cfg.sync.health_interval_s:
+            self._last_health = now
+            self.publish_health()
+
+    def run_forever(self) -> None:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: self.fw.stop())
+        self.bus.start()
+        self.bus.announce()
+        try:
+            self.publish_health()
+            self.fw.run(self._round)
+        finally:
+            self.publish_health()
+            self.bus.stop()
+            self.fw.close()
+
+
+def drain(cfg: Config, out=None) -> int:
+    """``restobox sync --drain``: send until the outbox is empty, with a
+    progress bar. Returns the exit status (0: everything delivered)."""
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    fw = Forwarder(cfg)
+    console = Console(file=out)
+    total = fw.backlog().events
+    if total == 0:
+        console.print("The outbox is empty: the cloud has everything.")
+        fw.close()
+        return 0
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: fw.stop())
+    with Progress(TextColumn("sending to the cloud"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
+                  TextColumn("{task.fields[note]}"), console=console) as bar:
+        task = bar.add_task("send", total=total, note="")
+
+        def round_(what: str) -> None:
+            b = fw.backlog()
+            note = "" if fw.last_error is None else f"[yellow]{REASONS.get(fw.last_error.reason)}; retrying"
+            bar.update(task, completed=max(0, total - b.events), note=note)
+        fw.run(round_, until_empty=True)
+    left = fw.backlog().events
+    fw.close()
+    if left:
+        console.print(f"[red]{left} events not sent yet[/red] (stopped).")
+        return 1
+    console.print(f"[green]{total} events delivered.[/green]")
+    return 0
