@@ -147,6 +147,14 @@ class OrderBook:
     def health(self) -> dict:
         return self.healths.get("hub", {})
 
+    def _cloud(self) -> str:
+        h = self.healths.get("sync")
+        if not h:
+            return "sync not running"
+        d = h.get("details", {})
+        colour = "green" if h.get("state") == "ready" else "yellow"
+        return f"[{colour}]{h.get('reason', '?')}[/] (delivered up to event {d.get('cursor', 0)}, {d.get('backlog', '?')} waiting)"
+
     def render(self):
         from rich.console import Group
         from rich.panel import Panel
@@ -177,7 +185,7 @@ class OrderBook:
             head = (
                 f"hub [bold]{h.get('state', '?')}[/] · accepted {c.get('accepted', 0)} · "
                 f"refused {c.get('rejected', 0)} · duplicates {c.get('duplicates', 0)} · "
-                f"cloud outbox {h.get('details', {}).get('outbox_last_seq', '?')} events\n"
+                f"cloud: {self._cloud()}\n"
                 f"pickup board — preparing: {' '.join(map(str, self.board.get('preparing', []))) or '—'}   "
                 f"[green]ready: {' '.join(map(str, self.board.get('ready', []))) or '—'}[/]"
             )
@@ -227,6 +235,29 @@ def _printing_config(path: Path, port: int, password_file: Path, state: Path) ->
     )
 
 
+def _sync_config(path: Path, port: int, password_file: Path, state: Path, cloud_port: int) -> None:
+    token = state / "cloud.token"
+    token.write_text("dev-token\n", encoding="utf-8")
+    path.write_text(
+        "[device]\nid = \"sync\"\nrole = \"sync\"\n" + STORE +
+        f"[mqtt]\nhost = \"127.0.0.1\"\nport = {port}\npassword_file = \"{password_file}\"\n\n"
+        f"[sync]\ncloud_url = \"http://127.0.0.1:{cloud_port}\"\ntoken_file = \"{token}\"\n"
+        f"database = \"{state / 'sync.db'}\"\nstore_database = \"{state / 'store.db'}\"\n"
+        "health_interval_s = 2\npoll_s = 0.5\n",
+        encoding="utf-8",
+    )
+
+
+def _start_cloud(state: Path) -> tuple[subprocess.Popen, int]:
+    """The reference cloud receiver: the chain's side, on this machine."""
+    port = free_port()
+    with open(state / "cloud.log", "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "restobox.cli", "cloud-dev", "--port", str(port),
+                                 "--db", str(state / "cloud.db"), "--token", "dev-token"],
+                                stdout=log, stderr=subprocess.STDOUT)
+    return proc, port
+
+
 def _start_service(name: str, cfg: Path, log_path: Path, book: "OrderBook", device: str,
                    timeout: float = 20) -> subprocess.Popen | None:
     with open(log_path, "wb") as log:
@@ -274,7 +305,7 @@ def run_demo(duration: float = 0, live: bool = True, rate: float = 0.5,
     # since two connections with one name take turns throwing each other off
     broker = Broker(state / "broker", port=port).start_with_devices(
         [*STANDARD_DEVICES, ("watcher", "monitor", None), *((d, r, s) for d, r, s, _ in SCREENS)])
-    hub_proc = print_proc = None
+    hub_proc = print_proc = sync_proc = cloud_proc = None
     screen_procs: list = []
     displays: list = []
     screens_note = ""
@@ -298,6 +329,12 @@ def run_demo(duration: float = 0, live: bool = True, rate: float = 0.5,
         _printing_config(pcfg, port, broker.creds["printing"].password_file, state)
         print_proc = _start_service("printing", pcfg, state / "printing.log", book, "printing")
         if print_proc is None:
+            return 1
+        cloud_proc, cloud_port = _start_cloud(state)
+        scfg = state / "sync.toml"
+        _sync_config(scfg, port, broker.creds["sync"].password_file, state, cloud_port)
+        sync_proc = _start_service("sync", scfg, state / "sync.log", book, "sync")
+        if sync_proc is None:
             return 1
         menu = load_sample_menu()
         kb = _device_bus(broker, "kiosk-1", "kiosk")
@@ -323,6 +360,7 @@ def run_demo(duration: float = 0, live: bool = True, rate: float = 0.5,
             f"-P \"$(cat {broker.creds['watcher'].password_file})\" "
             f"-t 'restobox/v1/#' -v\n"
             f"Store database: {state / 'store.db'}   Logs: {state}/*.log\n"
+            f"The chain's cloud (reference receiver): http://127.0.0.1:{cloud_port}/_dev/events\n"
             f"Printed tickets and pictures of the paper: {state / 'printers'}/\n" + screens_note,
             file=out, flush=True,
         )
@@ -362,7 +400,7 @@ def run_demo(duration: float = 0, live: bool = True, rate: float = 0.5,
             a.stop()
         for b in buses:
             b.stop()
-        for proc in (*screen_procs, print_proc, hub_proc):
+        for proc in (*screen_procs, sync_proc, cloud_proc, print_proc, hub_proc):
             if proc is not None:
                 terminate(proc, 10)
         for x in displays:
