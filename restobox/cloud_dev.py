@@ -15,7 +15,8 @@ of its answer, after storing); ``partial`` (stores and acknowledges only the
 first half of a batch); ``bad_json``; ``bad_schema`` (valid JSON, wrong
 shape, after storing); ``unauthorized`` (401). ``count`` applies the mode to
 that many requests, then goes back to ``ok`` (0: until changed).
-``GET /_dev/events`` lists what was stored, in arrival order.
+``GET /_dev/events`` lists what was stored, in arrival order;
+``POST /_dev/menu`` (a menu's JSON) changes the menu it serves.
 """
 
 from __future__ import annotations
@@ -150,14 +151,32 @@ def make_app(db_path: str | Path, token: str | None = "dev-token", menu_json: by
             return _Truncated(payload)
         return Response(payload, media_type="application/json")
 
+    if menu_json is None:
+        from restobox.data import sample_menu_bytes
+
+        menu_state = {"body": sample_menu_bytes()}
+    else:
+        menu_state = {"body": menu_json}
+
+    def menu_version(body: bytes) -> str:
+        try:
+            return str(msgspec.json.decode(body).get("version", ""))
+        except (msgspec.DecodeError, AttributeError):
+            return ""
+
     async def menu(request: Request):
         if not authorized(request):
             return JSONResponse({"error": "unauthorized"}, status_code=401)
-        if menu_json is None:
-            from restobox.data import sample_menu_bytes
+        body = menu_state["body"]
+        etag = f'"{menu_version(body)}"'
+        if request.headers.get("if-none-match") == etag:
+            return Response(status_code=304, headers={"ETag": etag})
+        return Response(body, media_type="application/json", headers={"ETag": etag})
 
-            return Response(sample_menu_bytes(), media_type="application/json")
-        return Response(menu_json, media_type="application/json")
+    async def set_menu(request: Request):
+        """The chain publishes a new menu (any bytes: a test may send a bad one)."""
+        menu_state["body"] = await request.body()
+        return JSONResponse({"version": menu_version(menu_state["body"])})
 
     async def set_mode(request: Request):
         try:
@@ -179,6 +198,7 @@ def make_app(db_path: str | Path, token: str | None = "dev-token", menu_json: by
         Route("/v1/stores/{store}/events", events, methods=["POST"]),
         Route("/v1/stores/{store}/menu", menu, methods=["GET"]),
         Route("/_dev/mode", set_mode, methods=["POST"]),
+        Route("/_dev/menu", set_menu, methods=["POST"]),
         Route("/_dev/events", dev_events, methods=["GET"]),
         Route("/_dev/stats", dev_stats, methods=["GET"]),
     ])

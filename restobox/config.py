@@ -75,6 +75,10 @@ class HubConfig(_Strict):
     batch_max: Annotated[int, msgspec.Meta(ge=1, le=4096)] = 256
     """Most submissions committed in one transaction (group commit)."""
     health_interval_s: Seconds = 10.0
+    menu_grace_s: Annotated[float, msgspec.Meta(ge=0, le=86_400)] = 600.0
+    """After a new menu arrives, an order that says it was placed under the
+    previous version is priced by that version for this long (a diner who
+    saw the old price at the kiosk pays it)."""
     printing: "HubPrintingConfig" = msgspec.field(default_factory=lambda: HubPrintingConfig())
 
 
@@ -259,6 +263,9 @@ class SyncConfig(_Strict):
     poll_s: Annotated[float, msgspec.Meta(gt=0, le=60)] = 1.0
     """How often to look for new events when everything is sent."""
     health_interval_s: Seconds = 10.0
+    menu_poll_s: Annotated[float, msgspec.Meta(ge=0, le=86_400)] = 60.0
+    """How often to ask the cloud for the store's menu (0: never; the hub
+    then keeps its own [hub] menu)."""
 
     def token(self) -> str | None:
         env = os.environ.get("RESTOBOX_CLOUD_TOKEN")

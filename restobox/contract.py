@@ -98,6 +98,7 @@ class topics:
     # hub -> everyone, retained
     BOARD = f"{ROOT}/board/ready"
     MENU = f"{ROOT}/menu/current"
+    CLOUD_MENU = f"{ROOT}/cloud/menu"
     SOLDOUT = f"{ROOT}/menu/soldout"
     # hub -> staff: a notice for every message the hub refused
     REJECTS = f"{ROOT}/hub/reject"
@@ -593,6 +594,7 @@ REASONS: dict[str, Words] = {
         "厨房屏幕没有确认这张单，已打印。", "No kitchen screen confirmed this ticket; it was printed instead."
     ),
     "printer_ready": Words("打印机恢复正常。", "The printer is ready again."),
+    "bad_menu": Words("新菜单有错误，未使用。", "The new menu has an error and was not used."),
     "storage_unavailable": Words("暂时无法保存订单，请重试。", "The order could not be saved; please try again."),
     "internal_error": Words("系统出错，请重试。", "Something went wrong in the hub; please try again."),
 }

@@ -128,7 +128,17 @@ class PrintRequest(_Base):
     reason = pw.CharField(max_length=32, null=True)
 
 
-STORE_TABLES = (Order, Ticket, DayCounter, Outbox, ProcessedMessage, SoldOutItem, PrintRequest)
+class MenuVersion(_Base):
+    """Every menu the hub has priced with, newest last: the hub starts from
+    the latest (the store needs no internet to start)."""
+
+    version = pw.CharField(primary_key=True, max_length=64)
+    body = pw.TextField()  # the menu's JSON
+    source = pw.CharField(max_length=32)  # "config" or the device that sent it ("sync")
+    applied_at = pw.CharField(max_length=40, index=True)
+
+
+STORE_TABLES = (Order, Ticket, DayCounter, Outbox, ProcessedMessage, SoldOutItem, PrintRequest, MenuVersion)
 
 
 def open_store_db(path: str | Path) -> pw.SqliteDatabase:

@@ -87,6 +87,8 @@ class _Batch:
     sold_out_changed: bool = False
     counters: Counter = field(default_factory=Counter)
     rejects: list[RejectNotice] = field(default_factory=list)
+    menu_before: tuple | None = None  # (menu, idx, previous versions) to restore if the batch fails
+    menu_changed: bool = False
 
 
 class Hub:
@@ -101,6 +103,8 @@ class Hub:
         self.cfg = cfg
         self.menu = menu
         self.idx = MenuIndex(menu)
+        # menus replaced lately: version -> (index, when replaced, monotonic s)
+        self._previous: dict[str, tuple[MenuIndex, float]] = {}
         self.clock = clock
         self.tz = ZoneInfo(cfg.store.timezone)
         h, m = (int(x) for x in cfg.store.business_day_start.split(":"))
@@ -131,6 +135,7 @@ class Hub:
         self.bus.subscribe(topics.STAFF_COMMAND_ALL, lambda m: self.q.put(("staff", m)))
         self.bus.subscribe(topics.PRINT_JOB_STATE, lambda m: self.q.put(("print_state", m)))
         self.bus.subscribe(topics.STATION_SYNC_ALL, lambda m: self.q.put(("sync", m)))
+        self.bus.subscribe(topics.CLOUD_MENU, lambda m: self.q.put(("menu", m)))
         self.bus.start()
         self._worker = threading.Thread(target=self._run, name="hub-worker", daemon=True)
         self._worker.start()
@@ -223,6 +228,8 @@ class Hub:
             # unacknowledged, and tried again shortly.
             log.error("store database refused the batch: %s", exc)
             self._set_state("degraded", f"store database error: {exc}")
+            if b.menu_before is not None:  # the new menu was not stored: keep pricing with the old
+                self.menu, self.idx, self._previous = b.menu_before
             b = _Batch(sold_out=set(self.sold_out), board=dict(self.board))
             retry = []
             for kind, m in msgs:
@@ -248,6 +255,8 @@ class Hub:
             self._publish_board()
         if b.sold_out_changed:
             self._publish_soldout()
+        if b.menu_changed:
+            self._publish_menu()
         self.counters.update(b.counters)
         for r in b.rejects:
             self.last_errors.append(r)
@@ -286,6 +295,8 @@ class Hub:
                     self._print_state(b, m)
                 elif kind == "sync":
                     self._sync(b, m)
+                elif kind == "menu":
+                    self._menu_update(b, m)
         except Rejection as r:
             if kind == "submit":
                 self._reply_rejection(b, m, r)
@@ -336,8 +347,9 @@ class Hub:
         # An order placed while the kiosk could not reach the hub was taken
         # under the 86 list the kiosk had: the diner holds its number (and
         # may have paid), so the kitchen gets it even if an item ran out since.
+        idx = self._index_for(sub.menu_version)
         priced = price_order(
-            sub, self.idx, frozenset() if sub.offline else b.sold_out,
+            sub, idx, frozenset() if sub.offline else b.sold_out,
             max_lines=self.cfg.hub.max_lines, max_qty=self.cfg.hub.max_qty_per_line,
         )
         now = self.clock()
@@ -352,7 +364,7 @@ class Hub:
             subtotal=priced.subtotal, tax=priced.tax, total=priced.total, currency=priced.currency,
             payment_method=sub.payment.method, payment_status=sub.payment.status,
             payment_reference=sub.payment.reference, offline=sub.offline,
-            provisional_number=sub.provisional_number, menu_version=self.menu.version,
+            provisional_number=sub.provisional_number, menu_version=idx.menu.version,
             note=sub.note, body_hash=body_hash, lines=lines_json,
         )
         by_station = split_by_station(priced.lines)
@@ -384,7 +396,7 @@ class Hub:
             {"order": msgspec.to_builtins(reply), "device": device, "channel": sub.channel,
              "service": sub.service, "table": sub.table, "payment": msgspec.to_builtins(sub.payment),
              "offline": sub.offline, "provisional_number": sub.provisional_number,
-             "menu_version": self.menu.version},
+             "menu_version": idx.menu.version},
             at,
         )
         self._send_reply(b, m, device, reply)
@@ -398,6 +410,50 @@ class Hub:
         b.board_changed = True
         b.counters["accepted"] += 1
         b.counters["accept_us_total"] += int((time.perf_counter() - t0) * 1e6)
+
+    def _index_for(self, version: str) -> MenuIndex:
+        """The menu an order is priced by: the one it says it was placed
+        under, if that was replaced less than ``menu_grace_s`` ago, else the
+        current one (which then refuses a stale total: price_mismatch)."""
+        if version and version != self.menu.version:
+            prev = self._previous.get(version)
+            if prev is not None and time.monotonic() - prev[1] <= self.cfg.hub.menu_grace_s:
+                return prev[0]
+        return self.idx
+
+    # ================================================================ menus
+    def _menu_update(self, b: _Batch, m: Incoming) -> None:
+        """A new menu from the chain's cloud (the sync service): stored and
+        in use from the next message on, in one step; orders already placed
+        under the old one keep its prices for ``menu_grace_s``."""
+        msg = contract.decode(m.payload, contract.MenuMessage, max_bytes=4 * 1024 * 1024)
+        new = msg.menu
+        if new.version == self.menu.version:
+            b.counters["menu_repeats"] += 1
+            return
+        try:
+            new.check()
+            idx = MenuIndex(new)
+        except Exception as exc:  # MenuError and anything the index finds
+            raise Rejection("bad_menu", f"menu {new.version}: {exc}") from None
+        now = iso(self.clock())
+        db.MenuVersion.insert(version=new.version, body=new.to_json().decode(), source="cloud",
+                              applied_at=now).on_conflict_replace().execute()
+        self._outbox(f"menu:{new.version}:{now}", "menu.applied", None,
+                     {"version": new.version, "previous": self.menu.version, "at": now}, now)
+        if b.menu_before is None:
+            b.menu_before = (self.menu, self.idx, dict(self._previous))
+        self._previous[self.menu.version] = (self.idx, time.monotonic())
+        while len(self._previous) > 5:
+            self._previous.pop(next(iter(self._previous)))
+        log.info("menu %s -> %s (%d items)", self.menu.version, new.version, len(new.items))
+        self.menu, self.idx = new, idx
+        b.menu_changed = True
+        b.counters["menu_updates"] += 1
+
+    def _publish_menu(self) -> None:
+        self.bus.publish(topics.MENU, contract.encode(
+            contract.MenuMessage(menu=self.menu, at=iso(self.clock()))), retain=True)
 
     def business_date(self, now: datetime) -> str:
         """Orders before the day start (e.g. 04:00) belong to the previous day."""
@@ -789,6 +845,17 @@ class Hub:
 
     # ===================================================== retained state
     def _load(self) -> None:
+        latest = db.MenuVersion.select().order_by(db.MenuVersion.applied_at.desc()).first()
+        if latest is not None and latest.source != "config":
+            try:
+                menu = Menu.from_json(latest.body)
+                self.menu, self.idx = menu, MenuIndex(menu)
+                log.info("menu %s from the store database (received %s)", menu.version, latest.applied_at)
+            except Exception:
+                log.exception("the stored menu %s cannot be used; keeping %s", latest.version, self.menu.version)
+        elif latest is None or latest.version != self.menu.version:
+            db.MenuVersion.insert(version=self.menu.version, body=self.menu.to_json().decode(), source="config",
+                                  applied_at=iso(self.clock())).on_conflict_replace().execute()
         self.sold_out = {r.item_id for r in db.SoldOutItem.select()}
         self.board = {
             o.id: (o.number, o.state)
@@ -798,8 +865,7 @@ class Hub:
         log.info("loaded %d open orders, %d sold-out items", len(self.board), len(self.sold_out))
 
     def _publish_retained_state(self) -> None:
-        self.bus.publish(topics.MENU, contract.encode(
-            contract.MenuMessage(menu=self.menu, at=iso(self.clock()))), retain=True)
+        self._publish_menu()
         self._publish_soldout()
         self._publish_board()
 

@@ -51,6 +51,8 @@ REASONS = {
     "cloud_bad_schema": "the cloud's answer is JSON but not the API's shape",
     "cloud_partial": "the cloud stored only part of a batch",
     "bad_event": "an outbox event could not be read (it is sent as recorded)",
+    "menu_bad_schema": "the cloud's menu is not a menu (fields or types)",
+    "menu_invalid": "the cloud's menu breaks the menu's rules (restobox menu-check)",
 }
 
 
@@ -228,16 +230,119 @@ class Forwarder:
                 self.sleep(self.cfg.sync.poll_s)
 
 
+class MenuPuller:
+    """Brings the chain's menu down: ``GET /v1/stores/<store>/menu`` (with
+    the ETag of the last answer), and when its version is not the one the hub
+    uses (its retained ``menu/current``), hands it to the hub on
+    ``restobox/v1/cloud/menu``. The hub checks, stores and applies it."""
+
+    def __init__(self, cfg: Config, bus, *, transport=None) -> None:
+        import httpx
+
+        self.cfg = cfg
+        self.bus = bus
+        s = cfg.sync
+        self.url = f"{s.cloud_url.rstrip('/')}/v1/stores/{cfg.store.id}/menu"
+        token = s.token()
+        headers = {"User-Agent": "restobox-sync/1"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        self.client = httpx.Client(timeout=httpx.Timeout(s.timeout_s), headers=headers, transport=transport)
+        self.hub_version: str | None = None
+        self.cloud_version: str | None = None
+        self._etag: str | None = None
+        self._menu_payload: bytes | None = None
+        self.counters: Counter[str] = Counter()
+        self.last_error: str = ""
+
+    def on_hub_menu(self, m) -> None:
+        try:
+            self.hub_version = msgspec.json.decode(m.payload)["menu"]["version"]
+        except (msgspec.DecodeError, KeyError, TypeError):
+            self.counters["menu_hub_unreadable"] += 1
+
+    def pull(self) -> str:
+        """One look at the cloud's menu: 'same', 'sent', 'unchanged' or a failure reason."""
+        import httpx
+
+        from restobox import contract
+        from restobox.menu import Menu
+
+        headers = {"If-None-Match": self._etag} if self._etag else {}
+        try:
+            r = self.client.get(self.url, headers=headers)
+        except httpx.TimeoutException:
+            return self._fail("cloud_timeout")
+        except (httpx.TransportError, OSError):
+            return self._fail("cloud_unreachable")
+        if r.status_code == 304 and self._menu_payload is not None:
+            what = "unchanged"
+        elif r.status_code in (401, 403):
+            return self._fail("cloud_unauthorized")
+        elif r.status_code != 200:
+            return self._fail("cloud_http_error")
+        else:
+            try:
+                menu = Menu.from_json(r.content)
+                menu.check()
+            except msgspec.ValidationError:
+                return self._fail("menu_bad_schema")
+            except msgspec.DecodeError:
+                return self._fail("cloud_bad_json")
+            except Exception as exc:  # the menu's own rules (MenuError)
+                log.error("the cloud's menu cannot be used: %s", exc)
+                return self._fail("menu_invalid")
+            self._etag = r.headers.get("etag")
+            self.cloud_version = menu.version
+            self._menu_payload = contract.encode(contract.MenuMessage(menu=menu, at=iso(time.time())))
+            what = "unchanged"
+        self.last_error = ""
+        if self.hub_version is not None and self.hub_version == self.cloud_version:
+            return "same"
+        self.bus.publish(contract.topics.CLOUD_MENU, self._menu_payload)
+        self.counters["menus_sent"] += 1
+        log.info("menu %s from the cloud handed to the hub (the hub has %s)", self.cloud_version, self.hub_version)
+        return "sent"
+
+    def _fail(self, reason: str) -> str:
+        self.counters[f"menu.{reason}"] += 1
+        if reason != self.last_error:
+            log.warning("fetching the menu failed: %s", REASONS.get(reason, reason))
+        self.last_error = reason
+        return reason
+
+    def close(self) -> None:
+        self.client.close()
+
+
 class SyncService:
-    """The forwarder as a store service: health on the bus, SIGTERM stops it."""
+    """The forwarder as a store service: health on the bus, the menu puller,
+    SIGTERM stops it."""
 
     def __init__(self, cfg: Config, **kw) -> None:
         from restobox.bus import bus_from_config
+        from restobox.contract import topics
 
         self.cfg = cfg
         self.fw = Forwarder(cfg, **kw)
         self.bus = bus_from_config(cfg)
+        self.menu = MenuPuller(cfg, self.bus)
+        self.bus.subscribe(topics.MENU, self.menu.on_hub_menu)
         self._last_health = 0.0
+        self._menu_thread: threading.Thread | None = None
+
+    def _menu_loop(self) -> None:
+        every = self.cfg.sync.menu_poll_s
+        # give the hub's retained menu a moment to arrive first
+        if self.fw._stop.wait(1.0):
+            return
+        while True:
+            try:
+                self.menu.pull()
+            except Exception:
+                log.exception("menu pull failed")
+            if self.fw._stop.wait(every):
+                return
 
     def health(self):
         from restobox import contract
@@ -249,8 +354,10 @@ class SyncService:
         reason = REASONS.get(err.reason, err.reason) if err else "sending" if b.events else "up to date"
         return Health(
             device=self.cfg.device.id, role="sync", state=state, at=iso(self.fw.clock()), reason=reason,
-            counters=dict(self.fw.counters),
+            counters={**self.fw.counters, **self.menu.counters},
             details={"backlog": b.events, "oldest_unsent_s": round(b.oldest_s, 1),
+                     "menu_cloud": self.menu.cloud_version, "menu_hub": self.menu.hub_version,
+                     "menu_error": self.menu.last_error or None,
                      "last_success": iso(b.last_success_at) if b.last_success_at else None,
                      "cursor": self.fw.cursor, "failures_in_a_row": self.fw.failures},
         ), contract
@@ -270,13 +377,20 @@ class SyncService:
             signal.signal(sig, lambda *_: self.fw.stop())
         self.bus.start()
         self.bus.announce()
+        if self.cfg.sync.menu_poll_s > 0:
+            self._menu_thread = threading.Thread(target=self._menu_loop, name="menu", daemon=True)
+            self._menu_thread.start()
         try:
             self.publish_health()
             self.fw.run(self._round)
         finally:
+            self.fw.stop()
+            if self._menu_thread is not None:
+                self._menu_thread.join(5)
             self.publish_health()
             self.bus.stop()
             self.fw.close()
+            self.menu.close()
 
 
 def drain(cfg: Config, out=None) -> int:

@@ -1,0 +1,160 @@
+"""A new menu from the chain's cloud: applied by the hub in one step in the
+middle of a rush, every order priced by the menu it was placed under, kept
+across restarts (the store starts without the internet), a broken menu
+refused; the sync service brings it down from the cloud."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import httpx
+import msgspec
+import pytest
+
+from restobox import contract
+from restobox.contract import MenuMessage, topics
+from restobox.data import load_sample_menu
+from restobox.menu import Menu, MenuIndex
+from restobox.orders import price_order
+from tests.support import KUNG_PAO, Device, HubProcess, Kiosk, hub_config, new_order
+from tests.test_sync import Cloud, sync_config
+
+pytestmark = pytest.mark.integration
+
+V1 = load_sample_menu()
+
+
+def menu_v2(version: str = "2026-12-01.1", delta: int = 200) -> Menu:
+    """The sample menu with Kung Pao Chicken ``delta`` fen dearer."""
+    items = tuple(msgspec.structs.replace(i, price=i.price + delta) if i.id == "kung-pao-chicken" else i
+                  for i in V1.items)
+    return msgspec.structs.replace(V1, version=version, items=items)
+
+
+def order_under(menu: Menu):
+    o = new_order(KUNG_PAO, menu_version=menu.version)
+    return msgspec.structs.replace(o, expected_total=price_order(o, MenuIndex(menu)).total)
+
+
+@pytest.fixture
+def sync_dev(broker):
+    d = Device(broker, "sync", (topics.MENU,), role="sync")
+    yield d
+    d.close()
+
+
+def current_menu(monitor, version: str, timeout: float = 10) -> dict:
+    return monitor.wait_json(topics.MENU, lambda m: m["menu"]["version"] == version, timeout)
+
+
+def test_a_menu_update_mid_rush_applies_at_once_and_orders_keep_the_prices_they_were_shown(
+        broker, monitor, hub, sync_dev):
+    v2 = menu_v2()
+    p1, p2 = order_under(V1).expected_total, order_under(v2).expected_total
+    assert p2 == p1 + 200
+    replies: list[tuple[str, str, int, str]] = []  # (menu the kiosk showed, status, total, reason)
+    switched = threading.Event()
+    stop = threading.Event()
+
+    def kiosk(name: str) -> None:
+        k = Kiosk(broker, name)
+        try:
+            while not stop.is_set():
+                menu = v2 if switched.is_set() and len(replies) % 2 else V1  # both, once v2 is out
+                r = k.submit(order_under(menu))
+                replies.append((menu.version, r.status, r.total, r.reason or ""))
+        finally:
+            k.close()
+
+    threads = [threading.Thread(target=kiosk, args=(n,)) for n in ("kiosk-1", "kiosk-2")]
+    for t in threads:
+        t.start()
+    try:
+        time.sleep(1.0)
+        sync_dev.publish(topics.CLOUD_MENU, contract.encode(MenuMessage(menu=v2, at="")))
+        current_menu(monitor, v2.version)  # what every kiosk and screen now gets
+        switched.set()
+        time.sleep(1.5)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(30)
+    assert len(replies) > 50
+    refused = [r for r in replies if r[1] != "accepted"]
+    assert refused == [], refused[:5]
+    for shown, _, total, _ in replies:
+        assert total == (p2 if shown == v2.version else p1)
+    assert {r[0] for r in replies} == {V1.version, v2.version}
+    import sqlite3
+
+    con = sqlite3.connect(hub.database)
+    try:
+        rows = con.execute('SELECT menu_version, total FROM "order"').fetchall()
+        stored = dict(con.execute("SELECT version, source FROM menu_version").fetchall())
+    finally:
+        con.close()
+    assert {(v, t) for v, t in rows} == {(V1.version, p1), (v2.version, p2)}
+    assert stored == {V1.version: "config", v2.version: "cloud"}
+
+
+def test_after_the_grace_an_old_price_is_refused_and_a_restart_keeps_the_new_menu(broker, monitor, tmp_path, sync_dev):
+    cfg = hub_config(tmp_path / "hub.toml", port=broker.port, password_file=broker.creds["hub"].password_file,
+                     database=tmp_path / "store.db", extra="menu_grace_s = 1")
+    hub = HubProcess(cfg, tmp_path / "hub.log")
+    hub.start(monitor)
+    k = Kiosk(broker, "kiosk-1")
+    try:
+        v2 = menu_v2()
+        sync_dev.publish(topics.CLOUD_MENU, contract.encode(MenuMessage(menu=v2, at="")))
+        current_menu(monitor, v2.version)
+        assert k.submit(order_under(V1)).status == "accepted"  # within the grace
+        time.sleep(1.5)
+        r = k.submit(order_under(V1))
+        assert (r.status, r.reason) == ("rejected", "price_mismatch")
+        # the internet is gone and the hub restarts: it starts with the cloud's menu
+        hub.kill()
+        since = len(monitor.all_json(topics.MENU))
+        hub.start(monitor)
+        menus = monitor.all_json(topics.MENU)[since:]
+        assert menus and menus[-1]["menu"]["version"] == v2.version
+        assert k.submit(order_under(v2)).status == "accepted"
+    finally:
+        k.close()
+        hub.stop()
+
+
+def test_a_broken_menu_is_refused_and_the_hub_keeps_its_own(broker, monitor, hub, sync_dev):
+    bad = msgspec.structs.replace(menu_v2("2026-12-01.bad"), categories=())  # items in no category
+    sync_dev.publish(topics.CLOUD_MENU, contract.encode(MenuMessage(menu=bad, at="")))
+    notice = monitor.wait_json(topics.REJECTS, lambda n: n["reason"] == "bad_menu", 10)
+    assert "2026-12-01.bad" in notice["message"]["en"] or notice["topic"] == topics.CLOUD_MENU
+    k = Kiosk(broker, "kiosk-1")
+    try:
+        assert k.submit(order_under(V1)).status == "accepted"
+    finally:
+        k.close()
+    assert all(m["menu"]["version"] == V1.version for m in monitor.all_json(topics.MENU))
+
+
+def test_the_sync_service_brings_the_clouds_menu_to_the_hub(broker, monitor, hub, tmp_path):
+    cloud = Cloud(tmp_path).start()
+    svc = HubProcess(sync_config(tmp_path / "sync.toml", cloud, tmp_path, broker, menu_poll_s=0.3,
+                                 health_interval_s=1.0),
+                     tmp_path / "sync.log", service="sync", device="sync")
+    try:
+        assert hub.database == tmp_path / "store.db"  # the sync service reads the hub's outbox
+        svc.start(monitor)
+        v2 = menu_v2("2026-12-24.1")
+        httpx.post(f"{cloud.url}/_dev/menu", content=v2.to_json(), timeout=5)
+        current_menu(monitor, v2.version, 15)
+        # a menu that breaks the rules never reaches the hub
+        broken = msgspec.json.decode(menu_v2("2026-12-25.1").to_json())
+        broken["items"][0]["modifier_groups"] = ["no-such-group"]
+        httpx.post(f"{cloud.url}/_dev/menu", content=msgspec.json.encode(broken), timeout=5)
+        h = monitor.wait_json(topics.health("sync"), lambda h: h["details"].get("menu_error") == "menu_invalid", 15)
+        assert h["details"]["menu_hub"] == v2.version
+        assert monitor.all_json(topics.MENU)[-1]["menu"]["version"] == v2.version
+    finally:
+        svc.stop()
+        cloud.stop()
