@@ -16,7 +16,8 @@ first half of a batch); ``bad_json``; ``bad_schema`` (valid JSON, wrong
 shape, after storing); ``unauthorized`` (401). ``count`` applies the mode to
 that many requests, then goes back to ``ok`` (0: until changed).
 ``GET /_dev/events`` lists what was stored, in arrival order;
-``POST /_dev/menu`` (a menu's JSON) changes the menu it serves.
+``POST /_dev/menu`` (a menu's JSON) changes the menu it serves;
+``POST /_dev/preorders`` (a list of pre-orders) queues pre-orders.
 """
 
 from __future__ import annotations
@@ -178,6 +179,21 @@ def make_app(db_path: str | Path, token: str | None = "dev-token", menu_json: by
         menu_state["body"] = await request.body()
         return JSONResponse({"version": menu_version(menu_state["body"])})
 
+    preorders: list[dict] = []  # in arrival order; the cursor is how many a store has seen
+
+    async def get_preorders(request: Request):
+        if not authorized(request):
+            return JSONResponse({"error": "unauthorized"}, status_code=401)
+        after = request.query_params.get("after", "0")
+        start = int(after) if after.isdigit() else 0
+        return JSONResponse({"v": 1, "preorders": preorders[start:], "cursor": str(len(preorders))})
+
+    async def add_preorders(request: Request):
+        """The chain's app took pre-orders (a list of Preorder objects)."""
+        got = msgspec.json.decode(await request.body())
+        preorders.extend(got if isinstance(got, list) else [got])
+        return JSONResponse({"preorders": len(preorders)})
+
     async def set_mode(request: Request):
         try:
             m = msgspec.json.decode(await request.body(), type=Mode)
@@ -199,6 +215,8 @@ def make_app(db_path: str | Path, token: str | None = "dev-token", menu_json: by
         Route("/v1/stores/{store}/menu", menu, methods=["GET"]),
         Route("/_dev/mode", set_mode, methods=["POST"]),
         Route("/_dev/menu", set_menu, methods=["POST"]),
+        Route("/v1/stores/{store}/preorders", get_preorders, methods=["GET"]),
+        Route("/_dev/preorders", add_preorders, methods=["POST"]),
         Route("/_dev/events", dev_events, methods=["GET"]),
         Route("/_dev/stats", dev_stats, methods=["GET"]),
     ])

@@ -58,3 +58,26 @@ def acked_prefix(batch: list[CloudEvent] | tuple[CloudEvent, ...], ack: EventAck
             break
         n += 1
     return n
+
+
+# ------------------------------------------------------------- pre-orders
+from restobox.contract import OrderSubmit  # noqa: E402  (pure: messages only)
+
+
+class Preorder(msgspec.Struct, kw_only=True):
+    """An order placed in the cloud (an app, a website) for pickup at a time.
+    ``order.order_id`` is its idempotency key in the store, as for any order;
+    ``order.channel`` is ``preorder``."""
+
+    order: OrderSubmit
+    pickup_at: str
+    """When the diner comes (ISO 8601 with its UTC offset)."""
+
+
+class PreorderList(msgspec.Struct, kw_only=True):
+    """``GET /v1/stores/<store>/preorders?after=<cursor>``."""
+
+    v: int = API_VERSION
+    preorders: tuple[Preorder, ...]
+    cursor: str = ""
+    """Pass it back as ``after`` to get only the pre-orders that came since."""

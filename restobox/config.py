@@ -263,6 +263,10 @@ class SyncConfig(_Strict):
     poll_s: Annotated[float, msgspec.Meta(gt=0, le=60)] = 1.0
     """How often to look for new events when everything is sent."""
     health_interval_s: Seconds = 10.0
+    preorder_poll_s: Annotated[float, msgspec.Meta(ge=0, le=86_400)] = 30.0
+    """How often to ask the cloud for new pre-orders (0: never)."""
+    preorder_lead_s: Annotated[float, msgspec.Meta(ge=0, le=86_400)] = 1200.0
+    """A pre-order goes to the kitchen this long before its pickup time."""
     menu_poll_s: Annotated[float, msgspec.Meta(ge=0, le=86_400)] = 60.0
     """How often to ask the cloud for the store's menu (0: never; the hub
     then keeps its own [hub] menu)."""

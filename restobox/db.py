@@ -403,7 +403,7 @@ def open_sync_db(path: str | Path) -> pw.SqliteDatabase:
     db = pw.SqliteDatabase(str(p), pragmas=PRAGMAS, check_same_thread=False)
     sync_db.initialize(db)
     db.connect(reuse_if_open=True)
-    db.create_tables([SyncCursor], safe=True)
+    db.create_tables(SYNC_TABLES, safe=True)
     return db
 
 
@@ -438,3 +438,37 @@ def outbox_backlog(con, seq: int) -> tuple[int, str | None]:
         f'SELECT COUNT(*), MIN("created_at") FROM "{_OUTBOX_TABLE}" WHERE "seq" > ?', (seq,)
     ).fetchone()
     return row[0], row[1]
+
+
+class SyncPreorder(pw.Model):
+    """A pre-order from the cloud, kept until the hub has it. ``fire_at``:
+    when it goes to the kitchen (its pickup time less the lead time)."""
+
+    order_id = pw.CharField(primary_key=True, max_length=36)
+    payload = pw.BlobField()  # the encoded contract.OrderSubmit
+    pickup_at = pw.CharField(max_length=40)
+    fire_at = pw.FloatField(index=True)
+    state = pw.CharField(max_length=16, index=True)  # waiting | sent | accepted | rejected
+    attempts = pw.IntegerField(default=0)
+    number = pw.IntegerField(null=True)
+    reason = pw.CharField(max_length=48, default="")
+    received_at = pw.FloatField()
+    updated_at = pw.FloatField()
+
+    class Meta:
+        database = sync_db
+        legacy_table_names = False
+        table_name = "preorder"
+
+
+class SyncValue(pw.Model):
+    key = pw.CharField(primary_key=True, max_length=64)
+    value = pw.TextField()
+
+    class Meta:
+        database = sync_db
+        legacy_table_names = False
+        table_name = "sync_value"
+
+
+SYNC_TABLES = (SyncCursor, SyncPreorder, SyncValue)

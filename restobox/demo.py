@@ -380,6 +380,9 @@ def run_demo(duration: float = 0, live: bool = True, rate: float = 0.5,
                     new, shown = book.lines[shown:], len(book.lines)
                 for line in new:
                     print(line, file=out, flush=True)
+        # no new orders, and the last ones answered, before the summary
+        kiosk.stop()
+        time.sleep(1.0)
         if snapshot is not None:
             save_snapshot(book, snapshot)
         with book.lock:

@@ -315,6 +315,168 @@ class MenuPuller:
         self.client.close()
 
 
+class PreorderRunner:
+    """Pre-orders from the cloud into the kitchen at their time.
+
+    ``pull`` asks the cloud for new pre-orders (``GET .../preorders?after=``)
+    and keeps each in sync.db with its firing time (pickup less
+    ``preorder_lead_s``); ``fire_due`` submits those due to the hub like any
+    ordering device (``order/submit/<sync>``, channel ``preorder``), again
+    every 10 s until the hub answers. The order id is the idempotency key:
+    a pre-order sent twice is one order."""
+
+    RESEND_S = 10.0
+
+    def __init__(self, cfg: Config, bus, *, clock: Callable[[], float] = time.time, transport=None) -> None:
+        import queue
+
+        import httpx
+
+        from restobox.contract import topics
+
+        self.cfg = cfg
+        self.bus = bus
+        self.clock = clock
+        s = cfg.sync
+        self.url = f"{s.cloud_url.rstrip('/')}/v1/stores/{cfg.store.id}/preorders"
+        token = s.token()
+        headers = {"User-Agent": "restobox-sync/1"}
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        self.client = httpx.Client(timeout=httpx.Timeout(s.timeout_s), headers=headers, transport=transport)
+        self.device = cfg.device.id
+        self.counters: Counter[str] = Counter()
+        self.last_error = ""
+        self._replies: queue.Queue = queue.Queue()
+        self._sent_at: dict[str, float] = {}
+        bus.subscribe(topics.order_reply(self.device), lambda m: self._replies.put(m.payload))
+
+    def pull(self) -> int:
+        """New pre-orders kept; returns how many."""
+        import httpx
+
+        from restobox.cloudapi import PreorderList
+
+        row = db.SyncValue.get_or_none(db.SyncValue.key == "preorder_cursor")
+        params = {"after": row.value} if row else {}
+        try:
+            r = self.client.get(self.url, params=params)
+        except httpx.TimeoutException:
+            return self._fail("cloud_timeout")
+        except (httpx.TransportError, OSError):
+            return self._fail("cloud_unreachable")
+        if r.status_code in (401, 403):
+            return self._fail("cloud_unauthorized")
+        if r.status_code != 200:
+            return self._fail("cloud_http_error")
+        try:
+            got = msgspec.json.decode(r.content, type=PreorderList)
+        except msgspec.ValidationError:
+            return self._fail("cloud_bad_schema")
+        except msgspec.DecodeError:
+            return self._fail("cloud_bad_json")
+        self.last_error = ""
+        now = self.clock()
+        lead = self.cfg.sync.preorder_lead_s
+        new = 0
+        with db.sync_db.atomic():
+            for p in got.preorders:
+                pickup = parse_iso(p.pickup_at)
+                if pickup is None or p.order.channel != "preorder":
+                    self.counters["preorders_bad"] += 1
+                    log.error("pre-order %s ignored: pickup_at %r, channel %r (must be 'preorder')",
+                              p.order.order_id, p.pickup_at, p.order.channel)
+                    continue
+                n = (db.SyncPreorder.insert(
+                    order_id=p.order.order_id, payload=msgspec.json.encode(p.order), pickup_at=p.pickup_at,
+                    fire_at=pickup - lead, state="waiting", received_at=now, updated_at=now,
+                ).on_conflict_ignore().execute())
+                new += 1 if n else 0
+            if got.cursor:
+                db.SyncValue.insert(key="preorder_cursor", value=got.cursor).on_conflict_replace().execute()
+        if new:
+            self.counters["preorders_received"] += new
+            log.info("%d new pre-orders from the cloud", new)
+        return new
+
+    def _fail(self, reason: str) -> int:
+        self.counters[f"preorders.{reason}"] += 1
+        if reason != self.last_error:
+            log.warning("fetching pre-orders failed: %s", REASONS.get(reason, reason))
+        self.last_error = reason
+        return 0
+
+    def fire_due(self) -> int:
+        """Submit the pre-orders whose time has come; returns how many were sent."""
+        import uuid
+
+        from restobox.contract import topics
+
+        self._take_replies()
+        now = self.clock()
+        sent = 0
+        q = (db.SyncPreorder.select().where(db.SyncPreorder.state.in_(("waiting", "sent")),
+                                            db.SyncPreorder.fire_at <= now)
+             .order_by(db.SyncPreorder.fire_at).limit(100))
+        for row in q:
+            last = self._sent_at.get(row.order_id)
+            if last is not None and time.monotonic() - last < self.RESEND_S:
+                continue
+            self._sent_at[row.order_id] = time.monotonic()
+            self.bus.publish(topics.order_submit(self.device), bytes(row.payload), correlation=uuid.uuid4().bytes,
+                             response_topic=topics.order_reply(self.device))
+            db.SyncPreorder.update(state="sent", attempts=db.SyncPreorder.attempts + 1, updated_at=now).where(
+                db.SyncPreorder.order_id == row.order_id).execute()
+            sent += 1
+        if sent:
+            self.counters["preorders_fired"] += sent
+        return sent
+
+    def _take_replies(self) -> None:
+        import queue
+
+        from restobox.contract import OrderReply
+
+        while True:
+            try:
+                payload = self._replies.get_nowait()
+            except queue.Empty:
+                return
+            try:
+                r = msgspec.json.decode(payload, type=OrderReply)
+            except msgspec.DecodeError:
+                self.counters["preorders.bad_reply"] += 1
+                continue
+            now = self.clock()
+            if r.status == "accepted" or r.reason == "duplicate_conflict":
+                n = db.SyncPreorder.update(state="accepted", number=r.number, updated_at=now).where(
+                    (db.SyncPreorder.order_id == r.order_id) & (db.SyncPreorder.state != "accepted")).execute()
+                if n:
+                    self.counters["preorders_accepted"] += 1
+                    log.info("pre-order %s is order %s", r.order_id, r.number)
+            elif r.reason in ("storage_unavailable", "internal_error"):
+                continue  # sent again
+            else:
+                db.SyncPreorder.update(state="rejected", reason=(r.reason or "")[:48], updated_at=now).where(
+                    db.SyncPreorder.order_id == r.order_id).execute()
+                self.counters["preorders_rejected"] += 1
+                log.error("the hub refused pre-order %s: %s", r.order_id, r.reason)
+            self._sent_at.pop(r.order_id, None)
+
+    def counts(self) -> dict[str, int]:
+        rows = (db.SyncPreorder.select(db.SyncPreorder.state, pw_count()).group_by(db.SyncPreorder.state).tuples())
+        return dict(rows)
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def pw_count():
+    import peewee as pw
+
+    return pw.fn.COUNT(db.SyncPreorder.order_id)
+
+
 class SyncService:
     """The forwarder as a store service: health on the bus, the menu puller,
     SIGTERM stops it."""
@@ -328,8 +490,22 @@ class SyncService:
         self.bus = bus_from_config(cfg)
         self.menu = MenuPuller(cfg, self.bus)
         self.bus.subscribe(topics.MENU, self.menu.on_hub_menu)
+        self.preorders = PreorderRunner(cfg, self.bus, clock=self.fw.clock)
         self._last_health = 0.0
-        self._menu_thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
+
+    def _preorder_loop(self) -> None:
+        every = self.cfg.sync.preorder_poll_s
+        next_pull = 0.0
+        while not self.fw._stop.wait(0.5):
+            try:
+                if time.monotonic() >= next_pull:
+                    next_pull = time.monotonic() + every
+                    self.preorders.pull()
+                if self.bus.connected:
+                    self.preorders.fire_due()
+            except Exception:
+                log.exception("pre-orders: a round failed")
 
     def _menu_loop(self) -> None:
         every = self.cfg.sync.menu_poll_s
@@ -354,10 +530,11 @@ class SyncService:
         reason = REASONS.get(err.reason, err.reason) if err else "sending" if b.events else "up to date"
         return Health(
             device=self.cfg.device.id, role="sync", state=state, at=iso(self.fw.clock()), reason=reason,
-            counters={**self.fw.counters, **self.menu.counters},
+            counters={**self.fw.counters, **self.menu.counters, **self.preorders.counters},
             details={"backlog": b.events, "oldest_unsent_s": round(b.oldest_s, 1),
                      "menu_cloud": self.menu.cloud_version, "menu_hub": self.menu.hub_version,
                      "menu_error": self.menu.last_error or None,
+                     **{f"preorders_{k}": v for k, v in self.preorders.counts().items()},
                      "last_success": iso(b.last_success_at) if b.last_success_at else None,
                      "cursor": self.fw.cursor, "failures_in_a_row": self.fw.failures},
         ), contract
@@ -378,19 +555,23 @@ class SyncService:
         self.bus.start()
         self.bus.announce()
         if self.cfg.sync.menu_poll_s > 0:
-            self._menu_thread = threading.Thread(target=self._menu_loop, name="menu", daemon=True)
-            self._menu_thread.start()
+            self._threads.append(threading.Thread(target=self._menu_loop, name="menu", daemon=True))
+        if self.cfg.sync.preorder_poll_s > 0:
+            self._threads.append(threading.Thread(target=self._preorder_loop, name="preorders", daemon=True))
+        for t in self._threads:
+            t.start()
         try:
             self.publish_health()
             self.fw.run(self._round)
         finally:
             self.fw.stop()
-            if self._menu_thread is not None:
-                self._menu_thread.join(5)
+            for t in self._threads:
+                t.join(5)
             self.publish_health()
             self.bus.stop()
             self.fw.close()
             self.menu.close()
+            self.preorders.close()
 
 
 def drain(cfg: Config, out=None) -> int:
