@@ -17,7 +17,8 @@ shape, after storing); ``unauthorized`` (401). ``count`` applies the mode to
 that many requests, then goes back to ``ok`` (0: until changed).
 ``GET /_dev/events`` lists what was stored, in arrival order;
 ``POST /_dev/menu`` (a menu's JSON) changes the menu it serves;
-``POST /_dev/preorders`` (a list of pre-orders) queues pre-orders.
+``POST /_dev/preorders`` (a list of pre-orders) queues pre-orders;
+``POST /_dev/stock`` sets the stock counts it serves.
 """
 
 from __future__ import annotations
@@ -179,6 +180,24 @@ def make_app(db_path: str | Path, token: str | None = "dev-token", menu_json: by
         menu_state["body"] = await request.body()
         return JSONResponse({"version": menu_version(menu_state["body"])})
 
+    stock_state = {"body": None}
+
+    async def get_stock(request: Request):
+        if not authorized(request):
+            return JSONResponse({"error": "unauthorized"}, status_code=401)
+        body = stock_state["body"]
+        if body is None:
+            return JSONResponse({"error": "no stock counts for this store"}, status_code=404)
+        etag = f'"{menu_version(body)}"'
+        if request.headers.get("if-none-match") == etag:
+            return Response(status_code=304, headers={"ETag": etag})
+        return Response(body, media_type="application/json", headers={"ETag": etag})
+
+    async def set_stock(request: Request):
+        """The chain counts portions: {"version": "...", "items": {"id": n}}."""
+        stock_state["body"] = await request.body()
+        return JSONResponse({"version": menu_version(stock_state["body"])})
+
     preorders: list[dict] = []  # in arrival order; the cursor is how many a store has seen
 
     async def get_preorders(request: Request):
@@ -217,6 +236,8 @@ def make_app(db_path: str | Path, token: str | None = "dev-token", menu_json: by
         Route("/_dev/menu", set_menu, methods=["POST"]),
         Route("/v1/stores/{store}/preorders", get_preorders, methods=["GET"]),
         Route("/_dev/preorders", add_preorders, methods=["POST"]),
+        Route("/v1/stores/{store}/stock", get_stock, methods=["GET"]),
+        Route("/_dev/stock", set_stock, methods=["POST"]),
         Route("/_dev/events", dev_events, methods=["GET"]),
         Route("/_dev/stats", dev_stats, methods=["GET"]),
     ])

@@ -99,6 +99,7 @@ class topics:
     BOARD = f"{ROOT}/board/ready"
     MENU = f"{ROOT}/menu/current"
     CLOUD_MENU = f"{ROOT}/cloud/menu"
+    CLOUD_STOCK = f"{ROOT}/cloud/stock"
     SOLDOUT = f"{ROOT}/menu/soldout"
     # hub -> staff: a notice for every message the hub refused
     REJECTS = f"{ROOT}/hub/reject"
@@ -366,6 +367,16 @@ class Board(Message, kw_only=True):
     preparing: tuple[int, ...]
     ready: tuple[int, ...]
     at: str
+
+
+class StockLevels(Message, kw_only=True):
+    """Portions left per item or option id, from the chain's cloud (sync ->
+    hub). ``version`` names this count; the hub applies each version once.
+    An id not listed has no limit."""
+
+    version: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
+    items: dict[Annotated[str, msgspec.Meta(max_length=48)], Annotated[int, msgspec.Meta(ge=0, le=1_000_000)]]
+    at: str = ""
 
 
 class SoldOut(Message, kw_only=True):

@@ -138,7 +138,18 @@ class MenuVersion(_Base):
     applied_at = pw.CharField(max_length=40, index=True)
 
 
-STORE_TABLES = (Order, Ticket, DayCounter, Outbox, ProcessedMessage, SoldOutItem, PrintRequest, MenuVersion)
+class StockLevel(_Base):
+    """Portions left of an item or option, from the chain's cloud; counted
+    down by every accepted order. Not listed: no limit."""
+
+    item_id = pw.CharField(primary_key=True, max_length=48)
+    remaining = pw.IntegerField()
+    version = pw.CharField(max_length=64)  # the cloud's stock version that set it
+    updated_at = pw.CharField(max_length=40)
+
+
+STORE_TABLES = (Order, Ticket, DayCounter, Outbox, ProcessedMessage, SoldOutItem, PrintRequest, MenuVersion,
+                StockLevel)
 
 
 def open_store_db(path: str | Path) -> pw.SqliteDatabase:

@@ -105,6 +105,7 @@ class Hub:
         self.idx = MenuIndex(menu)
         # menus replaced lately: version -> (index, when replaced, monotonic s)
         self._previous: dict[str, tuple[MenuIndex, float]] = {}
+        self._stock_limited = False  # any StockLevel rows (skip the lookup per order when none)
         self.clock = clock
         self.tz = ZoneInfo(cfg.store.timezone)
         h, m = (int(x) for x in cfg.store.business_day_start.split(":"))
@@ -136,6 +137,7 @@ class Hub:
         self.bus.subscribe(topics.PRINT_JOB_STATE, lambda m: self.q.put(("print_state", m)))
         self.bus.subscribe(topics.STATION_SYNC_ALL, lambda m: self.q.put(("sync", m)))
         self.bus.subscribe(topics.CLOUD_MENU, lambda m: self.q.put(("menu", m)))
+        self.bus.subscribe(topics.CLOUD_STOCK, lambda m: self.q.put(("stock", m)))
         self.bus.start()
         self._worker = threading.Thread(target=self._run, name="hub-worker", daemon=True)
         self._worker.start()
@@ -297,6 +299,8 @@ class Hub:
                     self._sync(b, m)
                 elif kind == "menu":
                     self._menu_update(b, m)
+                elif kind == "stock":
+                    self._stock_update(b, m)
         except Rejection as r:
             if kind == "submit":
                 self._reply_rejection(b, m, r)
@@ -352,6 +356,7 @@ class Hub:
             sub, idx, frozenset() if sub.offline else b.sold_out,
             max_lines=self.cfg.hub.max_lines, max_qty=self.cfg.hub.max_qty_per_line,
         )
+        self._take_stock(b, sub)
         now = self.clock()
         bdate = self.business_date(now)
         number = db.next_order_number(self._db, bdate)
@@ -450,6 +455,74 @@ class Hub:
         self.menu, self.idx = new, idx
         b.menu_changed = True
         b.counters["menu_updates"] += 1
+
+    # ================================================================ stock
+    def _take_stock(self, b: _Batch, sub: OrderSubmit) -> None:
+        """Count down the portions the order takes; refuse what is not
+        there any more (an offline order is served anyway: the diner holds
+        its number). What reaches 0 is sold out (86, by "stock")."""
+        if not self._stock_limited:
+            return
+        want: Counter = Counter()
+        for ln in sub.lines:
+            want[ln.item_id] += ln.qty
+            for mod in ln.modifiers:
+                want[mod] += ln.qty
+        rows = {r.item_id: r for r in db.StockLevel.select().where(db.StockLevel.item_id.in_(list(want)))}
+        if not rows:
+            return
+        if not sub.offline:
+            for iid, row in rows.items():
+                if row.remaining < want[iid]:
+                    raise Rejection("item_unavailable" if iid in self.idx.items else "modifier_unavailable",
+                                    f"{iid}: {row.remaining} left, {want[iid]} asked",
+                                    **({"item_id": iid} if iid in self.idx.items else {"modifier": iid}))
+        now = iso(self.clock())
+        for iid, row in rows.items():
+            left = row.remaining - want[iid]
+            db.StockLevel.update(remaining=max(0, left), updated_at=now).where(db.StockLevel.item_id == iid).execute()
+            if left <= 0 and iid not in b.sold_out:
+                db.SoldOutItem.insert(item_id=iid, since=now, by="stock").on_conflict_ignore().execute()
+                b.sold_out.add(iid)
+                b.sold_out_changed = True
+                self._outbox(f"stock:{iid}:{now}", "menu.eighty_six", None,
+                             {"item_id": iid, "by": "stock", "at": now}, now)
+
+    def _stock_update(self, b: _Batch, m: Incoming) -> None:
+        """New counts from the chain's cloud: all of them replace the old in
+        one step; what has none left is sold out, what has some again is back
+        (unless staff switched it off themselves)."""
+        msg = contract.decode(m.payload, contract.StockLevels, max_bytes=1024 * 1024)
+        current = db.StockLevel.select(db.StockLevel.version).limit(1).scalar()
+        if current == msg.version:
+            b.counters["stock_repeats"] += 1
+            return
+        unknown = [i for i in msg.items if i not in self.idx.items and i not in self.idx.options]
+        if unknown:
+            raise Rejection("unknown_item", f"stock {msg.version}: not on the menu: {', '.join(sorted(unknown)[:5])}")
+        now = iso(self.clock())
+        db.StockLevel.delete().execute()
+        if msg.items:
+            db.StockLevel.insert_many([
+                dict(item_id=i, remaining=n, version=msg.version, updated_at=now) for i, n in msg.items.items()
+            ]).execute()
+        by_stock = {r.item_id for r in db.SoldOutItem.select().where(db.SoldOutItem.by == "stock")}
+        for iid, n in msg.items.items():
+            if n <= 0 and iid not in b.sold_out:
+                db.SoldOutItem.insert(item_id=iid, since=now, by="stock").on_conflict_ignore().execute()
+                b.sold_out.add(iid)
+            elif n > 0 and iid in by_stock:
+                db.SoldOutItem.delete().where(db.SoldOutItem.item_id == iid).execute()
+                b.sold_out.discard(iid)
+        for iid in by_stock - set(msg.items):  # no limit any more
+            db.SoldOutItem.delete().where(db.SoldOutItem.item_id == iid).execute()
+            b.sold_out.discard(iid)
+        b.sold_out_changed = True
+        self._stock_limited = bool(msg.items)
+        self._outbox(f"stock:{msg.version}:{now}", "stock.applied", None,
+                     {"version": msg.version, "items": len(msg.items), "at": now}, now)
+        b.counters["stock_updates"] += 1
+        log.info("stock %s: %d items counted", msg.version, len(msg.items))
 
     def _publish_menu(self) -> None:
         self.bus.publish(topics.MENU, contract.encode(
@@ -857,6 +930,7 @@ class Hub:
             db.MenuVersion.insert(version=self.menu.version, body=self.menu.to_json().decode(), source="config",
                                   applied_at=iso(self.clock())).on_conflict_replace().execute()
         self.sold_out = {r.item_id for r in db.SoldOutItem.select()}
+        self._stock_limited = db.StockLevel.select().exists()
         self.board = {
             o.id: (o.number, o.state)
             for o in db.Order.select(db.Order.id, db.Order.number, db.Order.state).where(

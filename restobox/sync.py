@@ -252,6 +252,7 @@ class MenuPuller:
         self.cloud_version: str | None = None
         self._etag: str | None = None
         self._menu_payload: bytes | None = None
+        self._stock_etag: str | None = None
         self.counters: Counter[str] = Counter()
         self.last_error: str = ""
 
@@ -304,10 +305,49 @@ class MenuPuller:
         log.info("menu %s from the cloud handed to the hub (the hub has %s)", self.cloud_version, self.hub_version)
         return "sent"
 
-    def _fail(self, reason: str) -> str:
-        self.counters[f"menu.{reason}"] += 1
+    def pull_stock(self) -> str:
+        """The cloud's stock counts: a version not sent before goes to the
+        hub (which applies each version once). 'sent', 'same', 'none' or a
+        failure reason."""
+        import httpx
+
+        from restobox import contract
+
+        url = self.url.rsplit("/", 1)[0] + "/stock"
+        headers = {"If-None-Match": self._stock_etag} if self._stock_etag else {}
+        try:
+            r = self.client.get(url, headers=headers)
+        except httpx.TimeoutException:
+            return self._fail("cloud_timeout", "stock")
+        except (httpx.TransportError, OSError):
+            return self._fail("cloud_unreachable", "stock")
+        if r.status_code in (304, 404):
+            return "same" if r.status_code == 304 else "none"
+        if r.status_code in (401, 403):
+            return self._fail("cloud_unauthorized", "stock")
+        if r.status_code != 200:
+            return self._fail("cloud_http_error", "stock")
+        try:
+            levels = msgspec.json.decode(r.content, type=contract.StockLevels)
+        except msgspec.ValidationError:
+            return self._fail("cloud_bad_schema", "stock")
+        except msgspec.DecodeError:
+            return self._fail("cloud_bad_json", "stock")
+        self._stock_etag = r.headers.get("etag")
+        sent = db.SyncValue.get_or_none(db.SyncValue.key == "stock_sent")
+        if sent is not None and sent.value == levels.version:
+            return "same"
+        self.bus.publish_wait(contract.topics.CLOUD_STOCK, contract.encode(
+            msgspec.structs.replace(levels, at=iso(time.time()))))
+        db.SyncValue.insert(key="stock_sent", value=levels.version).on_conflict_replace().execute()
+        self.counters["stock_sent"] += 1
+        log.info("stock counts %s handed to the hub (%d items)", levels.version, len(levels.items))
+        return "sent"
+
+    def _fail(self, reason: str, what: str = "menu") -> str:
+        self.counters[f"{what}.{reason}"] += 1
         if reason != self.last_error:
-            log.warning("fetching the menu failed: %s", REASONS.get(reason, reason))
+            log.warning("fetching the %s failed: %s", what, REASONS.get(reason, reason))
         self.last_error = reason
         return reason
 
@@ -515,8 +555,10 @@ class SyncService:
         while True:
             try:
                 self.menu.pull()
+                if self.bus.connected:
+                    self.menu.pull_stock()
             except Exception:
-                log.exception("menu pull failed")
+                log.exception("menu or stock pull failed")
             if self.fw._stop.wait(every):
                 return
 

@@ -158,3 +158,62 @@ def test_the_sync_service_brings_the_clouds_menu_to_the_hub(broker, monitor, hub
     finally:
         svc.stop()
         cloud.stop()
+
+
+def stock(version: str, **items: int) -> bytes:
+    return contract.encode(contract.StockLevels(version=version, items={k.replace("_", "-"): v
+                                                                       for k, v in items.items()}))
+
+
+def test_stock_counts_sell_what_is_there_and_switch_an_item_off_at_zero(broker, monitor, hub, sync_dev, tmp_path):
+    k = Kiosk(broker, "kiosk-1")
+    try:
+        sync_dev.publish(topics.CLOUD_STOCK, stock("s1", kung_pao_chicken=2))
+        time.sleep(0.5)
+        three = new_order(("kung-pao-chicken", 3, ("spice-mild", "rice-white")))  # only 2 left
+        r = k.submit(three)
+        assert (r.status, r.reason, r.detail.get("item_id")) == ("rejected", "item_unavailable", "kung-pao-chicken")
+        assert k.submit(order_under(V1)).status == "accepted"
+        assert k.submit(order_under(V1)).status == "accepted"
+        soldout = monitor.wait_json(topics.SOLDOUT, lambda s: "kung-pao-chicken" in s["items"], 5)
+        assert soldout["items"] == ["kung-pao-chicken"]
+        r = k.submit(order_under(V1))
+        assert (r.status, r.reason) == ("rejected", "item_unavailable")
+        # the same counts again change nothing; new counts bring it back
+        sync_dev.publish(topics.CLOUD_STOCK, stock("s1", kung_pao_chicken=2))
+        sync_dev.publish(topics.CLOUD_STOCK, stock("s2", kung_pao_chicken=5))
+        monitor.wait_json(topics.SOLDOUT, lambda s: s["items"] == [], 5)
+        assert k.submit(order_under(V1)).status == "accepted"
+        # counts survive a restart
+        hub.process.kill()
+        hub.process.start(monitor)
+        import sqlite3
+
+        con = sqlite3.connect(hub.database)
+        try:
+            assert con.execute("SELECT remaining, version FROM stock_level").fetchall() == [(4, "s2")]
+        finally:
+            con.close()
+        # counts for something not on the menu are refused whole
+        sync_dev.publish(topics.CLOUD_STOCK, stock("s3", kung_pao_chicken=9, no_such_dish=1))
+        monitor.wait_json(topics.REJECTS, lambda n: n["reason"] == "unknown_item" and n["topic"] == topics.CLOUD_STOCK, 5)
+    finally:
+        k.close()
+
+
+def test_the_sync_service_brings_stock_counts_from_the_cloud(broker, monitor, hub, tmp_path):
+    cloud = Cloud(tmp_path).start()
+    svc = HubProcess(sync_config(tmp_path / "sync.toml", cloud, tmp_path, broker, menu_poll_s=0.3,
+                                 health_interval_s=1.0),
+                     tmp_path / "sync.log", service="sync", device="sync")
+    try:
+        httpx.post(f"{cloud.url}/_dev/stock", content=b'{"v":1,"version":"c1","items":{"kung-pao-chicken":0}}',
+                   timeout=5)
+        svc.start(monitor)
+        monitor.wait_json(topics.SOLDOUT, lambda s: s["items"] == ["kung-pao-chicken"], 15)
+        httpx.post(f"{cloud.url}/_dev/stock", content=b'{"v":1,"version":"c2","items":{"kung-pao-chicken":3}}',
+                   timeout=5)
+        monitor.wait_json(topics.SOLDOUT, lambda s: s["items"] == [], 15)
+    finally:
+        svc.stop()
+        cloud.stop()
