@@ -31,6 +31,22 @@ def path(tmp_path):
     return tmp_path / "kiosk" / "kiosk.db"
 
 
+@pytest.fixture(autouse=True)
+def closes_every_store(monkeypatch):
+    """Each KioskStore a test opens is closed at its end (as a restarted
+    kiosk would have closed it)."""
+    opened: list[KioskStore] = []
+    real = KioskStore.__init__
+
+    def init(self, *a, **kw):
+        real(self, *a, **kw)
+        opened.append(self)
+    monkeypatch.setattr(KioskStore, "__init__", init)
+    yield
+    for s in opened:
+        s.close()
+
+
 def intent(i: str = "pi-1", order: str = "o-1", state: str = "intent_recorded") -> PaymentIntent:
     return PaymentIntent(intent_id=i, order_id=order, method="card", amount=3200, state=state,
                          created_at=1.0, updated_at=1.0)
