@@ -318,6 +318,8 @@ MESSAGES = [
                 at="2026-11-01T12:03:00+08:00"),
     Board(business_date="2026-11-01", preparing=(17, 18), ready=(12,), at="2026-11-01T12:03:00+08:00"),
     SoldOut(items=("mapo-tofu", "combo-drink-milk-tea"), at="2026-11-01T12:03:00+08:00"),
+    contract.StockLevels(version="2026-11-01.3", items={"mapo-tofu": 12, "rice-brown": 0},
+                         at="2026-11-01T12:03:00+08:00"),
     StaffCommand(command_id=EVENT_ID, kind="void", order_id=ORDER_ID, reason="customer left"),
     StaffCommand(command_id=EVENT_ID, kind="eighty_six", item_id="mapo-tofu"),
     StaffReply(command_id=EVENT_ID, ok=False, reason="unknown_order", message=REASONS["unknown_order"]),
