@@ -124,6 +124,7 @@ class Hub:
         self._last_tick = 0.0
         self._served_connect = 0
         self._print_sent: dict[str, float] = {}
+        self._beat = time.monotonic()  # the worker's last round (health_check)
 
     # ============================================================ lifecycle
     def start(self) -> None:
@@ -177,14 +178,39 @@ class Hub:
             self._db.close()
 
     def run_forever(self) -> None:
-        """Run until SIGTERM/SIGINT (systemd stop, Ctrl-C)."""
+        """Run until SIGTERM/SIGINT (systemd stop, Ctrl-C), telling systemd
+        READY once started and pinging its watchdog while healthy."""
+        from restobox.service import Watchdog
+
         done = threading.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: done.set())
+        wd = Watchdog()
         self.start()
-        while not done.wait(self.cfg.hub.health_interval_s):
-            self._publish_health()
+        wd.ready(f"{self.state}: {self.state_reason}")
+        wd.alive(*self.health_check())
+        every = self.cfg.hub.health_interval_s
+        next_health = time.monotonic() + every
+        while not done.wait(wd.every(every)):
+            wd.alive(*self.health_check())
+            if time.monotonic() >= next_health:
+                next_health = time.monotonic() + every
+                self._publish_health()
+        wd.stopping()
         self.stop()
+
+    def health_check(self) -> tuple[bool, str]:
+        """Can this process do its work? Its worker is alive and turning, and
+        the store database takes its writes. (A lost broker is not this
+        process's fault: a restart would not bring it back.)"""
+        if self._worker is None or not self._worker.is_alive():
+            return False, "the worker thread has stopped"
+        stalled = time.monotonic() - self._beat
+        if stalled > 30:
+            return False, f"the worker has not come round for {stalled:.0f} s"
+        if self.state == "degraded" and self.state_reason.startswith("store database"):
+            return False, self.state_reason
+        return True, f"{self.state}: {self.state_reason}"
 
     def _set_state(self, state: str, reason: str) -> None:
         if state != self.state or reason != self.state_reason:
@@ -197,6 +223,7 @@ class Hub:
     def _run(self) -> None:
         cap = self.cfg.hub.batch_max
         while not self._stop.is_set():
+            self._beat = time.monotonic()
             self._maybe_tick()
             try:
                 first = self.q.get(timeout=0.2)

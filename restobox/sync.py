@@ -591,9 +591,31 @@ class SyncService:
             self._last_health = now
             self.publish_health()
 
+    def health_check(self) -> tuple[bool, str]:
+        dead = [t.name for t in self._threads if not t.is_alive()]
+        if dead and not self.fw._stop.is_set():
+            return False, f"the {', '.join(dead)} thread has stopped"
+        err = self.fw.last_error
+        return True, f"retrying: {REASONS.get(err.reason, err.reason)}" if err else "sending the outbox"
+
+    def _sleep(self, wd, seconds: float) -> None:
+        """The forwarder's waits (up to backoff_max_s), in steps that keep
+        the watchdog fed."""
+        end = time.monotonic() + seconds
+        while not self.fw._stop.is_set():
+            left = end - time.monotonic()
+            if left <= 0:
+                return
+            self.fw._stop.wait(min(left, wd.every(left)))
+            wd.alive(*self.health_check())
+
     def run_forever(self) -> None:
+        from restobox.service import Watchdog
+
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: self.fw.stop())
+        wd = Watchdog()
+        self.fw.sleep = lambda s: self._sleep(wd, s)
         self.bus.start()
         self.bus.announce()
         if self.cfg.sync.menu_poll_s > 0:
@@ -602,10 +624,12 @@ class SyncService:
             self._threads.append(threading.Thread(target=self._preorder_loop, name="preorders", daemon=True))
         for t in self._threads:
             t.start()
+        wd.ready("sending the outbox")
         try:
             self.publish_health()
-            self.fw.run(self._round)
+            self.fw.run(lambda what: (self._round(what), wd.alive(*self.health_check())))
         finally:
+            wd.stopping()
             self.fw.stop()
             for t in self._threads:
                 t.join(5)

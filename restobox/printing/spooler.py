@@ -243,15 +243,34 @@ class Spooler:
             self._db.close()
 
     def run_forever(self) -> None:
+        """Run until SIGTERM/SIGINT, telling systemd READY once started and
+        pinging its watchdog while every printer's worker is alive."""
+        from restobox.service import Watchdog
+
         done = threading.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: done.set())
+        wd = Watchdog()
         self.start()
-        while not done.wait(10):
-            self.publish_health()
-            for w in self.workers.values():
-                w.publish_status(force=True)
+        wd.ready(f"{len(self.workers)} printers")
+        next_health = time.monotonic() + 10
+        while not done.wait(wd.every(10)):
+            wd.alive(*self.health_check())
+            if time.monotonic() >= next_health:
+                next_health = time.monotonic() + 10
+                self.publish_health()
+                for w in self.workers.values():
+                    w.publish_status(force=True)
+        wd.stopping()
         self.stop()
+
+    def health_check(self) -> tuple[bool, str]:
+        """A printer out of paper is the printer's problem, not this
+        process's; a worker thread that died is."""
+        dead = [w.id for w in self.workers.values() if not w.thread.is_alive()]
+        if dead:
+            return False, f"the worker of {', '.join(dead)} has stopped"
+        return True, f"{len(self.workers)} printers"
 
     def local_now(self) -> str:
         from zoneinfo import ZoneInfo

@@ -1,0 +1,68 @@
+"""What a Restobox service tells systemd (sd_notify, with the sdnotify library).
+
+A unit with ``Type=notify`` and ``WatchdogSec=`` hears ``READY=1`` once the
+service is up, a ``STATUS=`` line whenever its condition changes, and
+``WATCHDOG=1`` from the service's main loop, but only while its own health
+check passes: a service that is wedged (its worker stuck, its database
+locked) goes quiet, and systemd restarts it. Without ``NOTIFY_SOCKET`` (run
+by hand, in tests) nothing is sent.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Mapping
+
+log = logging.getLogger("restobox.service")
+
+
+class Watchdog:
+    def __init__(self, env: Mapping[str, str] = os.environ) -> None:
+        self.enabled = bool(env.get("NOTIFY_SOCKET"))
+        self._n = None
+        if self.enabled:
+            from sdnotify import SystemdNotifier
+
+            self._n = SystemdNotifier()
+        usec = env.get("WATCHDOG_USEC", "")
+        pid = env.get("WATCHDOG_PID", "")
+        mine = not pid or (pid.isdigit() and int(pid) == os.getpid())
+        self.interval_s = int(usec) / 1e6 if usec.isdigit() and int(usec) > 0 and mine else None
+        self._status = ""
+        self.pings = 0
+        self.withheld = 0
+
+    def every(self, default_s: float) -> float:
+        """How long the main loop may sleep: half the watchdog interval at most."""
+        return min(default_s, self.interval_s / 2) if self.interval_s else default_s
+
+    def _send(self, text: str) -> None:
+        if self._n is not None:
+            self._n.notify(text)
+
+    def ready(self, status: str) -> None:
+        self._status = status
+        self._send(f"READY=1\nSTATUS={status}")
+
+    def status(self, status: str) -> None:
+        if status != self._status:
+            self._status = status
+            self._send(f"STATUS={status}")
+
+    def alive(self, healthy: bool, why: str) -> None:
+        """Ping if the service's health check passed; otherwise say why and
+        stay quiet, so systemd restarts the service once the interval ends."""
+        if healthy:
+            self.pings += 1
+            self.status(why)
+            if self.interval_s:
+                self._send("WATCHDOG=1")
+        else:
+            self.withheld += 1
+            if self.withheld == 1 or self._status != f"unhealthy: {why}":
+                log.error("health check failed, not telling the watchdog: %s", why)
+            self.status(f"unhealthy: {why}")
+
+    def stopping(self) -> None:
+        self._send("STOPPING=1")

@@ -1,0 +1,154 @@
+"""The hub tells systemd it is ready and pings its watchdog over a real
+NOTIFY_SOCKET (a datagram socket this test listens on), only while its
+health check passes: with its database locked by another process it goes
+quiet and says why; once the lock is gone it pings again."""
+
+from __future__ import annotations
+
+import os
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from restobox.brokerconf import terminate
+from restobox.service import Watchdog
+from tests.support import KUNG_PAO, REPO, Kiosk, hub_config, new_order
+
+pytestmark = pytest.mark.integration
+
+
+class NotifySocket:
+    """systemd's side: a datagram socket collecting what the service says."""
+
+    def __init__(self, path) -> None:
+        self.path = str(path)
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(self.path)
+        self.sock.settimeout(0.1)
+        self.got: list[tuple[float, str]] = []
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+        self._t.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                data = self.sock.recv(4096)
+            except TimeoutError:
+                continue
+            self.got.append((time.monotonic(), data.decode()))
+
+    def lines(self, since: float = 0.0) -> list[str]:
+        return [t for at, t in list(self.got) if at >= since]
+
+    def pings(self, since: float = 0.0) -> int:
+        return sum(1 for t in self.lines(since) if "WATCHDOG=1" in t)
+
+    def wait(self, pred, timeout: float, what: str):
+        end = time.monotonic() + timeout
+        while time.monotonic() < end:
+            if pred():
+                return
+            time.sleep(0.05)
+        raise TimeoutError(f"no {what}; got {self.lines()}")
+
+    def close(self) -> None:
+        self._stop.set()
+        self._t.join(2)
+        self.sock.close()
+
+
+def test_watchdog_settings_follow_systemd_env():
+    assert Watchdog({}).enabled is False and Watchdog({}).interval_s is None
+    w = Watchdog({"WATCHDOG_USEC": "30000000", "WATCHDOG_PID": str(os.getpid())})
+    assert w.interval_s == 30 and w.every(10) == 10 and w.every(60) == 15
+    assert Watchdog({"WATCHDOG_USEC": "30000000", "WATCHDOG_PID": "1"}).interval_s is None  # another process's
+
+
+def test_the_hub_pings_only_while_healthy(broker, monitor, tmp_path):
+    ns = NotifySocket(tmp_path / "notify.sock")
+    db_path = tmp_path / "store.db"
+    cfg = hub_config(tmp_path / "hub.toml", port=broker.port, password_file=broker.creds["hub"].password_file,
+                     database=db_path)
+    env = {**os.environ, "NOTIFY_SOCKET": ns.path, "WATCHDOG_USEC": "1000000"}
+    env.pop("WATCHDOG_PID", None)
+    with open(tmp_path / "hub.log", "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "restobox.cli", "hub", "--config", str(cfg)],
+                                stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO)
+    k = None
+    lock = None
+    try:
+        ns.wait(lambda: any(t.startswith("READY=1") for t in ns.lines()), 20, "READY")
+        t = time.monotonic()
+        ns.wait(lambda: ns.pings(t) >= 3, 5, "watchdog pings")
+        k = Kiosk(broker, "kiosk-1")
+        assert k.submit(new_order(KUNG_PAO)).status == "accepted"
+        # another process holds the store database: the hub cannot commit
+        lock = sqlite3.connect(db_path, isolation_level=None, timeout=1)
+        lock.execute("BEGIN EXCLUSIVE")
+        r = k.submit(new_order(KUNG_PAO), timeout=20)
+        assert (r.status, r.reason) == ("rejected", "storage_unavailable")
+        ns.wait(lambda: any(x.startswith("STATUS=unhealthy: store database") for x in ns.lines()), 5,
+                "an unhealthy status")
+        quiet = time.monotonic()
+        time.sleep(2.5)  # more than two watchdog intervals
+        assert ns.pings(quiet) == 0
+        # the lock goes: the next order is stored and the hub pings again
+        lock.execute("ROLLBACK")
+        lock.close()
+        lock = None
+        assert k.submit(new_order(KUNG_PAO), timeout=20).status == "accepted"
+        back = time.monotonic()
+        ns.wait(lambda: ns.pings(back) >= 2, 5, "pings after recovery")
+        proc.terminate()
+        proc.wait(15)
+        assert any("STOPPING=1" in x for x in ns.lines())
+    finally:
+        if lock is not None:
+            lock.close()
+        if k is not None:
+            k.close()
+        terminate(proc, 10)
+        ns.close()
+
+
+@pytest.mark.parametrize("service", ["printing", "sync"])
+def test_the_printing_and_sync_services_say_ready_and_ping(broker, monitor, tmp_path, service):
+    from tests.test_print_spooler import printing_config
+    from tests.test_sync import Cloud, fill_outbox, sync_config
+    from restobox.printing.emulators import PtyPrinter, TcpPrinter
+
+    ns = NotifySocket(tmp_path / "notify.sock")
+    env = {**os.environ, "NOTIFY_SOCKET": ns.path, "WATCHDOG_USEC": "1000000"}
+    env.pop("WATCHDOG_PID", None)
+    extra = []
+    if service == "printing":
+        kitchen, receipt = TcpPrinter(), PtyPrinter()
+        extra += [kitchen, receipt]
+        cfg = printing_config(tmp_path / "printing.toml", broker, tmp_path, kitchen, receipt)
+    else:
+        cloud = Cloud(tmp_path).start()
+        extra.append(cloud)
+        fill_outbox(tmp_path / "store.db", 10)
+        cloud.mode("fail")  # the cloud errs: the service waits in backoff, still feeding the watchdog
+        cfg = sync_config(tmp_path / "sync.toml", cloud, tmp_path, broker, backoff_min_s=3.0, backoff_max_s=3.0)
+    with open(tmp_path / f"{service}.log", "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "restobox.cli", service, "--config", str(cfg)],
+                                stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO)
+    try:
+        ns.wait(lambda: any(t.startswith("READY=1") for t in ns.lines()), 20, "READY")
+        t = time.monotonic()
+        ns.wait(lambda: ns.pings(t) >= 4, 6, "watchdog pings")
+        proc.terminate()
+        proc.wait(15)
+        assert any("STOPPING=1" in x for x in ns.lines())
+    finally:
+        terminate(proc, 10)
+        ns.close()
+        for x in extra:
+            (x.stop if hasattr(x, "stop") else x.close)()
