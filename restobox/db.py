@@ -152,16 +152,21 @@ STORE_TABLES = (Order, Ticket, DayCounter, Outbox, ProcessedMessage, SoldOutItem
                 StockLevel)
 
 
-def open_store_db(path: str | Path) -> pw.SqliteDatabase:
-    """Open (creating if needed) the store database and bind the models."""
+def _open(path: str | Path, proxy: pw.DatabaseProxy, tables, pragmas: dict = PRAGMAS) -> pw.SqliteDatabase:
+    """Open (creating it and its folder if needed) a database, bind
+    ``proxy``'s models to it and create their tables."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    # The hub is the single writer and uses one thread for the database.
-    db = pw.SqliteDatabase(str(p), pragmas=PRAGMAS, check_same_thread=False)
-    store_db.initialize(db)
+    db = pw.SqliteDatabase(str(p), pragmas=pragmas, check_same_thread=False)
+    proxy.initialize(db)
     db.connect(reuse_if_open=True)
-    db.create_tables(STORE_TABLES, safe=True)
+    db.create_tables(tables, safe=True)
     return db
+
+
+def open_store_db(path: str | Path) -> pw.SqliteDatabase:
+    """The store database. The hub is its single writer, from one thread."""
+    return _open(path, store_db, STORE_TABLES)
 
 
 def integrity_ok(db: pw.SqliteDatabase) -> bool:
@@ -254,13 +259,7 @@ class PrintJobRow(pw.Model):
 
 
 def open_printing_db(path: str | Path) -> pw.SqliteDatabase:
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    db = pw.SqliteDatabase(str(p), pragmas=PRAGMAS, check_same_thread=False)
-    printing_db.initialize(db)
-    db.connect(reuse_if_open=True)
-    db.create_tables([PrintJobRow], safe=True)
-    return db
+    return _open(path, printing_db, [PrintJobRow])
 
 
 # --------------------------------------------------------------- screens
@@ -281,16 +280,9 @@ class ScreenCache(pw.Model):
 
 
 def open_cache_db(path: str | Path) -> pw.SqliteDatabase:
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
     # NORMAL, not FULL: the cache is rebuilt from the hub if a power cut
     # loses its last write; a screen should not wait on the SD card.
-    pragmas = {**PRAGMAS, "synchronous": 1}
-    db = pw.SqliteDatabase(str(p), pragmas=pragmas, check_same_thread=False)
-    cache_db.initialize(db)
-    db.connect(reuse_if_open=True)
-    db.create_tables([ScreenCache], safe=True)
-    return db
+    return _open(path, cache_db, [ScreenCache], {**PRAGMAS, "synchronous": 1})
 
 
 def cache_get(key: str) -> bytes | None:
@@ -376,13 +368,7 @@ KIOSK_TABLES = (KioskIntent, KioskOrder, KioskValue)
 
 
 def open_kiosk_db(path: str | Path) -> pw.SqliteDatabase:
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    db = pw.SqliteDatabase(str(p), pragmas=PRAGMAS, check_same_thread=False)
-    kiosk_db.initialize(db)
-    db.connect(reuse_if_open=True)
-    db.create_tables(KIOSK_TABLES, safe=True)
-    return db
+    return _open(path, kiosk_db, KIOSK_TABLES)
 
 
 # ------------------------------------------------------------------- sync
@@ -406,16 +392,6 @@ class SyncCursor(pw.Model):
         database = sync_db
         legacy_table_names = False
         table_name = "sync_cursor"
-
-
-def open_sync_db(path: str | Path) -> pw.SqliteDatabase:
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    db = pw.SqliteDatabase(str(p), pragmas=PRAGMAS, check_same_thread=False)
-    sync_db.initialize(db)
-    db.connect(reuse_if_open=True)
-    db.create_tables(SYNC_TABLES, safe=True)
-    return db
 
 
 _OUTBOX_COLS = ", ".join(f'"{c}"' for c in ("seq", "event_id", "kind", "order_id", "payload", "created_at"))
@@ -483,3 +459,7 @@ class SyncValue(pw.Model):
 
 
 SYNC_TABLES = (SyncCursor, SyncPreorder, SyncValue)
+
+
+def open_sync_db(path: str | Path) -> pw.SqliteDatabase:
+    return _open(path, sync_db, SYNC_TABLES)
