@@ -39,7 +39,6 @@ from restobox.config import Config
 log = logging.getLogger("restobox.sync")
 
 _json = msgspec.json.Decoder(dict)
-_ack = msgspec.json.Decoder(EventAck)
 
 REASONS = {
     "cloud_unreachable": "the cloud cannot be reached (no network, DNS, connection refused)",
@@ -76,6 +75,54 @@ class CloudError(Exception):
         super().__init__(f"{reason}: {detail}" if detail else reason)
 
 
+class CloudClient:
+    """HTTP to the chain's cloud (``<cloud_url>/v1/stores/<store>/...``): the
+    store's token, the timeout, and every failure as a CloudError with its
+    reason code."""
+
+    def __init__(self, cfg: Config, *, transport=None) -> None:
+        import httpx
+
+        s = cfg.sync
+        self.base = f"{s.cloud_url.rstrip('/')}/v1/stores/{cfg.store.id}"
+        headers = {"User-Agent": "restobox-sync/1"}
+        token = s.token()
+        if token:
+            headers["Authorization"] = f"Bearer {token}"
+        self.client = httpx.Client(timeout=httpx.Timeout(s.timeout_s), headers=headers, transport=transport)
+
+    def request(self, method: str, path: str, *, ok: tuple[int, ...] = (200,), **kw):
+        """The response if its status is in ``ok``; CloudError otherwise."""
+        import httpx
+
+        try:
+            r = self.client.request(method, f"{self.base}/{path}", **kw)
+        except httpx.TimeoutException as exc:
+            raise CloudError("cloud_timeout", str(exc) or type(exc).__name__) from None
+        except httpx.RemoteProtocolError as exc:
+            raise CloudError("cloud_closed", str(exc)) from None
+        except (httpx.TransportError, OSError) as exc:
+            raise CloudError("cloud_unreachable", str(exc) or type(exc).__name__) from None
+        if r.status_code in (401, 403):
+            raise CloudError("cloud_unauthorized", f"HTTP {r.status_code}")
+        if r.status_code not in ok:
+            raise CloudError("cloud_http_error", f"HTTP {r.status_code}: {r.text[:200]}")
+        return r
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def decode_answer(content: bytes, type_):
+    """The cloud's answer as ``type_``; CloudError if it is not JSON or not that shape."""
+    try:
+        return msgspec.json.decode(content, type=type_)
+    except msgspec.ValidationError as exc:
+        raise CloudError("cloud_bad_schema", str(exc)) from None
+    except msgspec.DecodeError as exc:
+        raise CloudError("cloud_bad_json", f"{exc}: {content[:80]!r}") from None
+
+
 @dataclass(frozen=True, slots=True)
 class Backlog:
     events: int
@@ -91,20 +138,13 @@ class Forwarder:
     def __init__(self, cfg: Config, *, clock: Callable[[], float] = time.time,
                  sleep: Callable[[float], None] | None = None, transport=None,
                  rng: random.Random | None = None) -> None:
-        import httpx
-
         self.cfg = cfg
         s = cfg.sync
         self.clock = clock
         self._stop = threading.Event()
-        self.sleep = sleep or (lambda t: self._stop.wait(t))
+        self.sleep = sleep or self.wait
         self.rng = rng or random.Random()
-        self.url = f"{s.cloud_url.rstrip('/')}/v1/stores/{cfg.store.id}/events"
-        token = s.token()
-        headers = {"User-Agent": "restobox-sync/1", "Content-Type": "application/json"}
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
-        self.client = httpx.Client(timeout=httpx.Timeout(s.timeout_s), headers=headers, transport=transport)
+        self.cloud = CloudClient(cfg, transport=transport)
         self.sdb = db.open_sync_db(s.database)
         self.store = db.open_store_readonly(s.store_database)
         self.counters: Counter[str] = Counter()
@@ -119,12 +159,20 @@ class Forwarder:
         self.last_success_at = row.last_success_at
 
     def close(self) -> None:
-        self.client.close()
+        self.cloud.close()
         self.store.close()
         self.sdb.close()
 
     def stop(self) -> None:
         self._stop.set()
+
+    @property
+    def stopped(self) -> bool:
+        return self._stop.is_set()
+
+    def wait(self, seconds: float) -> bool:
+        """Sleep up to ``seconds``; True if asked to stop meanwhile."""
+        return self._stop.wait(seconds)
 
     # -------------------------------------------------------------- state
     def backlog(self) -> Backlog:
@@ -154,27 +202,9 @@ class Forwarder:
         return out
 
     def _post(self, events: list[CloudEvent]) -> EventAck:
-        import httpx
-
         body = msgspec.json.encode(EventBatch(store_id=self.cfg.store.id, events=tuple(events)))
-        try:
-            r = self.client.post(self.url, content=body)
-        except httpx.TimeoutException as exc:
-            raise CloudError("cloud_timeout", str(exc) or type(exc).__name__) from None
-        except httpx.RemoteProtocolError as exc:
-            raise CloudError("cloud_closed", str(exc)) from None
-        except (httpx.TransportError, OSError) as exc:
-            raise CloudError("cloud_unreachable", str(exc) or type(exc).__name__) from None
-        if r.status_code in (401, 403):
-            raise CloudError("cloud_unauthorized", f"HTTP {r.status_code}")
-        if r.status_code != 200:
-            raise CloudError("cloud_http_error", f"HTTP {r.status_code}: {r.text[:200]}")
-        try:
-            return _ack.decode(r.content)
-        except msgspec.ValidationError as exc:
-            raise CloudError("cloud_bad_schema", str(exc)) from None
-        except msgspec.DecodeError as exc:
-            raise CloudError("cloud_bad_json", f"{exc}: {r.content[:80]!r}") from None
+        r = self.cloud.request("POST", "events", content=body, headers={"Content-Type": "application/json"})
+        return decode_answer(r.content, EventAck)
 
     def step(self) -> int:
         """Send the next batch; returns how many events the cloud stored
@@ -218,7 +248,7 @@ class Forwarder:
         return "sent" if n else "idle"
 
     def run(self, on_round: Callable[[str], None] | None = None, *, until_empty: bool = False) -> None:
-        while not self._stop.is_set():
+        while not self.stopped:
             what = self.tick()
             if on_round is not None:
                 on_round(what)
@@ -237,17 +267,9 @@ class MenuPuller:
     ``restobox/v1/cloud/menu``. The hub checks, stores and applies it."""
 
     def __init__(self, cfg: Config, bus, *, transport=None) -> None:
-        import httpx
-
         self.cfg = cfg
         self.bus = bus
-        s = cfg.sync
-        self.url = f"{s.cloud_url.rstrip('/')}/v1/stores/{cfg.store.id}/menu"
-        token = s.token()
-        headers = {"User-Agent": "restobox-sync/1"}
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
-        self.client = httpx.Client(timeout=httpx.Timeout(s.timeout_s), headers=headers, transport=transport)
+        self.cloud = CloudClient(cfg, transport=transport)
         self.hub_version: str | None = None
         self.cloud_version: str | None = None
         self._etag: str | None = None
@@ -264,25 +286,17 @@ class MenuPuller:
 
     def pull(self) -> str:
         """One look at the cloud's menu: 'same', 'sent', 'unchanged' or a failure reason."""
-        import httpx
-
         from restobox import contract
         from restobox.menu import Menu
 
         headers = {"If-None-Match": self._etag} if self._etag else {}
         try:
-            r = self.client.get(self.url, headers=headers)
-        except httpx.TimeoutException:
-            return self._fail("cloud_timeout")
-        except (httpx.TransportError, OSError):
-            return self._fail("cloud_unreachable")
-        if r.status_code == 304 and self._menu_payload is not None:
-            what = "unchanged"
-        elif r.status_code in (401, 403):
-            return self._fail("cloud_unauthorized")
-        elif r.status_code != 200:
-            return self._fail("cloud_http_error")
-        else:
+            r = self.cloud.request("GET", "menu", ok=(200, 304), headers=headers)
+        except CloudError as exc:
+            return self._fail(exc.reason)
+        if r.status_code == 304 and self._menu_payload is None:
+            return self._fail("cloud_http_error")  # "not modified" before a first menu
+        if r.status_code == 200:
             try:
                 menu = Menu.from_json(r.content)
                 menu.check()
@@ -296,7 +310,6 @@ class MenuPuller:
             self._etag = r.headers.get("etag")
             self.cloud_version = menu.version
             self._menu_payload = contract.encode(contract.MenuMessage(menu=menu, at=iso(time.time())))
-            what = "unchanged"
         self.last_error = ""
         if self.hub_version is not None and self.hub_version == self.cloud_version:
             return "same"
@@ -309,30 +322,16 @@ class MenuPuller:
         """The cloud's stock counts: a version not sent before goes to the
         hub (which applies each version once). 'sent', 'same', 'none' or a
         failure reason."""
-        import httpx
-
         from restobox import contract
 
-        url = self.url.rsplit("/", 1)[0] + "/stock"
         headers = {"If-None-Match": self._stock_etag} if self._stock_etag else {}
         try:
-            r = self.client.get(url, headers=headers)
-        except httpx.TimeoutException:
-            return self._fail("cloud_timeout", "stock")
-        except (httpx.TransportError, OSError):
-            return self._fail("cloud_unreachable", "stock")
-        if r.status_code in (304, 404):
-            return "same" if r.status_code == 304 else "none"
-        if r.status_code in (401, 403):
-            return self._fail("cloud_unauthorized", "stock")
-        if r.status_code != 200:
-            return self._fail("cloud_http_error", "stock")
-        try:
-            levels = msgspec.json.decode(r.content, type=contract.StockLevels)
-        except msgspec.ValidationError:
-            return self._fail("cloud_bad_schema", "stock")
-        except msgspec.DecodeError:
-            return self._fail("cloud_bad_json", "stock")
+            r = self.cloud.request("GET", "stock", ok=(200, 304, 404), headers=headers)
+            if r.status_code in (304, 404):
+                return "same" if r.status_code == 304 else "none"
+            levels = decode_answer(r.content, contract.StockLevels)
+        except CloudError as exc:
+            return self._fail(exc.reason, "stock")
         self._stock_etag = r.headers.get("etag")
         sent = db.SyncValue.get_or_none(db.SyncValue.key == "stock_sent")
         if sent is not None and sent.value == levels.version:
@@ -352,7 +351,7 @@ class MenuPuller:
         return reason
 
     def close(self) -> None:
-        self.client.close()
+        self.cloud.close()
 
 
 class PreorderRunner:
@@ -370,20 +369,12 @@ class PreorderRunner:
     def __init__(self, cfg: Config, bus, *, clock: Callable[[], float] = time.time, transport=None) -> None:
         import queue
 
-        import httpx
-
         from restobox.contract import topics
 
         self.cfg = cfg
         self.bus = bus
         self.clock = clock
-        s = cfg.sync
-        self.url = f"{s.cloud_url.rstrip('/')}/v1/stores/{cfg.store.id}/preorders"
-        token = s.token()
-        headers = {"User-Agent": "restobox-sync/1"}
-        if token:
-            headers["Authorization"] = f"Bearer {token}"
-        self.client = httpx.Client(timeout=httpx.Timeout(s.timeout_s), headers=headers, transport=transport)
+        self.cloud = CloudClient(cfg, transport=transport)
         self.device = cfg.device.id
         self.counters: Counter[str] = Counter()
         self.last_error = ""
@@ -393,28 +384,14 @@ class PreorderRunner:
 
     def pull(self) -> int:
         """New pre-orders kept; returns how many."""
-        import httpx
-
         from restobox.cloudapi import PreorderList
 
         row = db.SyncValue.get_or_none(db.SyncValue.key == "preorder_cursor")
         params = {"after": row.value} if row else {}
         try:
-            r = self.client.get(self.url, params=params)
-        except httpx.TimeoutException:
-            return self._fail("cloud_timeout")
-        except (httpx.TransportError, OSError):
-            return self._fail("cloud_unreachable")
-        if r.status_code in (401, 403):
-            return self._fail("cloud_unauthorized")
-        if r.status_code != 200:
-            return self._fail("cloud_http_error")
-        try:
-            got = msgspec.json.decode(r.content, type=PreorderList)
-        except msgspec.ValidationError:
-            return self._fail("cloud_bad_schema")
-        except msgspec.DecodeError:
-            return self._fail("cloud_bad_json")
+            got = decode_answer(self.cloud.request("GET", "preorders", params=params).content, PreorderList)
+        except CloudError as exc:
+            return self._fail(exc.reason)
         self.last_error = ""
         now = self.clock()
         lead = self.cfg.sync.preorder_lead_s
@@ -508,7 +485,7 @@ class PreorderRunner:
         return dict(rows)
 
     def close(self) -> None:
-        self.client.close()
+        self.cloud.close()
 
 
 def pw_count():
@@ -537,7 +514,7 @@ class SyncService:
     def _preorder_loop(self) -> None:
         every = self.cfg.sync.preorder_poll_s
         next_pull = 0.0
-        while not self.fw._stop.wait(0.5):
+        while not self.fw.wait(0.5):
             try:
                 if time.monotonic() >= next_pull:
                     next_pull = time.monotonic() + every
@@ -550,7 +527,7 @@ class SyncService:
     def _menu_loop(self) -> None:
         every = self.cfg.sync.menu_poll_s
         # give the hub's retained menu a moment to arrive first
-        if self.fw._stop.wait(1.0):
+        if self.fw.wait(1.0):
             return
         while True:
             try:
@@ -559,7 +536,7 @@ class SyncService:
                     self.menu.pull_stock()
             except Exception:
                 log.exception("menu or stock pull failed")
-            if self.fw._stop.wait(every):
+            if self.fw.wait(every):
                 return
 
     def health(self):
@@ -593,7 +570,7 @@ class SyncService:
 
     def health_check(self) -> tuple[bool, str]:
         dead = [t.name for t in self._threads if not t.is_alive()]
-        if dead and not self.fw._stop.is_set():
+        if dead and not self.fw.stopped:
             return False, f"the {', '.join(dead)} thread has stopped"
         err = self.fw.last_error
         return True, f"retrying: {REASONS.get(err.reason, err.reason)}" if err else "sending the outbox"
@@ -602,11 +579,11 @@ class SyncService:
         """The forwarder's waits (up to backoff_max_s), in steps that keep
         the watchdog fed."""
         end = time.monotonic() + seconds
-        while not self.fw._stop.is_set():
+        while not self.fw.stopped:
             left = end - time.monotonic()
             if left <= 0:
                 return
-            self.fw._stop.wait(min(left, wd.every(left)))
+            self.fw.wait(min(left, wd.every(left)))
             wd.alive(*self.health_check())
 
     def run_forever(self) -> None:
@@ -659,10 +636,9 @@ def drain(cfg: Config, out=None) -> int:
                   TextColumn("{task.fields[note]}"), console=console) as bar:
         task = bar.add_task("send", total=total, note="")
 
-        def round_(what: str) -> None:
-            b = fw.backlog()
+        def round_(what: str) -> None:  # counted, not asked of the database every batch
             note = "" if fw.last_error is None else f"[yellow]{REASONS.get(fw.last_error.reason)}; retrying"
-            bar.update(task, completed=max(0, total - b.events), note=note)
+            bar.update(task, completed=min(total, fw.counters["sent"]), note=note)
         fw.run(round_, until_empty=True)
     left = fw.backlog().events
     fw.close()
