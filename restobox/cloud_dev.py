@@ -153,50 +153,38 @@ def make_app(db_path: str | Path, token: str | None = "dev-token", menu_json: by
             return _Truncated(payload)
         return Response(payload, media_type="application/json")
 
-    if menu_json is None:
-        from restobox.data import sample_menu_bytes
+    from restobox.data import sample_menu_bytes
 
-        menu_state = {"body": sample_menu_bytes()}
-    else:
-        menu_state = {"body": menu_json}
+    # Versioned documents the chain publishes for the store: served with
+    # their version as ETag; set (any bytes: a test may send a bad one)
+    # through /_dev/<name>.
+    docs: dict[str, bytes | None] = {"menu": menu_json or sample_menu_bytes(), "stock": None}
 
-    def menu_version(body: bytes) -> str:
+    def version_of(body: bytes) -> str:
         try:
             return str(msgspec.json.decode(body).get("version", ""))
         except (msgspec.DecodeError, AttributeError):
             return ""
 
-    async def menu(request: Request):
-        if not authorized(request):
-            return JSONResponse({"error": "unauthorized"}, status_code=401)
-        body = menu_state["body"]
-        etag = f'"{menu_version(body)}"'
-        if request.headers.get("if-none-match") == etag:
-            return Response(status_code=304, headers={"ETag": etag})
-        return Response(body, media_type="application/json", headers={"ETag": etag})
+    def serve_doc(name: str):
+        async def get(request: Request):
+            if not authorized(request):
+                return JSONResponse({"error": "unauthorized"}, status_code=401)
+            body = docs[name]
+            if body is None:
+                return JSONResponse({"error": f"no {name} for this store"}, status_code=404)
+            etag = f'"{version_of(body)}"'
+            if request.headers.get("if-none-match") == etag:
+                return Response(status_code=304, headers={"ETag": etag})
+            return Response(body, media_type="application/json", headers={"ETag": etag})
 
-    async def set_menu(request: Request):
-        """The chain publishes a new menu (any bytes: a test may send a bad one)."""
-        menu_state["body"] = await request.body()
-        return JSONResponse({"version": menu_version(menu_state["body"])})
+        async def put(request: Request):
+            docs[name] = await request.body()
+            return JSONResponse({"version": version_of(docs[name])})
+        return get, put
 
-    stock_state = {"body": None}
-
-    async def get_stock(request: Request):
-        if not authorized(request):
-            return JSONResponse({"error": "unauthorized"}, status_code=401)
-        body = stock_state["body"]
-        if body is None:
-            return JSONResponse({"error": "no stock counts for this store"}, status_code=404)
-        etag = f'"{menu_version(body)}"'
-        if request.headers.get("if-none-match") == etag:
-            return Response(status_code=304, headers={"ETag": etag})
-        return Response(body, media_type="application/json", headers={"ETag": etag})
-
-    async def set_stock(request: Request):
-        """The chain counts portions: {"version": "...", "items": {"id": n}}."""
-        stock_state["body"] = await request.body()
-        return JSONResponse({"version": menu_version(stock_state["body"])})
+    menu, set_menu = serve_doc("menu")
+    get_stock, set_stock = serve_doc("stock")
 
     preorders: list[dict] = []  # in arrival order; the cursor is how many a store has seen
 
