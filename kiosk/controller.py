@@ -135,7 +135,6 @@ class KioskController:
         self.reply_timeout_s = k.reply_timeout_s
         # UI-thread state
         self.has_menu = False
-        self.menu_from_cache = False
         self.link_up = False
         self.hub_up: bool | None = None  # the hub's presence; None: not heard yet
         self.staff: Staff | None = None
@@ -171,8 +170,8 @@ class KioskController:
             t.start()
         self._io.put(self._open_store)
         self.bus.on_connection_change = lambda up, why: self.post(lambda: self._link(up))
-        self.bus.subscribe(topics.MENU, self._on_menu)
-        self.bus.subscribe(topics.SOLDOUT, self._on_soldout)
+        for topic, key, type_, apply in self._retained():
+            self.bus.subscribe(topic, self._on_retained(key, type_, apply))
         self.bus.subscribe(topics.order_reply(self.device), self._on_reply)
         self.bus.subscribe(topics.presence(self.cfg.kiosk.hub_device), self._on_hub_presence)
         self.bus.start()
@@ -232,11 +231,16 @@ class KioskController:
                             "%d unpaid ones dropped", queued, dropped)
         finally:
             self._ready.set()
-        menu, soldout = self._store.get_value("menu"), self._store.get_value("soldout")
-        if menu is not None:
-            self.post(lambda: self._apply_menu_bytes(menu, cached=True))
-        if soldout is not None:
-            self.post(lambda: self._apply_soldout_bytes(soldout, cached=True))
+        for _, key, type_, apply in self._retained():
+            raw = self._store.get_value(key)
+            if raw is None:
+                continue
+            try:
+                msg = contract.decode(raw, type_)
+            except Rejection as exc:
+                log.error("the cached %s is not usable: %s", key, exc)
+                continue
+            self.post(lambda msg=msg, apply=apply: apply(msg, cached=True))
         self._refresh_staff()
 
     def _refresh_staff(self) -> None:
@@ -249,36 +253,43 @@ class KioskController:
         self.post(apply)
 
     # ------------------------------------------------------------- incoming
-    def _on_menu(self, m: Incoming) -> None:
-        if decode_or_none(m, MenuMessage) is not None:
-            self._io.put(lambda p=m.payload: self.store.put("menu", p))
-            self.post(lambda p=m.payload: self._apply_menu_bytes(p, cached=False))
+    def _retained(self):
+        """What the hub keeps retained and the kiosk caches to start without
+        it: (topic, cache key, message type, apply on the UI thread)."""
+        return ((topics.MENU, "menu", MenuMessage, self._apply_menu),
+                (topics.SOLDOUT, "soldout", SoldOut, self._apply_soldout))
 
-    def _apply_menu_bytes(self, payload: bytes, cached: bool) -> None:
+    def _on_retained(self, key: str, type_, apply):
+        def on_message(m: Incoming) -> None:  # paho's thread: decoded once, here
+            msg = decode_or_none(m, type_)
+            if msg is not None:
+                self._io.put(lambda: self.store.put(key, m.payload))
+                self.post(lambda: apply(msg, cached=False))
+        return on_message
+
+    @property
+    def menu_from_cache(self) -> bool:
+        """The menu shown is the cached one (the hub's has not come yet)."""
+        return self.has_menu and not self._live_menu
+
+    def _apply_menu(self, msg: MenuMessage, cached: bool) -> None:
         if cached and self._live_menu:
             return  # the hub's own came first
         try:
-            msg = contract.decode(payload, MenuMessage)
             self.vm.on_menu(msg)
         except Exception:
             log.exception("menu not used (%s)", "cached" if cached else "from the hub")
             return
         self._live_menu = self._live_menu or not cached
         self.has_menu = bool(msg.menu.items)
-        self.menu_from_cache = cached
         log.info("menu %s (%d items)%s", msg.menu.version, len(msg.menu.items), " from the cache" if cached else "")
         self.changed()
 
-    def _on_soldout(self, m: Incoming) -> None:
-        if decode_or_none(m, SoldOut) is not None:
-            self._io.put(lambda p=m.payload: self.store.put("soldout", p))
-            self.post(lambda p=m.payload: self._apply_soldout_bytes(p, cached=False))
-
-    def _apply_soldout_bytes(self, payload: bytes, cached: bool) -> None:
+    def _apply_soldout(self, msg: SoldOut, cached: bool) -> None:
         if cached and self._live_menu:
             return
         try:
-            self.vm.on_soldout(contract.decode(payload, SoldOut))
+            self.vm.on_soldout(msg)
         except Exception:
             log.exception("86 list not used")
             return
