@@ -685,12 +685,17 @@ def main() -> int:
                 s.stop()
             for pr in probes:
                 pr.kill()
-            if hub is not None:
-                terminate(hub, 10)
-            if broker is not None:
-                broker.stop()
-            if x is not None:
-                x.close()
+            stop_store(hub, broker, x)
+
+
+def stop_store(hub, broker, x) -> None:
+    """Stop what start_hub, a Broker and an Xvfb started (any may be None)."""
+    if hub is not None:
+        terminate(hub, 10)
+    if broker is not None:
+        broker.stop()
+    if x is not None:
+        x.close()
 
 
 if __name__ == "__main__":

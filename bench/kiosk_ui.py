@@ -55,7 +55,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bench.kds_frames import pct, proc_mem, r1, read_json, say, start_hub, wait_for  # noqa: E402
+from bench.kds_frames import pct, proc_mem, r1, read_json, say, start_hub, stop_store, wait_for  # noqa: E402
 from restobox.brokerconf import Broker, terminate  # noqa: E402
 from restobox.data import load_sample_menu  # noqa: E402
 from restobox.display import Xvfb  # noqa: E402
@@ -395,12 +395,7 @@ def main() -> int:
         finally:
             for a in apps:
                 a.stop()
-            if hub is not None:
-                terminate(hub, 10)
-            if broker is not None:
-                broker.stop()
-            if x is not None:
-                x.close()
+            stop_store(hub, broker, x)
 
 
 if __name__ == "__main__":
