@@ -243,9 +243,16 @@ class KioskController:
             self.post(lambda msg=msg, apply=apply: apply(msg, cached=True))
         self._refresh_staff()
 
-    def _refresh_staff(self) -> None:
+    def _staff_now(self) -> Staff:
+        """The outbox and payment figures (io thread: kiosk.db)."""
         s = self._store
-        staff = Staff(s.backlog(), len(s.unresolved()), len(self._orphans))
+        return Staff(s.backlog(), len(s.unresolved()), len(self._orphans))
+
+    def _refresh_staff(self, *, publish: bool = False) -> None:
+        """Show staff the figures; with ``publish``, in the kiosk's health too."""
+        staff = self._staff_now()
+        if publish:
+            self._publish_health(staff)
 
         def apply() -> None:
             self.staff = staff
@@ -533,17 +540,14 @@ class KioskController:
             self.counters["refused"] += 1
         else:
             return  # the diner is answering it on the screen (see _apply_reply)
-        self._refresh_staff()
-        self._publish_health()
+        self._refresh_staff(publish=True)
 
-    def _publish_health(self) -> None:
+    def _publish_health(self, staff: Staff | None = None) -> None:
         if not self.bus.connected:
             return
-        s = self.store
-        b = s.backlog()
-        unresolved = s.unresolved()
-        orphans = len(self._orphans)
-        words = Staff(b, len(unresolved), orphans).words()
+        staff = staff or self._staff_now()
+        b, unresolved, orphans = staff.backlog, staff.unresolved_payments, staff.orphan_payments
+        words = staff.words()
         state = "degraded" if b.refused or unresolved or orphans or b.oldest_s > 300 else "ready"
         reason = words.en if words is not None else ""
         h = Health(
@@ -551,7 +555,7 @@ class KioskController:
             at=datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
             counters=dict(self.counters),
             details={"outbox_waiting": b.waiting, "outbox_queued": b.queued, "outbox_refused": b.refused,
-                     "outbox_oldest_s": round(b.oldest_s, 1), "payments_to_check": len(unresolved),
+                     "outbox_oldest_s": round(b.oldest_s, 1), "payments_to_check": unresolved,
                      "payments_without_order": orphans},
         )
         self.bus.publish(topics.health(self.device), contract.encode(h), retain=True)
@@ -587,7 +591,7 @@ class KioskController:
             update = flow.begin(cmd.intent_id, order_id=cmd.order_id, amount=cmd.amount)
         except Exception:
             log.exception("payment %s could not start", cmd.intent_id)
-            self._refresh_staff()
+            self._io.put(self._refresh_staff)  # kiosk.db is the io thread's
             raise
         self._follow(flow, update)
 
