@@ -44,6 +44,12 @@ def sync_dev(broker):
     d.close()
 
 
+def sync_service(broker, cloud: Cloud, workdir) -> HubProcess:
+    """The sync service, asking the cloud for its menu and stock every 0.3 s."""
+    cfg = sync_config(workdir / "sync.toml", cloud, workdir, broker, menu_poll_s=0.3, health_interval_s=1.0)
+    return HubProcess(cfg, workdir / "sync.log", service="sync", device="sync")
+
+
 def current_menu(monitor, version: str, timeout: float = 10) -> dict:
     return monitor.wait_json(topics.MENU, lambda m: m["menu"]["version"] == version, timeout)
 
@@ -139,9 +145,7 @@ def test_a_broken_menu_is_refused_and_the_hub_keeps_its_own(broker, monitor, hub
 
 def test_the_sync_service_brings_the_clouds_menu_to_the_hub(broker, monitor, hub, tmp_path):
     cloud = Cloud(tmp_path).start()
-    svc = HubProcess(sync_config(tmp_path / "sync.toml", cloud, tmp_path, broker, menu_poll_s=0.3,
-                                 health_interval_s=1.0),
-                     tmp_path / "sync.log", service="sync", device="sync")
+    svc = sync_service(broker, cloud, tmp_path)
     try:
         assert hub.database == tmp_path / "store.db"  # the sync service reads the hub's outbox
         svc.start(monitor)
@@ -203,9 +207,7 @@ def test_stock_counts_sell_what_is_there_and_switch_an_item_off_at_zero(broker, 
 
 def test_the_sync_service_brings_stock_counts_from_the_cloud(broker, monitor, hub, tmp_path):
     cloud = Cloud(tmp_path).start()
-    svc = HubProcess(sync_config(tmp_path / "sync.toml", cloud, tmp_path, broker, menu_poll_s=0.3,
-                                 health_interval_s=1.0),
-                     tmp_path / "sync.log", service="sync", device="sync")
+    svc = sync_service(broker, cloud, tmp_path)
     try:
         httpx.post(f"{cloud.url}/_dev/stock", content=b'{"v":1,"version":"c1","items":{"kung-pao-chicken":0}}',
                    timeout=5)

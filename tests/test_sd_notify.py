@@ -63,6 +63,15 @@ class NotifySocket:
         self.sock.close()
 
 
+def under_systemd(service: str, cfg, ns: NotifySocket, workdir) -> subprocess.Popen:
+    """``restobox SERVICE`` as systemd starts a Type=notify unit with a 1 s watchdog."""
+    env = {**os.environ, "NOTIFY_SOCKET": ns.path, "WATCHDOG_USEC": "1000000"}
+    env.pop("WATCHDOG_PID", None)
+    with open(workdir / f"{service}.log", "wb") as log:
+        return subprocess.Popen([sys.executable, "-m", "restobox.cli", service, "--config", str(cfg)],
+                                stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO)
+
+
 def test_watchdog_settings_follow_systemd_env():
     assert Watchdog({}).enabled is False and Watchdog({}).interval_s is None
     w = Watchdog({"WATCHDOG_USEC": "30000000", "WATCHDOG_PID": str(os.getpid())})
@@ -75,11 +84,7 @@ def test_the_hub_pings_only_while_healthy(broker, monitor, tmp_path):
     db_path = tmp_path / "store.db"
     cfg = hub_config(tmp_path / "hub.toml", port=broker.port, password_file=broker.creds["hub"].password_file,
                      database=db_path)
-    env = {**os.environ, "NOTIFY_SOCKET": ns.path, "WATCHDOG_USEC": "1000000"}
-    env.pop("WATCHDOG_PID", None)
-    with open(tmp_path / "hub.log", "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "restobox.cli", "hub", "--config", str(cfg)],
-                                stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO)
+    proc = under_systemd("hub", cfg, ns, tmp_path)
     k = None
     lock = None
     try:
@@ -124,8 +129,6 @@ def test_the_printing_and_sync_services_say_ready_and_ping(broker, monitor, tmp_
     from restobox.printing.emulators import PtyPrinter, TcpPrinter
 
     ns = NotifySocket(tmp_path / "notify.sock")
-    env = {**os.environ, "NOTIFY_SOCKET": ns.path, "WATCHDOG_USEC": "1000000"}
-    env.pop("WATCHDOG_PID", None)
     extra = []
     if service == "printing":
         kitchen, receipt = TcpPrinter(), PtyPrinter()
@@ -137,9 +140,7 @@ def test_the_printing_and_sync_services_say_ready_and_ping(broker, monitor, tmp_
         fill_outbox(tmp_path / "store.db", 10)
         cloud.mode("fail")  # the cloud errs: the service waits in backoff, still feeding the watchdog
         cfg = sync_config(tmp_path / "sync.toml", cloud, tmp_path, broker, backoff_min_s=3.0, backoff_max_s=3.0)
-    with open(tmp_path / f"{service}.log", "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "restobox.cli", service, "--config", str(cfg)],
-                                stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO)
+    proc = under_systemd(service, cfg, ns, tmp_path)
     try:
         ns.wait(lambda: any(t.startswith("READY=1") for t in ns.lines()), 20, "READY")
         t = time.monotonic()
