@@ -283,6 +283,18 @@ class SyncConfig(_Strict):
         return None
 
 
+class AlertsConfig(_Strict):
+    """When the staff screens (KDS, the kiosk's staff view, `restobox status`)
+    raise an alert."""
+
+    sync_backlog_minutes: Annotated[float, msgspec.Meta(gt=0, le=7 * 24 * 60)] = 10.0
+    """The oldest order the chain's cloud has not received is older than this."""
+    disk_free_pct: Annotated[float, msgspec.Meta(ge=0, le=90)] = 10.0
+    """A device's data disk has less than this much room left (percent)."""
+    keep_minutes: Annotated[float, msgspec.Meta(gt=0, le=24 * 60)] = 10.0
+    """How long a one-off alert (a ticket no screen confirmed) stays shown."""
+
+
 class Config(_Strict):
     device: DeviceConfig
     store: StoreConfig = msgspec.field(default_factory=StoreConfig)
@@ -292,6 +304,7 @@ class Config(_Strict):
     kds: KdsConfig = msgspec.field(default_factory=KdsConfig)
     kiosk: KioskConfig = msgspec.field(default_factory=KioskConfig)
     sync: SyncConfig = msgspec.field(default_factory=SyncConfig)
+    alerts: AlertsConfig = msgspec.field(default_factory=AlertsConfig)
 
     def mqtt_username(self) -> str:
         return self.mqtt.username or self.device.id

@@ -31,6 +31,7 @@ import msgspec
 import peewee as pw
 
 from restobox import contract, db
+from restobox.service import disk_details
 from restobox.bus import Bus, Incoming, bus_from_config
 from restobox.config import Config
 from restobox.contract import (
@@ -1005,6 +1006,7 @@ class Hub:
             "queue": self.q.qsize(),
             "menu_version": self.menu.version,
             "mean_accept_ms": round(c.get("accept_us_total", 0) / accepted / 1000, 3) if accepted else None,
+            **disk_details(self.cfg.hub.database),
         }
         if self._db is not None and self.state != "stopping":
             try:

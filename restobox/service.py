@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 from collections.abc import Mapping
+from pathlib import Path
 
 log = logging.getLogger("restobox.service")
 
@@ -66,3 +68,18 @@ class Watchdog:
 
     def stopping(self) -> None:
         self._send("STOPPING=1")
+
+
+def disk_details(path: str | os.PathLike) -> dict[str, int | float]:
+    """Room left on the filesystem holding ``path`` (or its nearest existing
+    parent), for a service's health: ``disk_free_mb`` and ``disk_free_pct``.
+    Empty when it cannot be read."""
+    p = Path(path).absolute()
+    while not p.exists() and p != p.parent:
+        p = p.parent
+    try:
+        u = shutil.disk_usage(p)
+    except OSError:
+        return {}
+    return {"disk_free_mb": u.free // (1024 * 1024),
+            "disk_free_pct": round(100.0 * u.free / u.total, 1) if u.total else 0.0}

@@ -33,6 +33,7 @@ from datetime import datetime, timezone
 import msgspec
 
 from restobox import db
+from restobox.service import disk_details
 from restobox.cloudapi import CloudEvent, EventAck, EventBatch, acked_prefix
 from restobox.config import Config
 
@@ -555,7 +556,8 @@ class SyncService:
                      "menu_error": self.menu.last_error or None,
                      **{f"preorders_{k}": v for k, v in self.preorders.counts().items()},
                      "last_success": iso(b.last_success_at) if b.last_success_at else None,
-                     "cursor": self.fw.cursor, "failures_in_a_row": self.fw.failures},
+                     "cursor": self.fw.cursor, "failures_in_a_row": self.fw.failures,
+                     **disk_details(self.cfg.sync.database)},
         ), contract
 
     def publish_health(self) -> None:

@@ -29,6 +29,7 @@ from typing import Callable
 import peewee as pw
 
 from restobox import contract, db
+from restobox.service import disk_details
 from restobox.bus import Bus, Incoming, bus_from_config
 from restobox.config import Config, ConfigError
 from restobox.contract import REASONS, Alert, Health, PrinterStatus, PrintJob, PrintJobState, Rejection, topics
@@ -370,7 +371,7 @@ class Spooler:
             at=iso(self.clock()))))
 
     def publish_health(self) -> None:
-        details: dict = {}
+        details: dict = disk_details(self.cfg.printing.database)
         worst = "ready"
         for pid, w in self.workers.items():
             details[f"{pid}.state"] = w.state.state
