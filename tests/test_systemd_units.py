@@ -17,7 +17,9 @@ from tests.support import REPO
 UNITS = REPO / "systemd"
 SERVICES = sorted(UNITS.glob("*.service"))
 OURS = [p for p in SERVICES if p.name != "restobox-broker.service"]  # run `restobox ...`
-WATCHDOG = {"restobox-hub.service", "restobox-printing.service", "restobox-sync.service"}
+WATCHDOG = {"restobox-hub.service", "restobox-printing.service", "restobox-sync.service",
+            "restobox-kiosk.service", "restobox-kds.service"}
+SCREENS = ["restobox-kiosk.service", "restobox-kds.service"]
 
 
 def unit(path: Path) -> configparser.ConfigParser:
@@ -25,6 +27,19 @@ def unit(path: Path) -> configparser.ConfigParser:
     cp.optionxform = str  # keys are case-sensitive
     cp.read(path, encoding="utf-8")
     return cp
+
+
+def values(path: Path, section: str, key: str) -> list[str]:
+    """Every value of a key that may be given more than once (Environment=,
+    After=): configparser keeps only the last."""
+    out, here = [], ""
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if line.startswith("[") and line.endswith("]"):
+            here = line[1:-1]
+        elif here == section and line.startswith(key + "="):
+            out.extend(line[len(key) + 1:].split())
+    return out
 
 
 def test_systemd_accepts_every_unit(tmp_path):
@@ -62,7 +77,7 @@ def test_each_service_restarts_within_limits_and_is_sandboxed(path):
 @pytest.mark.parametrize("path", OURS, ids=lambda p: p.name)
 def test_our_services_start_after_the_broker_and_keep_state_in_var_lib(path):
     u = unit(path)
-    assert "restobox-broker.service" in u["Unit"].get("After", "")
+    assert "restobox-broker.service" in values(path, "Unit", "After")
     s = u["Service"]
     assert s.get("User") == "restobox"
     assert s.get("ProtectSystem") == "strict" and s.get("ReadWritePaths") == "/var/lib/restobox"
@@ -74,3 +89,34 @@ def test_services_that_feed_a_watchdog_are_type_notify(name):
     s = unit(UNITS / name)["Service"]
     assert s.get("Type") == "notify" and s.get("NotifyAccess") == "main"
     assert 10 <= int(s.get("WatchdogSec", "0")) <= 120
+
+
+def test_the_target_pulls_in_no_service_itself():
+    """A kiosk Pi that enables restobox.target must not start a hub: each
+    unit joins the target through its own WantedBy=, and provisioning
+    enables only the units of the Pi's role."""
+    u = unit(UNITS / "restobox.target")["Unit"]
+    assert not u.get("Wants") and not u.get("Requires") and not u.get("BindsTo")
+    assert {p.name for p in SERVICES} >= {"restobox-broker.service", "restobox-hub.service",
+                                          "restobox-printing.service", "restobox-sync.service", *SCREENS}
+
+
+@pytest.mark.parametrize("name", SCREENS)
+def test_the_screens_draw_on_the_display_without_a_desktop(name):
+    """Kivy on SDL2 straight on KMS/DRM (no X): the first console is the
+    screen's, and the user reaches the display, the touch screen and the
+    serial devices through groups, not root."""
+    u = unit(UNITS / name)
+    s, un = u["Service"], u["Unit"]
+    env = dict(kv.split("=", 1) for kv in values(UNITS / name, "Service", "Environment"))
+    assert env["KIVY_WINDOW"] == "sdl2" and env["SDL_VIDEODRIVER"] == "kmsdrm"
+    assert "DISPLAY" not in env and "WAYLAND_DISPLAY" not in env
+    assert env["RESTOBOX_CONFIG"] == "/etc/restobox/" + ("kiosk.toml" if "kiosk" in name else "kds.toml")
+    assert env["KIVY_LOG_MODE"] == "PYTHON"  # Kivy's log to the journal with the app's
+    assert set(s.get("SupplementaryGroups", "").split()) >= {"video", "render", "input", "dialout"}
+    assert s.get("TTYPath") == "/dev/tty1" and s.get("StandardInput", "").startswith("tty")
+    assert "getty@tty1.service" in values(UNITS / name, "Unit", "Conflicts")
+    assert s.get("PrivateDevices") in (None, "false")  # it needs /dev/dri and /dev/input
+    assert "network-online.target" in values(UNITS / name, "Unit", "Wants")
+    assert "network-online.target" in values(UNITS / name, "Unit", "After")
+    assert s.get("ExecStart") == "/opt/restobox/venv/bin/restobox " + ("kiosk" if "kiosk" in name else "kds")
