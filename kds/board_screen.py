@@ -20,6 +20,7 @@ os.environ.setdefault("KIVY_NO_ARGS", "1")
 os.environ.setdefault("KIVY_NO_CONSOLELOG", "1")
 
 from kds.common import load_kv, register_cjk_font, run_screen_clock, screen_settings, try_screenshot, write_state  # noqa: E402
+from kds.health import ScreenMonitor  # noqa: E402
 from kds.viewmodel import BoardViewModel, LinkState  # noqa: E402
 from restobox.bus import Bus, Incoming, bus_from_config, decode_or_none  # noqa: E402
 from restobox.config import Config  # noqa: E402
@@ -48,6 +49,9 @@ class BoardController:
         self.link = LinkState()
         self.bus = bus or bus_from_config(cfg)
         self.rejected: dict[str, int] = {}
+        # the diners' board shows no staff alerts
+        self.monitor = ScreenMonitor(cfg, self.bus, post=post, changed=changed, figures=self._figures,
+                                     alerts=False)
 
     def start(self) -> None:
         self.bus.on_connection_change = lambda up, why: self.post(lambda: self._link(up))
@@ -55,9 +59,20 @@ class BoardController:
         self.bus.subscribe(topics.presence("hub"), self._on_hub_presence)
         self.bus.start()
         self.bus.announce()
+        self.monitor.start()
 
     def stop(self) -> None:
+        self.monitor.stop()
         self.bus.stop()
+
+    def health_check(self) -> tuple[bool, str]:
+        """For the watchdog (UI thread)."""
+        return self.monitor.check()
+
+    def _figures(self):
+        counters = {"preparing": len(self.vm.preparing), "ready": len(self.vm.ready),
+                    **{f"ignored_{k}": n for k, n in self.rejected.items()}}
+        return counters, {"hub_online": self.link.hub_online}
 
     def _decode(self, m: Incoming, type_):
         return decode_or_none(m, type_, self.rejected)
@@ -77,6 +92,8 @@ class BoardController:
         self.changed()
 
     def _link(self, up: bool) -> None:
+        if up:
+            self.monitor.publish_soon()
         self.link.connected = up
         self.link.ever_connected |= up
         self.changed()  # the board is retained: it comes again with the subscription

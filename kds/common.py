@@ -106,16 +106,21 @@ def screen_settings(cfg: Config):
 
 
 def run_screen_clock(app, picture: str | Path) -> None:
-    """What every screen app does at build time: its keys, a clean stop on
-    SIGTERM (systemd: save the cache, say "offline"), the once-a-second
-    refresh (timers), and a picture every RESTOBOX_SCREENSHOT_EVERY seconds
-    when that is set (remote support, the demo)."""
+    """What every screen app does at build time (after making ``app.ctl``):
+    its keys, a clean stop on SIGTERM (systemd: save the cache, say
+    "offline"), systemd's READY and watchdog (the controller's health check,
+    from the UI loop), the once-a-second refresh (timers), and a picture
+    every RESTOBOX_SCREENSHOT_EVERY seconds when that is set (remote
+    support, the demo)."""
     import signal
 
     from kivy.clock import Clock
     from kivy.core.window import Window
 
+    from restobox.service import ScreenWatchdog
+
     Window.bind(on_key_down=app._on_key)
+    app.watchdog = ScreenWatchdog(app.ctl.health_check).attach(app)
     signal.signal(signal.SIGTERM, lambda *_: Clock.schedule_once(lambda dt: app.stop()))
     Clock.schedule_interval(lambda dt: app.refresh(), 1.0)
     every = float(os.environ.get("RESTOBOX_SCREENSHOT_EVERY", "0") or 0)

@@ -12,6 +12,7 @@ import logging
 import time
 from typing import Callable
 
+from kds.health import ScreenMonitor
 from kds.viewmodel import ActionRefused, StationViewModel, Thresholds
 from restobox import contract, db
 from restobox.bus import Bus, Incoming, bus_from_config, decode_or_none
@@ -40,12 +41,16 @@ class StationController:
             clock=clock, thresholds=Thresholds(warn_s=k.warn_s, late_s=k.late_s, flash=k.flash_late),
             page_size=k.columns * k.rows, undo_s=k.undo_s,
         )
-        db.open_cache_db(k.cache)
+        self.cache_db = db.open_cache_db(k.cache)
         # the last screen, at once, even with the broker down
         self.vm = StationViewModel.restore(db.cache_get(self.cache_key), self.station, cfg.device.id,
                                            **self._vm_kwargs)
         if getattr(self.vm, "cache_problem", None):
             log.warning("ticket cache not used: %s", self.vm.cache_problem)
+        #: what this screen sent, by event kind (bump, ack, recall, undo...), for its health
+        self.sent: dict[str, int] = {}
+        self.monitor = ScreenMonitor(cfg, self.bus, post=post, changed=changed, figures=self._figures,
+                                     cache=self.cache_db)
 
     # ------------------------------------------------------------- lifecycle
     def start(self) -> None:
@@ -53,12 +58,28 @@ class StationController:
         self.bus.subscribe(topics.station_ticket(self.station), self._on_ticket)
         self.bus.subscribe(topics.ORDER_UPDATE, self._on_update)
         self.bus.subscribe(topics.presence("hub"), self._on_hub_presence)
+        self.monitor.subscribe()
         self.bus.start()
         self.bus.announce()
+        self.monitor.start()
 
     def stop(self) -> None:
+        self.monitor.stop()
         self.save()
         self.bus.stop()
+
+    def health_check(self) -> tuple[bool, str]:
+        """For the watchdog (UI thread)."""
+        return self.monitor.check()
+
+    def _figures(self):
+        vm = self.vm
+        counters = {"open": vm.open_count, "unacknowledged": vm.unacked_count,
+                    **{f"sent_{k}": n for k, n in self.sent.items()},
+                    **{f"ignored_{k}": n for k, n in vm.counters.items()}}
+        details = {"station": self.station, "page": vm.page + 1, "pages": vm.pages,
+                   "hub_online": vm.link.hub_online, "cache_problem": vm.cache_problem}
+        return counters, details
 
     def save(self) -> None:
         self._dirty = False
@@ -98,6 +119,7 @@ class StationController:
     def _link(self, up: bool) -> None:
         self.vm.on_link(up)
         if up:
+            self.monitor.publish_soon()
             # every open ticket again (fills in what was missed while away)
             self.bus.publish(topics.station_sync(self.station), contract.encode(
                 contract.SyncRequest(device=self.cfg.device.id)))
@@ -113,6 +135,7 @@ class StationController:
     # -------------------------------------------------------------- actions
     def _send(self, events) -> None:
         for ev in events:
+            self.sent[ev.kind] = self.sent.get(ev.kind, 0) + 1
             self.bus.publish(topics.station_event(self.station), contract.encode(ev))
 
     def act(self, fn: Callable[[], list]) -> bool:

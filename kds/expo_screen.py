@@ -27,6 +27,7 @@ from typing import Callable
 os.environ.setdefault("KIVY_NO_ARGS", "1")
 os.environ.setdefault("KIVY_NO_CONSOLELOG", "1")
 
+from kds.health import ScreenMonitor  # noqa: E402
 from kds.common import load_kv, register_cjk_font, run_screen_clock, screen_settings, try_screenshot, window_rect, write_state  # noqa: E402
 from kds.viewmodel import ActionRefused, ExpoRow, ExpoViewModel, StationProgress, Thresholds  # noqa: E402
 from restobox import contract  # noqa: E402
@@ -82,6 +83,9 @@ class ExpoController:
         self.rejected: dict[str, int] = {}
         self.notice: Words | None = None
         self.notice_until = 0.0
+        #: what this screen sent, by event kind, for its health
+        self.sent: dict[str, int] = {}
+        self.monitor = ScreenMonitor(cfg, self.bus, post=post, changed=changed, figures=self._figures)
 
     # ------------------------------------------------------------- lifecycle
     def start(self) -> None:
@@ -90,11 +94,27 @@ class ExpoController:
         self.bus.subscribe(topics.ORDER_UPDATE, self._on_update)
         self.bus.subscribe(topics.presence("hub"), self._on_hub_presence)
         self.bus.subscribe(topics.MENU, self._on_menu)
+        self.monitor.subscribe()
         self.bus.start()
         self.bus.announce()
+        self.monitor.start()
 
     def stop(self) -> None:
+        self.monitor.stop()
         self.bus.stop()
+
+    def health_check(self) -> tuple[bool, str]:
+        """For the watchdog (UI thread)."""
+        return self.monitor.check()
+
+    def _figures(self):
+        vm = self.vm
+        rows = vm.rows_on_page()
+        counters = {"open": vm.open_count, "ready_on_page": sum(1 for r in rows if r.ready),
+                    **{f"sent_{k}": n for k, n in self.sent.items()},
+                    **{f"ignored_{k}": n for k, n in self.rejected.items()}}
+        details = {"page": vm.page + 1, "pages": vm.pages, "hub_online": vm.link.hub_online}
+        return counters, details
 
     # ------------------------------------------------------------- incoming
     def _reject(self, m: Incoming, reason: str, detail: str) -> None:
@@ -133,6 +153,7 @@ class ExpoController:
     def _link(self, up: bool) -> None:
         self.vm.on_link(up)
         if up:
+            self.monitor.publish_soon()
             # every open ticket of every station again (fills in what was missed)
             self.bus.publish(topics.station_sync(EXPO_STATION), contract.encode(
                 contract.SyncRequest(device=self.cfg.device.id, at=_iso_now())))
@@ -152,6 +173,7 @@ class ExpoController:
             self.changed()
             return False
         for ev in events:
+            self.sent[ev.kind] = self.sent.get(ev.kind, 0) + 1
             self.bus.publish(self.vm.event_topic, contract.encode(ev))
         self.notice = None
         self.changed()

@@ -580,6 +580,11 @@ class StationViewModel(_PagedGrid):
         return [self._view(self._entries[tid], now) for tid in self._pager.window(ids)]
 
     @property
+    def unacked_count(self) -> int:
+        """Open tickets not yet drawn, so not acknowledged (on a later page)."""
+        return sum(1 for tid in self._sync(self.clock()) if not self._entries[tid].acked)
+
+    @property
     def selected_ticket_id(self) -> str | None:
         return self._selected()
 

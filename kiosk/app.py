@@ -151,6 +151,7 @@ def build_app(cfg, deep_link: str | None = None):
     from kivy.uix.widget import Widget
 
     from kds.common import register_cjk_font, save_screenshot, window_rect, write_state
+    from restobox.service import ScreenWatchdog
     from kiosk.controller import KioskController
 
     register_cjk_font()
@@ -364,6 +365,8 @@ def build_app(cfg, deep_link: str | None = None):
             self._screen_w = None
             Window.bind(on_key_down=self._on_key)
             signal.signal(signal.SIGTERM, lambda *_: Clock.schedule_once(lambda dt: self.stop()))
+            # systemd: READY after the first frame, the watchdog from the UI loop
+            self.watchdog = ScreenWatchdog(self.ctl.health_check).attach(self)
             Clock.schedule_interval(lambda dt: self.ctl.tick(), 1.0)
             every = float(os.environ.get("RESTOBOX_SCREENSHOT_EVERY", "0") or 0)
             if every > 0:  # a picture of the screen for remote support and the demo

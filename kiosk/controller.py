@@ -49,7 +49,8 @@ from kiosk.viewmodel import (
     SubmitOrder,
     provisional_number,
 )
-from restobox import contract
+from restobox import contract, db
+from restobox.alerts import StoreAlert, StoreWatch
 from restobox.bus import Bus, Incoming, bus_from_config, decode_or_none
 from restobox.config import Config
 from restobox.contract import (
@@ -69,6 +70,7 @@ from restobox.contract import (
 )
 from restobox.menu import Menu
 from restobox.orders import price_order
+from restobox.service import disk_details
 
 log = logging.getLogger("restobox.kiosk")
 
@@ -84,6 +86,12 @@ RESEND_S = (2.0, 5.0, 10.0, 30.0)
 """Wait before sending a queued order again, by attempt (then the last)."""
 
 HEALTH_EVERY_S = 15.0
+PROBE_EVERY_S = 5.0
+"""How often the io thread checks that kiosk.db takes a write."""
+ALERTS_EVERY_S = 60.0
+STALLED_S = 30.0
+"""The io thread not back this long (a write waits at most the database's
+busy timeout, 5 s): the kiosk is unhealthy."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -156,6 +164,12 @@ class KioskController:
                          threading.Thread(target=self._pay_loop, name="kiosk-pay", daemon=True)]
         self.counters: dict[str, int] = {"submitted": 0, "offline": 0, "delivered": 0, "refused": 0,
                                          "late_replies": 0}
+        # the store's alerts, for staff (fed on paho's thread; ``alerts`` is the UI thread's)
+        self.watch = StoreWatch.from_config(cfg, me=self.device)
+        self.alerts: list[StoreAlert] = []
+        # io thread -> UI thread (the watchdog's check): plain attribute reads
+        self.db_problem: str | None = None
+        self._io_round = time.monotonic()
 
     @property
     def store(self) -> KioskStore:
@@ -174,6 +188,8 @@ class KioskController:
             self.bus.subscribe(topic, self._on_retained(key, type_, apply))
         self.bus.subscribe(topics.order_reply(self.device), self._on_reply)
         self.bus.subscribe(topics.presence(self.cfg.kiosk.hub_device), self._on_hub_presence)
+        for topic in self.watch.TOPICS:
+            self.bus.subscribe(topic, self._on_store)
         self.bus.start()
         self.bus.announce()
         self._pay.put(self._resume_payments)
@@ -192,7 +208,10 @@ class KioskController:
 
     def _io_loop(self) -> None:
         next_health = 0.0
+        next_probe = 0.0
+        next_alerts = time.monotonic() + ALERTS_EVERY_S
         while True:
+            self._io_round = time.monotonic()
             try:
                 job = self._io.get(timeout=0.5)
             except queue.Empty:
@@ -202,13 +221,60 @@ class KioskController:
             try:
                 if job:
                     job()
+                now = time.monotonic()
+                if now >= next_alerts:
+                    next_alerts = now + ALERTS_EVERY_S
+                    self.post(self._refresh_alerts)  # an alert's age is part of it
                 if self._ready.is_set() and self._store is not None:
+                    if now >= next_probe:
+                        next_probe = now + PROBE_EVERY_S
+                        if self._probe():
+                            next_health = 0.0
                     self._pump_outbox()
                     if time.monotonic() >= next_health:
                         next_health = time.monotonic() + HEALTH_EVERY_S
                         self._publish_health()
             except Exception:
                 log.exception("kiosk io job failed")
+
+    def _probe(self) -> bool:
+        """Does kiosk.db take a write? True when the answer changed."""
+        problem = db.write_problem(self._store.database)
+        if problem == self.db_problem:
+            return False
+        if problem:
+            log.error("kiosk unhealthy: %s", problem)
+        else:
+            log.info("kiosk.db takes writes again")
+        self.db_problem = problem
+        return True
+
+    def health_check(self) -> tuple[bool, str]:
+        """For the watchdog, on the UI thread: cheap, no I/O. The worker
+        threads are alive and the io thread comes round, kiosk.db takes
+        writes. (A lost broker or hub is not this process's fault: the kiosk
+        keeps selling into its outbox.)"""
+        dead = [t.name for t in self._threads if not t.is_alive()]
+        if dead:
+            return False, f"thread {', '.join(dead)} has stopped"
+        if not self.bus.network_alive:
+            return False, "the MQTT network thread has stopped"
+        stalled = time.monotonic() - self._io_round
+        if stalled > STALLED_S:
+            return False, f"the io thread has not come round for {stalled:.0f} s"
+        if self.db_problem:
+            return False, self.db_problem
+        return True, "ready" if self.reachable else "ready (orders wait in the outbox)"
+
+    def _on_store(self, m: Incoming) -> None:
+        if self.watch.feed(m.topic, m.payload):  # paho's thread
+            self.post(self._refresh_alerts)
+
+    def _refresh_alerts(self) -> None:
+        now = self.watch.alerts()
+        if now != self.alerts:
+            self.alerts = now
+            self.changed()
 
     def _pay_loop(self) -> None:
         while True:
@@ -550,13 +616,15 @@ class KioskController:
         words = staff.words()
         state = "degraded" if b.refused or unresolved or orphans or b.oldest_s > 300 else "ready"
         reason = words.en if words is not None else ""
+        if self.db_problem:
+            state, reason = "degraded", "; ".join(x for x in (self.db_problem, reason) if x)
         h = Health(
             device=self.device, role=self.cfg.device.role, state=state, reason=reason,
             at=datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
             counters=dict(self.counters),
             details={"outbox_waiting": b.waiting, "outbox_queued": b.queued, "outbox_refused": b.refused,
                      "outbox_oldest_s": round(b.oldest_s, 1), "payments_to_check": unresolved,
-                     "payments_without_order": orphans},
+                     "payments_without_order": orphans, **disk_details(self.cfg.kiosk.database)},
         )
         self.bus.publish(topics.health(self.device), contract.encode(h), retain=True)
 

@@ -164,6 +164,13 @@ class Bus:
     def connected(self) -> bool:
         return self._connected.is_set()
 
+    @property
+    def network_alive(self) -> bool:
+        """paho's network thread (``loop_start``) is running. paho keeps it
+        in ``_thread``; it has no public way to ask."""
+        t = getattr(self._client, "_thread", None)
+        return t is not None and t.is_alive()
+
     def announce(self) -> None:
         """Say "online" (retained), now and after every reconnect."""
         self._announced = True

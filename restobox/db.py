@@ -294,6 +294,19 @@ def cache_put(key: str, value: bytes, at: float) -> None:
     ScreenCache.insert(key=key, value=value, updated_at=at).on_conflict_replace().execute()
 
 
+def write_problem(database: pw.SqliteDatabase) -> str | None:
+    """Does ``database`` take a write now? None if so, else why not. Takes
+    the write lock and lets it go (BEGIN IMMEDIATE; COMMIT): nothing is
+    written, and another process holding the lock makes it wait the busy
+    timeout and fail, as a real write would. Call it from a worker thread."""
+    try:
+        with database.atomic(lock_type="IMMEDIATE"):
+            pass
+    except (pw.DatabaseError, OSError) as exc:
+        return f"{Path(database.database).name} takes no writes: {exc}"
+    return None
+
+
 # ------------------------------------------------------------------ kiosk
 # A kiosk keeps kiosk.db: its payment intents (committed before the terminal
 # is asked, invariant 5), its order outbox (every order from the moment it is

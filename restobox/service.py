@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 log = logging.getLogger("restobox.service")
@@ -68,6 +68,57 @@ class Watchdog:
 
     def stopping(self) -> None:
         self._send("STOPPING=1")
+
+
+class ScreenWatchdog:
+    """The same for a Kivy screen, driven by its UI loop.
+
+    ``READY=1`` once the window has drawn its first frame, then the health
+    check and the ping from a Kivy Clock interval, so they run on the UI
+    thread: a screen frozen in a callback goes quiet like a wedged service.
+    ``check`` must be cheap (no disk, no socket): it reads what the app's
+    worker threads found.
+    """
+
+    def __init__(self, check: Callable[[], tuple[bool, str]], env: Mapping[str, str] = os.environ,
+                 every_s: float = 5.0) -> None:
+        self.wd = Watchdog(env)
+        self.check = check
+        self.every_s = self.wd.every(every_s)
+        self.drawn = False
+
+    def _check(self) -> tuple[bool, str]:
+        try:
+            return self.check()
+        except Exception as exc:  # a broken check is a failed one, never a silent pass
+            log.exception("the screen's health check raised")
+            return False, f"health check raised {exc!r}"
+
+    def first_frame(self) -> None:
+        if not self.drawn:
+            self.drawn = True
+            healthy, why = self._check()
+            self.wd.ready(why)
+            self.wd.alive(healthy, why)
+
+    def tick(self) -> None:
+        if self.drawn:
+            self.wd.alive(*self._check())
+
+    def attach(self, app) -> ScreenWatchdog:
+        """Drive it from a running Kivy ``app``: its window's first flip, a
+        Clock interval, its stop."""
+        from kivy.clock import Clock
+        from kivy.core.window import Window
+
+        def flipped(*_) -> None:
+            Window.unbind(on_flip=flipped)
+            self.first_frame()
+
+        Window.bind(on_flip=flipped)
+        Clock.schedule_interval(lambda dt: self.tick(), self.every_s)
+        app.bind(on_stop=lambda *_: self.wd.stopping())
+        return self
 
 
 def disk_details(path: str | os.PathLike) -> dict[str, int | float]:

@@ -26,15 +26,16 @@ pytestmark = pytest.mark.integration
 class KioskProcess(ScreenProcess):
     """``python -m kiosk`` on its own Xvfb; taps buttons by their view-model id."""
 
-    def __init__(self, x: Xvfb, config: Path, workdir: Path, size: str, args: tuple[str, ...] = ()) -> None:
-        super().__init__(x, config, workdir)
+    def __init__(self, x: Xvfb, config: Path, workdir: Path, size: str, args: tuple[str, ...] = (),
+                 env: dict[str, str] | None = None) -> None:
+        super().__init__(x, config, workdir, env)
         self.size = size
         self.args = args
 
     def start(self, timeout: float = 30.0) -> float:
         self.state_file.unlink(missing_ok=True)
         env = {**self.x.env(), "RESTOBOX_KIOSK_STATE": str(self.state_file),
-               "RESTOBOX_SCREENSHOT_DIR": str(self.workdir), "RESTOBOX_KIOSK_SIZE": self.size}
+               "RESTOBOX_SCREENSHOT_DIR": str(self.workdir), "RESTOBOX_KIOSK_SIZE": self.size, **self.env}
         t0 = time.monotonic()
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen([sys.executable, "-m", "kiosk", "--config", str(self.config), *self.args],

@@ -1,7 +1,8 @@
-"""The hub tells systemd it is ready and pings its watchdog over a real
-NOTIFY_SOCKET (a datagram socket this test listens on), only while its
-health check passes: with its database locked by another process it goes
-quiet and says why; once the lock is gone it pings again."""
+"""The services and the screens tell systemd they are ready and ping their
+watchdog over a real NOTIFY_SOCKET (a datagram socket this test listens on),
+only while their health check passes: with its database locked by another
+process a service or a screen goes quiet and says why; once the lock is gone
+it pings again."""
 
 from __future__ import annotations
 
@@ -13,9 +14,11 @@ import sys
 import threading
 import time
 
+import msgspec
 import pytest
 
 from restobox.brokerconf import terminate
+from restobox.contract import topics
 from restobox.service import Watchdog
 from tests.support import KUNG_PAO, REPO, Kiosk, hub_config, new_order
 
@@ -61,6 +64,11 @@ class NotifySocket:
         self._stop.set()
         self._t.join(2)
         self.sock.close()
+
+
+def systemd_env(ns: NotifySocket) -> dict[str, str]:
+    """What systemd gives a Type=notify unit with a 1 s watchdog."""
+    return {"NOTIFY_SOCKET": ns.path, "WATCHDOG_USEC": "1000000"}
 
 
 def under_systemd(service: str, cfg, ns: NotifySocket, workdir) -> subprocess.Popen:
@@ -153,3 +161,78 @@ def test_the_printing_and_sync_services_say_ready_and_ping(broker, monitor, tmp_
         ns.close()
         for x in extra:
             (x.stop if hasattr(x, "stop") else x.close)()
+
+
+def _goes_quiet_while_locked(ns: NotifySocket, db_path, status: str, monitor, device: str) -> None:
+    """Another process holds ``db_path``'s write lock: the pings stop, the
+    status says why and so does the device's health; the lock goes and the
+    pings and a healthy health come back."""
+    health = topics.health(device)
+    lock = sqlite3.connect(db_path, isolation_level=None, timeout=1)
+    try:
+        lock.execute("BEGIN EXCLUSIVE")
+        ns.wait(lambda: any(x.startswith(f"STATUS=unhealthy: {status}") for x in ns.lines()), 20,
+                "an unhealthy status")
+        quiet = time.monotonic()
+        time.sleep(2.5)  # more than two watchdog intervals
+        assert ns.pings(quiet) == 0
+        h = monitor.wait_json(health, lambda h: h["state"] == "degraded", timeout=20)
+        assert status in h["reason"]
+        lock.execute("ROLLBACK")
+    finally:
+        lock.close()
+    back = time.monotonic()
+    ns.wait(lambda: ns.pings(back) >= 2, 20, "pings after recovery")
+    monitor.wait_for(lambda m: m.topic == health and m.received >= back
+                     and msgspec.json.decode(m.payload)["state"] == "ready", timeout=20)
+
+
+def test_a_kitchen_screen_is_ready_after_its_first_frame_and_pings_only_while_healthy(broker, monitor, tmp_path):
+    """And its health (retained) says what it shows and how much room its disk has."""
+    from tests.test_kds_station_ui import kds_config
+    from tests.ui_support import ScreenProcess, Xvfb
+
+    ns = NotifySocket(tmp_path / "notify.sock")
+    x = Xvfb()
+    s = ScreenProcess(x, kds_config(tmp_path / "kds.toml", broker, tmp_path), tmp_path, env=systemd_env(ns))
+    try:
+        s.start()
+        ns.wait(lambda: any(t.startswith("READY=1") for t in ns.lines()), 20, "READY")
+        t = time.monotonic()
+        ns.wait(lambda: ns.pings(t) >= 3, 5, "watchdog pings")
+        h = monitor.wait_json(topics.health("kds-wok-1"), lambda h: h["state"] == "ready", timeout=20)
+        assert h["role"] == "kds" and h["counters"]["open"] == 0 and "unacknowledged" in h["counters"]
+        assert h["details"]["disk_free_mb"] > 0 and 0 < h["details"]["disk_free_pct"] <= 100
+        _goes_quiet_while_locked(ns, tmp_path / "tickets.db", "tickets.db takes no writes", monitor, "kds-wok-1")
+        s.proc.terminate()
+        s.proc.wait(15)
+        assert any("STOPPING=1" in x for x in ns.lines())
+    finally:
+        s.stop()
+        x.close()
+        ns.close()
+
+
+def test_the_kiosk_is_ready_after_its_first_frame_and_pings_only_while_healthy(broker, monitor, tmp_path):
+    from tests.support import kiosk_config
+    from tests.test_kiosk_ui import KioskProcess
+    from tests.ui_support import Xvfb
+
+    ns = NotifySocket(tmp_path / "notify.sock")
+    x = Xvfb(800, 1280)
+    k = KioskProcess(x, kiosk_config(tmp_path / "kiosk.toml", broker), tmp_path, "800x1280", env=systemd_env(ns))
+    try:
+        k.start()
+        ns.wait(lambda: any(t.startswith("READY=1") for t in ns.lines()), 20, "READY")
+        t = time.monotonic()
+        ns.wait(lambda: ns.pings(t) >= 3, 5, "watchdog pings")
+        h = monitor.wait_json(topics.health("kiosk-1"), lambda h: "disk_free_pct" in h["details"], timeout=20)
+        assert h["details"]["disk_free_mb"] > 0
+        _goes_quiet_while_locked(ns, tmp_path / "kiosk.db", "kiosk.db takes no writes", monitor, "kiosk-1")
+        k.proc.terminate()
+        k.proc.wait(15)
+        assert any("STOPPING=1" in x for x in ns.lines())
+    finally:
+        k.stop()
+        x.close()
+        ns.close()

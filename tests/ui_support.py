@@ -19,8 +19,9 @@ REPO = Path(__file__).resolve().parent.parent
 class ScreenProcess:
     """A Kivy screen (``python -m kds``) in its own process on an Xvfb."""
 
-    def __init__(self, x: Xvfb, config: Path, workdir: Path) -> None:
+    def __init__(self, x: Xvfb, config: Path, workdir: Path, env: dict[str, str] | None = None) -> None:
         self.x = x
+        self.env = env or {}
         self.config = config
         self.state_file = workdir / "screen-state.json"
         self.log = workdir / "screen.log"
@@ -31,7 +32,7 @@ class ScreenProcess:
         """Start; return the seconds until the first frame was drawn."""
         self.state_file.unlink(missing_ok=True)
         env = {**self.x.env(), "RESTOBOX_KDS_STATE": str(self.state_file),
-               "RESTOBOX_SCREENSHOT_DIR": str(self.workdir)}
+               "RESTOBOX_SCREENSHOT_DIR": str(self.workdir), **self.env}
         t0 = time.monotonic()
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen([sys.executable, "-m", "kds", "--config", str(self.config)],
