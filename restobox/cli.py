@@ -9,12 +9,24 @@
     restobox sync  [--config FILE] [--drain]   send the outbox to the chain's cloud
     restobox cloud-dev [--port N] [--db FILE]  a reference cloud receiver (demo, tests)
     restobox menu-check FILE            check a menu file before installing it
+
+For staff (on the hub Pi; config $RESTOBOX_CONFIG or /etc/restobox/staff.toml):
+
+    restobox status                     what is running, printers, sync, disks, alerts
+    restobox restart SERVICE            broker, hub, printing, sync, kiosk, kds
+    restobox logs SERVICE [-n N] [-f]
+    restobox reprint ORDER [--station S]
+    restobox 86 ITEM | un86 ITEM        sold out / back on (id or name)
+    restobox test-print PRINTER
+    restobox devices                    what is online
+    restobox add-device NAME ROLE [--station S] [--rotate]
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -113,6 +125,72 @@ def cmd_demo(args) -> int:
                     snapshot=Path(args.snapshot) if args.snapshot else None, screens=not args.no_screens)
 
 
+STAFF_CONFIG = Path("/etc/restobox/staff.toml")
+
+
+def _staff(fn):
+    """Run a staff command: its config, a console, and one sentence for
+    every mistake."""
+    def run(args) -> int:
+        from rich.console import Console
+
+        from restobox.staff import StaffError
+
+        if not args.verbose:  # the bus's connection lines are for services' logs
+            logging.getLogger().setLevel(logging.WARNING)
+        console = Console(highlight=False)
+        path = args.config or os.environ.get("RESTOBOX_CONFIG") or STAFF_CONFIG
+        try:
+            cfg = config_mod.load(path)
+            return fn(cfg, console, args)
+        except StaffError as exc:
+            Console(stderr=True, highlight=False).print(f"[bold red]restobox {args.cmd}:[/] {exc}")
+            return exc.status
+    return run
+
+
+def _staff_commands(sub) -> None:
+    from restobox import staff
+
+    def add(name, help, fn, *extra):
+        p = sub.add_parser(name, help=help)
+        p.add_argument("--config", help=f"config file (default $RESTOBOX_CONFIG or {STAFF_CONFIG})")
+        for a, kw in extra:
+            p.add_argument(*a, **kw)
+        p.set_defaults(func=_staff(fn))
+
+    add("status", "staff: every service, printers, sync backlog, disks and alerts",
+        lambda cfg, c, a: staff.cmd_status(cfg, c))
+    add("restart", "staff: restart a service and wait until it is up again",
+        lambda cfg, c, a: staff.cmd_restart(cfg, c, a.service),
+        (("service",), {"help": f"one of {', '.join(staff.SERVICES)}"}))
+    add("logs", "staff: a service's log",
+        lambda cfg, c, a: staff.cmd_logs(cfg, c, a.service, a.lines, a.follow),
+        (("service",), {"help": f"one of {', '.join(staff.SERVICES)}"}),
+        (("-n", "--lines"), {"type": int, "default": 50, "help": "how many lines (default 50)"}),
+        (("-f", "--follow"), {"action": "store_true", "help": "keep showing new lines (Ctrl-C stops)"}))
+    add("reprint", "staff: print an order's receipt (or a station's ticket) again",
+        lambda cfg, c, a: staff.cmd_reprint(cfg, c, a.order, a.station),
+        (("order",), {"help": "today's order number (42 or #42) or an order id"}),
+        (("--station",), {"help": "reprint this station's kitchen ticket instead of the receipt"}))
+    add("86", "staff: an item or option is sold out",
+        lambda cfg, c, a: staff.cmd_eighty_six(cfg, c, a.item, True),
+        (("item",), {"help": "its id or its name (English or Chinese)"}))
+    add("un86", "staff: an item or option can be ordered again",
+        lambda cfg, c, a: staff.cmd_eighty_six(cfg, c, a.item, False),
+        (("item",), {"help": "its id or its name (English or Chinese)"}))
+    add("test-print", "staff: print a test page",
+        lambda cfg, c, a: staff.cmd_test_print(cfg, c, a.printer), (("printer",), {}))
+    add("devices", "staff: every device and whether it is online",
+        lambda cfg, c, a: staff.cmd_devices(cfg, c))
+    add("add-device", "staff: give a new device its broker password and an enrollment folder",
+        lambda cfg, c, a: staff.cmd_add_device(cfg, c, a.name, a.role, a.station, a.rotate, a.out),
+        (("name",), {"help": "e.g. kiosk-3"}), (("role",), {"help": "kiosk, kds, expo, board, ..."}),
+        (("--station",), {"help": "the station of a kds device"}),
+        (("--rotate",), {"action": "store_true", "help": "the device exists: give it a new password"}),
+        (("--out",), {"help": "where to write the enrollment folder (default [staff] enroll_dir)"}))
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="restobox", description="Restobox store services and tools.")
     ap.add_argument("-v", "--verbose", action="store_true", help="debug logging")
@@ -161,6 +239,8 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("menu-check", help="check a menu JSON file")
     p.add_argument("file")
     p.set_defaults(func=cmd_menu_check)
+
+    _staff_commands(sub)
 
     args = ap.parse_args(argv)
     _setup_logging(args.verbose)

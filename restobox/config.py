@@ -295,6 +295,25 @@ class AlertsConfig(_Strict):
     """How long a one-off alert (a ticket no screen confirmed) stays shown."""
 
 
+class StaffConfig(_Strict):
+    """The staff command (`restobox status|restart|86|...`) on the hub Pi."""
+
+    broker_dir: str = "/etc/restobox/broker"
+    """Where restobox-broker-user keeps the devices' credentials and ACLs."""
+    broker_pid_file: str = "/run/mosquitto/mosquitto.pid"
+    """The running broker, told to reload when a device is added."""
+    enroll_dir: str = "/var/lib/restobox/enroll"
+    """Where `add-device` leaves a new device's enrollment folder."""
+    hub_address: str = ""
+    """How new devices reach this hub's broker; empty: this machine's LAN address."""
+    data_dir: str = "/var/lib/restobox"
+    """This machine's data directory (its disk is shown by `status`)."""
+    timeout_s: Seconds = 8.0
+    """How long to wait for the hub's answer and a print job's outcome."""
+    restart_wait_s: Seconds = 30.0
+    """How long `restart` waits for the service to say it is up again."""
+
+
 class Config(_Strict):
     device: DeviceConfig
     store: StoreConfig = msgspec.field(default_factory=StoreConfig)
@@ -305,6 +324,7 @@ class Config(_Strict):
     kiosk: KioskConfig = msgspec.field(default_factory=KioskConfig)
     sync: SyncConfig = msgspec.field(default_factory=SyncConfig)
     alerts: AlertsConfig = msgspec.field(default_factory=AlertsConfig)
+    staff: StaffConfig = msgspec.field(default_factory=StaffConfig)
 
     def mqtt_username(self) -> str:
         return self.mqtt.username or self.device.id

@@ -386,17 +386,20 @@ class SoldOut(Message, kw_only=True):
     at: str
 
 
-StaffKind = Literal["void", "eighty_six", "un_eighty_six", "reprint"]
+StaffKind = Literal["void", "eighty_six", "un_eighty_six", "reprint", "test_print"]
 
 
 class StaffCommand(Message, kw_only=True):
     """A staff tool asks the hub to act: void an order, 86 an item, reprint
     an order's receipt (``item_id`` empty) or one station's ticket
-    (``item_id`` = the station id)."""
+    (``item_id`` = the station id), print a test page (``item_id`` = the
+    printer). The order is named by ``order_id`` or, as staff know it, by
+    its ``order_number`` of the current business day."""
 
     command_id: OrderId
     kind: StaffKind
     order_id: OrderId | None = None
+    order_number: Annotated[int, msgspec.Meta(ge=1, le=99_999)] | None = None
     item_id: Annotated[str, msgspec.Meta(max_length=48)] | None = None
     reason: Text = ""
 
@@ -406,6 +409,10 @@ class StaffReply(Message, kw_only=True):
     ok: bool
     reason: str | None = None
     message: Words | None = None
+    order_id: str = ""
+    """The order acted on (reprint, void), when there was one."""
+    job_id: str = ""
+    """The print job a reprint or test page made; its progress is on print/state."""
 
 
 class MenuMessage(Message, kw_only=True):

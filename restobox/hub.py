@@ -737,17 +737,18 @@ class Hub:
     def _staff(self, b: _Batch, m: Incoming) -> None:
         device, cmd = self._decode_scoped(m, "staff/command", StaffCommand)
         now = iso(self.clock())
+        reply = StaffReply(command_id=cmd.command_id, ok=True)
         if db.ProcessedMessage.get_or_none(db.ProcessedMessage.id == cmd.command_id) is None:
             if cmd.kind == "void":
-                self._void(b, cmd, device, now)
+                reply.order_id = self._void(b, cmd, device, now)
             elif cmd.kind == "reprint":
-                self._reprint(b, cmd, now)
+                reply.order_id, reply.job_id = self._reprint(b, cmd, now)
+            elif cmd.kind == "test_print":
+                reply.job_id = self._test_print(b, cmd, now)
             else:
                 self._eighty_six(b, cmd, device, now)
             db.ProcessedMessage.insert(id=cmd.command_id, at=now).execute()
-        b.out.append(_Out(topics.staff_reply(device),
-                          contract.encode(StaffReply(command_id=cmd.command_id, ok=True)),
-                          correlation=m.correlation))
+        b.out.append(_Out(topics.staff_reply(device), contract.encode(reply), correlation=m.correlation))
 
     def _staff_reply(self, b: _Batch, m: Incoming, r: Rejection) -> None:
         parsed = contract.parse_topic(m.topic)
@@ -757,12 +758,21 @@ class Hub:
         b.out.append(_Out(topics.staff_reply(parsed[1]), contract.encode(
             StaffReply(command_id=cid, ok=False, reason=r.reason, message=r.words)), correlation=m.correlation))
 
-    def _void(self, b: _Batch, cmd: StaffCommand, device: str, now: str) -> None:
-        if not cmd.order_id:
-            raise Rejection("bad_schema", "void needs order_id")
-        order = db.Order.get_or_none(db.Order.id == cmd.order_id)
+    def _order_for(self, cmd: StaffCommand) -> db.Order:
+        """The order a command names: by id, or by today's order number."""
+        if cmd.order_id:
+            order = db.Order.get_or_none(db.Order.id == cmd.order_id)
+        elif cmd.order_number:
+            order = (db.Order.select().where(db.Order.business_date == self.business_date(self.clock()),
+                                             db.Order.number == cmd.order_number).first())
+        else:
+            raise Rejection("bad_schema", f"{cmd.kind} needs order_id or order_number")
         if order is None:
-            raise Rejection("unknown_order", cmd.order_id)
+            raise Rejection("unknown_order", cmd.order_id or f"number {cmd.order_number} today")
+        return order
+
+    def _void(self, b: _Batch, cmd: StaffCommand, device: str, now: str) -> str:
+        order = self._order_for(cmd)
         tickets = {t.station: t for t in db.Ticket.select().where(db.Ticket.order == order.id)}
         prog = self._progress(order, tickets)
         prog.void()
@@ -773,6 +783,7 @@ class Hub:
                 self._ticket_msg(order, t, prog.tickets[t.station], "voided", t.revision + 1))))
         self._order_changed(b, order, "voided", prog, now, reason=cmd.reason or f"voided by {device}")
         b.counters["voided"] += 1
+        return order.id
 
     def _eighty_six(self, b: _Batch, cmd: StaffCommand, device: str, now: str) -> None:
         iid = cmd.item_id or ""
@@ -853,12 +864,8 @@ class Hub:
          .where(db.PrintRequest.job_id == st.job_id).execute())
         self._print_sent.pop(st.job_id, None)
 
-    def _reprint(self, b: _Batch, cmd: StaffCommand, now: str) -> None:
-        if not cmd.order_id:
-            raise Rejection("bad_schema", "reprint needs order_id")
-        order = db.Order.get_or_none(db.Order.id == cmd.order_id)
-        if order is None:
-            raise Rejection("unknown_order", cmd.order_id)
+    def _reprint(self, b: _Batch, cmd: StaffCommand, now: str) -> tuple[str, str]:
+        order = self._order_for(cmd)
         routes = self.cfg.hub.printing
         if cmd.item_id:  # a station's kitchen ticket
             sp = routes.stations.get(cmd.item_id)
@@ -879,9 +886,20 @@ class Hub:
                                            db.PrintRequest.kind == kind,
                                            db.PrintRequest.job_id.contains(":reprint-")).count() + 1
         suffix = f":{cmd.item_id}" if cmd.item_id else ""
-        self._request_print(b, contract.PrintJob(
-            job_id=f"{order.id}:{kind}:{printer}{suffix}:reprint-{n}", printer=printer, kind=kind,
-            order_id=order.id, reprint=True, **data), now)
+        job_id = f"{order.id}:{kind}:{printer}{suffix}:reprint-{n}"
+        self._request_print(b, contract.PrintJob(job_id=job_id, printer=printer, kind=kind,
+                                                 order_id=order.id, reprint=True, **data), now)
+        return order.id, job_id
+
+    def _test_print(self, b: _Batch, cmd: StaffCommand, now: str) -> str:
+        """A test page; whether the printer exists is the printing service's
+        to say (it answers ``unknown_printer`` on print/state)."""
+        printer = cmd.item_id or ""
+        if not contract._DEVICE_RE.fullmatch(printer):
+            raise Rejection("unknown_printer", repr(printer))
+        job_id = f"test:{printer}:{cmd.command_id}"
+        self._request_print(b, contract.PrintJob(job_id=job_id, printer=printer, kind="test"), now)
+        return job_id
 
     def _maybe_tick(self) -> None:
         t = time.monotonic()
