@@ -217,6 +217,33 @@ def test_restart_the_hub_waits_until_it_is_up_again(shop):
     assert "(1 restarts)" in next(line for line in out.splitlines() if line.startswith("│ hub"))
 
 
+def test_restart_the_broker_waits_until_it_takes_connections(shop, broker):
+    units = json.loads((shop.state / "units.json").read_text())
+    units["restobox-broker.service"] = {"pidfile": str(broker.pid_file), "log": str(broker.log_path)}
+    (shop.state / "units.json").write_text(json.dumps(units))
+    marker = shop.state / "restobox-broker.service.restart"
+    done = threading.Event()
+
+    def systemd():  # starts the broker again once the restart stopped it
+        while not done.wait(0.05):
+            if marker.exists() and not broker.running:
+                marker.unlink()
+                broker.start()
+
+    t = threading.Thread(target=systemd, daemon=True)
+    t.start()
+    try:
+        rc, out, err = shop.cli("restart", "broker")
+        assert rc == 0, out + err
+        assert "The broker is taking connections again" in out
+        assert "systemctl restart restobox-broker.service" in shop.calls()
+        # the services found it again by themselves
+        shop.monitor.wait_json(topics.health("hub"), lambda h: h["state"] == "ready", 20)
+    finally:
+        done.set()
+        t.join(5)
+
+
 def test_restart_mistakes(shop):
     rc, _, err = shop.cli("restart", "hubb")
     assert rc == 2 and "There is no service called 'hubb'. Did you mean 'hub'?" in err
