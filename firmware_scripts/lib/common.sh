@@ -1,0 +1,460 @@
+# shellcheck shell=bash
+# Helpers shared by the provisioning steps, the first-boot script and
+# read-only-root. Sourced, never run.
+#
+# Every change goes through a helper that looks first and touches the target
+# only when it differs (content, mode, owner, link target), and tallies each
+# item as changed or unchanged, so a second run reports 0 changes.
+#
+# Environment (exported by ./provision, set by the other entry points):
+#   RB_ROOT      "" for this machine, else the directory to provision
+#                (a scratch root for tests, no trailing slash)
+#   RB_DRY_RUN   1: say what would change and change nothing at all
+#   RB_TALLY     file collecting one line per item: changed, unchanged, plan
+#   RB_PROG      name used in messages
+set -euo pipefail
+umask 022
+export LC_ALL=C
+
+: "${RB_ROOT:=}"
+: "${RB_DRY_RUN:=0}"
+: "${RB_TALLY:=/dev/null}"
+: "${RB_PROG:=restobox-provision}"
+: "${RB_QUIET:=0}"
+
+# Device and station names, as restobox-broker-user and restobox.config accept them.
+# shellcheck disable=SC2034  # used by the scripts that source this file
+readonly RB_NAME_RE='^[a-z0-9][a-z0-9-]{0,31}$'
+
+say() { printf '%s\n' "$*"; }
+warn() { printf '%s: warning: %s\n' "$RB_PROG" "$*" >&2; }
+die() {
+    printf '%s: error: %s\n' "$RB_PROG" "$*" >&2
+    exit 1
+}
+
+# The path PATH of the target system.
+R() { printf '%s%s' "$RB_ROOT" "$1"; }
+live() { [[ -z "$RB_ROOT" ]]; }
+dry() { [[ "$RB_DRY_RUN" == 1 ]]; }
+
+_tally() { printf '%s\t%s\n' "$1" "$2" >>"$RB_TALLY"; }
+
+changed() {
+    _tally changed "$1"
+    [[ "$RB_QUIET" == 1 ]] && return 0
+    if dry; then say "  would change  $1"; else say "  changed       $1"; fi
+}
+
+unchanged() { _tally unchanged "$1"; }
+
+# Temporary files of this process, removed whatever happens.
+_rb_tmp=()
+_rb_cleanup() {
+    if [[ ${#_rb_tmp[@]} -gt 0 ]]; then
+        rm -f -- "${_rb_tmp[@]}"
+    fi
+}
+trap _rb_cleanup EXIT
+
+# --- users and owners of the target ------------------------------------------
+
+# uid of user $1 in the target's /etc/passwd; nothing if there is none.
+uid_of() {
+    if [[ "$1" == root ]]; then echo 0; return 0; fi
+    [[ -f "$(R /etc/passwd)" ]] || return 0
+    awk -F: -v n="$1" '$1 == n { print $3; exit }' "$(R /etc/passwd)"
+}
+
+gid_of() {
+    if [[ "$1" == root ]]; then echo 0; return 0; fi
+    [[ -f "$(R /etc/group)" ]] || return 0
+    awk -F: -v n="$1" '$1 == n { print $3; exit }' "$(R /etc/group)"
+}
+
+# "user:group" -> "uid:gid" of the target (not of the machine running this).
+# Returns 1 if either is unknown there (possible only in a dry run, before
+# the user exists).
+owner_ids() {
+    local u g
+    u="$(uid_of "${1%%:*}")"
+    g="$(gid_of "${1##*:}")"
+    [[ -n "$u" && -n "$g" ]] || return 1
+    printf '%s:%s' "$u" "$g"
+}
+
+_ids_for() {
+    local ids
+    if [[ "$1" == - ]]; then return 0; fi
+    if ids="$(owner_ids "$1")"; then
+        printf '%s' "$ids"
+    elif ! dry; then
+        die "no user or group '$1' in $(R /etc/passwd) / $(R /etc/group)"
+    fi
+}
+
+# Does PATH have MODE (octal, or - for any) and IDS (uid:gid, or empty for any)?
+_meta_ok() {
+    local path="$1" mode="$2" ids="$3"
+    if [[ "$mode" != - ]] && (($((8#$(stat -c %a -- "$path"))) != $((8#$mode)))); then
+        return 1
+    fi
+    if [[ -n "$ids" && "$(stat -c %u:%g -- "$path")" != "$ids" ]]; then
+        return 1
+    fi
+    return 0
+}
+
+_set_meta() {
+    local path="$1" mode="$2" ids="$3"
+    if [[ "$mode" != - ]]; then chmod "$mode" -- "$path"; fi
+    if [[ -n "$ids" ]]; then chown -h "$ids" -- "$path"; fi
+}
+
+# --- files ------------------------------------------------------------------
+
+# write_file PATH MODE OWNER < content
+# Writes the content read from stdin to PATH of the target, atomically (a
+# reader never sees half a file), only if content, mode or owner differ.
+# MODE - keeps the mode (files on the FAT boot partition have none of their
+# own); OWNER - keeps the owner.
+write_file() {
+    local dest="$1" mode="$2" owner="$3" path ids tmp
+    path="$(R "$dest")"
+    ids="$(_ids_for "$owner")"
+    if dry; then
+        tmp="$(mktemp)"
+    else
+        mkdir -p -- "$(dirname -- "$path")"
+        tmp="$(mktemp "$(dirname -- "$path")/.restobox.XXXXXX")"
+    fi
+    _rb_tmp+=("$tmp")
+    cat >"$tmp"
+    if [[ -f "$path" && ! -L "$path" ]] && cmp -s -- "$tmp" "$path"; then
+        rm -f -- "$tmp"
+        if _meta_ok "$path" "$mode" "$ids"; then
+            unchanged "$dest"
+        else
+            if ! dry; then _set_meta "$path" "$mode" "$ids"; fi
+            changed "$dest (mode or owner)"
+        fi
+        return 0
+    fi
+    if dry; then
+        rm -f -- "$tmp"
+        changed "$dest"
+        return 0
+    fi
+    if [[ "$mode" != - ]]; then
+        chmod "$mode" -- "$tmp"
+    elif [[ -e "$path" ]]; then
+        chmod --reference="$path" -- "$tmp" 2>/dev/null || true
+    else
+        chmod 644 -- "$tmp" 2>/dev/null || true
+    fi
+    if [[ -n "$ids" ]]; then chown "$ids" -- "$tmp"; fi
+    if [[ -d "$path" && ! -L "$path" ]]; then die "$path is a directory, not a file"; fi
+    mv -f -- "$tmp" "$path"
+    changed "$dest"
+}
+
+# write_new_file PATH MODE OWNER < content: like write_file, but a file that
+# exists is left as it is (configs that are the store manager's to edit).
+write_new_file() {
+    if [[ -e "$(R "$1")" ]]; then
+        cat >/dev/null
+        unchanged "$1"
+        return 0
+    fi
+    write_file "$@"
+}
+
+# copy_file SRC PATH MODE OWNER: SRC is a file of this machine.
+copy_file() {
+    write_file "$2" "$3" "$4" <"$1"
+}
+
+# ensure_dir PATH MODE OWNER
+ensure_dir() {
+    local dest="$1" mode="$2" owner="$3" path ids
+    path="$(R "$dest")"
+    ids="$(_ids_for "$owner")"
+    if [[ -d "$path" && ! -L "$path" ]]; then
+        if _meta_ok "$path" "$mode" "$ids"; then
+            unchanged "$dest/"
+            return 0
+        fi
+        if ! dry; then _set_meta "$path" "$mode" "$ids"; fi
+        changed "$dest/ (mode or owner)"
+        return 0
+    fi
+    if [[ -e "$path" || -L "$path" ]]; then die "$path exists and is not a directory"; fi
+    if ! dry; then
+        mkdir -p -- "$path"
+        _set_meta "$path" "$mode" "$ids"
+    fi
+    changed "$dest/"
+}
+
+# ensure_symlink PATH TARGET: TARGET is as the target system sees it
+# (/etc/systemd/system/x.service, /dev/null), never prefixed by the root.
+ensure_symlink() {
+    local dest="$1" target="$2" path
+    path="$(R "$dest")"
+    if [[ -L "$path" && "$(readlink -- "$path")" == "$target" ]]; then
+        unchanged "$dest -> $target"
+        return 0
+    fi
+    if [[ -d "$path" && ! -L "$path" ]]; then die "$path is a directory, not a link"; fi
+    if ! dry; then
+        mkdir -p -- "$(dirname -- "$path")"
+        ln -sfn -- "$target" "$path"
+    fi
+    changed "$dest -> $target"
+}
+
+# remove_path PATH: a file or link that should not be there.
+remove_path() {
+    local dest="$1" path
+    path="$(R "$dest")"
+    if [[ -e "$path" || -L "$path" ]]; then
+        if ! dry; then rm -f -- "$path"; fi
+        changed "$dest (removed)"
+    fi
+}
+
+# --- commands ----------------------------------------------------------------
+
+show_cmd() {
+    local out="" a
+    for a in "$@"; do out+="${out:+ }$(printf '%q' "$a")"; done
+    printf '%s' "$out"
+}
+
+# run CMD...: a command that works on any root (its arguments name the
+# root's paths): printed in a dry run, else run.
+run() {
+    if dry; then
+        say "  would run     $(show_cmd "$@")"
+        return 0
+    fi
+    "$@"
+}
+
+# on_target CMD...: a command that acts on the running system (apt-get,
+# pip, systemctl, udevadm). It cannot act on a scratch root: there it is
+# recorded in the plan (the manifest ./provision writes under the root)
+# and not run.
+on_target() {
+    if ! live; then
+        _tally plan "$(show_cmd "$@")"
+        if dry; then
+            say "  would plan    $(show_cmd "$@")"
+        else
+            say "  not run here  $(show_cmd "$@")  (scratch root: recorded in the manifest)"
+        fi
+        return 0
+    fi
+    if dry; then
+        say "  would run     $(show_cmd "$@")"
+        return 0
+    fi
+    say "  running       $(show_cmd "$@")"
+    "$@"
+}
+
+# --- systemd -----------------------------------------------------------------
+
+# enable_unit NAME [FILE]: what `systemctl enable` does for a unit installed
+# in /etc/systemd/system: a link in each WantedBy= target's .wants directory.
+# Works the same on a scratch root. [Install] is read from FILE if given (the
+# unit being installed in this run, which a dry run has not installed).
+enable_unit() {
+    local unit="$1" file="${2:-}" target
+    [[ -n "$file" ]] || file="$(R "/etc/systemd/system/$unit")"
+    [[ -f "$file" ]] || die "cannot enable $unit: /etc/systemd/system/$unit is not installed"
+    local found=false
+    while read -r target; do
+        [[ -n "$target" ]] || continue
+        found=true
+        ensure_symlink "/etc/systemd/system/$target.wants/$unit" "/etc/systemd/system/$unit"
+    done < <(awk -F= '
+        /^\[/ { install = ($0 == "[Install]") }
+        install && $1 ~ /^[ \t]*WantedBy[ \t]*$/ {
+            n = split($2, t, /[ \t]+/)
+            for (i = 1; i <= n; i++) if (t[i] != "") print t[i]
+        }' "$file")
+    [[ "$found" == true ]] || die "$unit has no WantedBy= in [Install]: nothing to enable it in"
+}
+
+# mask_unit NAME: never started, whatever enables it (a link to /dev/null).
+mask_unit() {
+    ensure_symlink "/etc/systemd/system/$1" /dev/null
+}
+
+# --- KEY=VALUE files -----------------------------------------------------------
+
+# read_kv FILE ALLOWED...: reads shell-style KEY=VALUE lines into the
+# associative array KV without running anything from the file (it may come
+# from a FAT partition anyone can write). Blank lines and # comments are
+# skipped, one pair of quotes around a value is removed, CRLF line ends are
+# accepted. Unknown keys and malformed lines are errors: each is appended to
+# the array KV_ERRORS as a sentence.
+declare -gA KV=()
+declare -ga KV_ERRORS=()
+read_kv() {
+    local file="$1" line key value n=0
+    shift
+    local allowed=" $* "
+    KV=()
+    KV_ERRORS=()
+    while IFS= read -r line || [[ -n "$line" ]]; do
+        n=$((n + 1))
+        line="${line%$'\r'}"
+        [[ "$line" =~ ^[[:space:]]*(#.*)?$ ]] && continue
+        if [[ ! "$line" =~ ^[[:space:]]*([A-Z_][A-Z0-9_]*)=(.*)$ ]]; then
+            KV_ERRORS+=("line $n is not KEY=VALUE: '$line'")
+            continue
+        fi
+        key="${BASH_REMATCH[1]}"
+        value="${BASH_REMATCH[2]}"
+        value="${value%"${value##*[![:space:]]}"}"
+        if [[ "$value" =~ ^\"(.*)\"$ || "$value" =~ ^\'(.*)\'$ ]]; then
+            value="${BASH_REMATCH[1]}"
+        fi
+        if [[ "$allowed" != *" $key "* ]]; then
+            KV_ERRORS+=("line $n: unknown key $key (known: $*)")
+            continue
+        fi
+        if [[ -n "${KV[$key]+set}" ]]; then
+            KV_ERRORS+=("line $n: $key is given twice")
+            continue
+        fi
+        KV["$key"]="$value"
+    done <"$file"
+}
+
+# --- the kernel command line ---------------------------------------------------
+
+readonly RB_CMDLINE=/boot/firmware/cmdline.txt
+
+# cmdline_edit OP...: edits the single line of cmdline.txt; each OP is
+# "set KEY=VALUE" (replace KEY's value, or append) or "del KEY".
+# Returns 1 (after a warning) when the card has no cmdline.txt.
+cmdline_edit() {
+    local path line op token key out=() done_keys=" "
+    path="$(R "$RB_CMDLINE")"
+    if [[ ! -f "$path" ]]; then
+        warn "no $RB_CMDLINE here (not a Raspberry Pi OS bookworm card?): kernel settings not applied"
+        return 1
+    fi
+    line="$(head -n 1 -- "$path")"
+    line="${line%$'\r'}"
+    local -a ops=("$@") tokens=()
+    read -r -a tokens <<<"$line"
+    for token in "${tokens[@]}"; do
+        key="${token%%=*}"
+        local keep=true
+        for op in "${ops[@]}"; do
+            case "$op" in
+                "set $key="*)
+                    if [[ "$done_keys" != *" $key "* ]]; then out+=("${op#set }"); done_keys+="$key "; fi
+                    keep=false
+                    ;;
+                "del $key") keep=false ;;
+            esac
+        done
+        if [[ "$keep" == true ]]; then out+=("$token"); fi
+    done
+    for op in "${ops[@]}"; do
+        if [[ "$op" == set\ * ]]; then
+            key="${op#set }"
+            key="${key%%=*}"
+            if [[ "$done_keys" != *" $key "* ]]; then out+=("${op#set }"); done_keys+="$key "; fi
+        fi
+    done
+    write_file "$RB_CMDLINE" - - <<<"${out[*]}"
+}
+
+# cmdline_has KEY: true if the card's cmdline.txt sets KEY.
+cmdline_has() {
+    local path
+    path="$(R "$RB_CMDLINE")"
+    [[ -f "$path" ]] && tr ' ' '\n' <"$path" | grep -q "^$1\(=\|$\)"
+}
+
+# --- this card's settings ------------------------------------------------------
+
+readonly RB_FIRMWARE_CONF=/etc/restobox/firmware.conf
+readonly RB_FIRMWARE_KEYS="ROLE ROTATION DATA_PARTITION READ_ONLY_ROOT"
+
+# load_firmware_conf: the settings ./provision recorded, into KV; 1 if none.
+load_firmware_conf() {
+    local file
+    file="$(R "$RB_FIRMWARE_CONF")"
+    [[ -f "$file" ]] || return 1
+    # shellcheck disable=SC2086  # the key list is split on purpose
+    read_kv "$file" $RB_FIRMWARE_KEYS
+    if [[ ${#KV_ERRORS[@]} -gt 0 ]]; then
+        die "$RB_FIRMWARE_CONF: ${KV_ERRORS[0]}"
+    fi
+}
+
+# The units each role runs; restobox.target groups them.
+role_units() {
+    case "$1" in
+        hub) echo restobox-broker.service restobox-hub.service restobox-printing.service restobox-sync.service ;;
+        kiosk) echo restobox-kiosk.service ;;
+        kds) echo restobox-kds.service ;;
+        *) die "unknown role '$1'" ;;
+    esac
+}
+
+# The summary line of a run, from the tally.
+summary() {
+    local what="$1" ch un pl
+    ch="$(grep -c '^changed' "$RB_TALLY" || true)"
+    un="$(grep -c '^unchanged' "$RB_TALLY" || true)"
+    pl="$(grep -c '^plan' "$RB_TALLY" || true)"
+    if dry; then
+        say "$what (dry run, nothing was changed): $ch would change, $un unchanged"
+    else
+        say "$what: $ch changed, $un unchanged"
+    fi
+    if [[ "$pl" -gt 0 ]]; then
+        say "$pl command(s) that act on a running system were not run in the scratch root $RB_ROOT"
+    fi
+}
+
+# --- the read-only root ------------------------------------------------------
+
+# overlayroot (Debian's package, which raspi-config uses too) mounts the root
+# read-only under a RAM overlay. recurse=0 keeps the other mounts out of the
+# overlay: /var/lib/restobox on its own partition stays durable.
+readonly RB_OVERLAY=overlayroot=tmpfs:recurse=0
+
+data_partition_in_fstab() {
+    [[ -f "$(R /etc/fstab)" ]] && awk '$1 !~ /^#/ && $2 == "/var/lib/restobox" { found = 1 } END { exit !found }' "$(R /etc/fstab)"
+}
+
+overlay_on() {
+    local role=""
+    if load_firmware_conf; then role="${KV[ROLE]:-}"; fi
+    [[ "$role" != hub ]] ||
+        die "the hub keeps a writable root: its broker credentials change whenever a device is added"
+    data_partition_in_fstab ||
+        die "/var/lib/restobox has no partition of its own in /etc/fstab: with a read-only root its orders and payments would be lost at every restart (provision --data-partition)"
+    if live && ! dpkg-query -W -f='${Status}' overlayroot 2>/dev/null | grep -q 'install ok installed'; then
+        die "the overlayroot package is not installed (provision --read-only-root installs it)"
+    fi
+    cmdline_edit "set $RB_OVERLAY" || die "cannot turn the read-only root on without $RB_CMDLINE"
+}
+
+overlay_off() {
+    cmdline_edit "del overlayroot" || die "cannot change the read-only root without $RB_CMDLINE"
+}
+
+# Is the running system's root the overlay now?
+overlay_active() {
+    live && [[ "$(findmnt -n -o FSTYPE / 2>/dev/null || true)" == overlay ]]
+}
