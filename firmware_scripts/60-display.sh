@@ -10,7 +10,8 @@
 #   - Kivy's settings in /etc/restobox/kivy/config.ini (files/kivy-config.ini):
 #     the rotation, no mouse pointer, no screen saver, and one input provider
 #     (SDL2's mouse events, which carry the touches) so a tap never counts twice
-#   - a drop-in that points the screen's unit at those settings (KIVY_HOME)
+#   - a drop-in that points the screen's unit at those settings (KIVY_HOME;
+#     it replaces the unit's /var/lib/restobox/kivy)
 set -euo pipefail
 # shellcheck source=lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
@@ -43,9 +44,14 @@ ensure_dir "$kivy_home/icon" 0755 root:root
 template="$(<"$here/files/kivy-config.ini")"
 write_file "$kivy_home/config.ini" 0644 root:root <<<"${template//@ROTATION@/$RB_ROTATION}"
 
+# The settings live in /etc with the device's other configuration: a data
+# partition mounted on /var/lib/restobox would hide anything the image put
+# under it. Kivy only reads them (they are complete, so it never rewrites
+# them) and the unit keeps Kivy's log out of files (KIVY_NO_FILELOG).
 write_file "/etc/systemd/system/$unit.d/10-restobox-display.conf" 0644 root:root <<EOF
 # Written by firmware_scripts/60-display.sh: Kivy's settings for this screen
-# (rotation, no pointer, no screen saver, one input provider).
+# (rotation, no pointer, no screen saver, one input provider), read-only in
+# /etc rather than under /var/lib/restobox.
 [Service]
 Environment=KIVY_HOME=$kivy_home
 EOF
