@@ -41,7 +41,8 @@ from rich.text import Text
 
 from restobox import contract
 from restobox.alerts import StoreWatch
-from restobox.contract import MenuMessage, PrintJobState, SoldOut, StaffCommand, StaffReply, topics
+from restobox.bus import Bus, decode_or_none
+from restobox.contract import MenuMessage, PrintJobState, StaffCommand, StaffReply, topics
 from restobox.service import disk_details
 
 DEVICE_RE = re.compile(contract.DEVICE_PATTERN)
@@ -100,13 +101,10 @@ class StoreLink:
     back."""
 
     def __init__(self, cfg) -> None:
-        from restobox.bus import Bus
-
         self.cfg = cfg
         self.device = cfg.device.id
         self.watch = StoreWatch.from_config(cfg, me=self.device)
         self.menu: MenuMessage | None = None
-        self.sold_out: set[str] = set()
         self._cv = threading.Condition()
         self._replies: dict[bytes, StaffReply] = {}
         self._jobs: dict[str, list[PrintJobState]] = {}
@@ -116,7 +114,6 @@ class StoreLink:
         for t in StoreWatch.TOPICS:
             self.bus.subscribe(t, self._on_watch)
         self.bus.subscribe(topics.MENU, self._on_menu)
-        self.bus.subscribe(topics.SOLDOUT, self._on_sold_out)
         self.bus.subscribe(topics.staff_reply(self.device), self._on_reply)
         self.bus.subscribe(topics.PRINT_JOB_STATE, self._on_job)
 
@@ -156,34 +153,21 @@ class StoreLink:
         self.watch.feed(m.topic, m.payload)
 
     def _on_menu(self, m) -> None:
-        try:
-            self.menu = contract.decode(m.payload, MenuMessage, max_bytes=4 * 1024 * 1024)
-        except contract.Rejection:
-            pass
-
-    def _on_sold_out(self, m) -> None:
-        try:
-            self.sold_out = set(contract.decode(m.payload, SoldOut).items)
-        except contract.Rejection:
-            pass
+        self.menu = decode_or_none(m, MenuMessage, max_bytes=4 * 1024 * 1024) or self.menu
 
     def _on_reply(self, m) -> None:
-        try:
-            r = contract.decode(m.payload, StaffReply)
-        except contract.Rejection:
-            return
-        with self._cv:
-            self._replies[m.correlation or b""] = r
-            self._cv.notify_all()
+        r = decode_or_none(m, StaffReply)
+        if r is not None:
+            with self._cv:
+                self._replies[m.correlation or b""] = r
+                self._cv.notify_all()
 
     def _on_job(self, m) -> None:
-        try:
-            s = contract.decode(m.payload, PrintJobState)
-        except contract.Rejection:
-            return
-        with self._cv:
-            self._jobs.setdefault(s.job_id, []).append(s)
-            self._cv.notify_all()
+        s = decode_or_none(m, PrintJobState)
+        if s is not None:
+            with self._cv:
+                self._jobs.setdefault(s.job_id, []).append(s)
+                self._cv.notify_all()
 
     # ------------------------------------------------------------ commands
     def command(self, kind: str, **fields) -> StaffReply:
