@@ -128,9 +128,10 @@ def cmd_demo(args) -> int:
 STAFF_CONFIG = Path("/etc/restobox/staff.toml")
 
 
-def _staff(fn):
+def _staff(fn, config_optional: bool = False):
     """Run a staff command: its config, a console, and one sentence for
-    every mistake."""
+    every mistake. ``restart`` and ``logs`` also work without a staff
+    config (on a kiosk or a kitchen screen's Pi), through systemd alone."""
     def run(args) -> int:
         from rich.console import Console
 
@@ -141,7 +142,12 @@ def _staff(fn):
         console = Console(highlight=False)
         path = args.config or os.environ.get("RESTOBOX_CONFIG") or STAFF_CONFIG
         try:
-            cfg = config_mod.load(path)
+            try:
+                cfg = config_mod.load(path)
+            except config_mod.ConfigError:
+                if not (config_optional and not args.config and not Path(path).exists()):
+                    raise
+                cfg = None
             return fn(cfg, console, args)
         except StaffError as exc:
             Console(stderr=True, highlight=False).print(f"[bold red]restobox {args.cmd}:[/] {exc}")
@@ -152,23 +158,24 @@ def _staff(fn):
 def _staff_commands(sub) -> None:
     from restobox import staff
 
-    def add(name, help, fn, *extra):
+    def add(name, help, fn, *extra, config_optional=False):
         p = sub.add_parser(name, help=help)
         p.add_argument("--config", help=f"config file (default $RESTOBOX_CONFIG or {STAFF_CONFIG})")
         for a, kw in extra:
             p.add_argument(*a, **kw)
-        p.set_defaults(func=_staff(fn))
+        p.set_defaults(func=_staff(fn, config_optional))
 
     add("status", "staff: every service, printers, sync backlog, disks and alerts",
         lambda cfg, c, a: staff.cmd_status(cfg, c))
     add("restart", "staff: restart a service and wait until it is up again",
         lambda cfg, c, a: staff.cmd_restart(cfg, c, a.service),
-        (("service",), {"help": f"one of {', '.join(staff.SERVICES)}"}))
+        (("service",), {"help": f"one of {', '.join(staff.SERVICES)}"}), config_optional=True)
     add("logs", "staff: a service's log",
         lambda cfg, c, a: staff.cmd_logs(cfg, c, a.service, a.lines, a.follow),
         (("service",), {"help": f"one of {', '.join(staff.SERVICES)}"}),
         (("-n", "--lines"), {"type": int, "default": 50, "help": "how many lines (default 50)"}),
-        (("-f", "--follow"), {"action": "store_true", "help": "keep showing new lines (Ctrl-C stops)"}))
+        (("-f", "--follow"), {"action": "store_true", "help": "keep showing new lines (Ctrl-C stops)"}),
+        config_optional=True)
     add("reprint", "staff: print an order's receipt (or a station's ticket) again",
         lambda cfg, c, a: staff.cmd_reprint(cfg, c, a.order, a.station),
         (("order",), {"help": "today's order number (42 or #42) or an order id"}),

@@ -412,8 +412,13 @@ def cmd_restart(cfg, console: Console, name: str, sd: Systemd | None = None) -> 
     sd = sd or Systemd()
     key, unit, device = service_unit(name)
     if key in ("kiosk", "kds"):
-        device = cfg.device.id if cfg.device.role in ("kiosk", "kds", "expo", "board") else None
+        device = None  # this Pi's own screen: systemd says when it is up
     link = None
+    if cfg is None:  # no staff config on this Pi: systemd alone
+        if key == "broker":
+            raise StaffError(f"No staff config ({_staff_config_hint()}): restart the broker with "
+                             "sudo systemctl restart restobox-broker")
+        device = None
     if device:
         try:
             link = StoreLink(cfg).connect()
@@ -432,6 +437,10 @@ def cmd_restart(cfg, console: Console, name: str, sd: Systemd | None = None) -> 
     finally:
         if link is not None:
             link.close()
+
+
+def _staff_config_hint() -> str:
+    return os.environ.get("RESTOBOX_CONFIG") or "/etc/restobox/staff.toml"
 
 
 def _wait_ready(cfg, console, link: StoreLink, key: str, device: str, started: float) -> int:

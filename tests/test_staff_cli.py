@@ -254,6 +254,25 @@ def test_restart_mistakes(shop):
     assert shop.printing.proc.poll() is None  # nothing was stopped
 
 
+def test_restart_and_logs_on_a_screen_pi_without_a_staff_config(tmp_path):
+    state = tmp_path / "systemd"
+    state.mkdir()
+    log = tmp_path / "kiosk.log"
+    log.write_text("kiosk starting\nkiosk ready\n")
+    (state / "units.json").write_text(json.dumps({"restobox-kiosk.service": {"pidfile": str(tmp_path / "none"),
+                                                                             "log": str(log)}}))
+    env = {**os.environ, "PATH": f"{FAKE_BIN}:{os.environ['PATH']}", "FAKE_SYSTEMD_DIR": str(state),
+           "COLUMNS": "200", "RESTOBOX_CONFIG": str(tmp_path / "staff.toml")}  # not there
+    run = lambda *a: subprocess.run([sys.executable, "-m", "restobox.cli", *a], capture_output=True, text=True,
+                                    env=env, cwd=REPO, timeout=60)
+    r = run("restart", "kiosk")
+    assert r.returncode == 0 and "systemd restarted restobox-kiosk.service" in r.stdout, r.stdout + r.stderr
+    r = run("logs", "kiosk", "-n", "1")
+    assert r.returncode == 0 and r.stdout == "kiosk ready\n"
+    r = run("status")  # needs the staff config
+    assert r.returncode == 2 and "staff.toml does not exist" in r.stderr
+
+
 def test_logs_shows_the_service_log(shop):
     rc, out, err = shop.cli("logs", "hub", "-n", "3")
     assert rc == 0, err
