@@ -66,6 +66,7 @@ def build_app(cfg):
     from kivy.uix.label import Label
 
     from kds.controller import StationController
+    from kds.health import alert_rows, alert_strip
     from kds.viewmodel import BumpBarMap
     from kds.common import (load_kv, register_cjk_font, run_screen_clock, screen_settings, try_screenshot,
                             window_rect, write_state)
@@ -114,11 +115,14 @@ def build_app(cfg):
         banner_text = StringProperty("")
         notice_text = StringProperty("")
         hidden_text = StringProperty("")
+        alert_text = StringProperty("")
+        alert_severity = StringProperty("")
         allday_title = StringProperty("全天数量 All day")
         allday_text = StringProperty("")
         columns = NumericProperty(5)
         rows = NumericProperty(2)
 
+    load_kv("alerts.kv")
     load_kv("station.kv")
     bump_keys, keynames, state_file, shot_dir = screen_settings(cfg)
 
@@ -135,7 +139,7 @@ def build_app(cfg):
             self.root_w.title_text = names.get(st, st)
             self.cards = []
             for _ in range(cfg.kds.columns * cfg.kds.rows):
-                c = TicketCard(app=self)
+                c = TicketCard(app=self, opacity=0, disabled=True)  # empty until a ticket comes
                 self.cards.append(c)
                 self.root_w.ids.grid.add_widget(c)
             run_screen_clock(self, shot_dir / f"kds-{cfg.kds.station}.png")
@@ -204,6 +208,7 @@ def build_app(cfg):
             r.banner_text = f"{banner.zh}   {banner.en}" if banner else ""
             notice = self.ctl.current_notice()
             r.notice_text = f"{notice.zh}  {notice.en}" if notice else ""
+            r.alert_text, r.alert_severity = alert_strip(self.ctl.monitor.alerts)
             r.hidden_text = (f"第 {vm.page + 1}/{vm.pages} 页 · 另有 {vm.hidden_count} 张"
                              if vm.hidden_count else "")
             lines = [f"[b]{c.qty:>3}[/b]  {_esc(c.name_zh)}  [color=#9aa0a6]{_esc(c.name_en)}[/color]"
@@ -259,6 +264,10 @@ def build_app(cfg):
             out = [{"ticket_id": c.ticket_id, "number": c.number_text, "rect": window_rect(c),
                     "header": window_rect(c.ids.header)} for c in self.cards if c.ticket_id]
             write_state(state_file, {"tickets": out, "banner": self.root_w.banner_text,
+                                     "alerts": alert_rows(self.ctl.monitor.alerts),
+                                     "alert_strip": self.root_w.alert_text,
+                                     "alert_rect": window_rect(self.root_w.ids.alerts),
+                                     "grid_rect": window_rect(self.root_w.ids.grid),
                                      "open": self.ctl.vm.open_count,
                                      "recall": [t.ticket_id for t in self.ctl.vm.recall_list()]})
 

@@ -27,7 +27,7 @@ from typing import Callable
 os.environ.setdefault("KIVY_NO_ARGS", "1")
 os.environ.setdefault("KIVY_NO_CONSOLELOG", "1")
 
-from kds.health import ScreenMonitor  # noqa: E402
+from kds.health import ScreenMonitor, alert_rows, alert_strip  # noqa: E402
 from kds.common import load_kv, register_cjk_font, run_screen_clock, screen_settings, try_screenshot, window_rect, write_state  # noqa: E402
 from kds.viewmodel import ActionRefused, ExpoRow, ExpoViewModel, StationProgress, Thresholds  # noqa: E402
 from restobox import contract  # noqa: E402
@@ -318,9 +318,12 @@ def build_expo_app(cfg: Config):
         hidden_text = StringProperty("")
         completed_text = StringProperty("")
         recall_hint = StringProperty("")
+        alert_text = StringProperty("")
+        alert_severity = StringProperty("")
         columns = NumericProperty(5)
         rows = NumericProperty(2)
 
+    load_kv("alerts.kv")
     load_kv("expo.kv")
     bump_keys, keynames, state_file, shot_dir = screen_settings(cfg)
 
@@ -389,6 +392,7 @@ def build_expo_app(cfg: Config):
             r.banner_text = f"{banner.zh}    {banner.en}" if banner else ""
             notice = self.ctl.current_notice()
             r.notice_text = f"{notice.zh}\n{notice.en}" if notice else ""
+            r.alert_text, r.alert_severity = alert_strip(self.ctl.monitor.alerts)
             r.hidden_text = (f"第 {vm.page + 1}/{vm.pages} 页 · 另有 {vm.hidden_count} 单\n"
                              f"page {vm.page + 1}/{vm.pages} · {vm.hidden_count} more"
                              if vm.hidden_count else "")
@@ -451,6 +455,8 @@ def build_expo_app(cfg: Config):
             write_state(state_file, {
                 "screen": "expo", "orders": orders, "completed": completed,
                 "banner": self.root_w.banner_text, "notice": self.root_w.notice_text,
+                "alerts": alert_rows(self.ctl.monitor.alerts), "alert_strip": self.root_w.alert_text,
+                "alert_rect": window_rect(ids.alerts), "grid_rect": window_rect(ids.grid),
                 "hidden": self.ctl.vm.hidden_count, "page": self.ctl.vm.page, "pages": self.ctl.vm.pages,
                 "buttons": {k: window_rect(ids[k]) for k in ("prev_page", "recall", "next_page")},
             })

@@ -166,3 +166,29 @@ class ScreenMonitor:
         finally:
             if self.cache is not None:
                 self.cache.close()  # this thread's connection only
+
+
+# =========================================================================
+# What the staff see (plain functions: the .kv files only lay them out)
+# =========================================================================
+
+SEVERITY_MARK = {"critical": "⚠", "warning": "⚠", "info": "ⓘ"}
+
+
+def alert_strip(alerts: list[StoreAlert], *, shown: int = 1, sep: str = "     ") -> tuple[str, str]:
+    """The text of a screen's alert strip: the most severe ``shown`` alerts
+    in Chinese and English, and how many more there are, joined by ``sep``;
+    and the severity that colours the strip. ``("", "")`` without alerts."""
+    if not alerts:
+        return "", ""
+    parts = [f"{SEVERITY_MARK.get(a.severity, '⚠')} {a.message.zh}  {a.message.en}" for a in alerts[:shown]]
+    more = len(alerts) - shown
+    if more > 0:
+        parts.append(f"(另有 {more} 条 +{more} more)")
+    return sep.join(parts), alerts[0].severity
+
+
+def alert_rows(alerts: list[StoreAlert]) -> list[dict[str, str]]:
+    """The alerts as a screen's state file lists them (tests, diagnostics)."""
+    return [{"code": a.code, "subject": a.subject, "severity": a.severity, "zh": a.message.zh, "en": a.message.en}
+            for a in alerts]

@@ -151,6 +151,7 @@ def build_app(cfg, deep_link: str | None = None):
     from kivy.uix.widget import Widget
 
     from kds.common import register_cjk_font, save_screenshot, window_rect, write_state
+    from kds.health import alert_rows, alert_strip
     from restobox.service import ScreenWatchdog
     from kiosk.controller import KioskController
 
@@ -260,6 +261,8 @@ def build_app(cfg, deep_link: str | None = None):
         reach_label = StringProperty("")
         reach_on = BooleanProperty(False)
         staff_text = StringProperty("")
+        staff_alert_text = StringProperty("")  # the store's alerts, one line
+        staff_severity = StringProperty("")  # the most severe of them
         # reach mode: what the screen is about, at the top, out of the way of the controls
         head_title = StringProperty("")
         head_price = StringProperty("")
@@ -475,8 +478,13 @@ def build_app(cfg, deep_link: str | None = None):
                 r.link_text = "门店网络中断，订单先保存在本机  ·  Store network down: orders are kept on this kiosk"
             else:
                 r.link_text = ""
+            # for staff, on the attract screen only: never in a diner's way
             staff = ctl.staff.words() if ctl.staff is not None else None
-            r.staff_text = f"{staff.zh}  ·  {staff.en}" if staff is not None and vm.screen == "attract" else ""
+            alerts, severity = alert_strip(ctl.alerts)
+            attract = vm.screen == "attract"
+            r.staff_text = f"{staff.zh}  ·  {staff.en}" if staff is not None and attract else ""
+            r.staff_alert_text = alerts if attract else ""
+            r.staff_severity = severity if attract else ""
             view = vm.view()
             r.head_title, r.head_price, r.head_info, r.head_warn = self._headline(vm.screen, view)
             key = (vm.screen, view, vm.lang, vm.large_text, vm.high_contrast, vm.reach)
@@ -685,7 +693,8 @@ def build_app(cfg, deep_link: str | None = None):
                 "notice": self.root_w.notice_text, "number": vm.number, "order_id": vm.order_id,
                 "still_there": vm.still_there, "buttons": buttons, "at": time.time(),
                 "provisional": vm.provisional, "reachable": self.ctl.reachable,
-                "staff": self.root_w.staff_text,
+                "staff": "\n".join(t for t in (self.root_w.staff_text, self.root_w.staff_alert_text) if t),
+                "alerts": alert_rows(self.ctl.alerts),
                 "large_text": vm.large_text, "high_contrast": vm.high_contrast, "reach": vm.reach,
                 "clipped": sorted(clipped), "cramped": sorted(tight), "scrolls": scrolls, "bars": bars,
             })
