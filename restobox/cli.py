@@ -9,6 +9,7 @@
     restobox sync  [--config FILE] [--drain]   send the outbox to the chain's cloud
     restobox cloud-dev [--port N] [--db FILE]  a reference cloud receiver (demo, tests)
     restobox menu-check FILE            check a menu file before installing it
+    restobox rush [--quick]             the lunch rush benchmark, with chaos (bench/rush.py)
 
 For staff (on the hub Pi; config $RESTOBOX_CONFIG or /etc/restobox/staff.toml):
 
@@ -118,6 +119,22 @@ def cmd_menu_check(args) -> int:
     return 0
 
 
+def cmd_rush(args: list[str]) -> int:
+    """bench/rush.py, from this checkout (it is a benchmark, not part of a Pi's install)."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parent.parent / "bench" / "rush.py"
+    if not path.exists():
+        print("restobox rush: runs from a checkout of the Restobox repository (bench/rush.py is not here)",
+              file=sys.stderr)
+        return 2
+    spec = importlib.util.spec_from_file_location("restobox_bench_rush", path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod
+    spec.loader.exec_module(mod)
+    return mod.main(args)
+
+
 def cmd_demo(args) -> int:
     from restobox.demo import run_demo
 
@@ -199,6 +216,9 @@ def _staff_commands(sub) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["rush"]:  # its options are bench/rush.py's own
+        return cmd_rush(argv[1:])
     ap = argparse.ArgumentParser(prog="restobox", description="Restobox store services and tools.")
     ap.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = ap.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
@@ -242,6 +262,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--snapshot", metavar="SVG", help="save the final order book screen as an SVG picture")
     p.add_argument("--no-screens", action="store_true", help="do not open the kitchen screens")
     p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("rush", help="the lunch rush benchmark with chaos (bench/rush.py; --quick: 3 minutes)",
+                       add_help=False)
+    p.add_argument("rest", nargs=argparse.REMAINDER)  # bench/rush.py parses them (see main)
 
     p = sub.add_parser("menu-check", help="check a menu JSON file")
     p.add_argument("file")
