@@ -206,10 +206,12 @@ class StoreWatch:
         return []
 
     def _device_alerts(self, d: DeviceState, now: float) -> list[StoreAlert]:
-        if d.device == self.me or d.role in QUIET_ROLES:
+        if d.role in QUIET_ROLES:
             return []
         name = d.name
         if d.online is False:
+            if d.device == self.me:  # we are reading this: the broker's last word about us is out of date
+                return []
             sev = "critical" if d.role in CRITICAL_ROLES else "warning"
             return [StoreAlert("device_offline", d.device, sev,
                                Words(f"{name.zh} 离线。", f"{name.en} is offline."), d.presence_at)]

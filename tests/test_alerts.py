@@ -81,6 +81,12 @@ def test_devices_offline_by_role_and_quiet_roles_ignored():
     assert codes(w) == [("device_offline", "kiosk-2", "warning")]
 
 
+def test_a_screen_sees_its_own_disk_alert():
+    w, _ = watch(me="kds-wok-1", disk_free_pct=10)
+    health(w, "kds-wok-1", "kds", disk_free_pct=3.0)
+    assert codes(w) == [("disk_low", "kds-wok-1", "critical")]
+
+
 def test_sync_backlog_alert_counts_the_time_since_its_health():
     w, c = watch(sync_backlog_alert_s=600)
     health(w, "sync", "sync", backlog=12, oldest_unsent_s=300.0)
