@@ -438,6 +438,34 @@ class Rush:
         finally:
             b.stop()
 
+    def baseline_rtt_ms(self, n: int = 50) -> float | None:
+        """The baseline, same run and broker: a message's round trip through
+        mosquitto alone (publish, deliver back), p50."""
+        from restobox.bus import Bus
+        from restobox.contract import topics
+
+        c = self.broker.creds["monitor-1"]
+        got = threading.Event()
+        b = Bus(device="monitor-1", role="monitor", port=self.broker.port, username=c.username, password=c.password,
+                persistent=False)
+        topic = topics.health("monitor-1")
+        b.subscribe(topic, lambda m: got.set())
+        b.start()
+        rtts = []
+        try:
+            if not b.wait_connected(10):
+                return None
+            for _ in range(n):
+                got.clear()
+                t = time.perf_counter()
+                b.publish(topic, b"{}")
+                if got.wait(2):
+                    rtts.append((time.perf_counter() - t) * 1000)
+            b.publish(topic, b"", retain=True)
+        finally:
+            b.stop()
+        return round(sorted(rtts)[len(rtts) // 2], 3) if rtts else None
+
     # --------------------------------------------------------- the run
     def run(self) -> dict:
         t_setup = time.time()
@@ -447,6 +475,7 @@ class Rush:
         for name in ("hub", "printing", "sync"):
             self.procs[name].start()
             self._wait_health(name)
+        self.baseline = self.baseline_rtt_ms()
         start = time.time() + 2.0
         calm_end = start + self.calm_s
         chaos_end = calm_end + self.chaos_s
@@ -716,6 +745,7 @@ class Rush:
             "placed": len(orders),
             "p50_ms": _pct(calm, 50), "p99_ms": _pct(calm, 99), "p999_ms": _pct(calm, 99.9),
             "chaos_p50_ms": _pct(chaos, 50), "chaos_p99_ms": _pct(chaos, 99),
+            "baseline_rtt_ms": getattr(self, "baseline", None),
             "lost": len(lost_orders), "duplicated": len(dup_orders), "kills": len(self.kills),
             "kills_by_kind": dict(kill_kinds), "unanswered": len(unanswered), "refused": dict(refused),
             "reprints_flagged": reprints, "drained": drained,
