@@ -2,7 +2,7 @@
 # 30-app: the Restobox program in /opt/restobox, a copy of the checkout (the
 # code, broker_config/, systemd/, firmware_scripts/, docs/; not the tests), and
 # its venv in /opt/restobox/venv (`/opt/restobox/venv/bin/restobox` is what
-# the units run).
+# the units run; /usr/local/bin/restobox is that command for staff).
 #
 # The venv has the checkout installed in editable mode, so the program reads
 # its broker_config/ and data files from /opt/restobox, and updating the
@@ -57,7 +57,12 @@ else
             unchanged "$app/$f"
             continue
         fi
-        if [[ "$f" == */* && ! -d "${dest%/*}" ]] && ! dry; then mkdir -p -- "${dest%/*}"; fi
+        if [[ ! -e "$dest" && ! -L "$dest" ]]; then
+            # A new file: one process (nothing can read half of it yet).
+            if ! dry; then install -D -m "$mode" -o 0 -g 0 -- "$RB_SOURCE/$f" "$dest"; fi
+            changed "$app/$f"
+            continue
+        fi
         copy_file "$RB_SOURCE/$f" "$app/$f" "0$mode" root:root
     done <<<"$list"
     # Files the checkout no longer has (a module moved, a unit renamed).
@@ -72,6 +77,9 @@ else
         if dry; then say "  would change  $app: $copied file(s)"; else say "  changed       $app: $copied file(s)"; fi
     fi
 fi
+
+# Staff type `restobox status`, not the venv's path.
+ensure_symlink /usr/local/bin/restobox "$app/venv/bin/restobox"
 
 # --- the venv ---------------------------------------------------------------
 

@@ -83,11 +83,16 @@ owner_ids() {
     printf '%s:%s' "$u" "$g"
 }
 
+# _ids_for OWNER: sets RB_IDS to uid:gid ("" for OWNER -, or, in a dry run,
+# for an owner the target does not have yet). Looked up once per owner.
+declare -gA _rb_ids=()
 _ids_for() {
-    local ids
+    RB_IDS=""
     if [[ "$1" == - ]]; then return 0; fi
-    if ids="$(owner_ids "$1")"; then
-        printf '%s' "$ids"
+    if [[ -n "${_rb_ids[$1]:-}" ]]; then
+        RB_IDS="${_rb_ids[$1]}"
+    elif RB_IDS="$(owner_ids "$1")"; then
+        _rb_ids["$1"]="$RB_IDS"
     elif ! dry; then
         die "no user or group '$1' in $(R /etc/passwd) / $(R /etc/group)"
     fi
@@ -120,13 +125,14 @@ _set_meta() {
 # own); OWNER - keeps the owner.
 write_file() {
     local dest="$1" mode="$2" owner="$3" path ids tmp
-    path="$(R "$dest")"
-    ids="$(_ids_for "$owner")"
+    path="$RB_ROOT$dest"
+    _ids_for "$owner"
+    ids="$RB_IDS"
     if dry; then
         tmp="$(mktemp)"
     else
-        mkdir -p -- "$(dirname -- "$path")"
-        tmp="$(mktemp "$(dirname -- "$path")/.restobox.XXXXXX")"
+        [[ -d "${path%/*}" ]] || mkdir -p -- "${path%/*}"
+        tmp="$(mktemp "${path%/*}/.restobox.XXXXXX")"
     fi
     _rb_tmp+=("$tmp")
     cat >"$tmp"
@@ -177,8 +183,9 @@ copy_file() {
 # ensure_dir PATH MODE OWNER
 ensure_dir() {
     local dest="$1" mode="$2" owner="$3" path ids
-    path="$(R "$dest")"
-    ids="$(_ids_for "$owner")"
+    path="$RB_ROOT$dest"
+    _ids_for "$owner"
+    ids="$RB_IDS"
     if [[ -d "$path" && ! -L "$path" ]]; then
         if _meta_ok "$path" "$mode" "$ids"; then
             unchanged "$dest/"
