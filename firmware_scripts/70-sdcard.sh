@@ -42,6 +42,11 @@ if [[ -f "$(R "$fstab")" || -n "$RB_DATA_PARTITION" ]]; then
         unchanged "$fstab"
     else
         write_file "$fstab" 0644 root:root <<<"$wanted"
+        # Mounted from the next boot on, over what is in the directory now.
+        if [[ -n "$RB_DATA_PARTITION" ]] && live && ! mountpoint -q /var/lib/restobox &&
+            [[ -n "$(find /var/lib/restobox -mindepth 1 -print -quit 2>/dev/null)" ]]; then
+            warn "/var/lib/restobox already holds data, which the partition $RB_DATA_PARTITION will hide from the next restart: stop the services (systemctl stop restobox.target), mount the partition elsewhere, copy the data onto it (cp -a /var/lib/restobox/. /mnt/), then restart"
+        fi
     fi
 fi
 
