@@ -235,7 +235,7 @@ class PaymentTerminalConfig(_Strict):
     """A card / QR-code terminal on a serial line (docs/payment-terminal.md)."""
 
     device: str
-    """e.g. /dev/restobox-payterm (a udev name) or /dev/ttyUSB0."""
+    """e.g. /dev/restobox-terminal (a udev name) or /dev/ttyUSB0."""
     baudrate: Annotated[int, msgspec.Meta(ge=1200, le=921600)] = 9600
     timeout_s: Annotated[float, msgspec.Meta(gt=0, le=30)] = 3.0
     """How long one QUERY, CANCEL or PING waits for its answer."""
