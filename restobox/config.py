@@ -390,7 +390,7 @@ def _check_timezone(cfg: Config, source: str) -> None:
 
     try:
         ZoneInfo(cfg.store.timezone)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: "America" is a folder of zones
         raise ConfigError(
             f"{source}: unknown time zone {cfg.store.timezone!r} in [store] (e.g. Asia/Shanghai)"
         ) from None
