@@ -926,6 +926,8 @@ def main(argv: list[str] | None = None) -> int:
     import logging
 
     logging.basicConfig(level=logging.WARNING)
+    # stopped (Ctrl-C, SIGTERM): every process it started is stopped too
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     rush = Rush(out, kiosks=args.kiosks, profile=profile, calm_s=calm, chaos_s=chaos, kill_every=every, prep=prep,
                 seed=args.seed, cloud_flaps=not args.no_cloud_flaps)
     try:
