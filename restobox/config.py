@@ -80,6 +80,53 @@ class HubConfig(_Strict):
     previous version is priced by that version for this long (a diner who
     saw the old price at the kiosk pays it)."""
     printing: "HubPrintingConfig" = msgspec.field(default_factory=lambda: HubPrintingConfig())
+    loyalty: "LoyaltyConfig" = msgspec.field(default_factory=lambda: LoyaltyConfig())
+
+
+class LoyaltyConfig(_Strict):
+    """[hub.loyalty]: points for diners who give their phone number
+    (docs/operations.md, "Loyalty"). Points are credited when the hub
+    accepts the order and taken back when it is voided."""
+
+    enabled: bool = False
+    points_per_yuan: Annotated[float, msgspec.Meta(ge=0, le=100)] = 1.0
+    """Points earned per whole yuan paid (after any points discount), rounded down."""
+    point_value_fen: Annotated[int, msgspec.Meta(ge=1, le=10_000)] = 1
+    """What one point is worth when redeemed, in fen (1 = ¥0.01)."""
+    max_share_pct: Annotated[int, msgspec.Meta(ge=0, le=100)] = 50
+    """At most this percentage of an order may be paid with points (0: no redeeming)."""
+    min_redeem_points: Annotated[int, msgspec.Meta(ge=0, le=1_000_000)] = 100
+    """A redemption uses at least this many points."""
+    phone_patterns: list[str] = msgspec.field(default_factory=list)
+    """More accepted phone numbers besides mainland mobiles (1[3-9] and 9
+    digits), as full-match regular expressions, e.g. ["852[5-9]\\d{7}"].
+    Give the kiosks the same list ([kiosk] phone_patterns)."""
+    member_key_file: str | None = None
+    """File holding the chain's member key (one line): member ids in the
+    ledger and the cloud are keyed hashes of the phone number with it, the
+    same in every store of the chain. RESTOBOX_MEMBER_KEY overrides; neither:
+    a built-in key (ids are then pseudonyms anyone could recompute)."""
+
+    def __post_init__(self) -> None:
+        from restobox.loyalty import check_patterns
+
+        check_patterns(self.phone_patterns)
+
+    def member_key(self) -> bytes:
+        from restobox.loyalty import DEFAULT_MEMBER_KEY
+
+        env = os.environ.get("RESTOBOX_MEMBER_KEY")
+        if env:
+            return env.strip().encode()
+        if self.member_key_file:
+            try:
+                key = Path(self.member_key_file).read_text(encoding="utf-8").strip()
+            except OSError as exc:
+                raise ConfigError(f"cannot read the member key file {self.member_key_file}: {exc.strerror}") from None
+            if not key:
+                raise ConfigError(f"the member key file {self.member_key_file} is empty")
+            return key.encode()
+        return DEFAULT_MEMBER_KEY
 
 
 # ------------------------------------------------------------------ printers
@@ -221,10 +268,21 @@ class KioskConfig(_Strict):
     the hub cannot be reached, the kiosk prints the provisional receipt there
     itself; the hub's own receipt for the order, later, is the same print job
     and is not printed again."""
+    loyalty: bool = False
+    """Offer points: a phone number screen before paying (skippable). The
+    hub's [hub.loyalty] says how many points and what they are worth."""
+    phone_patterns: list[str] = msgspec.field(default_factory=list)
+    """As [hub.loyalty] phone_patterns: more phone numbers the screen accepts."""
+    loyalty_timeout_s: Annotated[float, msgspec.Meta(ge=0.5, le=30)] = 3.0
+    """How long the phone screen waits for the hub's balance before it goes
+    on without one (points are still earned; none can be used)."""
 
     def __post_init__(self) -> None:
         if len(set(self.payment_methods)) != len(self.payment_methods):
             raise ValueError(f"payment_methods lists a method twice: {self.payment_methods}")
+        from restobox.loyalty import check_patterns
+
+        check_patterns(self.phone_patterns)
         needs = [m for m in self.payment_methods if m != "counter"]
         if needs and self.terminal is None:
             raise ValueError(f"payment_methods {needs} need a payment terminal: add [kiosk.terminal] "

@@ -95,6 +95,17 @@ class topics:
 
     STAFF_COMMAND_ALL = f"{ROOT}/staff/+/command"
 
+    # ordering devices -> hub, request/reply: a member's points balance
+    @classmethod
+    def loyalty_query(cls, device: str) -> str:
+        return f"{ROOT}/loyalty/query/{cls._dev(device)}"
+
+    @classmethod
+    def loyalty_reply(cls, device: str) -> str:
+        return f"{ROOT}/loyalty/reply/{cls._dev(device)}"
+
+    LOYALTY_QUERY_ALL = f"{ROOT}/loyalty/query/+"
+
     # hub -> everyone, retained
     BOARD = f"{ROOT}/board/ready"
     MENU = f"{ROOT}/menu/current"
@@ -147,6 +158,8 @@ def parse_topic(topic: str) -> tuple[str, str] | None:
     rest = parts[2:]
     if len(rest) == 3 and rest[0] == "order" and rest[1] in ("submit", "reply"):
         kind, ident = f"order/{rest[1]}", rest[2]
+    elif len(rest) == 3 and rest[0] == "loyalty" and rest[1] in ("query", "reply"):
+        kind, ident = f"loyalty/{rest[1]}", rest[2]
     elif len(rest) == 2 and rest[0] in ("presence", "health"):
         kind, ident = rest[0], rest[1]
     elif len(rest) == 3 and (rest[0], rest[2]) in _SCOPED:
@@ -191,6 +204,18 @@ class SubmitPayment(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     reference: Annotated[str, msgspec.Meta(max_length=64)] = ""
 
 
+class LoyaltyClaim(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """The diner's phone number, to earn points (and redeem some).
+
+    The only place a full phone number travels (with LoyaltyQuery): from the
+    ordering device to the hub. The hub checks it (reason phone_invalid),
+    prices ``redeem_points`` itself and checks the balance in the
+    transaction that accepts the order (points_insufficient)."""
+
+    phone: Annotated[str, msgspec.Meta(max_length=24)]
+    redeem_points: Annotated[int, msgspec.Meta(ge=0, le=10_000_000)] = 0
+
+
 class OrderSubmit(Message, kw_only=True):
     """An ordering device asks the hub to accept an order.
 
@@ -213,6 +238,7 @@ class OrderSubmit(Message, kw_only=True):
     provisional_number: Annotated[str, msgspec.Meta(max_length=16)] = ""
     menu_version: Annotated[str, msgspec.Meta(max_length=64)] = ""
     note: Text = ""
+    loyalty: LoyaltyClaim | None = None
 
 
 class PricedModifier(msgspec.Struct, kw_only=True):
@@ -248,6 +274,21 @@ class Words(msgspec.Struct):
 Status = Literal["accepted", "rejected"]
 
 
+class LoyaltyResult(msgspec.Struct, kw_only=True):
+    """What an order did to a member's points (in the OrderReply and on the
+    receipt). ``member`` is the masked number (``138****5678``), never the
+    full one. ``discount`` (fen) is what ``redeemed`` points took off the
+    order; ``balance`` is the member's points after this order.
+    ``credited`` false: loyalty is switched off at the hub, nothing changed."""
+
+    member: str
+    earned: int = 0
+    redeemed: int = 0
+    discount: int = 0
+    balance: int = 0
+    credited: bool = True
+
+
 class OrderReply(Message, kw_only=True):
     """The hub's answer to an OrderSubmit, on the device's reply topic.
 
@@ -269,6 +310,7 @@ class OrderReply(Message, kw_only=True):
     detail: dict[str, str] = {}
     duplicate: bool = False
     accepted_at: str | None = None
+    loyalty: LoyaltyResult | None = None
 
 
 OrderState = Literal[
@@ -404,6 +446,32 @@ class StaffCommand(Message, kw_only=True):
     reason: Text = ""
 
 
+class LoyaltyQuery(Message, kw_only=True):
+    """An ordering device asks a member's points balance (device -> hub,
+    request/reply on loyalty/query/<device> and loyalty/reply/<device>)."""
+
+    query_id: OrderId
+    phone: Annotated[str, msgspec.Meta(max_length=24)]
+
+
+class LoyaltyBalance(Message, kw_only=True):
+    """The hub's answer to a LoyaltyQuery: the balance and the rules to
+    offer a redemption with (the hub prices it again when the order comes).
+    ``ok`` false: ``reason`` (phone_invalid, loyalty_disabled)."""
+
+    query_id: str
+    ok: bool
+    member: str = ""
+    """The masked number."""
+    balance: int = 0
+    point_value_fen: int = 0
+    max_share_pct: int = 0
+    points_per_yuan: float = 0.0
+    min_redeem_points: int = 0
+    reason: str | None = None
+    message: Words | None = None
+
+
 class StaffReply(Message, kw_only=True):
     command_id: str
     ok: bool
@@ -494,6 +562,9 @@ class ReceiptData(msgspec.Struct, kw_only=True):
     offline: bool = False
     provisional_number: str = ""
     note: str = ""
+    loyalty: LoyaltyResult | None = None
+    """Points of the order (masked phone); on a provisional receipt only the
+    masked phone: points are counted when the hub has the order."""
 
 
 class KitchenData(msgspec.Struct, kw_only=True):
@@ -613,6 +684,18 @@ REASONS: dict[str, Words] = {
     ),
     "printer_ready": Words("打印机恢复正常。", "The printer is ready again."),
     "bad_menu": Words("新菜单有错误，未使用。", "The new menu has an error and was not used."),
+    "phone_invalid": Words(
+        "手机号码不正确，请输入 11 位手机号。", "That phone number is not valid; please enter an 11-digit mobile number."
+    ),
+    "loyalty_disabled": Words("本店暂未开通会员积分。", "This store does not offer loyalty points right now."),
+    "points_insufficient": Words(
+        "积分不足，可能已在别处使用，请重新选择。", "Not enough points: they may have just been used elsewhere. Please choose again."
+    ),
+    "points_not_allowed": Words(
+        "这些积分不能用于本单（超过本单可抵扣的上限，或少于最低使用量）。",
+        "Those points cannot be used on this order (more than it may be paid with, or fewer than the least a "
+        "redemption uses).",
+    ),
     "storage_unavailable": Words("暂时无法保存订单，请重试。", "The order could not be saved; please try again."),
     "internal_error": Words("系统出错，请重试。", "Something went wrong in the hub; please try again."),
 }

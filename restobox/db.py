@@ -148,8 +148,34 @@ class StockLevel(_Base):
     updated_at = pw.CharField(max_length=40)
 
 
+class PointsEntry(_Base):
+    """The loyalty ledger: append-only, one row per change of a member's
+    points. A balance is the sum of a member's ``points``. ``kind``: earn
+    (+), redeem (-), reverse (an order voided: the opposite of one of its
+    entries, ``entry_id`` ``<order_id>:reverse-<kind>``). The member is a
+    keyed hash of the phone number (restobox.loyalty.member_id); the number
+    itself is not stored, only its masked form for receipts."""
+
+    seq = pw.AutoField()
+    entry_id = pw.CharField(unique=True, max_length=80)  # <order_id>:earn | :redeem | :reverse-earn ...
+    member = pw.CharField(max_length=32, index=True)
+    member_masked = pw.CharField(max_length=24)
+    kind = pw.CharField(max_length=8)
+    points = pw.IntegerField()
+    discount = pw.IntegerField(default=0)  # fen, for a redemption
+    balance_after = pw.IntegerField()
+    order_id = pw.CharField(max_length=36, index=True)
+    at = pw.CharField(max_length=40)
+
+
 STORE_TABLES = (Order, Ticket, DayCounter, Outbox, ProcessedMessage, SoldOutItem, PrintRequest, MenuVersion,
-                StockLevel)
+                StockLevel, PointsEntry)
+
+
+def points_balance(database: pw.Database, member: str) -> int:
+    """A member's points: the sum of the ledger (in the caller's transaction)."""
+    return database.execute_sql(
+        'SELECT COALESCE(SUM("points"), 0) FROM "points_entry" WHERE "member" = ?', (member,)).fetchone()[0]
 
 
 def _open(path: str | Path, proxy: pw.DatabaseProxy, tables, pragmas: dict = PRAGMAS) -> pw.SqliteDatabase:

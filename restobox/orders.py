@@ -34,6 +34,7 @@ class PricedOrder:
     tax: int
     total: int
     currency: str
+    discount: int = 0  # taken off the lines' sum before tax (points redeemed)
 
 
 def tax_of(amount: int, rate_bp: int, inclusive: bool) -> int:
@@ -59,8 +60,12 @@ def price_order(
     max_lines: int = MAX_LINES,
     max_qty: int = MAX_QTY_PER_LINE,
     max_items: int = MAX_ITEMS_PER_ORDER,
+    discount: int = 0,
 ) -> PricedOrder:
-    """Validate ``order`` against the menu and price it, or raise Rejection."""
+    """Validate ``order`` against the menu and price it, or raise Rejection.
+
+    ``discount`` (fen, points redeemed, priced by the hub) comes off the sum
+    of the lines; tax is of what is left."""
     if not order.lines:
         raise Rejection("empty_order")
     if len(order.lines) > max_lines:
@@ -136,6 +141,9 @@ def price_order(
         )
     menu = idx.menu
     gross = sum(line.line_total for line in lines)
+    if discount < 0 or discount > gross:
+        raise Rejection("points_not_allowed", f"discount {discount} on an order of {gross}")
+    gross -= discount
     tax = tax_of(gross, menu.tax_rate_bp, menu.tax_inclusive)
     if menu.tax_inclusive:
         subtotal, total = gross - tax, gross
@@ -152,7 +160,7 @@ def price_order(
             "payment_mismatch", f"paid {pay.amount}, total {total}",
             paid=str(pay.amount), total=str(total),
         )
-    return PricedOrder(tuple(lines), subtotal, tax, total, menu.currency)
+    return PricedOrder(tuple(lines), subtotal, tax, total, menu.currency, discount)
 
 
 # =========================================================================
