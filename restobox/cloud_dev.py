@@ -16,6 +16,7 @@ first half of a batch); ``bad_json``; ``bad_schema`` (valid JSON, wrong
 shape, after storing); ``unauthorized`` (401). ``count`` applies the mode to
 that many requests, then goes back to ``ok`` (0: until changed).
 ``GET /_dev/events`` lists what was stored, in arrival order;
+``GET /_dev/loyalty`` each member's points summed from the loyalty events;
 ``POST /_dev/menu`` (a menu's JSON) changes the menu it serves;
 ``POST /_dev/preorders`` (a list of pre-orders) queues pre-orders;
 ``POST /_dev/stock`` sets the stock counts it serves.
@@ -93,6 +94,21 @@ class CloudStore:
             rows = self.con.execute(q + (" WHERE store_id = ?" if store_id else "") + " ORDER BY arrival",
                                     (store_id,) if store_id else ()).fetchall()
         return [dict(zip(("arrival", "store_id", "event_id", "seq", "kind", "order_id"), r)) for r in rows]
+
+    def loyalty(self, store_id: str | None = None) -> dict[str, dict]:
+        """Each member's points as the cloud reconciles them: the sum of the
+        loyalty.* events it stored (each ledger entry once, by event id)."""
+        q = "SELECT payload FROM event WHERE kind LIKE 'loyalty.%'"
+        with self.lock:
+            rows = self.con.execute(q + (" AND store_id = ?" if store_id else "") + " ORDER BY arrival",
+                                    (store_id,) if store_id else ()).fetchall()
+        out: dict[str, dict] = {}
+        for (raw,) in rows:
+            e = msgspec.json.decode(raw)
+            m = out.setdefault(e["member"], {"member_masked": e["member_masked"], "balance": 0, "entries": 0})
+            m["balance"] += e["points"]
+            m["entries"] += 1
+        return out
 
     def stats(self) -> dict[str, int]:
         with self.lock:
@@ -214,6 +230,9 @@ def make_app(db_path: str | Path, token: str | None = "dev-token", menu_json: by
     async def dev_events(request: Request):
         return JSONResponse(store.events(request.query_params.get("store")))
 
+    async def dev_loyalty(request: Request):
+        return JSONResponse(store.loyalty(request.query_params.get("store")))
+
     async def dev_stats(request: Request):
         return JSONResponse(store.stats())
 
@@ -228,6 +247,7 @@ def make_app(db_path: str | Path, token: str | None = "dev-token", menu_json: by
         Route("/_dev/stock", set_stock, methods=["POST"]),
         Route("/_dev/events", dev_events, methods=["GET"]),
         Route("/_dev/stats", dev_stats, methods=["GET"]),
+        Route("/_dev/loyalty", dev_loyalty, methods=["GET"]),
     ])
     app.state.store = store
     return app

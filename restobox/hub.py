@@ -30,7 +30,7 @@ from zoneinfo import ZoneInfo
 import msgspec
 import peewee as pw
 
-from restobox import contract, db
+from restobox import contract, db, loyalty
 from restobox.service import disk_details
 from restobox.bus import Bus, Incoming, bus_from_config
 from restobox.config import Config
@@ -92,6 +92,18 @@ class _Batch:
     menu_changed: bool = False
 
 
+@dataclass
+class _Claim:
+    """An order's loyalty part as the hub checked it. ``member`` empty:
+    loyalty is off at the hub (the order goes through without points)."""
+
+    member: str
+    masked: str
+    redeem: int
+    discount: int
+    balance: int = 0  # the member's points before this order
+
+
 class Hub:
     def __init__(
         self,
@@ -126,6 +138,7 @@ class Hub:
         self._served_connect = 0
         self._print_sent: dict[str, float] = {}
         self._beat = time.monotonic()  # the worker's last round (health_check)
+        self._member_key = cfg.hub.loyalty.member_key()
 
     # ============================================================ lifecycle
     def start(self) -> None:
@@ -140,6 +153,7 @@ class Hub:
         self.bus.subscribe(topics.STATION_SYNC_ALL, lambda m: self.q.put(("sync", m)))
         self.bus.subscribe(topics.CLOUD_MENU, lambda m: self.q.put(("menu", m)))
         self.bus.subscribe(topics.CLOUD_STOCK, lambda m: self.q.put(("stock", m)))
+        self.bus.subscribe(topics.LOYALTY_QUERY_ALL, lambda m: self.q.put(("loyalty", m)))
         self.bus.start()
         self._worker = threading.Thread(target=self._run, name="hub-worker", daemon=True)
         self._worker.start()
@@ -329,6 +343,8 @@ class Hub:
                     self._menu_update(b, m)
                 elif kind == "stock":
                     self._stock_update(b, m)
+                elif kind == "loyalty":
+                    self._loyalty_query(b, m)
         except Rejection as r:
             if kind == "submit":
                 self._reply_rejection(b, m, r)
@@ -380,10 +396,14 @@ class Hub:
         # under the 86 list the kiosk had: the diner holds its number (and
         # may have paid), so the kitchen gets it even if an item ran out since.
         idx = self._index_for(sub.menu_version)
+        claim = self._loyalty_claim(sub)
         priced = price_order(
             sub, idx, frozenset() if sub.offline else b.sold_out,
             max_lines=self.cfg.hub.max_lines, max_qty=self.cfg.hub.max_qty_per_line,
+            discount=claim.discount if claim else 0,
         )
+        if claim is not None:
+            self._check_redemption(claim, priced)
         self._take_stock(b, sub)
         now = self.clock()
         bdate = self.business_date(now)
@@ -418,11 +438,12 @@ class Hub:
                      acked_at=None)
             )
         db.insert_tickets(self._db, rows)
-        self._print_for_new_order(b, sub, device, number, bdate, now, priced, tickets)
+        points = self._points_for(claim, priced) if claim is not None else None
+        self._print_for_new_order(b, sub, device, number, bdate, now, priced, tickets, points)
         reply = OrderReply(
             order_id=sub.order_id, status="accepted", number=number, business_date=bdate,
             subtotal=priced.subtotal, tax=priced.tax, total=priced.total, currency=priced.currency,
-            lines=priced.lines, accepted_at=at,
+            lines=priced.lines, accepted_at=at, loyalty=points,
         )
         self._outbox(
             f"{sub.order_id}:accepted", "order.accepted", sub.order_id,
@@ -432,6 +453,8 @@ class Hub:
              "menu_version": idx.menu.version},
             at,
         )
+        if claim is not None and claim.member:
+            self._post_points(b, claim, points, sub.order_id, number, bdate, at)
         self._send_reply(b, m, device, reply)
         for t in tickets:
             b.out.append(_Out(topics.station_ticket(t.station), contract.encode(t)))
@@ -453,6 +476,127 @@ class Hub:
             if prev is not None and time.monotonic() - prev[1] <= self.cfg.hub.menu_grace_s:
                 return prev[0]
         return self.idx
+
+    # ============================================================== loyalty
+    def _loyalty_claim(self, sub: OrderSubmit) -> "_Claim | None":
+        """The order's phone number checked, and the points it redeems
+        priced by the hub's own rules (never the device's)."""
+        c = sub.loyalty
+        if c is None:
+            return None
+        lc = self.cfg.hub.loyalty
+        if not lc.enabled:
+            if c.redeem_points:
+                raise Rejection("loyalty_disabled", f"{c.redeem_points} points asked")
+            return _Claim(member="", masked=loyalty.mask(c.phone), redeem=0, discount=0)
+        if not loyalty.valid_phone(c.phone, lc.phone_patterns):
+            # the number is not logged: the sentence is enough to act on
+            raise Rejection("phone_invalid", "not a phone number this store accepts")
+        if c.redeem_points and c.redeem_points < lc.min_redeem_points:
+            raise Rejection("points_not_allowed", f"{c.redeem_points} points, the least is {lc.min_redeem_points}",
+                            min_points=str(lc.min_redeem_points))
+        return _Claim(member=loyalty.member_id(c.phone, self._member_key), masked=loyalty.mask(c.phone),
+                      redeem=c.redeem_points, discount=c.redeem_points * lc.point_value_fen)
+
+    def _check_redemption(self, claim: "_Claim", priced) -> None:
+        """In the transaction that accepts the order: the share of the order
+        and the member's balance, from the ledger as it is now. Of two
+        orders spending the same points, the second finds them gone."""
+        if not claim.redeem:
+            return
+        lc = self.cfg.hub.loyalty
+        lines_sum = sum(ln.line_total for ln in priced.lines)
+        if claim.discount * 100 > lines_sum * lc.max_share_pct:
+            raise Rejection("points_not_allowed", f"{claim.discount} fen off {lines_sum}, limit {lc.max_share_pct} %",
+                            max_points=str(loyalty.max_redeemable(lines_sum, 10**9, lc.point_value_fen,
+                                                                  lc.max_share_pct)))
+        balance = db.points_balance(self._db, claim.member)
+        if balance < claim.redeem:
+            raise Rejection("points_insufficient", f"{claim.redeem} points asked, {balance} held",
+                            balance=str(balance))
+        claim.balance = balance
+
+    def _points_for(self, claim: "_Claim", priced) -> contract.LoyaltyResult:
+        if not claim.member:  # loyalty switched off at the hub
+            return contract.LoyaltyResult(member=claim.masked, credited=False)
+        if not claim.redeem:
+            claim.balance = db.points_balance(self._db, claim.member)
+        earned = loyalty.points_earned(priced.total, self.cfg.hub.loyalty.points_per_yuan)
+        return contract.LoyaltyResult(member=claim.masked, earned=earned, redeemed=claim.redeem,
+                                      discount=priced.discount, balance=claim.balance - claim.redeem + earned)
+
+    def _post_points(self, b: _Batch, claim: "_Claim", res: contract.LoyaltyResult, order_id: str, number: int,
+                     bdate: str, at: str) -> None:
+        """The ledger rows of an accepted order (a redemption, then what it
+        earned, even 0: the order is the member's) and their outbox events."""
+        balance = claim.balance
+        if res.redeemed:
+            balance -= res.redeemed
+            self._ledger(b, f"{order_id}:redeem", claim.member, claim.masked, "redeem", -res.redeemed,
+                         res.discount, balance, order_id, number, bdate, at)
+        balance += res.earned
+        self._ledger(b, f"{order_id}:earn", claim.member, claim.masked, "earn", res.earned, 0, balance,
+                     order_id, number, bdate, at)
+
+    def _ledger(self, b: _Batch, entry_id: str, member: str, masked: str, kind: str, points: int, discount: int,
+                balance: int, order_id: str, number: int, bdate: str, at: str, reverses: str = "") -> None:
+        db.PointsEntry.insert(entry_id=entry_id, member=member, member_masked=masked, kind=kind, points=points,
+                              discount=discount, balance_after=balance, order_id=order_id, at=at).execute()
+        event = {"earn": "loyalty.earned", "redeem": "loyalty.redeemed", "reverse": "loyalty.reversed"}[kind]
+        payload = {"entry_id": entry_id, "member": member, "member_masked": masked, "kind": kind,
+                   "points": points, "discount": discount, "balance_after": balance, "order_id": order_id,
+                   "number": number, "business_date": bdate, "at": at}
+        if reverses:
+            payload["reverses"] = reverses
+        self._outbox(entry_id, event, order_id, payload, at)
+        b.counters[f"points.{kind}"] += 1
+
+    def _points_of(self, order_id: str) -> contract.LoyaltyResult | None:
+        """An order's points as its reply and receipt show them, from the ledger."""
+        rows = list(db.PointsEntry.select().where(db.PointsEntry.order_id == order_id)
+                    .order_by(db.PointsEntry.seq))
+        own = [r for r in rows if r.kind != "reverse"]
+        if not own:
+            return None
+        redeem = [r for r in own if r.kind == "redeem"]
+        return contract.LoyaltyResult(
+            member=own[0].member_masked, earned=sum(r.points for r in own if r.kind == "earn"),
+            redeemed=-sum(r.points for r in redeem), discount=sum(r.discount for r in redeem),
+            balance=own[-1].balance_after)
+
+    def _reverse_points(self, b: _Batch, order: db.Order, now: str) -> None:
+        """A voided order gives back what it redeemed and takes back what it
+        earned (the balance may go below 0 if those points were spent)."""
+        rows = list(db.PointsEntry.select().where(db.PointsEntry.order_id == order.id)
+                    .order_by(db.PointsEntry.seq))
+        done = {r.entry_id for r in rows}
+        for r in rows:
+            entry_id = f"{order.id}:reverse-{r.kind}"
+            if r.kind == "reverse" or entry_id in done or r.points == 0:
+                continue
+            balance = db.points_balance(self._db, r.member) - r.points
+            self._ledger(b, entry_id, r.member, r.member_masked, "reverse", -r.points, -r.discount, balance,
+                         order.id, order.number, order.business_date, now, reverses=r.kind)
+
+    def _loyalty_query(self, b: _Batch, m: Incoming) -> None:
+        device, q = self._decode_scoped(m, "loyalty/query", contract.LoyaltyQuery)
+        lc = self.cfg.hub.loyalty
+        reply = contract.LoyaltyBalance(query_id=q.query_id, ok=True)
+        if not lc.enabled:
+            reply = contract.LoyaltyBalance(query_id=q.query_id, ok=False, reason="loyalty_disabled",
+                                            message=contract.REASONS["loyalty_disabled"])
+        elif not loyalty.valid_phone(q.phone, lc.phone_patterns):
+            reply = contract.LoyaltyBalance(query_id=q.query_id, ok=False, reason="phone_invalid",
+                                            message=contract.REASONS["phone_invalid"])
+        else:
+            member = loyalty.member_id(q.phone, self._member_key)
+            reply = contract.LoyaltyBalance(
+                query_id=q.query_id, ok=True, member=loyalty.mask(q.phone),
+                balance=db.points_balance(self._db, member), point_value_fen=lc.point_value_fen,
+                max_share_pct=lc.max_share_pct, points_per_yuan=lc.points_per_yuan,
+                min_redeem_points=lc.min_redeem_points)
+        b.out.append(_Out(topics.loyalty_reply(device), contract.encode(reply), correlation=m.correlation))
+        b.counters["loyalty_queries"] += 1
 
     # ================================================================ menus
     def _menu_update(self, b: _Batch, m: Incoming) -> None:
@@ -566,6 +710,7 @@ class Hub:
             order_id=row.id, status="accepted", number=row.number, business_date=row.business_date,
             subtotal=row.subtotal, tax=row.tax, total=row.total, currency=row.currency,
             lines=_lines_dec.decode(row.lines), duplicate=duplicate, accepted_at=row.accepted_at,
+            loyalty=self._points_of(row.id),
         )
 
     def _send_reply(self, b: _Batch, m: Incoming, device: str, reply: OrderReply) -> None:
@@ -782,6 +927,7 @@ class Hub:
             b.out.append(_Out(topics.station_ticket(t.station), contract.encode(
                 self._ticket_msg(order, t, prog.tickets[t.station], "voided", t.revision + 1))))
         self._order_changed(b, order, "voided", prog, now, reason=cmd.reason or f"voided by {device}")
+        self._reverse_points(b, order, now)
         b.counters["voided"] += 1
         return order.id
 
@@ -820,6 +966,7 @@ class Hub:
                 payment_method=order.payment_method, payment_status=order.payment_status,
                 payment_reference=order.payment_reference, offline=order.offline,
                 provisional_number=order.provisional_number, note=order.note,
+                loyalty=self._points_of(order.id),
             )
         return contract.ReceiptData(store=header, tax_rate_bp=self.menu.tax_rate_bp,
                                     tax_inclusive=self.menu.tax_inclusive, **direct)
@@ -832,7 +979,8 @@ class Hub:
         b.counters[f"print_requests.{job.kind}"] += 1
 
     def _print_for_new_order(self, b: _Batch, sub: OrderSubmit, device: str, number: int, bdate: str,
-                             now: datetime, priced, tickets: list[StationTicket]) -> None:
+                             now: datetime, priced, tickets: list[StationTicket],
+                             points: contract.LoyaltyResult | None = None) -> None:
         routes = self.cfg.hub.printing
         at = iso(now)
         for t in tickets:
@@ -851,7 +999,7 @@ class Hub:
                 lang=sub.lang, lines=priced.lines, subtotal=priced.subtotal, tax=priced.tax,
                 total=priced.total, currency=priced.currency, payment_method=sub.payment.method,
                 payment_status=sub.payment.status, payment_reference=sub.payment.reference,
-                offline=sub.offline, provisional_number=sub.provisional_number, note=sub.note)
+                offline=sub.offline, provisional_number=sub.provisional_number, note=sub.note, loyalty=points)
             self._request_print(b, contract.PrintJob(
                 job_id=f"{sub.order_id}:receipt:{printer}", printer=printer, kind="receipt",
                 order_id=sub.order_id, receipt=data), at)
