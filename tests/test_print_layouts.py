@@ -37,6 +37,7 @@ from restobox.contract import (
     StoreHeader,
     SubmitLine,
     SubmitPayment,
+    LoyaltyResult,
     TicketItem,
     Words,
 )
@@ -260,7 +261,7 @@ def order(order_id: str, lines: tuple[SubmitLine, ...], **kw) -> OrderSubmit:
 
 
 def receipt_data(o: OrderSubmit, number: int, **kw) -> ReceiptData:
-    priced = price_order(o, IDX)
+    priced = price_order(o, IDX, discount=kw["loyalty"].discount if kw.get("loyalty") else 0)
     pay = o.payment
     fields = dict(
         store=STORE, order_id=o.order_id, number=number, business_date="2026-11-01",
@@ -293,6 +294,8 @@ DINE_IN_A = order(ORDER_A, LINES_A, service="dine_in", table="12", payment=PAID_
 TAKEAWAY_B = order(ORDER_B, LINES_B, channel="qr", lang="en",
                    payment=SubmitPayment(method="qr", status="approved", amount=4600, reference="WX4200"))
 OFFLINE_B = order(ORDER_B, LINES_B, offline=True, provisional_number="K-17")
+MEMBER_B = order(ORDER_B, LINES_B, channel="qr", lang="en",
+                 payment=SubmitPayment(method="qr", status="approved", amount=4100, reference="WX4201"))
 
 W80_ZH = PrintOptions(80, "gb18030", "zh")
 W80_BOTH = PrintOptions(80, "gb18030", "both")
@@ -310,6 +313,11 @@ GOLDEN_CASES = {
         kitchen_data(DINE_IN_A, 57, "fryer", note="12号桌先上"), W80_ZH),
     "kitchen_58_en": lambda: layouts.kitchen_ticket(kitchen_data(DINE_IN_A, 57, "drinks", done_lines=(3,)), W58_EN),
     "kitchen_fallback": lambda: layouts.kitchen_ticket(kitchen_data(DINE_IN_A, 57, "wok", fallback=True), W80_BOTH),
+    "receipt_loyalty_58_both": lambda: layouts.receipt(receipt_data(
+        MEMBER_B, 60, loyalty=LoyaltyResult(member="138****5678", earned=41, redeemed=500, discount=500,
+                                              balance=1041)), W58_BOTH),
+    "receipt_loyalty_80_zh": lambda: layouts.receipt(receipt_data(
+        DINE_IN_A, 61, loyalty=LoyaltyResult(member="139****0001", earned=150, balance=150)), W80_ZH),
     "test_page": lambda: layouts.test_page("receipt-1", W80_BOTH, now="2026-11-01 09:00:00"),
 }
 
@@ -470,6 +478,8 @@ def stress_receipt(offline=True) -> ReceiptData:
         channel="delivery", service="dine_in", table="ABCDEFGH", lines=(LONG, LONG), subtotal=197_999_802,
         tax=11_207_536, total=197_999_802, tax_rate_bp=1325, payment_method="card", payment_status="approved",
         payment_reference="REF" * 20, offline=offline, provisional_number="K-1234567890123", note=LONG.note,
+        loyalty=LoyaltyResult(member="8521****12345678", earned=9_999_999, redeemed=9_999_999,
+                              discount=99_999_990, balance=-99_999_999),
     )
 
 
@@ -718,3 +728,21 @@ if __name__ == "__main__":  # python -m tests.test_print_layouts tests/golden/pr
     for arg in sys.argv[1:]:
         print(f"== {arg}")
         print(preview(Path(arg).read_bytes()))
+
+
+def test_loyalty_on_a_receipt_shows_only_the_masked_phone_and_the_points():
+    pts = LoyaltyResult(member="138****5678", earned=41, redeemed=500, discount=500, balance=1041)
+    for opts, said in ((W80_ZH, ("会员", "本单积分", "+41", "使用积分", "-500", "积分余额", "1041", "积分抵扣", "-￥5.00")),
+                       (W58_EN, ("Member", "Points earned", "+41", "Points used", "-500", "Points balance", "1041", "Points off"))):
+        paper = "\n".join(read_escpos(layouts.receipt(receipt_data(MEMBER_B, 60, loyalty=pts), opts)).texts())
+        assert "138****5678" in paper
+        for s in said:
+            assert s in paper, (s, paper)
+    # a receipt printed before the hub has the order: the member, no figures yet
+    off = receipt_data(OFFLINE_B, 0, loyalty=LoyaltyResult(member="138****5678"))
+    paper = "\n".join(read_escpos(layouts.receipt(off, W58_EN)).texts())
+    assert "138****5678" in paper and "Points are added when" in paper and "Points earned" not in paper
+    # loyalty switched off at the hub: nothing about points
+    paper = "\n".join(read_escpos(layouts.receipt(receipt_data(
+        TAKEAWAY_B, 60, loyalty=LoyaltyResult(member="138****5678", credited=False)), W58_EN)).texts())
+    assert "Member" not in paper and "Points" not in paper

@@ -519,6 +519,8 @@ def receipt_ops(data: ReceiptData, opts: PrintOptions, *, reprint: bool = False)
     for line in data.lines:
         _receipt_line(pg, line, cur)
     pg.rule()
+    if data.loyalty is not None and data.loyalty.discount:
+        pg.row(pg.say("积分抵扣", "Points off"), signed_money(-data.loyalty.discount, cur))
     pg.row(pg.say("小计", "Subtotal"), money(data.subtotal, cur))
     if data.tax or data.tax_rate_bp:
         rate = _percent(data.tax_rate_bp)
@@ -530,6 +532,8 @@ def receipt_ops(data: ReceiptData, opts: PrintOptions, *, reprint: bool = False)
     pg.row(pg.say("合计", "TOTAL"), money(data.total, cur), bold=True, height=2)
     pg.rule()
     _payment(pg, data)
+    if data.loyalty is not None:
+        _points(pg, data)
     if data.note:
         pg.row(f"{pg.say('备注', 'Note')}: {data.note}", bold=True, hang=2)
     pg.blank()
@@ -570,6 +574,22 @@ def _payment(pg: _Page, data: ReceiptData) -> None:
         pg.row(pg.say("应付", "Amount due"), money(data.total, data.currency), bold=True)
     else:
         pg.text(f"{pg.say('付款', 'Payment')}: {pg.say(zh_m, en_m)} {data.payment_status} {ref}".rstrip())
+
+
+def _points(pg: _Page, data: ReceiptData) -> None:
+    """The member's points: the phone number only masked, as the hub sent it."""
+    pts = data.loyalty
+    if not pts.credited:
+        return
+    pg.rule()
+    pg.row(pg.say("会员", "Member"), pts.member)
+    if data.number == 0:  # a provisional receipt: the hub counts the points
+        pg.text(pg.say("积分将在订单送达门店后计入", "Points are added when the order reaches the store"), hang=2)
+        return
+    pg.row(pg.say("本单积分", "Points earned"), f"+{pts.earned}")
+    if pts.redeemed:
+        pg.row(pg.say("使用积分", "Points used"), f"-{pts.redeemed}")
+    pg.row(pg.say("积分余额", "Points balance"), str(pts.balance), bold=True)
 
 
 def receipt(data: ReceiptData, opts: PrintOptions, *, reprint: bool = False) -> bytes:
