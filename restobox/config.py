@@ -34,7 +34,7 @@ class _Strict(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 class DeviceConfig(_Strict):
     id: DeviceId
     """This device's name: its MQTT username and client id."""
-    role: Literal["hub", "kiosk", "kds", "expo", "board", "staff", "monitor", "printing", "sync"]
+    role: Literal["hub", "kiosk", "kds", "expo", "board", "staff", "monitor", "printing", "sync", "web"]
 
 
 class StoreConfig(_Strict):
@@ -341,6 +341,46 @@ class SyncConfig(_Strict):
         return None
 
 
+TableId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9-]{1,8}$")]
+
+
+class WebConfig(_Strict):
+    """The table QR ordering page (`restobox web`) and its QR codes
+    (`restobox table-qr`)."""
+
+    host: str = "0.0.0.0"
+    """Address the page is served on (0.0.0.0: every network of this machine)."""
+    port: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 8080
+    public_url: str = ""
+    """The address diners' phones open, as printed in the QR codes, e.g.
+    http://192.168.1.10:8080 (no path). Empty: http://<this machine's LAN
+    address>:<port>."""
+    tables: list[TableId] = msgspec.field(default_factory=list)
+    """The store's table numbers, e.g. ["1", "2", "A1"]. Empty: 1 to table_count."""
+    table_count: Annotated[int, msgspec.Meta(ge=1, le=500)] = 20
+    hub_device: DeviceId = "hub"
+    """The hub's device id: its presence says whether orders can be taken."""
+    reply_timeout_s: Annotated[float, msgspec.Meta(ge=1, le=60)] = 8.0
+    """How long one order request waits for the hub's answer; the page then
+    sends the same order (same id) again, and the hub counts it once."""
+    max_body_bytes: Annotated[int, msgspec.Meta(ge=1024, le=262_144)] = 16 * 1024
+    """A request body larger than this is refused (HTTP 413) unread."""
+    health_interval_s: Seconds = 10.0
+    qr_dir: str = "/var/lib/restobox/table-qr"
+    """Where `restobox table-qr` writes its pictures and the printable sheet."""
+
+    def __post_init__(self) -> None:
+        if len(set(self.tables)) != len(self.tables):
+            raise ValueError(f"tables lists a table twice: {self.tables}")
+        url = self.public_url
+        if url and (not url.startswith(("http://", "https://")) or "?" in url or "#" in url
+                    or url.rstrip("/").count("/") > 2):
+            raise ValueError(f"public_url must be like http://192.168.1.10:8080 (no path), not {url!r}")
+
+    def table_ids(self) -> list[str]:
+        return list(self.tables) or [str(n) for n in range(1, self.table_count + 1)]
+
+
 class AlertsConfig(_Strict):
     """When the staff screens (KDS, the kiosk's staff view, `restobox status`)
     raise an alert."""
@@ -383,6 +423,7 @@ class Config(_Strict):
     sync: SyncConfig = msgspec.field(default_factory=SyncConfig)
     alerts: AlertsConfig = msgspec.field(default_factory=AlertsConfig)
     staff: StaffConfig = msgspec.field(default_factory=StaffConfig)
+    web: WebConfig = msgspec.field(default_factory=WebConfig)
 
     def mqtt_username(self) -> str:
         return self.mqtt.username or self.device.id
