@@ -39,6 +39,7 @@ STANDARD_DEVICES: list[tuple[str, str, str | None]] = [
     ("monitor-1", "monitor", None),
     ("printing", "printing", None),
     ("sync", "sync", None),
+    ("web", "web", None),
 ]
 
 START_TIMEOUT_S = 5.0

@@ -353,6 +353,32 @@ def test_board_reads_the_board_but_not_tickets_and_publishes_nothing(connect) ->
     assert hub.received_topics() == {topics.station_ticket("wok"), topics.BOARD}
 
 
+def test_web_submits_only_as_itself_follows_orders_and_never_touches_the_kitchen(connect) -> None:
+    """The table QR page's service: its own submissions and replies, every
+    order's state, the menu; no tickets, no bumps, no print jobs, no one
+    else's replies."""
+    hub, web = connect("hub"), connect("web")
+    assert hub.subscribe("restobox/v1/#") == GRANTED_QOS1
+    assert web.subscribe("restobox/v1/#") in (GRANTED_QOS1, NOT_AUTHORIZED)
+
+    assert web.publish(topics.order_submit("kiosk-1")) == NOT_AUTHORIZED
+    assert web.publish(topics.station_event("wok")) == NOT_AUTHORIZED
+    assert web.publish(topics.PRINT_JOB) == NOT_AUTHORIZED
+    assert web.publish(topics.staff_command("web")) == NOT_AUTHORIZED
+    assert web.publish(topics.order_submit("web")) == SUCCESS
+    hub.wait_for(topics.order_submit("web"))
+    assert hub.received_topics() == {topics.order_submit("web")}
+
+    for topic in (topics.station_ticket("wok"), topics.order_reply("kiosk-1"), topics.REJECTS):
+        assert hub.publish(topic) == SUCCESS
+    readable = (topics.order_reply("web"), topics.ORDER_UPDATE, topics.SOLDOUT, topics.BOARD)
+    for topic in readable:
+        assert hub.publish(topic) == SUCCESS
+    for topic in readable:  # the last is the barrier for the forbidden ones
+        web.wait_for(topic)
+    assert web.received_topics() == set(readable)
+
+
 def test_staff_sends_commands_only_as_itself_and_reads_everything(connect) -> None:
     hub, staff = connect("hub"), connect("staff-1")
     assert staff.subscribe("restobox/v1/#") == GRANTED_QOS1
