@@ -4,6 +4,8 @@
     restobox printing [--config FILE]   run the printing service
     restobox kds   [--config FILE]      run a kitchen screen
     restobox kiosk [--config FILE] [--link URL]   run the self-order kiosk
+    restobox web   [--config FILE]      run the table QR ordering page
+    restobox table-qr [--config FILE] [--out DIR] [--tables 1,2]   the tables' QR codes
     restobox demo  [--duration S]       a store on this machine: broker, hub,
                                         a scripted kiosk and cook
     restobox sync  [--config FILE] [--drain]   send the outbox to the chain's cloud
@@ -85,6 +87,18 @@ def cmd_kiosk(args) -> int:
     from kiosk.app import run
 
     return run(args.config, deep_link=args.link)
+
+
+def cmd_web(args) -> int:
+    from restobox.web import serve
+
+    return serve(config_mod.load(args.config))
+
+
+def cmd_table_qr(args) -> int:
+    from restobox.tableqr import cmd_table_qr as run
+
+    return run(config_mod.load(args.config), out=args.out, tables=args.tables)
 
 
 def cmd_sync(args) -> int:
@@ -241,6 +255,16 @@ def main(argv: list[str] | None = None) -> int:
                    help="a table's QR deep link, e.g. restobox://kiosk?table=12&lang=en: every order starts "
                         "as dine-in at that table (a tablet on the table)")
     p.set_defaults(func=cmd_kiosk)
+
+    p = sub.add_parser("web", help="run the table QR ordering page (diners' phones)")
+    p.add_argument("--config", help=f"config file (default $RESTOBOX_CONFIG or {config_mod.DEFAULT_PATH})")
+    p.set_defaults(func=cmd_web)
+
+    p = sub.add_parser("table-qr", help="the tables' QR codes: a picture per table and a sheet to print")
+    p.add_argument("--config", help=f"config file (default $RESTOBOX_CONFIG or {config_mod.DEFAULT_PATH})")
+    p.add_argument("--out", help="folder for the pictures (default [web] qr_dir)")
+    p.add_argument("--tables", help="only these tables, e.g. 1,2,A1 (default: every table of [web])")
+    p.set_defaults(func=cmd_table_qr)
 
     p = sub.add_parser("sync", help="send the store's outbox to the chain's cloud")
     p.add_argument("--config", help=f"config file (default $RESTOBOX_CONFIG or {config_mod.DEFAULT_PATH})")

@@ -284,8 +284,43 @@ class PrintJobRow(pw.Model):
         table_name = "print_job"
 
 
+class PrinterFault(pw.Model):
+    """A time a printer could not print (paper out, cover open, no answer,
+    an error), as the printing service saw it: from the status read that
+    found the fault to the one that found the printer ready again
+    (``ended_at`` null: not over, or the service stopped first). For the
+    day's report; the live state is on ``printer/status``."""
+
+    id = pw.AutoField()
+    printer = pw.CharField(max_length=32, index=True)
+    reason = pw.CharField(max_length=32)  # paper_out | cover_open | printer_offline | printer_error
+    started_at = pw.CharField(max_length=40, index=True)
+    ended_at = pw.CharField(max_length=40, null=True)
+
+    class Meta:
+        database = printing_db
+        legacy_table_names = False
+        table_name = "printer_fault"
+
+
 def open_printing_db(path: str | Path) -> pw.SqliteDatabase:
-    return _open(path, printing_db, [PrintJobRow])
+    return _open(path, printing_db, [PrintJobRow, PrinterFault])
+
+
+def printer_fault(printer: str, reason: str | None, at: str) -> None:
+    """Record a printer's condition: ``reason`` a fault, None ready. A fault
+    already open with the same reason goes on (a restart of the service
+    while the paper is still out is one fault); any other open one ends."""
+    # IMMEDIATE: a read that then writes while a printer's thread holds the
+    # write lock would fail at once (SQLITE_BUSY) instead of waiting its turn
+    with printing_db.atomic(lock_type="IMMEDIATE"):
+        open_ = list(PrinterFault.select().where(PrinterFault.printer == printer, PrinterFault.ended_at.is_null()))
+        if reason is not None and any(f.reason == reason for f in open_):
+            return
+        if open_:
+            PrinterFault.update(ended_at=at).where(PrinterFault.id.in_([f.id for f in open_])).execute()
+        if reason is not None:
+            PrinterFault.insert(printer=printer, reason=reason, started_at=at).execute()
 
 
 # --------------------------------------------------------------- screens
@@ -497,7 +532,40 @@ class SyncValue(pw.Model):
         table_name = "sync_value"
 
 
-SYNC_TABLES = (SyncCursor, SyncPreorder, SyncValue)
+class SyncOutage(pw.Model):
+    """A time the sync service could not deliver the outbox to the chain's
+    cloud: from the first failed send to the next one the cloud stored
+    (``ended_at`` null: still failing). With nothing to send the cloud is
+    not asked, so an outage with an empty outbox is not seen. For the day's
+    report."""
+
+    id = pw.AutoField()
+    started_at = pw.FloatField(index=True)  # unix time
+    ended_at = pw.FloatField(null=True)
+    reason = pw.CharField(max_length=32)  # the first failure's reason code
+    failures = pw.IntegerField(default=1)
+
+    class Meta:
+        database = sync_db
+        legacy_table_names = False
+        table_name = "sync_outage"
+
+
+SYNC_TABLES = (SyncCursor, SyncPreorder, SyncValue, SyncOutage)
+
+
+def sync_outage(failed: bool, reason: str, at: float) -> None:
+    """After each send: a failure starts an outage (or counts in the open
+    one); a success ends the open one."""
+    with sync_db.atomic(lock_type="IMMEDIATE"):  # read then write: wait for the lock, as printer_fault
+        row = SyncOutage.select().where(SyncOutage.ended_at.is_null()).order_by(SyncOutage.id.desc()).first()
+        if failed:
+            if row is None:
+                SyncOutage.insert(started_at=at, reason=reason[:32]).execute()
+            else:
+                SyncOutage.update(failures=SyncOutage.failures + 1).where(SyncOutage.id == row.id).execute()
+        elif row is not None:
+            SyncOutage.update(ended_at=at).where(SyncOutage.id == row.id).execute()
 
 
 def open_sync_db(path: str | Path) -> pw.SqliteDatabase:

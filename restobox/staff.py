@@ -55,6 +55,7 @@ SERVICES: dict[str, tuple[str, str | None]] = {
     "sync": ("restobox-sync.service", "sync"),
     "kiosk": ("restobox-kiosk.service", None),
     "kds": ("restobox-kds.service", None),
+    "web": ("restobox-web.service", "web"),
 }
 ROLES_WITH_STATION = {"kds"}
 SEVERITY_STYLE = {"critical": "bold red", "warning": "yellow", "info": "cyan"}

@@ -158,6 +158,8 @@ class Forwarder:
             row = db.SyncCursor.get_by_id(1)
         self.cursor = row.seq
         self.last_success_at = row.last_success_at
+        # an outage still open from before a restart ends at the next delivery
+        self._outage_open = db.SyncOutage.select().where(db.SyncOutage.ended_at.is_null()).exists()
 
     def close(self) -> None:
         self.cloud.close()
@@ -241,12 +243,24 @@ class Forwarder:
             self.last_error = exc
             log.warning("sending the outbox failed (%s, %d in a row): %s", REASONS.get(exc.reason, exc.reason),
                         self.failures, exc.detail)
+            self._note_outage(True, exc.reason)
             return "failed"
         if self.failures:
             log.info("the cloud is back after %d failures", self.failures)
         self.failures = 0
         self.last_error = None
+        if self._outage_open:
+            self._note_outage(False, "")
         return "sent" if n else "idle"
+
+    def _note_outage(self, failed: bool, reason: str) -> None:
+        """The outage log in sync.db (``SyncOutage``), for the day's report.
+        A log that cannot be written does not stop the sending."""
+        try:
+            db.sync_outage(failed, reason, self.clock())
+            self._outage_open = failed
+        except Exception:
+            log.exception("could not record the cloud outage in sync.db")
 
     def run(self, on_round: Callable[[str], None] | None = None, *, until_empty: bool = False) -> None:
         while not self.stopped:

@@ -157,6 +157,13 @@ def test_paper_out_holds_the_job_alerts_and_prints_it_once_paper_is_back(store, 
     monitor.wait_json(topics.ALERTS, lambda a: a["code"] == "printer_ready")
     time.sleep(1.0)
     assert len(store.kitchen.jobs) == 1
+    # the fault is in printing.db's fault log for the day's report, from the paper out to the paper back
+    con = sqlite3.connect(store.hub_db.parent / "printing.db")
+    try:
+        faults = con.execute("select printer, reason, started_at < ended_at from printer_fault").fetchall()
+    finally:
+        con.close()
+    assert faults == [("kitchen-1", "paper_out", 1)]
 
 
 def test_a_connection_dropped_mid_job_prints_again_marked_reprint_never_silently_twice(store, kiosk, monitor):

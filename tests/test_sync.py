@@ -281,3 +281,32 @@ def test_a_wrong_token_is_refused_counted_and_retried(tmp_path, cloud):
         assert cloud.events() == [] and fw.backlog().events == 10
     finally:
         fw.close()
+
+
+def test_an_outage_is_logged_from_the_first_failed_send_to_the_next_delivery(tmp_path):
+    """The day's report counts the minutes the cloud could not be reached
+    from sync.db's outage log; a restart mid-outage keeps it one outage."""
+    fill_outbox(tmp_path / "store.db", 10)
+    clock = [T0]
+    cloud = Cloud(tmp_path)  # not started: the internet is down
+    cfg = config.load(sync_config(tmp_path / "sync.toml", cloud, tmp_path))
+    fw = Forwarder(cfg, clock=lambda: clock[0], sleep=lambda s: None)
+    try:
+        assert fw.tick() == "failed"
+        clock[0] += 60
+        assert fw.tick() == "failed"
+    finally:
+        fw.close()
+    fw = Forwarder(cfg, clock=lambda: clock[0], sleep=lambda s: None)  # restarted while still down
+    try:
+        clock[0] += 60
+        assert fw.tick() == "failed"
+        cloud.start()
+        clock[0] += 600
+        assert fw.tick() == "sent"
+        assert fw.tick() == "idle"
+        rows = [(r.started_at, r.ended_at, r.reason, r.failures) for r in db.SyncOutage.select()]
+        assert rows == [(T0, T0 + 720, "cloud_unreachable", 3)]
+    finally:
+        fw.close()
+        cloud.stop()

@@ -18,7 +18,7 @@ UNITS = REPO / "systemd"
 SERVICES = sorted(UNITS.glob("*.service"))
 OURS = [p for p in SERVICES if p.name != "restobox-broker.service"]  # run `restobox ...`
 WATCHDOG = {"restobox-hub.service", "restobox-printing.service", "restobox-sync.service",
-            "restobox-kiosk.service", "restobox-kds.service"}
+            "restobox-kiosk.service", "restobox-kds.service", "restobox-web.service"}
 SCREENS = ["restobox-kiosk.service", "restobox-kds.service"]
 
 
@@ -98,7 +98,8 @@ def test_the_target_pulls_in_no_service_itself():
     u = unit(UNITS / "restobox.target")["Unit"]
     assert not u.get("Wants") and not u.get("Requires") and not u.get("BindsTo")
     assert {p.name for p in SERVICES} >= {"restobox-broker.service", "restobox-hub.service",
-                                          "restobox-printing.service", "restobox-sync.service", *SCREENS}
+                                          "restobox-printing.service", "restobox-sync.service",
+                                          "restobox-web.service", *SCREENS}
 
 
 @pytest.mark.parametrize("name", SCREENS)

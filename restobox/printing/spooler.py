@@ -162,6 +162,8 @@ class PrinterWorker:
         if st.state != before.state:
             log.info("printer %s: %s -> %s", self.id, before.state, st.state)
             reason = BAD_STATES.get(st.state)
+            if reason or st.state == "ready":
+                self.spooler.note_fault(self.id, reason)
             if reason:
                 self.spooler.alert(reason, self.id, severity="critical")
             elif before.state in BAD_STATES and st.state == "ready":
@@ -362,6 +364,14 @@ class Spooler:
             job_id=row.job_id, printer=row.printer, kind=row.kind, order_id=row.order_id,
             state=row.state, attempts=row.attempts, reason=row.reason,
             message=REASONS.get(row.reason) if row.reason else None, at=iso(self.clock()))))
+
+    def note_fault(self, printer: str, reason: str | None) -> None:
+        """The fault log in printing.db (``PrinterFault``), for the day's
+        report. A log that cannot be written does not stop the printing."""
+        try:
+            db.printer_fault(printer, reason, iso(self.clock()))
+        except Exception:
+            log.exception("printer %s: could not record its fault in printing.db", printer)
 
     def alert(self, code: str, subject: str, *, severity: str = "warning", detail: str = "") -> None:
         words = REASONS[code]
