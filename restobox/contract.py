@@ -428,7 +428,7 @@ class SoldOut(Message, kw_only=True):
     at: str
 
 
-StaffKind = Literal["void", "eighty_six", "un_eighty_six", "reprint", "test_print"]
+StaffKind = Literal["void", "eighty_six", "un_eighty_six", "reprint", "test_print", "print_report"]
 
 
 class StaffCommand(Message, kw_only=True):
@@ -436,7 +436,9 @@ class StaffCommand(Message, kw_only=True):
     an order's receipt (``item_id`` empty) or one station's ticket
     (``item_id`` = the station id), print a test page (``item_id`` = the
     printer). The order is named by ``order_id`` or, as staff know it, by
-    its ``order_number`` of the current business day."""
+    its ``order_number`` of the current business day. ``print_report``
+    prints ``report`` (the day's figures, made by ``restobox report`` from
+    the store's databases) on the printer ``item_id``."""
 
     command_id: OrderId
     kind: StaffKind
@@ -444,6 +446,7 @@ class StaffCommand(Message, kw_only=True):
     order_number: Annotated[int, msgspec.Meta(ge=1, le=99_999)] | None = None
     item_id: Annotated[str, msgspec.Meta(max_length=48)] | None = None
     reason: Text = ""
+    report: "ReportData | None" = None
 
 
 class LoyaltyQuery(Message, kw_only=True):
@@ -577,7 +580,28 @@ class KitchenData(msgspec.Struct, kw_only=True):
     fallback: bool = False
 
 
-PrintKind = Literal["receipt", "kitchen", "test"]
+class ReportRow(msgspec.Struct, kw_only=True):
+    """One figure of a printed report: its label and its value as printed."""
+
+    label: Words
+    value: Annotated[str, msgspec.Meta(max_length=40)] = ""
+
+
+class ReportSection(msgspec.Struct, kw_only=True):
+    title: Words
+    rows: Annotated[tuple[ReportRow, ...], msgspec.Meta(max_length=60)] = ()
+
+
+class ReportData(msgspec.Struct, kw_only=True):
+    """The end-of-day summary as the receipt printer prints it."""
+
+    store: StoreHeader
+    business_date: str  # YYYY-MM-DD
+    made_at: str  # local time, "YYYY-MM-DD HH:MM"
+    sections: Annotated[tuple[ReportSection, ...], msgspec.Meta(max_length=20)] = ()
+
+
+PrintKind = Literal["receipt", "kitchen", "test", "report"]
 
 
 class PrintJob(Message, kw_only=True):
@@ -596,6 +620,7 @@ class PrintJob(Message, kw_only=True):
     reprint: bool = False
     receipt: ReceiptData | None = None
     kitchen: KitchenData | None = None
+    report: ReportData | None = None
 
 
 JobStateName = Literal["queued", "printing", "done", "held", "failed"]

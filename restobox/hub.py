@@ -890,6 +890,8 @@ class Hub:
                 reply.order_id, reply.job_id = self._reprint(b, cmd, now)
             elif cmd.kind == "test_print":
                 reply.job_id = self._test_print(b, cmd, now)
+            elif cmd.kind == "print_report":
+                reply.job_id = self._print_report(b, cmd, now)
             else:
                 self._eighty_six(b, cmd, device, now)
             db.ProcessedMessage.insert(id=cmd.command_id, at=now).execute()
@@ -1047,6 +1049,19 @@ class Hub:
             raise Rejection("unknown_printer", repr(printer))
         job_id = f"test:{printer}:{cmd.command_id}"
         self._request_print(b, contract.PrintJob(job_id=job_id, printer=printer, kind="test"), now)
+        return job_id
+
+    def _print_report(self, b: _Batch, cmd: StaffCommand, now: str) -> str:
+        """The day's summary a staff tool made from the store's databases
+        (``restobox report --print``): printed as it is, like a test page."""
+        printer = cmd.item_id or ""
+        if not contract._DEVICE_RE.fullmatch(printer):
+            raise Rejection("unknown_printer", repr(printer))
+        if cmd.report is None:
+            raise Rejection("bad_schema", "print_report needs its report")
+        job_id = f"report:{printer}:{cmd.command_id}"
+        self._request_print(b, contract.PrintJob(job_id=job_id, printer=printer, kind="report",
+                                                 report=cmd.report), now)
         return job_id
 
     def _maybe_tick(self) -> None:

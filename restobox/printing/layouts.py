@@ -31,11 +31,11 @@ from typing import Iterable, Sequence
 from escpos.constants import QR_ECLEVEL_M
 from escpos.printer import Dummy
 
-from restobox.contract import KitchenData, PricedLine, ReceiptData, TicketItem
+from restobox.contract import KitchenData, PricedLine, ReceiptData, ReportData, TicketItem
 
 __all__ = [
     "ALLERGEN_NAMES", "COLUMNS", "Cut", "center", "Line", "PrintOptions", "QrCode", "Span",
-    "columns", "display_width", "fit", "kitchen_ticket", "kitchen_ops", "money",
+    "columns", "day_report", "day_report_ops", "display_width", "fit", "kitchen_ticket", "kitchen_ops", "money",
     "printable", "receipt", "receipt_ops", "render", "signed_money", "test_page",
     "test_page_ops", "wrap",
 ]
@@ -703,6 +703,53 @@ def test_page(printer_id: str, opts: PrintOptions, *, now: str) -> bytes:
 
 test_page.__test__ = False  # type: ignore[attr-defined]
 test_page_ops.__test__ = False  # type: ignore[attr-defined]
+
+
+# =========================================================================
+# End-of-day summary
+# =========================================================================
+
+
+def day_report_ops(data: ReportData, opts: PrintOptions, *, reprint: bool = False) -> list[Op]:
+    pg = _Page(opts)
+    if reprint:
+        pg.banner(pg.say("重印", "REPRINT"))
+        pg.blank()
+    for i, name in enumerate(pg.each(data.store.name_zh, data.store.name_en)):
+        pg.text(name, bold=True, align="center", size=(1, 2) if i == 0 else (1, 1))
+    pg.rule("=")
+    for i, s in enumerate(pg.each("日结报表", "END OF DAY")):
+        pg.text(s, bold=True, align="center", size=(2, 2) if i == 0 else (1, 2))
+
+    def figure(zh: str, en: str, value: str, bold: bool = False) -> None:
+        # both languages on one line when they fit beside the value, else
+        # Chinese beside it and English under it, never a word cut in two
+        one = pg.say(zh, en)
+        if display_width(pg.p(one)) + 1 + display_width(pg.p(value)) <= pg.cols:
+            pg.row(one, value, bold=bold)
+            return
+        first, *rest = pg.each(zh, en)
+        pg.row(first, value, hang=2, bold=bold)
+        for other in rest:
+            pg.row(other, indent=2, hang=4)
+
+    figure("营业日", "Business day", data.business_date, bold=True)
+    figure("打印时间", "Printed", data.made_at)
+    for section in data.sections:
+        pg.rule("=")
+        for s in pg.each(section.title.zh, section.title.en):
+            pg.text(s, bold=True)
+        pg.rule()
+        for r in section.rows:
+            figure(r.label.zh, r.label.en, r.value)
+    pg.rule("=")
+    pg.cut(partial=True)
+    return pg.ops
+
+
+def day_report(data: ReportData, opts: PrintOptions, *, reprint: bool = False) -> bytes:
+    """The manager's end-of-day summary (``restobox report --print``), as ESC/POS bytes."""
+    return render(day_report_ops(data, opts, reprint=reprint), opts)
 
 
 # =========================================================================

@@ -144,6 +144,8 @@ class PrinterWorker:
             return layouts.kitchen_ticket(pj.kitchen, self.opts, reprint=reprint)
         if pj.kind == "test":
             return layouts.test_page(self.id, self.opts, now=self.spooler.local_now())
+        if pj.kind == "report" and pj.report is not None:
+            return layouts.day_report(pj.report, self.opts, reprint=reprint)
         raise ValueError(f"{pj.kind} job without its data")
 
     # --------------------------------------------------------------- status
