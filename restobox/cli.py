@@ -23,6 +23,7 @@ For staff (on the hub Pi; config $RESTOBOX_CONFIG or /etc/restobox/staff.toml):
     restobox test-print PRINTER
     restobox devices                    what is online
     restobox add-device NAME ROLE [--station S] [--rotate]
+    restobox report [--date YYYY-MM-DD] [--out DIR] [--print PRINTER]   the day's figures
 """
 
 from __future__ import annotations
@@ -227,6 +228,16 @@ def _staff_commands(sub) -> None:
         (("--station",), {"help": "the station of a kds device"}),
         (("--rotate",), {"action": "store_true", "help": "the device exists: give it a new password"}),
         (("--out",), {"help": "where to write the enrollment folder (default [staff] enroll_dir)"}))
+
+    def report(cfg, c, a):
+        from restobox.report import cmd_report
+
+        return cmd_report(cfg, c, a.date, a.out, a.print_on)
+    add("report", "staff: the day's figures (sales, ticket times, payments, faults) as a page with charts",
+        report,
+        (("--date",), {"help": "the business day, YYYY-MM-DD (default: today's)"}),
+        (("--out",), {"help": "folder for the page and its charts (default [report] out_dir/DATE)"}),
+        (("--print",), {"dest": "print_on", "metavar": "PRINTER", "help": "also print a summary, e.g. receipt-1"}))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -412,6 +412,23 @@ class StaffConfig(_Strict):
     """How long `restart` waits for the service to say it is up again."""
 
 
+class ReportConfig(_Strict):
+    """The day's report (`restobox report`)."""
+
+    late_after_s: Annotated[float, msgspec.Meta(gt=0, le=86_400)] = 480.0
+    """A ticket bumped more than this many seconds after it reached its
+    station counts as late (the kitchen screens' own default turns red at 480)."""
+    station_late_after_s: dict[str, Annotated[float, msgspec.Meta(gt=0, le=86_400)]] = {}
+    """Per station, instead of late_after_s, e.g. {wok = 600, drinks = 180}."""
+    out_dir: str = "/var/lib/restobox/reports"
+    """Where the page and its charts go (a folder per business day)."""
+    top_items: Annotated[int, msgspec.Meta(ge=0, le=50)] = 5
+    """How many best-selling items the printed summary lists."""
+
+    def late_after(self, station: str) -> float:
+        return self.station_late_after_s.get(station, self.late_after_s)
+
+
 class Config(_Strict):
     device: DeviceConfig
     store: StoreConfig = msgspec.field(default_factory=StoreConfig)
@@ -424,6 +441,7 @@ class Config(_Strict):
     alerts: AlertsConfig = msgspec.field(default_factory=AlertsConfig)
     staff: StaffConfig = msgspec.field(default_factory=StaffConfig)
     web: WebConfig = msgspec.field(default_factory=WebConfig)
+    report: ReportConfig = msgspec.field(default_factory=ReportConfig)
 
     def mqtt_username(self) -> str:
         return self.mqtt.username or self.device.id

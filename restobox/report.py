@@ -1,0 +1,812 @@
+"""The manager's day: ``restobox report [--date YYYY-MM-DD] [--out DIR] [--print PRINTER]``.
+
+Everything comes from the store's own databases, opened read-only, so the
+report works with the internet (or the broker) down:
+
+- store.db (the hub's): orders, their lines and payment, tickets, and the
+  outbox's ``station.bump`` / ``station.item_bump`` events (when each
+  station finished each ticket);
+- printing.db (the printing service's): print jobs and the printer fault log;
+- sync.db (the sync service's): the cloud outage log.
+
+What is counted, and how:
+
+- A business day is the hub's: from ``business_day_start`` (04:00) local time
+  to the same time the next day; an order belongs to the day the hub numbered
+  it in (``order.business_date``).
+- Sales are what diners pay: order totals, tax included (the menu's prices
+  include tax), in yuan; voided orders are left out of every figure except
+  "voided".
+- By item: a line's whole price counts to its item, options' extra charges
+  included (a large tea's +¥3 is the tea's); a combo counts as the combo,
+  its side and drink (and their surcharges) inside it, not as separate
+  items. So the items add up to the day's sales. By category: the item's
+  category on the menu it was sold under.
+- Ticket time: from the moment the hub sent the ticket to its station to the
+  bump that finished it there (the last bump if it was recalled). Median and
+  p90 (nearest rank: 90 % of tickets took at most this); late: longer than
+  ``[report] late_after_s`` (or the station's own). Tickets never bumped are
+  counted apart.
+- Kiosk offline minutes: orders a kiosk took while it could not reach the hub
+  (marked offline, with a provisional number) waited in its outbox from the
+  diner's tap to the hub's acceptance; the union of those waits. A minute
+  with no order is not seen.
+- Cloud outage minutes: from the sync service's outage log (first failed send
+  to the next delivery); nothing to send, nothing asked, nothing logged.
+- Printer faults: the printing service's fault log (paper out, cover open, no
+  answer, error), and the day's jobs still held, failed, or printed again
+  (interrupted).
+- Refusals are not kept by the hub (only counted in its health since its last
+  start): the report says so rather than show a zero.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import math
+import sqlite3
+import statistics
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from restobox import contract, db
+from restobox.config import Config
+
+BUCKET_MIN = 15
+
+PAY_NAMES = {
+    ("card", "approved"): ("银行卡", "Card"),
+    ("qr", "approved"): ("扫码", "QR code"),
+    ("counter", "unpaid"): ("柜台付款（下单时未付）", "At the counter (unpaid when ordered)"),
+}
+FAULT_NAMES = {r: (contract.REASONS[r].zh.rstrip("。"), contract.REASONS[r].en.rstrip("."))
+               for r in ("paper_out", "cover_open", "printer_offline", "printer_error", "print_interrupted",
+                         "unknown_printer", "printer_busy")}
+
+SHORT_FAULTS = {"paper_out": ("缺纸", "paper out"), "cover_open": ("开盖", "cover open"),
+                "printer_offline": ("无响应", "no answer"), "printer_error": ("故障", "error")}
+
+
+class ReportError(Exception):
+    """The report cannot be made; ``str()`` says why, for a person."""
+
+
+# ==================================================================== figures
+@dataclass
+class Bucket:
+    start: datetime  # local
+    orders: int = 0
+    sales: int = 0  # fen
+
+
+@dataclass
+class Sold:
+    key: str
+    name_zh: str
+    name_en: str
+    qty: int = 0
+    sales: int = 0
+
+
+@dataclass
+class StationTimes:
+    station: str
+    name_zh: str
+    name_en: str
+    late_after_s: float
+    times: list[float] = field(default_factory=list)  # seconds, bumped tickets
+    not_bumped: int = 0
+
+    @property
+    def median_s(self) -> float | None:
+        return statistics.median(self.times) if self.times else None
+
+    @property
+    def p90_s(self) -> float | None:
+        return nearest_rank(self.times, 90)
+
+    @property
+    def late(self) -> int:
+        return sum(1 for t in self.times if t > self.late_after_s)
+
+
+@dataclass
+class Payment:
+    method: str
+    status: str
+    count: int = 0
+    amount: int = 0
+
+    @property
+    def names(self) -> tuple[str, str]:
+        return PAY_NAMES.get((self.method, self.status), (f"{self.method} {self.status}",) * 2)
+
+
+@dataclass
+class Voided:
+    number: int
+    total: int
+    reason: str
+    at: str  # local HH:MM
+
+
+@dataclass
+class Fault:
+    printer: str
+    reason: str
+    count: int = 0
+    minutes: float = 0.0
+    ongoing: bool = False
+
+
+@dataclass
+class PrinterJobs:
+    printer: str
+    jobs: int = 0
+    done: int = 0
+    interrupted: int = 0  # printed again marked REPRINT
+    held: dict[str, int] = field(default_factory=dict)  # reason -> jobs still held
+    failed: dict[str, int] = field(default_factory=dict)  # reason -> jobs that failed
+
+
+@dataclass
+class DayReport:
+    business_date: str
+    start: datetime  # local
+    end: datetime  # local, exclusive
+    made_at: datetime  # local
+    store_name: tuple[str, str]
+    orders: int = 0
+    sales: int = 0
+    tax: int = 0
+    buckets: list[Bucket] = field(default_factory=list)
+    items: list[Sold] = field(default_factory=list)
+    categories: list[Sold] = field(default_factory=list)
+    stations: list[StationTimes] = field(default_factory=list)
+    payments: list[Payment] = field(default_factory=list)
+    voided: list[Voided] = field(default_factory=list)
+    offline_orders: int = 0
+    kiosk_offline_minutes: float = 0.0
+    cloud_outage_minutes: float | None = None  # None: no sync.db
+    cloud_outages: int = 0
+    faults: list[Fault] = field(default_factory=list)
+    printer_jobs: list[PrinterJobs] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what could not be read
+
+    @property
+    def empty(self) -> bool:
+        return self.orders == 0 and not self.voided
+
+    @property
+    def average(self) -> int:
+        return round(self.sales / self.orders) if self.orders else 0
+
+
+def nearest_rank(values: list[float], pct: float) -> float | None:
+    """The nearest-rank percentile: the smallest value with at least
+    ``pct`` % of the values at or below it."""
+    if not values:
+        return None
+    s = sorted(values)
+    return s[max(0, math.ceil(pct / 100 * len(s)) - 1)]
+
+
+def business_day(cfg: Config, when: datetime) -> str:
+    """The business date ``when`` falls in (as the hub numbers orders)."""
+    h, m = (int(x) for x in cfg.store.business_day_start.split(":"))
+    local = when.astimezone(ZoneInfo(cfg.store.timezone)) - timedelta(hours=h, minutes=m)
+    return local.date().isoformat()
+
+
+def parse_date(text: str) -> str:
+    """``--date``: a day as YYYY-MM-DD, or ReportError."""
+    try:
+        d = date.fromisoformat(text.strip())
+        if len(text.strip()) != 10:
+            raise ValueError
+    except ValueError:
+        raise ReportError(f"--date takes a business day as YYYY-MM-DD (e.g. 2026-11-22); {text!r} is not one.") \
+            from None
+    return d.isoformat()
+
+
+def _at(s: str | None) -> datetime | None:
+    if not s:
+        return None
+    try:
+        t = datetime.fromisoformat(s)
+    except ValueError:
+        return None
+    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
+
+
+def _union_minutes(spans: list[tuple[datetime, datetime]]) -> float:
+    total, end = 0.0, None
+    for a, b in sorted(spans):
+        if end is not None and a < end:
+            a = end
+        if b > a:
+            total += (b - a).total_seconds()
+            end = b if end is None else max(end, b)
+    return total / 60
+
+
+def _open_ro(path: str) -> sqlite3.Connection | None:
+    if not Path(path).exists():
+        return None
+    return db.open_store_readonly(path)
+
+
+def _table_exists(con: sqlite3.Connection, name: str) -> bool:
+    return con.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (name,)).fetchone() is not None
+
+
+# ================================================================= computing
+def compute(cfg: Config, business_date: str, *, now: datetime | None = None) -> DayReport:
+    """The figures of ``business_date`` from the databases ``cfg`` names."""
+    tz = ZoneInfo(cfg.store.timezone)
+    now = now or datetime.now(timezone.utc)
+    h, m = (int(x) for x in cfg.store.business_day_start.split(":"))
+    start = datetime.combine(date.fromisoformat(business_date), datetime.min.time(), tz) + timedelta(hours=h, minutes=m)
+    end = start + timedelta(days=1)
+    r = DayReport(business_date=business_date, start=start, end=end, made_at=now.astimezone(tz),
+                  store_name=(cfg.store.name_zh, cfg.store.name_en))
+    store = _open_ro(cfg.hub.database)
+    if store is None:
+        raise ReportError(f"There is no store database at {cfg.hub.database}: has the hub run on this Pi? "
+                          "(the path is [hub] database in the config)")
+    try:
+        _orders(cfg, r, store, tz)
+    except sqlite3.DatabaseError as exc:
+        raise ReportError(f"The store database {cfg.hub.database} cannot be read: {exc}") from None
+    finally:
+        store.close()
+    upto = min(now, end)  # an open fault or outage counts until now, or the day's end
+    _printing(cfg, r, upto)
+    _sync(cfg, r, upto)
+    return r
+
+
+def _menus(store: sqlite3.Connection) -> tuple[dict, dict, dict]:
+    """item -> category, category -> (zh, en), station -> (zh, en), newest menu winning."""
+    item_cat: dict[str, str] = {}
+    cats: dict[str, tuple[str, str]] = {}
+    stations: dict[str, tuple[str, str]] = {}
+    for (body,) in store.execute('SELECT body FROM menu_version ORDER BY applied_at'):
+        try:
+            menu = json.loads(body)
+        except ValueError:
+            continue
+        for c in menu.get("categories", ()):
+            cats[c["id"]] = (c["name"]["zh"], c["name"]["en"])
+        for s in menu.get("stations", ()):
+            stations[s["id"]] = (s["name"]["zh"], s["name"]["en"])
+        for i in menu.get("items", ()):
+            item_cat[i["id"]] = i["category"]
+    return item_cat, cats, stations
+
+
+def _orders(cfg: Config, r: DayReport, store: sqlite3.Connection, tz: ZoneInfo) -> None:
+    item_cat, cats, station_names = _menus(store)
+    rows = store.execute(
+        'SELECT id, number, state, accepted_at, placed_at, total, tax, payment_method, payment_status, '
+        'offline, lines, updated_at FROM "order" WHERE business_date = ? ORDER BY number',
+        (r.business_date,)).fetchall()
+    reasons = {oid: json.loads(p).get("reason") or "" for oid, p in store.execute(
+        "SELECT order_id, payload FROM outbox WHERE kind = 'order.voided' AND order_id IN "
+        "(SELECT id FROM \"order\" WHERE business_date = ?)", (r.business_date,))}
+    buckets: dict[datetime, Bucket] = {}
+    items: dict[str, Sold] = {}
+    categories: dict[str, Sold] = {}
+    payments: dict[tuple[str, str], Payment] = {}
+    offline_spans = []
+    live: set[str] = set()
+    for (oid, number, state, accepted_at, placed_at, total, tax, method, status, offline, lines,
+         updated_at) in rows:
+        acc = _at(accepted_at)
+        if offline:
+            r.offline_orders += 1
+            placed = _at(placed_at) or acc
+            a, b = max(placed, r.start), min(acc, r.end)
+            if b > a:
+                offline_spans.append((a, b))
+        if state == "voided":
+            r.voided.append(Voided(number, total, reasons.get(oid, ""),
+                                   (_at(updated_at) or acc).astimezone(tz).strftime("%H:%M")))
+            continue
+        live.add(oid)
+        r.orders += 1
+        r.sales += total
+        r.tax += tax
+        local = acc.astimezone(tz)
+        slot = local.replace(minute=local.minute // BUCKET_MIN * BUCKET_MIN, second=0, microsecond=0)
+        bk = buckets.setdefault(slot, Bucket(slot))
+        bk.orders += 1
+        bk.sales += total
+        p = payments.setdefault((method, status), Payment(method, status))
+        p.count += 1
+        p.amount += total
+        for ln in json.loads(lines):
+            it = items.setdefault(ln["item_id"], Sold(ln["item_id"], ln["name_zh"], ln["name_en"]))
+            it.qty += ln["qty"]
+            it.sales += ln["line_total"]
+            cid = item_cat.get(ln["item_id"], "")
+            cz, ce = cats.get(cid, ("其他", "Other"))
+            c = categories.setdefault(cid, Sold(cid, cz, ce))
+            c.qty += ln["qty"]
+            c.sales += ln["line_total"]
+    r.kiosk_offline_minutes = _union_minutes(offline_spans)
+    if buckets:  # every quarter hour from the first order to the last, empty ones too
+        t, last = min(buckets), max(buckets)
+        while t <= last:
+            r.buckets.append(buckets.get(t, Bucket(t)))
+            t = (t.astimezone(timezone.utc) + timedelta(minutes=BUCKET_MIN)).astimezone(tz)
+    by_sales = lambda s: (-s.sales, -s.qty, s.key)  # noqa: E731
+    r.items = sorted(items.values(), key=by_sales)
+    r.categories = sorted(categories.values(), key=by_sales)
+    r.payments = sorted(payments.values(), key=lambda p: (-p.amount, p.method))
+    _ticket_times(cfg, r, store, live, station_names)
+
+
+def _ticket_times(cfg, r: DayReport, store, live: set[str], names: dict) -> None:
+    bumps: dict[tuple[str, str], datetime] = {}
+    for oid, payload in store.execute(
+            "SELECT order_id, payload FROM outbox WHERE kind IN ('station.bump', 'station.item_bump') AND "
+            "order_id IN (SELECT id FROM \"order\" WHERE business_date = ?)", (r.business_date,)):
+        p = json.loads(payload)
+        t = _at(p.get("at"))
+        key = (oid, p.get("station", ""))
+        if t is not None and (key not in bumps or t > bumps[key]):
+            bumps[key] = t
+    stations: dict[str, StationTimes] = {}
+    for oid, station, state, created_at, updated_at in store.execute(
+            'SELECT "order_id", station, state, created_at, updated_at FROM ticket WHERE "order_id" IN '
+            '(SELECT id FROM "order" WHERE business_date = ?)', (r.business_date,)):
+        if oid not in live:
+            continue
+        zh, en = names.get(station, (station, station))
+        st = stations.setdefault(station, StationTimes(station, zh, en, cfg.report.late_after(station)))
+        if state != "done":
+            st.not_bumped += 1
+            continue
+        done = bumps.get((oid, station)) or _at(updated_at)
+        st.times.append(max(0.0, (done - _at(created_at)).total_seconds()))
+    r.stations = [stations[s] for s in sorted(stations)]
+
+
+def _printing(cfg: Config, r: DayReport, upto: datetime) -> None:
+    con = _open_ro(cfg.printing.database)
+    if con is None:
+        r.notes.append(f"no printing database at {cfg.printing.database}: printer figures are not shown")
+        return
+    a, b = r.start.astimezone(timezone.utc).isoformat(), r.end.astimezone(timezone.utc).isoformat()
+    try:
+        jobs: dict[str, PrinterJobs] = {}
+        for printer, state, reason, interrupted, created_at in con.execute(
+                "SELECT printer, state, reason, interrupted, created_at FROM print_job"):
+            t = _at(created_at)
+            if t is None or not (r.start <= t < r.end):
+                continue
+            pj = jobs.setdefault(printer, PrinterJobs(printer))
+            pj.jobs += 1
+            pj.done += state == "done"
+            pj.interrupted += bool(interrupted)
+            if state == "held":
+                pj.held[reason or "?"] = pj.held.get(reason or "?", 0) + 1
+            elif state == "failed":
+                pj.failed[reason or "?"] = pj.failed.get(reason or "?", 0) + 1
+        r.printer_jobs = [jobs[p] for p in sorted(jobs)]
+        if not _table_exists(con, "printer_fault"):
+            r.notes.append("the printing service keeps no fault log yet (it starts one when it next starts)")
+            return
+        faults: dict[tuple[str, str], Fault] = {}
+        for printer, reason, started_at, ended_at in con.execute(
+                "SELECT printer, reason, started_at, ended_at FROM printer_fault WHERE started_at < ? "
+                "AND (ended_at IS NULL OR ended_at > ?) ORDER BY id", (b, a)):
+            s, e = _at(started_at), _at(ended_at)
+            f = faults.setdefault((printer, reason), Fault(printer, reason))
+            f.count += 1
+            f.ongoing |= e is None
+            f.minutes += max(0.0, (min(e or upto, r.end) - max(s, r.start)).total_seconds() / 60)
+        r.faults = sorted(faults.values(), key=lambda f: (f.printer, -f.minutes))
+    except sqlite3.DatabaseError as exc:
+        r.notes.append(f"the printing database {cfg.printing.database} cannot be read: {exc}")
+    finally:
+        con.close()
+
+
+def _sync(cfg: Config, r: DayReport, upto: datetime) -> None:
+    con = _open_ro(cfg.sync.database)
+    if con is None:
+        r.notes.append(f"no sync database at {cfg.sync.database}: cloud outages are not shown")
+        return
+    try:
+        if not _table_exists(con, "sync_outage"):
+            r.notes.append("the sync service keeps no outage log yet (it starts one when it next starts)")
+            return
+        a, b, until = r.start.timestamp(), r.end.timestamp(), upto.timestamp()
+        total, n = 0.0, 0
+        for started, ended in con.execute(
+                "SELECT started_at, ended_at FROM sync_outage WHERE started_at < ? AND (ended_at IS NULL OR "
+                "ended_at > ?)", (b, a)):
+            total += max(0.0, min(ended if ended is not None else until, b) - max(started, a))
+            n += 1
+        r.cloud_outage_minutes, r.cloud_outages = total / 60, n
+    except sqlite3.DatabaseError as exc:
+        r.notes.append(f"the sync database {cfg.sync.database} cannot be read: {exc}")
+    finally:
+        con.close()
+
+
+# ================================================================ formatting
+def yuan(fen: int) -> str:
+    return f"¥{fen / 100:,.2f}"
+
+
+def mmss(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    s = round(seconds)
+    return f"{s // 60}:{s % 60:02d}"
+
+
+def minutes(m: float | None) -> str:
+    return "-" if m is None else f"{m:.0f} min" if m >= 10 or m == 0 else f"{m:.1f} min"
+
+
+# ==================================================================== charts
+def _font():
+    """A matplotlib font with Chinese characters (the printer preview's), or None."""
+    from matplotlib import font_manager
+
+    from restobox.printing.preview import FontNotFound, find_cjk_font
+
+    try:
+        path = find_cjk_font()
+    except FontNotFound:
+        return None
+    font_manager.fontManager.addfont(str(path))
+    return font_manager.FontProperties(fname=str(path)).get_name()
+
+
+def charts(r: DayReport, folder: Path) -> list[tuple[str, str, str]]:
+    """The day's charts as PNG files in ``folder``: [(file name, zh title, en title)]."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter, MaxNLocator
+
+    name = _font()
+    rc = {"font.size": 11, "axes.spines.top": False, "axes.spines.right": False, "figure.dpi": 100}
+    if name:
+        rc["font.family"] = [name, "DejaVu Sans"]
+    out: list[tuple[str, str, str]] = []
+    yuan_fmt = FuncFormatter(lambda v, _: f"¥{v:,.0f}")
+
+    def save(fig, file: str, zh: str, en: str) -> None:
+        fig.tight_layout()
+        fig.savefig(folder / file, dpi=110)
+        plt.close(fig)
+        out.append((file, zh, en))
+
+    def label(s: Sold) -> str:
+        return f"{s.name_zh} {s.name_en}" if name else s.name_en
+
+    with plt.rc_context(rc):
+        if r.buckets:
+            fig, (ax, ax2) = plt.subplots(2, 1, figsize=(10, 5), sharex=True, height_ratios=(3, 2))
+            xs = list(range(len(r.buckets)))
+            ax.bar(xs, [b.sales / 100 for b in r.buckets], width=0.85, color="#e07b39")
+            ax.yaxis.set_major_formatter(yuan_fmt)
+            ax.set_ylabel("销售额 Sales" if name else "Sales")
+            ax.set_title(f"每15分钟 Every 15 minutes · {r.business_date}" if name
+                         else f"Every 15 minutes · {r.business_date}", loc="left")
+            ax2.bar(xs, [b.orders for b in r.buckets], width=0.85, color="#1f4e79")
+            ax2.set_ylabel("订单 Orders" if name else "Orders")
+            ax2.yaxis.set_major_locator(MaxNLocator(integer=True))
+            step = max(1, len(xs) // 12)
+            ax2.set_xticks(xs[::step], [b.start.strftime("%H:%M") for b in r.buckets][::step])
+            ax2.set_xlim(-0.6, len(xs) - 0.4)
+            for a_ in (ax, ax2):
+                a_.grid(axis="y", color="#eee")
+                a_.set_axisbelow(True)
+            save(fig, "orders-per-15-min.png", "每15分钟的订单和销售额", "Orders and sales every 15 minutes")
+        for what, rows, file, zh, en, colour in (
+                ("items", r.items[:12], "sales-by-item.png", "菜品销售额（前12）", "Sales by item (top 12)", "#e07b39"),
+                ("categories", r.categories, "sales-by-category.png", "分类销售额", "Sales by category", "#5b8c3a")):
+            if not rows:
+                continue
+            fig, ax = plt.subplots(figsize=(10, 0.9 + 0.42 * len(rows)))
+            ys = list(range(len(rows)))[::-1]
+            bars = ax.barh(ys, [s.sales / 100 for s in rows], color=colour, height=0.7)
+            ax.set_yticks(ys, [label(s) for s in rows])
+            ax.xaxis.set_major_formatter(yuan_fmt)
+            top = max(s.sales for s in rows) / 100
+            ax.set_xlim(0, top * 1.22)
+            for b, s in zip(bars, rows):
+                ax.text(b.get_width() + top * 0.01, b.get_y() + b.get_height() / 2, f"{yuan(s.sales)} · {s.qty}×",
+                        va="center", fontsize=10)
+            ax.set_title(f"{zh} {en}" if name else en, loc="left")
+            save(fig, file, zh, en)
+        timed = [s for s in r.stations if s.times]
+        if timed:
+            fig, ax = plt.subplots(figsize=(10, 1.2 + 0.9 * len(timed)))
+            ys = list(range(len(timed)))[::-1]
+            box = dict(positions=ys, widths=0.5, medianprops={"color": "#1f4e79", "linewidth": 2})
+            values = [[t / 60 for t in s.times] for s in timed]
+            try:
+                ax.boxplot(values, orientation="horizontal", **box)
+            except TypeError:  # matplotlib before 3.10
+                ax.boxplot(values, vert=False, **box)
+            for y, s in zip(ys, timed):
+                ax.plot([s.late_after_s / 60] * 2, [y - 0.4, y + 0.4], color="#c0392b", linewidth=2)
+                ax.text(max(t / 60 for t in s.times) + 0.3, y,
+                        f"median {mmss(s.median_s)} · p90 {mmss(s.p90_s)} · {s.late}/{len(s.times)} late",
+                        va="center", fontsize=10)
+            ax.set_yticks(ys, [f"{s.name_zh} {s.name_en}" if name else s.name_en for s in timed])
+            right = max(max(t for s in timed for t in s.times), max(s.late_after_s for s in timed)) / 60
+            ax.set_xlim(0, right * 1.55 + 1)
+            ax.set_xlabel("分钟 minutes (红线：超时 red line: late after)" if name else "minutes (red: late after)")
+            ax.set_title("出餐时间 Ticket times" if name else "Ticket times", loc="left")
+            save(fig, "ticket-times.png", "各工位出餐时间", "Ticket times per station")
+        if r.payments:
+            fig, ax = plt.subplots(figsize=(10, 0.9 + 0.5 * len(r.payments)))
+            ys = list(range(len(r.payments)))[::-1]
+            bars = ax.barh(ys, [p.amount / 100 for p in r.payments], color="#1f4e79", height=0.6)
+            ax.set_yticks(ys, [(f"{p.names[0]}\n{p.names[1]}" if name else p.names[1]) for p in r.payments])
+            ax.xaxis.set_major_formatter(yuan_fmt)
+            top = max(p.amount for p in r.payments) / 100
+            ax.set_xlim(0, top * 1.25)
+            for b, p in zip(bars, r.payments):
+                ax.text(b.get_width() + top * 0.01, b.get_y() + b.get_height() / 2, f"{yuan(p.amount)} · {p.count}",
+                        va="center", fontsize=10)
+            ax.set_title("付款方式 Payment mix" if name else "Payment mix", loc="left")
+            save(fig, "payment-mix.png", "付款方式", "Payment mix")
+    return out
+
+
+# ====================================================================== HTML
+_CSS = """
+body{font-family:"Noto Sans CJK SC","Noto Sans SC","PingFang SC","Microsoft YaHei",system-ui,sans-serif;
+margin:0 auto;max-width:1060px;padding:24px;color:#222;background:#fff}
+h1{margin:0 0 4px;font-size:26px} h2{margin:32px 0 8px;font-size:20px;border-bottom:2px solid #e07b39;padding-bottom:4px}
+.sub{color:#666;margin:0 0 16px} .en{color:#555;font-weight:normal}
+.tiles{display:flex;flex-wrap:wrap;gap:12px;margin:16px 0}
+.tile{flex:1 1 150px;border:1px solid #ddd;border-radius:8px;padding:10px 14px}
+.tile b{display:block;font-size:24px} .tile span{color:#666;font-size:13px}
+table{border-collapse:collapse;margin:8px 0;min-width:50%} th,td{padding:4px 10px;border-bottom:1px solid #eee;text-align:left}
+td.n,th.n{text-align:right;font-variant-numeric:tabular-nums} img{max-width:100%;margin:8px 0}
+.late{color:#c0392b;font-weight:bold} .note{color:#8a6d00;background:#fff8e1;padding:8px 12px;border-radius:6px}
+.empty{font-size:20px;padding:40px 0;color:#555}
+"""
+
+
+def _h(zh: str, en: str) -> str:
+    return f'<h2>{html.escape(zh)} <span class="en">{html.escape(en)}</span></h2>'
+
+
+def _table(head: list[tuple[str, str, bool]], rows: list[list[str]]) -> str:
+    """``head``: (zh, en, numeric); cells are HTML already."""
+    th = "".join(f'<th class="{"n" if n else ""}">{html.escape(zh)}<br><span class="en">{html.escape(en)}</span></th>'
+                 for zh, en, n in head)
+    body = "".join("<tr>" + "".join(f'<td class="{"n" if head[i][2] else ""}">{c}</td>' for i, c in enumerate(row))
+                   + "</tr>" for row in rows)
+    return f"<table><tr>{th}</tr>{body}</table>"
+
+
+def render_html(r: DayReport, images: list[tuple[str, str, str]]) -> str:
+    e = html.escape
+    img = {f: (zh, en) for f, zh, en in images}
+
+    def picture(file: str) -> str:
+        if file not in img:
+            return ""
+        zh, en = img[file]
+        return f'<img src="{e(file)}" alt="{e(zh)} {e(en)}">'
+
+    span = f"{r.start:%Y-%m-%d %H:%M} – {r.end:%Y-%m-%d %H:%M}"
+    parts = [f"""<!DOCTYPE html><html lang="zh-Hans"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{e(r.store_name[0])} 日报 {e(r.business_date)} · {e(r.store_name[1])} day report</title><style>{_CSS}</style></head><body>
+<h1>{e(r.store_name[0])} 营业日报 <span class="en">{e(r.store_name[1])} · The day's report</span></h1>
+<p class="sub">营业日 Business day <b>{e(r.business_date)}</b> ({e(span)}) · 生成于 made {r.made_at:%Y-%m-%d %H:%M}</p>"""]
+    if r.empty:
+        parts.append(f'<p class="empty">这一天没有订单。<br>No orders on that day ({e(r.business_date)}).</p>')
+    else:
+        voided_amount = sum(v.total for v in r.voided)
+        tiles = [("订单", "Orders", str(r.orders)), ("销售额（含税）", "Sales (tax incl.)", yuan(r.sales)),
+                 ("客单价", "Average order", yuan(r.average)), ("税", "Tax", yuan(r.tax)),
+                 ("作废", "Voided", f"{len(r.voided)} · {yuan(voided_amount)}")]
+        parts.append('<div class="tiles">' + "".join(
+            f'<div class="tile"><b>{e(v)}</b><span>{e(zh)} {e(en)}</span></div>' for zh, en, v in tiles) + "</div>")
+        parts.append(_h("每15分钟的订单和销售额", "Orders and sales every 15 minutes"))
+        parts.append(picture("orders-per-15-min.png"))
+        parts.append(_table([("时段", "From", False), ("订单", "Orders", True), ("销售额", "Sales", True)],
+                            [[f"{b.start:%H:%M}", str(b.orders), yuan(b.sales)] for b in r.buckets if b.orders]))
+        parts.append(_h("分类销售额", "Sales by category"))
+        parts.append(picture("sales-by-category.png"))
+        parts.append(_table([("分类", "Category", False), ("份数", "Qty", True), ("销售额", "Sales", True)],
+                            [[e(f"{c.name_zh} {c.name_en}"), str(c.qty), yuan(c.sales)] for c in r.categories]))
+        parts.append(_h("菜品销售额", "Sales by item"))
+        parts.append("<p>一行的全价（含加料、加大等加价）计入该菜品；套餐按套餐计，配菜和饮品不单独计。"
+                     "<br><span class=\"en\">A line's whole price, its options' extra charges included, counts to "
+                     "its item; a combo counts as the combo, its side and drink inside it.</span></p>")
+        parts.append(picture("sales-by-item.png"))
+        parts.append(_table([("菜品", "Item", False), ("份数", "Qty", True), ("销售额", "Sales", True)],
+                            [[e(f"{s.name_zh} {s.name_en}"), str(s.qty), yuan(s.sales)] for s in r.items]))
+        parts.append(_h("各工位出餐时间", "Ticket times per station"))
+        parts.append("<p>从工单送到工位到出餐（划单）。<br><span class=\"en\">From the ticket reaching the station "
+                     "to its bump.</span></p>")
+        parts.append(picture("ticket-times.png"))
+        parts.append(_table(
+            [("工位", "Station", False), ("已出餐", "Bumped", True), ("中位数", "Median", True), ("P90", "p90", True),
+             ("超时", "Late", True), ("超时标准", "Late after", True), ("未出餐", "Not bumped", True)],
+            [[e(f"{s.name_zh} {s.name_en}"), str(len(s.times)), mmss(s.median_s), mmss(s.p90_s),
+              f'<span class="{"late" if s.late else ""}">{s.late}</span>', mmss(s.late_after_s), str(s.not_bumped)]
+             for s in r.stations]))
+        parts.append(_h("付款方式", "Payment mix"))
+        parts.append(picture("payment-mix.png"))
+        parts.append(_table([("方式", "Method", False), ("单数", "Orders", True), ("金额", "Amount", True)],
+                            [[e(f"{p.names[0]} · {p.names[1]}"), str(p.count), yuan(p.amount)] for p in r.payments]))
+        parts.append(_h("作废订单", "Voided orders"))
+        parts.append(_table([("单号", "No.", True), ("时间", "At", False), ("金额", "Amount", True),
+                             ("原因", "Reason", False)],
+                            [[str(v.number), v.at, yuan(v.total), e(v.reason)] for v in r.voided])
+                     if r.voided else "<p>没有 None.</p>")
+        parts.append("<p>被拒绝的订单（菜单外、价格不符等）不保存在门店数据库里，只在中心的运行状态里计数。"
+                     "<br><span class=\"en\">Refused orders (not on the menu, a wrong price, ...) are not kept in "
+                     "the store database; the hub only counts them in its health since it last started.</span></p>")
+    parts.append(_h("离线", "Offline"))
+    cloud = ("没有记录 not recorded" if r.cloud_outage_minutes is None
+             else f"{minutes(r.cloud_outage_minutes)} ({r.cloud_outages} ×)")
+    parts.append(_table([("什么", "What", False), ("数值", "Figure", True)], [
+        [e("点餐机连不上中心时下的订单 · Orders a kiosk took while it could not reach the hub"), str(r.offline_orders)],
+        [e("这些订单在点餐机里等待的时间 · Minutes those orders waited in the kiosks"),
+         minutes(r.kiosk_offline_minutes)],
+        [e("连不上总部云端的时间 · Minutes the chain's cloud could not be reached"), e(cloud)],
+    ]))
+    parts.append(_h("打印机故障", "Printer faults"))
+    if r.faults:
+        parts.append(_table(
+            [("打印机", "Printer", False), ("故障", "Fault", False), ("次数", "Times", True), ("时长", "Minutes", True)],
+            [[e(f.printer), e(" · ".join(FAULT_NAMES.get(f.reason, (f.reason, f.reason)))), str(f.count),
+              minutes(f.minutes) + (" (仍未恢复 still now)" if f.ongoing else "")] for f in r.faults]))
+    else:
+        parts.append("<p>没有 None.</p>")
+    if r.printer_jobs:
+        def why(d: dict[str, int]) -> str:
+            return e(", ".join(f"{FAULT_NAMES.get(k, (k, k))[1]} {n}" for k, n in sorted(d.items()))) or "0"
+        parts.append(_table(
+            [("打印机", "Printer", False), ("任务", "Jobs", True), ("已打印", "Printed", True),
+             ("重新打印", "Printed again", True), ("仍在等待", "Still held", False), ("失败", "Failed", False)],
+            [[e(p.printer), str(p.jobs), str(p.done), str(p.interrupted), why(p.held), why(p.failed)]
+             for p in r.printer_jobs]))
+    for n in r.notes:
+        parts.append(f'<p class="note">{e(n)}</p>')
+    parts.append("</body></html>\n")
+    return "\n".join(parts)
+
+
+def write_page(r: DayReport, folder: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    images = [] if r.empty else charts(r, folder)
+    page = folder / "index.html"
+    page.write_text(render_html(r, images), encoding="utf-8")
+    return page
+
+
+# ============================================================ printed summary
+def summary_for_printer(r: DayReport, cfg: Config, top: int | None = None) -> contract.ReportData:
+    W, Row, Sec = contract.Words, contract.ReportRow, contract.ReportSection
+    top = cfg.report.top_items if top is None else top
+    s = cfg.store
+    header = contract.StoreHeader(name_zh=s.name_zh, name_en=s.name_en, address=s.address, phone=s.phone,
+                                  tax_id=s.tax_id)
+    sections = []
+    if r.empty:
+        sections.append(Sec(title=W("没有订单", "No orders"), rows=(Row(label=W("订单", "Orders"), value="0"),)))
+    else:
+        sections.append(Sec(title=W("销售", "Sales"), rows=(
+            Row(label=W("订单", "Orders"), value=str(r.orders)),
+            Row(label=W("销售额(含税)", "Sales incl. tax"), value=yuan(r.sales)),
+            Row(label=W("税", "Tax"), value=yuan(r.tax)),
+            Row(label=W("客单价", "Average"), value=yuan(r.average)),
+            Row(label=W("作废", "Voided"), value=f"{len(r.voided)} / {yuan(sum(v.total for v in r.voided))}"),
+        )))
+        sections.append(Sec(title=W("付款方式", "Payments"), rows=tuple(
+            Row(label=W(*_short_pay(p)), value=f"{p.count} / {yuan(p.amount)}") for p in r.payments)))
+        if top:
+            sections.append(Sec(title=W("热销", "Top items"), rows=tuple(
+                Row(label=W(i.name_zh, i.name_en), value=f"{i.qty} / {yuan(i.sales)}") for i in r.items[:top])))
+        if r.stations:
+            sections.append(Sec(title=W("出餐时间 中位/P90/超时", "Tickets: median p90 late"), rows=tuple(
+                Row(label=W(st.name_zh, st.name_en),
+                    value=f"{mmss(st.median_s)} {mmss(st.p90_s)} {st.late}/{len(st.times)}") for st in r.stations)))
+    cloud = "-" if r.cloud_outage_minutes is None else minutes(r.cloud_outage_minutes)
+    sections.append(Sec(title=W("离线", "Offline"), rows=(
+        Row(label=W("离线订单", "Offline orders"), value=str(r.offline_orders)),
+        Row(label=W("点餐机离线", "Kiosks offline"), value=minutes(r.kiosk_offline_minutes)),
+        Row(label=W("云端不通", "Cloud unreachable"), value=cloud),
+    )))
+    rows = [Row(label=W(*(f"{f.printer} {w}" for w in SHORT_FAULTS.get(f.reason, (f.reason, f.reason)))),
+                value=f"{f.count}x {minutes(f.minutes)}") for f in r.faults]
+    failed = sum(sum(p.failed.values()) for p in r.printer_jobs)
+    if failed:
+        rows.append(Row(label=W("打印失败", "Jobs failed"), value=str(failed)))
+    sections.append(Sec(title=W("打印机故障", "Printer faults"), rows=tuple(rows) or (
+        Row(label=W("没有", "None"), value=""),)))
+    return contract.ReportData(store=header, business_date=r.business_date, made_at=f"{r.made_at:%Y-%m-%d %H:%M}",
+                               sections=tuple(sections))
+
+
+def _short_pay(p: Payment) -> tuple[str, str]:
+    return {("card", "approved"): ("银行卡", "Card"), ("qr", "approved"): ("扫码", "QR code"),
+            ("counter", "unpaid"): ("柜台付款", "Counter")}.get((p.method, p.status), p.names)
+
+
+# ================================================================ the command
+def print_summary(r: DayReport, console) -> None:
+    from rich.table import Table
+
+    console.print(f"[bold]{r.store_name[1]} {r.store_name[0]} · business day {r.business_date}[/] "
+                  f"({r.start:%m-%d %H:%M} – {r.end:%m-%d %H:%M})")
+    if r.empty:
+        console.print(f"[yellow]No orders on that day ({r.business_date}). 这一天没有订单。[/]")
+    else:
+        console.print(f"Orders 订单 [bold]{r.orders}[/] · sales 销售额 [bold]{yuan(r.sales)}[/] (tax {yuan(r.tax)}) · "
+                      f"average {yuan(r.average)} · voided 作废 {len(r.voided)}")
+        busiest = max(r.buckets, key=lambda b: (b.sales, b.orders))
+        console.print(f"Busiest quarter hour: {busiest.start:%H:%M} ({busiest.orders} orders, {yuan(busiest.sales)})")
+        t = Table(title="Ticket times 出餐时间", title_justify="left")
+        for c in ("station", "bumped", "median", "p90", "late", "not bumped"):
+            t.add_column(c, justify="left" if c == "station" else "right")
+        for s in r.stations:
+            t.add_row(f"{s.name_en} {s.name_zh}", str(len(s.times)), mmss(s.median_s), mmss(s.p90_s),
+                      f"[red]{s.late}[/]" if s.late else "0", str(s.not_bumped))
+        console.print(t)
+        console.print("Payments 付款: " + " · ".join(f"{p.names[1]} {p.count} {yuan(p.amount)}" for p in r.payments))
+        console.print("Top items 热销: " + " · ".join(f"{i.name_en} ×{i.qty}" for i in r.items[:5]))
+    cloud = "not recorded" if r.cloud_outage_minutes is None else minutes(r.cloud_outage_minutes)
+    console.print(f"Offline 离线: orders taken by kiosks offline {r.offline_orders} "
+                  f"(waited {minutes(r.kiosk_offline_minutes)}); cloud unreachable {cloud}")
+    if r.faults:
+        console.print("Printer faults 打印机故障: " + " · ".join(
+            f"{f.printer} {SHORT_FAULTS.get(f.reason, (f.reason, f.reason))[1]} {f.count}x {minutes(f.minutes)}"
+            + (" (still)" if f.ongoing else "") for f in r.faults))
+    else:
+        console.print("Printer faults 打印机故障: none")
+    for n in r.notes:
+        console.print(f"[yellow]{n}[/]")
+
+
+def cmd_report(cfg: Config, console, date_text: str | None, out: str | None, printer: str | None) -> int:
+    from restobox.staff import DEVICE_RE, StaffError, StoreLink, _print_outcome, _refused
+
+    try:
+        day = parse_date(date_text) if date_text is not None else business_day(cfg, datetime.now(timezone.utc))
+        if printer is not None and not DEVICE_RE.fullmatch(printer):
+            raise ReportError(f"{printer!r} is not a printer name (e.g. receipt-1).")
+        r = compute(cfg, day)
+        folder = Path(out) if out else Path(cfg.report.out_dir) / day
+        try:
+            page = write_page(r, folder)
+        except OSError as exc:
+            raise ReportError(f"Cannot write the report into {folder}: {exc.strerror or exc}. "
+                              "Give another folder with --out.") from None
+    except ReportError as exc:
+        raise StaffError(str(exc)) from None
+    print_summary(r, console)
+    console.print(f"The page: {page}")
+    if printer is None:
+        return 0
+    with StoreLink(cfg) as link:
+        reply = link.command("print_report", item_id=printer, report=summary_for_printer(r, cfg))
+        if not reply.ok:
+            raise _refused(reply, f"the summary on {printer}")
+        timeout = cfg.staff.timeout_s
+        return _print_outcome(console, "The day's summary", link.job_outcome(reply.job_id, timeout), timeout)
