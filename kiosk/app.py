@@ -637,6 +637,29 @@ def build_app(cfg, deep_link: str | None = None):
             w.ids.checkout.disabled = not v.checkout.enabled
             w.ids.more.text, w.ids.more.target = v.more.label, v.more.id
 
+        def _fill_member(self, w, v):
+            w.ids.title.text = v.title
+            w.ids.prompt.text = v.prompt
+            w.ids.phone.text = v.phone
+            w.ids.balance.text = esc(v.balance or "")
+            w.ids.message.text = esc(v.message or "")
+            w.ids.total.text = v.total
+            entry = v.phase == "entry"
+            if entry:
+                for b in v.keys:
+                    w.ids.keypad.add_widget(self._btn(b, cls=Factory.KeyButton))
+                w.ids.choices.add_widget(self._btn(v.ok, cls=Factory.PrimaryButton))
+            else:
+                # a row of its own, lower than a big choice (set after the .kv rule)
+                for b, cls, share in ((v.redeem, Factory.BigChoice, 0.7), (v.change, Factory.SmallButton, 0.3)):
+                    if b is not None:
+                        bw = self._btn(b, cls=cls, size_hint_x=share)
+                        bw.size_hint_y, bw.height, bw.base_font = None, dp(150), min(bw.base_font, 36)
+                        w.ids.choices.add_widget(bw)
+            w.ids.back.text, w.ids.back.target = v.back.label, v.back.id
+            w.ids.skip.text, w.ids.skip.target = v.skip.label, v.skip.id
+            w.ids.go.text, w.ids.go.target, w.ids.go.disabled = v.go.label, v.go.id, not v.go.enabled
+
         def _fill_pay(self, w, v):
             w.ids.title.text = v.title
             w.ids.total.text = v.total
@@ -659,6 +682,7 @@ def build_app(cfg, deep_link: str | None = None):
             w.ids.note.text = v.note
             w.ids.payment.text = v.payment
             w.ids.total.text = v.total
+            w.ids.points.text = esc(v.points or "")
             w.ids.done.text, w.ids.done.target = v.done.label, v.done.id
 
         def _fill_help(self, w, v):
@@ -693,6 +717,10 @@ def build_app(cfg, deep_link: str | None = None):
                 "notice": self.root_w.notice_text, "number": vm.number, "order_id": vm.order_id,
                 "still_there": vm.still_there, "buttons": buttons, "at": time.time(),
                 "provisional": vm.provisional, "reachable": self.ctl.reachable,
+                "member": vm.member_phase if vm.screen == "member" else None,
+                # what the loyalty screens say (the tests check the number is masked)
+                "texts": [wdg.text for wdg in self._screen_w.walk(restrict=True) if isinstance(wdg, Label)]
+                if vm.screen in ("member", "pay", "confirm") else [],
                 "staff": "\n".join(t for t in (self.root_w.staff_text, self.root_w.staff_alert_text) if t),
                 "alerts": alert_rows(self.ctl.alerts),
                 "large_text": vm.large_text, "high_contrast": vm.high_contrast, "reach": vm.reach,

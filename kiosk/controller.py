@@ -45,6 +45,7 @@ from kiosk.viewmodel import (
     CancelPayment,
     CheckPaymentAgain,
     KioskViewModel,
+    QueryBalance,
     StartPayment,
     SubmitOrder,
     provisional_number,
@@ -56,6 +57,9 @@ from restobox.config import Config
 from restobox.contract import (
     REASONS,
     Health,
+    LoyaltyBalance,
+    LoyaltyQuery,
+    LoyaltyResult,
     MenuMessage,
     OrderReply,
     OrderSubmit,
@@ -68,6 +72,7 @@ from restobox.contract import (
     Words,
     topics,
 )
+from restobox.loyalty import mask
 from restobox.menu import Menu
 from restobox.orders import price_order
 from restobox.service import disk_details
@@ -139,6 +144,8 @@ class KioskController:
         vm_kwargs.setdefault("payment_methods", tuple(k.payment_methods))
         vm_kwargs.setdefault("idle_s", k.idle_s)
         vm_kwargs.setdefault("still_there_s", k.still_there_s)
+        vm_kwargs.setdefault("loyalty", k.loyalty)
+        vm_kwargs.setdefault("phone_patterns", tuple(k.phone_patterns))
         self.vm = KioskViewModel(EMPTY_MENU, clock=clock, device=self.device, **vm_kwargs)
         self.reply_timeout_s = k.reply_timeout_s
         # UI-thread state
@@ -151,6 +158,7 @@ class KioskController:
         self._submit_started: float | None = None  # the VM's order is out, waiting for the hub
         self._going_offline: str | None = None  # order id being committed as queued
         self._live_menu = False
+        self._balance_asked: tuple[str, float] | None = None  # (query id, when): waiting for the hub
         # worker state
         self._flows: dict[str, PaymentFlow] = {}
         self._cancel: set[str] = set()
@@ -187,6 +195,7 @@ class KioskController:
         for topic, key, type_, apply in self._retained():
             self.bus.subscribe(topic, self._on_retained(key, type_, apply))
         self.bus.subscribe(topics.order_reply(self.device), self._on_reply)
+        self.bus.subscribe(topics.loyalty_reply(self.device), self._on_balance)
         self.bus.subscribe(topics.presence(self.cfg.kiosk.hub_device), self._on_hub_presence)
         for topic in self.watch.TOPICS:
             self.bus.subscribe(topic, self._on_store)
@@ -375,11 +384,15 @@ class KioskController:
 
     def _hub(self, up: bool) -> None:
         self.hub_up = up
+        self.vm.hub_reachable = self.reachable
+        self._check_balance()
         self._check_submission()
         self.changed()
 
     def _link(self, up: bool) -> None:
         self.link_up = up
+        self.vm.hub_reachable = self.reachable
+        self._check_balance()
         self._check_submission()
         self.changed()
 
@@ -387,6 +400,27 @@ class KioskController:
     def reachable(self) -> bool:
         """The broker is connected and the hub is not known to be down."""
         return self.link_up and self.hub_up is not False
+
+    def _on_balance(self, m: Incoming) -> None:
+        reply = decode_or_none(m, LoyaltyBalance)
+        if reply is not None:
+            self.post(lambda: self._apply_balance(reply))
+
+    def _apply_balance(self, reply: LoyaltyBalance) -> None:
+        if self.vm.on_balance(reply):
+            self._balance_asked = None
+            self.changed()
+
+    def _check_balance(self) -> None:
+        """No balance from the hub in time (or no hub): go on without one."""
+        asked = self._balance_asked
+        if asked is None:
+            return
+        if not self.reachable or self.clock() - asked[1] >= self.cfg.kiosk.loyalty_timeout_s:
+            log.info("no points balance from the hub (%s)", "unreachable" if not self.reachable else "timeout")
+            self._balance_asked = None
+            self.vm.balance_unavailable(asked[0])
+            self.changed()
 
     def _on_reply(self, m: Incoming) -> None:
         reply = decode_or_none(m, OrderReply)
@@ -442,6 +476,7 @@ class KioskController:
 
     def tick(self) -> None:
         self.vm.tick()
+        self._check_balance()
         self._check_submission()
         self._run_commands()
         self.changed()
@@ -469,6 +504,18 @@ class KioskController:
                 self._pay.put(lambda c=cmd: self._check_again(c.intent_id))
             elif isinstance(cmd, SubmitOrder):
                 self._submit(cmd.order)
+            elif isinstance(cmd, QueryBalance):
+                self._ask_balance(cmd)
+
+    def _ask_balance(self, cmd: QueryBalance) -> None:
+        """The phone number goes to the hub only (loyalty/query/<device>)."""
+        self._balance_asked = (cmd.query_id, self.clock())
+        if not self.reachable:
+            self._check_balance()
+            return
+        payload = contract.encode(LoyaltyQuery(query_id=cmd.query_id, phone=cmd.phone))
+        self._io.put(lambda: self.bus.publish(topics.loyalty_query(self.device), payload,
+                                              response_topic=topics.loyalty_reply(self.device)))
 
     def _submit(self, order: OrderSubmit) -> None:
         self.counters["submitted"] += 1
@@ -496,7 +543,7 @@ class KioskController:
             return None
         vm = self.vm
         try:
-            priced = price_order(order, vm.idx)
+            priced = price_order(order, vm.idx, discount=vm.discount if order.loyalty else 0)
         except Rejection as exc:
             log.error("no provisional receipt for %s: %s", order.order_id, exc)
             return None
@@ -515,6 +562,9 @@ class KioskController:
             tax_inclusive=vm.menu.tax_inclusive, payment_method=order.payment.method,
             payment_status=order.payment.status, payment_reference=order.payment.reference, offline=True,
             note=order.note,
+            # the masked number only; the hub counts the points when it has the order
+            loyalty=LoyaltyResult(member=mask(order.loyalty.phone), redeemed=order.loyalty.redeem_points,
+                                  discount=priced.discount) if order.loyalty else None,
         )
 
     # ------------------------------------------------------- io-thread side

@@ -42,9 +42,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import msgspec
 
-from restobox import contract
+from restobox import contract, loyalty
 from restobox.contract import (
     REASONS,
+    LoyaltyBalance,
+    LoyaltyClaim,
     MenuMessage,
     OrderReply,
     OrderSubmit,
@@ -65,7 +67,8 @@ Clock = Callable[[], float]
 """Seconds since the epoch (``time.time``); tests pass a fake."""
 
 Lang = Literal["zh", "en"]
-Screen = Literal["attract", "language", "service", "menu", "item", "cart", "pay", "confirm", "help"]
+Screen = Literal["attract", "language", "service", "menu", "item", "cart", "member", "pay", "confirm", "help"]
+MemberPhase = Literal["entry", "checking", "found", "unavailable"]
 PayPhase = Literal["choose", "paying", "problem", "submitting", "refused"]
 Method = Literal["card", "qr", "counter"]
 
@@ -136,6 +139,26 @@ T: dict[str, Words] = {
     "still.text": Words("{s} 秒后将重新开始。", "The order will start over in {s} seconds."),
     "still.yes": Words("我还在", "I'm still here"),
     "still.no": Words("重新开始", "Start over"),
+    "member.title": Words("会员积分", "Loyalty points"),
+    "member.prompt": Words("输入手机号，积分可抵现金（可跳过）", "Enter your mobile number to earn and use points (optional)"),
+    "member.ok": Words("确定", "OK"),
+    "member.skip": Words("跳过", "Skip"),
+    "member.checking": Words("正在查询积分……", "Looking up your points…"),
+    "member.balance": Words("会员 {member}：积分 {balance}", "Member {member}: {balance} points"),
+    "member.redeem": Words("用 {points} 积分抵 {amount}", "Use {points} points: {amount} off"),
+    "member.redeeming": Words("已用 {points} 积分抵 {amount}（点此取消）", "Using {points} points: {amount} off (tap to undo)"),
+    "member.too_few": Words("积分满 {min} 可用于抵扣。", "Points can be used from {min} points."),
+    "member.continue": Words("去付款", "Go to payment"),
+    "member.change": Words("换号码", "Change number"),
+    "member.offline": Words(
+        "门店网络暂时中断：本单积分会在订单送达门店后计入，现在不能使用积分。",
+        "The store network is down for a moment: this order's points are added once it reaches the store; "
+        "points cannot be used right now."),
+    "member.earn": Words("本单可得约 {points} 积分。", "This order earns about {points} points."),
+    "member.bad_phone": Words("手机号码不正确：请输入 11 位手机号（1 开头）。",
+                              "That number is not valid: please enter your 11-digit mobile number (starting with 1)."),
+    "confirm.points": Words("会员 {member}：本单积分 +{earned}，余额 {balance}", "Member {member}: +{earned} points, balance {balance}"),
+    "confirm.points_later": Words("会员 {member}：积分将在订单送达门店后计入", "Member {member}: points are added when the order reaches the store"),
     "back": Words("返回", "Back"),
     "next": Words("下一步", "Next"),
     "cancel_order": Words("取消订单", "Cancel order"),
@@ -154,6 +177,9 @@ FORWARD: dict[str, Words] = {
     "fix_cart": Words("请在购物车里修改后再付款。", "Please change your cart and pay again."),
     "retry": Words("请再试一次；如果还不行，请到柜台点餐。", "Please try again; if it still fails, order at the counter."),
 }
+
+# The hub refused the points part: back to the phone screen.
+LOYALTY_REASONS = frozenset({"phone_invalid", "points_insufficient", "points_not_allowed", "loyalty_disabled"})
 
 CART_REASONS = frozenset({
     "price_mismatch", "item_unavailable", "modifier_unavailable", "unknown_item", "unknown_modifier",
@@ -274,7 +300,16 @@ class SubmitOrder:
     order: OrderSubmit
 
 
-Command = StartPayment | CancelPayment | CheckPaymentAgain | SubmitOrder
+@dataclass(frozen=True, slots=True)
+class QueryBalance:
+    """Ask the hub a member's points (LoyaltyQuery on loyalty/query/<device>);
+    answer with ``on_balance``, or ``balance_unavailable`` after the timeout."""
+
+    query_id: str
+    phone: str
+
+
+Command = StartPayment | CancelPayment | CheckPaymentAgain | SubmitOrder | QueryBalance
 
 
 @dataclass(frozen=True, slots=True)
@@ -443,6 +478,27 @@ class CartView:
 
 
 @dataclass(frozen=True, slots=True)
+class MemberView:
+    """The phone number screen: a number pad, then the balance and a redemption.
+    The number is shown masked as it is typed (138****5678)."""
+
+    title: str
+    prompt: str
+    phase: MemberPhase
+    phone: str
+    keys: tuple[Button, ...]  # "phone:key:0".."9", "phone:del"
+    ok: Button
+    skip: Button
+    balance: str | None
+    redeem: Button | None
+    message: str | None
+    total: str
+    go: Button  # "phone:continue"
+    change: Button | None
+    back: Button
+
+
+@dataclass(frozen=True, slots=True)
 class PayView:
     title: str
     phase: PayPhase
@@ -465,6 +521,7 @@ class ConfirmView:
     payment: str
     total: str
     done: Button
+    points: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -484,7 +541,8 @@ class StillThereView:
     no: Button
 
 
-View = AttractView | LanguageView | ServiceView | MenuView | EditorView | CartView | PayView | ConfirmView | HelpView
+View = (AttractView | LanguageView | ServiceView | MenuView | EditorView | CartView | MemberView | PayView
+        | ConfirmView | HelpView)
 
 # =========================================================================
 # State
@@ -539,6 +597,8 @@ class KioskViewModel:
         upsell_category: str | None = "drinks",
         channel: str = "kiosk",
         new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+        loyalty: bool = False,
+        phone_patterns: tuple[str, ...] = (),
     ) -> None:
         contract.topics.order_submit(device)  # checks the device id
         if idle_s <= 0 or still_there_s <= 0 or confirm_s <= 0 or tap_guard_s < 0:
@@ -561,6 +621,9 @@ class KioskViewModel:
         self.upsell_category = upsell_category
         self.channel = channel
         self._new_id = new_id
+        self.loyalty = loyalty
+        self.phone_patterns = tuple(phone_patterns)
+        self.hub_reachable = True  # the app says when the hub cannot be asked (no balance, no redeeming)
         self._set_menu(menu)
         self._sold_out: frozenset[str] = frozenset(sold_out)
         self.duplicate_taps = 0
@@ -604,6 +667,14 @@ class KioskViewModel:
         self.outbox_entry: OutboxEntry | None = None
         self.help_words: Words | None = None
         self._confirm_at = 0.0
+        # loyalty: the digits typed, the number given (normalised), the hub's balance
+        self.phone_typed = ""
+        self.phone: str | None = None
+        self.member_phase: MemberPhase = "entry"
+        self.member: LoyaltyBalance | None = None
+        self.redeem = 0
+        self._query_id: str | None = None
+        self._member_words: Words | None = None
 
     def reset(self, reason: str = "") -> None:
         """Back to the attract screen; the order (cart, id) is dropped."""
@@ -708,6 +779,11 @@ class KioskViewModel:
             self.take_upsell()
         elif verb == "checkout":
             self.checkout()
+        elif verb == "phone":
+            key, _, k = arg.partition(":")
+            {"key": lambda: self.phone_key(k), "del": self.phone_delete, "ok": self.phone_ok,
+             "skip": self.skip_member, "redeem": self.toggle_redeem, "continue": self.member_continue,
+             "change": self.change_phone}.get(key, self._unknown)()
         elif verb == "pay":
             self.choose_payment(arg)  # type: ignore[arg-type]
         elif verb == "payment":
@@ -935,7 +1011,7 @@ class KioskViewModel:
             self._notice = T["menu.added"]
 
     def open_cart(self) -> None:
-        self._need("menu", "item", "pay")
+        self._need("menu", "item", "pay", "member")
         if self.screen == "pay":
             self._leave_pay()
         self.editor = None
@@ -957,9 +1033,13 @@ class KioskViewModel:
             self._go("menu")
         elif s == "pay":
             self._leave_pay()
+            self._go("member" if self.loyalty else "cart")
+        elif s == "member":
+            if self.member_phase == "checking":
+                self.member_phase = "entry"
             self._go("cart")
         else:
-            self._need("language", "service", "menu", "item", "cart", "pay")
+            self._need("language", "service", "menu", "item", "cart", "member", "pay")
 
     def _line(self, line_id: int) -> CartLine:
         for ln in self.cart:
@@ -1024,7 +1104,8 @@ class KioskViewModel:
             order_id=self.order_id or "00000000-0000-0000-0000-000000000000", channel=self.channel,
             service=self.service or "takeaway",
             table=(self.table or None) if self.service == "dine_in" else None,
-            lang=self.lang, lines=tuple(lines), menu_version=self.menu.version, **kw,
+            lang=self.lang, lines=tuple(lines), menu_version=self.menu.version,
+            loyalty=LoyaltyClaim(phone=self.phone, redeem_points=self.redeem) if self.phone else None, **kw,
         )
 
     def _price(self, lines: list[SubmitLine], sold_out: frozenset[str] = frozenset()) -> PricedOrder:
@@ -1098,7 +1179,7 @@ class KioskViewModel:
         if the hub would refuse it."""
         lines = [self._submit_line(ln) for ln in self.cart]
         order = self._order(lines, payment=payment or SubmitPayment(method="counter"), **kw)
-        priced = price_order(order, self.idx, self._sold_out)
+        priced = price_order(order, self.idx, self._sold_out, discount=self.discount)
         return msgspec.structs.replace(order, expected_total=priced.total)
 
     # ---------------------------------------------------------------- upsell
@@ -1129,16 +1210,132 @@ class KioskViewModel:
             raise ActionRefused("cart_blocked", T["cart.blocked"])
         if self.service == "dine_in" and self.table_required and not self.table:
             raise ActionRefused("no_table", Words("请输入桌号。", "Please enter your table number."))
+        if self.loyalty:
+            try:
+                self.build_order()
+            except Rejection as exc:
+                raise ActionRefused(exc.reason, exc.words) from None
+            self._go("member")
+            return
+        self._to_pay()
+
+    def _to_pay(self) -> None:
         try:
             order = self.build_order()
         except Rejection as exc:
             raise ActionRefused(exc.reason, exc.words) from None
-        # the total the diner sees on the pay screen, and pays
-        self._quote = price_order(order, self.idx, self._sold_out)
+        # the total the diner sees on the pay screen, and pays (less the points used)
+        self._quote = price_order(order, self.idx, self._sold_out, discount=self.discount)
         self.pay_phase = "choose"
         self.payment_update = None
         self.intent_id = None
         self._go("pay")
+
+    # -------------------------------------------------------------- loyalty
+    @property
+    def discount(self) -> int:
+        """What the points chosen take off, by the hub's rules from its balance answer."""
+        return self.redeem * self.member.point_value_fen if self.member is not None and self.redeem else 0
+
+    def _gross(self) -> int:
+        p = self.priced()
+        return sum(ln.line_total for ln in p.lines) if p else 0
+
+    def redeemable(self) -> int:
+        """The points this order could use: all the diner has, up to the order's share."""
+        m = self.member
+        if m is None or self.member_phase != "found":
+            return 0
+        return loyalty.max_redeemable(self._gross(), m.balance, m.point_value_fen, m.max_share_pct)
+
+    def phone_key(self, key: str) -> None:
+        self._need("member")
+        if self.member_phase != "entry" or len(key) != 1 or not key.isdigit():
+            self._unknown()
+        if len(self.phone_typed) >= 15:
+            raise ActionRefused("bad_phone", T["member.bad_phone"])
+        self.phone_typed += key
+        self._notice = None
+
+    def phone_delete(self) -> None:
+        self._need("member")
+        if self.member_phase == "entry":
+            self.phone_typed = self.phone_typed[:-1]
+
+    def phone_ok(self) -> None:
+        """Check the number; ask the hub its balance (or say why not)."""
+        self._need("member")
+        if self.member_phase != "entry":
+            self._unknown()
+        if not loyalty.valid_phone(self.phone_typed, self.phone_patterns):
+            raise ActionRefused("bad_phone", T["member.bad_phone"])
+        self.phone = loyalty.normalise(self.phone_typed)
+        self.redeem = 0
+        self.member = None
+        self._notice = None
+        if not self.hub_reachable:
+            self.balance_unavailable(None)
+            return
+        self._query_id = self._new_id()
+        self.member_phase = "checking"
+        self._commands.append(QueryBalance(self._query_id, self.phone))
+
+    def on_balance(self, reply: LoyaltyBalance) -> bool:
+        """The hub's answer to the balance query being waited for."""
+        if self.screen != "member" or self.member_phase != "checking" or reply.query_id != self._query_id:
+            return False
+        self._last_activity = self.clock()
+        if reply.ok:
+            self.member, self.member_phase = reply, "found"
+        elif reply.reason == "phone_invalid":
+            self.phone, self.member_phase = None, "entry"
+            self._notice = T["member.bad_phone"]
+        else:  # loyalty_disabled: no points here; go on without them
+            self.phone, self.member_phase = None, "unavailable"
+            self._member_words = REASONS.get(reply.reason or "") or reply.message or REASONS["loyalty_disabled"]
+        return True
+
+    def balance_unavailable(self, query_id: str | None) -> None:
+        """The hub cannot be asked (or did not answer in time): the order
+        earns its points when it reaches the hub; none can be used now."""
+        if self.screen != "member" or (query_id is not None and query_id != self._query_id):
+            return
+        if query_id is not None and self.member_phase != "checking":
+            return
+        self.member_phase = "unavailable"
+        self.member = None
+        self.redeem = 0
+        self._member_words = T["member.offline"]
+
+    def toggle_redeem(self) -> None:
+        self._need("member")
+        m = self.member
+        if self.member_phase != "found" or m is None:
+            self._unknown()
+        if self.redeem:
+            self.redeem = 0
+            return
+        n = self.redeemable()
+        if n < max(1, m.min_redeem_points):
+            raise ActionRefused("few_points", Words(T["member.too_few"].zh.format(min=m.min_redeem_points),
+                                                    T["member.too_few"].en.format(min=m.min_redeem_points)))
+        self.redeem = n
+
+    def change_phone(self) -> None:
+        self._need("member")
+        self.phone, self.member, self.redeem, self.member_phase = None, None, 0, "entry"
+        self._member_words = None
+
+    def skip_member(self) -> None:
+        self._need("member")
+        self.phone_typed, self.phone, self.member, self.redeem, self.member_phase = "", None, None, 0, "entry"
+        self._to_pay()
+
+    def member_continue(self) -> None:
+        self._need("member")
+        if self.member_phase not in ("found", "unavailable"):
+            self._unknown()
+        self._to_pay()
 
     def _leave_pay(self) -> None:
         if self.busy:
@@ -1290,6 +1487,14 @@ class KioskViewModel:
         if self.payment is not None and self.payment.status == "approved":
             self._help(said)
             return True
+        if reason in LOYALTY_REASONS and self.loyalty:
+            # the points were spent elsewhere (or are not allowed): choose again
+            self._drop_submission()
+            self.redeem, self.member, self.phone = 0, None, None
+            self.member_phase = "entry"
+            self._go("member")
+            self._notice = said
+            return True
         if reason in CART_REASONS:
             forward = FORWARD["price_changed"] if reason == "price_mismatch" else (
                 FORWARD["unavailable"] if reason in ("item_unavailable", "modifier_unavailable") else FORWARD["fix_cart"])
@@ -1394,7 +1599,7 @@ class KioskViewModel:
                 and self._quote is not None:
             # not paying yet: a change the diner has not seen sends them back
             try:
-                now = price_order(self.build_order(), self.idx, self._sold_out).total
+                now = price_order(self.build_order(), self.idx, self._sold_out, discount=self.discount).total
             except Rejection:
                 now = None
             if now != self._quote.total:
@@ -1597,6 +1802,48 @@ class KioskViewModel:
             more=self._b("back", "cart.more"),
         )
 
+    def _view_member(self) -> MemberView:
+        phase = self.member_phase
+        typed = self.phone_typed
+        shown = typed[:3] + "*" * len(typed[3:7]) + typed[7:]
+        m = self.member
+        balance = redeem = None
+        if phase == "found" and m is not None:
+            balance = self.text(T["member.balance"]).format(member=m.member, balance=m.balance)
+            n = self.redeem or self.redeemable()
+            w = T["member.redeeming" if self.redeem else "member.redeem"]
+            redeem = Button("phone:redeem", self.text(w).format(points=n, amount=money(n * m.point_value_fen)),
+                            enabled=bool(self.redeem) or n >= max(1, m.min_redeem_points), selected=bool(self.redeem))
+        message = None
+        if phase == "checking":
+            message = self.text(T["member.checking"])
+        elif phase == "unavailable" and self._member_words is not None:
+            message = self.text(self._member_words)
+        elif phase == "found" and m is not None and m.points_per_yuan:
+            try:
+                total = price_order(self.build_order(), self.idx, self._sold_out, discount=self.discount).total
+            except Rejection:
+                total = 0
+            message = self.text(T["member.earn"]).format(points=loyalty.points_earned(total, m.points_per_yuan))
+        try:
+            total = price_order(self.build_order(), self.idx, self._sold_out, discount=self.discount).total
+        except Rejection:
+            total = self.total
+        entry = phase == "entry"
+        return MemberView(
+            title=self.text(T["member.title"]), prompt=self.text(T["member.prompt"]), phase=phase,
+            phone=shown if entry or not self.phone else loyalty.mask(self.phone),
+            keys=tuple(Button(f"phone:key:{d}", d, enabled=entry) for d in "1234567890")
+            + (Button("phone:del", self.text(T["service.delete"]), enabled=entry),),
+            ok=self._b("phone:ok", "member.ok", enabled=entry and bool(typed)),
+            skip=self._b("phone:skip", "member.skip"),
+            balance=balance, redeem=redeem, message=message,
+            total=f"{self.text(T['cart.total'])} {money(total)}",
+            go=self._b("phone:continue", "member.continue", enabled=phase in ("found", "unavailable")),
+            change=self._b("phone:change", "member.change") if phase in ("found", "unavailable") else None,
+            back=self._b("back", "back"),
+        )
+
     def _view_pay(self) -> PayView:
         phase = self.pay_phase
         u = self.payment_update
@@ -1633,7 +1880,14 @@ class KioskViewModel:
             pay = self.text(T["confirm.unpaid"])
         provisional = self.provisional is not None
         total = self.reply.total if self.reply is not None and self.reply.status == "accepted" else self.pay_total
+        points = None
+        pts = self.reply.loyalty if self.reply is not None and self.reply.status == "accepted" else None
+        if pts is not None and pts.credited:
+            points = self.text(T["confirm.points"]).format(member=pts.member, earned=pts.earned, balance=pts.balance)
+        elif self.phone and provisional:
+            points = self.text(T["confirm.points_later"]).format(member=loyalty.mask(self.phone))
         return ConfirmView(
+            points=points,
             title=self.text(T["confirm.title"]),
             label=self.text(T["confirm.provisional" if provisional else "confirm.number"]),
             number=self.provisional if provisional else str(self.number),
