@@ -250,3 +250,15 @@ def test_the_phone_number_travels_only_to_the_hub_and_is_stored_nowhere(broker, 
     # store.db: neither the number nor its unkeyed digits anywhere; the outbox has the masked form
     dump = "\n".join(sqlite3.connect(loyal_hub.database).iterdump())
     assert PHONE not in dump and "138****5678" in dump
+
+
+def test_an_order_queued_offline_earns_its_points_once_when_it_reaches_the_hub(kiosks, loyal_hub):
+    """A kiosk that could not reach the hub kept the order (with the number)
+    and sends it from its outbox, maybe twice: the points are credited once."""
+    k1, _ = kiosks
+    o = member_order(KUNG_PAO, offline=True, provisional_number="K1-001")
+    first = k1.submit(o)
+    assert first.status == "accepted" and first.loyalty.earned == pts(first.total) > 0
+    again = k1.submit(o)
+    assert again.duplicate and again.loyalty == first.loyalty
+    assert [r[0] for r in ledger(loyal_hub.database)] == [f"{o.order_id}:earn"]
