@@ -368,8 +368,17 @@ class WebConfig(_Strict):
     health_interval_s: Seconds = 10.0
     qr_dir: str = "/var/lib/restobox/table-qr"
     """Where `restobox table-qr` writes its pictures and the printable sheet."""
+    loyalty: bool = False
+    """Offer points: an optional phone number field in the cart. The hub's
+    [hub.loyalty] says how many points and checks the number again."""
+    phone_patterns: list[str] = msgspec.field(default_factory=list)
+    """As [hub.loyalty] phone_patterns: more phone numbers the page accepts
+    (the page checks them in the browser: keep to plain regular expressions)."""
 
     def __post_init__(self) -> None:
+        from restobox.loyalty import check_patterns
+
+        check_patterns(self.phone_patterns)
         if len(set(self.tables)) != len(self.tables):
             raise ValueError(f"tables lists a table twice: {self.tables}")
         url = self.public_url

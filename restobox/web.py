@@ -18,6 +18,12 @@ hub answers the repeat with the first answer. This service stores nothing:
 what it knows (the menu, the 86 list, the orders it placed and their
 states) lives in memory and comes back from the broker after a restart.
 
+With ``[web] loyalty`` the cart has an optional phone number field: the
+page checks it with the rule of restobox/loyalty.py (given with the menu),
+the number goes to the hub in the order's ``loyalty`` claim, and the hub
+checks it again (``phone_invalid``) and answers the points with the number
+masked. This service keeps, logs and answers only that masked form.
+
 HTTP API (JSON):
 
 - ``GET /t/<table>``: the page for that table (404 for a table not in
@@ -53,12 +59,13 @@ from typing import Annotated, Any
 
 import msgspec
 
-from restobox import contract
+from restobox import contract, loyalty
 from restobox.bus import Bus, Incoming, bus_from_config, decode_or_none
 from restobox.config import Config
 from restobox.contract import (
     Board,
     Health,
+    LoyaltyClaim,
     MenuMessage,
     OrderReply,
     OrderSubmit,
@@ -99,6 +106,9 @@ class WebOrder(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     expected_total: Annotated[int, msgspec.Meta(ge=0, le=100_000_000)] | None = None
     menu_version: Annotated[str, msgspec.Meta(max_length=64)] = ""
     note: contract.Text = ""
+    phone: Annotated[str, msgspec.Meta(max_length=24)] = ""
+    """A member's phone number for points (``[web] loyalty``); empty: none.
+    Passed to the hub only, never logged nor answered back (only masked)."""
 
 
 _web_order = msgspec.json.Decoder(WebOrder)
@@ -114,6 +124,7 @@ WEB_REASONS: dict[str, Words] = {
     "hub_offline": Words("厨房系统暂时无法接单，请稍后再试或到柜台点餐。",
                          "The kitchen cannot take orders right now; try again in a moment or order at the counter."),
     "pending": Words("订单已发出，正在等待厨房确认……", "Your order is on its way; waiting for the kitchen to confirm…"),
+    "loyalty_disabled": contract.REASONS["loyalty_disabled"],
 }
 
 
@@ -149,6 +160,8 @@ class OrderView(msgspec.Struct, kw_only=True):
     accepted_at: str
     updated_at: str
     payment: str = "counter"
+    loyalty: contract.LoyaltyResult | None = None
+    """The order's points, with the masked number only (as the hub answered)."""
 
 
 def _view(reply: OrderReply, table: str | None) -> OrderView:
@@ -159,7 +172,7 @@ def _view(reply: OrderReply, table: str | None) -> OrderView:
     return OrderView(order_id=reply.order_id, table=table, number=reply.number or 0,
                      business_date=reply.business_date or "", state="accepted", subtotal=reply.subtotal,
                      tax=reply.tax, total=reply.total, currency=reply.currency, lines=lines, accepted_at=at,
-                     updated_at=at)
+                     updated_at=at, loyalty=reply.loyalty)
 
 
 # ---------------------------------------------------------------- service
@@ -303,8 +316,11 @@ class WebService:
                 return None
             if self._menu_json is None:
                 s = self.cfg.store
+                w = self.cfg.web
                 self._menu_json = _json.encode({
                     "menu": self.menu.menu, "store": {"zh": s.name_zh, "en": s.name_en},
+                    # the page checks a phone number with loyalty.valid_phone's rule
+                    "loyalty": {"patterns": [loyalty.CN_MOBILE, *w.phone_patterns]} if w.loyalty else None,
                 })
             return self._menu_json
 
@@ -342,6 +358,8 @@ class WebService:
         """Send the order to the hub and wait for its answer: (HTTP status, body)."""
         if order.table not in self._table_set:
             raise BadRequest(400, "unknown_table", f"table {order.table!r}")
+        if order.phone and not self.cfg.web.loyalty:
+            raise BadRequest(400, "loyalty_disabled", "a phone number, and [web] loyalty is off")
         self.counters["orders_requested"] += 1
         if not self.bus.connected or self.hub_online is False:
             # Not sent: the page may change the cart. (A copy sent earlier may
@@ -355,6 +373,8 @@ class WebService:
             # hub then answers it as a duplicate); the hub records its own time
             lang=order.lang, expected_total=order.expected_total,
             payment=SubmitPayment(method="counter"), menu_version=order.menu_version, note=order.note,
+            # the hub checks the number (phone_invalid) and answers it masked
+            loyalty=LoyaltyClaim(phone=loyalty.normalise(order.phone)) if order.phone else None,
         )
         assert self.loop is not None
         fut = self.loop.create_future()

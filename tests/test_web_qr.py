@@ -20,7 +20,7 @@ import pytest
 
 from restobox import contract
 from restobox.contract import StaffCommand, StationEvent, topics
-from tests.support import REPO, Device, HubProcess, device_config
+from tests.support import REPO, Device, HubProcess, device_config, hub_config
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -44,8 +44,7 @@ class Web:
         return f"{self.url}/t/{t}?lang={lang}"
 
 
-@pytest.fixture
-def web(broker, hub, monitor, tmp_path):
+def start_web(broker, monitor, tmp_path, more: str = "") -> Web:
     port = free_port()
     cfg = device_config(tmp_path / "web.toml", broker, "web", "web", f"""
 [web]
@@ -57,11 +56,36 @@ reply_timeout_s = 3
 max_body_bytes = 4096
 health_interval_s = 1
 qr_dir = "{tmp_path / 'qr'}"
+{more}
 """)
     proc = HubProcess(cfg, tmp_path / "web.log", service="web", device="web")
     proc.start(monitor)
-    yield Web(proc, f"http://127.0.0.1:{port}")
-    proc.stop()
+    return Web(proc, f"http://127.0.0.1:{port}")
+
+
+@pytest.fixture
+def web(broker, hub, monitor, tmp_path):
+    w = start_web(broker, monitor, tmp_path)
+    yield w
+    w.proc.stop()
+
+
+@pytest.fixture
+def loyal_web(broker, monitor, tmp_path):
+    """The page with the phone number field, and a hub that gives points
+    (tests/test_loyalty.py's rules: 5 points a yuan)."""
+    from tests.test_loyalty import LOYALTY
+
+    hub_cfg = hub_config(tmp_path / "hub.toml", port=broker.port, password_file=broker.creds["hub"].password_file,
+                         database=tmp_path / "store.db", extra=LOYALTY)
+    hub = HubProcess(hub_cfg, tmp_path / "hub.log")
+    hub.start(monitor)
+    try:
+        w = start_web(broker, monitor, tmp_path, "loyalty = true")
+        yield w
+        w.proc.stop()
+    finally:
+        hub.stop()
 
 
 @pytest.fixture(scope="module")
@@ -228,6 +252,55 @@ def test_an_item_86d_after_the_page_loaded_is_greyed_live_and_an_order_with_it_i
     accepted = monitor.wait_json(topics.order_reply("web"), lambda d: d["status"] == "accepted")
     assert accepted["order_id"] == reply["order_id"]
     assert [pl["item_id"] for pl in accepted["lines"]] == ["fries"]
+
+
+def test_a_member_number_on_the_qr_page_earns_points_shown_masked_and_a_bad_number_is_refused_with_a_sentence(
+        loyal_web, monitor, phone):
+    page = phone
+    page.goto(loyal_web.table("4", "en"))
+    page.wait_for_selector('.item[data-item="fries"]')
+    add_item(page, "fries")
+    add_item(page, "fries")
+    page.click("#cartbar-btn")
+    page.wait_for_selector("#loyalty-slot:not([hidden])")
+    assert page.inner_text("#phone-label") == "Member phone number (optional)"
+    # a number pad on phones
+    assert (page.get_attribute("#phone", "type"), page.get_attribute("#phone", "inputmode")) == ("tel", "numeric")
+
+    # the page refuses a number the hub would refuse, and sends nothing
+    page.fill("#phone", "1381234567")
+    page.click("#place-btn")
+    page.wait_for_selector("#phone-error:not([hidden])")
+    assert page.inner_text("#phone-error") == \
+        "That number is not valid: please enter your 11-digit mobile number (starting with 1)."
+    shot(page, "web-phone-bad")
+    assert monitor.all_json(topics.order_submit("web")) == []
+
+    page.fill("#phone", "+86 138-1234-5678")
+    assert page.is_hidden("#phone-error")
+    page.click("#place-btn")
+    page.wait_for_selector(".ticket .member")
+    order_id = page.get_attribute(".ticket", "data-order")
+    submitted = monitor.wait_json(topics.order_submit("web"), lambda d: d["order_id"] == order_id)
+    assert submitted["loyalty"] == {"phone": "13812345678", "redeem_points": 0}  # to the hub only
+    reply = monitor.wait_json(topics.order_reply("web"), lambda d: d["order_id"] == order_id)
+    total = reply["total"]
+    assert total == 2 * 1000 and reply["loyalty"]["earned"] == total * 5 // 100 == 100
+    assert page.inner_text(".ticket .member") == "Member 138****5678: +100 points, balance 100"
+    shot(page, "web-points")
+    page.click("#lang-btn")
+    assert page.inner_text(".ticket .member") == "会员 138****5678：本单积分 +100，余额 100"
+
+    with httpx.Client(base_url=loyal_web.url, timeout=10) as c:
+        # the hub checks the number again: a number the page would not send is refused with its sentence
+        r = c.post("/api/orders", json=order_body(phone="12345678"))
+        assert r.json()["status"] == "rejected" and r.json()["reason"] == "phone_invalid"
+        assert r.json()["message"]["en"] == contract.REASONS["phone_invalid"].en
+        seen = c.get(f"/api/orders/{order_id}").text
+        assert "138****5678" in seen and "13812345678" not in seen
+    page.close()
+    log = loyal_web.proc.log.read_text(encoding="utf-8")
+    assert "13812345678" not in log and "12345678" not in log
 
 
 def order_body(table: str = "5", **kw) -> dict:

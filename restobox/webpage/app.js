@@ -17,6 +17,10 @@
       payAt: (p) => `请到柜台付款 ${p}`, tax: "其中税额", subtotal: "小计", empty: "购物车是空的",
       hubOff: "厨房系统暂时无法接单，请稍候或到柜台点餐。", allergens: "过敏原：", itemGone: (n) => `「${n}」已售罄`,
       network: "网络不稳定，正在重试……", close: "关闭",
+      phone: "会员手机号（可不填）", phoneHint: "留下手机号，本单即可积分。",
+      badPhone: "手机号码不正确：请输入 11 位手机号（1 开头）。",
+      points: (m, e, b) => `会员 ${m}：本单积分 +${e}，余额 ${b}`, pointsUsed: (n, p) => `已用 ${n} 积分，抵 ${p}`,
+      pointsOff: (m) => `会员 ${m}：本店暂未开通积分`,
     },
     en: {
       table: (t) => `Table ${t}`, lang: "中文", loading: "Loading the menu…", add: "Add", addTo: (p) => `Add to order · ${p}`,
@@ -31,6 +35,10 @@
       payAt: (p) => `Please pay at the counter: ${p}`, tax: "incl. tax", subtotal: "Subtotal", empty: "Your order is empty",
       hubOff: "The kitchen cannot take orders right now; please wait a moment or order at the counter.",
       allergens: "Allergens: ", itemGone: (n) => `${n} is sold out`, network: "The network is unsteady; trying again…", close: "Close",
+      phone: "Member phone number (optional)", phoneHint: "Give your mobile number to earn points on this order.",
+      badPhone: "That number is not valid: please enter your 11-digit mobile number (starting with 1).",
+      points: (m, e, b) => `Member ${m}: +${e} points, balance ${b}`, pointsUsed: (n, p) => `${n} points used: ${p} off`,
+      pointsOff: (m) => `Member ${m}: this store offers no points right now`,
     },
   };
   const ALLERGENS = {
@@ -64,6 +72,7 @@
     cart: saved.cart || { order_id: null, lines: [], note: "", locked: false, maybeSent: false },
     orders: saved.orders || [],   // OrderView, newest first
     view: "menu", editor: null, refusal: null, sending: false, retryNote: false, cat: null,
+    phoneRules: null, phoneError: false,   // phoneRules: RegExps from the menu's loyalty; null: no points here
   };
   if (S.lang !== "zh" && S.lang !== "en") S.lang = "zh";
   let idx = { items: {}, groups: {}, options: {}, cats: [] };
@@ -74,6 +83,14 @@
   const nm = (n) => (n ? n[S.lang] : "");
   const other = (n) => (n ? n[S.lang === "zh" ? "en" : "zh"] : "");
   const money = (fen) => `¥${(fen / 100).toFixed(2)}`;
+
+  // a phone number as restobox/loyalty.py reads it: no spaces or dashes, no leading +86 before a mainland mobile
+  function normalisePhone(p) {
+    let n = String(p || "").replace(/[\s-]/g, "");
+    if (n.startsWith("+86") && S.phoneRules && S.phoneRules[0].test(n.slice(3))) n = n.slice(3);
+    return n;
+  }
+  const validPhone = (p) => !!S.phoneRules && S.phoneRules.some((re) => re.test(normalisePhone(p)));
 
   // ------------------------------------------------------------ menu
   function indexMenu(menu) {
@@ -99,6 +116,7 @@
       if (!r.ok) throw new Error(String(r.status));
       const j = await r.json();
       S.menu = j.menu; S.store = j.store; indexMenu(j.menu);
+      S.phoneRules = j.loyalty ? j.loyalty.patterns.map((pat) => new RegExp(`^(?:${pat})$`)) : null;
       if (!S.cat && idx.cats.length) S.cat = idx.cats[0].id;
     } catch (e) {
       S.hubOnline = false;
@@ -254,6 +272,17 @@
     const note = $("order-note");
     if (document.activeElement !== note) note.value = S.cart.note || "";
     note.disabled = locked;
+    $("loyalty-slot").hidden = !S.phoneRules;
+    if (S.phoneRules) {
+      $("phone-label").textContent = t().phone;
+      $("phone-hint").textContent = t().phoneHint;
+      const phone = $("phone");
+      if (document.activeElement !== phone) phone.value = S.cart.phone || "";
+      phone.disabled = locked;
+      phone.classList.toggle("bad", S.phoneError);
+      $("phone-error").hidden = !S.phoneError;
+      $("phone-error").textContent = S.phoneError ? t().badPhone : "";
+    }
     $("cart-lines").innerHTML = S.cart.lines.length ? S.cart.lines.map((l, i) => {
       const item = idx.items[l.item_id] || { name: { zh: l.item_id, en: l.item_id } };
       const gone = !idx.items[l.item_id] || isOut(item) || l.modifiers.some((m) => S.soldout.has(m));
@@ -295,6 +324,12 @@
   // --------------------------------------------------------- ordering
   async function placeOrder() {
     if (S.sending || !S.cart.lines.length) return;
+    const phone = S.phoneRules && S.cart.phone ? normalisePhone(S.cart.phone) : "";
+    if (phone && !S.cart.maybeSent && !validPhone(phone)) {
+      // not sent: the diner corrects the number or clears it (the hub checks it again)
+      S.phoneError = true; render(); $("phone").focus(); return;
+    }
+    S.phoneError = false;
     S.sending = true; S.cart.locked = true; S.refusal = null; S.retryNote = false;
     if (!S.cart.order_id) S.cart.order_id = uuid4();
     save(); render();
@@ -302,7 +337,7 @@
     const body = (S.cart.maybeSent && S.cart.body) || JSON.stringify({
       order_id: S.cart.order_id, table, lang: S.lang, menu_version: S.menu ? S.menu.version : "",
       lines: S.cart.lines.map((l) => ({ item_id: l.item_id, qty: l.qty, modifiers: l.modifiers, note: l.note || "" })),
-      expected_total: cartTotal(), note: S.cart.note || "",
+      expected_total: cartTotal(), note: S.cart.note || "", ...(phone ? { phone } : {}),
     });
     S.cart.body = body;
     for (let attempt = 0; ; attempt++) {
@@ -353,8 +388,17 @@
         <div class="ticket-sum"><div><span>${esc(t().tax)}</span><span>${money(o.tax)}</span></div>
           <div class="total"><span>${esc(t().total)}</span><span class="hub-total">${money(o.total)}</span></div>
           ${o.state === "voided" ? "" : `<div class="pay-note">${esc(t().payAt(money(o.total)))}</div>`}</div>
+        ${memberLine(o.loyalty)}
       </article>`;
     }).join("") + `<div class="actions"><button type="button" class="primary" id="order-more">${esc(t().orderMore)}</button></div>`;
+  }
+
+  // the hub's answer about points: the masked number only
+  function memberLine(p) {
+    if (!p) return "";
+    if (!p.credited) return `<p class="member">${esc(t().pointsOff(p.member))}</p>`;
+    return `<p class="member"><strong>${esc(t().points(p.member, p.earned, p.balance))}</strong>${p.redeemed
+      ? `<br>${esc(t().pointsUsed(p.redeemed, money(p.discount)))}` : ""}</p>`;
   }
 
   // ----------------------------------------------------- live updates
@@ -418,6 +462,15 @@
   });
   $("scrim").addEventListener("click", closeSheets);
   $("order-note").addEventListener("input", (e) => { S.cart.note = e.target.value.slice(0, 200); save(); });
+  $("phone").addEventListener("input", (e) => {
+    S.cart.phone = e.target.value.slice(0, 20);
+    if (S.phoneError && (!S.cart.phone || validPhone(S.cart.phone))) { S.phoneError = false; renderCart(); }
+    save();
+  });
+  $("phone").addEventListener("blur", () => {
+    const bad = !!S.cart.phone && !validPhone(S.cart.phone);
+    if (bad !== S.phoneError) { S.phoneError = bad; renderCart(); }
+  });
 
   render();
   loadMenu().then(() => {
