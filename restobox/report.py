@@ -20,8 +20,12 @@ What is counted, and how:
 - By item: a line's whole price counts to its item, options' extra charges
   included (a large tea's +¥3 is the tea's); a combo counts as the combo,
   its side and drink (and their surcharges) inside it, not as separate
-  items. So the items add up to the day's sales. By category: the item's
-  category on the menu it was sold under.
+  items. By category: the item's category on the menu it was sold under.
+- Points discounts: what members' redeemed points took off their orders
+  (the hub's points ledger, ``points_entry``), a line of their own: the
+  items' prices are before it, so items less points discounts are the day's
+  sales. Points earned and redeemed count the day's orders that are not
+  voided (a void gives the points back, and they are left out here).
 - Ticket time: from the moment the hub sent the ticket to its station to the
   bump that finished it there (the last bump if it was recalled). Median and
   p90 (nearest rank: 90 % of tickets took at most this); late: longer than
@@ -169,6 +173,11 @@ class DayReport:
     stations: list[StationTimes] = field(default_factory=list)
     payments: list[Payment] = field(default_factory=list)
     voided: list[Voided] = field(default_factory=list)
+    points_discount: int = 0  # fen taken off by redeemed points
+    points_discount_orders: int = 0
+    member_orders: int = 0  # orders with a member's phone number (points credited)
+    points_earned: int = 0
+    points_redeemed: int = 0
     offline_orders: int = 0
     kiosk_offline_minutes: float = 0.0
     cloud_outage_minutes: float | None = None  # None: no sync.db
@@ -184,6 +193,15 @@ class DayReport:
     @property
     def average(self) -> int:
         return round(self.sales / self.orders) if self.orders else 0
+
+    @property
+    def items_total(self) -> int:
+        """The items' prices; less the points discounts, the day's sales."""
+        return sum(i.sales for i in self.items)
+
+    @property
+    def loyalty(self) -> bool:
+        return bool(self.member_orders or self.points_discount)
 
 
 def nearest_rank(values: list[float], pct: float) -> float | None:
@@ -349,7 +367,29 @@ def _orders(cfg: Config, r: DayReport, store: sqlite3.Connection, tz: ZoneInfo) 
     r.items = sorted(items.values(), key=by_sales)
     r.categories = sorted(categories.values(), key=by_sales)
     r.payments = sorted(payments.values(), key=lambda p: (-p.amount, p.method))
+    _points(r, store, live)
     _ticket_times(cfg, r, store, live, station_names)
+
+
+def _points(r: DayReport, store: sqlite3.Connection, live: set[str]) -> None:
+    """The day's points from the ledger: each accepted order with a member
+    has an earn row (even of 0) and, if it spent points, a redeem row."""
+    if not _table_exists(store, "points_entry"):
+        return
+    members, discounted = set(), set()
+    for oid, kind, points, discount in store.execute(
+            "SELECT order_id, kind, points, discount FROM points_entry WHERE kind IN ('earn', 'redeem') AND "
+            "order_id IN (SELECT id FROM \"order\" WHERE business_date = ?)", (r.business_date,)):
+        if oid not in live:
+            continue
+        members.add(oid)
+        if kind == "earn":
+            r.points_earned += points
+        else:
+            r.points_redeemed -= points
+            r.points_discount += discount
+            discounted.add(oid)
+    r.member_orders, r.points_discount_orders = len(members), len(discounted)
 
 
 def _ticket_times(cfg, r: DayReport, store, live: set[str], names: dict) -> None:
@@ -639,6 +679,20 @@ def render_html(r: DayReport, images: list[tuple[str, str, str]]) -> str:
         parts.append(picture("sales-by-item.png"))
         parts.append(_table([("菜品", "Item", False), ("份数", "Qty", True), ("销售额", "Sales", True)],
                             [[e(f"{s.name_zh} {s.name_en}"), str(s.qty), yuan(s.sales)] for s in r.items]))
+        parts.append(_table([("", "", False), ("单数", "Orders", True), ("金额", "Amount", True)], [
+            [e("菜品合计 · Items"), str(r.orders), yuan(r.items_total)],
+            [e("积分抵扣 · Points discounts"), str(r.points_discount_orders), "−" + yuan(r.points_discount)],
+            ["<b>销售额（含税） · Sales (tax incl.)</b>", str(r.orders), f"<b>{yuan(r.sales)}</b>"],
+        ]))
+        if r.loyalty:
+            parts.append(_h("会员积分", "Loyalty points"))
+            parts.append(_table([("什么", "What", False), ("数值", "Figure", True)], [
+                [e("留了手机号的订单 · Orders with a member's number"), str(r.member_orders)],
+                [e("获得积分 · Points earned"), str(r.points_earned)],
+                [e("使用积分 · Points redeemed"), str(r.points_redeemed)],
+                [e("积分抵扣金额 · Taken off by points"),
+                 f"{yuan(r.points_discount)} ({r.points_discount_orders} 单 orders)"],
+            ]))
         parts.append(_h("各工位出餐时间", "Ticket times per station"))
         parts.append("<p>从工单送到工位到出餐（划单）。<br><span class=\"en\">From the ticket reaching the station "
                      "to its bump.</span></p>")
@@ -714,10 +768,18 @@ def summary_for_printer(r: DayReport, cfg: Config, top: int | None = None) -> co
         sections.append(Sec(title=W("销售", "Sales"), rows=(
             Row(label=W("订单", "Orders"), value=str(r.orders)),
             Row(label=W("销售额(含税)", "Sales incl. tax"), value=yuan(r.sales)),
+            *((Row(label=W("积分抵扣", "Points discounts"), value=f"-{yuan(r.points_discount)}"),)
+              if r.points_discount else ()),
             Row(label=W("税", "Tax"), value=yuan(r.tax)),
             Row(label=W("客单价", "Average"), value=yuan(r.average)),
             Row(label=W("作废", "Voided"), value=f"{len(r.voided)} / {yuan(sum(v.total for v in r.voided))}"),
         )))
+        if r.loyalty:
+            sections.append(Sec(title=W("会员积分", "Loyalty points"), rows=(
+                Row(label=W("会员订单", "Member orders"), value=str(r.member_orders)),
+                Row(label=W("获得积分", "Points earned"), value=str(r.points_earned)),
+                Row(label=W("使用积分", "Points redeemed"), value=str(r.points_redeemed)),
+            )))
         sections.append(Sec(title=W("付款方式", "Payments"), rows=tuple(
             Row(label=W(*_short_pay(p)), value=f"{p.count} / {yuan(p.amount)}") for p in r.payments)))
         if top:
@@ -769,6 +831,9 @@ def print_summary(r: DayReport, console) -> None:
             t.add_row(f"{s.name_en} {s.name_zh}", str(len(s.times)), mmss(s.median_s), mmss(s.p90_s),
                       f"[red]{s.late}[/]" if s.late else "0", str(s.not_bumped))
         console.print(t)
+        if r.loyalty:
+            console.print(f"Points 积分: {r.member_orders} member orders · earned {r.points_earned} · "
+                          f"redeemed {r.points_redeemed} · discounts -{yuan(r.points_discount)}")
         console.print("Payments 付款: " + " · ".join(f"{p.names[1]} {p.count} {yuan(p.amount)}" for p in r.payments))
         console.print("Top items 热销: " + " · ".join(f"{i.name_en} ×{i.qty}" for i in r.items[:5]))
     cloud = "not recorded" if r.cloud_outage_minutes is None else minutes(r.cloud_outage_minutes)

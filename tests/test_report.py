@@ -10,20 +10,23 @@ a virtual printer through the hub; a day without orders; a bad --date.
 The day, business day 2026-11-22 in Shanghai (04:00 to 04:00 local):
 
   #   local time        order                               total  payment          then
-  -   11-22 03:50       spring rolls                         12.00  card   (day before: 11-21 #1)
+  -   11-22 03:50       spring rolls, member M               12.00  card   (day before: 11-21 #1; M +120 points)
   1   11:05             kung pao (wok)                       32.00  card     wok bump 11:09 (4:00)
   2   11:10             kung pao combo: wok, fries at        45.00  QR       wok 11:22 (12:00, late), fryer
                         the fryer, milk tea +3 at drinks                     11:14 (4:00), drinks 11:12 (2:00)
   3   11:20             2 large milk teas (1400+300 each)    34.00  counter  drinks bump 11:21, recall 11:22,
                                                                              bump 11:23 (3:00: the last bump)
-  4   12:02             spring rolls                         12.00  counter  voided 12:05
+  4   12:02             spring rolls, member M               12.00  counter  voided 12:05 (M +120, then -120)
   5   12:14             spring rolls + kung pao, offline     44.00  counter  fryer 12:20 (6:00), wok 12:24
                         (tapped 12:10 at the kiosk, K1-001)                  (10:00: not late, wok's is 600 s)
   6   11-23 03:50       spring rolls (still the 22nd's)      12.00  card     never bumped
+  7   11-23 03:52       spring rolls, member M spends her    10.80  counter  never bumped
+                        120 points (1 fen each): -1.20; earns 108 (10 a yuan of 10.80)
   -   11-23 04:10       spring rolls                         12.00  card   (day after: 11-23 #1)
 
-  orders 5, sales 32+45+34+44+12 = 167.00, tax 1.81+2.55+1.92+2.49+0.68 = 9.45 (6 % included,
-  rounded per order), voided 1 (12.00).
+  orders 6, sales 32+45+34+44+12+10.80 = 177.80, tax 1.81+2.55+1.92+2.49+0.68+0.61 = 10.06
+  (6 % included, rounded per order), voided 1 (12.00). Items 179.00 less points discounts 1.20
+  = sales 177.80; points: 1 member order, 108 earned, 120 redeemed (#4's are given back: voided).
 """
 
 from __future__ import annotations
@@ -41,7 +44,7 @@ import pytest
 from rich.console import Console
 
 from restobox import cli, config, contract, db, report
-from restobox.contract import StaffCommand, StationEvent, SubmitPayment, topics
+from restobox.contract import LoyaltyClaim, StaffCommand, StationEvent, SubmitPayment, topics
 from restobox.data import load_sample_menu
 from restobox.hub import Hub
 from restobox.printing import layouts
@@ -54,6 +57,7 @@ pytestmark = pytest.mark.integration
 SH = ZoneInfo("Asia/Shanghai")
 DAY = "2026-11-22"
 LARGE_TEAS = ("bubble-milk-tea", 2, ("sugar-half", "ice-less", "size-large"))
+MEMBER = "13812345678"
 
 
 def local(day: int, hh: int, mm: int, ss: int = 0) -> datetime:
@@ -123,6 +127,11 @@ port = {broker.port}
 password_file = "{broker.creds['hub'].password_file}"
 [hub]
 database = "{tmp / 'store.db'}"
+[hub.loyalty]
+enabled = true
+points_per_yuan = 10
+point_value_fen = 1
+min_redeem_points = 100
 """)
         self.hub = Hub(cfg, load_sample_menu(), clock=self.clock)
         self.hub.start()
@@ -218,18 +227,21 @@ def seed_printing_and_sync(tmp: Path) -> None:
 def day(broker, tmp_path):
     s = Store(broker, tmp_path)
     try:
-        s.order(local(22, 3, 50), SPRING_ROLLS, pay="card")  # the 21st's
+        s.order(local(22, 3, 50), SPRING_ROLLS, pay="card", loyalty=LoyaltyClaim(phone=MEMBER))  # the 21st's
         o1, r1 = s.order(local(22, 11, 5), KUNG_PAO, pay="card")
         o2, _ = s.order(local(22, 11, 10), COMBO, pay="qr")
         o3, _ = s.order(local(22, 11, 20), LARGE_TEAS)
-        o4, _ = s.order(local(22, 12, 2), SPRING_ROLLS)
+        o4, _ = s.order(local(22, 12, 2), SPRING_ROLLS, loyalty=LoyaltyClaim(phone=MEMBER))
         s.void(local(22, 12, 5), o4)
         o5, r5 = s.order(local(22, 12, 14), SPRING_ROLLS, KUNG_PAO, offline=True, provisional_number="K1-001",
                          placed_at=utc_iso(local(22, 12, 10)))
         o6, r6 = s.order(local(23, 3, 50), SPRING_ROLLS, pay="card")
-        _, r7 = s.order(local(23, 4, 10), SPRING_ROLLS, pay="card")
+        _, r7 = s.order(local(23, 3, 52), SPRING_ROLLS, loyalty=LoyaltyClaim(phone=MEMBER, redeem_points=120))
+        assert (r7.number, r7.total, r7.loyalty.discount, r7.loyalty.earned, r7.loyalty.balance) == \
+            (7, 1080, 120, 108, 108)
+        _, r8 = s.order(local(23, 4, 10), SPRING_ROLLS, pay="card")
         assert (r1.business_date, r1.number, r6.business_date, r6.number) == (DAY, 1, DAY, 6)
-        assert (r7.business_date, r7.number) == ("2026-11-23", 1)
+        assert (r8.business_date, r8.number) == ("2026-11-23", 1)
         s.station(local(22, 11, 9), "wok", o1)
         s.station(local(22, 11, 12), "drinks", o2)
         s.station(local(22, 11, 14), "fryer", o2)
@@ -251,28 +263,32 @@ NOW = local(23, 9, 0)
 def test_the_days_figures_match_the_hand_checked_ones(day):
     r = report.compute(day, DAY, now=NOW)
     assert (r.start, r.end) == (local(22, 4, 0), local(23, 4, 0))
-    assert (r.orders, r.sales, r.tax, r.average) == (5, 16700, 945, 3340)
+    assert (r.orders, r.sales, r.tax, r.average) == (6, 17780, 1006, 2963)
     assert [(v.number, v.total, v.reason, v.at) for v in r.voided] == [(4, 1200, "diner left", "12:05")]
     busy = [(b.start.strftime("%d %H:%M"), b.orders, b.sales) for b in r.buckets if b.orders]
-    assert busy == [("22 11:00", 2, 7700), ("22 11:15", 1, 3400), ("22 12:00", 1, 4400), ("23 03:45", 1, 1200)]
+    assert busy == [("22 11:00", 2, 7700), ("22 11:15", 1, 3400), ("22 12:00", 1, 4400), ("23 03:45", 2, 2280)]
     # every quarter hour from 11:00 to 03:45, the empty ones too
     assert len(r.buckets) == 4 * 16 + 4 and sum(b.sales for b in r.buckets) == r.sales
     assert [(i.key, i.qty, i.sales) for i in r.items] == [
         ("kung-pao-chicken", 2, 6400), ("combo-kung-pao-chicken", 1, 4500),  # the combo's +3 tea inside it
-        ("bubble-milk-tea", 2, 3400), ("spring-rolls", 2, 2400)]  # 2 x (14 + 3 large)
+        ("spring-rolls", 3, 3600),  # #7 at its price: its points discount is a line of its own
+        ("bubble-milk-tea", 2, 3400)]  # 2 x (14 + 3 large)
     assert [(c.name_en, c.qty, c.sales) for c in r.categories] == [
-        ("Wok Dishes", 2, 6400), ("Combos", 1, 4500), ("Drinks", 2, 3400), ("Fried & Grilled Snacks", 2, 2400)]
-    assert sum(i.sales for i in r.items) == r.sales
+        ("Wok Dishes", 2, 6400), ("Combos", 1, 4500), ("Fried & Grilled Snacks", 3, 3600), ("Drinks", 2, 3400)]
+    # items less the points discounts are the sales
+    assert (r.items_total, r.points_discount, r.points_discount_orders) == (17900, 120, 1)
+    assert sum(i.sales for i in r.items) - r.points_discount == r.sales
+    assert (r.member_orders, r.points_earned, r.points_redeemed) == (1, 108, 120)
     st = {s.station: s for s in r.stations}
     assert sorted(st["wok"].times) == [240, 600, 720]
     assert (st["wok"].median_s, st["wok"].p90_s, st["wok"].late, st["wok"].late_after_s) == (600, 720, 1, 600)
-    assert sorted(st["fryer"].times) == [240, 360] and st["fryer"].not_bumped == 1  # #6, never bumped
+    assert sorted(st["fryer"].times) == [240, 360] and st["fryer"].not_bumped == 2  # #6 and #7, never bumped
     assert (st["fryer"].median_s, st["fryer"].p90_s, st["fryer"].late) == (300, 360, 0)
     assert sorted(st["drinks"].times) == [120, 180]  # #3: the last bump, after the recall
     assert (st["drinks"].median_s, st["drinks"].p90_s, st["drinks"].late) == (150, 180, 0)
     assert (st["wok"].name_zh, st["wok"].name_en) == ("炒锅", "Wok")
     assert [(p.method, p.status, p.count, p.amount) for p in r.payments] == [
-        ("counter", "unpaid", 2, 7800), ("qr", "approved", 1, 4500), ("card", "approved", 2, 4400)]
+        ("counter", "unpaid", 3, 8880), ("qr", "approved", 1, 4500), ("card", "approved", 2, 4400)]
     assert (r.offline_orders, r.kiosk_offline_minutes) == (1, 4.0)
     assert (r.cloud_outages, r.cloud_outage_minutes) == (2, 60.0)
     assert [(f.printer, f.reason, f.count, f.minutes, f.ongoing) for f in r.faults] == [
@@ -293,7 +309,9 @@ def test_the_page_and_its_charts(day, tmp_path):
         assert f'src="{file}"' in text
     assert "http" not in text.replace('lang="zh-Hans"', "")  # nothing fetched from elsewhere
     for words in ("每15分钟的订单和销售额", "Orders and sales every 15 minutes", "各工位出餐时间", "Ticket times per station",
-                  "付款方式", "Payment mix", "打印机故障", "Printer faults", "¥167.00", "Kung Pao Chicken",
+                  "付款方式", "Payment mix", "打印机故障", "Printer faults", "¥177.80", "Kung Pao Chicken",
+                  "菜品合计 · Items", "¥179.00", "积分抵扣 · Points discounts", "−¥1.20", "会员积分", "Loyalty points",
+                  "获得积分 · Points earned</td><td class=\"n\">108", "使用积分 · Points redeemed</td><td class=\"n\">120",
                   "炒锅 Wok", "12:00", "60 min (仍未恢复 still now)", "diner left"):
         assert words in text, words
 
@@ -304,7 +322,8 @@ def test_the_printed_summary_matches_its_golden_file(day):
     check_golden("day_report_58_both", layouts.day_report(data, PrintOptions(58, "gb18030", "both")))
     check_golden("day_report_80_zh", layouts.day_report(data, PrintOptions(80, "gb18030", "zh")))
     text = read_escpos(layouts.day_report(data, PrintOptions(80, "ascii", "en"))).all_text()
-    for words in ("END OF DAY", "2026-11-22", "Orders", "RMB 167.00", "Kung Pao Chicken", "10:00 12:00 1/3",
+    for words in ("END OF DAY", "2026-11-22", "Orders", "RMB 177.80", "Points discounts", "-RMB 1.20",
+                  "Points earned", "108", "Points redeemed", "Kung Pao Chicken", "10:00 12:00 1/3",
                   "Cloud unreachable", "60 min", "receipt-1 paper out"):
         assert words in text, words
 
@@ -348,7 +367,8 @@ width_mm = 58
         hub.stop()
     out = capsys.readouterr().out
     assert rc == 0, out
-    assert "The day's summary printed on receipt-1" in out and "Orders 订单 5" in out
+    assert "The day's summary printed on receipt-1" in out and "Orders 订单 6" in out
+    assert "Points 积分: 1 member orders · earned 108 · redeemed 120 · discounts -¥1.20" in " ".join(out.split())
     page = tmp_path / "reports" / DAY / "index.html"
     assert page.exists() and (page.parent / "ticket-times.png").exists()
     (printed,) = sorted((tmp_path / "paper").glob("*.bin"))
