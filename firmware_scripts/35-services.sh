@@ -3,7 +3,8 @@
 # with restobox.target (started at boot: WantedBy=multi-user.target).
 #
 #   hub        restobox-broker, restobox-hub, restobox-printing, restobox-sync,
-#              enabled now (the first boot makes their credentials before they start)
+#              restobox-web (the table QR ordering page), enabled now (the
+#              first boot makes their credentials before they start)
 #   kiosk/kds  restobox-kiosk or restobox-kds, installed but enabled only by the
 #              first boot, once the device knows its name, its hub and its password
 set -euo pipefail

@@ -199,7 +199,7 @@ def test_a_card_gets_its_role_units_user_and_no_secret(tmp_path, source, card, r
     wants = sorted(p.name for p in (etc / "restobox.target.wants").glob("*")) if (etc / "restobox.target.wants").exists() else []
     if role == "hub":
         assert wants == ["restobox-broker.service", "restobox-hub.service", "restobox-printing.service",
-                         "restobox-sync.service"]
+                         "restobox-sync.service", "restobox-web.service"]
         assert os.readlink(etc / "mosquitto.service") == "/dev/null"
     else:
         # installed, and enabled by the first boot once the device is enrolled
@@ -281,9 +281,11 @@ def test_the_hub_runs_the_projects_broker_config_and_its_first_boot_makes_creden
     first = firstboot(root)
     assert changes(first.stdout) > 0
     listed = run(source / "broker_config/restobox-broker-user", "list", "--dir", broker).stdout.split("\n")
-    assert sorted(filter(None, listed)) == ["hub hub", "monitor-1 monitor", "printing printing", "staff-1 staff", "sync sync"]
+    assert sorted(filter(None, listed)) == ["hub hub", "monitor-1 monitor", "printing printing", "staff-1 staff", "sync sync",
+                                            "web web"]
     uid, gid = uid_gid(root, "restobox")
-    for name, toml in (("hub", "hub.toml"), ("printing", "printing.toml"), ("sync", "sync.toml"), ("staff-1", "staff.toml")):
+    for name, toml in (("hub", "hub.toml"), ("printing", "printing.toml"), ("sync", "sync.toml"), ("web", "web.toml"),
+                       ("staff-1", "staff.toml")):
         secret = root / f"etc/restobox/{name}.secret"
         st = secret.stat()
         assert (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid) == (0o600, uid, gid), name
@@ -293,6 +295,8 @@ def test_the_hub_runs_the_projects_broker_config_and_its_first_boot_makes_creden
         assert cfg.mqtt_password() == secret.read_text().strip()
         assert cfg.mqtt.password_file == f"{root}/etc/restobox/{name}.secret"
     assert not (root / "etc/restobox/monitor-1.secret").exists()
+    web = load_on(root, "/etc/restobox/web.toml")  # the table QR page, on every network of the Pi
+    assert (web.device.role, web.web.host, web.web.port, web.web.table_ids()[-1]) == ("web", "0.0.0.0", 8080, "20")
 
     # every later boot: nothing to do
     before = snapshot(root)

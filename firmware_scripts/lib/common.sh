@@ -410,7 +410,7 @@ load_firmware_conf() {
 # The units each role runs; restobox.target groups them.
 role_units() {
     case "$1" in
-        hub) echo restobox-broker.service restobox-hub.service restobox-printing.service restobox-sync.service ;;
+        hub) echo restobox-broker.service restobox-hub.service restobox-printing.service restobox-sync.service restobox-web.service ;;
         kiosk) echo restobox-kiosk.service ;;
         kds) echo restobox-kds.service ;;
         *) die "unknown role '$1'" ;;
