@@ -3,8 +3,10 @@
 A private mosquitto with the project's broker_config (on a free port), the
 hub as its own process, a scripted virtual kiosk placing orders and virtual
 cooks acknowledging and bumping tickets; the terminal shows the live order
-book. Everything runs under ``var/demo/`` and stops on Ctrl-C (or after
-``--duration`` seconds), leaving no process behind.
+book. The table QR ordering page (``restobox web``, loyalty points on) runs
+too, with its tables' QR codes rendered. Everything runs under ``var/demo/``
+and stops on Ctrl-C (or after ``--duration`` seconds), leaving no process
+behind.
 """
 
 from __future__ import annotations
@@ -212,6 +214,8 @@ def _hub_config(path: Path, port: int, password_file: Path, database: Path) -> N
         "[device]\nid = \"hub\"\nrole = \"hub\"\n" + STORE +
         f"[mqtt]\nhost = \"127.0.0.1\"\nport = {port}\npassword_file = \"{password_file}\"\n\n"
         f"[hub]\ndatabase = \"{database}\"\nhealth_interval_s = 2\n\n"
+        # points for a phone number given on the table QR page
+        "[hub.loyalty]\nenabled = true\n\n"
         # receipts for the kiosk; the wok and the fryer print every ticket,
         # the drinks station only those its screen does not confirm
         "[hub.printing.receipt_printers]\nkiosk-1 = \"receipt-1\"\n"
@@ -248,6 +252,23 @@ def _sync_config(path: Path, port: int, password_file: Path, state: Path, cloud_
     )
 
 
+WEB_TABLES = 8
+
+
+def _web_config(path: Path, port: int, password_file: Path, state: Path, web_port: int) -> None:
+    from restobox.staff import _lan_address
+
+    # on every network of this machine, so a phone on the same Wi-Fi can
+    # scan a table's code (which holds this machine's LAN address)
+    path.write_text(
+        "[device]\nid = \"web\"\nrole = \"web\"\n" + STORE +
+        f"[mqtt]\nhost = \"127.0.0.1\"\nport = {port}\npassword_file = \"{password_file}\"\n\n"
+        f"[web]\nhost = \"0.0.0.0\"\nport = {web_port}\npublic_url = \"http://{_lan_address()}:{web_port}\"\n"
+        f"table_count = {WEB_TABLES}\nhealth_interval_s = 2\nqr_dir = \"{state / 'table-qr'}\"\nloyalty = true\n",
+        encoding="utf-8",
+    )
+
+
 def _start_cloud(state: Path) -> tuple[subprocess.Popen, int]:
     """The reference cloud receiver: the chain's side, on this machine."""
     port = free_port()
@@ -258,11 +279,16 @@ def _start_cloud(state: Path) -> tuple[subprocess.Popen, int]:
     return proc, port
 
 
-def _start_service(name: str, cfg: Path, log_path: Path, book: "OrderBook", device: str,
-                   timeout: float = 20) -> subprocess.Popen | None:
+def _spawn(name: str, cfg: Path, log_path: Path, *more: str) -> subprocess.Popen:
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "restobox.cli", name, "--config", str(cfg)],
+        return subprocess.Popen([sys.executable, "-m", "restobox.cli", name, "--config", str(cfg), *more],
                                 stdout=log, stderr=subprocess.STDOUT)
+
+
+def _start_service(name: str, cfg: Path, log_path: Path, book: "OrderBook", device: str,
+                   timeout: float = 20, proc: subprocess.Popen | None = None) -> subprocess.Popen | None:
+    """Start the service (or take ``proc``, started earlier) and wait for its health "ready"."""
+    proc = proc or _spawn(name, cfg, log_path)
     deadline = time.monotonic() + timeout
     while book.healths.get(device, {}).get("state") != "ready":
         if time.monotonic() > deadline or proc.poll() is not None:
@@ -305,7 +331,7 @@ def run_demo(duration: float = 0, live: bool = True, rate: float = 0.5,
     # since two connections with one name take turns throwing each other off
     broker = Broker(state / "broker", port=port).start_with_devices(
         [*STANDARD_DEVICES, ("watcher", "monitor", None), *((d, r, s) for d, r, s, _ in SCREENS)])
-    hub_proc = print_proc = sync_proc = cloud_proc = None
+    hub_proc = print_proc = sync_proc = cloud_proc = web_proc = qr_proc = None
     screen_procs: list = []
     displays: list = []
     screens_note = ""
@@ -325,6 +351,12 @@ def run_demo(duration: float = 0, live: bool = True, rate: float = 0.5,
         hub_proc = _start_service("hub", cfg, state / "hub.log", book, "hub")
         if hub_proc is None:
             return 1
+        # the table QR page and its codes start meanwhile (ready is awaited below)
+        web_port = free_port()
+        wcfg = state / "web.toml"
+        _web_config(wcfg, port, broker.creds["web"].password_file, state, web_port)
+        web_proc = _spawn("web", wcfg, state / "web.log")
+        qr_proc = _spawn("table-qr", wcfg, state / "table-qr.log")
         pcfg = state / "printing.toml"
         _printing_config(pcfg, port, broker.creds["printing"].password_file, state)
         print_proc = _start_service("printing", pcfg, state / "printing.log", book, "printing")
@@ -335,6 +367,9 @@ def run_demo(duration: float = 0, live: bool = True, rate: float = 0.5,
         _sync_config(scfg, port, broker.creds["sync"].password_file, state, cloud_port)
         sync_proc = _start_service("sync", scfg, state / "sync.log", book, "sync")
         if sync_proc is None:
+            return 1
+        web_proc = _start_service("web", wcfg, state / "web.log", book, "web", proc=web_proc)
+        if web_proc is None:
             return 1
         menu = load_sample_menu()
         kb = _device_bus(broker, "kiosk-1", "kiosk")
@@ -361,7 +396,10 @@ def run_demo(duration: float = 0, live: bool = True, rate: float = 0.5,
             f"-t 'restobox/v1/#' -v\n"
             f"Store database: {state / 'store.db'}   Logs: {state}/*.log\n"
             f"The chain's cloud (reference receiver): http://127.0.0.1:{cloud_port}/_dev/events\n"
-            f"Printed tickets and pictures of the paper: {state / 'printers'}/\n" + screens_note,
+            f"Printed tickets and pictures of the paper: {state / 'printers'}/\n"
+            f"Table QR ordering page: http://127.0.0.1:{web_port}/t/1 (tables 1 to {WEB_TABLES}; "
+            f"from a phone on this network, scan a code)\n"
+            f"The tables' QR codes: {state / 'table-qr'}/ (tables.pdf to print)\n" + screens_note,
             file=out, flush=True,
         )
         t_end = time.monotonic() + duration if duration > 0 else float("inf")
@@ -403,7 +441,7 @@ def run_demo(duration: float = 0, live: bool = True, rate: float = 0.5,
             a.stop()
         for b in buses:
             b.stop()
-        for proc in (*screen_procs, sync_proc, cloud_proc, print_proc, hub_proc):
+        for proc in (*screen_procs, qr_proc, web_proc, sync_proc, cloud_proc, print_proc, hub_proc):
             if proc is not None:
                 terminate(proc, 10)
         for x in displays:

@@ -8,6 +8,7 @@ import sqlite3
 import subprocess
 import sys
 
+import httpx
 import pytest
 
 pytestmark = pytest.mark.integration
@@ -22,14 +23,39 @@ def test_demo_places_cooks_and_completes_orders_then_stops_cleanly(tmp_path):
     state = tmp_path / "demo"
     svg = tmp_path / "book.svg"
     env = {**os.environ, "RESTOBOX_DEMO_DIR": str(state)}
-    r = subprocess.run(
-        [sys.executable, "-m", "restobox.cli", "demo", "--duration", "14", "--plain", "--rate", "3",
-         "--snapshot", str(svg)],
-        capture_output=True, text=True, timeout=90, env=env,
-    )
+    errors = tmp_path / "stderr.txt"
+    with open(errors, "wb") as err:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "restobox.cli", "demo", "--duration", "14", "--plain", "--rate", "3",
+             "--snapshot", str(svg)],
+            stdout=subprocess.PIPE, stderr=err, text=True, env=env,
+        )
+    try:
+        # while it runs: the table QR ordering page answers at the address it prints
+        seen = []
+        for line in proc.stdout:
+            seen.append(line)
+            if m := re.match(r"Table QR ordering page: (http://127\.0\.0\.1:\d+)/t/1 ", line):
+                with httpx.Client(base_url=m.group(1), timeout=10) as c:
+                    assert c.get("/t/1").status_code == 200
+                    menu = c.get("/api/menu").json()
+                    assert menu["store"]["en"] == "Sichuan Kitchen" and menu["loyalty"]["patterns"]
+                break
+        seen.append(proc.stdout.read())  # to the end: the demo stops after --duration
+        proc.wait(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()
+    r = subprocess.CompletedProcess(proc.args, proc.returncode, "".join(seen), errors.read_text())
     assert r.returncode == 0, r.stderr[-2000:]
+    assert m, r.stdout[-2000:]
     # it tells a person how to watch the raw messages
     assert "mosquitto_sub -V mqttv5" in r.stdout
+    # and where the tables' QR codes are
+    assert f"The tables' QR codes: {state / 'table-qr'}/" in r.stdout
+    assert (state / "table-qr" / "tables.pdf").exists() and (state / "table-qr" / "table-8.png").exists()
     m = re.search(r"(\d+) orders accepted, (\d+) completed, (\d+) refused", r.stdout)
     assert m, r.stdout[-2000:]
     accepted, completed, refused = map(int, m.groups())
