@@ -324,6 +324,8 @@ def test_a_retried_order_is_one_order_and_bad_requests_are_refused_counted_and_n
             (c.post("/api/orders", json={**order_body(), "channel": "kiosk"}), 400, "bad_schema"),
             (c.post("/api/orders", json={**order_body(), "order_id": "42"}), 400, "bad_schema"),
             (c.post("/api/orders", json=order_body(table="99")), 400, "unknown_table"),
+            # a phone number where [web] loyalty is off: not sent on
+            (c.post("/api/orders", json=order_body(phone="13812345678")), 400, "loyalty_disabled"),
             (c.get("/api/events?orders=../../etc"), 400, "bad_schema"),
         ]
         for r, status, reason in bad:
