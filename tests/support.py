@@ -213,3 +213,27 @@ KUNG_PAO = ("kung-pao-chicken", 1, ("spice-mild", "rice-white"))
 COMBO = ("combo-kung-pao-chicken", 1, ("spice-hot", "combo-side-fries", "combo-drink-milk-tea"))
 MILK_TEA = ("bubble-milk-tea", 2, ("sugar-half", "ice-less"))
 SPRING_ROLLS = ("spring-rolls", 1)
+
+
+def in_process_hub(broker, tmp_path: Path, clock, extra: str = ""):
+    """A Hub in the test's own process with a settable ``clock`` (business
+    days, reports): the store's day starting at 04:00 in Asia/Shanghai;
+    ``extra`` adds config sections (e.g. [hub.loyalty])."""
+    from restobox import config
+    from restobox.data import load_sample_menu
+    from restobox.hub import Hub
+
+    cfg = config.parse(f"""
+[device]
+id = "hub"
+role = "hub"
+[store]
+timezone = "Asia/Shanghai"
+business_day_start = "04:00"
+[mqtt]
+port = {broker.port}
+password_file = "{broker.creds['hub'].password_file}"
+[hub]
+database = "{tmp_path / 'store.db'}"
+{extra}""")
+    return Hub(cfg, load_sample_menu(), clock=clock)

@@ -7,10 +7,7 @@ from datetime import datetime, timezone
 
 import pytest
 
-from restobox import config
-from restobox.data import load_sample_menu
-from restobox.hub import Hub
-from tests.support import SPRING_ROLLS, Kiosk, new_order
+from tests.support import SPRING_ROLLS, Kiosk, in_process_hub, new_order
 
 pytestmark = pytest.mark.integration
 
@@ -23,25 +20,8 @@ class Clock:
         return self.t
 
 
-def make_hub(broker, tmp_path, clock) -> Hub:
-    cfg = config.parse(f"""
-[device]
-id = "hub"
-role = "hub"
-[store]
-timezone = "Asia/Shanghai"
-business_day_start = "04:00"
-[mqtt]
-port = {broker.port}
-password_file = "{broker.creds['hub'].password_file}"
-[hub]
-database = "{tmp_path / 'store.db'}"
-""")
-    return Hub(cfg, load_sample_menu(), clock=clock)
-
-
 def test_business_date_turns_at_four_in_the_morning_local_time(broker, tmp_path):
-    hub = make_hub(broker, tmp_path, Clock(datetime.now(timezone.utc)))
+    hub = in_process_hub(broker, tmp_path, Clock(datetime.now(timezone.utc)))
     # 03:59 in Shanghai on the 23rd still belongs to the 22nd
     assert hub.business_date(datetime(2026, 11, 22, 19, 59, tzinfo=timezone.utc)) == "2026-11-22"
     assert hub.business_date(datetime(2026, 11, 22, 20, 0, tzinfo=timezone.utc)) == "2026-11-23"
@@ -51,7 +31,7 @@ def test_business_date_turns_at_four_in_the_morning_local_time(broker, tmp_path)
 
 def test_numbers_restart_on_a_new_business_day_and_survive_a_restart(broker, tmp_path):
     clock = Clock(datetime(2026, 11, 22, 19, 58, tzinfo=timezone.utc))  # 03:58 local
-    hub = make_hub(broker, tmp_path, clock)
+    hub = in_process_hub(broker, tmp_path, clock)
     hub.start()
     kiosk = Kiosk(broker, "kiosk-1")
     try:
@@ -61,7 +41,7 @@ def test_numbers_restart_on_a_new_business_day_and_survive_a_restart(broker, tmp
         r = kiosk.submit(new_order(SPRING_ROLLS))
         assert (r.business_date, r.number) == ("2026-11-23", 1)
         hub.stop()
-        hub = make_hub(broker, tmp_path, clock)
+        hub = in_process_hub(broker, tmp_path, clock)
         hub.start()
         r = kiosk.submit(new_order(SPRING_ROLLS))
         assert (r.business_date, r.number) == ("2026-11-23", 2)

@@ -49,7 +49,7 @@ from restobox.data import load_sample_menu
 from restobox.hub import Hub
 from restobox.printing import layouts
 from restobox.printing.layouts import PrintOptions
-from tests.support import COMBO, KUNG_PAO, SPRING_ROLLS, Device, Kiosk, new_order
+from tests.support import COMBO, KUNG_PAO, SPRING_ROLLS, Device, Kiosk, in_process_hub, new_order
 from tests.test_print_layouts import check_golden, read_escpos
 
 pytestmark = pytest.mark.integration
@@ -115,25 +115,12 @@ class Store:
 
     def __init__(self, broker, tmp: Path) -> None:
         self.clock = Clock()
-        cfg = config.parse(f"""
-[device]
-id = "hub"
-role = "hub"
-[store]
-timezone = "Asia/Shanghai"
-business_day_start = "04:00"
-[mqtt]
-port = {broker.port}
-password_file = "{broker.creds['hub'].password_file}"
-[hub]
-database = "{tmp / 'store.db'}"
-[hub.loyalty]
+        self.hub = in_process_hub(broker, tmp, self.clock, extra="""[hub.loyalty]
 enabled = true
 points_per_yuan = 10
 point_value_fen = 1
 min_redeem_points = 100
 """)
-        self.hub = Hub(cfg, load_sample_menu(), clock=self.clock)
         self.hub.start()
         self.db = tmp / "store.db"
         self.kiosk = Kiosk(broker, "kiosk-1")
