@@ -421,6 +421,9 @@ def test_network_drop_mid_job_fails_the_write_and_the_next_write_reconnects(tcp_
             port.write(big, job_id="big")
         assert err.value.reason == "printer_offline"
         assert tcp_printer.jobs == []
+        deadline = time.monotonic() + 5  # the emulator files what it got on its own thread
+        while not tcp_printer.fragments and time.monotonic() < deadline:
+            time.sleep(0.01)
         assert len(tcp_printer.fragments[0]) == 1000
         port.write(job("again"), job_id="again")
         assert tcp_printer.wait_for_jobs(1, 5) == [job("again")]
