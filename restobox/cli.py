@@ -184,6 +184,12 @@ def _staff(fn, config_optional: bool = False):
         except StaffError as exc:
             Console(stderr=True, highlight=False).print(f"[bold red]restobox {args.cmd}:[/] {exc}")
             return exc.status
+        except config_mod.ConfigError as exc:
+            if "Permission denied" in str(exc) and os.geteuid() != 0:
+                # staff-1's password (and the broker's files) are root's on the store Pi
+                raise config_mod.ConfigError(
+                    f"{exc}. Staff commands need an administrator: sudo restobox {args.cmd} ...") from None
+            raise
     return run
 
 

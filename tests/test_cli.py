@@ -46,3 +46,29 @@ def test_menu_check_accepts_the_sample_and_explains_a_broken_menu(tmp_path):
     (tmp_path / "m.json").write_text('{"version": "x"}')
     bad = restobox("menu-check", str(tmp_path / "m.json"))
     assert bad.returncode == 1 and "missing required field" in bad.stderr
+
+
+def test_a_staff_command_run_without_root_says_to_use_sudo(tmp_path, monkeypatch, capsys):
+    """On the store Pi staff-1's password file is root's: a technician who
+    forgets sudo is told so, not just "Permission denied"."""
+    import pathlib
+
+    from restobox import cli
+
+    secret = tmp_path / "staff-1.secret"
+    secret.write_text("pw\n")
+    cfg = tmp_path / "staff.toml"
+    cfg.write_text(f'[device]\nid = "staff-1"\nrole = "staff"\n[mqtt]\npassword_file = "{secret}"\n')
+    real = pathlib.Path.read_text
+
+    def read_text(self, *a, **kw):
+        if self == secret:
+            raise PermissionError(13, "Permission denied")
+        return real(self, *a, **kw)
+
+    monkeypatch.setattr(pathlib.Path, "read_text", read_text)
+    monkeypatch.setattr(cli.os, "geteuid", lambda: 1000)
+    assert cli.main(["status", "--config", str(cfg)]) == 2
+    err = capsys.readouterr().err
+    assert f"cannot read the MQTT password file {secret}: Permission denied" in err
+    assert "Staff commands need an administrator: sudo restobox status" in err
