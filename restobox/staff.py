@@ -72,6 +72,12 @@ class StaffError(Exception):
         self.status = status
 
 
+def rb() -> str:
+    """The staff command as staff must type it: ``sudo restobox`` unless
+    already root (staff-1's password and the broker's files are root's)."""
+    return "restobox" if os.geteuid() == 0 else "sudo restobox"
+
+
 def _styled(value: str) -> Text:
     return Text(value, style=STATE_STYLE.get(value, ""))
 
@@ -126,9 +132,9 @@ class StoreLink:
             where = f"{self.cfg.mqtt.host}:{self.cfg.mqtt.port}"
             if refusal:
                 raise StaffError(f"The broker at {where} refused {self.device}: {refusal}. Check the password "
-                                 f"file in the config, or add the device again: restobox add-device "
+                                 f"file in the config, or add the device again: {rb()} add-device "
                                  f"{self.device} staff --rotate")
-            raise StaffError(f"The broker at {where} does not answer. Restart it: restobox restart broker")
+            raise StaffError(f"The broker at {where} does not answer. Restart it: {rb()} restart broker")
         # retained messages arrive right after the subscriptions; give them a moment
         deadline = time.monotonic() + 0.6
         last = -1
@@ -185,7 +191,7 @@ class StoreLink:
         with self._cv:
             if not self._cv.wait_for(lambda: corr in self._replies, timeout):
                 raise StaffError(f"The hub did not answer within {timeout:g} s. Check it with "
-                                 f"restobox status, or restart it: restobox restart hub")
+                                 f"{rb()} status, or restart it: {rb()} restart hub")
             return self._replies.pop(corr)
 
     def job_outcome(self, job_id: str, timeout: float) -> PrintJobState | None:
@@ -204,7 +210,7 @@ class StoreLink:
 def _print_outcome(console: Console, what: str, s: PrintJobState | None, timeout: float) -> int:
     if s is None:
         console.print(f"[yellow]{what} was sent, but the printing service said nothing within {timeout:g} s.[/] "
-                      "Check it with restobox status, or restart it: restobox restart printing")
+                      f"Check it with {rb()} status, or restart it: {rb()} restart printing")
         return 1
     if s.state == "done":
         console.print(f"[green]{what} printed on {s.printer}.[/]")
@@ -218,7 +224,7 @@ def _print_outcome(console: Console, what: str, s: PrintJobState | None, timeout
         console.print(f"[red]{what} could not be printed on {s.printer}: {why}[/]")
         return 2
     console.print(f"[yellow]{what} is {s.state} on {s.printer} ({why or 'not printed yet'}).[/] "
-                  "restobox status shows the printer.")
+                  f"{rb()} status shows the printer.")
     return 1
 
 
@@ -269,9 +275,9 @@ class Systemd:
                 raise StaffError(f"Only an administrator may restart services. Run: sudo restobox restart "
                                  f"{_staff_name(unit)}")
             if "not found" in err or "not loaded" in err:
-                raise StaffError(f"{unit} is not installed on this Pi. restobox status lists what is.")
+                raise StaffError(f"{unit} is not installed on this Pi. {rb()} status lists what is.")
             raise StaffError(f"systemd could not restart {unit}: {err or 'no reason given'}. "
-                             f"See what it said: restobox logs {_staff_name(unit)}")
+                             f"See what it said: {rb()} logs {_staff_name(unit)}")
 
     def logs_command(self, unit: str, lines: int, follow: bool) -> list[str]:
         if not self.journalctl:
@@ -458,7 +464,7 @@ def _wait_ready(cfg, console, link: StoreLink, key: str, device: str, started: f
             return 1
         time.sleep(0.2)
     console.print(f"[red]{key} did not say it is up within {cfg.staff.restart_wait_s:g} s.[/] "
-                  f"See why: restobox logs {key}")
+                  f"See why: {rb()} logs {key}")
     return 2
 
 
@@ -472,7 +478,7 @@ def _wait_broker(cfg, console, started: float) -> int:
             console.print(f"[green]The broker is taking connections again ({time.time() - started:.1f} s).[/]")
             return 0
         time.sleep(0.2)
-    console.print("[red]The broker does not take connections.[/] See why: restobox logs broker")
+    console.print(f"[red]The broker does not take connections.[/] See why: {rb()} logs broker")
     return 2
 
 
@@ -535,7 +541,7 @@ def resolve_item(link: StoreLink, spec: str) -> list[tuple[str, str]]:
     A name several things share exactly (the item "Fries" and a combo's
     side "Fries") means all of them; a partial name must fit one only."""
     if link.menu is None:
-        raise StaffError("The hub has not published its menu; is it running? restobox status")
+        raise StaffError(f"The hub has not published its menu; is it running? {rb()} status")
     menu = link.menu.menu
     entries = [(i.id, i.name.en, i.name.zh) for i in menu.items]
     entries += [(o.id, o.name.en, o.name.zh) for g in menu.modifier_groups for o in g.options]
@@ -585,7 +591,7 @@ def cmd_test_print(cfg, console: Console, printer: str) -> int:
     with StoreLink(cfg) as link:
         known = {p.printer for p in link.watch.printers()}
         if not known:
-            raise StaffError("The printing service has not reported any printer; is it running? restobox status")
+            raise StaffError(f"The printing service has not reported any printer; is it running? {rb()} status")
         if printer not in known:
             raise StaffError(f"There is no printer called {printer!r}. {suggest(printer, known, 'Printers')}")
         r = link.command("test_print", item_id=printer)
@@ -655,7 +661,7 @@ def cmd_add_device(cfg, console: Console, name: str, role: str, station: str | N
     if role not in roles:
         raise StaffError(f"There is no role called {role!r}. {suggest(role, roles, 'Roles')}")
     if role in ROLES_WITH_STATION and not station:
-        raise StaffError(f"A {role} device needs its station: restobox add-device {name} {role} --station wok")
+        raise StaffError(f"A {role} device needs its station: {rb()} add-device {name} {role} --station wok")
     if station and not DEVICE_RE.fullmatch(station):
         raise StaffError(f"{station!r} is not a station name.")
     if station and role not in ROLES_WITH_STATION:
@@ -667,7 +673,7 @@ def cmd_add_device(cfg, console: Console, name: str, role: str, station: str | N
     exists = (bdir / "credentials" / f"{name}.secret").exists()
     if exists and not rotate:
         raise StaffError(f"{name} already exists. To give it a new password (the old one stops working at "
-                         f"once), run: restobox add-device {name} {role} --rotate")
+                         f"once), run: {rb()} add-device {name} {role} --rotate")
     cmd = [str(BROKER_USER_SCRIPT), "add", name, role, "--dir", str(bdir)]
     if station:
         cmd += ["--station", station]

@@ -72,3 +72,18 @@ def test_a_staff_command_run_without_root_says_to_use_sudo(tmp_path, monkeypatch
     err = capsys.readouterr().err
     assert f"cannot read the MQTT password file {secret}: Permission denied" in err
     assert "Staff commands need an administrator: sudo restobox status" in err
+
+
+def test_staff_hints_name_the_command_with_sudo_when_not_root(monkeypatch):
+    import pytest
+    from rich.console import Console
+
+    from restobox import config, staff
+
+    cfg = config.parse('[device]\nid = "staff-1"\nrole = "staff"\n')
+    monkeypatch.setattr(staff.os, "geteuid", lambda: 1000)
+    with pytest.raises(staff.StaffError, match="needs its station: sudo restobox add-device kds-6 kds --station wok"):
+        staff.cmd_add_device(cfg, Console(), "kds-6", "kds", None, False, None)
+    monkeypatch.setattr(staff.os, "geteuid", lambda: 0)
+    with pytest.raises(staff.StaffError, match="needs its station: restobox add-device kds-6 kds --station wok"):
+        staff.cmd_add_device(cfg, Console(), "kds-6", "kds", None, False, None)
