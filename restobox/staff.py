@@ -73,9 +73,10 @@ class StaffError(Exception):
 
 
 def rb() -> str:
-    """The staff command as staff must type it: ``sudo restobox`` unless
-    already root (staff-1's password and the broker's files are root's)."""
-    return "restobox" if os.geteuid() == 0 else "sudo restobox"
+    """The staff command as staff must type it: ``sudo restobox``, unless
+    they work as root itself (staff-1's password and the broker's files are
+    root's; someone who ran this with sudo needs sudo again)."""
+    return "restobox" if os.geteuid() == 0 and not os.environ.get("SUDO_USER") else "sudo restobox"
 
 
 def _styled(value: str) -> Text:

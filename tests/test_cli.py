@@ -85,5 +85,9 @@ def test_staff_hints_name_the_command_with_sudo_when_not_root(monkeypatch):
     with pytest.raises(staff.StaffError, match="needs its station: sudo restobox add-device kds-6 kds --station wok"):
         staff.cmd_add_device(cfg, Console(), "kds-6", "kds", None, False, None)
     monkeypatch.setattr(staff.os, "geteuid", lambda: 0)
+    monkeypatch.setenv("SUDO_USER", "manager")  # root through sudo: sudo again
+    with pytest.raises(staff.StaffError, match="needs its station: sudo restobox add-device kds-6 kds --station wok"):
+        staff.cmd_add_device(cfg, Console(), "kds-6", "kds", None, False, None)
+    monkeypatch.delenv("SUDO_USER")  # root itself
     with pytest.raises(staff.StaffError, match="needs its station: restobox add-device kds-6 kds --station wok"):
         staff.cmd_add_device(cfg, Console(), "kds-6", "kds", None, False, None)

@@ -93,6 +93,7 @@ class Shop:
         e = {**os.environ, "PATH": f"{FAKE_BIN}:{os.environ['PATH']}", "FAKE_SYSTEMD_DIR": str(self.state),
              "COLUMNS": "200", **(env or {})}
         e.pop("RESTOBOX_MQTT_PASSWORD", None)
+        e.pop("SUDO_USER", None)  # as root itself: the hints say "restobox …"
         r = subprocess.run([sys.executable, "-m", "restobox.cli", *args, "--config", str(self.staff_cfg)],
                            capture_output=True, text=True, env=e, cwd=REPO, timeout=timeout)
         return r.returncode, r.stdout, r.stderr
