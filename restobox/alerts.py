@@ -225,7 +225,8 @@ class StoreWatch:
                                   Words(f"{name.zh} 有问题：{why}", f"{name.en} has a problem: {why}"), h.at))
         age = _num(h.details.get("oldest_unsent_s"))
         if d.role == "sync" and age is not None and h.details.get("backlog"):
-            age += max(0.0, now - _epoch(h.at, now))
+            sent = epoch(h.at)
+            age += max(0.0, now - sent) if sent is not None else 0.0
             if age >= self.sync_backlog_alert_s:
                 minutes = int(age // 60)
                 backlog = h.details.get("backlog")
@@ -247,8 +248,10 @@ def _num(v) -> float | None:
     return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else None
 
 
-def _epoch(at: str, default: float) -> float:
+def epoch(at: str) -> float | None:
+    """A message's ISO time as seconds since the epoch (None when it is
+    missing or not a time)."""
     try:
         return datetime.fromisoformat(at).timestamp()
     except (TypeError, ValueError):
-        return default
+        return None

@@ -256,14 +256,13 @@ WEB_TABLES = 8
 
 
 def _web_config(path: Path, port: int, password_file: Path, state: Path, web_port: int) -> None:
-    from restobox.staff import _lan_address
-
     # on every network of this machine, so a phone on the same Wi-Fi can
-    # scan a table's code (which holds this machine's LAN address)
+    # scan a table's code (which holds this machine's LAN address: the
+    # default of an empty public_url)
     path.write_text(
         "[device]\nid = \"web\"\nrole = \"web\"\n" + STORE +
         f"[mqtt]\nhost = \"127.0.0.1\"\nport = {port}\npassword_file = \"{password_file}\"\n\n"
-        f"[web]\nhost = \"0.0.0.0\"\nport = {web_port}\npublic_url = \"http://{_lan_address()}:{web_port}\"\n"
+        f"[web]\nhost = \"0.0.0.0\"\nport = {web_port}\n"
         f"table_count = {WEB_TABLES}\nhealth_interval_s = 2\nqr_dir = \"{state / 'table-qr'}\"\nloyalty = true\n",
         encoding="utf-8",
     )

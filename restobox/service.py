@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import socket
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -134,3 +135,14 @@ def disk_details(path: str | os.PathLike) -> dict[str, int | float]:
         return {}
     return {"disk_free_mb": u.free // (1024 * 1024),
             "disk_free_pct": round(100.0 * u.free / u.total, 1) if u.total else 0.0}
+
+
+def lan_address() -> str:
+    """This machine's address on the store network, as devices and phones
+    reach it (the route a packet would take; no packet is sent)."""
+    try:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.connect(("192.0.2.1", 9))
+            return s.getsockname()[0]
+    except OSError:
+        return socket.gethostname()

@@ -26,7 +26,6 @@ import difflib
 import os
 import re
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -40,10 +39,10 @@ from rich.table import Table
 from rich.text import Text
 
 from restobox import contract
-from restobox.alerts import StoreWatch
+from restobox.alerts import StoreWatch, epoch
 from restobox.bus import Bus, decode_or_none
 from restobox.contract import MenuMessage, PrintJobState, StaffCommand, StaffReply, topics
-from restobox.service import disk_details
+from restobox.service import disk_details, lan_address
 
 DEVICE_RE = re.compile(contract.DEVICE_PATTERN)
 
@@ -84,10 +83,10 @@ def _styled(value: str) -> Text:
 
 
 def _ago(iso_at: str, now: float) -> str:
-    try:
-        s = max(0.0, now - datetime.fromisoformat(iso_at).timestamp())
-    except (TypeError, ValueError):
+    at = epoch(iso_at)
+    if at is None:
         return ""
+    s = max(0.0, now - at)
     if s < 90:
         return f"{s:.0f} s ago"
     if s < 5400:
@@ -456,7 +455,7 @@ def _wait_ready(cfg, console, link: StoreLink, key: str, device: str, started: f
     while time.monotonic() < deadline:
         d = next((d for d in link.watch.devices() if d.device == device), None)
         h = d.health if d else None
-        if d and d.online and h and h.state in ("ready", "degraded") and _epoch(h.at) >= started - 0.5:
+        if d and d.online and h and h.state in ("ready", "degraded") and (epoch(h.at) or 0.0) >= started - 0.5:
             took = time.time() - started
             if h.state == "ready":
                 console.print(f"[green]{key} is running again ({took:.1f} s).[/]")
@@ -481,13 +480,6 @@ def _wait_broker(cfg, console, started: float) -> int:
         time.sleep(0.2)
     console.print(f"[red]The broker does not take connections.[/] See why: {rb()} logs broker")
     return 2
-
-
-def _epoch(at: str) -> float:
-    try:
-        return datetime.fromisoformat(at).timestamp()
-    except (TypeError, ValueError):
-        return 0.0
 
 
 def cmd_logs(cfg, console: Console, name: str, lines: int, follow: bool, sd: Systemd | None = None) -> int:
@@ -687,7 +679,7 @@ def cmd_add_device(cfg, console: Console, name: str, role: str, station: str | N
     secret = (bdir / "credentials" / f"{name}.secret").read_text(encoding="utf-8").strip()
     folder = Path(out_dir or cfg.staff.enroll_dir) / name
     folder.mkdir(parents=True, exist_ok=True)
-    host = cfg.staff.hub_address or _lan_address()
+    host = cfg.staff.hub_address or lan_address()
     conf = (f"RESTOBOX_DEVICE={name}\nRESTOBOX_ROLE={role}\nRESTOBOX_STATION={station or ''}\n"
             f"RESTOBOX_HUB_HOST={host}\nRESTOBOX_HUB_PORT={cfg.mqtt.port}\n")
     (folder / "restobox-device.conf").write_text(conf, encoding="utf-8")
@@ -703,12 +695,3 @@ def cmd_add_device(cfg, console: Console, name: str, role: str, station: str | N
                   f"The device reaches the broker at {host}:{cfg.mqtt.port}.")
     return 0
 
-
-def _lan_address() -> str:
-    """This machine's address on the store network (no packet is sent)."""
-    try:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-            s.connect(("192.0.2.1", 9))
-            return s.getsockname()[0]
-    except OSError:
-        return socket.gethostname()

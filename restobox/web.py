@@ -471,7 +471,7 @@ def _words_json(w: Words) -> dict[str, str]:
 def make_app(service: WebService):
     from starlette.applications import Starlette
     from starlette.requests import Request
-    from starlette.responses import FileResponse, HTMLResponse, JSONResponse, Response, StreamingResponse
+    from starlette.responses import FileResponse, HTMLResponse, Response, StreamingResponse
     from starlette.routing import Mount, Route
     from starlette.staticfiles import StaticFiles
 
@@ -602,9 +602,9 @@ def table_url(cfg: Config, table: str) -> str:
     """The address a table's QR code holds."""
     base = cfg.web.public_url.rstrip("/")
     if not base:
-        from restobox.staff import _lan_address
+        from restobox.service import lan_address
 
-        base = f"http://{_lan_address()}:{cfg.web.port}"
+        base = f"http://{lan_address()}:{cfg.web.port}"
     return f"{base}/t/{table}"
 
 
