@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import os
 import tomllib
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Literal
+from zoneinfo import ZoneInfo
 
 import msgspec
 
@@ -49,6 +51,16 @@ class StoreConfig(_Strict):
     """IANA time zone; business days and ticket times are in this zone."""
     business_day_start: Annotated[str, msgspec.Meta(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")] = "04:00"
     """Local time (HH:MM) at which order numbers start again from 1."""
+
+    def day_start(self) -> timedelta:
+        """``business_day_start`` as the time since local midnight."""
+        h, m = (int(x) for x in self.business_day_start.split(":"))
+        return timedelta(hours=h, minutes=m)
+
+    def business_date(self, when: datetime) -> str:
+        """The business day ``when`` belongs to: before the day start (e.g.
+        04:00) local time, it is the previous day's."""
+        return ((when.astimezone(ZoneInfo(self.timezone)) - self.day_start()).date()).isoformat()
 
 
 class MqttConfig(_Strict):

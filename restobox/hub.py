@@ -121,8 +121,6 @@ class Hub:
         self._stock_limited = False  # any StockLevel rows (skip the lookup per order when none)
         self.clock = clock
         self.tz = ZoneInfo(cfg.store.timezone)
-        h, m = (int(x) for x in cfg.store.business_day_start.split(":"))
-        self.day_start = timedelta(hours=h, minutes=m)
         self.bus = bus or bus_from_config(cfg, manual_ack=True)
         self.q: queue.Queue[tuple[str, Incoming]] = queue.Queue()
         self.state = "starting"
@@ -702,8 +700,7 @@ class Hub:
 
     def business_date(self, now: datetime) -> str:
         """Orders before the day start (e.g. 04:00) belong to the previous day."""
-        local = now.astimezone(self.tz) - self.day_start
-        return local.date().isoformat()
+        return self.cfg.store.business_date(now)
 
     def _reply_from_row(self, row: db.Order, duplicate: bool) -> OrderReply:
         return OrderReply(

@@ -51,7 +51,6 @@ import json
 import math
 import sqlite3
 import statistics
-from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 from pathlib import Path
@@ -215,9 +214,7 @@ def nearest_rank(values: list[float], pct: float) -> float | None:
 
 def business_day(cfg: Config, when: datetime) -> str:
     """The business date ``when`` falls in (as the hub numbers orders)."""
-    h, m = (int(x) for x in cfg.store.business_day_start.split(":"))
-    local = when.astimezone(ZoneInfo(cfg.store.timezone)) - timedelta(hours=h, minutes=m)
-    return local.date().isoformat()
+    return cfg.store.business_date(when)
 
 
 def parse_date(text: str) -> str:
@@ -268,8 +265,7 @@ def compute(cfg: Config, business_date: str, *, now: datetime | None = None) -> 
     """The figures of ``business_date`` from the databases ``cfg`` names."""
     tz = ZoneInfo(cfg.store.timezone)
     now = now or datetime.now(timezone.utc)
-    h, m = (int(x) for x in cfg.store.business_day_start.split(":"))
-    start = datetime.combine(date.fromisoformat(business_date), datetime.min.time(), tz) + timedelta(hours=h, minutes=m)
+    start = datetime.combine(date.fromisoformat(business_date), datetime.min.time(), tz) + cfg.store.day_start()
     end = start + timedelta(days=1)
     r = DayReport(business_date=business_date, start=start, end=end, made_at=now.astimezone(tz),
                   store_name=(cfg.store.name_zh, cfg.store.name_en))
