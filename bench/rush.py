@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import random
 import signal
@@ -53,7 +52,7 @@ import time
 import urllib.request
 import uuid
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -141,13 +140,14 @@ def kiosk_main(a) -> int:
 
     per_kiosk = 1.0 / a.kiosks
     next_resend = 0.0
+    phases = json.loads(a.phases)
     while not stop.is_set():
         now = time.time()
-        phase, t0, t1 = None, 0.0, 0.0
-        for name, start, end in json.loads(a.phases):
+        phase, t0 = None, 0.0
+        for name, start, end in phases:
             if start <= now < end:
-                phase, t0, t1 = name, start, end
-        # thinning: at most the peak rate, accepted with rate(t) / peak
+                phase, t0 = name, start
+        # every 50 ms an order with probability rate(t) x 50 ms (this kiosk's share)
         if phase is not None and bus.connected:
             if rng.random() < prof.rate(now - t0) * per_kiosk * 0.05:
                 o = random_order(menu, rng)
@@ -777,10 +777,10 @@ def _ro(path: Path) -> sqlite3.Connection:
 
 
 def _pct(xs: list[float], p: float) -> float | None:
-    if not xs:
-        return None
-    k = min(len(xs) - 1, max(0, math.ceil(p / 100 * len(xs)) - 1))
-    return round(xs[k], 1)
+    from restobox.report import nearest_rank
+
+    v = nearest_rank(xs, p)
+    return None if v is None else round(v, 1)
 
 
 def _peak_rate(times: list[float], window: float) -> float:
