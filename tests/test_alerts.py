@@ -9,7 +9,7 @@ from datetime import datetime, timezone
 from restobox import contract
 from restobox.alerts import StoreWatch
 from restobox.config import Config
-from restobox.contract import Alert, Health, Presence, PrinterStatus, Words, topics
+from restobox.contract import Alert, Health, Presence, PrinterStatus, topics
 
 T0 = 1_800_000_000.0
 

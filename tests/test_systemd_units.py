@@ -107,8 +107,7 @@ def test_the_screens_draw_on_the_display_without_a_desktop(name):
     """Kivy on SDL2 straight on KMS/DRM (no X): the first console is the
     screen's, and the user reaches the display, the touch screen and the
     serial devices through groups, not root."""
-    u = unit(UNITS / name)
-    s, un = u["Service"], u["Unit"]
+    s = unit(UNITS / name)["Service"]
     env = dict(kv.split("=", 1) for kv in values(UNITS / name, "Service", "Environment"))
     assert env["KIVY_WINDOW"] == "sdl2" and env["SDL_VIDEODRIVER"] == "kmsdrm"
     assert "DISPLAY" not in env and "WAYLAND_DISPLAY" not in env
