@@ -187,6 +187,23 @@ def _goes_quiet_while_locked(ns: NotifySocket, db_path, status: str, monitor, de
                      and msgspec.json.decode(m.payload)["state"] == "ready", timeout=20)
 
 
+def _screen_under_systemd(ns, screen, monitor, device: str, database, health_ready) -> dict:
+    """A screen process started under ``ns``: READY after its first frame,
+    watchdog pings, quiet while ``database`` takes no writes and again
+    after, STOPPING when it is stopped. Returns its health once
+    ``health_ready`` accepts it."""
+    screen.start()
+    ns.wait(lambda: any(t.startswith("READY=1") for t in ns.lines()), 20, "READY")
+    t = time.monotonic()
+    ns.wait(lambda: ns.pings(t) >= 3, 5, "watchdog pings")
+    h = monitor.wait_json(topics.health(device), health_ready, timeout=20)
+    _goes_quiet_while_locked(ns, database, f"{database.name} takes no writes", monitor, device)
+    screen.proc.terminate()
+    screen.proc.wait(15)
+    assert any("STOPPING=1" in x for x in ns.lines())
+    return h
+
+
 def test_a_kitchen_screen_is_ready_after_its_first_frame_and_pings_only_while_healthy(broker, monitor, tmp_path):
     """And its health (retained) says what it shows and how much room its disk has."""
     from tests.test_kds_station_ui import kds_config
@@ -196,17 +213,10 @@ def test_a_kitchen_screen_is_ready_after_its_first_frame_and_pings_only_while_he
     x = Xvfb()
     s = ScreenProcess(x, kds_config(tmp_path / "kds.toml", broker, tmp_path), tmp_path, env=systemd_env(ns))
     try:
-        s.start()
-        ns.wait(lambda: any(t.startswith("READY=1") for t in ns.lines()), 20, "READY")
-        t = time.monotonic()
-        ns.wait(lambda: ns.pings(t) >= 3, 5, "watchdog pings")
-        h = monitor.wait_json(topics.health("kds-wok-1"), lambda h: h["state"] == "ready", timeout=20)
+        h = _screen_under_systemd(ns, s, monitor, "kds-wok-1", tmp_path / "tickets.db",
+                                  lambda h: h["state"] == "ready")
         assert h["role"] == "kds" and h["counters"]["open"] == 0 and "unacknowledged" in h["counters"]
         assert h["details"]["disk_free_mb"] > 0 and 0 < h["details"]["disk_free_pct"] <= 100
-        _goes_quiet_while_locked(ns, tmp_path / "tickets.db", "tickets.db takes no writes", monitor, "kds-wok-1")
-        s.proc.terminate()
-        s.proc.wait(15)
-        assert any("STOPPING=1" in x for x in ns.lines())
     finally:
         s.stop()
         x.close()
@@ -222,16 +232,9 @@ def test_the_kiosk_is_ready_after_its_first_frame_and_pings_only_while_healthy(b
     x = Xvfb(800, 1280)
     k = KioskProcess(x, kiosk_config(tmp_path / "kiosk.toml", broker), tmp_path, "800x1280", env=systemd_env(ns))
     try:
-        k.start()
-        ns.wait(lambda: any(t.startswith("READY=1") for t in ns.lines()), 20, "READY")
-        t = time.monotonic()
-        ns.wait(lambda: ns.pings(t) >= 3, 5, "watchdog pings")
-        h = monitor.wait_json(topics.health("kiosk-1"), lambda h: "disk_free_pct" in h["details"], timeout=20)
+        h = _screen_under_systemd(ns, k, monitor, "kiosk-1", tmp_path / "kiosk.db",
+                                  lambda h: "disk_free_pct" in h["details"])
         assert h["details"]["disk_free_mb"] > 0
-        _goes_quiet_while_locked(ns, tmp_path / "kiosk.db", "kiosk.db takes no writes", monitor, "kiosk-1")
-        k.proc.terminate()
-        k.proc.wait(15)
-        assert any("STOPPING=1" in x for x in ns.lines())
     finally:
         k.stop()
         x.close()
