@@ -9,6 +9,7 @@ touched from one thread.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from typing import Callable
 
@@ -51,6 +52,14 @@ class StationController:
         self.sent: dict[str, int] = {}
         self.monitor = ScreenMonitor(cfg, self.bus, post=post, changed=changed, figures=self._figures,
                                      cache=self.cache_db)
+        # the cache is written on a thread of its own: a slow or locked SD
+        # card must not hold up the screen (the UI thread only takes the snapshot)
+        self._pending: tuple[bytes, float] | None = None
+        self._pending_lock = threading.Lock()
+        self._write_lock = threading.Lock()
+        self._save_wake = threading.Event()
+        self._saver_stop = threading.Event()
+        self._saver = threading.Thread(target=self._save_loop, name="kds-cache", daemon=True)
 
     # ------------------------------------------------------------- lifecycle
     def start(self) -> None:
@@ -62,10 +71,16 @@ class StationController:
         self.bus.start()
         self.bus.announce()
         self.monitor.start()
+        self._saver.start()
 
     def stop(self) -> None:
         self.monitor.stop()
         self.save()
+        self._saver_stop.set()
+        self._save_wake.set()
+        if self._saver.is_alive():
+            self._saver.join(10)
+        self._flush()  # whatever the cache thread did not get to
         self.bus.stop()
 
     def health_check(self) -> tuple[bool, str]:
@@ -82,11 +97,29 @@ class StationController:
         return counters, details
 
     def save(self) -> None:
+        """Take the screen's snapshot (UI thread); the cache thread writes it."""
         self._dirty = False
-        try:
-            db.cache_put(self.cache_key, self.vm.snapshot(), self.clock())
-        except Exception:
-            log.exception("could not save the ticket cache")
+        with self._pending_lock:
+            self._pending = (self.vm.snapshot(), self.clock())
+        self._save_wake.set()
+
+    def _flush(self) -> None:
+        """Write the latest snapshot not yet written (one write at a time)."""
+        with self._pending_lock:
+            job, self._pending = self._pending, None
+        if job is None:
+            return
+        with self._write_lock:
+            try:
+                db.cache_put(self.cache_key, *job)
+            except Exception:
+                log.exception("could not save the ticket cache")
+
+    def _save_loop(self) -> None:
+        while not self._saver_stop.is_set():
+            self._save_wake.wait()
+            self._save_wake.clear()
+            self._flush()
 
     def save_soon(self) -> None:
         """Mark the cache stale; the app saves it every few seconds, so a
