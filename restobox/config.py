@@ -21,7 +21,7 @@ import msgspec
 
 DEFAULT_PATH = Path("/etc/restobox/restobox.toml")
 
-DeviceId = Annotated[str, msgspec.Meta(pattern=r"^[a-z0-9][a-z0-9-]{0,31}$")]
+DeviceId = Annotated[str, msgspec.Meta(pattern=r"\A[a-z0-9][a-z0-9-]{0,31}\Z")]  # whole string
 Seconds = Annotated[float, msgspec.Meta(gt=0, le=86_400)]
 
 
@@ -49,7 +49,7 @@ class StoreConfig(_Strict):
     """Printed on receipts."""
     timezone: str = "Asia/Shanghai"
     """IANA time zone; business days and ticket times are in this zone."""
-    business_day_start: Annotated[str, msgspec.Meta(pattern=r"^([01]\d|2[0-3]):[0-5]\d$")] = "04:00"
+    business_day_start: Annotated[str, msgspec.Meta(pattern=r"\A([01]\d|2[0-3]):[0-5]\d\Z")] = "04:00"
     """Local time (HH:MM) at which order numbers start again from 1."""
 
     def day_start(self) -> timedelta:
@@ -353,7 +353,7 @@ class SyncConfig(_Strict):
         return None
 
 
-TableId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9-]{1,8}$")]
+TableId = Annotated[str, msgspec.Meta(pattern=r"\A[A-Za-z0-9-]{1,8}\Z")]
 
 
 class WebConfig(_Strict):

@@ -20,13 +20,17 @@ from restobox.menu import Menu
 VERSION = 1
 ROOT = "restobox/v1"
 
+# Patterns match the whole string: \A and \Z, because msgspec searches
+# (re.search) and "$" also matches before a final newline, which let
+# "<uuid>\n" pass as an order id beside "<uuid>".
 # Device and station ids travel inside topics: no "/", "+", "#", no spaces.
-DEVICE_PATTERN = r"^[a-z0-9][a-z0-9-]{0,31}$"
+DEVICE_PATTERN = r"\A[a-z0-9][a-z0-9-]{0,31}\Z"
 DeviceId = Annotated[str, msgspec.Meta(pattern=DEVICE_PATTERN)]
 StationId = Annotated[str, msgspec.Meta(pattern=DEVICE_PATTERN)]
 # The order id is a client-made UUID (any version), lower-case canonical form.
-UUID_PATTERN = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+UUID_PATTERN = r"\A[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z"
 OrderId = Annotated[str, msgspec.Meta(pattern=UUID_PATTERN)]
+TABLE_PATTERN = r"\A[A-Za-z0-9-]{1,8}\Z"
 Text = Annotated[str, msgspec.Meta(max_length=200)]
 Timestamp = Annotated[str, msgspec.Meta(max_length=40)]  # ISO 8601, informational
 
@@ -228,7 +232,7 @@ class OrderSubmit(Message, kw_only=True):
     channel: Channel
     service: Service
     lines: Annotated[tuple[SubmitLine, ...], msgspec.Meta(max_length=1000)]
-    table: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9-]{1,8}$")] | None = None
+    table: Annotated[str, msgspec.Meta(pattern=TABLE_PATTERN)] | None = None
     lang: Lang = "zh"
     placed_at: Timestamp = ""
     expected_total: int | None = None
@@ -721,6 +725,10 @@ REASONS: dict[str, Words] = {
         "Those points cannot be used on this order (more than it may be paid with, or fewer than the least a "
         "redemption uses).",
     ),
+    "too_deep": Words("消息嵌套层数太多。", "The message is nested more deeply than any message may be."),
+    "too_many_items": Words("消息里的列表太长。", "A list in the message has more elements than any message may have."),
+    "string_too_long": Words("消息里的文字太长。", "A text in the message is longer than any field may be."),
+    "number_out_of_range": Words("消息里的数字超出范围。", "A number in the message is larger than any field may hold."),
     "storage_unavailable": Words("暂时无法保存订单，请重试。", "The order could not be saved; please try again."),
     "internal_error": Words("系统出错，请重试。", "Something went wrong in the hub; please try again."),
 }
@@ -757,6 +765,84 @@ class _Envelope(msgspec.Struct):
 _envelope_decoder = msgspec.json.Decoder(_Envelope)
 _decoders: dict[type, msgspec.json.Decoder] = {}
 
+# The shape every payload must have before it is decoded (docs/protocol.md
+# §5). No Restobox message nests deeper than 8 or has a text longer than a
+# few hundred characters; the limits leave room and stop what would make a
+# decoder recurse, allocate or convert without bound: msgspec raises
+# RecursionError (not a DecodeError) at a depth of ~1000, and turns a
+# 400-digit number into a Python int that SQLite cannot store.
+MAX_DEPTH = 16
+MAX_ITEMS = 10_000  # elements of one array, members of one object
+MAX_STRING_BYTES = 8 * 1024  # one string as written, escapes included
+MAX_INT = 2**53 - 1  # the integers every JSON reader holds exactly
+MAX_FLOAT = 1e15
+MAX_NUMBER_CHARS = 32
+
+_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+_NUMBER = re.compile(rb"-?[0-9][0-9.eE+-]*")
+_STRUCTURE = re.compile(rb"[\[\]{},]")
+
+
+def check_shape(payload: bytes, max_bytes: int = MAX_PAYLOAD_BYTES) -> None:
+    """Refuse a payload that is too large, not UTF-8, nested too deeply, has
+    too many elements in one array or object, a string too long or a number
+    out of range, before anything decodes it. Raises :class:`Rejection`.
+
+    Cheap for every real message: a few C-speed passes; the element-by-
+    element walk only runs when a count says a limit may be passed."""
+    n = len(payload)
+    if n > max_bytes:
+        raise Rejection("payload_too_large", f"{n} bytes, limit {max_bytes}")
+    try:
+        payload.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise Rejection("bad_json", f"not UTF-8: {exc.reason} at byte {exc.start}") from None
+    if n > MAX_STRING_BYTES:  # else no string can be too long
+        longest = max(map(len, _STRING.findall(payload)), default=2) - 2
+        if longest > MAX_STRING_BYTES:
+            raise Rejection("string_too_long", f"a string of {longest} bytes, limit {MAX_STRING_BYTES}")
+    bare = _STRING.sub(b'""', payload)
+    if b'"' in bare.replace(b'""', b""):
+        raise Rejection("bad_json", "a string is not closed")
+    for tok in _NUMBER.findall(bare):
+        # up to 15 digits is below MAX_INT: only the rest needs a look
+        if len(tok) > 15 or not tok.lstrip(b"-").isdigit():
+            _check_number(tok)
+    opens = bare.count(b"[") + bare.count(b"{")
+    if opens > MAX_DEPTH or bare.count(b",") >= MAX_ITEMS:
+        _check_structure(bare)
+
+
+def _check_number(tok: bytes) -> None:
+    if len(tok) > MAX_NUMBER_CHARS:
+        raise Rejection("number_out_of_range", f"a number of {len(tok)} characters")
+    try:
+        if b"." in tok or b"e" in tok or b"E" in tok:
+            x = float(tok)
+            ok = -MAX_FLOAT <= x <= MAX_FLOAT  # False for inf and nan
+        else:
+            ok = -MAX_INT <= int(tok) <= MAX_INT
+    except ValueError:  # not a JSON number at all: the decoder says bad_json
+        return
+    if not ok:
+        raise Rejection("number_out_of_range", f"{tok.decode()} is beyond ±{MAX_INT:,} (integers) or ±{MAX_FLOAT:g}")
+
+
+def _check_structure(bare: bytes) -> None:
+    counts = [0]  # elements so far (commas) in each open container
+    for m in _STRUCTURE.finditer(bare):
+        c = m.group()
+        if c == b",":
+            counts[-1] += 1
+            if counts[-1] >= MAX_ITEMS:
+                raise Rejection("too_many_items", f"more than {MAX_ITEMS} elements in one array or object")
+        elif c in b"[{":
+            counts.append(0)
+            if len(counts) - 1 > MAX_DEPTH:
+                raise Rejection("too_deep", f"nested deeper than {MAX_DEPTH}")
+        elif len(counts) > 1:
+            counts.pop()
+
 
 def encode(msg: msgspec.Struct) -> bytes:
     return _encoder.encode(msg)
@@ -765,10 +851,10 @@ def encode(msg: msgspec.Struct) -> bytes:
 def decode(payload: bytes, type_: type[_T], *, max_bytes: int = MAX_PAYLOAD_BYTES) -> _T:
     """Decode ``payload`` into ``type_`` or raise :class:`Rejection`.
 
-    Reason codes: payload_too_large, bad_json, unsupported_version, bad_schema.
+    Reason codes: those of :func:`check_shape`, then bad_json,
+    unsupported_version, bad_schema. Never anything but a Rejection.
     """
-    if len(payload) > max_bytes:
-        raise Rejection("payload_too_large", f"{len(payload)} bytes, limit {max_bytes}")
+    check_shape(payload, max_bytes)
     try:
         env = _envelope_decoder.decode(payload)
     except msgspec.ValidationError as exc:
@@ -785,5 +871,24 @@ def decode(payload: bytes, type_: type[_T], *, max_bytes: int = MAX_PAYLOAD_BYTE
         dec = _decoders[type_] = msgspec.json.Decoder(type_)
     try:
         return dec.decode(payload)
-    except msgspec.DecodeError as exc:  # ValidationError is a DecodeError
+    except msgspec.ValidationError as exc:
         raise Rejection("bad_schema", str(exc)) from None
+    except msgspec.DecodeError as exc:  # e.g. a bad escape inside a string
+        raise Rejection("bad_json", str(exc)) from None
+
+
+_probe = msgspec.json.Decoder(dict[str, msgspec.Raw])
+
+
+def peek(payload: bytes, name: str, max_len: int = 64) -> str:
+    """Best effort, for answering a message that did not decode: the string
+    field ``name`` of its top-level object (an order, command or query id),
+    or "". Safe on any payload: it only looks at one that passed
+    :func:`check_shape` (max_bytes: the 4 MiB of the largest message)."""
+    try:
+        check_shape(payload, 4 * 1024 * 1024)
+        raw = _probe.decode(payload).get(name)
+        v = msgspec.json.decode(raw) if raw is not None else None
+    except (Rejection, msgspec.DecodeError):
+        return ""
+    return v if isinstance(v, str) and len(v) <= max_len else ""

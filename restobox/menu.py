@@ -15,7 +15,7 @@ from typing import Annotated
 
 import msgspec
 
-ID_PATTERN = r"^[a-z0-9][a-z0-9-]{0,47}$"
+ID_PATTERN = r"\A[a-z0-9][a-z0-9-]{0,47}\Z"  # whole string: see contract.UUID_PATTERN
 Id = Annotated[str, msgspec.Meta(pattern=ID_PATTERN)]
 Fen = Annotated[int, msgspec.Meta(ge=0, le=10_000_000)]
 Delta = Annotated[int, msgspec.Meta(ge=-1_000_000, le=1_000_000)]
@@ -104,7 +104,7 @@ class Item(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 
 class Menu(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     version: str
-    currency: Annotated[str, msgspec.Meta(pattern=r"^[A-Z]{3}$")]
+    currency: Annotated[str, msgspec.Meta(pattern=r"\A[A-Z]{3}\Z")]
     # Tax rate in basis points (600 = 6 %). Chinese menu prices include VAT.
     tax_rate_bp: Annotated[int, msgspec.Meta(ge=0, le=5000)]
     tax_inclusive: bool

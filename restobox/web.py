@@ -100,7 +100,7 @@ class WebOrder(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     pay at the counter) is this service's to fill in, not the browser's."""
 
     order_id: contract.OrderId
-    table: Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9-]{1,8}$")]
+    table: Annotated[str, msgspec.Meta(pattern=contract.TABLE_PATTERN)]
     lang: contract.Lang = "zh"
     lines: Annotated[tuple[SubmitLine, ...], msgspec.Meta(min_length=1, max_length=100)]
     expected_total: Annotated[int, msgspec.Meta(ge=0, le=100_000_000)] | None = None

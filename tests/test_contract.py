@@ -421,3 +421,96 @@ def test_a_rejection_carries_code_detail_extras_and_words():
 def test_a_rejection_with_an_unknown_reason_code_raises_key_error():
     with pytest.raises(KeyError, match="no_such_reason"):
         Rejection("no_such_reason")
+
+
+# ------------------------------------------------------ limits before decoding
+def _order_body(**changes) -> dict:
+    body = {"v": 1, "order_id": ORDER_ID, "channel": "kiosk", "service": "takeaway",
+            "lines": [{"item_id": "mapo-tofu", "qty": 1}]}
+    body.update(changes)
+    return body
+
+
+@pytest.mark.parametrize(("name", "payload", "reason"), [
+    ("brackets 1000 deep (the poison case)", b"[" * 1000 + b"]" * 1000, "too_deep"),
+    ("an object 10,000 deep inside a field", b'{"v":1,"x":' + b'{"a":' * 10_000 + b"1" + b"}" * 10_001,
+     "too_deep"),
+    ("17 levels", json.dumps(_order_body(note=[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]])).encode(), "too_deep"),
+    ("an array of 20,000 numbers", json.dumps(_order_body(lines=[1] * 20_000)).encode(), "too_many_items"),
+    ("a note of 9,000 characters", json.dumps(_order_body(note="x" * 9000)).encode(), "string_too_long"),
+    ("a 400-digit quantity", b'{"v":1,"qty":1' + b"0" * 400 + b"}", "number_out_of_range"),
+    ("a quantity beyond 2**53", json.dumps(_order_body(expected_total=2**53)).encode(), "number_out_of_range"),
+    ("a float beyond 1e15", b'{"v":1,"expected_total":1e300}', "number_out_of_range"),
+    ("an exponent that overflows", b'{"v":1,"expected_total":1e400}', "number_out_of_range"),
+    ("invalid UTF-8 inside a string", b'{"v":1,"note":"\xff\xfe"}', "bad_json"),
+    ("invalid UTF-8 inside an unknown field", b'{"v":1,"zz":"\xc3\x28","order_id":"x"}', "bad_json"),
+    ("a string never closed", b'{"v":1,"note":"abc', "bad_json"),
+])
+def test_a_payload_beyond_the_limits_is_refused_before_decoding_with_its_reason(name, payload, reason):
+    r = _reject(payload, OrderSubmit)
+    assert r.reason == reason, r
+    assert r.words.en and r.words.zh
+
+
+def test_the_limits_leave_every_real_message_alone():
+    # deepest real messages: a kitchen print job, a report; the largest: the menu
+    from restobox.data import load_sample_menu
+
+    menu = contract.MenuMessage(menu=load_sample_menu(), at="2026-11-01T12:00:00+08:00")
+    assert contract.decode(contract.encode(menu), contract.MenuMessage, max_bytes=4 << 20) == menu
+    for msg in MESSAGES:
+        assert contract.decode(contract.encode(msg), type(msg), max_bytes=4 << 20) == msg
+    body = _order_body(expected_total=2**53 - 1, lines=[{"item_id": "a", "qty": 1}] * 1000)
+    assert contract.decode(json.dumps(body).encode(), OrderSubmit).expected_total == 2**53 - 1
+    # each limit itself is allowed
+    contract.check_shape(json.dumps({"a": "x" * 8192, "b": [1] * 9999, "c": -(2**53 - 1), "d": 1e15}).encode())
+    contract.check_shape(b"[" * 16 + b"]" * 16)
+
+
+def test_brackets_and_digits_inside_strings_are_text_not_structure():
+    note = "[" * 100 + "{" * 100 + "9" * 40 + "\\\"" + "," * 20_000
+    body = _order_body(note=note[:200])
+    assert contract.decode(json.dumps(body).encode(), OrderSubmit).note == note[:200]
+
+
+def test_peek_reads_an_id_from_a_message_that_failed_and_nothing_from_a_poison_one():
+    assert contract.peek(json.dumps(_order_body(lines="bad")).encode(), "order_id") == ORDER_ID
+    assert contract.peek(b"[" * 1000 + b"]" * 1000, "order_id") == ""
+    assert contract.peek(b'{"order_id":' + b"[" * 5000 + b"]" * 5000 + b"}", "order_id") == ""
+    assert contract.peek(b'{"order_id": 5}', "order_id") == ""
+    assert contract.peek(b"\xff", "order_id") == ""
+
+
+@pytest.mark.parametrize("field", ["order_id", "table"])
+def test_an_id_with_a_trailing_newline_is_refused(field):
+    body = _order_body(service="dine_in", table="12")
+    body[field] = body[field] + "\n"
+    r = _reject(json.dumps(body).encode(), OrderSubmit)
+    assert r.reason == "bad_schema" and f"$.{field}" in r.detail
+
+
+@pytest.mark.parametrize(("type_", "body", "field"), [
+    (StationEvent, {"event_id": EVENT_ID, "kind": "bump", "order_id": ORDER_ID, "device": "kds-1"}, "event_id"),
+    (StationEvent, {"event_id": EVENT_ID, "kind": "bump", "order_id": ORDER_ID, "device": "kds-1"}, "device"),
+    (contract.LoyaltyQuery, {"query_id": ORDER_ID, "phone": "13812345678"}, "query_id"),
+    (contract.StaffCommand, {"command_id": ORDER_ID, "kind": "void", "order_id": ORDER_ID}, "command_id"),
+    (contract.StaffCommand, {"command_id": ORDER_ID, "kind": "void", "order_id": ORDER_ID}, "order_id"),
+])
+def test_every_identifier_must_match_as_a_whole_string(type_, body, field):
+    body = {"v": 1, **body}
+    body[field] += "\n"
+    r = _reject(json.dumps(body).encode(), type_)
+    assert r.reason == "bad_schema" and f"$.{field}" in r.detail
+
+
+def test_menu_ids_and_config_ids_match_as_whole_strings():
+    from restobox import config
+    from restobox.data import load_sample_menu
+    from restobox.menu import Menu
+
+    d = json.loads(load_sample_menu().to_json())
+    d["items"][0]["id"] += "\n"
+    with pytest.raises(Exception, match=r"\$\.items\[0\]\.id"):
+        Menu.from_json(json.dumps(d).encode())
+    with pytest.raises(config.ConfigError):
+        config.parse('[device]\nid = "hub\\n"\nrole = "hub"\n')
