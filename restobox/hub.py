@@ -69,6 +69,19 @@ def iso(dt: datetime) -> str:
     return dt.isoformat(timespec="milliseconds")
 
 
+#: What the hub reads: message kind -> topic filter (docs/protocol.md §2).
+SUBSCRIPTIONS: dict[str, str] = {
+    "submit": topics.ORDER_SUBMIT_ALL,
+    "station": topics.STATION_EVENT_ALL,
+    "staff": topics.STAFF_COMMAND_ALL,
+    "print_state": topics.PRINT_JOB_STATE,
+    "sync": topics.STATION_SYNC_ALL,
+    "menu": topics.CLOUD_MENU,
+    "stock": topics.CLOUD_STOCK,
+    "loyalty": topics.LOYALTY_QUERY_ALL,
+}
+
+
 @dataclass
 class _Out:
     topic: str
@@ -144,14 +157,8 @@ class Hub:
         self._db = db.open_store_db(self.cfg.hub.database)
         self._load()
         self.bus.on_connection_change = self._on_link
-        self.bus.subscribe(topics.ORDER_SUBMIT_ALL, lambda m: self.q.put(("submit", m)))
-        self.bus.subscribe(topics.STATION_EVENT_ALL, lambda m: self.q.put(("station", m)))
-        self.bus.subscribe(topics.STAFF_COMMAND_ALL, lambda m: self.q.put(("staff", m)))
-        self.bus.subscribe(topics.PRINT_JOB_STATE, lambda m: self.q.put(("print_state", m)))
-        self.bus.subscribe(topics.STATION_SYNC_ALL, lambda m: self.q.put(("sync", m)))
-        self.bus.subscribe(topics.CLOUD_MENU, lambda m: self.q.put(("menu", m)))
-        self.bus.subscribe(topics.CLOUD_STOCK, lambda m: self.q.put(("stock", m)))
-        self.bus.subscribe(topics.LOYALTY_QUERY_ALL, lambda m: self.q.put(("loyalty", m)))
+        for kind, topic_filter in SUBSCRIPTIONS.items():
+            self.bus.subscribe(topic_filter, lambda m, kind=kind: self.q.put((kind, m)))
         self.bus.start()
         self._worker = threading.Thread(target=self._run, name="hub-worker", daemon=True)
         self._worker.start()
@@ -1208,9 +1215,4 @@ def _order_id_of(payload: bytes) -> str:
 
 def _field_of(payload: bytes, name: str) -> str:
     """Best effort: the id in a message that failed to decode, for the reply."""
-    try:
-        obj = msgspec.json.decode(payload[: 64 * 1024])
-    except msgspec.DecodeError:
-        return ""
-    v = obj.get(name) if isinstance(obj, dict) else None
-    return v if isinstance(v, str) and len(v) <= 64 else ""
+    return contract.peek(payload, name)
