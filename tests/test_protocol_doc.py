@@ -17,7 +17,18 @@ step runs in its own process group, killed at the end.
 
 The other tests check the reference parts against the code: every topic of
 ``contract.topics``, every reason code with its sentences, and every role
-template's ACL lines are in the doc's tables.
+template's ACL lines are in the doc's tables; every field of every message
+type is in its table, with "required" or its default as the decoder has it
+(``v`` is required everywhere); every made or captured example has every
+field of its type, nested ones included; §2 lists exactly the hub's
+``SUBSCRIPTIONS``; §3.11 lists exactly the counters the hub's code writes;
+§5 says of each kind of bad payload the code ``contract.decode`` gives it,
+and its limits are ``contract``'s MAX_* values, refused just past them with
+the code the table names; the identifier patterns shown are the code's. One
+test runs a real hub to prove what the doc promises of it: every request is
+answered once on its device's reply topic, even one that did not decode,
+every refusal on every topic is announced and counted, and a menu in another
+currency is refused.
 """
 
 from __future__ import annotations
@@ -32,6 +43,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import msgspec
 import pytest
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
@@ -137,10 +149,16 @@ def test_topic_table_lists_every_topic_of_the_contract():
     assert documented == contract_topics()
 
 
+def reason_rows() -> list[list[str]]:
+    """The rows of §5's reason table (its subsections have tables of their own)."""
+    section = doc_section(DOC.read_text(encoding="utf-8"), "Reason codes")
+    return table_rows(re.split(r"^### ", section, flags=re.M)[0])
+
+
 def test_reason_table_has_every_code_with_its_sentences():
     from restobox.contract import REASONS
 
-    rows = table_rows(doc_section(DOC.read_text(encoding="utf-8"), "Reason codes"))
+    rows = reason_rows()
     assert rows[0][:3] == ["Code", "English", "中文"]
     table = {}
     for row in rows[1:]:
@@ -175,6 +193,423 @@ def test_acl_tables_match_the_role_templates():
     base = (REPO / "broker_config" / "acl.base").read_text()
     for pattern in re.findall(r"^pattern (\w+) (\S+)$", base, re.M):
         assert f"| {pattern[0]} | `{pattern[1].replace('%u', '<device>')}` |" in section, pattern
+
+
+# ------------------------------------------ messages: examples and field tables
+
+
+def doc_subsection(text: str, number: str) -> str:
+    """The body of ``### <number> ...`` up to the next ``###`` or ``##``."""
+    m = re.search(rf"^### {re.escape(number)} .*$", text, re.M)
+    assert m, f"docs/protocol.md has no section {number}"
+    rest = text[m.end():]
+    nxt = re.search(r"^###? ", rest, re.M)
+    return rest[: nxt.start()] if nxt else rest
+
+
+def message_types() -> dict[str, tuple[type, ...]]:
+    """Which message types each subsection of "3. Messages" shows."""
+    from restobox import contract as c
+
+    return {
+        "3.1": (c.OrderSubmit,), "3.2": (c.OrderReply,), "3.3": (c.StationTicket,),
+        "3.4": (c.StationEvent,), "3.5": (c.OrderUpdate,), "3.6": (c.StaffCommand, c.StaffReply),
+        "3.7": (c.Board,), "3.8": (c.SoldOut, c.StockLevels), "3.9": (c.MenuMessage,),
+        "3.10": (c.Presence,), "3.11": (c.Health,), "3.12": (c.RejectNotice,),
+        "3.13": (c.PrintJob, c.PrintJobState, c.PrinterStatus), "3.14": (c.Alert,),
+        "3.15": (c.SyncRequest,), "3.16": (c.LoyaltyQuery, c.LoyaltyBalance),
+    }
+
+
+def json_examples(section: str) -> list[tuple[str, str]]:
+    """(the paragraph just before it, the JSON) for every ```json block; the
+    paragraph is "" when the block follows another block directly."""
+    out = []
+    last_end = 0
+    for m in re.finditer(r"^```json\n(.*?)^```\s*$", section, re.M | re.S):
+        before = section[last_end: m.start()].strip()
+        out.append((before.split("\n\n")[-1] if before else "", m.group(1).strip()))
+        last_end = m.end()
+    return out
+
+
+def typed_payloads(text: str) -> set[str]:
+    """Every payload a person types in the walkthrough (``-m '...'``)."""
+    return {p for b in walkthrough_blocks(text) for p in re.findall(r"-m '([^']*)'", b.script)}
+
+
+def missing_fields(obj, raw, path: str) -> list[str]:
+    """Fields of every struct in ``obj`` (decoded from ``raw``) that ``raw``
+    leaves out, nested structs included."""
+    if isinstance(obj, msgspec.Struct):
+        out = []
+        for f in msgspec.structs.fields(type(obj)):
+            if f.encode_name not in raw:
+                out.append(f"{path}.{f.encode_name}")
+            else:
+                out += missing_fields(getattr(obj, f.name), raw[f.encode_name], f"{path}.{f.encode_name}")
+        return out
+    if isinstance(obj, (tuple, list)):
+        return [x for i, (o, r) in enumerate(zip(obj, raw)) for x in missing_fields(o, r, f"{path}[{i}]")]
+    return []
+
+
+def test_every_example_has_every_field_of_its_type():
+    """The hub (and contract.encode) always writes every field, defaults
+    included, so a made or captured example shows them all. Only what a
+    person types in the walkthrough ("as typed") may leave fields out."""
+    text = DOC.read_text(encoding="utf-8")
+    typed = typed_payloads(text)
+    sections = re.findall(r"^### (3\.\d+) ", text, re.M)
+    assert sections and set(sections) == set(message_types()), f"say which types §§{sections} show"
+    problems = []
+    for number, types in message_types().items():
+        for intro, example in json_examples(doc_subsection(text, number)):
+            raw = json.loads(example)
+            fits = []
+            for t in types:
+                try:
+                    fits.append((t, msgspec.json.decode(example.encode(), type=t)))
+                except msgspec.ValidationError:
+                    pass
+            if len(fits) != 1:
+                problems.append(f"§{number}: an example is not exactly one of {[t.__name__ for t in types]}:"
+                                f" {example[:120]}")
+                continue
+            t, obj = fits[0]
+            if "as typed" in intro:
+                if example not in typed:
+                    problems.append(f"§{number}: an example said to be typed is not in the walkthrough")
+                continue
+            gaps = missing_fields(obj, raw, t.__name__)
+            if gaps:
+                problems.append(f"§{number}: the {t.__name__} example lacks {', '.join(gaps)}")
+    assert not problems, "\n".join(problems)
+
+
+def field_tables() -> dict[type, tuple[str, str | None]]:
+    """Each documented struct: (subsection, a marker in it after which its
+    table is the first one; None: the subsection's first table)."""
+    from restobox import contract as c
+
+    return {
+        c.OrderSubmit: ("3.1", None), c.LoyaltyClaim: ("3.1", "#### LoyaltyClaim"),
+        c.SubmitLine: ("3.1", "#### SubmitLine"), c.SubmitPayment: ("3.1", "#### SubmitPayment"),
+        c.OrderReply: ("3.2", None), c.LoyaltyResult: ("3.2", "#### LoyaltyResult"),
+        c.PricedLine: ("3.2", "#### PricedLine"), c.PricedModifier: ("3.2", "#### PricedModifier"),
+        c.StationTicket: ("3.3", None), c.TicketItem: ("3.3", "#### TicketItem"),
+        c.StationEvent: ("3.4", None),
+        c.OrderUpdate: ("3.5", None), c.StationStatus: ("3.5", "#### StationStatus"),
+        c.StaffCommand: ("3.6", None), c.StaffReply: ("3.6", "`StaffReply`:"),
+        c.Board: ("3.7", None), c.SoldOut: ("3.8", None), c.StockLevels: ("3.8", "`StockLevels`:"),
+        c.MenuMessage: ("3.9", None), c.Presence: ("3.10", None), c.Health: ("3.11", None),
+        c.RejectNotice: ("3.12", None),
+        c.PrintJob: ("3.13", "`restobox/v1/print/job` —"),
+        c.PrintJobState: ("3.13", "`restobox/v1/print/state` —"),
+        c.PrinterStatus: ("3.13", "`restobox/v1/print/printer/<printer>` —"),
+        c.Alert: ("3.14", None), c.SyncRequest: ("3.15", None),
+        c.LoyaltyQuery: ("3.16", "LoyaltyQuery:"), c.LoyaltyBalance: ("3.16", "LoyaltyBalance:"),
+    }
+
+
+def field_table(text: str, number: str, marker: str | None) -> list[list[str]]:
+    section = doc_subsection(text, number)
+    if marker is not None:
+        at = section.find(marker)
+        assert at >= 0, f"§{number} has no {marker!r}"
+        section = section[at + len(marker):]
+    m = re.search(r"^\| Field \|.*?(?=^[^|]|\Z)", section, re.M | re.S)
+    assert m, f"§{number}: no field table after {marker!r}"
+    return table_rows(m.group(0))
+
+
+def table_fields(rows: list[list[str]]) -> dict[str, list[str]]:
+    """field name -> its row (a row may name several: `name_zh`, `name_en`)."""
+    return {name: row for row in rows[1:] for name in re.findall(r"`([^`]+)`", row[0])}
+
+
+def test_every_field_of_every_documented_struct_is_in_its_table():
+    text = DOC.read_text(encoding="utf-8")
+    problems = []
+    for t, (number, marker) in field_tables().items():
+        documented = set(table_fields(field_table(text, number, marker)))
+        code = {f.encode_name for f in msgspec.structs.fields(t)}
+        if code - documented:
+            problems.append(f"§{number} {t.__name__}: no row for {sorted(code - documented)}")
+        if documented - code:
+            problems.append(f"§{number} {t.__name__}: rows for fields it does not have: {sorted(documented - code)}")
+    assert not problems, "\n".join(problems)
+
+
+def _as_json(value):
+    return json.loads(msgspec.json.encode(value))
+
+
+def test_default_column_says_what_the_decoder_does():
+    """A field is "required" exactly when the decoder refuses a message
+    without it; otherwise the column shows the default it takes. ``v`` is
+    required everywhere: a message without it is refused (bad_schema)."""
+    from restobox import contract
+
+    assert_rejected(b'{"order_id":"c0888368-c195-4c89-a71d-027a37dc0658"}', contract.OrderSubmit, "bad_schema")
+    text = DOC.read_text(encoding="utf-8")
+    problems = []
+    checked = 0
+    for t, (number, marker) in field_tables().items():
+        rows = field_table(text, number, marker)
+        header = rows[0]
+        if "Default" not in header:
+            continue
+        col = header.index("Default")
+        fields = {f.encode_name: f for f in msgspec.structs.fields(t)}
+        for name, row in table_fields(rows).items():
+            f = fields.get(name)
+            if f is None:
+                continue
+            cell = row[col]
+            checked += 1
+            if name == "v" or f.required:
+                if cell != "required":
+                    problems.append(f"§{number} {t.__name__}.{name}: required, the table says {cell!r}")
+                continue
+            if cell == "required":
+                problems.append(f"§{number} {t.__name__}.{name}: may be left out, the table says required")
+                continue
+            default = f.default if f.default is not msgspec.NODEFAULT else f.default_factory()
+            try:
+                shown = json.loads(cell.strip("`"))
+            except ValueError:
+                continue  # described, not a JSON value ({"method":"counter",...})
+            if shown != _as_json(default):
+                problems.append(f"§{number} {t.__name__}.{name}: default {_as_json(default)!r}, table says {cell}")
+    assert checked > 30
+    # every table of the doc: a row for v gives no default
+    for table in re.findall(r"(?:^\|.*\n)+", text, re.M):
+        rows = table_rows(table)
+        if "Default" in rows[0]:
+            col = rows[0].index("Default")
+            for row in rows[1:]:
+                if row[0] == "`v`" and row[col] != "required":
+                    problems.append(f"a table gives v the default {row[col]!r}: a message without v is refused")
+    assert not problems, "\n".join(problems)
+
+
+# ----------------------------------------------------- topics and counters
+
+
+def hub_sources() -> list[Path]:
+    """The hub's code: restobox/hub.py, or the package restobox/hub/."""
+    files = sorted((REPO / "restobox").glob("hub.py")) + sorted((REPO / "restobox" / "hub").glob("*.py"))
+    assert files, "no hub source"
+    return files
+
+
+def hub_subscriptions() -> dict[str, str]:
+    import importlib
+
+    mod = importlib.import_module("restobox.hub")
+    subs = getattr(mod, "SUBSCRIPTIONS", None)
+    if subs is None:  # the package: whichever module defines it
+        for f in hub_sources():
+            if f.parent.name == "hub" and f.stem != "__init__":
+                subs = getattr(importlib.import_module(f"restobox.hub.{f.stem}"), "SUBSCRIPTIONS", None)
+                if subs is not None:
+                    break
+    assert subs, "restobox.hub has no SUBSCRIPTIONS"
+    return subs
+
+
+def test_the_hubs_subscriptions_are_listed():
+    section = doc_section(DOC.read_text(encoding="utf-8"), "Topics")
+    m = re.search(r"The hub subscribes\s+to\s(.*?)\.\s*$", section, re.M | re.S)
+    assert m, "§2 does not say what the hub subscribes to"
+    listed = re.findall(r"`([^`]+)`", m.group(1))
+    assert len(listed) == len(set(listed)), listed
+    assert set(listed) == set(hub_subscriptions().values())
+
+
+COUNTER_WRITE = re.compile(r"""counters\[\s*(f?)(["'])(.+?)\2\s*\]""")
+COUNTER_UPDATE = re.compile(r"""counters\.update\(\s*\{(.*?)\}\s*\)""", re.S)
+NOT_PUBLISHED = re.compile(r"""\bk\s*!=\s*["']([\w.]+)["']""")  # counters left out of the health
+
+
+def _placeholder(expr: re.Match) -> str:
+    # {r.reason} -> <reason>, {ev.kind} -> <kind>
+    return "<" + re.findall(r"\w+", expr.group(1))[-1] + ">"
+
+
+def hub_counter_names() -> set[str]:
+    names, hidden = set(), set()
+    for f in hub_sources():
+        src = f.read_text(encoding="utf-8")
+        for fmt, _, name in COUNTER_WRITE.findall(src):
+            names.add(re.sub(r"\{([^{}]+)\}", _placeholder, name) if fmt else name)
+        for body in COUNTER_UPDATE.findall(src):
+            names.update(re.findall(r"""["']([\w.]+)["']\s*:""", body))
+        hidden.update(NOT_PUBLISHED.findall(src))
+    return names - hidden
+
+
+def test_every_hub_counter_is_in_the_health_section():
+    section = doc_subsection(DOC.read_text(encoding="utf-8"), "3.11")
+    row = next((r for r in table_rows(section) if r[0] == "`counters`"), None)
+    assert row, "§3.11 has no counters row"
+    m = re.search(r"Hub: (.*?)(?:\. [A-Z]\w*:|$)", row[2])
+    assert m, "§3.11's counters row has no list for the hub"
+    documented = set(re.findall(r"`([^`]+)`", m.group(1)))
+    code = hub_counter_names()
+    assert {"accepted", "rejected"} <= code, "the scan of the hub's code found no counters"
+    assert code - documented == set(), f"counters the hub writes, not in §3.11: {sorted(code - documented)}"
+    assert documented - code == set(), f"§3.11 lists counters the hub never writes: {sorted(documented - code)}"
+
+
+# ------------------------------------------------ reason codes and decoding
+
+
+def assert_rejected(payload: bytes, type_, reason: str) -> None:
+    from restobox import contract
+
+    with pytest.raises(contract.Rejection) as got:
+        contract.decode(payload, type_)
+    assert got.value.reason == reason, (payload[:80], got.value)
+
+
+def reason_when() -> dict[str, str]:
+    rows = reason_rows()
+    header = rows[0]
+    assert header[:4] == ["Code", "English", "中文", "When"]
+    return {row[0].strip("`"): row[3] for row in rows[1:] if len(row) >= 4 and row[0].startswith("`")}
+
+
+UUID = "c0888368-c195-4c89-a71d-027a37dc0658"
+
+
+def decoding_probes() -> list[tuple[str, bytes, str]]:
+    """(what the When column says, a submission that is it, the code the doc gives it)."""
+    good = ('{"v":1,"order_id":"%s","channel":"kiosk","service":"takeaway",'
+            '"lines":[{"item_id":"kung-pao-chicken","qty":1}]}')
+    return [
+        ("not JSON", b"{this is not json", "bad_json"),
+        ("UTF-8", (good % UUID).replace('"kiosk"', '"kiosk\xff"').encode("latin-1"), "bad_json"),
+        ("UTF-8", b'{"v":1,"note":"\xc3\x28"}', "bad_json"),
+        ("never closed", b'{"v":1,"order_id":"%s","note":"abc}' % UUID.encode(), "bad_json"),
+        ('`"v"` missing', (good % UUID).replace('"v":1,', "").encode(), "bad_schema"),
+        ("trailing newline", (good % (UUID + "\\n")).encode(), "bad_schema"),
+        ('`"v"` is not 1', (good % UUID).replace('"v":1', '"v":2').encode(), "unsupported_version"),
+    ]
+
+
+def test_reason_table_says_when_the_decoder_gives_each_code():
+    """What contract.decode answers, for each kind of bad payload the When
+    column names, is the code the doc gives it (and no other row names it)."""
+    from restobox import contract
+
+    when = reason_when()
+    for words, payload, reason in decoding_probes():
+        assert_rejected(payload, contract.OrderSubmit, reason)
+        assert words in when[reason], f"§5: the {reason} row does not say {words!r}"
+        others = [code for code, w in when.items() if code != reason and words in w]
+        assert not others, f"§5: {words!r} is also in the row of {others}"
+
+
+def limits_rows() -> list[list[str]]:
+    """The rows of §5's "Limits before decoding" table (header first)."""
+    text = doc_section(DOC.read_text(encoding="utf-8"), "Reason codes")
+    m = re.search(r"^### Limits before decoding\s*$(.*?)(?=^###? |\Z)", text, re.M | re.S)
+    assert m, "§5 has no 'Limits before decoding'"
+    rows = table_rows(m.group(1))
+    assert rows and rows[0] == ["Limit", "Value", "Refused with"], rows[:1]
+    return rows
+
+
+def limits_table() -> dict[str, list[str]]:
+    """The rows of the limits table, by the constant of contract.py they name."""
+    return {name: row for row in limits_rows()[1:] for name in re.findall(r"`(MAX_[A-Z_]+)`", row[1])}
+
+
+def limit_reason(row: list[str]) -> str:
+    from restobox import contract
+
+    reasons = re.findall(r"`([a-z_]+)`", row[2])
+    assert len(reasons) == 1 and reasons[0] in contract.REASONS, row
+    return reasons[0]
+
+
+def limit_probes() -> dict[str, tuple[bytes, bytes]]:
+    """Each limit of contract.py: (a payload just within it, one just past it)."""
+    from restobox import contract as c
+
+    def nest(n):
+        return b"[" * n + b"]" * n
+
+    def items(n):
+        return b"[" + b",".join([b"0"] * n) + b"]"
+
+    def string(n):
+        return b'["' + b"a" * n + b'"]'
+
+    def chars(n):
+        return b"[0." + b"0" * (n - 2) + b"]"
+
+    return {
+        "MAX_PAYLOAD_BYTES": (b"[" + b" " * (c.MAX_PAYLOAD_BYTES - 2) + b"]",
+                              b"[" + b" " * (c.MAX_PAYLOAD_BYTES - 1) + b"]"),
+        "MAX_DEPTH": (nest(c.MAX_DEPTH), nest(c.MAX_DEPTH + 1)),
+        "MAX_ITEMS": (items(c.MAX_ITEMS), items(c.MAX_ITEMS + 1)),
+        "MAX_STRING_BYTES": (string(c.MAX_STRING_BYTES), string(c.MAX_STRING_BYTES + 1)),
+        "MAX_INT": (b"[-%d]" % c.MAX_INT, b"[%d]" % (c.MAX_INT + 1)),
+        "MAX_FLOAT": (b"[%.1f]" % c.MAX_FLOAT, b"[%.1f]" % (c.MAX_FLOAT * 1.5)),
+        "MAX_NUMBER_CHARS": (chars(c.MAX_NUMBER_CHARS), chars(c.MAX_NUMBER_CHARS + 1)),
+    }
+
+
+def test_limits_before_decoding_are_the_contracts():
+    """Every MAX_* limit of contract.py is in §5's table with its value, and
+    check_shape refuses a payload just past it with the code the table gives."""
+    from restobox import contract
+
+    table = limits_table()
+    constants = {k: v for k, v in vars(contract).items() if k.startswith("MAX_") and isinstance(v, (int, float))}
+    assert set(table) == set(constants), f"limits in contract.py {sorted(constants)}, in §5 {sorted(table)}"
+    probes = limit_probes()
+    for name, value in constants.items():
+        row = table[name]
+        assert f"{int(value):,}" in row[1], f"§5: {name} is {int(value):,}, the table says {row[1]!r}"
+        assert name in probes, f"no probe for {name}: add one to limit_probes"
+        within, past = probes[name]
+        contract.check_shape(within)
+        with pytest.raises(contract.Rejection) as got:
+            contract.check_shape(past)
+        assert got.value.reason == limit_reason(row), (name, got.value)
+    # the rows without a constant: UTF-8 throughout, every string closed;
+    # and a fraction too large to be finite
+    no_constant = [
+        ("UTF-8", b'{"v":1,"note":"\xff"}'), ("closed", b'{"v":1,"note":"abc}'),
+        ("infinite", b"[1e400]"), ("infinite", b"[-1e400]"),
+    ]
+    rows = limits_rows()[1:]
+    for words, payload in no_constant:
+        row = next((r for r in rows if words in r[1]), None)
+        assert row, f"§5's limits do not say {words!r}"
+        with pytest.raises(contract.Rejection) as got:
+            contract.check_shape(payload)
+        assert got.value.reason == limit_reason(row), (payload, got.value)
+
+
+def test_identifier_patterns_are_the_contracts_and_match_whole_strings():
+    """The patterns the doc shows are the code's; the code matches them
+    against the whole string (a trailing newline is refused)."""
+    from restobox import contract
+
+    text = doc_section(DOC.read_text(encoding="utf-8"), "Messages")
+    shown = {p for p in re.findall(r"`(\^[^`]*\$)`", text)}
+    code = {contract.UUID_PATTERN, contract.TABLE_PATTERN}
+    assert {r"\A" + p[1:-1] + r"\Z" for p in shown} == code, shown
+    assert "the whole string" in text
+    for pattern in (contract.UUID_PATTERN, contract.TABLE_PATTERN, contract.DEVICE_PATTERN):
+        assert pattern.startswith(r"\A") and pattern.endswith(r"\Z"), pattern
+    assert_rejected(b'{"v":1,"device":"kds-wok-1\\n"}', contract.SyncRequest, "bad_schema")
+    contract.decode(b'{"v":1,"device":"kds-wok-1"}', contract.SyncRequest)
 
 
 # ------------------------------------------------------------- running steps
@@ -468,3 +903,72 @@ def _walk(walk: Walkthrough, steps: dict[int, Block], broker, db: Path) -> None:
                      and d["retain"] == 0, "a live sold-out list without spring rolls")
     last = [d for d in monitor.lines() if d["topic"] == "restobox/v1/menu/soldout"][-1]
     assert last["payload"]["items"] == [], last
+
+
+# ------------------------------------------ what the doc promises of the hub
+
+
+def test_every_request_is_answered_once_and_every_refusal_announced(broker, hub, monitor):
+    """§2 "Request and reply" and §3.12, against a real hub: a malformed
+    request of each kind, without correlation data or response topic, is
+    answered once on the device's own reply topic; a refused balance query
+    is answered with the correlation data it had; every refusal, on every
+    topic the hub reads, is a reject notice and counted; a menu in another
+    currency is refused (bad_menu) and the hub keeps its menu."""
+    from restobox import contract
+    from restobox.contract import topics
+    from tests.support import Device
+
+    sample = json.loads((REPO / "restobox" / "data" / "sample_menu.json").read_text(encoding="utf-8"))
+    foreign = {**sample, "version": "foreign-currency-1", "currency": "EUR"}
+    foreign_menu = json.dumps({"v": 1, "menu": foreign, "at": ""}).encode()
+    query = json.dumps({"v": 1, "query_id": UUID, "phone": "13800138000"}).encode()
+    bad = b'{"v":1,'
+    # (device, role, topic, payload, correlation, reply topic or None, reason)
+    cases = [
+        ("kiosk-1", "kiosk", topics.order_submit("kiosk-1"), bad, None, topics.order_reply("kiosk-1"), "bad_json"),
+        ("kiosk-1", "kiosk", topics.loyalty_query("kiosk-1"), bad, None, topics.loyalty_reply("kiosk-1"),
+         "bad_json"),
+        ("kiosk-2", "kiosk", topics.loyalty_query("kiosk-2"), query, b"q-1", topics.loyalty_reply("kiosk-2"),
+         "loyalty_disabled"),
+        ("staff-1", "staff", topics.staff_command("staff-1"), bad, None, topics.staff_reply("staff-1"), "bad_json"),
+        ("kds-wok-1", "kds", topics.station_event("wok"), bad, None, None, "bad_json"),
+        ("kds-wok-1", "kds", topics.station_sync("wok"), bad, None, None, "bad_json"),
+        ("printing", "printing", topics.PRINT_JOB_STATE, bad, None, None, "bad_json"),
+        ("sync", "sync", topics.CLOUD_MENU, bad, None, None, "bad_json"),
+        ("sync", "sync", topics.CLOUD_STOCK, bad, None, None, "bad_json"),
+        ("sync", "sync", topics.CLOUD_MENU, foreign_menu, None, None, "bad_menu"),
+    ]
+    devices = {}
+    try:
+        for name, role, topic, payload, corr, _, _ in cases:
+            if name not in devices:
+                devices[name] = Device(broker, name, role=role)
+            kw = {"correlation": corr} if corr is not None else {}
+            devices[name].publish(topic, payload, **kw)
+        for _, _, topic, _, corr, reply_topic, reason in cases:
+            monitor.wait_json(topics.REJECTS, lambda d: d["topic"] == topic and d["reason"] == reason)
+            if reply_topic is None:
+                continue
+            answer = monitor.wait_for(lambda m: m.topic == reply_topic and m.correlation == corr)
+            body = msgspec.json.decode(answer.payload)
+            assert body["reason"] == reason, body
+            assert body.get("ok") is False or body.get("status") == "rejected", body
+        health = monitor.wait_json(topics.health("hub"),
+                                   lambda d: d["counters"].get("rejected", 0) >= len(cases))
+        assert health["counters"]["rejected.bad_json"] == 8, health["counters"]
+        time.sleep(0.5)  # time for a second answer, if there were one
+        for _, _, _, _, corr, reply_topic, _ in cases:
+            if reply_topic is not None:
+                answers = [m for m in monitor.received if m.topic == reply_topic and m.correlation == corr]
+                assert len(answers) == 1, f"{len(answers)} answers on {reply_topic}"
+        balance = msgspec.json.decode(
+            [m for m in monitor.received if m.topic == topics.loyalty_reply("kiosk-1")][0].payload,
+            type=contract.LoyaltyBalance)
+        assert (balance.ok, balance.query_id, balance.message) == (False, "", contract.REASONS["bad_json"])
+        menus = [msgspec.json.decode(m.payload)["menu"]["version"] for m in monitor.received
+                 if m.topic == topics.MENU]
+        assert "foreign-currency-1" not in menus
+    finally:
+        for d in devices.values():
+            d.close()
