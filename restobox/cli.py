@@ -65,6 +65,10 @@ def cmd_hub(args) -> int:
     except (OSError, MenuError) as exc:
         print(f"restobox hub: the menu {cfg.hub.menu} cannot be used: {exc}", file=sys.stderr)
         return 2
+    if menu.currency != cfg.store.currency:
+        print(f"restobox hub: the menu {cfg.hub.menu} is priced in {menu.currency}, but the store sells in "
+              f"{cfg.store.currency} ([store] currency)", file=sys.stderr)
+        return 2
     Hub(cfg, menu).run_forever()
     return 0
 

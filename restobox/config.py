@@ -51,6 +51,8 @@ class StoreConfig(_Strict):
     """IANA time zone; business days and ticket times are in this zone."""
     business_day_start: Annotated[str, msgspec.Meta(pattern=r"\A([01]\d|2[0-3]):[0-5]\d\Z")] = "04:00"
     """Local time (HH:MM) at which order numbers start again from 1."""
+    currency: Annotated[str, msgspec.Meta(pattern=r"\A[A-Z]{3}\Z")] = "CNY"
+    """ISO 4217 code the store sells in; the hub refuses a menu in another."""
 
     def day_start(self) -> timedelta:
         """``business_day_start`` as the time since local midnight."""

@@ -195,6 +195,25 @@ def open_store_db(path: str | Path) -> pw.SqliteDatabase:
     return _open(path, store_db, STORE_TABLES)
 
 
+# SQLite's primary result codes that mean the database itself cannot take
+# the write now (https://sqlite.org/rescode.html): busy or locked by another
+# process, out of memory, read-only, I/O error, corrupt, disk full, cannot
+# open, locking protocol, not a database. Anything else (SQLITE_ERROR "too
+# many SQL variables", SQLITE_TOOBIG, ...) is about the statement, i.e. the
+# message that made it, and is no reason to hold other messages back.
+_STORAGE_CODES = {5, 6, 7, 8, 10, 11, 13, 14, 15, 26}
+
+
+def storage_failure(exc: BaseException) -> bool:
+    """Is ``exc`` (a peewee or sqlite3 error) the database refusing writes,
+    rather than one statement failing?"""
+    orig = getattr(exc, "orig", None) or exc.__context__ or exc
+    code = getattr(orig, "sqlite_errorcode", None)
+    if code is None:
+        return isinstance(exc, pw.OperationalError)  # no code to tell: assume the worst
+    return (code & 0xFF) in _STORAGE_CODES
+
+
 def integrity_ok(db: pw.SqliteDatabase) -> bool:
     return db.execute_sql("PRAGMA integrity_check").fetchone()[0] == "ok"
 

@@ -214,7 +214,7 @@ def test_a_card_gets_its_role_units_user_and_no_secret(tmp_path, source, card, r
     data = (root / "var/lib/restobox").lstat()
     assert (data.st_uid, data.st_gid, stat.S_IMODE(data.st_mode)) == (uid, gid, 0o750)
     # the program: the checkout without its tests, as root's
-    assert (root / "opt/restobox/restobox/hub.py").read_bytes() == (source / "restobox/hub.py").read_bytes()
+    assert (root / "opt/restobox/restobox/hub/service.py").read_bytes() == (source / "restobox/hub/service.py").read_bytes()
     assert not (root / "opt/restobox/tests").exists()
     assert os.readlink(root / "usr/local/bin/restobox") == "/opt/restobox/venv/bin/restobox"
     assert os.access(root / "opt/restobox/firmware_scripts/firstboot", os.X_OK)

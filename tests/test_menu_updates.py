@@ -219,3 +219,31 @@ def test_the_sync_service_brings_stock_counts_from_the_cloud(broker, monitor, hu
     finally:
         svc.stop()
         cloud.stop()
+
+
+def test_a_menu_in_another_currency_is_refused_and_the_hub_keeps_its_own(broker, monitor, hub, sync_dev):
+    usd = msgspec.structs.replace(menu_v2("2026-12-01.usd"), currency="USD")
+    sync_dev.publish(topics.CLOUD_MENU, contract.encode(MenuMessage(menu=usd, at="")))
+    notice = monitor.wait_json(topics.REJECTS, lambda n: n["reason"] == "bad_menu", 10)
+    assert notice["topic"] == topics.CLOUD_MENU
+    k = Kiosk(broker, "kiosk-1")
+    try:
+        r = k.submit(order_under(V1))
+        assert (r.status, r.currency) == ("accepted", "CNY")
+    finally:
+        k.close()
+    assert all(m["menu"]["currency"] == "CNY" for m in monitor.all_json(topics.MENU))
+
+
+def test_the_hub_will_not_start_with_a_menu_in_another_currency(tmp_path):
+    import subprocess
+    import sys
+
+    menu = tmp_path / "menu.json"
+    menu.write_bytes(msgspec.structs.replace(V1, currency="USD").to_json())
+    cfg = tmp_path / "hub.toml"
+    cfg.write_text(f'[device]\nid = "hub"\nrole = "hub"\n[hub]\nmenu = "{menu}"\ndatabase = "{tmp_path / "s.db"}"\n')
+    r = subprocess.run([sys.executable, "-m", "restobox.cli", "hub", "--config", str(cfg)],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2
+    assert "priced in USD, but the store sells in CNY" in r.stderr
