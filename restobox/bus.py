@@ -52,15 +52,65 @@ class Incoming:
 Handler = Callable[[Incoming], None]
 
 
+REFUSAL_LOG_FIRST = 5
+"""Refusals of one reason logged one by one before they are only summed up."""
+REFUSAL_LOG_EVERY_S = 60.0
+"""After the first few: one line per reason at most this often, with the count."""
+
+
+class _RefusalLog:
+    """Log the first few refusals of each reason, then one line a minute with
+    how many more came: a device that sends 100,000 bad messages must not
+    fill the SD card with the log. Every refusal is still counted."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._seen: dict[tuple[str, str], list] = {}  # (logger, reason) -> [total, last summary, since]
+
+    def warn(self, logger: logging.Logger, reason: str, msg: str, *args, exc_info: bool = False,
+             level: int = logging.WARNING) -> None:
+        now = time.monotonic()
+        with self._lock:
+            st = self._seen.setdefault((logger.name, reason), [0, now, 0])
+            st[0] += 1
+            if st[0] <= REFUSAL_LOG_FIRST:
+                line, more = msg, st[0] == REFUSAL_LOG_FIRST
+            else:
+                st[2] += 1
+                if now - st[1] < REFUSAL_LOG_EVERY_S:
+                    return
+                line, more = None, False
+                n, st[1], st[2] = st[2], now, 0
+        if line is not None:
+            logger.log(level, line, *args, exc_info=exc_info)
+            if more:
+                logger.log(level, "(more of %s are summed up once a minute)", reason)
+        else:
+            logger.log(level, "%d more of %s in the last minute (%d in all)", n, reason, st[0])
+
+
+refusal_log = _RefusalLog()
+
+
+def refused(topic: str, reason: str, detail: str = "", counts: dict[str, int] | None = None, *,
+            logger: logging.Logger | None = None) -> None:
+    """Count a message that is not used (``counts[reason]``) and log why,
+    rate-limited (:class:`_RefusalLog`). For refusals at the boundary
+    (:func:`decode_or_none`) and after it (values a receiver cannot use)."""
+    if counts is not None:
+        counts[reason] = counts.get(reason, 0) + 1
+    refusal_log.warn(logger or log, f"the refusals for {reason}", "ignored a message on %s: %s%s", topic[:200], reason,
+                     f": {detail[:300]}" if detail else "")
+
+
 def decode_or_none(m: Incoming, type_, rejected: dict[str, int] | None = None, **kw):
-    """The message decoded, or None after logging why (and counting the
-    reason in ``rejected``): what does not decode never reaches a screen."""
+    """The message decoded, or None after logging why (rate-limited) and
+    counting the reason in ``rejected``: what does not decode never reaches
+    a screen. Never raises (contract.decode raises only a Rejection)."""
     try:
         return contract.decode(m.payload, type_, **kw)
     except contract.Rejection as r:
-        if rejected is not None:
-            rejected[r.reason] = rejected.get(r.reason, 0) + 1
-        log.warning("ignored a message on %s: %s", m.topic, r)
+        refused(m.topic, r.reason, r.detail, rejected)
         return None
 
 
@@ -116,6 +166,8 @@ class Bus:
         self._stopping = False
         self.last_refusal: str | None = None
         self.connects = 0
+        #: messages whose handler raised (logged, acknowledged, never into paho's thread)
+        self.handler_errors = 0
         self.on_connection_change: Callable[[bool, str], None] | None = None
 
         c = mqtt.Client(
@@ -200,25 +252,36 @@ class Bus:
             self._client.subscribe(topic_filter, qos=qos)
 
     def _wrap(self, handler: Handler):
+        name = getattr(handler, "__qualname__", type(handler).__name__)
+
         def cb(client, userdata, msg):
-            props = getattr(msg, "properties", None)
-            inc = Incoming(
-                topic=msg.topic,
-                payload=msg.payload,
-                qos=msg.qos,
-                retain=bool(msg.retain),
-                mid=msg.mid,
-                correlation=getattr(props, "CorrelationData", None) if props else None,
-                response_topic=getattr(props, "ResponseTopic", None) if props else None,
-            )
+            inc = None
             try:
+                props = getattr(msg, "properties", None)
+                inc = Incoming(
+                    topic=msg.topic,
+                    payload=msg.payload,
+                    qos=msg.qos,
+                    retain=bool(msg.retain),
+                    mid=msg.mid,
+                    correlation=getattr(props, "CorrelationData", None) if props else None,
+                    response_topic=getattr(props, "ResponseTopic", None) if props else None,
+                )
                 handler(inc)
-            except Exception:
-                log.exception("handler for %s failed", msg.topic)
+            except Exception as exc:
+                # Never into paho's thread (it would stop the network loop).
+                # Logged with its traceback the first few times, then summed
+                # up: a message that crashes a handler may come 100,000 times.
+                self.handler_errors += 1
+                refusal_log.warn(log, f"the failures of {name}", "handler for %s failed: %r", msg.topic, exc,
+                                 exc_info=True, level=logging.ERROR)
                 # A message that crashed its handler is still acknowledged:
                 # redelivering it would crash again.
                 if self.manual_ack:
-                    self.ack(inc)
+                    if inc is not None:
+                        self.ack(inc)
+                    elif msg.qos > 0:
+                        client.ack(msg.mid, msg.qos)
 
         return cb
 

@@ -22,7 +22,7 @@ import random
 import signal
 import threading
 import time
-from collections import Counter
+from collections import Counter, deque
 from datetime import datetime, timezone
 from typing import Callable
 
@@ -30,13 +30,20 @@ import peewee as pw
 
 from restobox import contract, db
 from restobox.service import disk_details
-from restobox.bus import Bus, Incoming, bus_from_config
+from restobox.bus import Bus, Incoming, bus_from_config, refusal_log
 from restobox.config import Config, ConfigError
 from restobox.contract import REASONS, Alert, Health, PrinterStatus, PrintJob, PrintJobState, Rejection, topics
 from restobox.printing import layouts
 from restobox.printing.ports import Port, PortError, PrinterState, open_port
 
 log = logging.getLogger("restobox.printing")
+
+STORED_JOB_MAX_BYTES = 4 * 1024 * 1024
+INTAKE_RETRY_S = (0.2, 0.5, 1.0, 2.0, 5.0)
+"""Waits before storing a job again while printing.db refuses writes."""
+HEALTH_MIN_GAP_S = 1.0
+ALERT_EVERY_S = 60.0
+"""One alert per refusal reason at most this often (a flood is counted, not broadcast)."""
 
 BAD_STATES = {"paper_out": "paper_out", "cover_open": "cover_open", "offline": "printer_offline",
               "error": "printer_error"}
@@ -104,13 +111,26 @@ class PrinterWorker:
 
     def _print(self, row: db.PrintJobRow) -> None:
         sp = self.spooler
-        pj = contract.decode(row.job.encode(), PrintJob)
+        job = row.job
+        raw = job.encode() if isinstance(job, str) else job if isinstance(job, bytes) else b""
+        try:
+            # as stored: re-encoded with every default, it may be longer than it came
+            pj = contract.decode(raw, PrintJob, max_bytes=STORED_JOB_MAX_BYTES)
+        except Rejection as r:  # damaged in printing.db: it will never print; the queue goes on
+            log.error("printer %s: job %s in printing.db cannot be read (%s); marked failed", self.id,
+                      row.job_id, r)
+            sp.counters["rejected"] += 1
+            sp.counters[f"rejected.{r.reason}"] += 1
+            sp._health_dirty = True
+            sp.set_state(row.job_id, "failed", reason=r.reason, detail=r.detail)
+            return
         reprint = row.reprint or row.interrupted
         try:
             data = self._render(pj, reprint)
         except Exception as exc:  # a job that cannot be laid out will never print
-            log.exception("printer %s: job %s cannot be laid out", self.id, row.job_id)
-            sp.set_state(row.job_id, "failed", reason="printer_error", detail=str(exc))
+            refusal_log.warn(log, "jobs that cannot be laid out", "printer %s: job %s cannot be laid out",
+                             self.id, row.job_id, exc_info=True, level=logging.ERROR)
+            sp.set_state(row.job_id, "failed", reason="printer_error", detail=str(exc)[:300])
             return
         sp.set_state(row.job_id, "printing", attempts=row.attempts + 1)
         try:
@@ -199,6 +219,16 @@ class Spooler:
         self._db: pw.SqliteDatabase | None = None
         self._seq_lock = threading.Lock()
         self._seq = 0
+        # jobs taken from the bus, not yet stored nor acknowledged (paho's
+        # thread appends, the intake thread stores; the broker's in-flight
+        # window bounds it)
+        self._intake: deque[tuple[Incoming, PrintJob, int | None]] = deque()
+        self._intake_wake = threading.Event()
+        self._store_failing = False
+        self._intake_thread = threading.Thread(target=self._intake_loop, name="print-intake", daemon=True)
+        self._alerted: dict[str, float] = {}
+        self._health_dirty = False
+        self._health_at = 0.0
         self.state = "starting"
         ports = {}
         for pc in cfg.printing.printers:
@@ -223,6 +253,7 @@ class Spooler:
         self._seq = (db.PrintJobRow.select(pw.fn.MAX(db.PrintJobRow.seq)).scalar() or 0)
         for pid, (pc, port) in self._ports.items():
             self.workers[pid] = PrinterWorker(self, pc, port)
+        self._intake_thread.start()
         self.bus.subscribe(topics.PRINT_JOB, self._on_job)
         self.bus.start()
         self.bus.wait_connected(10)
@@ -239,6 +270,9 @@ class Spooler:
             w.wake.set()
         for w in self.workers.values():
             w.thread.join(10)
+        self._intake_wake.set()
+        if self._intake_thread.is_alive():
+            self._intake_thread.join(10)
         try:
             self.publish_health()
         except Exception:
@@ -284,18 +318,46 @@ class Spooler:
 
     # ---------------------------------------------------------------- intake
     def _on_job(self, m: Incoming) -> None:
+        """paho's thread: decode, and hand the job to the intake thread,
+        which stores it in printing.db and only then acknowledges it (paho's
+        thread never waits on the disk). A job that does not decode is
+        refused and acknowledged at once."""
         try:
             pj = contract.decode(m.payload, PrintJob)
         except Rejection as r:
-            self.counters[f"rejected.{r.reason}"] += 1
-            log.warning("refused a print job: %s", r)
-            self.alert(r.reason, "print/job", detail=r.detail)
+            self._refuse(m.topic, r.reason, r.detail)
             self.bus.ack(m)
             return
+        self._intake.append((m, pj, None))
+        self._intake_wake.set()
+
+    def _take(self, m: Incoming, pj: PrintJob, seq: int | None) -> int | None:
+        """Intake thread: store one job and acknowledge it. Returns None when
+        done (stored, or refused for good), else the job's arrival number:
+        printing.db did not take the write (locked, full, read-only, I/O
+        error) and the job must be stored again, unacknowledged till then."""
+        if seq is None:
+            with self._seq_lock:
+                self._seq += 1
+                seq = self._seq
+        try:
+            self._store(pj, seq)
+        except (pw.IntegrityError, pw.DataError) as exc:  # this job's values, not the database
+            self._refuse(m.topic, "unusable", f"job {pj.job_id}: {exc!r}", alert=False)
+        except pw.DatabaseError as exc:
+            self.counters["store_failed"] += 1
+            self._health_dirty = True
+            refusal_log.warn(log, "print jobs printing.db did not take", "printing.db did not take job %s (%s); "
+                             "it is stored again shortly", pj.job_id, exc, level=logging.ERROR)
+            return seq
+        except Exception as exc:  # a surprise after the job was stored: it prints; say so
+            log.exception("job %s: after storing it", pj.job_id)
+            self._refuse(m.topic, "unusable", f"job {pj.job_id}: {exc!r}", alert=False)
+        self.bus.ack(m)
+        return None
+
+    def _store(self, pj: PrintJob, seq: int) -> None:
         now = iso(self.clock())
-        with self._seq_lock:
-            self._seq += 1
-            seq = self._seq
         known = pj.printer in self.workers
         with self._db.atomic():
             db.PrintJobRow.insert(
@@ -304,24 +366,108 @@ class Spooler:
                 state="queued" if known else "failed", reason=None if known else "unknown_printer",
                 created_at=now, updated_at=now, seq=seq,
             ).on_conflict_ignore().execute()
-        row = db.PrintJobRow.get_by_id(pj.job_id)
+            row = db.PrintJobRow.get_by_id(pj.job_id)
         if row.seq == seq:
             self.counters["jobs"] += 1
         else:
             self.counters["duplicate_jobs"] += 1
         self._publish_state(row)
-        self.bus.ack(m)
         if known:
             self.workers[pj.printer].wake.set()
-        else:
+        elif row.seq == seq:
             self.alert("unknown_printer", pj.printer, detail=pj.job_id)
+
+    def _intake_loop(self) -> None:
+        """Store the jobs in arrival order, each acknowledged once stored.
+        While printing.db refuses writes the first waits (0.2 s to 5 s
+        between tries) and the others wait behind it: print order is
+        arrival order."""
+        tries = 0
+        while not self.stopping.is_set():
+            if not self._intake:
+                self._intake_wake.wait(HEALTH_MIN_GAP_S)
+                self._intake_wake.clear()
+                self._health_if_dirty()
+                continue
+            m, pj, seq = self._intake[0]
+            try:
+                again = self._take(m, pj, seq)
+            except Exception:  # never a reason to hold up the jobs behind it (the hub sends it again)
+                log.exception("storing job %s failed", pj.job_id)
+                self.bus.ack(m)
+                again = None
+            if again is None:
+                self._intake.popleft()
+                if tries:
+                    log.info("printing.db takes jobs again")
+                    self._store_failing, self._health_dirty = False, True
+                tries = 0
+                continue
+            self._intake[0] = (m, pj, again)
+            self._store_failing = True
+            self._health_if_dirty()
+            if self.stopping.wait(INTAKE_RETRY_S[min(tries, len(INTAKE_RETRY_S) - 1)]):
+                return
+            tries += 1
+
+    def _health_if_dirty(self) -> None:
+        """A refusal shows in the health within a second or two, and a flood
+        publishes it at most once a second."""
+        if self._health_dirty and time.monotonic() - self._health_at >= HEALTH_MIN_GAP_S:
+            try:
+                self.publish_health()
+            except Exception:
+                log.exception("publishing the health failed")
+
+    def _refuse(self, topic: str, reason: str, detail: str, *, alert: bool = True) -> None:
+        """A message on print/job that will never print: counted, logged
+        (rate-limited), and staff told once a minute per reason."""
+        self.counters["rejected"] += 1
+        self.counters[f"rejected.{reason}"] += 1
+        self._health_dirty = True
+        self._intake_wake.set()
+        refusal_log.warn(log, f"refused print jobs ({reason})", "refused a print job on %s: %s %s", topic[:200],
+                         reason, detail[:300])
+        now = time.monotonic()
+        if alert and reason in REASONS and now - self._alerted.get(reason, -ALERT_EVERY_S) >= ALERT_EVERY_S:
+            self._alerted[reason] = now
+            self.alert(reason, "print/job", detail=detail)
 
     # ----------------------------------------------------------- job queue
     def next_job(self, printer: str) -> db.PrintJobRow | None:
-        return (db.PrintJobRow.select()
-                .where(db.PrintJobRow.printer == printer, db.PrintJobRow.state == "queued",
-                       db.PrintJobRow.next_attempt <= time.time())
-                .order_by(db.PrintJobRow.seq).first())
+        # By rowid first: a row whose columns cannot be read (bytes that are
+        # not UTF-8 where text belongs: a damaged or hand-edited printing.db)
+        # is failed here, not raised at every turn of the worker's loop.
+        while True:
+            got = self._db.execute_sql(
+                f'SELECT rowid FROM "{db.PrintJobRow._meta.table_name}" WHERE printer = ? AND state = ?'
+                " AND next_attempt <= ? ORDER BY seq LIMIT 1", (printer, "queued", time.time())).fetchone()
+            if got is None:
+                return None
+            try:
+                return db.PrintJobRow.select().where(pw.SQL("rowid") == got[0]).get()
+            except pw.DatabaseError:
+                raise  # the database's trouble, not the row's: tried again
+            except Exception as exc:
+                self._fail_unreadable(got[0], printer, exc)
+
+    def _fail_unreadable(self, rowid: int, printer: str, exc: Exception) -> None:
+        table = db.PrintJobRow._meta.table_name
+        job_id, kind = self._db.execute_sql(
+            f'SELECT CAST(job_id AS BLOB), CAST(kind AS BLOB) FROM "{table}" WHERE rowid = ?', (rowid,)).fetchone()
+        job_id = bytes(job_id or b"").decode("utf-8", "replace")[:160]
+        kind = bytes(kind or b"").decode("utf-8", "replace")[:16]
+        log.error("printer %s: job %r in printing.db cannot be read (%r); marked failed", printer, job_id, exc)
+        with self._db.atomic():
+            self._db.execute_sql(f'UPDATE "{table}" SET state = ?, reason = ?, updated_at = ? WHERE rowid = ?',
+                                 ("failed", "bad_json", iso(self.clock()), rowid))
+        self.counters["rejected"] += 1
+        self.counters["rejected.bad_json"] += 1
+        self.counters["jobs.failed"] += 1
+        self._health_dirty = True
+        self.bus.publish(topics.PRINT_JOB_STATE, contract.encode(PrintJobState(
+            job_id=job_id, printer=printer, kind=kind, state="failed", reason="bad_json",
+            message=REASONS["bad_json"], at=iso(self.clock()))))
 
     def count(self, printer: str, state: str) -> int:
         return (db.PrintJobRow.select()
@@ -348,15 +494,15 @@ class Spooler:
 
     def hold(self, printer: str, reason: str) -> None:
         """The printer cannot print: hold its queued jobs."""
-        rows = list(db.PrintJobRow.select().where(db.PrintJobRow.printer == printer,
-                                                  db.PrintJobRow.state == "queued"))
+        rows = list(db.PrintJobRow.select(db.PrintJobRow.job_id).where(db.PrintJobRow.printer == printer,
+                                                                       db.PrintJobRow.state == "queued"))
         for r in rows:
             self.set_state(r.job_id, "held", reason=reason)
 
     def release(self, printer: str) -> None:
         """The printer is back: held jobs print again, in their order."""
-        rows = list(db.PrintJobRow.select().where(db.PrintJobRow.printer == printer,
-                                                  db.PrintJobRow.state == "held"))
+        rows = list(db.PrintJobRow.select(db.PrintJobRow.job_id, db.PrintJobRow.interrupted).where(
+            db.PrintJobRow.printer == printer, db.PrintJobRow.state == "held"))
         for r in rows:
             self.set_state(r.job_id, "queued", interrupted=r.interrupted, next_attempt=0.0)
 
@@ -383,6 +529,7 @@ class Spooler:
             at=iso(self.clock()))))
 
     def publish_health(self) -> None:
+        self._health_dirty, self._health_at = False, time.monotonic()
         details: dict = disk_details(self.cfg.printing.database)
         worst = "ready"
         for pid, w in self.workers.items():
@@ -392,8 +539,13 @@ class Spooler:
                 details[f"{pid}.held"] = self.count(pid, "held")
             if w.state.state in BAD_STATES:
                 worst = "degraded"
-        state = self.state if self.state != "ready" else worst
+        waiting = len(self._intake)
+        details["intake_waiting"] = waiting
+        failing = self._store_failing and waiting > 0
+        state = self.state if self.state != "ready" else "degraded" if failing else worst
+        reason = ("" if state == "ready" else self.state if state != "degraded"
+                  else f"printing.db does not take jobs ({waiting} waiting)" if failing
+                  else "a printer needs attention")
         self.bus.publish(topics.health(self.cfg.device.id), contract.encode(Health(
             device=self.cfg.device.id, role="printing", state=state, at=iso(self.clock()),
-            reason="" if state == "ready" else "a printer needs attention" if state == "degraded" else self.state,
-            counters=dict(self.counters), details=details)), retain=True)
+            reason=reason, counters=dict(self.counters), details=details)), retain=True)
