@@ -33,7 +33,7 @@ from zoneinfo import ZoneInfo
 import peewee as pw
 
 from restobox import contract, db
-from restobox.bus import Bus, Incoming, bus_from_config
+from restobox.bus import Bus, Incoming, bus_from_config, refusal_log
 from restobox.config import Config
 from restobox.contract import Board, Health, Rejection, RejectNotice, SoldOut, topics
 from restobox.hub import catalog, kitchen, points, printing, staff, submit
@@ -316,7 +316,8 @@ class Hub:
             fx = batch.begin()
             fx.counters[f"rejected.{r.reason}"] += 1
             fx.counters["rejected"] += 1
-            log.warning("refused %s from %s: %s", m.topic, device or "?", r)
+            # a device sending thousands of bad messages must not fill the SD card with the log
+            refusal_log.warn(log, r.reason, "refused %s from %s: %s", m.topic[:200], device or "?", str(r)[:300])
             fx.rejects.append(RejectNotice(reason=r.reason, message=r.words, topic=m.topic, device=device,
                                            order_id=order_id, at=iso(self.clock())))
             if route.answer is not None and device:
@@ -340,16 +341,20 @@ class Hub:
                 continue
             if o.answer:
                 answers.append(info)
-        if batch.board_changed:
-            self._publish_board()
-        if batch.sold_out_changed:
-            self._publish_soldout()
-        if batch.menu_changed:
-            self._publish_menu()
         self.counters.update(batch.counters)
-        for r in batch.rejects:
-            self.last_errors.append(r)
-            self.bus.publish(topics.REJECTS, contract.encode(r))
+        try:
+            if batch.board_changed:
+                self._publish_board()
+            if batch.sold_out_changed:
+                self._publish_soldout()
+            if batch.menu_changed:
+                self._publish_menu()
+            for r in batch.rejects:
+                self.last_errors.append(r)
+                self.bus.publish(topics.REJECTS, contract.encode(r))
+        except Exception:  # the answers below still count; the retained state goes again on reconnect
+            log.exception("could not publish the batch's retained state or notices")
+            self.counters["publish_errors"] += 1
         # Acknowledge only after this: committed (or refused for good), and
         # the answers are at the broker. paho sends an acknowledgement at
         # once but holds a PUBLISH while its in-flight window is full, so
