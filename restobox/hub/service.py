@@ -285,11 +285,13 @@ class Hub:
         except pw.PeeweeException as exc:
             if db.storage_failure(exc):
                 raise
-            log.exception("processing %s failed in the database", m.topic)
+            refusal_log.warn(log, "internal_error (database)", "processing %s failed in the database",
+                             m.topic[:200], exc_info=True, level=logging.ERROR)
             self._refuse(batch, route, m, Rejection("internal_error", f"{type(exc).__name__}: {exc}"))
             return
         except Exception as exc:
-            log.exception("processing %s failed", m.topic)
+            refusal_log.warn(log, "internal_error", "processing %s failed", m.topic[:200], exc_info=True,
+                             level=logging.ERROR)
             self._refuse(batch, route, m, Rejection("internal_error", f"{type(exc).__name__}: {exc}"))
             return
         batch.merge(fx)
