@@ -21,16 +21,19 @@ Nothing here talks to the bus; ``feed`` is called from paho's thread and
 
 from __future__ import annotations
 
+import dataclasses
+import logging
 import threading
 import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Callable
 
-import msgspec
-
 from restobox import contract
+from restobox.bus import refused
 from restobox.contract import Alert, Health, Presence, PrinterStatus, Words, topics
+
+log = logging.getLogger("restobox.alerts")
 
 SEVERITY_RANK = {"critical": 0, "warning": 1, "info": 2}
 
@@ -54,6 +57,13 @@ PRINTER_ALERTS: dict[str, tuple[str, str, Words]] = {
     "offline": ("printer_offline", "critical", Words("打印机 {p} 没有响应。", "Printer {p} does not answer.")),
     "error": ("printer_error", "critical", Words("打印机 {p} 报告错误。", "Printer {p} reports an error.")),
 }
+# Bounds: what one device flooding the bus can make this watch hold.
+MAX_DEVICES = 500
+MAX_PRINTERS = 100
+MAX_ONEOFF = 200
+MAX_TEXT = 300
+"""Characters of an alert's sentence shown (more is cut, with "…")."""
+
 # one-off alerts that the printer's retained status already says
 _COVERED_BY_STATUS = {"paper_out", "cover_open", "printer_offline", "printer_error", "printer_ready"}
 
@@ -100,6 +110,8 @@ class StoreWatch:
     clock: Callable[[], float] = time.time
     me: str = ""
     bad: int = 0
+    #: messages not used, by reason code (those of contract.decode, and ``unusable``)
+    rejected: dict[str, int] = field(default_factory=dict)
     _devices: dict[str, DeviceState] = field(default_factory=dict)
     _printers: dict[str, PrinterStatus] = field(default_factory=dict)
     _oneoff: dict[tuple[str, str], _OneOff] = field(default_factory=dict)
@@ -116,21 +128,31 @@ class StoreWatch:
     # ----------------------------------------------------------- input
     def feed(self, topic: str, payload: bytes) -> bool:
         """Take one message; True when ``alerts()`` may have changed. A
-        message that does not decode is counted in ``bad`` and changes
-        nothing (an empty retained payload clears what the topic held)."""
+        message that does not decode, or that this watch cannot use, is
+        counted in ``bad`` (and by reason in ``rejected``), logged
+        (rate-limited) and changes nothing; this never raises (an empty
+        retained payload clears what the topic held)."""
         try:
             with self._lock:
                 return self._feed(topic, payload)
-        except (msgspec.ValidationError, msgspec.DecodeError, contract.Rejection, ValueError):
-            self.bad += 1
-            return False
+        except contract.Rejection as r:
+            reason, detail = r.reason, r.detail
+        except Exception as exc:  # _Unusable, or a surprise: the watch goes on
+            reason, detail = "unusable", str(exc)
+        self.bad += 1
+        refused(topic, reason, detail, self.rejected, logger=log)
+        return False
 
     def _feed(self, topic: str, payload: bytes) -> bool:
         if topic == topics.ALERTS:
             a = contract.decode(payload, Alert)
             if a.code == "printer_ready":
                 return False
-            self._oneoff[(a.code, a.subject)] = _OneOff(a, self.clock())
+            key = (a.code, a.subject)
+            self._oneoff.pop(key, None)  # newest last: the oldest go first when there are too many
+            self._oneoff[key] = _OneOff(a, self.clock())
+            while len(self._oneoff) > MAX_ONEOFF:
+                del self._oneoff[next(iter(self._oneoff))]
             return a.code not in _COVERED_BY_STATUS
         prefix = f"{contract.ROOT}/print/printer/"
         if topic.startswith(prefix):
@@ -139,25 +161,31 @@ class StoreWatch:
                 return self._printers.pop(printer, None) is not None
             s = contract.decode(payload, PrinterStatus)
             if s.printer != printer:
-                raise ValueError(f"status of {s.printer} on the topic of {printer}")
+                raise _Unusable(f"status of {s.printer} on the topic of {printer}")
+            if printer not in self._printers and len(self._printers) >= MAX_PRINTERS:
+                raise _Unusable(f"more than {MAX_PRINTERS} printers")
             self._printers[printer] = s
             return True
         parsed = contract.parse_topic(topic)
         if parsed is None or parsed[0] not in ("presence", "health"):
-            raise ValueError(f"not a topic StoreWatch reads: {topic}")
+            raise _Unusable(f"not a topic StoreWatch reads: {topic[:200]}")
         kind, device = parsed
         if not payload:
             return self._devices.pop(device, None) is not None
-        d = self._devices.get(device) or DeviceState(device)
+        d = self._devices.get(device)
+        if d is None:
+            if len(self._devices) >= MAX_DEVICES:
+                raise _Unusable(f"more than {MAX_DEVICES} devices")
+            d = DeviceState(device)
         if kind == "presence":
             p = contract.decode(payload, Presence)
             if p.device != device:
-                raise ValueError(f"presence of {p.device} on the topic of {device}")
+                raise _Unusable(f"presence of {p.device[:64]} on the topic of {device}")
             d.role, d.online, d.presence_at = p.role, p.state == "online", p.at
         else:
             h = contract.decode(payload, Health)
             if h.device != device:
-                raise ValueError(f"health of {h.device} on the topic of {device}")
+                raise _Unusable(f"health of {h.device[:64]} on the topic of {device}")
             d.role = d.role or h.role
             d.health = h
         self._devices[device] = d
@@ -178,18 +206,28 @@ class StoreWatch:
         now = self.clock()
         out: list[StoreAlert] = []
         with self._lock:
+            # One odd message must not hide the others' alerts, nor stop the
+            # screen that asks (a UI thread): each source on its own.
             for p in self._printers.values():
-                out.extend(self._printer_alerts(p))
+                self._collect(out, self._printer_alerts, p)
             for d in self._devices.values():
-                out.extend(self._device_alerts(d, now))
+                self._collect(out, self._device_alerts, d, now)
             for key, o in list(self._oneoff.items()):
                 if now - o.heard > self.alert_keep_s:
                     del self._oneoff[key]
                 elif o.alert.code not in _COVERED_BY_STATUS:
                     a = o.alert
-                    out.append(StoreAlert(a.code, a.subject, a.severity, a.message, a.at))
+                    out.append(StoreAlert(a.code[:64], a.subject[:64], a.severity, a.message, a.at[:40]))
+        out = [dataclasses.replace(a, message=_clip(a.message)) for a in out]
         out.sort(key=lambda a: (SEVERITY_RANK.get(a.severity, 9), a.since, a.subject))
         return out
+
+    def _collect(self, out: list[StoreAlert], fn, *args) -> None:
+        try:
+            out.extend(fn(*args))
+        except Exception as exc:
+            refused(getattr(args[0], "device", None) or getattr(args[0], "printer", "?"), "unusable",
+                    f"no alert from it: {exc!r}", logger=log)
 
     def _printer_alerts(self, p: PrinterStatus) -> list[StoreAlert]:
         if p.state in PRINTER_ALERTS:
@@ -242,6 +280,17 @@ class StoreWatch:
                 Words(f"{name.zh} 的存储空间快满了（剩 {free:g}%）。",
                       f"{name.en}'s disk is almost full ({free:g}% free)."), h.at))
         return out
+
+
+class _Unusable(Exception):
+    """A message that decodes but that this watch cannot use."""
+
+
+def _clip(w: Words, n: int = MAX_TEXT) -> Words:
+    """A sentence short enough for a screen's alert strip (a message may hold 8 KiB)."""
+    if len(w.zh) <= n and len(w.en) <= n:
+        return w
+    return Words(w.zh if len(w.zh) <= n else w.zh[:n - 1] + "…", w.en if len(w.en) <= n else w.en[:n - 1] + "…")
 
 
 def _num(v) -> float | None:

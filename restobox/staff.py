@@ -102,6 +102,17 @@ def suggest(word: str, choices, what: str) -> str:
 
 
 # ======================================================================= bus
+# What a busy bus (or a flood) can make one visit hold: the oldest go first.
+KEPT_REPLIES = 100
+KEPT_JOBS = 1000
+KEPT_STATES = 20
+
+
+def _bound(d: dict, n: int) -> None:
+    while len(d) > n:
+        del d[next(iter(d))]
+
+
 class StoreLink:
     """A short visit to the store's broker as the staff device: retained
     state comes in, commands go to the hub, answers and print progress come
@@ -167,13 +178,16 @@ class StoreLink:
         if r is not None:
             with self._cv:
                 self._replies[m.correlation or b""] = r
+                _bound(self._replies, KEPT_REPLIES)
                 self._cv.notify_all()
 
     def _on_job(self, m) -> None:
         s = decode_or_none(m, PrintJobState)
         if s is not None:
             with self._cv:
-                self._jobs.setdefault(s.job_id, []).append(s)
+                states = self._jobs.pop(s.job_id, [])  # newest last: the oldest go first
+                self._jobs[s.job_id] = (states + [s])[-KEPT_STATES:]
+                _bound(self._jobs, KEPT_JOBS)
                 self._cv.notify_all()
 
     # ------------------------------------------------------------ commands
