@@ -20,9 +20,9 @@ os.environ.setdefault("KIVY_NO_ARGS", "1")
 os.environ.setdefault("KIVY_NO_CONSOLELOG", "1")
 
 from kds.common import load_kv, register_cjk_font, run_screen_clock, screen_settings, try_screenshot, write_state  # noqa: E402
-from kds.health import ScreenMonitor  # noqa: E402
+from kds.health import ScreenMonitor, guarded, ignored, not_from_topic  # noqa: E402
 from kds.viewmodel import BoardViewModel, LinkState  # noqa: E402
-from restobox.bus import Bus, Incoming, bus_from_config, decode_or_none  # noqa: E402
+from restobox.bus import Bus, Incoming, bus_from_config, decode_or_none, refused  # noqa: E402
 from restobox.config import Config  # noqa: E402
 from restobox.contract import Board, Presence, Words, topics  # noqa: E402
 
@@ -43,14 +43,15 @@ class BoardController:
                  changed: Callable[[], None], bus: Bus | None = None,
                  clock: Callable[[], float] = time.time) -> None:
         self.cfg = cfg
-        self.post = post
+        #: messages ignored, by reason code (``unusable``: applying it raised)
+        self.rejected: dict[str, int] = {}
+        self.post = guarded(post, self.rejected, log, on_refusal=lambda: self.monitor.refused_soon())
         self.changed = changed
         self.vm = BoardViewModel(clock=clock)
         self.link = LinkState()
         self.bus = bus or bus_from_config(cfg)
-        self.rejected: dict[str, int] = {}
         # the diners' board shows no staff alerts
-        self.monitor = ScreenMonitor(cfg, self.bus, post=post, changed=changed, figures=self._figures,
+        self.monitor = ScreenMonitor(cfg, self.bus, post=self.post, changed=changed, figures=self._figures,
                                      alerts=False)
 
     def start(self) -> None:
@@ -71,11 +72,14 @@ class BoardController:
 
     def _figures(self):
         counters = {"preparing": len(self.vm.preparing), "ready": len(self.vm.ready),
-                    **{f"ignored_{k}": n for k, n in self.rejected.items()}}
+                    **ignored(self.rejected)}
         return counters, {"hub_online": self.link.hub_online}
 
     def _decode(self, m: Incoming, type_):
-        return decode_or_none(m, type_, self.rejected)
+        msg = decode_or_none(m, type_, self.rejected)
+        if msg is None:
+            self.monitor.refused_soon()
+        return msg
 
     def _on_board(self, m: Incoming) -> None:
         b = self._decode(m, Board)
@@ -84,8 +88,14 @@ class BoardController:
 
     def _on_hub_presence(self, m: Incoming) -> None:
         p = self._decode(m, Presence)
-        if p is not None:
-            self.post(lambda: self._hub(p.state == "online"))
+        if p is None:
+            return
+        problem = not_from_topic(m.topic, p.device)
+        if problem is not None:
+            refused(m.topic, "unusable", problem, self.rejected, logger=log)
+            self.monitor.refused_soon()
+            return
+        self.post(lambda: self._hub(p.state == "online"))
 
     def _hub(self, online: bool) -> None:
         self.link.hub_online = online

@@ -13,10 +13,10 @@ import threading
 import time
 from typing import Callable
 
-from kds.health import ScreenMonitor
-from kds.viewmodel import ActionRefused, StationViewModel, Thresholds
+from kds.health import ScreenMonitor, guarded, ignored, not_from_topic
+from kds.viewmodel import ActionRefused, StationViewModel, Thresholds, ticket_problem
 from restobox import contract, db
-from restobox.bus import Bus, Incoming, bus_from_config, decode_or_none
+from restobox.bus import Bus, Incoming, bus_from_config, decode_or_none, refused
 from restobox.config import Config
 from restobox.contract import OrderUpdate, Presence, StationTicket, topics
 
@@ -28,7 +28,11 @@ class StationController:
                  changed: Callable[[], None], bus: Bus | None = None,
                  clock: Callable[[], float] = time.time) -> None:
         self.cfg = cfg
-        self.post = post
+        #: messages not used, by reason: those of contract.decode (paho's
+        #: thread), ``unusable`` (a ticket the hub cannot have made, or one
+        #: whose applying raised on the UI thread)
+        self.rejected: dict[str, int] = {}
+        self.post = guarded(post, self.rejected, log, on_refusal=lambda: self.monitor.refused_soon())
         self.changed = changed
         self.clock = clock
         self.station = cfg.kds.station
@@ -50,7 +54,7 @@ class StationController:
             log.warning("ticket cache not used: %s", self.vm.cache_problem)
         #: what this screen sent, by event kind (bump, ack, recall, undo...), for its health
         self.sent: dict[str, int] = {}
-        self.monitor = ScreenMonitor(cfg, self.bus, post=post, changed=changed, figures=self._figures,
+        self.monitor = ScreenMonitor(cfg, self.bus, post=self.post, changed=changed, figures=self._figures,
                                      cache=self.cache_db)
         # the cache is written on a thread of its own: a slow or locked SD
         # card must not hold up the screen (the UI thread only takes the snapshot)
@@ -91,7 +95,7 @@ class StationController:
         vm = self.vm
         counters = {"open": vm.open_count, "unacknowledged": vm.unacked_count,
                     **{f"sent_{k}": n for k, n in self.sent.items()},
-                    **{f"ignored_{k}": n for k, n in vm.counters.items()}}
+                    **ignored(vm.counters, self.rejected)}
         details = {"station": self.station, "page": vm.page + 1, "pages": vm.pages,
                    "hub_online": vm.link.hub_online, "cache_problem": vm.cache_problem}
         return counters, details
@@ -132,12 +136,21 @@ class StationController:
 
     # ------------------------------------------------------------- incoming
     def _decode(self, m: Incoming, type_):
-        return decode_or_none(m, type_)
+        msg = decode_or_none(m, type_, self.rejected)
+        if msg is None:
+            self.monitor.refused_soon()
+        return msg
 
     def _on_ticket(self, m: Incoming) -> None:
         t = self._decode(m, StationTicket)
-        if t is not None:
-            self.post(lambda: self._apply(lambda: self.vm.on_ticket(t)))
+        if t is None:
+            return
+        problem = ticket_problem(t)
+        if problem is not None:
+            refused(m.topic, "unusable", problem, self.rejected, logger=log)
+            self.monitor.refused_soon()
+            return
+        self.post(lambda: self._apply(lambda: self.vm.on_ticket(t)))
 
     def _on_update(self, m: Incoming) -> None:
         u = self._decode(m, OrderUpdate)
@@ -146,8 +159,14 @@ class StationController:
 
     def _on_hub_presence(self, m: Incoming) -> None:
         p = self._decode(m, Presence)
-        if p is not None:
-            self.post(lambda: self._apply(lambda: self.vm.on_hub_presence(p.state == "online")))
+        if p is None:
+            return
+        problem = not_from_topic(m.topic, p.device)
+        if problem is not None:
+            refused(m.topic, "unusable", problem, self.rejected, logger=log)
+            self.monitor.refused_soon()
+            return
+        self.post(lambda: self._apply(lambda: self.vm.on_hub_presence(p.state == "online")))
 
     def _link(self, up: bool) -> None:
         self.vm.on_link(up)

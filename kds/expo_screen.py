@@ -27,11 +27,11 @@ from typing import Callable
 os.environ.setdefault("KIVY_NO_ARGS", "1")
 os.environ.setdefault("KIVY_NO_CONSOLELOG", "1")
 
-from kds.health import ScreenMonitor, alert_rows, alert_strip  # noqa: E402
+from kds.health import ScreenMonitor, alert_rows, alert_strip, guarded, ignored, not_from_topic  # noqa: E402
 from kds.common import load_kv, register_cjk_font, run_screen_clock, screen_settings, try_screenshot, window_rect, write_state  # noqa: E402
-from kds.viewmodel import ActionRefused, ExpoRow, ExpoViewModel, StationProgress, Thresholds  # noqa: E402
+from kds.viewmodel import ActionRefused, ExpoRow, ExpoViewModel, StationProgress, Thresholds, ticket_problem  # noqa: E402
 from restobox import contract  # noqa: E402
-from restobox.bus import Bus, Incoming, bus_from_config, decode_or_none  # noqa: E402
+from restobox.bus import Bus, Incoming, bus_from_config, decode_or_none, refused  # noqa: E402
 from restobox.config import Config  # noqa: E402
 from restobox.contract import EXPO_STATION, MenuMessage, OrderUpdate, Presence, StationTicket, Words, topics  # noqa: E402
 
@@ -43,6 +43,8 @@ STATION_TICKET_ALL = topics.STATION_TICKET_ALL
 # The menu only names the stations; a big menu must not hide their names.
 MENU_MAX_BYTES = 1024 * 1024
 NOTICE_S = 4.0
+NAME_MAX = 40
+"""Characters of a station's name shown on a card."""
 COMPLETED_SHOWN = 10
 
 
@@ -67,7 +69,10 @@ class ExpoController:
                  changed: Callable[[], None], bus: Bus | None = None,
                  clock: Callable[[], float] = time.time) -> None:
         self.cfg = cfg
-        self.post = post
+        #: messages ignored at the boundary, by reason code (never silent);
+        #: ``unusable``: decoded, but not what the hub makes, or applying it raised
+        self.rejected: dict[str, int] = {}
+        self.post = guarded(post, self.rejected, log, on_refusal=lambda: self.monitor.refused_soon())
         self.changed = changed
         self.clock = clock
         k = cfg.kds
@@ -79,13 +84,11 @@ class ExpoController:
         self.bus = bus or bus_from_config(cfg)
         #: station id -> its name from the hub's menu (retained); the id until it comes
         self.station_names: dict[str, Words] = {}
-        #: messages ignored at the boundary, by reason code (never silent)
-        self.rejected: dict[str, int] = {}
         self.notice: Words | None = None
         self.notice_until = 0.0
         #: what this screen sent, by event kind, for its health
         self.sent: dict[str, int] = {}
-        self.monitor = ScreenMonitor(cfg, self.bus, post=post, changed=changed, figures=self._figures)
+        self.monitor = ScreenMonitor(cfg, self.bus, post=self.post, changed=changed, figures=self._figures)
 
     # ------------------------------------------------------------- lifecycle
     def start(self) -> None:
@@ -112,17 +115,20 @@ class ExpoController:
         rows = vm.rows_on_page()
         counters = {"open": vm.open_count, "ready_on_page": sum(1 for r in rows if r.ready),
                     **{f"sent_{k}": n for k, n in self.sent.items()},
-                    **{f"ignored_{k}": n for k, n in self.rejected.items()}}
+                    **ignored(vm.counters, self.rejected)}
         details = {"page": vm.page + 1, "pages": vm.pages, "hub_online": vm.link.hub_online}
         return counters, details
 
     # ------------------------------------------------------------- incoming
     def _reject(self, m: Incoming, reason: str, detail: str) -> None:
-        self.rejected[reason] = self.rejected.get(reason, 0) + 1
-        log.warning("ignored a message on %s (%s): %s", m.topic, reason, detail)
+        refused(m.topic, reason, detail, self.rejected, logger=log)
+        self.monitor.refused_soon()
 
     def _decode(self, m: Incoming, type_, **kw):
-        return decode_or_none(m, type_, self.rejected, **kw)
+        msg = decode_or_none(m, type_, self.rejected, **kw)
+        if msg is None:
+            self.monitor.refused_soon()
+        return msg
 
     def _on_ticket(self, m: Incoming) -> None:
         t = self._decode(m, StationTicket)
@@ -130,7 +136,11 @@ class ExpoController:
             return
         parsed = contract.parse_topic(m.topic)
         if parsed is None or parsed[1] != t.station:
-            self._reject(m, "bad_topic", f"a {t.station!r} ticket on another station's topic")
+            self._reject(m, "bad_topic", f"a {t.station[:40]!r} ticket on another station's topic")
+            return
+        problem = ticket_problem(t)
+        if problem is not None:
+            self._reject(m, "unusable", problem)
             return
         self.post(lambda: self._apply(lambda: self.vm.on_ticket(t)))
 
@@ -141,13 +151,23 @@ class ExpoController:
 
     def _on_hub_presence(self, m: Incoming) -> None:
         p = self._decode(m, Presence)
-        if p is not None:
-            self.post(lambda: self._apply(lambda: self.vm.on_hub_presence(p.state == "online")))
+        if p is None:
+            return
+        problem = not_from_topic(m.topic, p.device)
+        if problem is not None:
+            self._reject(m, "unusable", problem)
+            return
+        self.post(lambda: self._apply(lambda: self.vm.on_hub_presence(p.state == "online")))
 
     def _on_menu(self, m: Incoming) -> None:
         mm = self._decode(m, MenuMessage, max_bytes=MENU_MAX_BYTES)
         if mm is not None:
-            names = {s.id: Words(s.name.zh, s.name.en) for s in mm.menu.stations}
+            try:  # a menu the hub would not use names nothing here either
+                mm.menu.check()
+            except Exception as exc:
+                self._reject(m, "bad_menu", repr(exc))
+                return
+            names = {s.id: Words(s.name.zh[:NAME_MAX], s.name.en[:NAME_MAX]) for s in mm.menu.stations}
             self.post(lambda: self._apply(lambda: self.station_names.update(names)))
 
     def _link(self, up: bool) -> None:

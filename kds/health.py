@@ -24,7 +24,7 @@ from datetime import datetime, timezone
 
 from restobox import contract, db
 from restobox.alerts import StoreAlert, StoreWatch
-from restobox.bus import Bus, Incoming
+from restobox.bus import Bus, Incoming, refusal_log
 from restobox.config import Config
 from restobox.contract import Health, topics
 from restobox.service import disk_details
@@ -33,6 +33,7 @@ log = logging.getLogger("restobox.kds")
 
 HEALTH_EVERY_S = 15.0
 PROBE_EVERY_S = 5.0
+REFUSED_GAP_S = 1.0
 ALERTS_EVERY_S = 60.0
 STALLED_S = 30.0
 """The health thread not back this long after its last round (a probe waits
@@ -65,6 +66,8 @@ class ScreenMonitor:
         # health thread -> UI thread (plain attribute reads: the GIL is enough)
         self.problem: str | None = None
         self._round = time.monotonic()
+        self._published_at = 0.0
+        self._refused = False
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._now = False
@@ -88,6 +91,13 @@ class ScreenMonitor:
     def publish_soon(self) -> None:
         """Publish health at the next round (the link just came up)."""
         self._now = True
+        self._wake.set()
+
+    def refused_soon(self) -> None:
+        """A message was not used: its count goes out within a second, and a
+        flood of them publishes at most once a second (and probes the disk
+        no more often than ever)."""
+        self._refused = True
         self._wake.set()
 
     # ---------------------------------------------------------- UI thread
@@ -128,8 +138,11 @@ class ScreenMonitor:
 
     # -------------------------------------------------------- paho thread
     def _on_store(self, m: Incoming) -> None:
+        bad = self.watch.bad
         if self.watch.feed(m.topic, m.payload):
             self.post(self.refresh_alerts)
+        elif self.watch.bad != bad:
+            self.refused_soon()
 
     # ------------------------------------------------------- health thread
     def _probe(self) -> None:
@@ -145,16 +158,22 @@ class ScreenMonitor:
 
     def _run(self) -> None:
         next_health = 0.0
+        next_probe = 0.0
         next_alerts = time.monotonic() + ALERTS_EVERY_S
         try:
             while not self._stop.is_set():
                 self._wake.clear()
                 try:
-                    self._probe()
                     now = time.monotonic()
-                    if self.bus.connected and (self._now or now >= next_health):
-                        self._now = False
+                    if now >= next_probe:
+                        next_probe = now + PROBE_EVERY_S
+                        self._probe()
+                        now = time.monotonic()
+                    refusals = self._refused and now - self._published_at >= REFUSED_GAP_S
+                    if self.bus.connected and (self._now or refusals or now >= next_health):
+                        self._now = self._refused = False
                         next_health = now + HEALTH_EVERY_S
+                        self._published_at = now
                         disk, problem = disk_details(self.disk_path), self.problem
                         self.post(lambda: self._publish(disk, problem))
                     if now >= next_alerts:
@@ -162,10 +181,60 @@ class ScreenMonitor:
                         self.post(self.refresh_alerts)
                 except Exception:
                     log.exception("screen health round failed")
-                self._wake.wait(PROBE_EVERY_S)
+                # the next probe; sooner when refusals wait to be published
+                # (at most once a second, however many come)
+                wait = next_probe - time.monotonic()
+                if self._refused:
+                    wait = min(wait, REFUSED_GAP_S - (time.monotonic() - self._published_at))
+                self._wake.wait(max(0.05, wait))
         finally:
             if self.cache is not None:
                 self.cache.close()  # this thread's connection only
+
+
+# =========================================================================
+# Messages a screen does not use
+# =========================================================================
+
+
+def guarded(post: Callable[[Callable[[], None]], None], rejected: dict[str, int],
+            logger: logging.Logger = log, on_refusal: Callable[[], None] | None = None,
+            ) -> Callable[[Callable[[], None]], None]:
+    """``post`` for functions that apply a message on the UI thread: one
+    that raises (a value the screen cannot use) is logged with its
+    traceback (rate-limited) and counted as ``rejected["unusable"]``,
+    never raised into Kivy's clock, which would stop the app."""
+    def post_guarded(fn: Callable[[], None]) -> None:
+        def run() -> None:
+            try:
+                fn()
+            except Exception as exc:
+                rejected["unusable"] = rejected.get("unusable", 0) + 1
+                refusal_log.warn(logger, "messages the screen could not use",
+                                 "a message the screen could not use: %r", exc, exc_info=True)
+                if on_refusal is not None:
+                    on_refusal()
+        post(run)
+    return post_guarded
+
+
+def not_from_topic(topic: str, device: str) -> str | None:
+    """Why a presence or health naming ``device`` cannot be the one its
+    topic's device sent (None: it can)."""
+    parsed = contract.parse_topic(topic)
+    if parsed is None or parsed[1] != device:
+        return f"the presence of {device[:40]!r} on {topic[:100]}"
+    return None
+
+
+def ignored(*counts: dict[str, int]) -> dict[str, int]:
+    """``ignored_<reason>`` for a screen's health, summed over ``counts``
+    (each copied first: paho's thread may add a reason meanwhile)."""
+    out: dict[str, int] = {}
+    for c in counts:
+        for k, n in dict(c).items():
+            out[f"ignored_{k}"] = out.get(f"ignored_{k}", 0) + n
+    return out
 
 
 # =========================================================================

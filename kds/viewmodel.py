@@ -38,6 +38,7 @@ import msgspec
 from restobox.contract import (
     DEVICE_PATTERN,
     EXPO_STATION,
+    UUID_PATTERN,
     Board,
     OrderUpdate,
     StationEvent,
@@ -54,9 +55,25 @@ Clock = Callable[[], float]
 TicketColour = Literal["new", "normal", "warning", "late"]
 
 _DEVICE_RE = re.compile(DEVICE_PATTERN)
+_UUID_RE = re.compile(UUID_PATTERN)
 # Ids of tickets and orders that left the screen, remembered so that a late
 # or repeated copy of them cannot bring them back (a day is a few thousand).
 _GONE_LIMIT = 5000
+# A ticket's revision counts the hub's changes to it (a few per order).
+MAX_REVISION = 1_000_000
+
+
+# The hub's clock and a screen's agree to within seconds.
+CLOCK_SLACK_S = 60.0
+
+
+def _newest_mark(ts: float | None, now: float) -> float | None:
+    """A message's time as the mark later copies must not be older than;
+    none for one dated more than a minute ahead of this screen's clock: it
+    must not make every later message look older (that would freeze the
+    board, or an order, for good). A screen whose clock is far behind the
+    hub's only loses the check, not the messages."""
+    return ts if ts is not None and ts <= now + CLOCK_SLACK_S else None
 
 
 # =========================================================================
@@ -154,6 +171,19 @@ def _parse_ts(iso: str) -> float | None:
 
 def _iso(t: float) -> str:
     return datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="milliseconds")
+
+
+def ticket_problem(t: StationTicket) -> str | None:
+    """Why a ticket that decoded cannot be one the hub made (None: it can).
+    The hub's ticket ids are ``<order_id>:<station>``, its order ids UUIDs
+    (every event the screen sends names one), its revisions count from 1."""
+    if not 1 <= t.revision <= MAX_REVISION:  # one near 2**53 would freeze the ticket: no later copy is newer
+        return f"revision {t.revision}"
+    if not _UUID_RE.fullmatch(t.order_id):
+        return f"order id {t.order_id[:40]!r} is not a UUID"
+    if t.ticket_id != f"{t.order_id}:{t.station}":
+        return f"ticket id {t.ticket_id[:80]!r} is not <order id>:<station>"
+    return None
 
 
 def _check_device(device: str) -> str:
@@ -494,7 +524,9 @@ class StationViewModel(_PagedGrid):
         self.recall_size = recall_size
         self.link = LinkState()
         # Counted, never silent: tickets ignored as repeats or as older copies.
-        self.counters: dict[str, int] = {"duplicate": 0, "stale": 0, "other_station": 0, "expired": 0}
+        # ``unusable``: a ticket the hub cannot have made (see ticket_problem).
+        self.counters: dict[str, int] = {"duplicate": 0, "stale": 0, "other_station": 0, "expired": 0,
+                                         "unusable": 0}
         #: Set by :meth:`restore` when the cache could not be used.
         self.cache_problem: str | None = None
         self._entries: dict[str, _Entry] = {}
@@ -511,6 +543,9 @@ class StationViewModel(_PagedGrid):
         """Take a ticket from the hub. True when the open grid changed."""
         if t.station != self.station:
             self.counters["other_station"] += 1
+            return False
+        if ticket_problem(t) is not None:
+            self.counters["unusable"] += 1
             return False
         tid = t.ticket_id
         e = self._entries.get(tid)
@@ -970,7 +1005,7 @@ class ExpoViewModel(_PagedGrid):
         self.confirm_s = confirm_s
         self.completed_size = completed_size
         self.link = LinkState()
-        self.counters: dict[str, int] = {"duplicate": 0, "stale": 0, "expired": 0}
+        self.counters: dict[str, int] = {"duplicate": 0, "stale": 0, "expired": 0, "unusable": 0}
         self._orders: dict[str, _ExpoOrder] = {}
         self._revs: dict[str, int] = {}  # ticket_id -> highest revision, for orders on screen
         self._gone_orders = _Gone()  # order_id -> "voided" | "evicted"
@@ -983,6 +1018,9 @@ class ExpoViewModel(_PagedGrid):
     # ------------------------------------------------------------ messages
     def on_ticket(self, t: StationTicket) -> bool:
         """A ticket of any station. True when the grid changed."""
+        if ticket_problem(t) is not None:
+            self.counters["unusable"] += 1
+            return False
         known = self._revs.get(t.ticket_id, self._gone_tickets.get(t.ticket_id))
         if known is not None and t.revision <= known:
             self.counters["duplicate" if t.revision == known else "stale"] += 1
@@ -1030,7 +1068,7 @@ class ExpoViewModel(_PagedGrid):
             return before is not None
         if o is None:
             o = self._new_order(u.order_id, u.number, now)
-        o.update, o.update_ts = u, ts
+        o.update, o.update_ts = u, _newest_mark(ts, now)
         if o.pending is not None and o.pending.target == u.state:
             o.pending = None
         self._refresh(o, now)
@@ -1238,7 +1276,7 @@ class BoardViewModel:
         if b.business_date != self._business_date:
             self._ready_since = {}  # numbers start again each business day
         before = (self.preparing, self.ready)
-        self._business_date, self._at = b.business_date, ts
+        self._business_date, self._at = b.business_date, _newest_mark(ts, now)
         since = {}
         for n in b.ready:
             # Numbers already ready when the board starts did not just become ready.
