@@ -4,7 +4,7 @@ order, however long the internet is away.
     restobox sync [--config FILE] [--drain]
 
 The hub writes every change the cloud must know as an outbox event in the
-same transaction as the change (restobox/hub.py, ``Outbox``). This service
+same transaction as the change (restobox/hub/, ``Outbox``). This service
 reads them (store.db, read-only) in ``seq`` order and posts them in batches
 (docs/cloud-api.md). How far the cloud has acknowledged is a cursor in its own
 sync.db, committed only after the cloud's answer, so a SIGKILL or a power cut
@@ -54,6 +54,30 @@ REASONS = {
     "menu_bad_schema": "the cloud's menu is not a menu (fields or types)",
     "menu_invalid": "the cloud's menu breaks the menu's rules (restobox menu-check)",
 }
+
+
+HUB_MENU_MAX_BYTES = 4 * 1024 * 1024
+"""The hub's menu is the one message larger than 64 KiB (the broker's packet limit is less)."""
+REPLIES_KEPT = 1000
+
+
+def count_bad(counters: Counter, topic: str, reason: str, detail: str = "") -> None:
+    """A message from the bus this service does not use: counted
+    (``bad_messages``, ``bad_message_<reason>``) and logged, rate-limited."""
+    from restobox.bus import refused
+
+    counters["bad_messages"] += 1
+    counters[f"bad_message_{reason}"] += 1
+    refused(topic, reason, detail, logger=log)
+
+
+def _summed(*counters: Counter) -> dict[str, int]:
+    """One set of counters (the same name in two, e.g. bad_messages, adds up)."""
+    out: dict[str, int] = {}
+    for c in counters:
+        for k, n in dict(c).items():
+            out[k] = out.get(k, 0) + n
+    return out
 
 
 def iso(t: float) -> str:
@@ -294,10 +318,25 @@ class MenuPuller:
         self.last_error: str = ""
 
     def on_hub_menu(self, m) -> None:
+        """paho's thread: the version of the hub's menu (retained
+        ``menu/current``). One that does not decode, or breaks the menu's
+        rules, is counted and changes nothing."""
+        from restobox import contract
+
         try:
-            self.hub_version = msgspec.json.decode(m.payload)["menu"]["version"]
-        except (msgspec.DecodeError, KeyError, TypeError):
-            self.counters["menu_hub_unreadable"] += 1
+            msg = contract.decode(m.payload, contract.MenuMessage, max_bytes=HUB_MENU_MAX_BYTES)
+            msg.menu.check()
+        except contract.Rejection as r:
+            self._unreadable(m.topic, r.reason, r.detail)
+            return
+        except Exception as exc:  # the menu's own rules (MenuError) or a surprise
+            self._unreadable(m.topic, "bad_menu", repr(exc))
+            return
+        self.hub_version = msg.menu.version
+
+    def _unreadable(self, topic: str, reason: str, detail: str) -> None:
+        self.counters["menu_hub_unreadable"] += 1
+        count_bad(self.counters, topic, reason, detail)
 
     def pull(self) -> str:
         """One look at the cloud's menu: 'same', 'sent', 'unchanged' or a failure reason."""
@@ -393,9 +432,28 @@ class PreorderRunner:
         self.device = cfg.device.id
         self.counters: Counter[str] = Counter()
         self.last_error = ""
-        self._replies: queue.Queue = queue.Queue()
+        # decoded replies, paho's thread -> the pre-order thread (bounded: a
+        # reply lost to a flood is asked for again by the next resend)
+        self._replies: queue.Queue = queue.Queue(maxsize=REPLIES_KEPT)
         self._sent_at: dict[str, float] = {}
-        bus.subscribe(topics.order_reply(self.device), lambda m: self._replies.put(m.payload))
+        bus.subscribe(topics.order_reply(self.device), self._on_reply)
+
+    def _on_reply(self, m) -> None:
+        """paho's thread: decoded here, so nothing but an OrderReply waits."""
+        import queue
+
+        from restobox import contract
+
+        try:
+            r = contract.decode(m.payload, contract.OrderReply)
+        except contract.Rejection as exc:
+            self.counters["preorders.bad_reply"] += 1
+            count_bad(self.counters, m.topic, exc.reason, exc.detail)
+            return
+        try:
+            self._replies.put_nowait(r)
+        except queue.Full:
+            self.counters["preorders.replies_dropped"] += 1
 
     def pull(self) -> int:
         """New pre-orders kept; returns how many."""
@@ -467,33 +525,39 @@ class PreorderRunner:
     def _take_replies(self) -> None:
         import queue
 
-        from restobox.contract import OrderReply
+        from restobox.contract import topics
 
         while True:
             try:
-                payload = self._replies.get_nowait()
+                r = self._replies.get_nowait()
             except queue.Empty:
                 return
             try:
-                r = msgspec.json.decode(payload, type=OrderReply)
-            except msgspec.DecodeError:
-                self.counters["preorders.bad_reply"] += 1
-                continue
-            now = self.clock()
-            if r.status == "accepted" or r.reason == "duplicate_conflict":
-                n = db.SyncPreorder.update(state="accepted", number=r.number, updated_at=now).where(
-                    (db.SyncPreorder.order_id == r.order_id) & (db.SyncPreorder.state != "accepted")).execute()
-                if n:
-                    self.counters["preorders_accepted"] += 1
-                    log.info("pre-order %s is order %s", r.order_id, r.number)
-            elif r.reason in ("storage_unavailable", "internal_error"):
-                continue  # sent again
-            else:
-                db.SyncPreorder.update(state="rejected", reason=(r.reason or "")[:48], updated_at=now).where(
-                    db.SyncPreorder.order_id == r.order_id).execute()
+                self._take_reply(r)
+            except pw_errors() as exc:  # sync.db refused: the pre-order is sent again and answered again
+                self.counters["preorders.store_failed"] += 1
+                log.error("sync.db did not take the hub's answer for pre-order %s: %s", r.order_id[:64], exc)
+            except Exception as exc:  # one reply the code cannot take: the next ones go on
+                count_bad(self.counters, topics.order_reply(self.device), "unusable",
+                          f"the reply for {r.order_id[:64]!r}: {exc!r}")
+
+    def _take_reply(self, r) -> None:
+        now = self.clock()
+        if r.status == "accepted" or r.reason == "duplicate_conflict":
+            n = db.SyncPreorder.update(state="accepted", number=r.number, updated_at=now).where(
+                (db.SyncPreorder.order_id == r.order_id) & (db.SyncPreorder.state != "accepted")).execute()
+            if n:
+                self.counters["preorders_accepted"] += 1
+                log.info("pre-order %s is order %s", r.order_id, r.number)
+        elif r.reason in ("storage_unavailable", "internal_error"):
+            return  # sent again
+        else:
+            n = db.SyncPreorder.update(state="rejected", reason=(r.reason or "")[:48], updated_at=now).where(
+                db.SyncPreorder.order_id == r.order_id).execute()
+            if n:
                 self.counters["preorders_rejected"] += 1
                 log.error("the hub refused pre-order %s: %s", r.order_id, r.reason)
-            self._sent_at.pop(r.order_id, None)
+        self._sent_at.pop(r.order_id, None)
 
     def counts(self) -> dict[str, int]:
         rows = (db.SyncPreorder.select(db.SyncPreorder.state, pw_count()).group_by(db.SyncPreorder.state).tuples())
@@ -501,6 +565,12 @@ class PreorderRunner:
 
     def close(self) -> None:
         self.cloud.close()
+
+
+def pw_errors():
+    import peewee as pw
+
+    return pw.OperationalError
 
 
 def pw_count():
@@ -564,7 +634,7 @@ class SyncService:
         reason = REASONS.get(err.reason, err.reason) if err else "sending" if b.events else "up to date"
         return Health(
             device=self.cfg.device.id, role="sync", state=state, at=iso(self.fw.clock()), reason=reason,
-            counters={**self.fw.counters, **self.menu.counters, **self.preorders.counters},
+            counters=_summed(self.fw.counters, self.menu.counters, self.preorders.counters),
             details={"backlog": b.events, "oldest_unsent_s": round(b.oldest_s, 1),
                      "menu_cloud": self.menu.cloud_version, "menu_hub": self.menu.hub_version,
                      "menu_error": self.menu.last_error or None,
