@@ -60,7 +60,7 @@ from typing import Annotated, Any
 import msgspec
 
 from restobox import contract, loyalty
-from restobox.bus import Bus, Incoming, bus_from_config, decode_or_none
+from restobox.bus import Bus, Incoming, bus_from_config, refused
 from restobox.config import Config
 from restobox.contract import (
     Board,
@@ -85,6 +85,8 @@ PAGE_DIR = Path(__file__).resolve().parent / "webpage"
 MAX_ORDERS_KEPT = 5000
 """Orders placed here whose state is kept for the diners (oldest forgotten first)."""
 MAX_STREAM_ORDERS = 20
+MENU_MAX_BYTES = 4 * 1024 * 1024
+"""The hub's menu is the one message larger than 64 KiB (the broker's packet limit is less)."""
 KEEPALIVE_S = 15.0
 HEALTH_MIN_GAP_S = 1.0
 """Bad requests publish the health at most this often (a flood is one message a second)."""
@@ -246,9 +248,30 @@ class WebService:
         if ev is not None:
             ev.set()
 
+    def _bad(self, m: Incoming, reason: str, detail: str = "") -> None:
+        """A message from the bus this service does not use: counted
+        (``bad_messages``, ``bad_message_<reason>``), logged (rate-limited),
+        in the health within a second."""
+        self.counters["bad_messages"] += 1
+        self.counters[f"bad_message_{reason}"] += 1
+        refused(m.topic, reason, detail, logger=log)
+        self._health_dirty = True
+
+    def _decode(self, m: Incoming, type_, **kw):
+        try:
+            return contract.decode(m.payload, type_, **kw)
+        except contract.Rejection as r:
+            self._bad(m, r.reason, r.detail)
+            return None
+
     def _on_menu(self, m: Incoming) -> None:
-        msg = decode_or_none(m, MenuMessage, self.counters)
+        msg = self._decode(m, MenuMessage, max_bytes=MENU_MAX_BYTES)
         if msg is None:
+            return
+        try:  # the page and the hub must agree on the menu: one the hub would not use is not shown
+            msg.menu.check()
+        except Exception as exc:
+            self._bad(m, "bad_menu", repr(exc))
             return
         with self._lock:
             self.menu, self._menu_json = msg, None
@@ -256,29 +279,37 @@ class WebService:
         self._mark_changed(health=True)
 
     def _on_soldout(self, m: Incoming) -> None:
-        msg = decode_or_none(m, SoldOut, self.counters)
+        msg = self._decode(m, SoldOut)
         if msg is not None:
             with self._lock:
                 self.soldout = tuple(msg.items)
             self._mark_changed()
 
     def _on_board(self, m: Incoming) -> None:
-        msg = decode_or_none(m, Board, self.counters)
+        msg = self._decode(m, Board)
         if msg is not None:
             with self._lock:
                 self.board = msg
             self._mark_changed()
 
     def _on_hub_presence(self, m: Incoming) -> None:
-        p = decode_or_none(m, Presence, self.counters)
+        p = self._decode(m, Presence)
+        if p is not None and p.device != self.cfg.web.hub_device:  # not the hub's word about itself
+            self._bad(m, "unusable", f"the presence of {p.device[:40]!r} on the hub's topic")
+            return
         if p is not None:
             with self._lock:
                 self.hub_online = p.state == "online"
             self._mark_changed(health=True)
 
     def _on_reply(self, m: Incoming) -> None:
-        reply = decode_or_none(m, OrderReply, self.counters)
+        reply = self._decode(m, OrderReply)
         if reply is None:
+            return
+        with self._lock:
+            ours = reply.order_id in self._tables_of or reply.order_id in self.orders
+        if not ours:  # not placed here (or forgotten): it must not push out the diners' orders
+            self._bad(m, "unknown_order", f"a reply for {reply.order_id[:64]!r}")
             return
         if reply.status == "accepted":
             with self._lock:
@@ -299,7 +330,7 @@ class WebService:
                 fut.set_result(reply)
 
     def _on_update(self, m: Incoming) -> None:
-        u = decode_or_none(m, OrderUpdate, self.counters)
+        u = self._decode(m, OrderUpdate)
         if u is None:
             return
         with self._lock:
