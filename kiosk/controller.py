@@ -52,7 +52,7 @@ from kiosk.viewmodel import (
 )
 from restobox import contract, db
 from restobox.alerts import StoreAlert, StoreWatch
-from restobox.bus import Bus, Incoming, bus_from_config, decode_or_none
+from restobox.bus import Bus, Incoming, bus_from_config, refusal_log, refused
 from restobox.config import Config
 from restobox.contract import (
     REASONS,
@@ -90,6 +90,8 @@ ONLINE, OUTBOX = b"o:", b"q:"
 RESEND_S = (2.0, 5.0, 10.0, 30.0)
 """Wait before sending a queued order again, by attempt (then the last)."""
 
+RETAINED_MAX_BYTES = 4 * 1024 * 1024
+"""The hub's menu is the one message larger than 64 KiB (the broker's packet limit is less)."""
 HEALTH_EVERY_S = 15.0
 PROBE_EVERY_S = 5.0
 """How often the io thread checks that kiosk.db takes a write."""
@@ -133,7 +135,11 @@ class KioskController:
                  clock: Callable[[], float] = time.time, store: KioskStore | None = None,
                  terminal: PaymentTerminal | None = None, **vm_kwargs) -> None:
         self.cfg = cfg
-        self.post = post
+        #: messages from the bus not used, by reason: those of contract.decode
+        #: (paho's thread), ``bad_menu``, ``unusable`` (applying it raised)
+        self.bad: dict[str, int] = {}
+        self._health_soon = False
+        self._ui_post = post
         self.changed = changed
         self.clock = clock
         self.device = cfg.device.id
@@ -179,6 +185,45 @@ class KioskController:
         self.db_problem: str | None = None
         self._io_round = time.monotonic()
 
+    def post(self, fn: Callable[[], None]) -> None:
+        """Run ``fn`` on the UI thread. What it raises (a message the kiosk
+        cannot use) is logged and counted, never raised into Kivy's clock,
+        which would stop the app."""
+        def run() -> None:
+            try:
+                fn()
+            except Exception as exc:
+                self._bad("(applied on the UI thread)", "unusable", repr(exc), exc_info=True)
+        self._ui_post(run)
+
+    def _bad(self, topic: str, reason: str, detail: str = "", *, exc_info: bool = False) -> None:
+        """A message this kiosk does not use: counted by reason, logged
+        (rate-limited), in the health within a second or so."""
+        self.bad[reason] = self.bad.get(reason, 0) + 1
+        if exc_info:
+            refusal_log.warn(log, f"messages the kiosk could not use ({reason})", "a message the kiosk could "
+                             "not use: %s", detail[:300], exc_info=True)
+        else:
+            refused(topic, reason, detail, logger=log)
+        self._health_soon = True
+
+    def _decode(self, m: Incoming, type_, **kw):
+        try:
+            return contract.decode(m.payload, type_, **kw)
+        except Rejection as r:
+            self._bad(m.topic, r.reason, r.detail)
+            return None
+
+    def bad_counters(self) -> dict[str, int]:
+        """``bad_messages`` and ``bad_message_<reason>``: this kiosk's
+        topics and the alert sources (StoreWatch's), for its health."""
+        out: dict[str, int] = {}
+        for c in (self.bad, self.watch.rejected):
+            for k, n in dict(c).items():
+                out[f"bad_message_{k}"] = out.get(f"bad_message_{k}", 0) + n
+        out["bad_messages"] = sum(out.values())
+        return out
+
     @property
     def store(self) -> KioskStore:
         self._ready.wait(10)
@@ -217,6 +262,7 @@ class KioskController:
 
     def _io_loop(self) -> None:
         next_health = 0.0
+        last_health = 0.0
         next_probe = 0.0
         next_alerts = time.monotonic() + ALERTS_EVERY_S
         while True:
@@ -240,8 +286,12 @@ class KioskController:
                         if self._probe():
                             next_health = 0.0
                     self._pump_outbox()
+                    if self._health_soon and time.monotonic() - last_health >= 1.0:
+                        next_health = 0.0  # a refusal: counted in the health at most once a second
                     if time.monotonic() >= next_health:
                         next_health = time.monotonic() + HEALTH_EVERY_S
+                        last_health = time.monotonic()
+                        self._health_soon = False
                         self._publish_health()
             except Exception:
                 log.exception("kiosk io job failed")
@@ -276,8 +326,11 @@ class KioskController:
         return True, "ready" if self.reachable else "ready (orders wait in the outbox)"
 
     def _on_store(self, m: Incoming) -> None:
+        bad = self.watch.bad
         if self.watch.feed(m.topic, m.payload):  # paho's thread
             self.post(self._refresh_alerts)
+        elif self.watch.bad != bad:
+            self._health_soon = True
 
     def _refresh_alerts(self) -> None:
         now = self.watch.alerts()
@@ -311,7 +364,7 @@ class KioskController:
             if raw is None:
                 continue
             try:
-                msg = contract.decode(raw, type_)
+                msg = contract.decode(raw, type_, max_bytes=RETAINED_MAX_BYTES)
             except Rejection as exc:
                 log.error("the cached %s is not usable: %s", key, exc)
                 continue
@@ -343,10 +396,16 @@ class KioskController:
 
     def _on_retained(self, key: str, type_, apply):
         def on_message(m: Incoming) -> None:  # paho's thread: decoded once, here
-            msg = decode_or_none(m, type_)
-            if msg is not None:
-                self._io.put(lambda: self.store.put(key, m.payload))
-                self.post(lambda: apply(msg, cached=False))
+            msg = self._decode(m, type_, max_bytes=RETAINED_MAX_BYTES)
+            if msg is None:
+                return
+
+            def use() -> None:  # UI thread; cached only once used: a bad one never replaces a good one
+                if apply(msg, cached=False):
+                    self._io.put(lambda: self.store.put(key, m.payload))
+                else:
+                    self._bad(m.topic, "bad_menu" if key == "menu" else "unusable", f"the {key} was not used")
+            self.post(use)
         return on_message
 
     @property
@@ -354,33 +413,40 @@ class KioskController:
         """The menu shown is the cached one (the hub's has not come yet)."""
         return self.has_menu and not self._live_menu
 
-    def _apply_menu(self, msg: MenuMessage, cached: bool) -> None:
+    def _apply_menu(self, msg: MenuMessage, cached: bool) -> bool:
+        """UI thread. False: the menu was not used (it breaks the menu's rules)."""
         if cached and self._live_menu:
-            return  # the hub's own came first
+            return True  # the hub's own came first
         try:
             self.vm.on_menu(msg)
-        except Exception:
-            log.exception("menu not used (%s)", "cached" if cached else "from the hub")
-            return
+        except Exception as exc:
+            log.error("menu %.64s not used (%s): %r", msg.menu.version, "cached" if cached else "from the hub", exc)
+            return False
         self._live_menu = self._live_menu or not cached
         self.has_menu = bool(msg.menu.items)
         log.info("menu %s (%d items)%s", msg.menu.version, len(msg.menu.items), " from the cache" if cached else "")
         self.changed()
+        return True
 
-    def _apply_soldout(self, msg: SoldOut, cached: bool) -> None:
+    def _apply_soldout(self, msg: SoldOut, cached: bool) -> bool:
         if cached and self._live_menu:
-            return
+            return True
         try:
             self.vm.on_soldout(msg)
-        except Exception:
-            log.exception("86 list not used")
-            return
+        except Exception as exc:
+            log.error("86 list not used: %r", exc)
+            return False
         self.changed()
+        return True
 
     def _on_hub_presence(self, m: Incoming) -> None:
-        p = decode_or_none(m, Presence)
-        if p is not None:
-            self.post(lambda: self._hub(p.state == "online"))
+        p = self._decode(m, Presence)
+        if p is None:
+            return
+        if p.device != self.cfg.kiosk.hub_device:  # not the hub's word about itself
+            self._bad(m.topic, "unusable", f"the presence of {p.device[:40]!r} on the hub's topic")
+            return
+        self.post(lambda: self._hub(p.state == "online"))
 
     def _hub(self, up: bool) -> None:
         self.hub_up = up
@@ -402,7 +468,7 @@ class KioskController:
         return self.link_up and self.hub_up is not False
 
     def _on_balance(self, m: Incoming) -> None:
-        reply = decode_or_none(m, LoyaltyBalance)
+        reply = self._decode(m, LoyaltyBalance)
         if reply is not None:
             self.post(lambda: self._apply_balance(reply))
 
@@ -423,7 +489,7 @@ class KioskController:
             self.changed()
 
     def _on_reply(self, m: Incoming) -> None:
-        reply = decode_or_none(m, OrderReply)
+        reply = self._decode(m, OrderReply)
         if reply is not None:
             corr = m.correlation or b""
             self._io.put(lambda: self._record_reply(reply, corr))
@@ -644,7 +710,8 @@ class KioskController:
         elif reply.reason == "duplicate_conflict":
             # the hub holds this order id with other contents: it has the order
             number = reply.detail.get("number")
-            self.store.delivered(reply.order_id, int(number) if number and number.isdigit() else None)
+            ok = number is not None and number.isdecimal() and len(number) <= 9  # "²".isdigit(), int("²") fails
+            self.store.delivered(reply.order_id, int(number) if ok else None)
             self.counters["delivered"] += 1
         elif from_outbox and reply.reason in ("storage_unavailable", "internal_error"):
             return  # sent again later
@@ -671,7 +738,7 @@ class KioskController:
         h = Health(
             device=self.device, role=self.cfg.device.role, state=state, reason=reason,
             at=datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
-            counters=dict(self.counters),
+            counters={**self.counters, **self.bad_counters()},
             details={"outbox_waiting": b.waiting, "outbox_queued": b.queued, "outbox_refused": b.refused,
                      "outbox_oldest_s": round(b.oldest_s, 1), "payments_to_check": unresolved,
                      "payments_without_order": orphans, **disk_details(self.cfg.kiosk.database)},
