@@ -2062,6 +2062,7 @@ class Run:
         r["rss_end"] = st.rss()
         self._rss.append(r["rss_end"])
         r["rss_max"] = {k: max((x[k] for x in self._rss if x.get(k) is not None), default=None) for k in r["rss_end"]}
+        r["rss_series"] = self._rss  # every 2,000 messages, then the end
         r["alive"] = st.alive()
         r["counts"] = fz.counts()
         r["tally"] = fz.tally()
