@@ -290,3 +290,17 @@ def test_the_hub_reads_exactly_its_routes():
     assert service.SUBSCRIPTIONS == {r.kind: r.topic for r in service.ROUTES.values()}
     assert topics.STATION_SYNC_ALL in service.SUBSCRIPTIONS.values()
     assert service.ROUTES["submit"].handle is submit.handle
+
+
+def test_the_board_stays_within_the_contract_however_many_orders_are_open(batch_hub, broker):
+    board = Device(broker, "board-1", (topics.BOARD,), role="board")
+    try:
+        batch_hub.board = {str(uuid.UUID(int=i)): (i, "ready" if i % 3 == 0 else "accepted")
+                           for i in range(1, 30_001)}
+        batch_hub._publish_board()
+        m = board.wait_for(lambda m: m.topic == topics.BOARD and len(m.payload) > 1000)
+        b = contract.decode(m.payload, contract.Board)
+        assert len(b.ready) == len(b.preparing) == service.BOARD_MAX
+        assert b.ready[-1] == 30_000 and b.preparing[-1] == 29_999 and b.ready == tuple(sorted(b.ready))
+    finally:
+        board.close()

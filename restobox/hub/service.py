@@ -61,6 +61,9 @@ ROUTES: dict[str, Route] = {r.kind: r for r in (
     Route("stock", topics.CLOUD_STOCK, None, contract.StockLevels, catalog.handle_stock, max_bytes=1024 * 1024),
 )}
 
+#: Numbers in each list of the pickup board (docs/protocol.md §3.7).
+BOARD_MAX = 1000
+
 #: What the hub subscribes to: message kind -> topic filter.
 SUBSCRIPTIONS: dict[str, str] = {k: r.topic for k, r in ROUTES.items()}
 
@@ -440,8 +443,10 @@ class Hub:
             SoldOut(items=tuple(sorted(self.sold_out)), at=iso(self.clock()))), retain=True)
 
     def _publish_board(self) -> None:
-        prep = sorted(n for n, s in self.board.values() if s in ("accepted", "in_progress"))
-        ready = sorted(n for n, s in self.board.values() if s == "ready")
+        # the newest BOARD_MAX of each: more than any board shows, and within
+        # the contract's limits (contract.MAX_ITEMS) however many are open
+        prep = sorted(n for n, s in self.board.values() if s in ("accepted", "in_progress"))[-BOARD_MAX:]
+        ready = sorted(n for n, s in self.board.values() if s == "ready")[-BOARD_MAX:]
         self.bus.publish(topics.BOARD, contract.encode(Board(
             business_date=self.business_date(self.clock()), preparing=tuple(prep), ready=tuple(ready),
             at=iso(self.clock()))), retain=True)
