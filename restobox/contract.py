@@ -711,6 +711,7 @@ REASONS: dict[str, Words] = {
     "ticket_not_acknowledged": Words(
         "厨房屏幕没有确认这张单，已打印。", "No kitchen screen confirmed this ticket; it was printed instead."
     ),
+    "layout_failed": Words("这张单无法排版，没有打印。", "The ticket could not be laid out; nothing was printed."),
     "printer_ready": Words("打印机恢复正常。", "The printer is ready again."),
     "bad_menu": Words("新菜单有错误，未使用。", "The new menu has an error and was not used."),
     "phone_invalid": Words(

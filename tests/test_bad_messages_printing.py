@@ -90,7 +90,8 @@ def test_poison_print_jobs_are_refused_counted_and_the_next_order_prints(store, 
         if st["state"] == "failed":
             assert st["reason"] and st["message"]["en"]
     states = {s["job_id"]: s for s in monitor.all_json(topics.PRINT_JOB_STATE) if s["state"] in ("done", "failed")}
-    assert states["bad:receipt-without-data"]["state"] == "failed"
+    assert (states["bad:receipt-without-data"]["state"], states["bad:receipt-without-data"]["reason"]) == (
+        "failed", "layout_failed")
     assert states["bad:unknown-printer"]["reason"] == "unknown_printer"
     # a real order still prints, at once
     order = new_order(KUNG_PAO)

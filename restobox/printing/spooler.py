@@ -130,7 +130,7 @@ class PrinterWorker:
         except Exception as exc:  # a job that cannot be laid out will never print
             refusal_log.warn(log, "jobs that cannot be laid out", "printer %s: job %s cannot be laid out",
                              self.id, row.job_id, exc_info=True, level=logging.ERROR)
-            sp.set_state(row.job_id, "failed", reason="printer_error", detail=str(exc)[:300])
+            sp.set_state(row.job_id, "failed", reason="layout_failed", detail=str(exc)[:300])
             return
         sp.set_state(row.job_id, "printing", attempts=row.attempts + 1)
         try:
@@ -342,9 +342,11 @@ class Spooler:
                 seq = self._seq
         try:
             self._store(pj, seq)
-        except (pw.IntegrityError, pw.DataError) as exc:  # this job's values, not the database
-            self._refuse(m.topic, "unusable", f"job {pj.job_id}: {exc!r}", alert=False)
         except pw.DatabaseError as exc:
+            if not db.storage_failure(exc):  # this job's values, not the database
+                self._refuse(m.topic, "unusable", f"job {pj.job_id}: {exc!r}", alert=False)
+                self.bus.ack(m)
+                return None
             self.counters["store_failed"] += 1
             self._health_dirty = True
             refusal_log.warn(log, "print jobs printing.db did not take", "printing.db did not take job %s (%s); "
