@@ -47,7 +47,6 @@ import hashlib
 import json
 import logging
 import os
-import queue
 import random
 import re
 import select
@@ -2185,64 +2184,10 @@ def log_excerpts(store: Store, patterns=("Traceback", "ERROR", "failed", "Recurs
 # =========================================================================
 
 
-class _UI:
-    """Runs posted functions one at a time, like a Kivy app's main loop;
-    ``tick`` every 0.2 s."""
-
-    def __init__(self, name: str, tick: Callable[[], None] | None = None) -> None:
-        self.q: queue.Queue = queue.Queue()
-        self.tick = tick
-        self.errors = 0
-        self._t = threading.Thread(target=self._run, name=f"ui-{name}", daemon=True)
-        self._t.start()
-
-    def post(self, fn) -> None:
-        self.q.put(fn)
-
-    def call(self, fn, timeout: float = 10.0):
-        done = threading.Event()
-        box: list = []
-
-        def run() -> None:
-            try:
-                box.append(fn())
-            except Exception as exc:  # noqa: BLE001 - handed back to the caller
-                box.append(exc)
-            finally:
-                done.set()
-        self.q.put(run)
-        if not done.wait(timeout):
-            raise TimeoutError("the UI thread is stuck")
-        if isinstance(box[0], Exception):
-            raise box[0]
-        return box[0]
-
-    def _run(self) -> None:
-        next_tick = time.monotonic()
-        while True:
-            try:
-                fn = self.q.get(timeout=0.05)
-            except queue.Empty:
-                fn = False
-            if fn is None:
-                return
-            try:
-                if fn:
-                    fn()
-                if self.tick is not None and time.monotonic() >= next_tick:
-                    next_tick = time.monotonic() + 0.2
-                    self.tick()
-            except Exception:
-                self.errors += 1
-                logging.getLogger("restobox.fuzz.ui").exception("a posted function failed")
-
-    def close(self) -> None:
-        self.q.put(None)
-        self._t.join(5)
-
-
 def screens_main(argv: list[str]) -> int:
     import argparse
+
+    from tests.support import UIThread
 
     ap = argparse.ArgumentParser(prog="fuzzgen _screens")
     ap.add_argument("--dir", required=True)
@@ -2269,7 +2214,7 @@ def screens_main(argv: list[str]) -> int:
                      f"reconnect_max_s = 1\n\n{section}\n", encoding="utf-8")
         return config.load(p)
 
-    ui = {k: _UI(k) for k in ("station", "expo", "board")}
+    ui = {k: UIThread(f"ui-{k}", stop_on_error=False) for k in ("station", "expo", "board")}
     station = StationController(cfg(SCREENS["station"], "kds", f'[kds]\nmode = "station"\nstation = "wok"\n'
                                                                  f'cache = "{d / "kds-wok-1.db"}"\n'),
                                 post=ui["station"].post, changed=lambda: None)
@@ -2277,7 +2222,7 @@ def screens_main(argv: list[str]) -> int:
                           post=ui["expo"].post, changed=lambda: None)
     board = BoardController(cfg(SCREENS["board"], "board", f'[kds]\nmode = "board"\ncache = "{d / "board-1.db"}"\n'),
                             post=ui["board"].post, changed=lambda: None)
-    kui = _UI("kiosk")
+    kui = UIThread("ui-kiosk", stop_on_error=False)
     kiosk = KioskController(cfg(SCREENS["kiosk"], "kiosk", f'[kiosk]\ndatabase = "{d / "kiosk-9.db"}"\n'
                                                            "reply_timeout_s = 5\n"),
                             post=kui.post, changed=lambda: None)
@@ -2340,7 +2285,7 @@ def screens_main(argv: list[str]) -> int:
             pub = getattr(kiosk, "_publish_health", None)
             if pub is not None:
                 kiosk._io.put(pub)
-            return {"ok": True, "ui_errors": {k: u.errors for k, u in ui.items()}}
+            return {"ok": True, "ui_errors": {k: len(u.errors) for k, u in ui.items()}}
         if cmd == "stop":
             stop.set()
             return {"ok": True}

@@ -237,3 +237,76 @@ password_file = "{broker.creds['hub'].password_file}"
 database = "{tmp_path / 'store.db'}"
 {extra}""")
     return Hub(cfg, load_sample_menu(), clock=clock)
+
+
+class UIThread:
+    """A headless stand-in for Kivy's clock: runs posted functions one at a
+    time on a thread of its own and calls ``tick`` every 0.2 s (the app's
+    timers). ``stop_on_error`` (the default): the first function that raises
+    stops it, as an exception in a Clock callback stops a Kivy app;
+    otherwise it is logged and the thread goes on. ``errors`` lists them."""
+
+    def __init__(self, name: str = "ui", *, tick: Callable[[], None] | None = None,
+                 stop_on_error: bool = True) -> None:
+        import queue
+
+        self.q: queue.Queue = queue.Queue()
+        self.tick = tick
+        self.stop_on_error = stop_on_error
+        self.errors: list[BaseException] = []
+        self._t = threading.Thread(target=self._run, name=name, daemon=True)
+        self._t.start()
+
+    def post(self, fn: Callable[[], None]) -> None:
+        self.q.put(fn)
+
+    def call(self, fn, timeout: float = 10.0):
+        """Run ``fn`` on the thread and return what it returned (or raise what it raised)."""
+        done = threading.Event()
+        box: list = []
+
+        def run() -> None:
+            try:
+                box.append(fn())
+            except Exception as exc:  # handed back to the caller, not the thread's failure
+                box.append(exc)
+            finally:
+                done.set()
+        self.q.put(run)
+        if not done.wait(timeout):
+            raise TimeoutError(f"the UI thread is stuck or stopped: {self.errors!r}")
+        if isinstance(box[0], Exception):
+            raise box[0]
+        return box[0]
+
+    @property
+    def alive(self) -> bool:
+        return self._t.is_alive()
+
+    def _run(self) -> None:
+        import logging
+        import queue
+
+        next_tick = time.monotonic()
+        while True:
+            try:
+                fn = self.q.get(timeout=0.05)
+            except queue.Empty:
+                fn = False
+            if fn is None:
+                return
+            try:
+                if fn:
+                    fn()
+                if self.tick is not None and time.monotonic() >= next_tick:
+                    next_tick = time.monotonic() + 0.2
+                    self.tick()
+            except BaseException as exc:
+                self.errors.append(exc)
+                if self.stop_on_error:
+                    return
+                logging.getLogger("tests.ui").exception("a posted function failed")
+
+    def close(self) -> None:
+        self.q.put(None)
+        self._t.join(5)

@@ -7,8 +7,6 @@ receiver, each on the real broker.
 
 from __future__ import annotations
 
-import queue
-import threading
 import time
 from collections import Counter
 
@@ -49,62 +47,6 @@ def expected(poison=POISON, times: int = 1, *, large_ok: bool = False) -> Counte
 def flood(device: Device, topic: str, poison=POISON) -> None:
     for payload, _ in poison:
         device.publish(topic, payload)
-
-
-class UIThread:
-    """Runs posted functions one at a time, like Kivy's clock; the first one
-    that raises stops it, as an exception in a Clock callback stops a Kivy
-    app. ``errors`` says what stopped it."""
-
-    def __init__(self) -> None:
-        self.q: queue.Queue = queue.Queue()
-        self.errors: list[BaseException] = []
-        self.tick = None  # called every 0.2 s, as the app's timers
-        self._t = threading.Thread(target=self._run, name="ui", daemon=True)
-        self._t.start()
-
-    def post(self, fn) -> None:
-        self.q.put(fn)
-
-    def call(self, fn, timeout: float = 10.0):
-        done = threading.Event()
-        box: list = []
-
-        def run() -> None:
-            try:
-                box.append(fn())
-            finally:
-                done.set()
-        self.q.put(run)
-        assert done.wait(timeout), f"the UI thread is stuck or stopped: {self.errors!r}"
-        return box[0] if box else None
-
-    @property
-    def alive(self) -> bool:
-        return self._t.is_alive()
-
-    def _run(self) -> None:
-        next_tick = time.monotonic()
-        while True:
-            try:
-                fn = self.q.get(timeout=0.05)
-            except queue.Empty:
-                fn = False
-            if fn is None:
-                return
-            try:
-                if fn:
-                    fn()
-                if self.tick is not None and time.monotonic() >= next_tick:
-                    next_tick = time.monotonic() + 0.2
-                    self.tick()
-            except BaseException as exc:  # what Kivy would do: the app stops
-                self.errors.append(exc)
-                return
-
-    def close(self) -> None:
-        self.q.put(None)
-        self._t.join(5)
 
 
 def wait(pred, timeout: float = 10.0, what: str = "condition"):

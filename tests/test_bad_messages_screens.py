@@ -40,7 +40,8 @@ from restobox.contract import (
 )
 from restobox.data import load_sample_menu
 from tests.support import Device, device_config
-from tests.test_bad_messages_common import POISON, POISON_NOT_EMPTY, UIThread, counted, expected, flood, wait
+from tests.support import UIThread
+from tests.test_bad_messages_common import POISON_NOT_EMPTY, counted, expected, flood, wait
 
 pytestmark = pytest.mark.integration
 

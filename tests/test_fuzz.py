@@ -142,7 +142,7 @@ def test_every_database_passes_its_integrity_check(fuzz):
 
 def test_resident_memory_stays_flat(fuzz):
     warm, end = fuzz["rss_warm"], fuzz["rss_end"]
-    print(f"\nresident MB after warm-up -> at the end: " +
+    print("\nresident MB after warm-up -> at the end: " +
           ", ".join(f"{k} {warm[k]} -> {end[k]}" for k in warm))
     for name in ("hub", "printing", "sync", "screens"):
         assert warm[name] is not None and end[name] is not None, (name, warm, end)
@@ -161,7 +161,7 @@ def test_the_screens_and_the_services_still_take_valid_messages(fuzz):
 
 def test_every_screen_and_service_counts_what_it_refused(fuzz):
     shown, expected = fuzz["refusals_shown"], fuzz["refusals_expected"]
-    print(f"\nrefused (health) / bad messages sent: " + ", ".join(f"{k} {shown[k]}/{expected[k]}" for k in expected))
+    print("\nrefused (health) / bad messages sent: " + ", ".join(f"{k} {shown[k]}/{expected[k]}" for k in expected))
     short = {k: (shown[k], expected[k]) for k in expected if shown[k] is None or shown[k] < expected[k]}
     assert not short, brief(fuzz, "refusals_shown", "refusals_expected", "refusals_sent_by_kind", "health")
 

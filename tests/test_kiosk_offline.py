@@ -10,10 +10,8 @@ frozen (SIGSTOP) and restarted; the broker is killed and restarted.
 from __future__ import annotations
 
 import os
-import queue
 import signal
 import sqlite3
-import threading
 import time
 from pathlib import Path
 
@@ -22,55 +20,9 @@ import pytest
 
 from kiosk.controller import KioskController
 from restobox import config
-from tests.support import kiosk_config
+from tests.support import UIThread, kiosk_config
 
 pytestmark = pytest.mark.integration
-
-
-class UIThread:
-    """Runs posted functions one at a time, like the app's main loop, and
-    ticks the controller every 0.2 s."""
-
-    def __init__(self) -> None:
-        self.q: queue.Queue = queue.Queue()
-        self.ctl: KioskController | None = None
-        self._t = threading.Thread(target=self._run, name="ui", daemon=True)
-        self._t.start()
-
-    def post(self, fn) -> None:
-        self.q.put(fn)
-
-    def call(self, fn, timeout: float = 10.0):
-        done = threading.Event()
-        box: list = []
-
-        def run() -> None:
-            try:
-                box.append(fn())
-            finally:
-                done.set()
-        self.q.put(run)
-        assert done.wait(timeout), "the UI thread is stuck"
-        return box[0] if box else None
-
-    def _run(self) -> None:
-        next_tick = time.monotonic()
-        while True:
-            try:
-                fn = self.q.get(timeout=0.05)
-            except queue.Empty:
-                fn = False
-            if fn is None:
-                return
-            if fn:
-                fn()
-            if self.ctl is not None and time.monotonic() >= next_tick:
-                next_tick = time.monotonic() + 0.2
-                self.ctl.tick()
-
-    def close(self) -> None:
-        self.q.put(None)
-        self._t.join(5)
 
 
 def wait(pred, timeout: float = 15.0, what: str = "condition"):
@@ -89,7 +41,7 @@ class RunningKiosk:
                                      kiosk=f"reply_timeout_s = {reply_timeout_s}\n{kiosk_extra}")
         self.ui = UIThread()
         self.ctl = KioskController(config.load(self.cfg_path), post=self.ui.post, changed=lambda: None)
-        self.ui.ctl = self.ctl
+        self.ui.tick = self.ctl.tick
         self.ctl.start()
 
     def tap(self, target: str) -> None:
