@@ -25,8 +25,8 @@ from restobox.bus import Incoming
 from restobox.contract import LoyaltyQuery, StaffCommand, topics
 from restobox.hub import service, submit
 from restobox.hub.common import utcnow
-from tests.hub_fixtures import RunningHub
-from tests.support import KUNG_PAO, MILK_TEA, Device, HubProcess, Kiosk, hub_config, in_process_hub, new_order
+from tests.support import KUNG_PAO, MILK_TEA, Device, Kiosk, in_process_hub, new_order
+from tests.test_loyalty import loyal_hub  # noqa: F401 (a fixture: the hub with points on)
 
 pytestmark = pytest.mark.integration
 
@@ -165,20 +165,6 @@ def test_only_a_database_refusing_writes_keeps_messages_for_a_retry(batch_hub, b
 
 
 # ------------------------------------------------- requests on the real hub
-LOYALTY = "[hub.loyalty]\nenabled = true\n"
-
-
-@pytest.fixture
-def loyal_hub(broker, monitor, tmp_path):
-    database = tmp_path / "store.db"
-    cfg = hub_config(tmp_path / "hub.toml", port=broker.port, password_file=broker.creds["hub"].password_file,
-                     database=database, extra=LOYALTY)
-    proc = HubProcess(cfg, tmp_path / "hub.log")
-    proc.start(monitor)
-    yield RunningHub(proc, database, cfg)
-    proc.stop()
-
-
 class Answers:
     """Every answer a device got on its reply topics, by topic."""
 
@@ -201,7 +187,7 @@ class Answers:
 
 @pytest.mark.parametrize("valid", [True, False], ids=["valid", "malformed"])
 def test_a_request_without_correlation_data_is_answered_once_on_every_request_topic(
-        broker, loyal_hub, valid):
+        broker, loyal_hub, valid):  # noqa: F811
     kiosk = Answers(broker, "kiosk-1", "kiosk", (topics.order_reply("kiosk-1"), topics.loyalty_reply("kiosk-1")))
     staff = Answers(broker, "staff-1", "staff", (topics.staff_reply("staff-1"),))
     try:
@@ -244,8 +230,8 @@ def test_a_request_without_correlation_data_is_answered_once_on_every_request_to
     ("not a phone number", json.dumps({"v": 1, "query_id": str(uuid.UUID(int=8)), "phone": "12345"}).encode(),
      "phone_invalid"),
 ])
-def test_every_refused_balance_query_is_answered_announced_and_counted(broker, monitor, loyal_hub, name, payload,
-                                                                        reason):
+def test_every_refused_balance_query_is_answered_announced_and_counted(broker, monitor, loyal_hub, name,  # noqa: F811
+                                                                        payload, reason):
     k = Kiosk(broker, "kiosk-1")
     k.bus.subscribe(topics.loyalty_reply("kiosk-1"), k._got)
     try:
