@@ -41,7 +41,7 @@ log = logging.getLogger("restobox.kds.expo")
 # contract.topics has no builder for this filter yet; it is used once it has one.
 STATION_TICKET_ALL = topics.STATION_TICKET_ALL
 # The menu only names the stations; a big menu must not hide their names.
-MENU_MAX_BYTES = 1024 * 1024
+MENU_MAX_BYTES = contract.MAX_MENU_BYTES
 NOTICE_S = 4.0
 NAME_MAX = 40
 """Characters of a station's name shown on a card."""

@@ -90,7 +90,7 @@ ONLINE, OUTBOX = b"o:", b"q:"
 RESEND_S = (2.0, 5.0, 10.0, 30.0)
 """Wait before sending a queued order again, by attempt (then the last)."""
 
-RETAINED_MAX_BYTES = 4 * 1024 * 1024
+RETAINED_MAX_BYTES = contract.MAX_MENU_BYTES
 """The hub's menu is the one message larger than 64 KiB (the broker's packet limit is less)."""
 HEALTH_EVERY_S = 15.0
 PROBE_EVERY_S = 5.0

@@ -35,6 +35,7 @@ import sys
 from pathlib import Path
 
 from restobox import config as config_mod
+from restobox import contract
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -68,6 +69,10 @@ def cmd_hub(args) -> int:
     if menu.currency != cfg.store.currency:
         print(f"restobox hub: the menu {cfg.hub.menu} is priced in {menu.currency}, but the store sells in "
               f"{cfg.store.currency} ([store] currency)", file=sys.stderr)
+        return 2
+    too_large = contract.menu_too_large(menu)
+    if too_large:
+        print(f"restobox hub: the menu {cfg.hub.menu} is too large: {too_large}", file=sys.stderr)
         return 2
     Hub(cfg, menu).run_forever()
     return 0
@@ -132,6 +137,10 @@ def cmd_menu_check(args) -> int:
         return 2
     except MenuError as exc:
         print(f"{args.file}: {exc}", file=sys.stderr)
+        return 1
+    too_large = contract.menu_too_large(menu)
+    if too_large:
+        print(f"{args.file}: menu {menu.version} is too large for the store's bus: {too_large}", file=sys.stderr)
         return 1
     print(f"{args.file}: menu {menu.version} is good: {len(menu.items)} items, "
           f"{len(menu.categories)} categories, stations {', '.join(s.id for s in menu.stations)}")

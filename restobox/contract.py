@@ -38,6 +38,13 @@ QOS = 1
 EXPO_STATION = "expo"
 # The hub refuses larger payloads before decoding them.
 MAX_PAYLOAD_BYTES = 64 * 1024
+# The two larger messages: a menu (cloud/menu, the retained menu/current) and
+# stock counts (cloud/stock). They must pass the broker, whose max_packet_size
+# (broker_config/mosquitto.conf, 256 KiB) counts the topic and properties too:
+# a client that sends a larger packet is disconnected, so a service that
+# published a menu past it would lose its connection again at every try.
+MAX_MENU_BYTES = 240 * 1024
+MAX_STOCK_BYTES = 240 * 1024
 
 _DEVICE_RE = re.compile(DEVICE_PATTERN)
 
@@ -849,6 +856,14 @@ def encode(msg: msgspec.Struct) -> bytes:
     return _encoder.encode(msg)
 
 
+def menu_too_large(menu: Menu) -> str | None:
+    """Why ``menu`` cannot travel on the bus (None: it can)."""
+    n = len(encode(MenuMessage(menu=menu, at="2026-01-01T00:00:00.000+00:00")))
+    if n > MAX_MENU_BYTES:
+        return f"as a message it is {n:,} bytes; the broker carries at most {MAX_MENU_BYTES:,}"
+    return None
+
+
 def decode(payload: bytes, type_: type[_T], *, max_bytes: int = MAX_PAYLOAD_BYTES) -> _T:
     """Decode ``payload`` into ``type_`` or raise :class:`Rejection`.
 
@@ -885,9 +900,9 @@ def peek(payload: bytes, name: str, max_len: int = 64) -> str:
     """Best effort, for answering a message that did not decode: the string
     field ``name`` of its top-level object (an order, command or query id),
     or "". Safe on any payload: it only looks at one that passed
-    :func:`check_shape` (max_bytes: the 4 MiB of the largest message)."""
+    :func:`check_shape` (max_bytes: that of the largest message, the menu)."""
     try:
-        check_shape(payload, 4 * 1024 * 1024)
+        check_shape(payload, MAX_MENU_BYTES)
         raw = _probe.decode(payload).get(name)
         v = msgspec.json.decode(raw) if raw is not None else None
     except (Rejection, msgspec.DecodeError):

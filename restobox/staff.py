@@ -171,7 +171,7 @@ class StoreLink:
         self.watch.feed(m.topic, m.payload)
 
     def _on_menu(self, m) -> None:
-        self.menu = decode_or_none(m, MenuMessage, max_bytes=4 * 1024 * 1024) or self.menu
+        self.menu = decode_or_none(m, MenuMessage, max_bytes=contract.MAX_MENU_BYTES) or self.menu
 
     def _on_reply(self, m) -> None:
         r = decode_or_none(m, StaffReply)

@@ -32,7 +32,7 @@ from datetime import datetime, timezone
 
 import msgspec
 
-from restobox import db
+from restobox import contract, db
 from restobox.service import disk_details
 from restobox.cloudapi import CloudEvent, EventAck, EventBatch, acked_prefix
 from restobox.config import Config
@@ -53,10 +53,12 @@ REASONS = {
     "bad_event": "an outbox event could not be read (it is sent as recorded)",
     "menu_bad_schema": "the cloud's menu is not a menu (fields or types)",
     "menu_invalid": "the cloud's menu breaks the menu's rules (restobox menu-check)",
+    "menu_too_large": "the cloud's menu is larger than the store's broker carries (restobox menu-check)",
+    "stock_too_large": "the cloud's stock counts are larger than the store's broker carries",
 }
 
 
-HUB_MENU_MAX_BYTES = 4 * 1024 * 1024
+HUB_MENU_MAX_BYTES = contract.MAX_MENU_BYTES
 """The hub's menu is the one message larger than 64 KiB (the broker's packet limit is less)."""
 REPLIES_KEPT = 1000
 
@@ -361,6 +363,10 @@ class MenuPuller:
             except Exception as exc:  # the menu's own rules (MenuError)
                 log.error("the cloud's menu cannot be used: %s", exc)
                 return self._fail("menu_invalid")
+            too_large = contract.menu_too_large(menu)
+            if too_large:  # the broker would drop this connection at every try
+                log.error("the cloud's menu %s cannot be sent to the hub: %s", menu.version, too_large)
+                return self._fail("menu_too_large")
             self._etag = r.headers.get("etag")
             self.cloud_version = menu.version
             self._menu_payload = contract.encode(contract.MenuMessage(menu=menu, at=iso(time.time())))
@@ -390,8 +396,12 @@ class MenuPuller:
         sent = db.SyncValue.get_or_none(db.SyncValue.key == "stock_sent")
         if sent is not None and sent.value == levels.version:
             return "same"
-        self.bus.publish_wait(contract.topics.CLOUD_STOCK, contract.encode(
-            msgspec.structs.replace(levels, at=iso(time.time()))))
+        payload = contract.encode(msgspec.structs.replace(levels, at=iso(time.time())))
+        if len(payload) > contract.MAX_STOCK_BYTES:  # the broker would drop this connection
+            log.error("the cloud's stock counts %s cannot be sent to the hub: %d bytes, at most %d",
+                      levels.version, len(payload), contract.MAX_STOCK_BYTES)
+            return self._fail("stock_too_large", "stock")
+        self.bus.publish_wait(contract.topics.CLOUD_STOCK, payload)
         db.SyncValue.insert(key="stock_sent", value=levels.version).on_conflict_replace().execute()
         self.counters["stock_sent"] += 1
         log.info("stock counts %s handed to the hub (%d items)", levels.version, len(levels.items))

@@ -85,7 +85,7 @@ PAGE_DIR = Path(__file__).resolve().parent / "webpage"
 MAX_ORDERS_KEPT = 5000
 """Orders placed here whose state is kept for the diners (oldest forgotten first)."""
 MAX_STREAM_ORDERS = 20
-MENU_MAX_BYTES = 4 * 1024 * 1024
+MENU_MAX_BYTES = contract.MAX_MENU_BYTES
 """The hub's menu is the one message larger than 64 KiB (the broker's packet limit is less)."""
 KEEPALIVE_S = 15.0
 HEALTH_MIN_GAP_S = 1.0

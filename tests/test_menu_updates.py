@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import threading
 import time
+from pathlib import Path
 
 import httpx
 import msgspec
@@ -30,6 +31,20 @@ def menu_v2(version: str = "2026-12-01.1", delta: int = 200) -> Menu:
     items = tuple(msgspec.structs.replace(i, price=i.price + delta) if i.id == "kung-pao-chicken" else i
                   for i in V1.items)
     return msgspec.structs.replace(V1, version=version, items=items)
+
+
+def huge_menu(version: str) -> Menu:
+    """The sample menu with enough more dishes (long descriptions) to pass
+    what the broker carries (contract.MAX_MENU_BYTES)."""
+    from restobox.menu import Name
+
+    base = menu_v2(version)
+    long = Name("很长的介绍。" * 150, "A long description. " * 50)
+    extra = tuple(msgspec.structs.replace(i, id=f"{i.id}-{n}", description=long)
+                  for n in range(4) for i in base.items if not i.combo)
+    menu = msgspec.structs.replace(base, items=base.items + extra)
+    assert contract.menu_too_large(menu)
+    return menu
 
 
 def order_under(menu: Menu):
@@ -159,6 +174,14 @@ def test_the_sync_service_brings_the_clouds_menu_to_the_hub(broker, monitor, hub
         h = monitor.wait_json(topics.health("sync"), lambda h: h["details"].get("menu_error") == "menu_invalid", 15)
         assert h["details"]["menu_hub"] == v2.version
         assert monitor.all_json(topics.MENU)[-1]["menu"]["version"] == v2.version
+        # nor does one larger than the broker carries (publishing it would cost
+        # the sync service its connection at every try), and the next good one does
+        httpx.post(f"{cloud.url}/_dev/menu", content=huge_menu("2026-12-26.1").to_json(), timeout=5)
+        monitor.wait_json(topics.health("sync"), lambda h: h["details"].get("menu_error") == "menu_too_large", 15)
+        v3 = menu_v2("2026-12-27.1")
+        httpx.post(f"{cloud.url}/_dev/menu", content=v3.to_json(), timeout=5)
+        current_menu(monitor, v3.version, 15)
+        assert "2026-12-26.1" not in {m["menu"]["version"] for m in monitor.all_json(topics.MENU)}
     finally:
         svc.stop()
         cloud.stop()
@@ -247,3 +270,29 @@ def test_the_hub_will_not_start_with_a_menu_in_another_currency(tmp_path):
                        capture_output=True, text=True, timeout=30)
     assert r.returncode == 2
     assert "priced in USD, but the store sells in CNY" in r.stderr
+
+
+def test_a_menu_larger_than_the_broker_carries_is_refused_before_it_is_used(tmp_path):
+    import subprocess
+    import sys
+
+    menu = tmp_path / "menu.json"
+    menu.write_bytes(huge_menu("2026-12-26.1").to_json())
+    check = subprocess.run([sys.executable, "-m", "restobox.cli", "menu-check", str(menu)],
+                           capture_output=True, text=True, timeout=30)
+    assert check.returncode == 1 and "too large for the store's bus" in check.stderr
+    cfg = tmp_path / "hub.toml"
+    cfg.write_text(f'[device]\nid = "hub"\nrole = "hub"\n[hub]\nmenu = "{menu}"\ndatabase = "{tmp_path / "s.db"}"\n')
+    r = subprocess.run([sys.executable, "-m", "restobox.cli", "hub", "--config", str(cfg)],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2 and "is too large" in r.stderr and "the broker carries at most" in r.stderr
+
+
+def test_the_largest_menu_fits_the_brokers_packet_limit():
+    import re
+
+    conf = (Path(__file__).resolve().parent.parent / "broker_config" / "mosquitto.conf").read_text()
+    packet = int(re.search(r"^max_packet_size (\d+)$", conf, re.M).group(1))
+    # a PUBLISH packet: the payload plus the topic, properties and headers (well under 16 KiB)
+    assert contract.MAX_MENU_BYTES + 16 * 1024 <= packet
+    assert contract.MAX_STOCK_BYTES + 16 * 1024 <= packet

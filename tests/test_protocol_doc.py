@@ -535,8 +535,9 @@ def limit_reason(row: list[str]) -> str:
     return reasons[0]
 
 
-def limit_probes() -> dict[str, tuple[bytes, bytes]]:
-    """Each limit of contract.py: (a payload just within it, one just past it)."""
+def limit_probes() -> dict[str, tuple]:
+    """Each limit of contract.py: (a payload just within it, one just past
+    it[, the max_bytes its messages are read with])."""
     from restobox import contract as c
 
     def nest(n):
@@ -554,6 +555,10 @@ def limit_probes() -> dict[str, tuple[bytes, bytes]]:
     return {
         "MAX_PAYLOAD_BYTES": (b"[" + b" " * (c.MAX_PAYLOAD_BYTES - 2) + b"]",
                               b"[" + b" " * (c.MAX_PAYLOAD_BYTES - 1) + b"]"),
+        "MAX_MENU_BYTES": (b"[" + b" " * (c.MAX_MENU_BYTES - 2) + b"]",
+                           b"[" + b" " * (c.MAX_MENU_BYTES - 1) + b"]", c.MAX_MENU_BYTES),
+        "MAX_STOCK_BYTES": (b"[" + b" " * (c.MAX_STOCK_BYTES - 2) + b"]",
+                            b"[" + b" " * (c.MAX_STOCK_BYTES - 1) + b"]", c.MAX_STOCK_BYTES),
         "MAX_DEPTH": (nest(c.MAX_DEPTH), nest(c.MAX_DEPTH + 1)),
         "MAX_ITEMS": (items(c.MAX_ITEMS), items(c.MAX_ITEMS + 1)),
         "MAX_STRING_BYTES": (string(c.MAX_STRING_BYTES), string(c.MAX_STRING_BYTES + 1)),
@@ -576,10 +581,10 @@ def test_limits_before_decoding_are_the_contracts():
         row = table[name]
         assert f"{int(value):,}" in row[1], f"§5: {name} is {int(value):,}, the table says {row[1]!r}"
         assert name in probes, f"no probe for {name}: add one to limit_probes"
-        within, past = probes[name]
-        contract.check_shape(within)
+        within, past, *size = probes[name]
+        contract.check_shape(within, *size)
         with pytest.raises(contract.Rejection) as got:
-            contract.check_shape(past)
+            contract.check_shape(past, *size)
         assert got.value.reason == limit_reason(row), (name, got.value)
     # the rows without a constant: UTF-8 throughout, every string closed;
     # and a fraction too large to be finite

@@ -57,8 +57,8 @@ ROUTES: dict[str, Route] = {r.kind: r for r in (
           answer=points.refusal, reply_topic=topics.loyalty_reply, id_field="query_id"),
     Route("print_state", topics.PRINT_JOB_STATE, None, contract.PrintJobState, printing.handle_state,
           id_field="job_id"),
-    Route("menu", topics.CLOUD_MENU, None, contract.MenuMessage, catalog.handle_menu, max_bytes=4 * 1024 * 1024),
-    Route("stock", topics.CLOUD_STOCK, None, contract.StockLevels, catalog.handle_stock, max_bytes=1024 * 1024),
+    Route("menu", topics.CLOUD_MENU, None, contract.MenuMessage, catalog.handle_menu, max_bytes=contract.MAX_MENU_BYTES),
+    Route("stock", topics.CLOUD_STOCK, None, contract.StockLevels, catalog.handle_stock, max_bytes=contract.MAX_STOCK_BYTES),
 )}
 
 #: Numbers in each list of the pickup board (docs/protocol.md §3.7).
