@@ -43,10 +43,8 @@ import logging
 import os
 import shutil
 import signal
-import statistics
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -55,27 +53,13 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 import fuzzgen  # noqa: E402  (bench/ is this script's own folder)
+from storekit import echo_rtt_ms  # noqa: E402
 
 
 def baseline_rtt_ms(store: fuzzgen.Store, n: int) -> float | None:
     """A trivial publish's round trip through the same broker (publish,
     deliver back to the same client), p50."""
-    b = store.bus("hub-fz", "hub")
-    topic = f"{fuzzgen.contract.ROOT}/bench/rtt"
-    got = threading.Event()
-    b.subscribe(topic, lambda m: got.set())
-    for _ in range(50):  # until the subscription is in place: the first echo comes back
-        b.publish(topic, b"{}")
-        if got.wait(0.1):
-            break
-    rtts = []
-    for _ in range(n):
-        got.clear()
-        t0 = time.perf_counter()
-        b.publish(topic, b"{}")
-        if got.wait(2):
-            rtts.append((time.perf_counter() - t0) * 1000)
-    return round(statistics.median(rtts), 3) if rtts else None
+    return echo_rtt_ms(store.bus("hub-fz", "hub"), f"{fuzzgen.contract.ROOT}/bench/rtt", n)
 
 
 def main(argv: list[str] | None = None) -> int:

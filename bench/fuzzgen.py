@@ -71,6 +71,7 @@ import msgspec.inspect as mi  # noqa: E402
 
 from restobox import contract  # noqa: E402
 from restobox.contract import topics  # noqa: E402
+from storekit import Proc, proc_stat, services, wait_http  # noqa: E402  (bench/, beside this file)
 
 log = logging.getLogger("restobox.fuzz")
 
@@ -1003,65 +1004,10 @@ def _now() -> str:
 # =========================================================================
 
 
-def _proc_rss_mb(pid: int | None) -> float | None:
-    if pid is None:
-        return None
-    try:
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    except OSError:
-        return None
-    return None
-
-
-def _proc_cpu_s(pid: int | None) -> float | None:
-    if pid is None:
-        return None
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    return (int(stat[11]) + int(stat[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def cpu_pct(before: dict, after: dict, seconds: float) -> dict[str, float | None]:
     """Each process's CPU use between two :meth:`Store.cpu_s`, in % of one core."""
     return {k: (round((after[k] - before[k]) / seconds * 100, 1) if after.get(k) is not None
                 and before.get(k) is not None and seconds > 0 else None) for k in after}
-
-
-@dataclass
-class Proc:
-    name: str
-    argv: list[str]
-    log: Path
-    proc: subprocess.Popen | None = None
-
-    def start(self, **kw) -> None:
-        with open(self.log, "ab") as f:
-            self.proc = subprocess.Popen(self.argv, stdout=kw.pop("stdout", f), stderr=f, cwd=REPO,
-                                         env={**{k: v for k, v in os.environ.items()
-                                                 if k not in ("RESTOBOX_MQTT_PASSWORD", "RESTOBOX_CLOUD_TOKEN")},
-                                              "PYTHONPATH": str(REPO)}, **kw)
-
-    @property
-    def pid(self) -> int | None:
-        return self.proc.pid if self.proc is not None and self.proc.poll() is None else None
-
-    def stop(self, timeout: float = 10.0) -> int | None:
-        from restobox.brokerconf import terminate
-
-        if self.proc is not None:
-            terminate(self.proc, timeout)
-            return self.proc.returncode
-        return None
-
-    def log_tail(self, n: int = 3000) -> str:
-        try:
-            return self.log.read_text(errors="replace")[-n:]
-        except OSError:
-            return ""
 
 
 class Watcher:
@@ -1230,49 +1176,21 @@ class Store:
         self.watcher: Watcher | None = None
         self.buses: dict = {}
 
-    # ------------------------------------------------------------ configs
-    def _mqtt(self, device: str) -> str:
-        return (f'[mqtt]\nport = {self.broker.port}\npassword_file = "{self.broker.creds[device].password_file}"\n'
-                "keepalive_s = 5\nreconnect_max_s = 1\n\n")
-
-    def _cfg(self, name: str, text: str) -> Path:
-        p = self.state / f"{name}.toml"
-        p.write_text(text, encoding="utf-8")
-        return p
-
     def start(self) -> None:
-        from restobox.brokerconf import STANDARD_DEVICES, Broker, free_port
+        from restobox.brokerconf import STANDARD_DEVICES, Broker
 
         s = self.state
         self.broker = Broker(s / "broker").start_with_devices(list(STANDARD_DEVICES) + EXTRA_DEVICES)
         self.watcher = Watcher(self.broker)
-        store = '[store]\nid = "fuzz-store"\ntimezone = "Asia/Shanghai"\n\n'
-        hub = self._cfg("hub", '[device]\nid = "hub"\nrole = "hub"\n' + store + self._mqtt("hub") +
-                        f'[hub]\ndatabase = "{s / "store.db"}"\nhealth_interval_s = 1\n\n'
-                        "[hub.loyalty]\nenabled = true\n\n"
-                        f'[hub.printing.receipt_printers]\n"{GOOD_KIOSK}" = "receipt-1"\n\n'
-                        '[hub.printing.stations.wok]\nprinter = "kitchen-1"\nmode = "always"\n')
-        printing = self._cfg("printing", '[device]\nid = "printing"\nrole = "printing"\n' + store +
-                             self._mqtt("printing") +
-                             f'[printing]\ndatabase = "{s / "printing.db"}"\nstatus_interval_s = 1\nretry_max_s = 1\n\n'
-                             + "".join(f'[[printing.printers]]\nid = "{p}"\nport = "virtual"\n'
-                                       f'directory = "{s / "printers" / p}"\nwidth_mm = 80\n\n' for p in PRINTERS))
-        self.cloud_port = free_port()
-        token = s / "cloud.token"
-        token.write_text("fuzz-token\n")
-        sync = self._cfg("sync", '[device]\nid = "sync"\nrole = "sync"\n' + store + self._mqtt("sync") +
-                         f'[sync]\ncloud_url = "http://127.0.0.1:{self.cloud_port}"\ntoken_file = "{token}"\n'
-                         f'database = "{s / "sync.db"}"\nstore_database = "{s / "store.db"}"\n'
-                         "health_interval_s = 1\npoll_s = 0.5\ntimeout_s = 2\nbackoff_max_s = 2\n"
-                         # the hub keeps its own menu: a menu from the cloud would change the prices
-                         "menu_poll_s = 0\npreorder_poll_s = 3600\n")
-        py = [sys.executable, "-m", "restobox.cli"]
-        cloud = ["cloud-dev", "--port", str(self.cloud_port), "--db", str(s / "cloud.db"), "--token", "fuzz-token"]
-        self.procs["cloud"] = Proc("cloud", py + cloud, self.logs / "cloud.log")
-        for name, cfg in (("hub", hub), ("printing", printing), ("sync", sync)):
-            self.procs[name] = Proc(name, py + [name, "--config", str(cfg)], self.logs / f"{name}.log")
+        self.procs, self.cloud_port = services(
+            s, self.logs, self.broker, store_id="fuzz-store", health_s=1, printers=PRINTERS,
+            hub_extra="[hub.loyalty]\nenabled = true\n\n"
+                      f'[hub.printing.receipt_printers]\n"{GOOD_KIOSK}" = "receipt-1"\n\n'
+                      '[hub.printing.stations.wok]\nprinter = "kitchen-1"\nmode = "always"\n',
+            # the hub keeps its own menu: a menu from the cloud would change the prices
+            sync_extra="menu_poll_s = 0\npreorder_poll_s = 3600\n")
         self.procs["cloud"].start()
-        self._wait_http()
+        wait_http(self.cloud_port, self.procs["cloud"])
         for name in ("hub", "printing", "sync"):
             since = time.monotonic()
             self.procs[name].start()
@@ -1281,20 +1199,6 @@ class Store:
         self.screens = Screens(self.broker, s / "screens", self.logs)
         (s / "screens").mkdir(exist_ok=True)
         self.screens.start()
-
-    def _wait_http(self, timeout: float = 20) -> None:
-        import urllib.request
-
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{self.cloud_port}/_dev/stats", timeout=1).read()
-                return
-            except OSError:
-                if self.procs["cloud"].proc.poll() is not None:
-                    break
-                threading.Event().wait(0.1)
-        raise RuntimeError(f"the cloud receiver did not start; log:\n{self.procs['cloud'].log_tail()}")
 
     def bus(self, device: str, role: str):
         """A connected Bus for a device of this store (kept; stopped with the store)."""
@@ -1319,10 +1223,10 @@ class Store:
         except (OSError, ValueError, IndexError, AttributeError):
             pids["broker"] = None
         pids["fuzzer"] = os.getpid()
-        return {k: _proc_cpu_s(pid) for k, pid in pids.items()}
+        return {k: st[0] if (st := proc_stat(pid)) else None for k, pid in pids.items()}
 
     def rss(self) -> dict[str, float | None]:
-        return {k: (round(v, 1) if (v := _proc_rss_mb(pid)) is not None else None) for k, pid in self.pids().items()}
+        return {k: round(st[1], 1) if (st := proc_stat(pid)) else None for k, pid in self.pids().items()}
 
     def alive(self) -> dict[str, bool]:
         return {k: pid is not None for k, pid in self.pids().items()}

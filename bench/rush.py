@@ -45,7 +45,6 @@ import os
 import random
 import signal
 import sqlite3
-import subprocess
 import sys
 import threading
 import time
@@ -58,6 +57,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
+
+from storekit import Proc, echo_rtt_ms, proc_stat, services, wait_http  # noqa: E402  (bench/, beside this file)
 
 STATIONS = ("wok", "fryer", "drinks")
 KDS_DEVICES = {"wok": "kds-wok-1", "fryer": "kds-fryer-1", "drinks": "kds-drinks-1", "expo": "expo-1"}
@@ -283,42 +284,6 @@ def kds_main(a) -> int:
 
 
 # ============================================================ the orchestra
-@dataclass
-class Proc:
-    kind: str
-    name: str
-    argv: list[str]
-    log: Path
-    proc: subprocess.Popen | None = None
-    down_until: float = 0.0  # killed: started again at this time
-    starts: int = 0
-
-    def start(self) -> None:
-        with open(self.log, "ab") as f:
-            self.proc = subprocess.Popen(self.argv, stdout=f, stderr=subprocess.STDOUT, cwd=REPO,
-                                         env={**os.environ, "PYTHONPATH": str(REPO)})
-        self.starts += 1
-
-    @property
-    def alive(self) -> bool:
-        return self.proc is not None and self.proc.poll() is None
-
-    @property
-    def pid(self) -> int | None:
-        return self.proc.pid if self.alive else None
-
-
-def _proc_stat(pid: int) -> tuple[float, float] | None:
-    """(cpu seconds, rss MB) of a process from /proc."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        rss_pages = int(Path(f"/proc/{pid}/statm").read_text().split()[1])
-    except (OSError, IndexError, ValueError):
-        return None
-    tick = os.sysconf("SC_CLK_TCK")
-    return (int(stat[11]) + int(stat[12])) / tick, rss_pages * os.sysconf("SC_PAGE_SIZE") / 1e6
-
-
 class Rush:
     def __init__(self, out: Path, *, kiosks: int, profile: Profile, calm_s: float, chaos_s: float,
                  kill_every: float, prep: tuple[float, float], seed: int, cloud_flaps: bool = True) -> None:
@@ -349,70 +314,28 @@ class Rush:
         self.broker_down_until = 0.0
 
     # ------------------------------------------------------------ set-up
-    def _cfg(self, name: str, text: str) -> Path:
-        p = self.state / f"{name}.toml"
-        p.write_text(text, encoding="utf-8")
-        return p
-
-    def _mqtt(self, device: str) -> str:
-        return (f"[mqtt]\nport = {self.broker.port}\npassword_file = \"{self.broker.creds[device].password_file}\"\n"
-                "keepalive_s = 5\nreconnect_max_s = 1\n\n")
-
     def setup(self) -> None:
-        from restobox.brokerconf import free_port
-
         self.broker.start_with_devices(self.devices)
-        store = "[store]\nid = \"rush-store\"\ntimezone = \"Asia/Shanghai\"\n\n"
-        s = self.state
-        hub = self._cfg("hub", "[device]\nid = \"hub\"\nrole = \"hub\"\n" + store + self._mqtt("hub") +
-                        f"[hub]\ndatabase = \"{s / 'store.db'}\"\nhealth_interval_s = 2\n\n"
-                        "[hub.printing.stations.wok]\nprinter = \"kitchen-1\"\nmode = \"always\"\n"
-                        "[hub.printing.stations.fryer]\nprinter = \"kitchen-2\"\nmode = \"always\"\n"
-                        "[hub.printing.stations.drinks]\nprinter = \"kitchen-2\"\nmode = \"fallback\"\n"
-                        "fallback_after_s = 60\n")
-        printing = self._cfg("printing", "[device]\nid = \"printing\"\nrole = \"printing\"\n" + store +
-                             self._mqtt("printing") +
-                             f"[printing]\ndatabase = \"{s / 'printing.db'}\"\nstatus_interval_s = 1\n"
-                             "retry_max_s = 1\n\n" +
-                             "".join(f"[[printing.printers]]\nid = \"{p}\"\nport = \"virtual\"\n"
-                                     f"directory = \"{s / 'printers' / p}\"\nwidth_mm = 80\n\n"
-                                     for p in ("kitchen-1", "kitchen-2")))
-        self.cloud_port = free_port()
-        token = s / "cloud.token"
-        token.write_text("rush-token\n")
-        sync = self._cfg("sync", "[device]\nid = \"sync\"\nrole = \"sync\"\n" + store + self._mqtt("sync") +
-                         f"[sync]\ncloud_url = \"http://127.0.0.1:{self.cloud_port}\"\ntoken_file = \"{token}\"\n"
-                         f"database = \"{s / 'sync.db'}\"\nstore_database = \"{s / 'store.db'}\"\n"
-                         "health_interval_s = 2\npoll_s = 0.5\ntimeout_s = 2\nbackoff_max_s = 2\n"
-                         "menu_poll_s = 3600\n")
-        py = [sys.executable, "-m", "restobox.cli"]
         logs = self.out / "logs"
         logs.mkdir(exist_ok=True)
-        self.procs["cloud"] = Proc("cloud", "cloud", py + ["cloud-dev", "--port", str(self.cloud_port), "--db",
-                                                          str(s / "cloud.db"), "--token", "rush-token"],
-                                   logs / "cloud.log")
-        for name, cfg in (("hub", hub), ("printing", printing), ("sync", sync)):
-            self.procs[name] = Proc(name, name, py + [name, "--config", str(cfg)], logs / f"{name}.log")
+        self.procs, self.cloud_port = services(
+            self.state, logs, self.broker, store_id="rush-store", health_s=2, printers=("kitchen-1", "kitchen-2"),
+            hub_extra='[hub.printing.stations.wok]\nprinter = "kitchen-1"\nmode = "always"\n'
+                      '[hub.printing.stations.fryer]\nprinter = "kitchen-2"\nmode = "always"\n'
+                      '[hub.printing.stations.drinks]\nprinter = "kitchen-2"\nmode = "fallback"\n'
+                      "fallback_after_s = 60\n",
+            sync_extra="menu_poll_s = 3600\n")
+        s = self.state
         me = [sys.executable, str(Path(__file__).resolve())]
         prof = json.dumps(self.profile.__dict__)
         for k in self.kiosk_names:
-            self.procs[k] = Proc("kiosk", k, me + [
+            self.procs[k] = Proc(k, me + [
                 "_kiosk", "--device", k, "--port", str(self.broker.port), "--password-file",
                 str(self.broker.creds[k].password_file), "--ledger", str(s / f"{k}.ledger.db"),
-                "--profile", prof, "--kiosks", str(self.kiosks), "--phases", "PHASES"], logs / f"{k}.log")
-        self.procs["kds"] = Proc("kds", "kds", me + [
+                "--profile", prof, "--kiosks", str(self.kiosks), "--phases", "PHASES"], logs / f"{k}.log", kind="kiosk")
+        self.procs["kds"] = Proc("kds", me + [
             "_kds", "--port", str(self.broker.port), "--creds", str(self.broker.dir / "credentials"),
             "--ledger", str(s / "kds.ledger.db"), "--prep", json.dumps(list(self.prep))], logs / "kds.log")
-
-    def _wait_http(self, timeout: float = 15) -> None:
-        end = time.monotonic() + timeout
-        while time.monotonic() < end:
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{self.cloud_port}/_dev/stats", timeout=1).read()
-                return
-            except OSError:
-                time.sleep(0.1)
-        raise RuntimeError("the cloud receiver did not start; see logs/cloud.log")
 
     def cloud_mode(self, mode: str) -> None:
         req = urllib.request.Request(f"http://127.0.0.1:{self.cloud_port}/_dev/mode", method="POST",
@@ -445,33 +368,22 @@ class Rush:
         from restobox.contract import topics
 
         c = self.broker.creds["monitor-1"]
-        got = threading.Event()
         b = Bus(device="monitor-1", role="monitor", port=self.broker.port, username=c.username, password=c.password,
                 persistent=False)
-        topic = topics.health("monitor-1")
-        b.subscribe(topic, lambda m: got.set())
         b.start()
-        rtts = []
+        topic = topics.health("monitor-1")
         try:
-            if not b.wait_connected(10):
-                return None
-            for _ in range(n):
-                got.clear()
-                t = time.perf_counter()
-                b.publish(topic, b"{}")
-                if got.wait(2):
-                    rtts.append((time.perf_counter() - t) * 1000)
-            b.publish(topic, b"", retain=True)
+            return echo_rtt_ms(b, topic, n)
         finally:
+            b.publish(topic, b"", retain=True)
             b.stop()
-        return round(sorted(rtts)[len(rtts) // 2], 3) if rtts else None
 
     # --------------------------------------------------------- the run
     def run(self) -> dict:
         t_setup = time.time()
         self.setup()
         self.procs["cloud"].start()
-        self._wait_http()
+        wait_http(self.cloud_port, self.procs["cloud"])
         for name in ("hub", "printing", "sync"):
             self.procs[name].start()
             self._wait_health(name)
@@ -585,7 +497,7 @@ class Rush:
             for kind, ps in pids.items():
                 cpu, rss = 0.0, 0.0
                 for pid in ps:
-                    st = _proc_stat(pid)
+                    st = proc_stat(pid)
                     if st is None:
                         continue
                     last = prev.get((kind, pid))
