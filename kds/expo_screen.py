@@ -40,8 +40,6 @@ log = logging.getLogger("restobox.kds.expo")
 # Every station's tickets (the expo ACL reads restobox/v1/station/+/ticket).
 # contract.topics has no builder for this filter yet; it is used once it has one.
 STATION_TICKET_ALL = topics.STATION_TICKET_ALL
-# The menu only names the stations; a big menu must not hide their names.
-MENU_MAX_BYTES = contract.MAX_MENU_BYTES
 NOTICE_S = 4.0
 NAME_MAX = 40
 """Characters of a station's name shown on a card."""
@@ -160,7 +158,7 @@ class ExpoController:
         self.post(lambda: self._apply(lambda: self.vm.on_hub_presence(p.state == "online")))
 
     def _on_menu(self, m: Incoming) -> None:
-        mm = self._decode(m, MenuMessage, max_bytes=MENU_MAX_BYTES)
+        mm = self._decode(m, MenuMessage, max_bytes=contract.MAX_MENU_BYTES)
         if mm is not None:
             try:  # a menu the hub would not use names nothing here either
                 mm.menu.check()

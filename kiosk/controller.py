@@ -90,8 +90,6 @@ ONLINE, OUTBOX = b"o:", b"q:"
 RESEND_S = (2.0, 5.0, 10.0, 30.0)
 """Wait before sending a queued order again, by attempt (then the last)."""
 
-RETAINED_MAX_BYTES = contract.MAX_MENU_BYTES
-"""The hub's menu is the one message larger than 64 KiB (the broker's packet limit is less)."""
 HEALTH_EVERY_S = 15.0
 PROBE_EVERY_S = 5.0
 """How often the io thread checks that kiosk.db takes a write."""
@@ -364,7 +362,7 @@ class KioskController:
             if raw is None:
                 continue
             try:
-                msg = contract.decode(raw, type_, max_bytes=RETAINED_MAX_BYTES)
+                msg = contract.decode(raw, type_, max_bytes=contract.MAX_MENU_BYTES)
             except Rejection as exc:
                 log.error("the cached %s is not usable: %s", key, exc)
                 continue
@@ -396,7 +394,7 @@ class KioskController:
 
     def _on_retained(self, key: str, type_, apply):
         def on_message(m: Incoming) -> None:  # paho's thread: decoded once, here
-            msg = self._decode(m, type_, max_bytes=RETAINED_MAX_BYTES)
+            msg = self._decode(m, type_, max_bytes=contract.MAX_MENU_BYTES)
             if msg is None:
                 return
 

@@ -58,8 +58,6 @@ REASONS = {
 }
 
 
-HUB_MENU_MAX_BYTES = contract.MAX_MENU_BYTES
-"""The hub's menu is the one message larger than 64 KiB (the broker's packet limit is less)."""
 REPLIES_KEPT = 1000
 
 
@@ -323,10 +321,9 @@ class MenuPuller:
         """paho's thread: the version of the hub's menu (retained
         ``menu/current``). One that does not decode, or breaks the menu's
         rules, is counted and changes nothing."""
-        from restobox import contract
 
         try:
-            msg = contract.decode(m.payload, contract.MenuMessage, max_bytes=HUB_MENU_MAX_BYTES)
+            msg = contract.decode(m.payload, contract.MenuMessage, max_bytes=contract.MAX_MENU_BYTES)
             msg.menu.check()
         except contract.Rejection as r:
             self._unreadable(m.topic, r.reason, r.detail)
@@ -342,7 +339,6 @@ class MenuPuller:
 
     def pull(self) -> str:
         """One look at the cloud's menu: 'same', 'sent', 'unchanged' or a failure reason."""
-        from restobox import contract
         from restobox.menu import Menu
 
         headers = {"If-None-Match": self._etag} if self._etag else {}
@@ -363,13 +359,14 @@ class MenuPuller:
             except Exception as exc:  # the menu's own rules (MenuError)
                 log.error("the cloud's menu cannot be used: %s", exc)
                 return self._fail("menu_invalid")
-            too_large = contract.menu_too_large(menu)
-            if too_large:  # the broker would drop this connection at every try
-                log.error("the cloud's menu %s cannot be sent to the hub: %s", menu.version, too_large)
+            payload = contract.encode(contract.MenuMessage(menu=menu, at=iso(time.time())))
+            if len(payload) > contract.MAX_MENU_BYTES:  # the broker would drop this connection at every try
+                log.error("the cloud's menu %s cannot be sent to the hub: %d bytes, at most %d",
+                          menu.version, len(payload), contract.MAX_MENU_BYTES)
                 return self._fail("menu_too_large")
             self._etag = r.headers.get("etag")
             self.cloud_version = menu.version
-            self._menu_payload = contract.encode(contract.MenuMessage(menu=menu, at=iso(time.time())))
+            self._menu_payload = payload
         self.last_error = ""
         if self.hub_version is not None and self.hub_version == self.cloud_version:
             return "same"
@@ -382,7 +379,6 @@ class MenuPuller:
         """The cloud's stock counts: a version not sent before goes to the
         hub (which applies each version once). 'sent', 'same', 'none' or a
         failure reason."""
-        from restobox import contract
 
         headers = {"If-None-Match": self._stock_etag} if self._stock_etag else {}
         try:
@@ -452,7 +448,6 @@ class PreorderRunner:
         """paho's thread: decoded here, so nothing but an OrderReply waits."""
         import queue
 
-        from restobox import contract
 
         try:
             r = contract.decode(m.payload, contract.OrderReply)
@@ -635,7 +630,6 @@ class SyncService:
                 return
 
     def health(self):
-        from restobox import contract
         from restobox.contract import Health
 
         b = self.fw.backlog()

@@ -85,8 +85,6 @@ PAGE_DIR = Path(__file__).resolve().parent / "webpage"
 MAX_ORDERS_KEPT = 5000
 """Orders placed here whose state is kept for the diners (oldest forgotten first)."""
 MAX_STREAM_ORDERS = 20
-MENU_MAX_BYTES = contract.MAX_MENU_BYTES
-"""The hub's menu is the one message larger than 64 KiB (the broker's packet limit is less)."""
 KEEPALIVE_S = 15.0
 HEALTH_MIN_GAP_S = 1.0
 """Bad requests publish the health at most this often (a flood is one message a second)."""
@@ -265,7 +263,7 @@ class WebService:
             return None
 
     def _on_menu(self, m: Incoming) -> None:
-        msg = self._decode(m, MenuMessage, max_bytes=MENU_MAX_BYTES)
+        msg = self._decode(m, MenuMessage, max_bytes=contract.MAX_MENU_BYTES)
         if msg is None:
             return
         try:  # the page and the hub must agree on the menu: one the hub would not use is not shown

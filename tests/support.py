@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import os
+import queue
 import signal
 import subprocess
 import sys
@@ -248,8 +250,6 @@ class UIThread:
 
     def __init__(self, name: str = "ui", *, tick: Callable[[], None] | None = None,
                  stop_on_error: bool = True) -> None:
-        import queue
-
         self.q: queue.Queue = queue.Queue()
         self.tick = tick
         self.stop_on_error = stop_on_error
@@ -284,9 +284,6 @@ class UIThread:
         return self._t.is_alive()
 
     def _run(self) -> None:
-        import logging
-        import queue
-
         next_tick = time.monotonic()
         while True:
             try:

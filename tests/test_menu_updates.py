@@ -5,6 +5,9 @@ refused; the sync service brings it down from the cloud."""
 
 from __future__ import annotations
 
+import re
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -259,9 +262,6 @@ def test_a_menu_in_another_currency_is_refused_and_the_hub_keeps_its_own(broker,
 
 
 def test_the_hub_will_not_start_with_a_menu_in_another_currency(tmp_path):
-    import subprocess
-    import sys
-
     menu = tmp_path / "menu.json"
     menu.write_bytes(msgspec.structs.replace(V1, currency="USD").to_json())
     cfg = tmp_path / "hub.toml"
@@ -273,9 +273,6 @@ def test_the_hub_will_not_start_with_a_menu_in_another_currency(tmp_path):
 
 
 def test_a_menu_larger_than_the_broker_carries_is_refused_before_it_is_used(tmp_path):
-    import subprocess
-    import sys
-
     menu = tmp_path / "menu.json"
     menu.write_bytes(huge_menu("2026-12-26.1").to_json())
     check = subprocess.run([sys.executable, "-m", "restobox.cli", "menu-check", str(menu)],
@@ -289,8 +286,6 @@ def test_a_menu_larger_than_the_broker_carries_is_refused_before_it_is_used(tmp_
 
 
 def test_the_largest_menu_fits_the_brokers_packet_limit():
-    import re
-
     conf = (Path(__file__).resolve().parent.parent / "broker_config" / "mosquitto.conf").read_text()
     packet = int(re.search(r"^max_packet_size (\d+)$", conf, re.M).group(1))
     # a PUBLISH packet: the payload plus the topic, properties and headers (well under 16 KiB)
