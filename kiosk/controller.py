@@ -33,6 +33,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -75,6 +76,7 @@ from restobox.contract import (
 from restobox.loyalty import mask
 from restobox.menu import Menu
 from restobox.orders import price_order
+from restobox.photos import PhotoShelf
 from restobox.service import disk_details
 
 log = logging.getLogger("restobox.kiosk")
@@ -94,6 +96,9 @@ HEALTH_EVERY_S = 15.0
 PROBE_EVERY_S = 5.0
 """How often the io thread checks that kiosk.db takes a write."""
 ALERTS_EVERY_S = 60.0
+PHOTO_TILE = (480, 360)
+"""Pixels of a menu photo as the kiosk keeps it (a tile's picture, 4:3)."""
+PHOTO_CACHE_MB = 32.0
 STALLED_S = 30.0
 """The io thread not back this long (a write waits at most the database's
 busy timeout, 5 s): the kiosk is unhealthy."""
@@ -182,6 +187,11 @@ class KioskController:
         # io thread -> UI thread (the watchdog's check): plain attribute reads
         self.db_problem: str | None = None
         self._io_round = time.monotonic()
+        # the menu's photos, cut once to the tile's size on a thread of their
+        # own and kept beside kiosk.db (a restart shows them at once)
+        self.photos = PhotoShelf(Path(cfg.kiosk.database).resolve().parent / "photos", tile=PHOTO_TILE,
+                                 bound_mb=PHOTO_CACHE_MB, on_change=self._photos_changed,
+                                 on_bad=lambda topic, reason, detail: self._bad(topic, reason, detail))
 
     def post(self, fn: Callable[[], None]) -> None:
         """Run ``fn`` on the UI thread. What it raises (a message the kiosk
@@ -242,6 +252,9 @@ class KioskController:
         self.bus.subscribe(topics.presence(self.cfg.kiosk.hub_device), self._on_hub_presence)
         for topic in self.watch.TOPICS:
             self.bus.subscribe(topic, self._on_store)
+        self.photos.start()
+        for topic in self.photos.TOPICS:
+            self.bus.subscribe(topic, lambda m: self.photos.feed(m.topic, m.payload))
         self.bus.start()
         self.bus.announce()
         self._pay.put(self._resume_payments)
@@ -253,6 +266,7 @@ class KioskController:
         for t in self._threads:
             t.join(timeout=3)
         self.bus.stop()
+        self.photos.stop()
         if self._store is not None:
             self._store.close()
         if isinstance(self._terminal_device, PaymentTerminal):
@@ -329,6 +343,16 @@ class KioskController:
             self.post(self._refresh_alerts)
         elif self.watch.bad != bad:
             self._health_soon = True
+
+    def _photos_changed(self, photos: dict[str, str]) -> None:
+        """The shelf's thread: the photos on disk changed; the view model
+        takes them on the UI thread."""
+        def apply() -> None:
+            set_photos = getattr(self.vm, "set_photos", None)
+            if set_photos is not None:
+                set_photos(photos)
+                self.changed()
+        self.post(apply)
 
     def _refresh_alerts(self) -> None:
         now = self.watch.alerts()

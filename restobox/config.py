@@ -83,6 +83,11 @@ class HubConfig(_Strict):
     database: str = "/var/lib/restobox/store.db"
     menu: str = "sample"
     """Path to a menu JSON file, or "sample" for the bundled sample menu."""
+    menu_images: str = ""
+    """Folder of the menu's photos: an item's ``image`` is a file name in it
+    (JPEG or PNG, any size; the hub publishes each at most 640 px on its
+    long side). Empty: the bundled photos for the sample menu, else the
+    folder ``images`` next to the menu file."""
     max_payload_bytes: Annotated[int, msgspec.Meta(ge=1024, le=1_048_576)] = 64 * 1024
     max_lines: Annotated[int, msgspec.Meta(ge=1, le=500)] = 50
     max_qty_per_line: Annotated[int, msgspec.Meta(ge=1, le=999)] = 99

@@ -48,6 +48,14 @@ MAX_STOCK_BYTES = 240 * 1024
 
 _DEVICE_RE = re.compile(DEVICE_PATTERN)
 
+SHA256_PATTERN = r"\A[0-9a-f]{64}\Z"
+_SHA256_RE = re.compile(SHA256_PATTERN)
+# A menu photo's file name (an item's ``image``): a plain name, no folders.
+IMAGE_NAME_PATTERN = r"\A[A-Za-z0-9][A-Za-z0-9._-]{0,99}\Z"
+_IMAGE_NAME_RE = re.compile(IMAGE_NAME_PATTERN)
+# Photos the index may list; each photo's payload is at most MAX_MENU_BYTES.
+MAX_MENU_IMAGES = 1000
+
 
 # =========================================================================
 # Topics
@@ -123,6 +131,27 @@ class topics:
     CLOUD_MENU = f"{ROOT}/cloud/menu"
     CLOUD_STOCK = f"{ROOT}/cloud/stock"
     SOLDOUT = f"{ROOT}/menu/soldout"
+    # hub -> screens, retained: the menu's photos. The index names each
+    # photo by the sha256 of its bytes; each photo is binary (a JPEG) on a
+    # topic of its own named by that hash, so a screen checks what it got.
+    MENU_IMAGES = f"{ROOT}/menu/images"
+    MENU_IMAGE_ALL = f"{ROOT}/menu/image/+"
+
+    @staticmethod
+    def menu_image(sha256: str) -> str:
+        if not _SHA256_RE.fullmatch(sha256):
+            raise ValueError(f"bad sha256 {sha256!r}")
+        return f"{ROOT}/menu/image/{sha256}"
+
+    @staticmethod
+    def parse_menu_image(topic: str) -> str | None:
+        """The sha256 a photo's topic names, or None (not a photo's topic)."""
+        prefix = f"{ROOT}/menu/image/"
+        if not topic.startswith(prefix):
+            return None
+        sha = topic[len(prefix):]
+        return sha if _SHA256_RE.fullmatch(sha) else None
+
     # hub -> staff: a notice for every message the hub refused
     REJECTS = f"{ROOT}/hub/reject"
 
@@ -430,6 +459,23 @@ class StockLevels(Message, kw_only=True):
     version: Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
     items: dict[Annotated[str, msgspec.Meta(max_length=48)], Annotated[int, msgspec.Meta(ge=0, le=1_000_000)]]
     at: str = ""
+
+
+class MenuImageRef(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    sha256: Annotated[str, msgspec.Meta(pattern=SHA256_PATTERN)]
+    bytes: Annotated[int, msgspec.Meta(ge=1, le=MAX_MENU_BYTES)]
+
+
+class MenuImages(Message, kw_only=True):
+    """The menu's photos (retained, hub -> screens): image name (an item's
+    ``image``) -> the photo published on ``menu/image/<sha256>``. Only
+    photos the hub could prepare are listed; an item whose photo is not
+    here shows its colour tile."""
+
+    menu_version: Annotated[str, msgspec.Meta(max_length=64)]
+    images: Annotated[dict[Annotated[str, msgspec.Meta(pattern=IMAGE_NAME_PATTERN)], MenuImageRef],
+                      msgspec.Meta(max_length=MAX_MENU_IMAGES)]
+    at: Timestamp = ""
 
 
 class SoldOut(Message, kw_only=True):

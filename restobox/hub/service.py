@@ -27,6 +27,7 @@ import threading
 import time
 from collections import Counter, deque
 from datetime import datetime
+from pathlib import Path
 from typing import Callable
 from zoneinfo import ZoneInfo
 
@@ -40,6 +41,7 @@ from restobox.hub import catalog, kitchen, points, printing, staff, submit
 from restobox.hub.common import Batch, Request, Route, iso, stored_ticket_msg, utcnow
 from restobox.menu import Menu, MenuIndex
 from restobox.orders import OPEN_STATES
+from restobox.photos import MenuPhotos, source_dir
 from restobox.service import disk_details
 
 log = logging.getLogger("restobox.hub")
@@ -101,6 +103,12 @@ class Hub:
         self._last_tick = 0.0
         self._served_connect = 0
         self._beat = time.monotonic()  # the worker's last round (health_check)
+        # the menu's photos: prepared and published on a thread of their own
+        self.photos = MenuPhotos(
+            source_dir(cfg.hub.menu, cfg.hub.menu_images),
+            Path(cfg.hub.database).resolve().parent / "menu-photos",
+            publish=lambda topic, payload, retain: self.bus.publish(topic, payload, retain=retain),
+            now=lambda: iso(self.clock()))
 
     def business_date(self, now: datetime) -> str:
         """Orders before the day start (e.g. 04:00) belong to the previous day."""
@@ -117,6 +125,7 @@ class Hub:
         self.bus.start()
         self._worker = threading.Thread(target=self._run, name="hub-worker", daemon=True)
         self._worker.start()
+        self.photos.start()
         if not self.bus.wait_connected(10):
             self._set_state("degraded", f"cannot reach the broker ({self.bus.last_refusal or 'no answer'})")
         else:
@@ -144,6 +153,7 @@ class Hub:
         self._stop.set()
         if self._worker:
             self._worker.join(5)
+        self.photos.stop()
         try:
             self._publish_health()
         except Exception:  # the broker may be gone; stopping anyway
@@ -430,13 +440,16 @@ class Hub:
         log.info("loaded %d open orders, %d sold-out items", len(self.board), len(self.sold_out))
 
     def _publish_retained_state(self) -> None:
-        self._publish_menu()
+        self._publish_menu(again=True)
         self._publish_soldout()
         self._publish_board()
 
-    def _publish_menu(self) -> None:
+    def _publish_menu(self, *, again: bool = False) -> None:
         self.bus.publish(topics.MENU, contract.encode(
             contract.MenuMessage(menu=self.menu, at=iso(self.clock()))), retain=True)
+        # its photos follow from their own thread (decoding a photo here
+        # would hold up the orders behind it); ``again`` after a (re)connect
+        self.photos.offer(self.menu, again=again)
 
     def _publish_soldout(self) -> None:
         self.bus.publish(topics.SOLDOUT, contract.encode(
@@ -467,12 +480,14 @@ class Hub:
 
     def _publish_health(self) -> None:
         c = dict(self.counters)
+        c.update(self.photos.counters_snapshot())  # image_missing, image_broken
         accepted = c.get("accepted", 0)
         details = {
             "open_orders": len(self.board),
             "sold_out": len(self.sold_out),
             "queue": self.q.qsize(),
             "menu_version": self.menu.version,
+            "menu_images": len(self.photos.index.images) if self.photos.index is not None else None,
             "mean_accept_ms": round(c.get("accept_us_total", 0) / accepted / 1000, 3) if accepted else None,
             **disk_details(self.cfg.hub.database),
         }
