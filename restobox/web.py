@@ -41,6 +41,9 @@ HTTP API (JSON):
 - ``GET /api/events?orders=<id>,<id>``: server-sent events: ``menu`` (a new
   menu version: fetch it again), ``soldout``, ``hub``, ``order`` (an order's
   state).
+- ``GET /photos/<sha256>.jpg``: a menu photo as the hub published it
+  (``menu/image/<sha256>``), cached by browsers for good (its name is the
+  hash of its bytes); ``/api/menu`` gives each image name's URL.
 - ``GET /healthz``: this service's health (the watchdog asks it too).
 """
 
@@ -59,13 +62,14 @@ from typing import Annotated, Any
 
 import msgspec
 
-from restobox import contract, loyalty
+from restobox import contract, loyalty, photos
 from restobox.bus import Bus, Incoming, bus_from_config, refused
 from restobox.config import Config
 from restobox.contract import (
     Board,
     Health,
     LoyaltyClaim,
+    MenuImages,
     MenuMessage,
     OrderReply,
     OrderSubmit,
@@ -87,6 +91,8 @@ MAX_ORDERS_KEPT = 5000
 MAX_STREAM_ORDERS = 20
 KEEPALIVE_S = 15.0
 HEALTH_MIN_GAP_S = 1.0
+PHOTOS_PENDING_MAX = 64
+"""Photos kept that the index does not list (yet: a photo comes before its index)."""
 """Bad requests publish the health at most this often (a flood is one message a second)."""
 
 
@@ -203,6 +209,10 @@ class WebService:
         self._health_dirty = False
         self._health_at = 0.0
         self.streams = 0
+        # the menu's photos as the hub prepared them (at most 640 px): held
+        # in memory, served at /photos/<sha256>.jpg, never changing
+        self.photo_index: MenuImages | None = None
+        self.photo_bytes: OrderedDict[str, bytes] = OrderedDict()
 
     # ------------------------------------------------------------ lifecycle
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -218,6 +228,8 @@ class WebService:
         self.bus.subscribe(topics.ORDER_UPDATE, self._on_update)
         self.bus.subscribe(topics.BOARD, self._on_board)
         self.bus.subscribe(topics.presence(self.cfg.web.hub_device), self._on_hub_presence)
+        self.bus.subscribe(topics.MENU_IMAGES, self._on_photo_index)
+        self.bus.subscribe(topics.MENU_IMAGE_ALL, self._on_photo)
         self.bus.start()
         self.bus.announce()
 
@@ -275,6 +287,48 @@ class WebService:
             self.menu, self._menu_json = msg, None
         log.info("menu %s (%d items)", msg.menu.version, len(msg.menu.items))
         self._mark_changed(health=True)
+
+    def _on_photo_index(self, m: Incoming) -> None:
+        if not m.payload:
+            return
+        msg = self._decode(m, MenuImages)
+        if msg is None:
+            return
+        with self._lock:
+            self.photo_index, self._menu_json = msg, None
+            wanted = {r.sha256 for r in msg.images.values()}
+            for sha in [s for s in self.photo_bytes if s not in wanted]:
+                del self.photo_bytes[sha]
+        self._mark_changed()
+
+    def _on_photo(self, m: Incoming) -> None:
+        if not m.payload:  # cleared by the hub: it goes with the index that no longer lists it
+            return
+        try:
+            sha = photos.check_photo(m.topic, m.payload)
+        except photos.PhotoRefused as r:
+            self._bad(m, r.reason, r.detail)
+            return
+        with self._lock:
+            self.photo_bytes[sha] = m.payload
+            wanted = {r.sha256 for r in self.photo_index.images.values()} if self.photo_index else set()
+            extra = [s for s in self.photo_bytes if s not in wanted]
+            for s in extra[:max(0, len(extra) - PHOTOS_PENDING_MAX)]:
+                del self.photo_bytes[s]
+            if sha in wanted:
+                self._menu_json = None
+        self._mark_changed()
+
+    def photo(self, sha: str) -> bytes | None:
+        with self._lock:
+            return self.photo_bytes.get(sha)
+
+    def _photo_urls(self) -> dict[str, str]:
+        """Under ``_lock``: image name -> the URL of its photo, for those held."""
+        if self.photo_index is None:
+            return {}
+        return {name: f"/photos/{r.sha256}.jpg" for name, r in self.photo_index.images.items()
+                if r.sha256 in self.photo_bytes}
 
     def _on_soldout(self, m: Incoming) -> None:
         msg = self._decode(m, SoldOut)
@@ -348,6 +402,7 @@ class WebService:
                 w = self.cfg.web
                 self._menu_json = _json.encode({
                     "menu": self.menu.menu, "store": {"zh": s.name_zh, "en": s.name_en},
+                    "photos": self._photo_urls(),
                     # the page checks a phone number with loyalty.valid_phone's rule
                     "loyalty": {"patterns": [loyalty.CN_MOBILE, *w.phone_patterns]} if w.loyalty else None,
                 })
@@ -357,6 +412,8 @@ class WebService:
         with self._lock:
             return {
                 "menu": self.menu.menu.version if self.menu else None,
+                # changes when the page should fetch the menu's photo URLs again
+                "photos": f"{self.photo_index.at}:{len(self._photo_urls())}" if self.photo_index else None,
                 "soldout": {"items": list(self.soldout)},
                 "hub": {"online": self.can_order()},
                 **{f"order:{oid}": self.order_view(oid) for oid in order_ids},
@@ -593,6 +650,15 @@ def make_app(service: WebService):
         return StreamingResponse(stream(), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
 
+    async def get_photo(request: Request) -> Response:
+        m = _PHOTO.fullmatch(request.path_params["name"])
+        data = service.photo(m.group(1)) if m else None
+        if data is None:
+            return Response(b"", status_code=404, headers={"Cache-Control": "no-store"})
+        # named by the hash of its bytes: it never changes
+        return Response(data, media_type="image/jpeg",
+                        headers={"Cache-Control": "public, max-age=31536000, immutable"})
+
     async def table_page(request: Request) -> Response:
         if request.path_params["table"] not in service._table_set:
             return HTMLResponse(_NO_TABLE, status_code=404)
@@ -612,12 +678,14 @@ def make_app(service: WebService):
         Route("/api/orders", post_order, methods=["POST"]),
         Route("/api/orders/{order_id}", get_order),
         Route("/api/events", events),
+        Route("/photos/{name}", get_photo),
         Route("/healthz", healthz),
         Mount("/static", StaticFiles(directory=PAGE_DIR), name="static"),
     ])
 
 
 _UUID = re.compile(contract.UUID_PATTERN)
+_PHOTO = re.compile(r"([0-9a-f]{64})\.jpg")
 
 _NO_TABLE = """<!doctype html><html lang="zh"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">

@@ -362,6 +362,8 @@ MESSAGES = [
     contract.PrinterStatus(printer="kitchen-1", state="paper_out", paper_near_end=True, queued=3, held=1,
                            reason="paper_out", message=REASONS["paper_out"], at="2026-11-01T12:03:00+08:00"),
     contract.MenuMessage(menu=load_sample_menu(), at="2026-11-01T12:03:00+08:00"),
+    contract.MenuImages(menu_version="2026-11-01.1", at="2026-11-01T12:03:00+08:00", images={
+        "kung-pao-chicken.jpg": contract.MenuImageRef(sha256="ab" * 32, bytes=41_000)}),
     contract.SyncRequest(device="kds-wok-1", at="2026-11-01T12:03:00+08:00"),
     contract.Alert(source="printing", code="paper_out", message=REASONS["paper_out"], severity="critical",
                    subject="kitchen-1", at="2026-11-01T12:03:00+08:00"),

@@ -68,7 +68,7 @@
   const saved = (() => { try { return JSON.parse(localStorage.getItem(KEY) || "{}"); } catch (e) { return {}; } })();
   const S = {
     lang: params.get("lang") || saved.lang || ((navigator.language || "zh").startsWith("zh") ? "zh" : "en"),
-    menu: null, store: null, soldout: new Set(), hubOnline: true,
+    menu: null, store: null, photos: {}, soldout: new Set(), hubOnline: true,
     cart: saved.cart || { order_id: null, lines: [], note: "", locked: false, maybeSent: false },
     orders: saved.orders || [],   // OrderView, newest first
     view: "menu", editor: null, refusal: null, sending: false, retryNote: false, cat: null,
@@ -115,7 +115,7 @@
       const r = await fetch("/api/menu", { cache: "no-store" });
       if (!r.ok) throw new Error(String(r.status));
       const j = await r.json();
-      S.menu = j.menu; S.store = j.store; indexMenu(j.menu);
+      S.menu = j.menu; S.store = j.store; S.photos = j.photos || {}; indexMenu(j.menu);
       S.phoneRules = j.loyalty ? j.loyalty.patterns.map((pat) => new RegExp(`^(?:${pat})$`)) : null;
       if (!S.cat && idx.cats.length) S.cat = idx.cats[0].id;
     } catch (e) {
@@ -158,7 +158,7 @@
       ${c.items.map((it) => {
         const out = isOut(it);
         return `<div class="item${out ? " soldout" : ""}" data-item="${esc(it.id)}" style="--cat:${esc(it.color || c.color)}">
-          <div class="badge-round" aria-hidden="true">${esc(Array.from(it.name.zh)[0] || "")}</div>
+          <div class="badge-round" aria-hidden="true">${esc(Array.from(it.name.zh)[0] || "")}${photoOf(it)}</div>
           <div class="item-main">
             <div class="item-name">${esc(nm(it.name))}${out ? `<span class="soldout-tag">${esc(t().soldout)}</span>` : ""}${inCart[it.id] ? `<span class="in-cart">${inCart[it.id]}</span>` : ""}</div>
             <div class="item-sub">${esc(other(it.name))}</div>
@@ -167,6 +167,13 @@
               <button type="button" class="add" data-add="${esc(it.id)}" ${out ? "disabled" : ""} aria-label="${esc(t().add)} ${esc(nm(it.name))}">+</button></div>
           </div></div>`;
       }).join("")}`).join("");
+  }
+
+  // the dish's photo over its colour tile; a photo that does not load is
+  // removed (the error listener below) and the colour tile shows
+  function photoOf(it) {
+    const url = it.image && S.photos[it.image];
+    return url ? `<img class="photo" src="${esc(url)}" alt="" loading="lazy" decoding="async">` : "";
   }
 
   function renderCartBar() {
@@ -410,6 +417,7 @@
       es = new EventSource(`/api/events${ids ? `?orders=${ids}` : ""}`);
       es.addEventListener("soldout", (e) => { S.soldout = new Set(JSON.parse(e.data).items); render(); });
       es.addEventListener("hub", (e) => { S.hubOnline = JSON.parse(e.data).online; render(); });
+      es.addEventListener("photos", () => { if (S.menu) loadMenu(); });
       es.addEventListener("menu", (e) => { const v = JSON.parse(e.data).version; if (v && (!S.menu || S.menu.version !== v)) loadMenu(); });
       es.addEventListener("order", (e) => {
         const o = JSON.parse(e.data);
@@ -460,6 +468,9 @@
     if (el.dataset.add) { openItem(el.dataset.add); return; }
     if (el.dataset.item) { openItem(el.dataset.item); }
   });
+  document.addEventListener("error", (e) => {
+    if (e.target instanceof HTMLImageElement && e.target.classList.contains("photo")) e.target.remove();
+  }, true);
   $("scrim").addEventListener("click", closeSheets);
   $("order-note").addEventListener("input", (e) => { S.cart.note = e.target.value.slice(0, 200); save(); });
   $("phone").addEventListener("input", (e) => {
