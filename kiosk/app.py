@@ -5,12 +5,18 @@
 Layout lives in screens.kv; all state and logic in kiosk.viewmodel; the bus and
 the payment worker in kiosk.controller. Every touch goes to
 ``KioskViewModel.tap`` through the controller; redraws are coalesced with a
-Clock trigger and rebuild only the screen whose view changed. The view model
-ticks once a second (idle "still there?", confirm timeout).
+Clock trigger. Each screen's widgets are built once and kept: a change sets
+the properties that changed on the widgets already there (tiles, rows and
+buttons are reused, kiosk.tiles.sync_children), so a tap costs what changed,
+not a new widget tree. Menu photos are textures made off the UI thread
+(kiosk.tiles.PhotoTextures, bounded). The view model ticks once a second
+(idle "still there?", confirm timeout).
 
 Env: RESTOBOX_KIOSK_SIZE="800x1280" (window size), RESTOBOX_KIOSK_STATE (a
 JSON file saying which button is where, for UI tests and diagnostics),
-RESTOBOX_SCREENSHOT_DIR (F12 screenshots).
+RESTOBOX_SCREENSHOT_DIR (F12 screenshots), RESTOBOX_KIOSK_PHOTOS (a folder of
+tile-sized photos named as the menu's ``image`` names, shown as if the store
+had delivered them: UI tests and the benchmark).
 """
 
 from __future__ import annotations
@@ -30,6 +36,8 @@ from restobox import config as config_mod  # noqa: E402
 log = logging.getLogger("restobox.kiosk")
 
 BASE_WIDTH = 1080
+PHOTO_DP = 230  # a tile's photo, as high as screens.kv's ItemTileW draws it
+BAND_DP = 330  # the item screen's photo (screens.kv: ItemScreen's band)
 
 
 def window_size(cfg=None) -> tuple[int, int]:
@@ -154,6 +162,7 @@ def build_app(cfg, deep_link: str | None = None):
     from kds.health import alert_rows, alert_strip
     from restobox.service import ScreenWatchdog
     from kiosk.controller import KioskController
+    from kiosk.tiles import PhotoTextures, sync_children
 
     register_cjk_font()
 
@@ -194,27 +203,43 @@ def build_app(cfg, deep_link: str | None = None):
                 App.get_running_app().tap(self.target)
 
     class BusySpinner(Widget):
-        """An arc that turns while it is shown (opacity 1): every wait shows progress."""
+        """An arc that turns while it is shown (``spin(True)``): every wait shows progress."""
 
         angle = NumericProperty(0)
 
         def __init__(self, **kw):
             super().__init__(**kw)
-            self._turn = Clock.schedule_interval(self._step, 1 / 10)
+            self._turn = Clock.create_trigger(self._step, 1 / 10, interval=True)
+
+        def spin(self, on: bool) -> None:
+            self.opacity = 1 if on else 0
+            if on:
+                self._turn()
+            else:
+                self._turn.cancel()
 
         def _step(self, dt):
-            if self.get_root_window() is None:
-                self._turn.cancel()  # the screen was replaced
+            if self.get_root_window() is None or self.opacity == 0:
+                self._turn.cancel()  # the screen is not shown: spin() starts it again
                 return
-            if self.opacity > 0:
-                self.angle = (self.angle - 36) % 360
+            self.angle = (self.angle - 36) % 360
 
     class ItemTileW(KButton):
+        item_id = StringProperty("")
         name_text = StringProperty("")
         price_text = StringProperty("")
         badge_text = StringProperty("")
         sub_text = StringProperty("")
         sold_out = BooleanProperty(False)
+        photo = StringProperty("")  # the file the view model names; "" a colour tile
+        photo_tex = ObjectProperty(None, allownone=True)  # its texture once made
+        with_photos = BooleanProperty(False)  # the menu shows photos: every tile as high
+
+    class PhotoBand(Widget):
+        """The item screen's photo, across the screen above the dish's name."""
+
+        photo = StringProperty("")
+        photo_tex = ObjectProperty(None, allownone=True)
 
     class OptionW(KButton):
         name_text = StringProperty("")
@@ -242,7 +267,7 @@ def build_app(cfg, deep_link: str | None = None):
         kr = ObjectProperty(None, rebind=True)  # the KioskRoot whose labels they show
         wide = BooleanProperty(False)  # share the bar's width
 
-    for cls in (KButton, BusySpinner, ItemTileW, OptionW, GroupW, CartLineW, ChromeButtons):
+    for cls in (KButton, BusySpinner, ItemTileW, PhotoBand, OptionW, GroupW, CartLineW, ChromeButtons):
         Factory.register(cls.__name__, cls=cls)
 
     class KioskRoot(FloatLayout):
@@ -324,6 +349,19 @@ def build_app(cfg, deep_link: str | None = None):
     def scroll_views(screen) -> list:
         return [w for w in screen.walk(restrict=True) if isinstance(w, ScrollView)] if screen else []
 
+    def photo_rect(wdg, height: float) -> list[float] | None:
+        """Where a photo is drawn in the window (the top ``height`` of ``wdg``),
+        clipped to the scroll view it is in; None when it is out of sight."""
+        x, y, w, h = window_rect(wdg)
+        top, bottom = y, y + height
+        p = wdg.parent
+        while p is not None and p is not p.parent:
+            if isinstance(p, ScrollView):
+                _, sy, _, sh = window_rect(p)
+                top, bottom = max(top, sy), min(bottom, sy + sh)
+            p = p.parent
+        return [x, top, w, bottom - top] if bottom > top else None
+
     def esc(s: str) -> str:
         return s.replace("&", "&amp;").replace("[", "&bl;").replace("]", "&br;")
 
@@ -361,6 +399,12 @@ def build_app(cfg, deep_link: str | None = None):
             self._dump = Clock.create_trigger(lambda dt: self._dump_state(), 0.15)
             self.ctl = KioskController(cfg, post=lambda fn: Clock.schedule_once(lambda dt: fn()),
                                        changed=lambda: self._redraw(), deep_link=deep_link)
+            self.ctl.vm.on_change = lambda: self._redraw()  # set_photos
+            self._given_photos()
+            self.photo_tex = PhotoTextures(lambda fn: Clock.schedule_once(lambda dt: fn()),
+                                           loaded=self._photo_loaded)
+            self._screens: dict[str, Widget] = {}  # built once per window (palette)
+            self._pools: dict = {}  # widgets kept aside for reuse, by container
             self.root_w = None
             self._new_root()
             self._shown = None  # (screen, view, lang flags) last drawn
@@ -379,6 +423,17 @@ def build_app(cfg, deep_link: str | None = None):
             Clock.schedule_once(lambda dt: self._settle_memory(), 1.0)
             return self.root_w
 
+        def _given_photos(self) -> None:
+            """RESTOBOX_KIOSK_PHOTOS: these photos, and any the store delivers."""
+            folder = os.environ.get("RESTOBOX_KIOSK_PHOTOS")
+            if not folder:
+                return
+            given = {p.name: str(p) for p in sorted(Path(folder).iterdir()) if p.is_file()}
+            vm = self.ctl.vm
+            delivered = type(vm).set_photos
+            vm.set_photos = lambda photos: delivered(vm, {**given, **photos})
+            vm.set_photos({})
+
         @staticmethod
         def _settle_memory() -> None:
             """After start-up: what Kivy, the fonts and the menu made lives as
@@ -389,6 +444,7 @@ def build_app(cfg, deep_link: str | None = None):
             gc.freeze()
 
         def on_stop(self):
+            self.photo_tex.stop()
             self.ctl.stop()
 
         # ------------------------------------------------------ input
@@ -426,6 +482,7 @@ def build_app(cfg, deep_link: str | None = None):
                 Window.add_widget(self.root_w)
                 self.root = self.root_w
                 self._shown = None
+            self._screens, self._pools, self._screen_w = {}, {}, None
 
         def _use_palette(self, high_contrast: bool) -> None:
             """Switch every colour. The window is built again: a rule on a base
@@ -492,14 +549,12 @@ def build_app(cfg, deep_link: str | None = None):
                 # the same list drawn again (an option ticked, a mode switched) stays
                 # where the diner scrolled to: in reach mode a dish's choices scroll
                 place = self._place(vm.screen, view)
-                kept = [sv.scroll_y for sv in scroll_views(self._screen_w)] if place == self._placed else []
-                self._shown, self._placed = key, place
+                self._shown = key
                 self._show(vm.screen, view)
-                for sv, y in zip(scroll_views(self._screen_w), kept):
-                    sv.scroll_y = y
-                if state_file:  # where a list is scrolled to decides what is on the screen
+                if place != self._placed:  # another list: from its top
+                    self._placed = place
                     for sv in scroll_views(self._screen_w):
-                        sv.fbind("scroll_y", lambda *_: self._dump())
+                        sv.scroll_y = 1
             ov = vm.overlay()
             still = self._still
             if ov is None:
@@ -515,14 +570,208 @@ def build_app(cfg, deep_link: str | None = None):
                 self._dump()
 
         def _show(self, screen: str, v) -> None:
-            host = self.root_w.ids.content
-            host.clear_widgets()
-            w = getattr(Factory, f"{screen.capitalize()}Screen")()
+            """Bring the screen's widgets (built the first time) up to date and show them."""
+            w = self._screens.get(screen)
+            if w is None:
+                w = self._screens[screen] = getattr(Factory, f"{screen.capitalize()}Screen")()
+                if state_file:  # where a list is scrolled to decides what is on the screen
+                    for sv in scroll_views(w):
+                        sv.fbind("scroll_y", lambda *_: self._dump())
             getattr(self, f"_fill_{screen}")(w, v)
-            host.add_widget(w)
-            self._screen_w = w
+            if w is not self._screen_w:
+                host = self.root_w.ids.content
+                host.clear_widgets()
+                host.add_widget(w)
+                self._screen_w = w
             if shown_log:
                 log_shown(screen, Clock.frames_displayed)
+
+        def _sync(self, box, specs) -> list:
+            return sync_children(box, specs, self._pools)
+
+        @staticmethod
+        def _bspec(b, cls=None, fn=None, **kw):
+            """A button of the view model as a widget spec (every property it shows)."""
+            return (cls or KButton, {"text": esc(b.label), "target": b.id, "selected": b.selected,
+                                     "disabled": not b.enabled, **kw}, fn)
+
+        # ------------------------------------------------------ photos
+        def _tile_px(self) -> tuple[int, int]:
+            """A tile's photo in pixels (screens.kv: MenuScreen and ItemTileW)."""
+            return int((Window.width - dp(84)) / 2), int(dp(PHOTO_DP))
+
+        def _band_px(self) -> tuple[int, int]:
+            return int(Window.width - dp(80)), int(dp(BAND_DP))
+
+        def _photo_loaded(self, path: str) -> None:
+            """A texture was made: the tiles showing that file get it."""
+            w = self._screens.get("menu")
+            if w is not None:
+                for t in w.ids.grid.children:
+                    if t.photo == path:
+                        t.photo_tex = self.photo_tex.get(path, *self._tile_px())
+            w = self._screens.get("item")
+            if w is not None and w.ids.band.photo == path:
+                w.ids.band.photo_tex = self.photo_tex.get(path, *self._band_px())
+            if state_file:
+                self._dump()
+
+        # ------------------------------------------------------ screens
+        def _fill_attract(self, w, v):
+            w.ids.title.text = v.title
+            w.ids.touch.text = v.touch
+            w.ids.start.target = v.start.id
+            self._sync(w.ids.langs, [self._bspec(b, bg=[1, 1, 1, 1], fg=[0.55, 0.1, 0.1, 1], base_font=38,
+                                                 bold=True) for b in v.languages])
+
+        def _fill_language(self, w, v):
+            w.ids.title.text = v.title
+            kw = {"bg": self.c_red, "fg": self.c_on_red} if self.hc else {}
+            self._sync(w.ids.langs, [self._bspec(b, **kw) for b in v.languages])
+            w.ids.back.text, w.ids.back.target = v.back.label, v.back.id
+
+        def _fill_service(self, w, v):
+            w.ids.title.text = v.title
+            self._sync(w.ids.options, [self._bspec(b, cls=Factory.BigChoice) for b in v.options])
+            w.ids.table_prompt.text = v.table_prompt or ""
+            w.ids.table.text = v.table if v.table_prompt else ""
+            w.ids.table_note.text = v.table_note or ""
+            w.ids.table_box.opacity = 1 if v.table_prompt else 0
+            w.ids.table_box.disabled = not v.table_prompt
+            self._sync(w.ids.keypad, [self._bspec(b, cls=Factory.KeyButton) for b in v.keys])
+            w.ids.next.text, w.ids.next.target, w.ids.next.disabled = v.next.label, v.next.id, not v.next.enabled
+            w.ids.back.text, w.ids.back.target = v.back.label, v.back.id
+
+        def _fill_menu(self, w, v):
+            w.ids.title.text = v.title
+            hc = self.hc
+            tabs = []
+            for c in v.categories:
+                if hc:  # the chosen tab in yellow, not in its category's colour
+                    bg, fg = (self.c_red, self.c_on_red) if c.selected else (self.c_card, self.c_ink)
+                else:
+                    bg = rgba(c.color) if c.selected else [1, 1, 1, 1]
+                    fg = [1, 1, 1, 1] if c.selected else [0.13, 0.12, 0.12, 1]
+                tabs.append((Factory.TabButton, {"text": esc(c.name), "target": c.tap, "selected": c.selected,
+                                                 "bg": bg, "fg": fg}, None))
+            self._sync(w.ids.tabs, tabs)
+            px = self._tile_px()
+            framed = any(it.photo for it in v.items)
+            tiles = []
+            for it in v.items:
+                if hc:
+                    bg = self.c_disabled if it.sold_out else self.c_card
+                else:
+                    bg = [0.62, 0.62, 0.62, 1] if it.sold_out else rgba(it.color)
+                tiles.append((ItemTileW, {
+                    "item_id": it.id, "target": it.tap, "name_text": esc(it.name), "price_text": it.price,
+                    "badge_text": it.badge or "", "sub_text": esc(it.allergens), "sold_out": it.sold_out, "bg": bg,
+                    # the texture when it is made, else none: never the last item's picture
+                    "photo": it.photo, "photo_tex": self.photo_tex.get(it.photo, *px), "with_photos": framed}, None))
+            self._sync(w.ids.grid, tiles)
+            w.ids.cart.text, w.ids.cart.target, w.ids.cart.disabled = (
+                esc(v.cart.label), v.cart.id, not v.cart.enabled)
+            w.ids.back.text, w.ids.back.target = v.back.label, v.back.id
+
+        def _fill_item(self, w, v):
+            w.ids.band.photo = v.photo
+            w.ids.band.photo_tex = self.photo_tex.get(v.photo, *self._band_px())
+            w.ids.name.text = esc(v.name)
+            w.ids.description.text = esc(v.description)
+            w.ids.allergens.text = f"⚠ {esc(v.allergens)}" if v.allergens else ""
+            w.ids.base_price.text = v.base_price
+
+            def options(g):
+                def fill(gw):
+                    self._sync(gw.ids.options, [(OptionW, {
+                        "target": o.tap, "name_text": esc(o.name), "delta_text": o.delta, "selected": o.selected,
+                        "disabled": not o.enabled}, None) for o in g.options])
+                return fill
+
+            self._sync(w.ids.groups, [(GroupW, {
+                "name_text": esc(g.name), "rule_text": g.rule, "error_text": g.error or "", "required": g.required},
+                options(g)) for g in v.groups])
+            w.ids.qty.text = str(v.qty)
+            w.ids.minus.target, w.ids.minus.disabled = v.minus.id, not v.minus.enabled
+            w.ids.plus.target, w.ids.plus.disabled = v.plus.id, not v.plus.enabled
+            w.ids.add.text, w.ids.add.target = esc(v.add.label), v.add.id
+            w.ids.back.text, w.ids.back.target = v.back.label, v.back.id
+
+        def _fill_cart(self, w, v):
+            w.ids.title.text = v.title
+            w.ids.empty.text = v.empty or ""
+
+            def buttons(ln):
+                def fill(lw):
+                    lw.ids.minus.target, lw.ids.minus.disabled = ln.minus.id, not ln.minus.enabled
+                    lw.ids.plus.target, lw.ids.plus.disabled = ln.plus.id, not ln.plus.enabled
+                    self._sync(lw.ids.actions, [self._bspec(a, cls=Factory.SmallButton) for a in ln.actions])
+                return fill
+
+            self._sync(w.ids.lines, [(CartLineW, {
+                "name_text": esc(ln.name), "mods_text": esc(" · ".join(ln.modifiers)), "qty_text": str(ln.qty),
+                "total_text": ln.line_total, "problem_text": esc(ln.problem or "")}, buttons(ln)) for ln in v.lines])
+            w.ids.subtotal.text, w.ids.tax.text, w.ids.total.text = v.subtotal, v.tax, v.total
+            w.ids.blocked.text = v.blocked or ""
+            up = w.ids.upsell
+            if v.upsell is not None:
+                up.text, up.target, up.opacity, up.disabled = esc(v.upsell.label), v.upsell.id, 1, False
+            else:  # its height follows its opacity (screens.kv)
+                up.text, up.target, up.opacity, up.disabled = "", "", 0, True
+            w.ids.checkout.text, w.ids.checkout.target = v.checkout.label, v.checkout.id
+            w.ids.checkout.disabled = not v.checkout.enabled
+            w.ids.more.text, w.ids.more.target = v.more.label, v.more.id
+
+        def _fill_member(self, w, v):
+            w.ids.title.text = v.title
+            w.ids.prompt.text = v.prompt
+            w.ids.phone.text = v.phone
+            w.ids.balance.text = esc(v.balance or "")
+            w.ids.message.text = esc(v.message or "")
+            w.ids.total.text = v.total
+            if v.phase == "entry":
+                self._sync(w.ids.keypad, [self._bspec(b, cls=Factory.KeyButton) for b in v.keys])
+                self._sync(w.ids.choices, [self._bspec(v.ok, cls=Factory.PrimaryButton)])
+            else:
+                self._sync(w.ids.keypad, [])
+                # a row of its own, lower than a big choice (these widgets serve only here)
+                self._sync(w.ids.choices, [
+                    self._bspec(b, cls=cls, size_hint_x=share, size_hint_y=None, height=dp(150), base_font=font)
+                    for b, cls, share, font in ((v.redeem, Factory.BigChoice, 0.7, 36),
+                                                (v.change, Factory.SmallButton, 0.3, 24)) if b is not None])
+            w.ids.back.text, w.ids.back.target = v.back.label, v.back.id
+            w.ids.skip.text, w.ids.skip.target = v.skip.label, v.skip.id
+            w.ids.go.text, w.ids.go.target, w.ids.go.disabled = v.go.label, v.go.id, not v.go.enabled
+
+        def _fill_pay(self, w, v):
+            w.ids.title.text = v.title
+            w.ids.total.text = v.total
+            w.ids.prompt.text = v.prompt if v.phase == "choose" else ""
+            w.ids.message.text = esc(v.message or "")
+            w.ids.spinner.spin(v.busy)
+            self._sync(w.ids.methods, [self._bspec(b, cls=Factory.PayChoice) for b in v.methods])
+            self._sync(w.ids.actions, [self._bspec(b, cls=Factory.SmallButton) for b in v.actions])
+            back = w.ids.back
+            if v.back is not None:
+                back.text, back.target, back.opacity, back.disabled = v.back.label, v.back.id, 1, False
+            else:
+                back.text, back.target, back.opacity, back.disabled = "", "", 0, True
+
+        def _fill_confirm(self, w, v):
+            w.ids.title.text = v.title
+            w.ids.label.text = v.label
+            w.ids.number.text = v.number
+            w.ids.note.text = v.note
+            w.ids.payment.text = v.payment
+            w.ids.total.text = v.total
+            w.ids.points.text = esc(v.points or "")
+            w.ids.done.text, w.ids.done.target = v.done.label, v.done.id
+
+        def _fill_help(self, w, v):
+            w.ids.title.text = v.title
+            w.ids.message.text = esc(v.message)
+            w.ids.reference.text = v.reference
+            w.ids.done.text, w.ids.done.target = v.done.label, v.done.id
 
         @staticmethod
         def _place(screen: str, v) -> tuple:
@@ -543,153 +792,6 @@ def build_app(cfg, deep_link: str | None = None):
             if screen == "menu":
                 return v.title, "", esc(next((c.name for c in v.categories if c.selected), "")), ""
             return getattr(v, "title", ""), "", "", ""
-
-        def _btn(self, b, cls=None, **kw):
-            w = (cls or KButton)(text=esc(b.label), target=b.id, selected=b.selected, disabled=not b.enabled, **kw)
-            return w
-
-        def _fill_attract(self, w, v):
-            w.ids.title.text = v.title
-            w.ids.touch.text = v.touch
-            w.ids.start.target = v.start.id
-            for b in v.languages:
-                w.ids.langs.add_widget(self._btn(b, bg=[1, 1, 1, 1], fg=[0.55, 0.1, 0.1, 1], base_font=38, bold=True))
-
-        def _fill_language(self, w, v):
-            w.ids.title.text = v.title
-            for b in v.languages:
-                w.ids.langs.add_widget(self._btn(b, **({"bg": self.c_red, "fg": self.c_on_red} if self.hc else {})))
-            w.ids.back.text, w.ids.back.target = v.back.label, v.back.id
-
-        def _fill_service(self, w, v):
-            w.ids.title.text = v.title
-            for b in v.options:
-                w.ids.options.add_widget(self._btn(b, cls=Factory.BigChoice))
-            w.ids.table_prompt.text = v.table_prompt or ""
-            w.ids.table.text = v.table if v.table_prompt else ""
-            w.ids.table_note.text = v.table_note or ""
-            w.ids.table_box.opacity = 1 if v.table_prompt else 0
-            w.ids.table_box.disabled = not v.table_prompt
-            for b in v.keys:
-                w.ids.keypad.add_widget(self._btn(b, cls=Factory.KeyButton))
-            w.ids.next.text, w.ids.next.target, w.ids.next.disabled = v.next.label, v.next.id, not v.next.enabled
-            w.ids.back.text, w.ids.back.target = v.back.label, v.back.id
-
-        def _fill_menu(self, w, v):
-            w.ids.title.text = v.title
-            hc = self.hc
-            for c in v.categories:
-                if hc:  # the chosen tab in yellow, not in its category's colour
-                    bg, fg = (self.c_red, self.c_on_red) if c.selected else (self.c_card, self.c_ink)
-                else:
-                    bg = rgba(c.color) if c.selected else [1, 1, 1, 1]
-                    fg = [1, 1, 1, 1] if c.selected else [0.13, 0.12, 0.12, 1]
-                w.ids.tabs.add_widget(Factory.TabButton(
-                    text=esc(c.name), target=c.tap, selected=c.selected, bg=bg, fg=fg))
-            for it in v.items:
-                if hc:
-                    bg = self.c_disabled if it.sold_out else self.c_card
-                else:
-                    bg = [0.62, 0.62, 0.62, 1] if it.sold_out else rgba(it.color)
-                w.ids.grid.add_widget(ItemTileW(
-                    target=it.tap, name_text=esc(it.name), price_text=it.price, badge_text=it.badge or "",
-                    sub_text=esc(it.allergens), sold_out=it.sold_out, bg=bg))
-            w.ids.cart.text, w.ids.cart.target, w.ids.cart.disabled = (
-                esc(v.cart.label), v.cart.id, not v.cart.enabled)
-            w.ids.back.text, w.ids.back.target = v.back.label, v.back.id
-
-        def _fill_item(self, w, v):
-            w.ids.name.text = esc(v.name)
-            w.ids.description.text = esc(v.description)
-            w.ids.allergens.text = f"⚠ {esc(v.allergens)}" if v.allergens else ""
-            w.ids.base_price.text = v.base_price
-            for g in v.groups:
-                gw = GroupW(name_text=esc(g.name), rule_text=g.rule, error_text=g.error or "", required=g.required)
-                for o in g.options:
-                    gw.ids.options.add_widget(OptionW(
-                        target=o.tap, name_text=esc(o.name), delta_text=o.delta, selected=o.selected,
-                        disabled=not o.enabled))
-                w.ids.groups.add_widget(gw)
-            w.ids.qty.text = str(v.qty)
-            w.ids.minus.target, w.ids.minus.disabled = v.minus.id, not v.minus.enabled
-            w.ids.plus.target, w.ids.plus.disabled = v.plus.id, not v.plus.enabled
-            w.ids.add.text, w.ids.add.target = esc(v.add.label), v.add.id
-            w.ids.back.text, w.ids.back.target = v.back.label, v.back.id
-
-        def _fill_cart(self, w, v):
-            w.ids.title.text = v.title
-            w.ids.empty.text = v.empty or ""
-            for ln in v.lines:
-                lw = CartLineW(name_text=esc(ln.name), mods_text=esc(" · ".join(ln.modifiers)),
-                               qty_text=str(ln.qty), total_text=ln.line_total, problem_text=esc(ln.problem or ""))
-                lw.ids.minus.target, lw.ids.minus.disabled = ln.minus.id, not ln.minus.enabled
-                lw.ids.plus.target, lw.ids.plus.disabled = ln.plus.id, not ln.plus.enabled
-                for a in ln.actions:
-                    lw.ids.actions.add_widget(self._btn(a, cls=Factory.SmallButton))
-                w.ids.lines.add_widget(lw)
-            w.ids.subtotal.text, w.ids.tax.text, w.ids.total.text = v.subtotal, v.tax, v.total
-            w.ids.blocked.text = v.blocked or ""
-            if v.upsell is not None:
-                w.ids.upsell.text, w.ids.upsell.target, w.ids.upsell.opacity = esc(v.upsell.label), v.upsell.id, 1
-            else:
-                w.ids.upsell.opacity, w.ids.upsell.disabled, w.ids.upsell.height = 0, True, 0
-            w.ids.checkout.text, w.ids.checkout.target = v.checkout.label, v.checkout.id
-            w.ids.checkout.disabled = not v.checkout.enabled
-            w.ids.more.text, w.ids.more.target = v.more.label, v.more.id
-
-        def _fill_member(self, w, v):
-            w.ids.title.text = v.title
-            w.ids.prompt.text = v.prompt
-            w.ids.phone.text = v.phone
-            w.ids.balance.text = esc(v.balance or "")
-            w.ids.message.text = esc(v.message or "")
-            w.ids.total.text = v.total
-            entry = v.phase == "entry"
-            if entry:
-                for b in v.keys:
-                    w.ids.keypad.add_widget(self._btn(b, cls=Factory.KeyButton))
-                w.ids.choices.add_widget(self._btn(v.ok, cls=Factory.PrimaryButton))
-            else:
-                # a row of its own, lower than a big choice (set after the .kv rule)
-                for b, cls, share in ((v.redeem, Factory.BigChoice, 0.7), (v.change, Factory.SmallButton, 0.3)):
-                    if b is not None:
-                        bw = self._btn(b, cls=cls, size_hint_x=share)
-                        bw.size_hint_y, bw.height, bw.base_font = None, dp(150), min(bw.base_font, 36)
-                        w.ids.choices.add_widget(bw)
-            w.ids.back.text, w.ids.back.target = v.back.label, v.back.id
-            w.ids.skip.text, w.ids.skip.target = v.skip.label, v.skip.id
-            w.ids.go.text, w.ids.go.target, w.ids.go.disabled = v.go.label, v.go.id, not v.go.enabled
-
-        def _fill_pay(self, w, v):
-            w.ids.title.text = v.title
-            w.ids.total.text = v.total
-            w.ids.prompt.text = v.prompt if v.phase == "choose" else ""
-            w.ids.message.text = esc(v.message or "")
-            w.ids.spinner.opacity = 1 if v.busy else 0
-            for b in v.methods:
-                w.ids.methods.add_widget(self._btn(b, cls=Factory.PayChoice))
-            for b in v.actions:
-                w.ids.actions.add_widget(self._btn(b, cls=Factory.SmallButton))
-            if v.back is not None:
-                w.ids.back.text, w.ids.back.target = v.back.label, v.back.id
-            else:
-                w.ids.back.opacity, w.ids.back.disabled = 0, True
-
-        def _fill_confirm(self, w, v):
-            w.ids.title.text = v.title
-            w.ids.label.text = v.label
-            w.ids.number.text = v.number
-            w.ids.note.text = v.note
-            w.ids.payment.text = v.payment
-            w.ids.total.text = v.total
-            w.ids.points.text = esc(v.points or "")
-            w.ids.done.text, w.ids.done.target = v.done.label, v.done.id
-
-        def _fill_help(self, w, v):
-            w.ids.title.text = v.title
-            w.ids.message.text = esc(v.message)
-            w.ids.reference.text = v.reference
-            w.ids.done.text, w.ids.done.target = v.done.label, v.done.id
 
         # ---------------------------------------------------- state file
         def _dump_state(self):
@@ -725,6 +827,19 @@ def build_app(cfg, deep_link: str | None = None):
                 "alerts": alert_rows(self.ctl.alerts),
                 "large_text": vm.large_text, "high_contrast": vm.high_contrast, "reach": vm.reach,
                 "clipped": sorted(clipped), "cramped": sorted(tight), "scrolls": scrolls, "bars": bars,
+                # the menu's tiles as drawn: which dish, its price, its photo (and whether it is on the tile yet)
+                "tiles": [{"item": t.item_id, "target": t.target, "name": t.name_text, "price": t.price_text,
+                           "photo": t.photo, "photo_shown": t.photo_tex is not None,
+                           "photo_rect": photo_rect(t, dp(PHOTO_DP)) if t.photo_tex is not None else None}
+                          for t in reversed(self._screen_w.ids.grid.children)] if vm.screen == "menu" else [],
+                "item": {"id": vm.editor.item_id if vm.editor else None, "name": self._screen_w.ids.name.text,
+                         "price": self._screen_w.ids.base_price.text, "photo": self._screen_w.ids.band.photo,
+                         "photo_shown": self._screen_w.ids.band.photo_tex is not None,
+                         "photo_rect": photo_rect(self._screen_w.ids.band, self._screen_w.ids.band.height)
+                         if self._screen_w.ids.band.photo_tex is not None and self._screen_w.ids.band.height
+                         else None}
+                if vm.screen == "item" else None,
+                "photo_textures": len(self.photo_tex),
             })
 
     return KioskApp()

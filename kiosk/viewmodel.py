@@ -397,6 +397,7 @@ class ItemTile:
     sold_out: bool
     badge: str | None  # "已售罄" / "Sold out"
     allergens: str
+    photo: str = ""  # a tile-sized image file on disk (set_photos), "" when none is ready
 
 
 @dataclass(frozen=True, slots=True)
@@ -446,6 +447,7 @@ class EditorView:
     plus: Button
     add: Button
     back: Button
+    photo: str = ""  # as ItemTile.photo
 
 
 @dataclass(frozen=True, slots=True)
@@ -624,6 +626,8 @@ class KioskViewModel:
         self.loyalty = loyalty
         self.phone_patterns = tuple(phone_patterns)
         self.hub_reachable = True  # the app says when the hub cannot be asked (no balance, no redeeming)
+        self.photos: dict[str, str] = {}  # a menu item's image name -> a tile-sized file on disk
+        self.on_change: Callable[[], None] | None = None  # the app's coalesced redraw
         self._set_menu(menu)
         self._sold_out: frozenset[str] = frozenset(sold_out)
         self.duplicate_taps = 0
@@ -633,6 +637,21 @@ class KioskViewModel:
         self._last_activity = clock()
 
     # ================================================================ state
+    def set_photos(self, photos: dict[str, str]) -> None:
+        """The photos ready on disk: a menu item's ``image`` name -> the path of
+        a tile-sized image file. Replaces the last mapping (an image missing from
+        it shows a colour tile) and asks for a redraw. UI thread only."""
+        photos = {str(k): str(v) for k, v in photos.items() if k and v}
+        if photos == self.photos:
+            return
+        self.photos = photos
+        if self.on_change is not None:
+            self.on_change()
+
+    def photo(self, item: Item) -> str:
+        """The tile-sized photo of a menu item, or "" (a colour tile)."""
+        return self.photos.get(item.image, "") if item.image else ""
+
     def _set_menu(self, menu: Menu) -> None:
         self.menu = menu
         self.idx = MenuIndex(menu)
@@ -1710,7 +1729,7 @@ class KioskViewModel:
                 color=i.color or colours.get(i.category, "#607D8B"), image=i.image,
                 sold_out=self._item_sold_out(i),
                 badge=self.text(T["sold_out"]) if self._item_sold_out(i) else None,
-                allergens=self._allergens(i.allergens),
+                allergens=self._allergens(i.allergens), photo=self.photo(i),
             )
             for i in self.menu.items if i.category == self.category
         )
@@ -1747,7 +1766,7 @@ class KioskViewModel:
             qty=ed.qty, unit_price=unit, unit_price_text=money(unit), line_total_text=money(unit * ed.qty),
             minus=Button("qty:-", "−", enabled=ed.qty > 1), plus=Button("qty:+", "+", enabled=ed.qty < MAX_QTY_PER_LINE),
             add=Button("add", f"{self.text(T['item.update' if ed.line_id else 'item.add'])} · {money(unit * ed.qty)}"),
-            back=self._b("back", "back"),
+            back=self._b("back", "back"), photo=self.photo(item),
         )
 
     def _mod_names(self, ln: CartLine) -> tuple[str, ...]:

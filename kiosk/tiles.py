@@ -1,0 +1,148 @@
+"""Menu photos as textures for the kiosk's tiles, and widget reuse.
+
+:class:`PhotoTextures` turns the tile-sized files the view model names
+(``ItemTile.photo``) into textures: the file is read and cropped to the area
+it fills on a worker thread (Pillow; a JPEG larger than needed is decoded at
+a reduced scale with ``draft``), the texture is made on the UI thread, and the
+last ``limit`` textures are kept, no more: memory stays flat however long the
+kiosk runs. A file that cannot be read is remembered as broken and its tile
+keeps its colour.
+
+:func:`sync_children` keeps a container's children and updates them in place:
+a screen's widgets are built once and a change sets only the properties that
+changed (Kivy dispatches, and redraws, only on a real change).
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+
+log = logging.getLogger("restobox.kiosk")
+
+Key = tuple[str, int, int]  # path, width and height in pixels
+
+
+def crop_to(path: str, width: int, height: int) -> tuple[bytes, int, int]:
+    """The image at ``path`` cropped to ``width``:``height`` (centred) and scaled
+    down to at most that size: RGB bytes, bottom row first (as a texture wants)."""
+    from PIL import Image, ImageOps
+
+    with Image.open(path) as im:
+        im.draft("RGB", (width, height))  # a large JPEG: decoded at 1/2, 1/4 or 1/8 scale
+        im = ImageOps.exif_transpose(im).convert("RGB")
+        # the largest centred box of the wanted shape, scaled down to fit (never up)
+        box_w = min(im.width, im.height * width / height)
+        box_h = box_w * height / width
+        left, top = (im.width - box_w) / 2, (im.height - box_h) / 2
+        out_w = max(1, min(width, round(box_w)))
+        out_h = max(1, round(out_w * height / width))
+        im = im.resize((out_w, out_h), Image.Resampling.BILINEAR, box=(left, top, left + box_w, top + box_h))
+        im = im.transpose(Image.Transpose.FLIP_TOP_BOTTOM)
+        return im.tobytes(), out_w, out_h
+
+
+class PhotoTextures:
+    """Textures of tile photos by (path, size), the last ``limit`` kept."""
+
+    def __init__(self, post: Callable[[Callable[[], None]], None], limit: int = 48,
+                 loaded: Callable[[str], None] | None = None) -> None:
+        self.post = post  # runs a function on the UI thread
+        self.limit = limit
+        self.loaded = loaded  # called on the UI thread with the path of a texture just made
+        self._tex: OrderedDict[Key, object] = OrderedDict()
+        self._pending: set[Key] = set()
+        self.broken: set[str] = set()
+        self.decoded = 0
+        self._jobs: queue.SimpleQueue[Key | None] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+
+    def __len__(self) -> int:
+        return len(self._tex)
+
+    def get(self, path: str, width: int, height: int):
+        """The texture, or None while it is read (``loaded`` says when) or when the file is broken."""
+        if not path or path in self.broken or width <= 0 or height <= 0:
+            return None
+        key = (path, int(width), int(height))
+        tex = self._tex.get(key)
+        if tex is not None:
+            self._tex.move_to_end(key)
+            return tex
+        if key not in self._pending:
+            self._pending.add(key)
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._work, name="kiosk-photos", daemon=True)
+                self._thread.start()
+            self._jobs.put(key)
+        return None
+
+    def stop(self) -> None:
+        if self._thread is not None:
+            self._jobs.put(None)
+
+    def _work(self) -> None:
+        while (key := self._jobs.get()) is not None:
+            path, w, h = key
+            try:
+                pixels = crop_to(path, w, h)
+            except Exception as e:  # noqa: BLE001  (a broken file: its tile keeps its colour)
+                log.warning("menu photo %s cannot be shown: %s", path, e)
+                self.post(lambda key=key: self._failed(key))
+                continue
+            self.post(lambda key=key, pixels=pixels: self._made(key, *pixels))
+
+    def _failed(self, key: Key) -> None:
+        self._pending.discard(key)
+        self.broken.add(key[0])
+
+    def _made(self, key: Key, data: bytes, w: int, h: int) -> None:
+        from kivy.graphics.texture import Texture
+
+        self._pending.discard(key)
+        tex = Texture.create(size=(w, h), colorfmt="rgb")
+        tex.blit_buffer(data, colorfmt="rgb", bufferfmt="ubyte")
+        self._tex[key] = tex
+        self.decoded += 1
+        while len(self._tex) > self.limit:
+            self._tex.popitem(last=False)
+        if self.loaded is not None:
+            self.loaded(key[0])
+
+
+Spec = tuple[type, dict, "Callable[[object], None] | None"]
+
+
+def sync_children(box, specs: list[Spec], pools: dict, pool_limit: int = 24) -> list:
+    """Make ``box``'s children the widgets ``specs`` describe, in order, reusing
+    the ones there (and those kept aside in ``pools`` for this box) when of the
+    same class; each gets every property in its spec (so a reused widget never
+    keeps the last item's data), then its spec's function, if any, is called.
+    Returns the children."""
+    kids = box.children[::-1]  # Kivy keeps them last first
+    keep = 0
+    while keep < min(len(kids), len(specs)) and type(kids[keep]) is specs[keep][0]:
+        keep += 1
+    pool = pools.setdefault(id(box), {})
+    for w in kids[keep:]:
+        box.remove_widget(w)
+        spare = pool.setdefault(type(w), [])
+        if len(spare) < pool_limit:
+            spare.append(w)
+    out = []
+    for i, (cls, props, fn) in enumerate(specs):
+        if i < keep:
+            w = kids[i]
+        else:
+            spare = pool.get(cls)
+            w = spare.pop() if spare else cls()
+            box.add_widget(w)
+        for k, v in props.items():
+            setattr(w, k, v)
+        if fn is not None:
+            fn(w)
+        out.append(w)
+    return out
