@@ -54,7 +54,7 @@ _SHA256_RE = re.compile(SHA256_PATTERN)
 IMAGE_NAME_PATTERN = r"\A[A-Za-z0-9][A-Za-z0-9._-]{0,99}\Z"
 _IMAGE_NAME_RE = re.compile(IMAGE_NAME_PATTERN)
 # Photos the index may list; each photo's payload is at most MAX_MENU_BYTES.
-MAX_MENU_IMAGES = 1000
+MENU_IMAGES_MAX = 1000
 
 
 # =========================================================================
@@ -474,7 +474,7 @@ class MenuImages(Message, kw_only=True):
 
     menu_version: Annotated[str, msgspec.Meta(max_length=64)]
     images: Annotated[dict[Annotated[str, msgspec.Meta(pattern=IMAGE_NAME_PATTERN)], MenuImageRef],
-                      msgspec.Meta(max_length=MAX_MENU_IMAGES)]
+                      msgspec.Meta(max_length=MENU_IMAGES_MAX)]
     at: Timestamp = ""
 
 

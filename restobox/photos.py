@@ -120,17 +120,17 @@ class MenuPhotos:
     photos of a menu replaced while the hub was down are still cleared."""
 
     def __init__(self, source: Path, cache_dir: Path, *, publish: Callable[[str, bytes, bool], object],
-                 now: Callable[[], str]) -> None:
+                 now: Callable[[], str], count: Callable[[str], None] = lambda reason: None) -> None:
         self.source = Path(source)
         self.cache_dir = Path(cache_dir)
         self._publish = publish
         self._now = now
+        self._count = count  # image_missing, image_broken, image_publish_errors
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._offered: tuple[Menu, bool] | None = None
         self._stop = False
         self._thread: threading.Thread | None = None
-        self.counters: dict[str, int] = {}
         self._told: set[tuple[str, str, str]] = set()
         #: the index published last (None: none yet)
         self.index: MenuImages | None = None
@@ -156,10 +156,6 @@ class MenuPhotos:
             self._offered = (menu, again or prev_again)
             self._wake.notify()
 
-    def counters_snapshot(self) -> dict[str, int]:
-        with self._lock:
-            return dict(self.counters)
-
     def _run(self) -> None:
         published: set[str] | None = None  # what this process has published since its last offer with again
         while True:
@@ -175,8 +171,7 @@ class MenuPhotos:
             except Exception:
                 log.exception("publishing the photos of menu %s failed", menu.version)
                 published = None
-                with self._lock:
-                    self.counters["image_publish_errors"] = self.counters.get("image_publish_errors", 0) + 1
+                self._count("image_publish_errors")
 
     def _round(self, menu: Menu, sent: set[str]) -> set[str]:
         self.cache_dir.mkdir(parents=True, exist_ok=True)
@@ -256,7 +251,7 @@ class MenuPhotos:
             if key in self._told:
                 return
             self._told.add(key)
-            self.counters[reason] = self.counters.get(reason, 0) + 1
+        self._count(reason)
         log.warning("photo %s not used (%s): %s. %s", name, reason, detail, PHOTO_REASONS[reason].en)
 
 

@@ -217,7 +217,7 @@ def message_types() -> dict[str, tuple[type, ...]]:
         "3.7": (c.Board,), "3.8": (c.SoldOut, c.StockLevels), "3.9": (c.MenuMessage,),
         "3.10": (c.Presence,), "3.11": (c.Health,), "3.12": (c.RejectNotice,),
         "3.13": (c.PrintJob, c.PrintJobState, c.PrinterStatus), "3.14": (c.Alert,),
-        "3.15": (c.SyncRequest,), "3.16": (c.LoyaltyQuery, c.LoyaltyBalance),
+        "3.15": (c.SyncRequest,), "3.16": (c.LoyaltyQuery, c.LoyaltyBalance), "3.17": (c.MenuImages,),
     }
 
 
@@ -309,6 +309,7 @@ def field_tables() -> dict[type, tuple[str, str | None]]:
         c.PrinterStatus: ("3.13", "`restobox/v1/print/printer/<printer>` —"),
         c.Alert: ("3.14", None), c.SyncRequest: ("3.15", None),
         c.LoyaltyQuery: ("3.16", "LoyaltyQuery:"), c.LoyaltyBalance: ("3.16", "LoyaltyBalance:"),
+        c.MenuImages: ("3.17", None), c.MenuImageRef: ("3.17", "#### MenuImageRef"),
     }
 
 

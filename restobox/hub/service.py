@@ -108,7 +108,7 @@ class Hub:
             source_dir(cfg.hub.menu, cfg.hub.menu_images),
             Path(cfg.hub.database).resolve().parent / "menu-photos",
             publish=lambda topic, payload, retain: self.bus.publish(topic, payload, retain=retain),
-            now=lambda: iso(self.clock()))
+            now=lambda: iso(self.clock()), count=self._photo_counted)
 
     def business_date(self, now: datetime) -> str:
         """Orders before the day start (e.g. 04:00) belong to the previous day."""
@@ -451,6 +451,16 @@ class Hub:
         # would hold up the orders behind it); ``again`` after a (re)connect
         self.photos.offer(self.menu, again=again)
 
+    def _photo_counted(self, reason: str) -> None:
+        """A photo of the menu not published (the photos' thread): told once
+        per photo file, counted here."""
+        if reason == "image_missing":
+            self.counters["image_missing"] += 1
+        elif reason == "image_broken":
+            self.counters["image_broken"] += 1
+        else:
+            self.counters["image_publish_errors"] += 1
+
     def _publish_soldout(self) -> None:
         self.bus.publish(topics.SOLDOUT, contract.encode(
             SoldOut(items=tuple(sorted(self.sold_out)), at=iso(self.clock()))), retain=True)
@@ -480,7 +490,6 @@ class Hub:
 
     def _publish_health(self) -> None:
         c = dict(self.counters)
-        c.update(self.photos.counters_snapshot())  # image_missing, image_broken
         accepted = c.get("accepted", 0)
         details = {
             "open_orders": len(self.board),
