@@ -127,12 +127,12 @@ class Canvas:
         self.put(lay, 1.5)
         return ix, iy
 
-    def pool(self, cx, cy, rx, ry, color, gloss=True, blur=6):
+    def pool(self, cx, cy, rx, ry, color, gloss=True, blur=6, spots=True):
         lay, d = self.layer()
         d.ellipse((cx - rx, cy - ry, cx + rx, cy + ry), fill=rgb(color) + (255,))
         self.put(lay, blur)
         lay, d = self.layer()
-        for _ in range(int(rx * ry / 900)):
+        for _ in range(int(rx * ry / 900) if spots else 0):
             x, y = next(self.inside(cx, cy, rx * 0.95, ry * 0.95))
             s = self.r.uniform(6, 22)
             d.ellipse((x - s, y - s * 0.7, x + s, y + s * 0.7), fill=jitter(color, self.r, 0.12) + (150,))
@@ -283,8 +283,11 @@ class Canvas:
         d.rectangle((cx - bw / 2, base_y - 12, cx + bw / 2, base_y), fill=(255, 255, 255, 90))
         self.put(lay, 1.0)
 
-    def finish(self) -> Image.Image:
-        im = self.im.resize((W, H), Image.Resampling.LANCZOS)
+    def finish(self, zoom: float = 1.0) -> Image.Image:
+        # a close-up, as food is photographed: the dish fills the frame
+        cw, ch = CW / zoom, CH / zoom
+        box = ((CW - cw) / 2, (CH - ch) / 2, (CW + cw) / 2, (CH + ch) / 2)
+        im = self.im.resize((W, H), Image.Resampling.LANCZOS, box=box)
         # warm and a little contrast: food looks better in warm light
         warm = Image.new("RGB", (W, H), (255, 200, 140))
         im = Image.blend(im, ImageChops.multiply(im, warm), 0.12)
@@ -331,7 +334,6 @@ def mapo_tofu(c):
     c.pieces(CX, CY, ix * 0.85, iy * 0.85, 60, ["#f6ecd6", "#f1e4c8"], size=(30, 40), shape="chunk", outline=-0.08,
              hl=0.3, squash=0.95)
     c.pieces(CX, CY, ix * 0.85, iy * 0.85, 60, ["#7a3b1e", "#5d2c16"], size=(5, 10), shape="chunk")  # minced beef
-    c.pool(CX - 80, CY + 40, ix * 0.3, iy * 0.2, "#d8381c", blur=14)
     c.gloss(CX, CY, ix * 0.8, iy * 0.8, n=30)
     c.pieces(CX, CY, ix * 0.7, iy * 0.7, 40, ["#43a047", "#66bb6a"], size=(7, 11), shape="ring")
     c.pieces(CX, CY, ix * 0.8, iy * 0.8, 160, ["#2a1a12"], size=(2, 4), shape="dot")  # Sichuan pepper
@@ -458,16 +460,21 @@ def chow_mein(c):
 
 def braised_pork_rice(c, scale=1.0, cx=CX, cy=CY):
     ix, iy = c.bowl(cx, cy, 500 * scale, 390 * scale, color="#f2efe8", inner="#f6f3ea", band="#c62828")
-    c.pieces(cx, cy, ix * 0.95, iy * 0.95, int(900 * scale * scale), ["#fbfaf5", "#f1efe6", "#ffffff"],
-             size=(6 * scale + 2, 9 * scale + 2), shape="grain", blur=0.4)
-    c.pool(cx + 30 * scale, cy - 10 * scale, ix * 0.55, iy * 0.45, "#6b2e14", blur=10)
-    c.pieces(cx + 30 * scale, cy - 10 * scale, ix * 0.5, iy * 0.4, int(70 * scale), ["#7a3a1a", "#5e2a10", "#9a5a2a"],
-             size=(12 * scale, 20 * scale), shape="chunk")
-    c.pieces(cx - ix * 0.45, cy + iy * 0.35, ix * 0.2, iy * 0.2, 1, ["#c28a4a"], size=(70 * scale, 80 * scale),
-             shape="oval", hl=0.3)  # braised egg
-    c.pieces(cx + ix * 0.5, cy + iy * 0.4, ix * 0.16, iy * 0.16, 10, ["#f5e16a"], size=(14 * scale, 22 * scale),
+    c.pieces(cx, cy, ix * 0.95, iy * 0.95, int(1400 * scale * scale), ["#fbfaf5", "#ece8dc", "#ffffff", "#e4dfd2"],
+             size=(7 * scale + 2, 10 * scale + 2), shape="oval", outline=-0.05, hl=0.4, blur=0.4)
+    px, py = cx + 40 * scale, cy - 30 * scale
+    c.pool(px, py, ix * 0.5, iy * 0.42, "#5a2410", blur=12)
+    c.pieces(px, py, ix * 0.45, iy * 0.36, int(60 * scale), ["#7a3414", "#8e4a1e", "#6a2a10", "#b0703a"],
+             size=(18 * scale, 30 * scale), shape="chunk", hl=0.35)
+    c.gloss(px, py, ix * 0.42, iy * 0.34, n=24, alpha=180)
+    # half a braised egg: a brown white, a golden yolk
+    ex, ey = cx - ix * 0.5, cy + iy * 0.3
+    c.pieces(ex, ey, 1, 1, 1, ["#a8652a"], size=(80 * scale, 90 * scale), shape="oval", hl=0.2, squash=0.8)
+    c.pieces(ex, ey, 1, 1, 1, ["#f2a93b"], size=(38 * scale, 40 * scale), shape="oval", hl=0.3, squash=0.85)
+    c.pieces(cx + ix * 0.5, cy + iy * 0.42, ix * 0.12, iy * 0.1, 8, ["#f5e16a"], size=(14 * scale, 20 * scale),
              shape="chunk")  # pickled radish
-    c.gloss(cx, cy, ix * 0.6, iy * 0.5, n=20)
+    c.pieces(cx + ix * 0.15, cy + iy * 0.55, ix * 0.25, iy * 0.12, 4, ["#2e7d32", "#43a047"],
+             size=(50 * scale, 70 * scale), shape="leaf")  # bok choy
 
 
 def glass_noodles(c):
@@ -521,20 +528,24 @@ def spring_rolls(c):
 
 def potstickers(c):
     wx, wy = c.plate(CX, CY, 520, 400)
-    lay, d = c.layer()
     for k in range(6):
         col, row = k % 3, k // 3
-        x, y = CX - 250 + col * 240, CY - 110 + row * 220
-        d.pieslice((x - 120, y - 100, x + 120, y + 140), 180, 360, fill=(200, 130, 60, 255))
-        d.pieslice((x - 110, y - 88, x + 110, y + 130), 180, 360, fill=(246, 236, 212, 255))
-        for j in range(7):  # pleats
-            px = x - 80 + j * 27
-            d.arc((px - 14, y - 90, px + 14, y - 40), 200, 340, fill=(220, 205, 175, 255), width=5)
-        d.rectangle((x - 118, y + 10, x + 118, y + 22), fill=(160, 90, 30, 255))
-    c.put(lay, 1.0)
-    c.gloss(CX, CY, wx * 0.7, wy * 0.6, n=16, alpha=90)
-    ix, iy = c.bowl(CX + 330, CY + 250, 100, 78, color="#ffffff", inner="#3a1d10")
-    c.pool(CX + 330, CY + 250, ix, iy, "#3a1d10", blur=3)
+        x, y = CX - 270 + col * 250 + row * 40, CY - 120 + row * 230
+        c.shadow((x - 120, y - 70, x + 120, y + 80), blur=10, alpha=90, dx=8, dy=14)
+        lay, d = c.layer()
+        d.ellipse((x - 125, y - 78, x + 125, y + 84), fill=(150, 82, 24, 255))  # the crisp base
+        d.ellipse((x - 118, y - 70, x + 116, y + 70), fill=(214, 146, 62, 255))
+        d.ellipse((x - 108, y - 84, x + 104, y + 52), fill=(238, 226, 196, 255))  # the pleated top
+        d.ellipse((x - 90, y - 76, x + 30, y - 20), fill=(252, 246, 230, 220))
+        for j in range(7):  # pleats along the ridge
+            px = x - 78 + j * 26
+            d.arc((px - 18, y - 60, px + 18, y - 4), 200, 340, fill=(205, 188, 150, 255), width=6)
+        d.line((x - 96, y - 30, x + 96, y - 30), fill=(222, 206, 170, 255), width=5)
+        c.put(lay, 1.4)
+        c.gloss(x, y - 30, 80, 30, n=3, alpha=120)
+    ix, iy = c.bowl(CX + 340, CY + 270, 110, 86, color="#ffffff", inner="#3a1d10")
+    c.pool(CX + 340, CY + 270, ix, iy, "#3a1d10", blur=3)
+    c.pieces(CX + 340, CY + 270, ix * 0.6, iy * 0.6, 6, ["#c62828"], size=(6, 9), shape="chunk")
 
 
 def skewers(c):
@@ -564,18 +575,22 @@ def chicken_leg(c, scale=1.0, cx=CX, cy=CY, plate=True):
         wx, wy = c.plate(cx, cy, 520 * scale, 400 * scale)
         c.pieces(cx, cy + 60 * scale, wx * 0.6, wy * 0.4, 10, ["#6fa83a", "#8bc34a"], size=(60 * scale, 90 * scale),
                  shape="leaf")
+    m = scale * 1.45  # the leg, larger than its plate's scale
     lay, d = c.layer()
-    x, y = cx - 40 * scale, cy - 10 * scale
-    d.line((x + 150 * scale, y + 40 * scale, x + 330 * scale, y + 120 * scale), fill=(240, 225, 200, 255),
-           width=int(40 * scale))
-    d.ellipse((x + 300 * scale, y + 90 * scale, x + 360 * scale, y + 150 * scale), fill=(240, 225, 200, 255))
-    d.ellipse((x - 230 * scale, y - 150 * scale, x + 200 * scale, y + 140 * scale), fill=(120, 48, 16, 255))
-    d.ellipse((x - 214 * scale, y - 140 * scale, x + 180 * scale, y + 110 * scale), fill=(176, 82, 26, 255))
-    d.ellipse((x - 150 * scale, y - 110 * scale, x + 60 * scale, y - 10 * scale), fill=(212, 120, 50, 255))
+    x, y = cx - 40 * m, cy - 10 * m
+    d.line((x + 150 * m, y + 40 * m, x + 330 * m, y + 120 * m), fill=(240, 225, 200, 255),
+           width=int(40 * m))
+    d.ellipse((x + 300 * m, y + 90 * m, x + 360 * m, y + 150 * m), fill=(240, 225, 200, 255))
+    d.ellipse((x - 230 * m, y - 150 * m, x + 200 * m, y + 140 * m), fill=(120, 48, 16, 255))
+    d.ellipse((x - 214 * m, y - 140 * m, x + 180 * m, y + 110 * m), fill=(176, 82, 26, 255))
+    d.ellipse((x - 150 * m, y - 110 * m, x + 60 * m, y - 10 * m), fill=(212, 120, 50, 255))
+    for k in range(4):  # grill marks
+        gx = x - 160 * m + k * 80 * m
+        d.line((gx, y - 110 * m, gx + 70 * m, y + 100 * m), fill=(80, 30, 8, 200), width=int(14 * m))
     c.put(lay, 2)
-    c.pieces(x - 20 * scale, y, 180 * scale, 110 * scale, int(50 * scale), ["#3a1a08"], size=(3, 6), shape="dot")
-    c.gloss(x - 20 * scale, y - 20 * scale, 160 * scale, 90 * scale, n=14, alpha=170)
-    c.pieces(x, y, 150 * scale, 90 * scale, int(30 * scale), ["#f5deb3"], size=(3, 5), shape="oval")  # sesame
+    c.pieces(x - 20 * m, y, 180 * m, 110 * m, int(50 * m), ["#3a1a08"], size=(3, 6), shape="dot")
+    c.gloss(x - 20 * m, y - 20 * m, 160 * m, 90 * m, n=14, alpha=170)
+    c.pieces(x, y, 150 * m, 90 * m, int(30 * m), ["#f5deb3"], size=(3, 5), shape="oval")  # sesame
 
 
 def fries(c):
@@ -733,17 +748,18 @@ def mango_pudding(c):
 
 
 def double_skin(c):
-    ix, iy = c.bowl(CX, CY, 480, 380, color="#f7f3ea", inner="#fffdf6", band="#1565c0")
-    c.pool(CX, CY, ix, iy, "#fff8e8", blur=6, gloss=False)
+    ix, iy = c.bowl(CX, CY, 480, 380, color="#f7f3ea", inner="#fffaf0", band="#1565c0")
+    c.pool(CX, CY, ix, iy, "#fbf3dc", blur=8, gloss=False, spots=False)
     lay, d = c.layer()
-    for _ in range(18):  # the skin's wrinkles
-        x, y = next(c.inside(CX, CY, ix * 0.8, iy * 0.8))
-        d.arc((x - 90, y - 40, x + 90, y + 40), c.r.randint(180, 230), c.r.randint(300, 350),
-              fill=(236, 222, 190, 200), width=6)
-    c.put(lay, 3)
-    c.pieces(CX + 40, CY - 20, ix * 0.3, iy * 0.25, 40, ["#6d1b1b", "#7f2020", "#5a1414"], size=(14, 18),
-             shape="oval", hl=0.35)
-    c.gloss(CX, CY, ix * 0.7, iy * 0.7, n=12, alpha=120)
+    for k in range(5):  # the milk's skin: soft folds
+        t = 0.35 + k * 0.13
+        d.arc((CX - ix * t, CY - iy * t, CX + ix * t, CY + iy * t), 200 + k * 17, 320 + k * 11,
+              fill=(236, 220, 180, 150), width=10)
+    c.put(lay, 6)
+    c.pieces(CX + 30, CY - 10, ix * 0.28, iy * 0.22, 34, ["#6d1b1b", "#7f2020", "#5a1414"], size=(20, 24),
+             shape="oval", hl=0.4)
+    c.pieces(CX + 130, CY - 110, 20, 14, 2, ["#43a047"], size=(40, 50), shape="leaf")
+    c.gloss(CX, CY, ix * 0.7, iy * 0.7, n=14, alpha=140)
 
 
 def red_bean_soup(c):
@@ -783,20 +799,20 @@ RECIPES = {
     "fries": ("red", fries),
     "salt-pepper-squid": ("wood", squid),
     "scallion-pancake": ("dark", scallion_pancake),
-    "combo-kung-pao-chicken": ("wood", lambda c: combo(c, _main_kungpao, "#c0671e")),
-    "combo-mapo-tofu": ("wood", lambda c: combo(c, _main_mapo, "#c9c75a", side="salad")),
-    "combo-beef-noodle-soup": ("wood", lambda c: combo(c, lambda c: beef_noodle_soup(c, 0.72, CX - 230, CY),
+    "combo-kung-pao-chicken": ("tray", lambda c: combo(c, _main_kungpao, "#c0671e")),
+    "combo-mapo-tofu": ("tray", lambda c: combo(c, _main_mapo, "#c9c75a", side="salad")),
+    "combo-beef-noodle-soup": ("tray", lambda c: combo(c, lambda c: beef_noodle_soup(c, 0.72, CX - 230, CY),
                                                        "#c89f74", side="salad")),
-    "combo-yangzhou-fried-rice": ("wood", lambda c: combo(c, lambda c: fried_rice(c, 0.72, CX - 230, CY),
+    "combo-yangzhou-fried-rice": ("tray", lambda c: combo(c, lambda c: fried_rice(c, 0.72, CX - 230, CY),
                                                           "#5a1a14")),
-    "combo-grilled-chicken-rice": ("wood", lambda c: combo(c, lambda c: (
+    "combo-grilled-chicken-rice": ("tray", lambda c: combo(c, lambda c: (
         braised_pork_rice(c, 0.72, CX - 230, CY) if False else _chicken_rice(c)), "#c0671e", side="salad")),
     "bubble-milk-tea": ("cafe", bubble_tea),
-    "hk-milk-tea": ("wood", hk_milk_tea),
+    "hk-milk-tea": ("cafe", hk_milk_tea),
     "lemon-tea": ("cafe", lemon_tea),
     "jasmine-green-tea": ("cafe", green_tea),
     "sour-plum-drink": ("cafe", sour_plum),
-    "soy-milk": ("wood", soy_milk),
+    "soy-milk": ("cafe", soy_milk),
     "mango-pomelo-sago": ("slate", mango_sago),
     "mango-pudding": ("cafe", mango_pudding),
     "double-skin-milk": ("wood", double_skin),
@@ -813,11 +829,14 @@ def _chicken_rice(c):
     c.pieces(cx - 120, CY + 150, 60, 30, 8, ["#7cb342", "#558b2f"], size=(16, 24), shape="leaf")
 
 
+ZOOM = {"cafe": 1.08, "tray": 1.05}
+
+
 def draw(item_id: str) -> Image.Image:
     table, recipe = RECIPES[item_id]
     c = Canvas(random.Random(item_id), table)
     recipe(c)
-    return c.finish()
+    return c.finish(ZOOM.get(table, 1.22))
 
 
 def main(argv: list[str] | None = None) -> int:
