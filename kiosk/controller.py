@@ -348,10 +348,8 @@ class KioskController:
         """The shelf's thread: the photos on disk changed; the view model
         takes them on the UI thread."""
         def apply() -> None:
-            set_photos = getattr(self.vm, "set_photos", None)
-            if set_photos is not None:
-                set_photos(photos)
-                self.changed()
+            self.vm.set_photos(photos)
+            self.changed()
         self.post(apply)
 
     def _refresh_alerts(self) -> None:

@@ -286,3 +286,43 @@ def test_the_shelf_on_disk_stays_bounded_and_drops_what_the_index_no_longer_list
         assert json.loads((cache / "index.json").read_text())["menu_version"] == "v"
     finally:
         shelf.stop()
+
+
+def test_the_kiosk_hands_its_view_model_the_photos_on_its_disk(broker, hub, monitor, tmp_path):
+    """The kiosk's controller (headless: its UI thread a stand-in for Kivy's
+    clock): the shelf beside kiosk.db, the view model's photos set on the UI
+    thread, every dish's tile at tile size; after a restart they are there
+    again without a photo cut anew."""
+    from kiosk.controller import PHOTO_TILE, KioskController
+    from restobox import config
+    from tests.support import UIThread, kiosk_config
+
+    cfg = config.load(kiosk_config(tmp_path / "kiosk" / "kiosk.toml", broker))
+    menu = load_sample_menu()
+
+    def run_kiosk() -> tuple[dict[str, str], int]:
+        ui = UIThread()
+        ctl = KioskController(cfg, post=ui.post, changed=lambda: None)
+        ctl.start()
+        try:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                photos = ui.call(lambda: dict(ctl.vm.photos))
+                if len(photos) == 41:
+                    break
+                time.sleep(0.05)
+            item = next(i for i in menu.items if i.id == "kung-pao-chicken")
+            assert ui.call(lambda: ctl.vm.photo(item)) == photos["kung-pao-chicken.jpg"]
+            assert not ui.errors and ctl.bad_counters()["bad_messages"] == 0
+            return photos, ctl.photos.cut
+        finally:
+            ctl.stop()
+
+    photos, cut = run_kiosk()
+    assert len(photos) == 41 and cut == 41
+    for path in photos.values():
+        assert Path(path).parent == tmp_path / "kiosk" / "photos"
+        with Image.open(path) as im:
+            assert im.size == PHOTO_TILE
+    again, cut = run_kiosk()
+    assert again == photos and cut == 0
