@@ -27,6 +27,12 @@ HEADER_RGBA = {
     "late": (0.78, 0.16, 0.16, 1),
 }
 FLASH_RGBA = (1.0, 0.35, 0.35, 1)
+# The smallest card a cook reads from a step away (dp); a small display shows
+# fewer columns or rows than configured rather than cards too small to hold a dish.
+MIN_CARD_W = 230
+MIN_CARD_H = 400
+# The CJK font's own line spacing is generous; a card's lines sit a little closer.
+BODY_LINE_HEIGHT = 0.9
 ALLERGEN_ZH = {
     "celery": "芹菜", "gluten": "麸质", "crustaceans": "甲壳类", "egg": "蛋类", "fish": "鱼类",
     "lupin": "羽扇豆", "milk": "牛奶", "molluscs": "软体动物", "mustard": "芥末", "peanut": "花生",
@@ -58,34 +64,101 @@ def run(cfg_path: str | None) -> int:
     return 0
 
 
+SPACER = "[size=9sp]\n [/size]"
+# Blocks are joined by a small newline: a newline in the card's base size
+# would make the spacer line above it as tall as a line of text.
+JOIN = "[size=4sp]\n[/size]"
+
+
+def item_rows(it) -> list[str]:
+    """The rows of one item line of a station card, as markup: name
+    (Chinese, then English), its modifiers on one wrapped row, combo, note,
+    allergens; struck through and grey once done. Every row but the first
+    starts with its newline, inside its own size: a newline sets the height
+    of the line it starts."""
+    name = f"{it.qty}× {_esc(it.name_zh)}"
+    rows = [f"[b]{'[s]' + name + '[/s]' if it.done else name}[/b] [size=15sp]{_esc(it.name_en)}[/size]"]
+    if it.modifiers:
+        rows.append("[size=16sp]\n• " + " · ".join(f"{_esc(m.zh)} {_esc(m.en)}" for m in it.modifiers) + "[/size]")
+    if it.part_of:
+        rows.append(f"[size=15sp]\n套餐 for {_esc(it.part_of_zh or it.part_of)}[/size]")
+    if it.note:
+        rows.append(f"[size=17sp]\n[b][color=#1565c0]{_esc(it.note)}[/color][/b][/size]")
+    if it.allergens:
+        zh = "、".join(ALLERGEN_ZH.get(a, a) for a in it.allergens)
+        rows.append(f"[size=15sp]\n[b][color=#c62828]⚠ {zh} {' '.join(it.allergens)}[/color][/b][/size]")
+    return rows
+
+
+def block(ref: str, rows: list[str], done: bool = False) -> str:
+    """Rows as one block: a ref (a touch on it bumps that line; the state
+    dump reports where it is), then a little space."""
+    text = "".join(rows)
+    if rows and rows[0].startswith("[size=") and "]\n" in rows[0][:14]:
+        text = text.replace("\n", "", 1)  # a block's first row starts no new line
+    if done:
+        text = f"[color=#8c8c8c]{text}[/color]"
+    return f"[ref={ref}]{text}[/ref]{SPACER}"
+
+
+def ticket_blocks(items, note: str) -> list[tuple[str, int | None, list[str]]]:
+    """(markup, line, rows) of each block of a ticket, in order; the note's
+    line is None."""
+    out = []
+    if note:
+        rows = [f"[size=18sp][b]备注 Note: {_esc(note)}[/b][/size]"]
+        out.append((block("note", rows), None, rows))
+    for it in items:
+        rows = item_rows(it)
+        out.append((block(f"L{it.line}", rows, it.done), it.line, rows))
+    return out
+
+
+def split_block(ref: str, rows: list[str], done: bool, fits) -> list[str]:
+    """A block taller than a card cut between its rows: the first piece is
+    ``ref``, the next ``ref~2``, ``ref~3``... (one row taller than a card
+    still has a piece of its own)."""
+    pieces: list[list[str]] = [[]]
+    for row in rows:
+        if pieces[-1] and not fits(block(ref, pieces[-1] + [row], done)):
+            pieces.append([])
+        pieces[-1].append(row)
+    return [block(ref if k == 0 else f"{ref}~{k + 1}", piece, done) for k, piece in enumerate(pieces)]
+
+
 def build_app(cfg):
     from kivy.app import App
     from kivy.clock import Clock
+    from kivy.core.text.markup import MarkupLabel
+    from kivy.core.window import Window
+    from kivy.metrics import dp, sp
     from kivy.properties import BooleanProperty, ListProperty, NumericProperty, ObjectProperty, StringProperty
     from kivy.uix.boxlayout import BoxLayout
-    from kivy.uix.label import Label
 
     from kds.controller import StationController
     from kds.health import alert_rows, alert_strip
-    from kds.viewmodel import BumpBarMap
+    from kds.viewmodel import AllDayPager, BumpBarMap
+    from kds.viewmodel.cards import pack, split_ticket
     from kds.common import (load_kv, register_cjk_font, run_screen_clock, screen_settings, try_screenshot,
                             window_rect, write_state)
 
     register_cjk_font()
-
-    class ItemRow(Label):
-        done = BooleanProperty(False)
-        line = NumericProperty(0)
+    Window.clearcolor = (0.05, 0.06, 0.07, 1)  # the backdrop: no rectangle drawn over the whole screen
 
     class TicketCard(BoxLayout):
+        """One card part of a ticket; the app keeps a fixed set of these and
+        moves them with their ticket, so a card's text is drawn once."""
         ticket_id = StringProperty("")
         number_text = StringProperty("")
         timer_text = StringProperty("")
         service_text = StringProperty("")
+        part_text = StringProperty("")
+        body_text = StringProperty("")
         header_rgba = ListProperty([0.2, 0.5, 0.2, 1])
         selected = BooleanProperty(False)
         app = ObjectProperty(None)
-        content = ObjectProperty(None, allownone=True)
+        key = ObjectProperty(None, allownone=True)  # (ticket_id, part, parts) shown
+        lines = ListProperty([])  # the item lines of this part
 
         def on_touch_down(self, touch):
             if self.ticket_id and self.collide_point(*touch.pos):
@@ -96,16 +169,40 @@ def build_app(cfg):
         def on_touch_up(self, touch):
             if not self.ticket_id or touch.ud.get("card") != self.ticket_id or not self.collide_point(*touch.pos):
                 return super().on_touch_up(touch)
-            header = self.ids.header
-            if header.collide_point(*touch.pos):
+            if self.ids.header.collide_point(*touch.pos) or self.ids.part.collide_point(*touch.pos):
                 self.app.bump(self.ticket_id)
                 return True
-            for row in self.ids.item_box.children:
-                if isinstance(row, ItemRow) and row.line and row.collide_point(*row.parent.to_widget(*touch.pos)):
-                    self.app.bump_item(self.ticket_id, row.line)
-                    return True
+            line = self.line_at(*touch.pos)
+            if line is not None:
+                self.app.bump_item(self.ticket_id, line)
+                return True
             self.app.select(self.ticket_id)
             return True
+
+        def ref_boxes(self):
+            """name -> (x0, y0, x1, y1) of each ref of the body, in window
+            coordinates (Kivy's: origin bottom left)."""
+            body = self.ids.body
+            tw, th = body.texture_size
+            left = body.center_x - tw / 2.0
+            top = body.center_y + th / 2.0
+            out = {}
+            for name, zones in body.refs.items():
+                x0 = min(z[0] for z in zones)
+                x1 = max(z[2] for z in zones)
+                y_top = min(z[1] for z in zones)
+                y_bottom = max(z[3] for z in zones)
+                wx0, wy0 = body.to_window(left + x0, top - y_bottom)
+                wx1, wy1 = body.to_window(left + x1, top - y_top)
+                out[name] = (wx0, wy0, wx1, wy1)
+            return out
+
+        def line_at(self, x, y):
+            wx, wy = self.to_window(x, y)
+            for name, (x0, y0, x1, y1) in self.ref_boxes().items():
+                if name.startswith("L") and y0 <= wy <= y1 and self.x <= x <= self.right:
+                    return int(name[1:].split("~")[0])
+            return None
 
     class StationRoot(BoxLayout):
         app = ObjectProperty(None)
@@ -119,12 +216,37 @@ def build_app(cfg):
         alert_severity = StringProperty("")
         allday_title = StringProperty("全天数量 All day")
         allday_text = StringProperty("")
+        allday_more = StringProperty("")
         columns = NumericProperty(5)
         rows = NumericProperty(2)
 
     load_kv("alerts.kv")
     load_kv("station.kv")
     bump_keys, keynames, state_file, shot_dir = screen_settings(cfg)
+
+    class Measure:
+        """Heights of markup blocks at a width, from the text layout alone
+        (no texture); bounded."""
+
+        LIMIT = 4000
+
+        def __init__(self, font_size: float, line_height: float = 1.0) -> None:
+            self.font_size = font_size
+            self.line_height = line_height
+            self.cache: dict[tuple[str, int], float] = {}
+
+        def __call__(self, markup: str, width: int) -> float:
+            key = (markup, width)
+            h = self.cache.get(key)
+            if h is None:
+                lbl = MarkupLabel(text=markup, font_size=self.font_size, text_size=(width, None),
+                                  halign="left", valign="top", line_height=self.line_height)
+                lbl.resolve_font_name()
+                h = lbl.render()[1]
+                if len(self.cache) >= self.LIMIT:
+                    self.cache.clear()
+                self.cache[key] = h
+            return h
 
     class KdsApp(App):
         title = f"Restobox KDS — {cfg.kds.station}"
@@ -133,15 +255,26 @@ def build_app(cfg):
             self.ctl = StationController(cfg, post=lambda fn: Clock.schedule_once(lambda dt: fn()),
                                          changed=lambda: self._redraw())
             self._redraw = Clock.create_trigger(self.refresh, 0)
+            # the state dump reads the cards once their text and layout are
+            # updated (Kivy does both just before the next frame)
+            self._dump_soon = Clock.create_trigger(lambda dt: self._dump_state(), 0)
             self.root_w = StationRoot(app=self, columns=cfg.kds.columns, rows=cfg.kds.rows)
             st = self.ctl.station
             names = {"wok": "炒锅 Wok", "fryer": "炸炉烧烤 Fryer & Grill", "drinks": "饮品 Drinks"}
             self.root_w.title_text = names.get(st, st)
+            self.measure_body = Measure(sp(22), BODY_LINE_HEIGHT)
+            self.measure_allday = Measure(sp(19))
+            self.card_box = None  # (text width, body height) of a card, once laid out
+            self.allday_pager = AllDayPager()
+            self.allday_pages = 1
             self.cards = []
-            for _ in range(cfg.kds.columns * cfg.kds.rows):
+            self.slots = cfg.kds.columns * cfg.kds.rows
+            for _ in range(self.slots):
                 c = TicketCard(app=self, opacity=0, disabled=True)  # empty until a ticket comes
                 self.cards.append(c)
                 self.root_w.ids.grid.add_widget(c)
+            self.root_w.ids.grid.bind(size=self._grid_sized)
+            self.root_w.ids.allday_panel.bind(on_touch_up=self._allday_touch)
             run_screen_clock(self, shot_dir / f"kds-{cfg.kds.station}.png")
             self.bumpbar = None
             if cfg.kds.serial_bump_bar:
@@ -161,6 +294,55 @@ def build_app(cfg):
             if self.bumpbar is not None:
                 self.bumpbar.stop()
             self.ctl.stop()
+
+        # ------------------------------------------------------ card parts
+        def _grid_sized(self, grid, size):
+            """Once the grid has its size: as many cards as fit at a size a
+            cook can read (at most the configured columns and rows), and how
+            tall a card's body is, so each ticket takes as many cards as its
+            lines need."""
+            k = cfg.kds
+            sp_ = grid.spacing[1] if isinstance(grid.spacing, (list, tuple)) else grid.spacing
+            cols = max(1, min(k.columns, int((grid.width + sp_) // (dp(MIN_CARD_W) + sp_))))
+            rows = max(1, min(k.rows, int((grid.height + sp_) // (dp(MIN_CARD_H) + sp_))))
+            card_w = (grid.width - sp_ * (cols - 1)) / cols
+            card_h = (grid.height - sp_ * (rows - 1)) / rows
+            # card padding 4 each side, body padding 10 / 6, header 74
+            box = (int(card_w - dp(8) - dp(20)), card_h - dp(8) - dp(74) - dp(12))
+            if box[0] <= 0 or box[1] <= 0 or (box, cols, rows) == (self.card_box, self.root_w.columns,
+                                                                    self.root_w.rows):
+                return
+            self.card_box = box
+            if (cols, rows) != (self.root_w.columns, self.root_w.rows):
+                self.slots = cols * rows
+                grid.clear_widgets()  # the refresh below puts back as many cards as fit
+                self.root_w.columns, self.root_w.rows = cols, rows
+                self.ctl.vm.set_page_size(self.slots)
+            self.ctl.vm.set_measure(lambda items, note: len(self.split(items, note)))
+            self.refresh()
+
+        def split(self, items, note):
+            """The ticket's blocks cut into card parts: [[(markup, line), ...], ...]."""
+            width, height = self.card_box
+            room = height - dp(30)  # a card part of a longer ticket has the "cont'd" strip
+            blocks = []
+            done = {it.line: it.done for it in items}
+            for markup, line, rows in ticket_blocks(items, note):
+                if self.measure_body(markup, width) <= room:
+                    blocks.append((markup, line))
+                else:
+                    ref = "note" if line is None else f"L{line}"
+                    blocks += [(b, line) for b in split_block(ref, rows, done.get(line, False),
+                                                              lambda m: self.measure_body(m, width) <= room)]
+            heights = [self.measure_body(b, width) for b, _ in blocks]
+            return [blocks[a:b] for a, b in split_ticket(heights, height, dp(30))]
+
+        def _allday_touch(self, panel, touch):
+            if panel.collide_point(*touch.pos) and self.allday_pages > 1:
+                self.allday_pager.turn(self.allday_pages)
+                self._redraw()
+                return True
+            return False
 
         # ------------------------------------------------------ actions
         def bump(self, ticket_id):
@@ -211,64 +393,127 @@ def build_app(cfg):
             r.alert_text, r.alert_severity = alert_strip(self.ctl.monitor.alerts)
             r.hidden_text = (f"第 {vm.page + 1}/{vm.pages} 页 · 另有 {vm.hidden_count} 张"
                              if vm.hidden_count else "")
-            lines = [f"[b]{c.qty:>3}[/b]  {_esc(c.name_zh)}  [color=#9aa0a6]{_esc(c.name_en)}[/color]"
-                     for c in vm.all_day()[:24]]
-            r.allday_text = "\n".join(lines)  # a property: unchanged text redraws nothing
-            for card, v in zip(self.cards, views + [None] * len(self.cards)):
-                self._fill(card, v)
-            self.ctl.drawn([v.ticket_id for v in views])
+            cut = [tid for tid, first, n in vm.page_parts() if first + n < vm.slots_of(tid)]
+            if cut:  # a ticket longer than the page goes on over the next
+                number = next((v.number for v in views if v.ticket_id == cut[-1]), "")
+                r.hidden_text = f"#{number} 续下页 cont'd ▶ · 第 {vm.page + 1}/{vm.pages} 页"
+            self._fill_allday(vm.all_day())
+            self._place(views)
+            self._drawn_page = (vm.page, vm.pages)
+            if self.card_box is not None:  # drawn only once laid out at the card's real size
+                self.ctl.drawn([v.ticket_id for v in views])
             if state_file:
-                self._dump_state(views)
+                self._dump_soon()
 
-        def _fill(self, card, v):
-            """Update one card. Its item rows are rebuilt only when its content
-            changed; the once-a-second tick only touches the header."""
+        def _fill_allday(self, rows):
+            panel = self.root_w.ids.allday
+            width = int(panel.width)
+            lines = [f"[b]{c.qty:>3}[/b]  {_esc(c.name_zh)}  [color=#9aa0a6]{_esc(c.name_en)}[/color]"
+                     for c in rows]
+            if width > 1 and panel.height > 1:
+                bounds = pack([self.measure_allday(t, width) for t in lines], panel.height)
+            else:
+                bounds = [(0, len(lines))]
+            page = self.allday_pager.view(rows, bounds)
+            self.allday_pages = page.pages
+            start, end = bounds[page.page]
+            r = self.root_w
+            r.allday_text = "\n".join(lines[start:end])  # a property: unchanged text redraws nothing
+            r.allday_more = (f"▼ 还有 {page.more} 项 · {page.more} more\n点按翻页 tap: page {page.page + 1}/{page.pages}"
+                             if page.pages > 1 else "")
+
+        def _place(self, views):
+            """Each ticket's parts on the cards, in order; a card keeps its
+            ticket part (and its text's texture) while the ticket stays on
+            screen, only moving in the grid."""
+            parts = []
+            shown = {tid: (first, n) for tid, first, n in self.ctl.vm.page_parts()}
+            for v in views:
+                split = (self.split(v.items, v.note) if self.card_box is not None
+                         else [[(m, line) for m, line, _ in ticket_blocks(v.items, v.note)]])
+                first, n = shown.get(v.ticket_id, (0, len(split)))
+                for k in range(first, min(len(split), first + n)):
+                    parts.append(((v.ticket_id, k, len(split)), v, split[k]))
+            parts = parts[:self.slots]
+            want = {key for key, _, _ in parts}
+            by_key = {c.key: c for c in self.cards if c.key in want}
+            free = [c for c in self.cards if c.key not in want]
+            order = []
+            for key, v, blocks in parts:
+                card = by_key.get(key) or free.pop(0)
+                self._fill(card, key, v, blocks)
+                order.append(card)
+            for card in free:
+                self._fill(card, None, None, None)
+            order = (order + free)[:self.slots]
+            grid = self.root_w.ids.grid
+            if list(reversed(grid.children)) != order:
+                grid.clear_widgets()
+                for card in order:
+                    grid.add_widget(card)
+
+        def _fill(self, card, key, v, blocks):
+            """Update one card part; only properties that changed redraw."""
             if v is None:
-                if card.ticket_id:
-                    card.ids.item_box.clear_widgets()
-                    card.opacity, card.ticket_id, card.disabled = 0, "", True
-                    card.content = None
+                if card.key is not None:
+                    card.opacity, card.disabled, card.ticket_id, card.key = 0, True, "", None
+                    card.body_text = card.part_text = ""
+                    card.lines = []
                 return
             card.opacity, card.disabled = 1, False
-            card.ticket_id = v.ticket_id
+            card.ticket_id, card.key = v.ticket_id, key
             card.number_text = f"#{v.number} · {v.provisional}" if v.provisional else f"#{v.number}"
             card.timer_text = v.elapsed_text
             card.service_text = f"{v.service_text.zh} {v.channel_text.zh}"
             card.selected = v.selected
             card.header_rgba = list(FLASH_RGBA if v.flashing else HEADER_RGBA[v.colour])
-            content = (v.ticket_id, v.items, v.note)
-            if card.content == content:
-                return
-            card.content = content
-            items = card.ids.item_box
-            items.clear_widgets()
-            if v.note:
-                items.add_widget(ItemRow(text=f"[b]备注 Note: {_esc(v.note)}[/b]", font_size="17sp"))
-            for it in v.items:
-                name = f"{it.qty}× {_esc(it.name_zh)}"
-                text = f"[b]{'[s]' + name + '[/s]' if it.done else name}[/b]\n[size=16sp]{_esc(it.name_en)}[/size]"
-                for m in it.modifiers:
-                    text += f"\n  [size=17sp]• {_esc(m.zh)} {_esc(m.en)}[/size]"
-                if it.part_of:
-                    text += f"\n  [size=15sp]套餐 for {_esc(it.part_of_zh or it.part_of)}[/size]"
-                if it.note:
-                    text += f"\n  [b][color=#1565c0]{_esc(it.note)}[/color][/b]"
-                if it.allergens:
-                    zh = "、".join(ALLERGEN_ZH.get(a, a) for a in it.allergens)
-                    text += (f"\n  [size=17sp][b][color=#c62828]⚠ {zh} / "
-                             f"{', '.join(it.allergens)}[/color][/b][/size]")
-                items.add_widget(ItemRow(text=text, font_size="22sp", done=it.done, line=it.line))
+            _, k, n = key
+            card.part_text = f"续 cont'd {k + 1}/{n}" + ("  ▶" if k + 1 < n else "") if n > 1 else ""
+            card.body_text = JOIN.join(b for b, _ in blocks)
+            card.lines = [line for _, line in blocks if line is not None]
 
-        def _dump_state(self, views):
-            """For automated UI tests and diagnostics: where each ticket is."""
-            out = [{"ticket_id": c.ticket_id, "number": c.number_text, "rect": window_rect(c),
-                    "header": window_rect(c.ids.header)} for c in self.cards if c.ticket_id]
-            write_state(state_file, {"tickets": out, "banner": self.root_w.banner_text,
+        def _dump_state(self):
+            """For automated UI tests and diagnostics: where each ticket is,
+            and per card part the lines it shows and whether each is
+            wholly inside the card and the window."""
+            cards, first = [], {}
+            for c in reversed(self.root_w.ids.grid.children):
+                if not c.ticket_id:
+                    continue
+                rect = window_rect(c)
+                x0, y0 = rect[0], rect[1]
+                x1, y1 = x0 + rect[2], y0 + rect[3]
+                lines = []
+                for name, (bx0, by0, bx1, by1) in c.ref_boxes().items():
+                    # to X's origin (top left)
+                    top, bottom = Window.height - by1, Window.height - by0
+                    inside = (x0 <= bx0 and bx1 <= x1 + 1 and y0 <= top and bottom <= y1 + 1
+                              and 0 <= top and bottom <= Window.height)
+                    lines.append({"ref": name,
+                                  "line": int(name[1:].split("~")[0]) if name.startswith("L") else None,
+                                  "rect": [bx0, top, bx1 - bx0, bottom - top], "inside": inside})
+                lines.sort(key=lambda d: d["rect"][1])
+                _, k, n = c.key
+                entry = {"ticket_id": c.ticket_id, "number": c.number_text.split(" · ")[0],
+                         "part": k + 1, "parts": n, "rect": rect, "header": window_rect(c.ids.header),
+                         "lines": lines, "part_text": c.part_text,
+                         "body": [c.ids.body.width, c.ids.body.texture_size[1]], "room": self.card_box}
+                cards.append(entry)
+                first.setdefault(c.ticket_id, entry)
+            out = [{"ticket_id": e["ticket_id"], "number": e["number"], "rect": e["rect"], "header": e["header"],
+                    "parts": e["parts"]} for e in first.values()]
+            ids = self.root_w.ids
+            write_state(state_file, {"tickets": out, "cards": cards, "banner": self.root_w.banner_text,
                                      "alerts": alert_rows(self.ctl.monitor.alerts),
                                      "alert_strip": self.root_w.alert_text,
-                                     "alert_rect": window_rect(self.root_w.ids.alerts),
-                                     "grid_rect": window_rect(self.root_w.ids.grid),
+                                     "alert_rect": window_rect(ids.alerts),
+                                     "grid_rect": window_rect(ids.grid),
+                                     "allday": {"text": self.root_w.allday_text, "more": self.root_w.allday_more,
+                                                "rect": window_rect(ids.allday),
+                                                "texture": list(ids.allday.texture_size)},
                                      "open": self.ctl.vm.open_count,
+                                     "page": self._drawn_page[0], "pages": self._drawn_page[1],
+                                     "hidden_text": self.root_w.hidden_text,
                                      "recall": [t.ticket_id for t in self.ctl.vm.recall_list()]})
 
     return KdsApp()

@@ -37,25 +37,19 @@ class AllDayPage(NamedTuple):
 
 
 class AllDayPager:
-    """The panel shows ``rows_per_page`` rows; the rest are on later pages,
-    announced by the count of rows below. The page turns on a tap on the
-    panel (past the last page, back to the first)."""
+    """The panel shows the rows that fit; the rest are on later pages,
+    announced by how many rows follow. A tap turns the page (past the last,
+    back to the first). ``bounds`` are the pages' (start, end) row indexes
+    (:func:`kds.viewmodel.cards.pack` of the rows' heights)."""
 
-    def __init__(self, rows_per_page: int = 12) -> None:
-        self.rows_per_page = max(1, rows_per_page)
+    def __init__(self) -> None:
         self.page = 0
 
-    def resize(self, rows_per_page: int) -> None:
-        self.rows_per_page = max(1, rows_per_page)
+    def view(self, rows: Sequence[AllDayCount], bounds: Sequence[tuple[int, int]]) -> AllDayPage:
+        bounds = list(bounds) or [(0, len(rows))]
+        self.page = min(self.page, len(bounds) - 1)
+        start, end = bounds[self.page]
+        return AllDayPage(tuple(rows[start:end]), self.page, len(bounds), max(0, len(rows) - end))
 
-    def view(self, rows: Sequence[AllDayCount]) -> AllDayPage:
-        n = self.rows_per_page
-        pages = max(1, -(-len(rows) // n))
-        self.page = min(self.page, pages - 1)
-        start = self.page * n
-        shown = tuple(rows[start:start + n])
-        return AllDayPage(shown, self.page, pages, max(0, len(rows) - start - len(shown)))
-
-    def turn(self, total: int) -> None:
-        pages = max(1, -(-total // self.rows_per_page))
-        self.page = (self.page + 1) % pages
+    def turn(self, pages: int) -> None:
+        self.page = (self.page + 1) % max(1, pages)

@@ -5,6 +5,7 @@ Plain Python: no Kivy, no MQTT, no I/O."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -84,6 +85,8 @@ class _ExpoOrder:
     pending: _ExpoPending | None = None
     state: str = "accepted"  # what the screen shows: the hub's state + pending
     completed_at: float | None = None
+    slots: int = 1  # card slots it takes on screen (see ExpoViewModel.set_measure)
+    measured: object = None  # the progress ``slots`` was measured for
 
 
 class ExpoViewModel(_PagedGrid):
@@ -116,8 +119,24 @@ class ExpoViewModel(_PagedGrid):
         self._gone_tickets = _Gone()  # ticket_id -> revision
         self._completed: list[str] = []  # most recent first
         self._pager = _Pager(page_size)
+        self._pager.weight = lambda oid: self._orders[oid].slots
+        self._measure: Callable[[tuple[StationProgress, ...], str], int] | None = None
         self._order: list[str] | None = None
         self._pos: dict[str, int] = {}
+
+    def set_measure(self, measure: Callable[[tuple[StationProgress, ...], str], int] | None) -> None:
+        """How many card slots an order with this progress and note takes (the
+        screen knows its cards; None: one each). An order longer than a card
+        continues on the next slots."""
+        self._measure = measure
+        for o in self._orders.values():
+            o.measured = None
+            self._measure_order(o)
+        self._order = None
+
+    def slots_of(self, order_id: str) -> int:
+        o = self._orders.get(order_id)
+        return 1 if o is None else o.slots
 
     # ------------------------------------------------------------ messages
     def on_ticket(self, t: StationTicket) -> bool:
@@ -289,6 +308,8 @@ class ExpoViewModel(_PagedGrid):
         if state != o.state:
             self._order = None
         o.state = state
+        if self._measure_order(o):
+            self._order = None
         if state == "completed" and o.completed_at is None:
             o.completed_at = now
             self._completed.insert(0, o.order_id)
@@ -297,6 +318,17 @@ class ExpoViewModel(_PagedGrid):
         elif state != "completed" and o.completed_at is not None:
             o.completed_at = None
             self._completed.remove(o.order_id)
+
+    def _measure_order(self, o: _ExpoOrder) -> bool:
+        """Update ``o.slots``; True when it changed."""
+        if self._measure is None:
+            return False
+        progress = (self._progress(o), o.note)
+        if o.measured == progress:
+            return False
+        o.measured = progress
+        old, o.slots = o.slots, max(1, int(self._measure(*progress)))
+        return o.slots != old
 
     def _expire(self, now: float) -> None:
         if not self.link.connected:

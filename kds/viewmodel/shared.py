@@ -204,8 +204,11 @@ class LinkState:
 class _Pager:
     """Paging and the bump bar's selection over an ordered list of ids.
 
-    The selection is always on the shown page, or None. When the selected
-    ticket leaves, the one that took its place is selected.
+    A page holds ``size`` card slots; an id takes ``weight(id)`` of them (a
+    ticket too long for one card continues on the next ones; one longer than
+    a page, on the next pages). The selection is always on the shown page, or
+    None. When the selected ticket leaves, the one that took its place is
+    selected.
     """
 
     def __init__(self, size: int) -> None:
@@ -215,22 +218,68 @@ class _Pager:
         self.page = 0
         self.selected: str | None = None
         self._hint = 0  # index of the selection in the last order
+        self.weight: Callable[[str], int] | None = None
+        self._for: list[str] | None = None  # the ids ``_pages`` was laid out for
+        self._pages: list[list[tuple[int, int, int]]] = [[]]
+        self._first_page: list[int] = []
 
-    def pages(self, n: int) -> int:
-        return max(1, -(-n // self.size))
+    def layout(self, ids: list[str]) -> list[list[tuple[int, int, int]]]:
+        """The pages, each a list of ``(index in ids, first slot, slots)``:
+        an id that fits a page is never split between pages; one longer
+        than a page fills the rest of its page and goes on over the next."""
+        if ids is not self._for:
+            self._for = ids
+            size = self.size
+            pages: list[list[tuple[int, int, int]]] = [[]]
+            first_page: list[int] = []
+            used = 0
+            for k, key in enumerate(ids):
+                w = 1 if self.weight is None else max(1, self.weight(key))
+                if used and w <= size and used + w > size:
+                    pages.append([])
+                    used = 0
+                first_page.append(len(pages) - 1)
+                part = 0
+                while True:
+                    n = min(size - used, w - part)
+                    pages[-1].append((k, part, n))
+                    used += n
+                    part += n
+                    if part >= w:
+                        break
+                    pages.append([])
+                    used = 0
+            self._pages, self._first_page = pages, first_page
+        return self._pages
+
+    def starts(self, ids: list[str]) -> list[int]:
+        """Index of each page's first id."""
+        return [p[0][0] if p else 0 for p in self.layout(ids)]
+
+    def pages(self, ids: list[str]) -> int:
+        return len(self.layout(ids))
+
+    def page_of(self, ids: list[str], index: int) -> int:
+        """The page where the id at ``index`` starts."""
+        self.layout(ids)
+        return self._first_page[index] if 0 <= index < len(self._first_page) else 0
+
+    def parts(self, ids: list[str]) -> list[tuple[str, int, int]]:
+        """``(id, first slot, slots)`` shown on the current page."""
+        pages = self.layout(ids)
+        return [(ids[k], first, n) for k, first, n in pages[min(self.page, len(pages) - 1)]]
 
     def settle(self, ids: list[str], pos: dict[str, int]) -> None:
         if self.selected is not None and self.selected not in pos:
             self.selected = ids[min(self._hint, len(ids) - 1)] if ids else None
         if self.selected is not None:
             self._hint = pos[self.selected]
-            self.page = self._hint // self.size
+            self.page = self.page_of(ids, self._hint)
         else:
-            self.page = min(self.page, self.pages(len(ids)) - 1)
+            self.page = min(self.page, self.pages(ids) - 1)
 
     def window(self, ids: list[str]) -> list[str]:
-        start = self.page * self.size
-        return ids[start:start + self.size]
+        return [key for key, _, _ in self.parts(ids)]
 
     def select(self, ids: list[str], pos: dict[str, int], key: str) -> None:
         self.selected = key
@@ -240,22 +289,22 @@ class _Pager:
         if not ids:
             return False
         if self.selected is None:
-            i = min(self.page * self.size, len(ids) - 1)
+            i = min(self.starts(ids)[min(self.page, self.pages(ids) - 1)], len(ids) - 1)
         else:
             i = max(0, min(len(ids) - 1, pos[self.selected] + delta))
         changed = ids[i] != self.selected
         self.selected = ids[i]
         self._hint = i
-        self.page = i // self.size
+        self.page = self.page_of(ids, i)
         return changed
 
     def turn(self, ids: list[str], delta: int) -> bool:
-        new = max(0, min(self.pages(len(ids)) - 1, self.page + delta))
+        new = max(0, min(self.pages(ids) - 1, self.page + delta))
         if new == self.page:
             return False
         self.page = new
         if self.selected is not None:  # the bump bar's cursor goes with the page
-            self._hint = new * self.size
+            self._hint = self.starts(ids)[new]
             self.selected = ids[self._hint]
         return True
 
@@ -322,7 +371,21 @@ class _PagedGrid:
 
     @property
     def pages(self) -> int:
-        return self._pager.pages(len(self._sync(self.clock())))
+        return self._pager.pages(self._sync(self.clock()))
+
+    def set_page_size(self, size: int) -> None:
+        """Card slots on a page (the screen may show fewer, larger cards
+        than configured on a small display)."""
+        if not isinstance(size, int) or size < 1:
+            raise ValueError(f"page_size must be a whole number of at least 1, got {size!r}")
+        self._pager.size = size
+        self._pager._for = None
+        self._order = None
+
+    def page_parts(self) -> list[tuple[str, int, int]]:
+        """``(id, first card part, parts)`` of each entry on the shown page
+        (a ticket longer than a page shows some of its parts on each)."""
+        return self._pager.parts(self._sync(self.clock()))
 
     @property
     def hidden_count(self) -> int:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import math
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -16,6 +16,7 @@ from kds.viewmodel.allday import AllDayCount, all_day_counts
 from kds.viewmodel.shared import (
     ActionRefused,
     Clock,
+    ItemView,
     LinkState,
     Thresholds,
     TicketView,
@@ -80,6 +81,8 @@ class _Entry:
     state: str = ""  # what the screen shows: the hub's copy + pending ("" until computed)
     items: tuple[TicketItem, ...] = ()
     done_at: float | None = None  # when it left the grid (the recall list's order)
+    slots: int = 1  # card slots it takes on screen (see StationViewModel.set_measure)
+    measured: object = None  # the items ``slots`` was measured for
 
 
 @dataclass(slots=True)
@@ -151,8 +154,25 @@ class StationViewModel(_PagedGrid):
         self._order_states: dict[str, str] = {}  # order_id -> state, from order updates
         self._last_bump: _LastBump | None = None
         self._pager = _Pager(page_size)
+        self._pager.weight = lambda tid: self._entries[tid].slots
         self._order: list[str] | None = None
         self._pos: dict[str, int] = {}
+        self._measure: Callable[[tuple[ItemView, ...], str], int] | None = None
+
+    def set_measure(self, measure: Callable[[tuple[ItemView, ...], str], int] | None) -> None:
+        """How many card slots a ticket with these items and note takes (the
+        screen knows its cards' size and fonts; None: one each). A ticket
+        longer than a card continues on the next slots, so a page holds
+        fewer tickets and none is cut short."""
+        self._measure = measure
+        for e in self._entries.values():
+            e.measured = None
+            self._measure_entry(e)
+        self._order = None
+
+    def slots_of(self, ticket_id: str) -> int:
+        e = self._entries.get(ticket_id)
+        return 1 if e is None else e.slots
 
     # ------------------------------------------------------------ messages
     def on_ticket(self, t: StationTicket) -> bool:
@@ -450,6 +470,8 @@ class StationViewModel(_PagedGrid):
         was = e.state
         e.items = items
         e.state = state
+        if self._measure_entry(e):
+            self._order = None
         tid = e.hub.ticket_id
         if state == "done" and e.done_at is None:
             e.done_at = now
@@ -461,6 +483,14 @@ class StationViewModel(_PagedGrid):
             self._recall.remove(tid)
         if was != state:
             self._order = None
+
+    def _measure_entry(self, e: _Entry) -> bool:
+        """Update ``e.slots``; True when it changed."""
+        if self._measure is None or e.measured is e.items:
+            return False
+        e.measured = e.items
+        old, e.slots = e.slots, max(1, int(self._measure(tuple(_item_view(i) for i in e.items), e.hub.note)))
+        return e.slots != old
 
     def _remove(self, e: _Entry, revision: int | None) -> None:
         tid = e.hub.ticket_id
