@@ -661,6 +661,8 @@ def build_app(cfg, deep_link: str | None = None):
             for it in v.items:
                 if hc:
                     bg = self.c_disabled if it.sold_out else self.c_card
+                elif it.photo:  # the card under the photo
+                    bg = [0.9, 0.9, 0.9, 1] if it.sold_out else list(self.c_card)
                 else:
                     bg = [0.62, 0.62, 0.62, 1] if it.sold_out else rgba(it.color)
                 tiles.append((ItemTileW, {
@@ -839,7 +841,7 @@ def build_app(cfg, deep_link: str | None = None):
                          if self._screen_w.ids.band.photo_tex is not None and self._screen_w.ids.band.height
                          else None}
                 if vm.screen == "item" else None,
-                "photo_textures": len(self.photo_tex),
+                "photos": len(vm.photos), "photo_textures": len(self.photo_tex),
             })
 
     return KioskApp()
