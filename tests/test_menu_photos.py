@@ -326,3 +326,33 @@ def test_the_kiosk_hands_its_view_model_the_photos_on_its_disk(broker, hub, moni
             assert im.size == PHOTO_TILE
     again, cut = run_kiosk()
     assert again == photos and cut == 0
+
+
+def test_only_the_hub_may_publish_the_menus_photos(broker, monitor, tmp_path):
+    """The ACL: kiosks and the web page read the photos and their index,
+    and may write neither. "Not delivered" is proven with a barrier: each
+    then writes its own health, which the monitor may receive, and MQTT
+    keeps one publisher's messages in order."""
+    data = (SAMPLE_IMAGES / "fries.jpg").read_bytes()
+    sha = hashlib.sha256(data).hexdigest()
+    for name, role in (("kiosk-1", "kiosk"), ("web", "web")):
+        dev = Device(broker, name, role=role)
+        try:
+            dev.bus.publish(topics.menu_image(sha), data, retain=True)
+            dev.bus.publish(topics.MENU_IMAGES, b'{"v":1}', retain=True)
+            dev.publish(topics.health(name), b'{"barrier":true}')
+            monitor.wait_for(lambda m: m.topic == topics.health(name) and b"barrier" in m.payload)
+        finally:
+            dev.close()
+    assert topics.menu_image(sha) not in monitor.by_topic and topics.MENU_IMAGES not in monitor.by_topic
+    s = Shelf(broker, tmp_path / "photos")  # a kiosk: it reads what the hub publishes
+    hub = Device(broker, "hub", role="hub")
+    try:
+        hub.publish(topics.menu_image(sha), data, retain=True)
+        hub.publish(topics.MENU_IMAGES, contract.encode(contract.MenuImages(
+            menu_version="x", images={"fries.jpg": contract.MenuImageRef(sha256=sha, bytes=len(data))})), retain=True)
+        s.wait(lambda s: "fries.jpg" in s.photos)
+        assert s.bad == []
+    finally:
+        hub.close()
+        s.close()
