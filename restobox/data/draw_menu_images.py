@@ -663,12 +663,6 @@ def combo(c, main, drink_color, side="soup"):
         c.pieces(x, y, ix * 0.9, iy * 0.9, 40, ["#6fa83a", "#8bc34a", "#558b2f"], size=(20, 34), shape="leaf")
 
 
-def at_left(fn, *args):
-    def draw(c):
-        fn(c, *args)
-    return draw
-
-
 def _main_kungpao(c):
     wx, wy = c.plate(CX - 230, CY, 380, 300)
     cx = CX - 230
@@ -805,8 +799,7 @@ RECIPES = {
                                                        "#c89f74", side="salad")),
     "combo-yangzhou-fried-rice": ("tray", lambda c: combo(c, lambda c: fried_rice(c, 0.72, CX - 230, CY),
                                                           "#5a1a14")),
-    "combo-grilled-chicken-rice": ("tray", lambda c: combo(c, lambda c: (
-        braised_pork_rice(c, 0.72, CX - 230, CY) if False else _chicken_rice(c)), "#c0671e", side="salad")),
+    "combo-grilled-chicken-rice": ("tray", lambda c: combo(c, _chicken_rice, "#c0671e", side="salad")),
     "bubble-milk-tea": ("cafe", bubble_tea),
     "hk-milk-tea": ("cafe", hk_milk_tea),
     "lemon-tea": ("cafe", lemon_tea),
