@@ -28,21 +28,20 @@ Key = tuple[str, int, int]  # path, width and height in pixels
 
 def crop_to(path: str, width: int, height: int) -> tuple[bytes, int, int]:
     """The image at ``path`` cropped to ``width``:``height`` (centred) and scaled
-    down to at most that size: RGB bytes, bottom row first (as a texture wants)."""
+    to that size: RGB bytes, bottom row first (as a texture wants)."""
     from PIL import Image, ImageOps
 
     with Image.open(path) as im:
         im.draft("RGB", (width, height))  # a large JPEG: decoded at 1/2, 1/4 or 1/8 scale
         im = ImageOps.exif_transpose(im).convert("RGB")
-        # the largest centred box of the wanted shape, scaled down to fit (never up)
+        # the largest centred box of the wanted shape, scaled to the pixels it fills
+        # on the screen: the texture is then drawn one texel to a pixel
         box_w = min(im.width, im.height * width / height)
         box_h = box_w * height / width
         left, top = (im.width - box_w) / 2, (im.height - box_h) / 2
-        out_w = max(1, min(width, round(box_w)))
-        out_h = max(1, round(out_w * height / width))
-        im = im.resize((out_w, out_h), Image.Resampling.BILINEAR, box=(left, top, left + box_w, top + box_h))
+        im = im.resize((width, height), Image.Resampling.BILINEAR, box=(left, top, left + box_w, top + box_h))
         im = im.transpose(Image.Transpose.FLIP_TOP_BOTTOM)
-        return im.tobytes(), out_w, out_h
+        return im.tobytes(), width, height
 
 
 class PhotoTextures:
@@ -104,6 +103,9 @@ class PhotoTextures:
 
         self._pending.discard(key)
         tex = Texture.create(size=(w, h), colorfmt="rgb")
+        # one texel to a pixel: the nearest texel is the right one, and a software
+        # renderer reads one texel a pixel instead of four
+        tex.min_filter = tex.mag_filter = "nearest"
         tex.blit_buffer(data, colorfmt="rgb", bufferfmt="ubyte")
         self._tex[key] = tex
         self.decoded += 1
