@@ -412,8 +412,10 @@ class WebService:
         with self._lock:
             return {
                 "menu": self.menu.menu.version if self.menu else None,
-                # changes when the page should fetch the menu's photo URLs again
-                "photos": f"{self.photo_index.at}:{len(self._photo_urls())}" if self.photo_index else None,
+                # changes when the page should fetch the photos' URLs again: a
+                # new index, and once every photo it lists is here
+                "photos": f"{self.photo_index.at}:{len(self._photo_urls()) == len(self.photo_index.images)}"
+                if self.photo_index else None,
                 "soldout": {"items": list(self.soldout)},
                 "hub": {"online": self.can_order()},
                 **{f"order:{oid}": self.order_view(oid) for oid in order_ids},
