@@ -4,8 +4,9 @@
 (``ItemTile.photo``) into textures: the file is read and cropped to the area
 it fills on a worker thread (Pillow; a JPEG larger than needed is decoded at
 a reduced scale with ``draft``), the texture is made on the UI thread, and the
-last ``limit`` textures are kept, no more: memory stays flat however long the
-kiosk runs. A file that cannot be read is remembered as broken and its tile
+textures used last are kept up to ``limit_mb`` (4 bytes a pixel), no more:
+memory stays flat however long the kiosk runs; a photo dropped is read again
+when it is shown again. A file that cannot be read is remembered as broken and its tile
 keeps its colour.
 
 :func:`sync_children` keeps a container's children and updates them in place:
@@ -45,12 +46,13 @@ def crop_to(path: str, width: int, height: int) -> tuple[bytes, int, int]:
 
 
 class PhotoTextures:
-    """Textures of tile photos by (path, size), the last ``limit`` kept."""
+    """Textures of tile photos by (path, size), those used last kept up to ``limit_mb``."""
 
-    def __init__(self, post: Callable[[Callable[[], None]], None], limit: int = 48,
+    def __init__(self, post: Callable[[Callable[[], None]], None], limit_mb: float = 12.0,
                  loaded: Callable[[str], None] | None = None) -> None:
         self.post = post  # runs a function on the UI thread
-        self.limit = limit
+        self.limit = int(limit_mb * 1024 * 1024)
+        self.kept = 0  # bytes of the textures kept
         self.loaded = loaded  # called on the UI thread with the path of a texture just made
         self._tex: OrderedDict[Key, object] = OrderedDict()
         self._pending: set[Key] = set()
@@ -108,9 +110,11 @@ class PhotoTextures:
         tex.min_filter = tex.mag_filter = "nearest"
         tex.blit_buffer(data, colorfmt="rgb", bufferfmt="ubyte")
         self._tex[key] = tex
+        self.kept += w * h * 4
         self.decoded += 1
-        while len(self._tex) > self.limit:
-            self._tex.popitem(last=False)
+        while self.kept > self.limit and len(self._tex) > 1:
+            (_, ow, oh), _ = self._tex.popitem(last=False)
+            self.kept -= ow * oh * 4
         if self.loaded is not None:
             self.loaded(key[0])
 

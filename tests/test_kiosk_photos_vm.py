@@ -57,3 +57,44 @@ def test_each_view_model_module_imports_alone_without_kivy_or_peewee(module: str
             "assert not bad, bad")
     r = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
+
+
+# ------------------------------------------------------------ kiosk.tiles (no window)
+
+def test_a_photo_is_cut_to_the_tiles_shape_and_size(tmp_path) -> None:
+    from PIL import Image
+
+    from kiosk.tiles import crop_to
+
+    for size in ((480, 360), (6000, 4000), (300, 900)):
+        p = tmp_path / f"{size[0]}x{size[1]}.jpg"
+        Image.new("RGB", size, (200, 40, 30)).save(p, "JPEG")
+        data, w, h = crop_to(str(p), 498, 230)
+        assert (w, h) == (498, 230) and len(data) == 498 * 230 * 3
+        assert abs(data[0] - 200) < 8 and data[1] < 60  # the photo's colour, not black
+
+
+def test_a_broken_or_missing_photo_is_not_read_again_and_gives_no_texture(tmp_path) -> None:
+    import threading
+
+    from kiosk.tiles import PhotoTextures
+
+    bad = tmp_path / "bad.jpg"
+    bad.write_bytes(b"\xff\xd8\xff\xe0 not a jpeg")
+    done = threading.Event()
+    posted = []
+
+    def post(fn):  # the UI thread's queue, as Clock.schedule_once would run it
+        posted.append(fn)
+        done.set()
+
+    pt = PhotoTextures(post)
+    for path in (str(bad), str(tmp_path / "missing.jpg")):
+        done.clear()
+        assert pt.get(path, 498, 230) is None
+        assert done.wait(10)
+        posted.pop()()
+        assert path in pt.broken
+        assert pt.get(path, 498, 230) is None and not posted  # not asked for again
+    pt.stop()
+    assert len(pt) == 0
