@@ -16,6 +16,7 @@ import time
 os.environ.setdefault("KIVY_NO_ARGS", "1")
 os.environ.setdefault("KIVY_NO_CONSOLELOG", "1")
 
+from kds.cardkit import JOIN, block, esc as _esc  # noqa: E402
 from restobox import config as config_mod  # noqa: E402
 
 log = logging.getLogger("restobox.kds")
@@ -27,10 +28,6 @@ HEADER_RGBA = {
     "late": (0.78, 0.16, 0.16, 1),
 }
 FLASH_RGBA = (1.0, 0.35, 0.35, 1)
-# The smallest card a cook reads from a step away (dp); a small display shows
-# fewer columns or rows than configured rather than cards too small to hold a dish.
-MIN_CARD_W = 230
-MIN_CARD_H = 400
 # The CJK font's own line spacing is generous; a card's lines sit a little closer.
 BODY_LINE_HEIGHT = 0.9
 ALLERGEN_ZH = {
@@ -38,10 +35,6 @@ ALLERGEN_ZH = {
     "lupin": "羽扇豆", "milk": "牛奶", "molluscs": "软体动物", "mustard": "芥末", "peanut": "花生",
     "sesame": "芝麻", "soy": "大豆", "sulphites": "亚硫酸盐", "tree-nut": "坚果",
 }
-
-
-def _esc(s: str) -> str:
-    return s.replace("&", "&amp;").replace("[", "&bl;").replace("]", "&br;")
 
 
 def run(cfg_path: str | None) -> int:
@@ -64,12 +57,6 @@ def run(cfg_path: str | None) -> int:
     return 0
 
 
-SPACER = "[size=9sp]\n [/size]"
-# Blocks are joined by a small newline: a newline in the card's base size
-# would make the spacer line above it as tall as a line of text.
-JOIN = "[size=4sp]\n[/size]"
-
-
 def item_rows(it) -> list[str]:
     """The rows of one item line of a station card, as markup: name
     (Chinese, then English), its modifiers on one wrapped row, combo, note,
@@ -90,46 +77,23 @@ def item_rows(it) -> list[str]:
     return rows
 
 
-def block(ref: str, rows: list[str], done: bool = False) -> str:
-    """Rows as one block: a ref (a touch on it bumps that line; the state
-    dump reports where it is), then a little space."""
-    text = "".join(rows)
-    if rows and rows[0].startswith("[size=") and "]\n" in rows[0][:14]:
-        text = text.replace("\n", "", 1)  # a block's first row starts no new line
-    if done:
-        text = f"[color=#8c8c8c]{text}[/color]"
-    return f"[ref={ref}]{text}[/ref]{SPACER}"
-
-
-def ticket_blocks(items, note: str) -> list[tuple[str, int | None, list[str]]]:
-    """(markup, line, rows) of each block of a ticket, in order; the note's
-    line is None."""
+def ticket_blocks(items, note: str) -> list[tuple[str, int | None, list[str], bool, str]]:
+    """(markup, line, rows, done, continuation row) of each block of a
+    ticket, in order; the note's line is None. A line's block is a ref
+    ``L<line>``: a touch on it bumps that line."""
     out = []
     if note:
         rows = [f"[size=18sp][b]备注 Note: {_esc(note)}[/b][/size]"]
-        out.append((block("note", rows), None, rows))
+        out.append((block("note", rows), None, rows, False, ""))
     for it in items:
         rows = item_rows(it)
-        out.append((block(f"L{it.line}", rows, it.done), it.line, rows))
+        out.append((block(f"L{it.line}", rows, it.done), it.line, rows, it.done, ""))
     return out
-
-
-def split_block(ref: str, rows: list[str], done: bool, fits) -> list[str]:
-    """A block taller than a card cut between its rows: the first piece is
-    ``ref``, the next ``ref~2``, ``ref~3``... (one row taller than a card
-    still has a piece of its own)."""
-    pieces: list[list[str]] = [[]]
-    for row in rows:
-        if pieces[-1] and not fits(block(ref, pieces[-1] + [row], done)):
-            pieces.append([])
-        pieces[-1].append(row)
-    return [block(ref if k == 0 else f"{ref}~{k + 1}", piece, done) for k, piece in enumerate(pieces)]
 
 
 def build_app(cfg):
     from kivy.app import App
     from kivy.clock import Clock
-    from kivy.core.text.markup import MarkupLabel
     from kivy.core.window import Window
     from kivy.metrics import dp, sp
     from kivy.properties import BooleanProperty, ListProperty, NumericProperty, ObjectProperty, StringProperty
@@ -138,7 +102,8 @@ def build_app(cfg):
     from kds.controller import StationController
     from kds.health import alert_rows, alert_strip
     from kds.viewmodel import AllDayPager, BumpBarMap
-    from kds.viewmodel.cards import pack, split_ticket
+    from kds.cardkit import Measure, cut, fit_grid, lines_report, part_text, place, ref_boxes
+    from kds.viewmodel.cards import pack
     from kds.common import (load_kv, register_cjk_font, run_screen_clock, screen_settings, try_screenshot,
                             window_rect, write_state)
 
@@ -179,27 +144,9 @@ def build_app(cfg):
             self.app.select(self.ticket_id)
             return True
 
-        def ref_boxes(self):
-            """name -> (x0, y0, x1, y1) of each ref of the body, in window
-            coordinates (Kivy's: origin bottom left)."""
-            body = self.ids.body
-            tw, th = body.texture_size
-            left = body.center_x - tw / 2.0
-            top = body.center_y + th / 2.0
-            out = {}
-            for name, zones in body.refs.items():
-                x0 = min(z[0] for z in zones)
-                x1 = max(z[2] for z in zones)
-                y_top = min(z[1] for z in zones)
-                y_bottom = max(z[3] for z in zones)
-                wx0, wy0 = body.to_window(left + x0, top - y_bottom)
-                wx1, wy1 = body.to_window(left + x1, top - y_top)
-                out[name] = (wx0, wy0, wx1, wy1)
-            return out
-
         def line_at(self, x, y):
             wx, wy = self.to_window(x, y)
-            for name, (x0, y0, x1, y1) in self.ref_boxes().items():
+            for name, (x0, y0, x1, y1) in ref_boxes(self.ids.body).items():
                 if name.startswith("L") and y0 <= wy <= y1 and self.x <= x <= self.right:
                     return int(name[1:].split("~")[0])
             return None
@@ -223,30 +170,6 @@ def build_app(cfg):
     load_kv("alerts.kv")
     load_kv("station.kv")
     bump_keys, keynames, state_file, shot_dir = screen_settings(cfg)
-
-    class Measure:
-        """Heights of markup blocks at a width, from the text layout alone
-        (no texture); bounded."""
-
-        LIMIT = 4000
-
-        def __init__(self, font_size: float, line_height: float = 1.0) -> None:
-            self.font_size = font_size
-            self.line_height = line_height
-            self.cache: dict[tuple[str, int], float] = {}
-
-        def __call__(self, markup: str, width: int) -> float:
-            key = (markup, width)
-            h = self.cache.get(key)
-            if h is None:
-                lbl = MarkupLabel(text=markup, font_size=self.font_size, text_size=(width, None),
-                                  halign="left", valign="top", line_height=self.line_height)
-                lbl.resolve_font_name()
-                h = lbl.render()[1]
-                if len(self.cache) >= self.LIMIT:
-                    self.cache.clear()
-                self.cache[key] = h
-            return h
 
     class KdsApp(App):
         title = f"Restobox KDS — {cfg.kds.station}"
@@ -298,19 +221,14 @@ def build_app(cfg):
         # ------------------------------------------------------ card parts
         def _grid_sized(self, grid, size):
             """Once the grid has its size: as many cards as fit at a size a
-            cook can read (at most the configured columns and rows), and how
-            tall a card's body is, so each ticket takes as many cards as its
-            lines need."""
-            k = cfg.kds
-            sp_ = grid.spacing[1] if isinstance(grid.spacing, (list, tuple)) else grid.spacing
-            cols = max(1, min(k.columns, int((grid.width + sp_) // (dp(MIN_CARD_W) + sp_))))
-            rows = max(1, min(k.rows, int((grid.height + sp_) // (dp(MIN_CARD_H) + sp_))))
-            card_w = (grid.width - sp_ * (cols - 1)) / cols
-            card_h = (grid.height - sp_ * (rows - 1)) / rows
+            cook can read, and how tall a card's body is, so each ticket takes
+            as many cards as its lines need."""
             # card padding 4 each side, body padding 10 / 6, header 74
-            box = (int(card_w - dp(8) - dp(20)), card_h - dp(8) - dp(74) - dp(12))
-            if box[0] <= 0 or box[1] <= 0 or (box, cols, rows) == (self.card_box, self.root_w.columns,
-                                                                    self.root_w.rows):
+            cols, rows, width, height = fit_grid(grid, cfg.kds.columns, cfg.kds.rows,
+                                                 dp(8) + dp(74) + dp(12), dp(8) + dp(20))
+            box = (width, height)
+            if width <= 0 or height <= 0 or (box, cols, rows) == (self.card_box, self.root_w.columns,
+                                                                  self.root_w.rows):
                 return
             self.card_box = box
             if (cols, rows) != (self.root_w.columns, self.root_w.rows):
@@ -324,18 +242,7 @@ def build_app(cfg):
         def split(self, items, note):
             """The ticket's blocks cut into card parts: [[(markup, line), ...], ...]."""
             width, height = self.card_box
-            room = height - dp(30)  # a card part of a longer ticket has the "cont'd" strip
-            blocks = []
-            done = {it.line: it.done for it in items}
-            for markup, line, rows in ticket_blocks(items, note):
-                if self.measure_body(markup, width) <= room:
-                    blocks.append((markup, line))
-                else:
-                    ref = "note" if line is None else f"L{line}"
-                    blocks += [(b, line) for b in split_block(ref, rows, done.get(line, False),
-                                                              lambda m: self.measure_body(m, width) <= room)]
-            heights = [self.measure_body(b, width) for b, _ in blocks]
-            return [blocks[a:b] for a, b in split_ticket(heights, height, dp(30))]
+            return cut(ticket_blocks(items, note), lambda m: self.measure_body(m, width), height)
 
         def _allday_touch(self, panel, touch):
             if panel.collide_point(*touch.pos) and self.allday_pages > 1:
@@ -423,36 +330,18 @@ def build_app(cfg):
                              if page.pages > 1 else "")
 
         def _place(self, views):
-            """Each ticket's parts on the cards, in order; a card keeps its
-            ticket part (and its text's texture) while the ticket stays on
-            screen, only moving in the grid."""
+            """Each ticket's parts on the cards, in order (see cardkit.place)."""
             parts = []
             shown = {tid: (first, n) for tid, first, n in self.ctl.vm.page_parts()}
             for v in views:
                 split = (self.split(v.items, v.note) if self.card_box is not None
-                         else [[(m, line) for m, line, _ in ticket_blocks(v.items, v.note)]])
+                         else [[(m, line) for m, line, *_ in ticket_blocks(v.items, v.note)]])
                 first, n = shown.get(v.ticket_id, (0, len(split)))
                 for k in range(first, min(len(split), first + n)):
                     parts.append(((v.ticket_id, k, len(split)), v, split[k]))
-            parts = parts[:self.slots]
-            want = {key for key, _, _ in parts}
-            by_key = {c.key: c for c in self.cards if c.key in want}
-            free = [c for c in self.cards if c.key not in want]
-            order = []
-            for key, v, blocks in parts:
-                card = by_key.get(key) or free.pop(0)
-                self._fill(card, key, v, blocks)
-                order.append(card)
-            for card in free:
-                self._fill(card, None, None, None)
-            order = (order + free)[:self.slots]
-            grid = self.root_w.ids.grid
-            if list(reversed(grid.children)) != order:
-                grid.clear_widgets()
-                for card in order:
-                    grid.add_widget(card)
+            place(self.root_w.ids.grid, self.cards, parts, self.slots, self._fill)
 
-        def _fill(self, card, key, v, blocks):
+        def _fill(self, card, key, v=None, blocks=None):
             """Update one card part; only properties that changed redraw."""
             if v is None:
                 if card.key is not None:
@@ -468,7 +357,7 @@ def build_app(cfg):
             card.selected = v.selected
             card.header_rgba = list(FLASH_RGBA if v.flashing else HEADER_RGBA[v.colour])
             _, k, n = key
-            card.part_text = f"续 cont'd {k + 1}/{n}" + ("  ▶" if k + 1 < n else "") if n > 1 else ""
+            card.part_text = part_text(k, n)
             card.body_text = JOIN.join(b for b, _ in blocks)
             card.lines = [line for _, line in blocks if line is not None]
 
@@ -481,18 +370,9 @@ def build_app(cfg):
                 if not c.ticket_id:
                     continue
                 rect = window_rect(c)
-                x0, y0 = rect[0], rect[1]
-                x1, y1 = x0 + rect[2], y0 + rect[3]
-                lines = []
-                for name, (bx0, by0, bx1, by1) in c.ref_boxes().items():
-                    # to X's origin (top left)
-                    top, bottom = Window.height - by1, Window.height - by0
-                    inside = (x0 <= bx0 and bx1 <= x1 + 1 and y0 <= top and bottom <= y1 + 1
-                              and 0 <= top and bottom <= Window.height)
-                    lines.append({"ref": name,
-                                  "line": int(name[1:].split("~")[0]) if name.startswith("L") else None,
-                                  "rect": [bx0, top, bx1 - bx0, bottom - top], "inside": inside})
-                lines.sort(key=lambda d: d["rect"][1])
+                lines = lines_report(c, c.ids.body)
+                for ln in lines:
+                    ln["line"] = int(ln["ref"][1:].split("~")[0]) if ln["ref"].startswith("L") else None
                 _, k, n = c.key
                 entry = {"ticket_id": c.ticket_id, "number": c.number_text.split(" · ")[0],
                          "part": k + 1, "parts": n, "rect": rect, "header": window_rect(c.ids.header),

@@ -28,6 +28,7 @@ os.environ.setdefault("KIVY_NO_ARGS", "1")
 os.environ.setdefault("KIVY_NO_CONSOLELOG", "1")
 
 from kds.health import ScreenMonitor, alert_rows, alert_strip, guarded, ignored, not_from_topic  # noqa: E402
+from kds.cardkit import block, esc  # noqa: E402
 from kds.common import load_kv, register_cjk_font, run_screen_clock, screen_settings, try_screenshot, window_rect, write_state  # noqa: E402
 from kds.viewmodel import ActionRefused, ExpoRow, ExpoViewModel, StationProgress, Thresholds, ticket_problem  # noqa: E402
 from restobox import contract  # noqa: E402
@@ -226,11 +227,6 @@ class ExpoController:
 # =========================================================================
 
 
-def esc(s: str) -> str:
-    """Text for a Kivy markup label."""
-    return s.replace("&", "&amp;").replace("[", "&bl;").replace("]", "&br;")
-
-
 def progress_text(p: StationProgress) -> str:
     """``"2/3"``; ``"✓ 3/3"`` when the station is done."""
     if p.total_items:
@@ -274,6 +270,40 @@ def service_line(row: ExpoRow) -> str:
     return f"{row.service_text.zh} {row.service_text.en}"
 
 
+def station_rows(p: StationProgress, name: Words) -> list[str]:
+    """A station's rows on an expo card, as markup: its name, progress and
+    acknowledgement, then one row per item (done ones greyed, struck)."""
+    done = p.state == "done"
+    tone = "#1b7a3a" if done else ("#c77700" if p.done_items else "#1c1f24")
+    ack = "#1b7a3a" if (done or p.acked) else "#666b73"
+    rows = [f"[b]{esc(name.zh)}[/b] [size=14sp][color=#5f6368]{esc(name.en)}[/color][/size] "
+            f"[b][color={tone}]{progress_text(p)}[/color][/b] "
+            f"[size=14sp][color={ack}]{ack_text(p)}[/color][/size]"]
+    for i in p.items:
+        text = f"{i.qty}× {esc(i.name_zh)}  [size=14sp]{esc(i.name_en)}[/size]"
+        if i.part_of:
+            text += "  [size=14sp](套餐)[/size]"
+        mark = f"[anchor=I:{p.station}:{i.line}]"  # where the line is drawn, for the state dump
+        rows.append(f"[size=18sp]\n{mark}[color=#9aa0a6][s]{text}[/s][/color][/size]" if i.done
+                    else f"[size=18sp]\n{mark}{text}[/size]")
+    return rows
+
+
+def order_blocks(stations, note: str, names) -> list[tuple[str, str, list[str], bool, str]]:
+    """(markup, key, rows, done, continuation row) of each block of an expo
+    card: the order's note, then one block per station (ref ``S:<station>``)."""
+    out = []
+    if note:
+        rows = [f"[size=17sp][b][color=#1557b0]备注 Note: {esc(note)}[/color][/b][/size]"]
+        out.append((block("note", rows), "note", rows, False, ""))
+    for p in stations:
+        name = names(p.station)
+        rows = station_rows(p, name)
+        cont = f"[b]{esc(name.zh)}[/b] [size=15sp]{esc(name.en)} · 续 cont'd[/size]"
+        out.append((block(f"S:{p.station}", rows), p.station, rows, False, cont))
+    return out
+
+
 # =========================================================================
 # Kivy
 # =========================================================================
@@ -285,19 +315,14 @@ def build_expo_app(cfg: Config):
     from kivy.app import App
     from kivy.clock import Clock
     from kivy.properties import BooleanProperty, NumericProperty, ObjectProperty, OptionProperty, StringProperty
+    from kivy.core.window import Window
+    from kivy.metrics import dp, sp
     from kivy.uix.boxlayout import BoxLayout
 
-    register_cjk_font()
+    from kds.cardkit import JOIN, Measure, anchors_report, cut, fit_grid, lines_report, part_text, place
 
-    class ExpoStationRow(BoxLayout):
-        name_zh = StringProperty("")
-        name_en = StringProperty("")
-        progress_text = StringProperty("")
-        ack_text = StringProperty("")
-        items_text = StringProperty("")
-        done = BooleanProperty(False)
-        started = BooleanProperty(False)
-        acked = BooleanProperty(False)
+    register_cjk_font()
+    Window.clearcolor = (0.05, 0.06, 0.07, 1)  # the backdrop: no rectangle drawn over the whole screen
 
     class ExpoCard(BoxLayout):
         app = ObjectProperty(None)
@@ -306,8 +331,10 @@ def build_expo_app(cfg: Config):
         timer_text = StringProperty("")
         service_text = StringProperty("")
         channel_text = StringProperty("")
-        note_text = StringProperty("")
         status_text = StringProperty("")
+        part_text = StringProperty("")
+        body_text = StringProperty("")
+        key = ObjectProperty(None, allownone=True)  # (order_id, part, parts) shown
         colour = OptionProperty("normal", options=["new", "normal", "warning", "late"])
         flashing = BooleanProperty(False)
         ready = BooleanProperty(False)
@@ -355,11 +382,20 @@ def build_expo_app(cfg: Config):
             self.root_w = ExpoRoot(app=self, columns=cfg.kds.columns, rows=cfg.kds.rows)
             keys = bump_keys.keys_for("recall")
             self.root_w.recall_hint = f"{keys[0].upper()} = 召回 Recall" if keys else ""
+            # the state dump reads the cards once their text and layout are
+            # updated (Kivy does both just before the next frame)
+            self._dump_soon = Clock.create_trigger(lambda dt: self._dump_state(), 0)
+            self.measure_body = Measure(sp(18))
+            self.card_box = None  # (text width, body height) of a card, once laid out
+            self._names = None  # the station names the cards were measured with
+            self._drawn = ([], [], (0, 1, 0))
             self.cards = []
-            for _ in range(cfg.kds.columns * cfg.kds.rows):
-                c = ExpoCard(app=self)
+            self.slots = cfg.kds.columns * cfg.kds.rows
+            for _ in range(self.slots):
+                c = ExpoCard(app=self, opacity=0, disabled=True)
                 self.cards.append(c)
                 self.root_w.ids.grid.add_widget(c)
+            self.root_w.ids.grid.bind(size=self._grid_sized)
             run_screen_clock(self, shot_dir / "kds-expo.png")
             self.ctl.start()
             self.refresh()
@@ -398,13 +434,48 @@ def build_expo_app(cfg: Config):
         def screenshot(self, path: str | None = None) -> str | None:
             return try_screenshot(path or shot_dir / f"kds-expo-{int(time.time())}.png")
 
+        # ---------------------------------------------------- card parts
+        def _grid_sized(self, grid, size):
+            """Once the grid has its size: as many cards as fit at a size
+            staff can read, and how tall a card's body is, so each order
+            takes as many cards as its lines need."""
+            # card padding 4 each side, header 80, footer 40 (72 once ready: see split), body padding 12
+            cols, rows, width, height = fit_grid(grid, cfg.kds.columns, cfg.kds.rows,
+                                                 dp(8) + dp(80) + dp(40) + dp(12), dp(8) + dp(20))
+            box = (width, height)
+            if width <= 0 or height <= 0 or (box, cols, rows) == (self.card_box, self.root_w.columns,
+                                                                  self.root_w.rows):
+                return
+            self.card_box = box
+            if (cols, rows) != (self.root_w.columns, self.root_w.rows):
+                self.slots = cols * rows
+                grid.clear_widgets()  # the refresh below puts back as many cards as fit
+                self.root_w.columns, self.root_w.rows = cols, rows
+                self.ctl.vm.set_page_size(self.slots)
+            self._names = None
+            self.refresh()
+
+        def split(self, stations, note):
+            """An order's blocks cut into card parts: [[(markup, key), ...], ...]."""
+            blocks = order_blocks(stations, note, self.ctl.station_name)
+            if self.card_box is None:
+                return [[(m, key) for m, key, *_ in blocks]]
+            width, height = self.card_box
+            if stations and all(p.state == "done" for p in stations):
+                height -= dp(72) - dp(40)  # a ready card's footer is taller
+            return cut(blocks, lambda m: self.measure_body(m, width), height)
+
         # ------------------------------------------------------- drawing
         def refresh(self, *_):
             vm = self.ctl.vm
+            names = tuple(sorted(self.ctl.station_names.items()))
+            if self.card_box is not None and names != self._names:  # names are on the cards: measure again
+                self._names = names
+                vm.set_measure(lambda stations, note: len(self.split(stations, note)))
             rows = vm.rows_on_page()
             r = self.root_w
             r.clock_text = time.strftime("%H:%M")
-            total = len(rows) + vm.hidden_count
+            total = vm.open_count
             r.count_text = f"{total} 单进行中 open"
             banner = vm.banner
             r.banner_text = f"{banner.zh}    {banner.en}" if banner else ""
@@ -414,51 +485,61 @@ def build_expo_app(cfg: Config):
             r.hidden_text = (f"第 {vm.page + 1}/{vm.pages} 页 · 另有 {vm.hidden_count} 单\n"
                              f"page {vm.page + 1}/{vm.pages} · {vm.hidden_count} more"
                              if vm.hidden_count else "")
+            shown = {oid: (first, n) for oid, first, n in vm.page_parts()}
+            cut_short = [oid for oid, first, n in vm.page_parts() if first + n < vm.slots_of(oid)]
+            if cut_short:  # an order longer than the page goes on over the next
+                number = next((row.number for row in rows if row.order_id == cut_short[-1]), "")
+                r.hidden_text = (f"#{number} 续下页 cont'd ▶\npage {vm.page + 1}/{vm.pages}")
             done = vm.completed_numbers()[:COMPLETED_SHOWN]
             r.completed_text = "\n".join(
                 f"[b]#{n}[/b]" if k == 0 else f"[color=#9aa0a6]#{n}[/color]" for k, n in enumerate(done))
-            for card, row in zip(self.cards, rows + [None] * len(self.cards)):
-                self._fill(card, row)
+            parts = []
+            for row in rows:
+                split = self.split(row.stations, row.note)
+                first, n = shown.get(row.order_id, (0, len(split)))
+                for k in range(first, min(len(split), first + n)):
+                    parts.append(((row.order_id, k, len(split)), row, split[k]))
+            place(r.ids.grid, self.cards, parts, self.slots, self._fill)
+            self._drawn = (rows, done, (vm.page, vm.pages, vm.hidden_count))
             if state_file:
-                self._dump_state(rows, done)
+                self._dump_soon()
 
-        def _fill(self, card, row: ExpoRow | None) -> None:
+        def _fill(self, card, key, row: ExpoRow | None = None, blocks=None) -> None:
+            """Update one card part; only properties that changed redraw."""
             if row is None:
-                if card.order_id:
-                    card.ids.station_box.clear_widgets()
-                    card._shown = None
-                card.order_id, card.opacity, card.disabled = "", 0, True
+                if card.key is not None:
+                    card.order_id, card.key, card.opacity, card.disabled = "", None, 0, True
+                    card.body_text = card.part_text = ""
                 return
-            card.order_id, card.opacity, card.disabled = row.order_id, 1, False
+            card.order_id, card.key, card.opacity, card.disabled = row.order_id, key, 1, False
             card.number_text = f"#{row.number}"
             card.timer_text = row.elapsed_text
             card.service_text = service_line(row)
             card.channel_text = f"{row.channel_text.zh} {row.channel_text.en}"
-            card.note_text = f"备注 Note: {row.note}" if row.note else ""
             card.colour, card.flashing = row.colour, row.flashing
             card.ready, card.selected = row.ready, row.selected
             card.status_text = status_text(row)
-            names = {p.station: self.ctl.station_name(p.station) for p in row.stations}
-            shown = (row.stations, tuple(names.items()))
-            if getattr(card, "_shown", None) == shown:  # the timer ticks; the rows stay
-                return
-            card._shown = shown
-            box = card.ids.station_box
-            box.clear_widgets()
-            for p in row.stations:
-                name = names[p.station]
-                box.add_widget(ExpoStationRow(
-                    name_zh=esc(name.zh), name_en=esc(name.en), progress_text=progress_text(p),
-                    ack_text=ack_text(p), items_text=items_markup(p), done=p.state == "done",
-                    started=p.done_items > 0, acked=p.acked))
+            _, k, n = key
+            card.part_text = part_text(k, n)
+            card.body_text = JOIN.join(b for b, _ in blocks)
 
-        def _dump_state(self, rows, completed) -> None:
-            by_id = {c.order_id: c for c in self.cards if c.order_id}
+        def _dump_state(self) -> None:
+            rows, completed, (page, pages, hidden) = self._drawn
+            first, cards = {}, []
+            for c in reversed(self.root_w.ids.grid.children):
+                if not c.order_id:
+                    continue
+                _, k, n = c.key
+                entry = {"order_id": c.order_id, "number": c.number_text, "part": k + 1, "parts": n,
+                         "part_text": c.part_text, "rect": window_rect(c), "lines": lines_report(c, c.ids.body),
+                         "items": anchors_report(c, c.ids.body)}
+                cards.append(entry)
+                first.setdefault(c.order_id, (c, entry))
             orders = []
             for row in rows:
-                card = by_id.get(row.order_id)
-                if card is None:
+                if row.order_id not in first:
                     continue
+                card, entry = first[row.order_id]
                 stations = []
                 for p in row.stations:
                     name = self.ctl.station_name(p.station)
@@ -467,15 +548,15 @@ def build_expo_app(cfg: Config):
                                      "text": f"{name.zh} {name.en} {progress_text(p)} {ack_text(p)}"})
                 orders.append({"order_id": row.order_id, "number": row.number, "ready": row.ready,
                                "selected": row.selected, "colour": row.colour, "flashing": row.flashing,
-                               "status": card.status_text,
-                               "stations": stations, "rect": window_rect(card)})
+                               "status": card.status_text, "parts": entry["parts"],
+                               "stations": stations, "rect": entry["rect"]})
             ids = self.root_w.ids
             write_state(state_file, {
-                "screen": "expo", "orders": orders, "completed": completed,
+                "screen": "expo", "orders": orders, "cards": cards, "completed": completed,
                 "banner": self.root_w.banner_text, "notice": self.root_w.notice_text,
                 "alerts": alert_rows(self.ctl.monitor.alerts), "alert_strip": self.root_w.alert_text,
                 "alert_rect": window_rect(ids.alerts), "grid_rect": window_rect(ids.grid),
-                "hidden": self.ctl.vm.hidden_count, "page": self.ctl.vm.page, "pages": self.ctl.vm.pages,
+                "hidden": hidden, "page": page, "pages": pages, "hidden_text": self.root_w.hidden_text,
                 "buttons": {k: window_rect(ids[k]) for k in ("prev_page", "recall", "next_page")},
             })
 

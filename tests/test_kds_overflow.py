@@ -146,3 +146,49 @@ def test_every_line_of_the_longest_order_is_on_the_station_screen(size, broker, 
         assert len(bumps) == 1
     finally:
         s.stop()
+
+
+def expo_config(path, broker, w, h):
+    return device_config(path, broker, "expo-1", "expo", f"""[kds]
+mode = "expo"
+width = {w}
+height = {h}
+""")
+
+
+@pytest.mark.parametrize("size", SIZES, ids=lambda s: f"{s[0]}x{s[1]}")
+def test_every_line_of_the_longest_order_is_on_the_expo_screen(size, broker, hub, kiosk, monitor, tmp_path, xvfb):
+    w, h = size
+    s = ScreenProcess(xvfb, expo_config(tmp_path / "expo.toml", broker, w, h), tmp_path)
+    s.start()
+    try:
+        kiosk.submit(new_order(KUNG_PAO))
+        order = birthday_order()
+        assert kiosk.submit(order).status == "accepted"
+        kiosk.submit(new_order(KUNG_PAO))
+        st = s.wait(lambda st: len(st["orders"]) + st["hidden"] == 3 and all(c["lines"] for c in st["cards"]))
+        assert st["window"] == [w, h]
+        states = every_page(s, st["pages"])
+        shot = s.screenshot(f"expo-{w}x{h}.png")
+        keep_shot(shot, f"expo-{w}x{h}.png")
+        cards = [c for page in states for c in page["cards"]]
+        big = [c for c in cards if c["number"] == "#2"]
+        n = len(big)
+        assert n >= 2, "20 lines with a note do not fit one expo card: the order must go on"
+        assert [c["part"] for c in big] == list(range(1, n + 1))
+        assert all(c["parts"] == n and f"{c['part']}/{n}" in c["part_text"] for c in big)
+        # the note and the wok station's rows, wholly inside their cards and the window
+        refs = [ln["ref"] for c in big for ln in c["lines"]]
+        assert refs[0] == "note" and "S:wok" in refs and len(refs) == len(set(refs))
+        assert all(ln["inside"] for c in cards for ln in c["lines"])
+        # each of the 20 item lines once, inside its card and the window
+        items = [a for c in big for a in c["items"]]
+        assert sorted(a["anchor"] for a in items) == sorted(f"I:wok:{k}" for k in range(1, 21))
+        assert all(a["inside"] for a in items)
+        assert [c["number"] for c in cards] == ["#1"] + ["#2"] * n + ["#3"]
+        for page in states:
+            last = [c for c in page["cards"] if c["number"] == "#2"][-1:]
+            if last and last[0]["part"] < n:
+                assert "#2 续下页 cont'd" in page["hidden_text"]
+    finally:
+        s.stop()

@@ -1,8 +1,5 @@
-"""How a ticket's blocks (its note, then one block per item line) are cut
-into card parts so that none is hidden: a ticket taller than a card goes on
-as many cards as it needs ("续 cont'd 1/2"). The screen measures the blocks
-with its fonts; this is the plain arithmetic. Also used for the all-day
-panel's pages."""
+"""Rows of given heights cut into pages that fit (the all-day panel's
+pages); plain arithmetic, the screen measures the rows with its fonts."""
 
 from __future__ import annotations
 
@@ -22,11 +19,3 @@ def pack(heights: Sequence[float], capacity: float) -> list[tuple[int, int]]:
         used += h
     parts.append((start, len(heights)))
     return parts
-
-
-def split_ticket(heights: Sequence[float], card: float, strip: float) -> list[tuple[int, int]]:
-    """The parts of one ticket: all on one card when they fit in ``card``;
-    otherwise each card gives ``strip`` of its height to the "cont'd" strip."""
-    if sum(heights) <= card:
-        return [(0, len(heights))]
-    return pack(heights, card - strip)

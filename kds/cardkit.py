@@ -1,0 +1,216 @@
+"""What the station and expo screens' cards share: a card part's text as
+markup blocks (one ref each, so a touch finds its line and the state dump
+finds where each line is drawn), measuring blocks with the real fonts,
+cutting a ticket into card parts that fit, fitting the grid to the display,
+and moving card widgets with their ticket part instead of refilling them.
+
+The markup helpers are plain Python; the others import Kivy when called."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+SPACER = "[size=9sp]\n [/size]"
+# Blocks are joined by a small newline: a newline in the card's base size
+# would make the spacer line above it as tall as a line of text (a newline
+# takes the size of the text around it and sets the next line's height).
+JOIN = "[size=4sp]\n[/size]"
+STRIP_DP = 30
+"""Height of the "cont'd" strip of a card part of a longer ticket."""
+
+# The smallest card a cook reads from a step away (dp); a small display shows
+# fewer columns or rows than configured rather than cards too small to hold a dish.
+MIN_CARD_W = 230
+MIN_CARD_H = 400
+
+
+def esc(s: str) -> str:
+    """Text for a Kivy markup label."""
+    return s.replace("&", "&amp;").replace("[", "&bl;").replace("]", "&br;")
+
+
+def block(ref: str, rows: Sequence[str], done: bool = False) -> str:
+    """Rows as one block: a ref, then a little space. Every row but the
+    first starts with its newline inside its own size."""
+    text = "".join(rows)
+    if rows and rows[0].startswith("[size=") and "]\n" in rows[0][:14]:
+        text = text.replace("\n", "", 1)  # a block's first row starts no new line
+    if done:
+        text = f"[color=#8c8c8c]{text}[/color]"
+    return f"[ref={ref}]{text}[/ref]{SPACER}"
+
+
+def cut(blocks: Sequence[tuple[str, object, Sequence[str], bool, str]], measure: Callable[[str], float],
+        room: float) -> list[list[tuple[str, object]]]:
+    """Blocks ``(markup, key, rows, done, cont)`` of one ticket cut into card
+    parts ``[[(markup, key), ...], ...]`` for a body ``room`` tall: all on
+    one card when they fit; otherwise the parts (each with its "cont'd"
+    strip) filled in order. A block that fits a card is never cut; a taller
+    one is cut between its rows (``ref``, ``ref~2``, ... each piece after
+    the first opening with ``cont``); one row taller than a card still has a
+    piece of its own."""
+    whole = [(markup, key) for markup, key, *_ in blocks]
+    if sum(measure(m) for m, _ in whole) <= room:
+        return [whole]
+    fit = room - _dp(STRIP_DP)
+    parts: list[list[tuple[str, object]]] = [[]]
+    used = 0.0
+    for markup, key, rows, done, cont in blocks:
+        h = measure(markup)
+        if used + h > fit and h <= fit and parts[-1]:  # whole, on the next card
+            parts.append([])
+            used = 0.0
+        if h <= fit:
+            parts[-1].append((markup, key))
+            used += h
+            continue
+        ref = markup[5:markup.index("]")]
+        k, piece, content = 1, [], 0
+        for row in rows:
+            name = ref if k == 1 else f"{ref}~{k}"
+            if used + measure(block(name, piece + [row], done)) > fit and (content or used):
+                if content:
+                    parts[-1].append((block(name, piece, done), key))
+                    k += 1
+                parts.append([])
+                used = 0.0
+                piece, content = ([cont] if cont and k > 1 else []), 0
+            piece.append(row)
+            content += 1
+        last = block(ref if k == 1 else f"{ref}~{k}", piece, done)
+        parts[-1].append((last, key))
+        used += measure(last)
+    return [p for p in parts if p]
+
+
+def part_text(k: int, n: int) -> str:
+    """The strip of card part ``k`` (from 0) of ``n``."""
+    return f"续 cont'd {k + 1}/{n}" + ("  ▶" if k + 1 < n else "") if n > 1 else ""
+
+
+def _dp(v: float) -> float:
+    from kivy.metrics import dp
+
+    return dp(v)
+
+
+class Measure:
+    """Heights of markup blocks at a width, from the text layout alone (no
+    texture), as the card's body label lays them out; bounded."""
+
+    LIMIT = 4000
+
+    def __init__(self, font_size: float, line_height: float = 1.0) -> None:
+        self.font_size = font_size
+        self.line_height = line_height
+        self.cache: dict[tuple[str, int], float] = {}
+
+    def __call__(self, markup: str, width: int) -> float:
+        from kivy.core.text.markup import MarkupLabel
+
+        key = (markup, width)
+        h = self.cache.get(key)
+        if h is None:
+            lbl = MarkupLabel(text=markup, font_size=self.font_size, text_size=(width, None),
+                              halign="left", valign="top", line_height=self.line_height)
+            lbl.resolve_font_name()
+            h = lbl.render()[1]
+            if len(self.cache) >= self.LIMIT:
+                self.cache.clear()
+            self.cache[key] = h
+        return h
+
+
+def ref_boxes(label) -> dict[str, tuple[float, float, float, float]]:
+    """name -> (x0, y0, x1, y1) of each ref of a markup label, in window
+    coordinates (Kivy's: origin bottom left)."""
+    tw, th = label.texture_size
+    left = label.center_x - tw / 2.0
+    top = label.center_y + th / 2.0
+    out = {}
+    for name, zones in label.refs.items():
+        x0 = min(z[0] for z in zones)
+        x1 = max(z[2] for z in zones)
+        y_top = min(z[1] for z in zones)
+        y_bottom = max(z[3] for z in zones)
+        wx0, wy0 = label.to_window(left + x0, top - y_bottom)
+        wx1, wy1 = label.to_window(left + x1, top - y_top)
+        out[name] = (wx0, wy0, wx1, wy1)
+    return out
+
+
+def lines_report(card, label) -> list[dict]:
+    """For the state dump: each ref of ``label`` with its rect (window
+    pixels, origin top left) and whether it lies wholly inside ``card`` and
+    the window."""
+    from kivy.core.window import Window
+
+    from kds.common import window_rect
+
+    x0, y0, w, h = window_rect(card)
+    x1, y1 = x0 + w, y0 + h
+    out = []
+    for name, (bx0, by0, bx1, by1) in ref_boxes(label).items():
+        top, bottom = Window.height - by1, Window.height - by0
+        inside = (x0 <= bx0 and bx1 <= x1 + 1 and y0 <= top and bottom <= y1 + 1
+                  and 0 <= top and bottom <= Window.height)
+        out.append({"ref": name, "rect": [bx0, top, bx1 - bx0, bottom - top], "inside": inside})
+    out.sort(key=lambda d: d["rect"][1])
+    return out
+
+
+def anchors_report(card, label) -> list[dict]:
+    """For the state dump: each anchor of ``label`` (the start of a line)
+    with whether it lies inside ``card`` and the window."""
+    from kivy.core.window import Window
+
+    tw, th = label.texture_size
+    left = label.center_x - tw / 2.0
+    top = label.center_y + th / 2.0
+    cx, cy = card.to_window(card.x, card.y)
+    out = []
+    for name, (ax, ay) in label.anchors.items():
+        wx, wy = label.to_window(left + ax, top - ay)
+        inside = (cx <= wx <= cx + card.width and cy <= wy <= cy + card.height
+                  and 0 <= wx <= Window.width and 0 <= wy <= Window.height)
+        out.append({"anchor": name, "pos": [wx, Window.height - wy], "inside": inside})
+    out.sort(key=lambda d: d["pos"][1])
+    return out
+
+
+def fit_grid(grid, columns: int, rows: int, chrome_h: float, chrome_w: float):
+    """(columns, rows, body width, body height) of the cards that fit the
+    grid: at most the configured columns and rows, none smaller than
+    MIN_CARD_W x MIN_CARD_H; ``chrome_*`` is what a card gives to its
+    padding, header and footer."""
+    from kivy.metrics import dp
+
+    sp = grid.spacing[1] if isinstance(grid.spacing, (list, tuple)) else grid.spacing
+    cols = max(1, min(columns, int((grid.width + sp) // (dp(MIN_CARD_W) + sp))))
+    rws = max(1, min(rows, int((grid.height + sp) // (dp(MIN_CARD_H) + sp))))
+    card_w = (grid.width - sp * (cols - 1)) / cols
+    card_h = (grid.height - sp * (rws - 1)) / rws
+    return cols, rws, int(card_w - chrome_w), card_h - chrome_h
+
+
+def place(grid, cards: list, parts: list, slots: int, fill) -> None:
+    """Put ``parts`` ``[(key, *data)]`` on ``cards`` in order. A card keeps
+    its part (and its text's texture) while the part stays on screen, only
+    moving in the grid; ``fill(card, key, *data)`` updates a card (``key``
+    None: blank)."""
+    parts = parts[:slots]
+    want = {p[0] for p in parts}
+    by_key = {c.key: c for c in cards if c.key in want}
+    free = [c for c in cards if c.key not in want]
+    order = []
+    for key, *data in parts:
+        card = by_key.get(key) or free.pop(0)
+        fill(card, key, *data)
+        order.append(card)
+    for card in free:
+        fill(card, None)
+    order = (order + free)[:slots]
+    if list(reversed(grid.children)) != order:
+        grid.clear_widgets()
+        for card in order:
+            grid.add_widget(card)
