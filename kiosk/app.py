@@ -21,6 +21,7 @@ had delivered them: UI tests and the benchmark).
 
 from __future__ import annotations
 
+import bisect
 import gc
 import logging
 import os
@@ -79,6 +80,40 @@ def run(cfg_path: str | None, deep_link: str | None = None) -> int:
     configure_kivy(cfg)
     build_app(cfg, deep_link=deep_link).run()
     return 0
+
+
+# Text is drawn in these sizes only (pixels; each about 12 % above the last):
+# SDL_ttf opens the Chinese font once per size and weight, about 2.5 MB each
+# (a CFF font of 65,000 glyphs), and the .kv's sizes times the density and
+# large text made 37 of them after one order, 24 on this scale. A text is
+# never drawn larger than the .kv asks (it fits where it fit), at most 10 %
+# smaller.
+TYPE_SCALE = tuple(sorted({round(15 * 1.12 ** k) for k in range(30)}))
+
+
+def on_type_scale(px: float) -> float:
+    """The largest size of TYPE_SCALE not above ``px`` (``px`` itself below the scale)."""
+    i = bisect.bisect_right(TYPE_SCALE, px)
+    return float(TYPE_SCALE[i - 1]) if i else px
+
+
+def use_type_scale() -> None:
+    """Every text the kiosk draws (Kivy's core label, markup included) in a size of TYPE_SCALE."""
+    from kivy.core.text import LabelBase
+
+    if getattr(LabelBase, "_type_scale", False):
+        return
+
+    refresh = LabelBase.refresh
+
+    def scaled_refresh(self):
+        # the size is read when the text is laid out and drawn, here (Kivy's
+        # layout code takes only a plain dict, so the options are not wrapped)
+        self.options["font_size"] = on_type_scale(self.options["font_size"])
+        return refresh(self)
+
+    LabelBase.refresh = scaled_refresh
+    LabelBase._type_scale = True
 
 
 def rgba(hex_colour: str, alpha: float = 1.0) -> list[float]:
@@ -165,6 +200,7 @@ def build_app(cfg, deep_link: str | None = None):
     from kiosk.tiles import PhotoTextures, sync_children
 
     register_cjk_font()
+    use_type_scale()
 
     class KButton(ButtonBehavior, Label):
         """A touch target: ``target`` is what goes to the view model's tap()."""
