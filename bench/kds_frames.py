@@ -28,6 +28,18 @@ wrappers around ``Clock.idle`` (the frame-rate sleep), ``Window.on_draw``,
 ``Window.flip``, ``Label.texture_update`` (text rendering), the app's
 ``refresh`` and ``_on_key``, and ``StationController.save``.
 
+Budgets (DESIGN.md; ratios to the floor measured in the same run):
+
+- ``drawn_work_ratio``: drawn-frame work p95 with the tickets open (idle,
+  storm, single bumps) / the empty window's drawn-frame work p95 when it is
+  redrawn every frame (<= 2.0);
+- ``bump_redraw_over_floor_ms``: ``bump_redraw_ms`` less that floor (<= 50);
+- ``rss_over_empty_mb``: ``rss_mb`` less the empty window's (<= 60);
+- ``rss_growth_mb``: VmRSS after the single bumps less before the storm (<= 5);
+- ``cpu_ms_per_bump``: CPU time of the screen's process (/proc/PID/stat
+  utime + stime) over the storm, less the idle rate over the same time
+  (``cpu_idle_ms_per_s``, the timers), per bump.
+
 Baseline, same run, same display: the same child with an empty Kivy window
 (same Config, no content): frame time idle, frame time with a full redraw
 forced every frame (what the software GL costs per drawn frame), start-up
@@ -62,6 +74,7 @@ from restobox.bus import Bus, Incoming  # noqa: E402
 from restobox.contract import topics  # noqa: E402
 from restobox.data import load_sample_menu  # noqa: E402
 from restobox.sim import random_order  # noqa: E402
+from bench.storekit import proc_stat  # noqa: E402
 from tests.ui_support import ScreenProcess, Xvfb  # noqa: E402
 
 STATION = "wok"
@@ -578,14 +591,17 @@ def main() -> int:
 
             say(f"idle with {n_orders} open tickets, {idle_s:g} s ...")
             a0 = mono()
+            cpu_a0 = proc_stat(p.proc.pid)[0]
             time.sleep(idle_s)
             a1 = mono()
+            cpu_a1 = proc_stat(p.proc.pid)[0]
             mem["idle"] = p.mem()
 
             say(f"bump storm: {storm_n} × Return, one every {args.bump_interval_ms:g} ms ...")
             x.key("Right")  # select the first ticket; after a bump the next one is selected
             time.sleep(0.3)
             s0 = mono()
+            cpu_s0 = proc_stat(p.proc.pid)[0]
             for k in range(storm_n):
                 due = s0 + k * args.bump_interval_ms / 1000
                 while mono() < due:
@@ -594,6 +610,8 @@ def main() -> int:
             p.wait_open(lambda n: n <= n_orders - storm_n, 30, "the storm's tickets gone")
             time.sleep(0.6)  # the hub's copies of the bumped tickets arrive and are drawn
             s1 = mono()
+            cpu_s1 = proc_stat(p.proc.pid)[0]
+            mem["storm"] = p.mem()
 
             say(f"single bumps: {single_n}, one a second ...")
             g0 = mono()
@@ -650,7 +668,23 @@ def main() -> int:
                     f"after {starts[-1]:.2f} s; RSS 2 s later {mems[-1]['VmRSS']:.0f} MB")
 
             rss = max([m["VmRSS"] for m in mems] + [mem["end"]["VmRSS"]])
+            # CPU of the screen's process per bump: the storm's CPU time less
+            # what the same stretch costs idle (the once-a-second timers)
+            idle_rate = (cpu_a1 - cpu_a0) / (a1 - a0)
+            cpu_per_bump = ((cpu_s1 - cpu_s0) - idle_rate * (s1 - s0)) * 1000 / storm_n
+            floor = base_draw["drawn_work_p95_ms"]
+            budgets = {
+                # drawn-frame work p95 (tickets open: idle, storm, single bumps) / an empty window's redraw p95
+                "drawn_work_ratio": round(loaded["drawn_work_p95_ms"] / floor, 2),
+                "bump_redraw_over_floor_ms": r1(all_b["p95_ms"] - floor),
+                "rss_over_empty_mb": r1(rss - base_mem["VmRSS"]),
+                # before the storm to after the single bumps
+                "rss_growth_mb": r1(mem["end"]["VmRSS"] - mem["idle"]["VmRSS"]),
+                "cpu_ms_per_bump": r1(cpu_per_bump),
+                "cpu_idle_ms_per_s": r1(idle_rate * 1000),
+            }
             figures = {
+                **budgets,
                 "p95_frame_ms": loaded["p95_ms"],
                 "bump_redraw_ms": all_b["p95_ms"],
                 "startup_s": round(max(starts), 2),
@@ -673,6 +707,10 @@ def main() -> int:
                 "cpus": os.cpu_count(),
                 "seconds": r1(mono() - t_begin),
             }
+            say(f"budgets: drawn_work_ratio {budgets['drawn_work_ratio']} (<= 2.0), bump_redraw_over_floor_ms "
+                f"{budgets['bump_redraw_over_floor_ms']} (<= 50), rss_over_empty_mb {budgets['rss_over_empty_mb']} "
+                f"(<= 60), rss_growth_mb {budgets['rss_growth_mb']} (<= 5), cpu_ms_per_bump "
+                f"{budgets['cpu_ms_per_bump']} (idle {budgets['cpu_idle_ms_per_s']} ms/s)")
             say(f"p95 frame {figures['p95_frame_ms']} ms (budget 20; empty window {base_idle['p95_ms']} ms, "
                 f"redrawn every frame {base_draw['p95_ms']} ms); bump → redraw p95 {figures['bump_redraw_ms']} ms "
                 f"(budget 50); start {figures['startup_s']} s, first frame {figures['startup_first_frame_s']} s "

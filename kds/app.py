@@ -102,13 +102,15 @@ def build_app(cfg):
     from kds.controller import StationController
     from kds.health import alert_rows, alert_strip
     from kds.viewmodel import AllDayPager, BumpBarMap
-    from kds.cardkit import Measure, cut, fit_grid, lines_report, part_text, place, ref_boxes
+    from kds.cardkit import PAPER, STRIP_DP, Measure, body_height, cut, fit_grid, lines_report, paint_gaps, part_text, place, ref_boxes
     from kds.viewmodel.cards import pack
     from kds.common import (load_kv, register_cjk_font, run_screen_clock, screen_settings, try_screenshot,
                             window_rect, write_state)
 
     register_cjk_font()
-    Window.clearcolor = (0.05, 0.06, 0.07, 1)  # the backdrop: no rectangle drawn over the whole screen
+    # The cards' paper is the window's clear colour; the backdrop is painted
+    # around them (see station.kv, cardkit.paint_gaps)
+    Window.clearcolor = PAPER
 
     class TicketCard(BoxLayout):
         """One card part of a ticket; the app keeps a fixed set of these and
@@ -124,6 +126,7 @@ def build_app(cfg):
         app = ObjectProperty(None)
         key = ObjectProperty(None, allownone=True)  # (ticket_id, part, parts) shown
         lines = ListProperty([])  # the item lines of this part
+        body_h = NumericProperty(0)
 
         def on_touch_down(self, touch):
             if self.ticket_id and self.collide_point(*touch.pos):
@@ -164,6 +167,7 @@ def build_app(cfg):
         allday_title = StringProperty("全天数量 All day")
         allday_text = StringProperty("")
         allday_more = StringProperty("")
+        allday_h = NumericProperty(0)
         columns = NumericProperty(5)
         rows = NumericProperty(2)
 
@@ -193,10 +197,11 @@ def build_app(cfg):
             self.cards = []
             self.slots = cfg.kds.columns * cfg.kds.rows
             for _ in range(self.slots):
-                c = TicketCard(app=self, opacity=0, disabled=True)  # empty until a ticket comes
+                c = TicketCard(app=self, disabled=True)  # empty until a ticket comes
                 self.cards.append(c)
                 self.root_w.ids.grid.add_widget(c)
             self.root_w.ids.grid.bind(size=self._grid_sized)
+            paint_gaps(self.root_w.ids.grid)
             self.root_w.ids.allday_panel.bind(on_touch_up=self._allday_touch)
             run_screen_clock(self, shot_dir / f"kds-{cfg.kds.station}.png")
             self.bumpbar = None
@@ -315,16 +320,19 @@ def build_app(cfg):
         def _fill_allday(self, rows):
             panel = self.root_w.ids.allday
             width = int(panel.width)
+            room = self.root_w.ids.allday_panel.height - dp(40 + 52 + 20 + 6)  # title, "more", padding
             lines = [f"[b]{c.qty:>3}[/b]  {_esc(c.name_zh)}  [color=#9aa0a6]{_esc(c.name_en)}[/color]"
                      for c in rows]
-            if width > 1 and panel.height > 1:
-                bounds = pack([self.measure_allday(t, width) for t in lines], panel.height)
+            heights = [self.measure_allday(t, width) for t in lines] if width > 1 else []
+            if heights and room > 1:
+                bounds = pack(heights, room)
             else:
                 bounds = [(0, len(lines))]
             page = self.allday_pager.view(rows, bounds)
             self.allday_pages = page.pages
             start, end = bounds[page.page]
             r = self.root_w
+            r.allday_h = body_height(heights[start:end], 0, max(0, room), dp(40)) if heights else 0
             r.allday_text = "\n".join(lines[start:end])  # a property: unchanged text redraws nothing
             r.allday_more = (f"▼ 还有 {page.more} 项 · {page.more} more\n点按翻页 tap: page {page.page + 1}/{page.pages}"
                              if page.pages > 1 else "")
@@ -345,11 +353,12 @@ def build_app(cfg):
             """Update one card part; only properties that changed redraw."""
             if v is None:
                 if card.key is not None:
-                    card.opacity, card.disabled, card.ticket_id, card.key = 0, True, "", None
-                    card.body_text = card.part_text = ""
+                    card.disabled, card.ticket_id, card.key, card.selected = True, "", None, False
+                    card.body_text = card.part_text = card.number_text = card.timer_text = card.service_text = ""
+                    card.body_h = 0
                     card.lines = []
                 return
-            card.opacity, card.disabled = 1, False
+            card.disabled = False
             card.ticket_id, card.key = v.ticket_id, key
             card.number_text = f"#{v.number} · {v.provisional}" if v.provisional else f"#{v.number}"
             card.timer_text = v.elapsed_text
@@ -358,6 +367,10 @@ def build_app(cfg):
             card.header_rgba = list(FLASH_RGBA if v.flashing else HEADER_RGBA[v.colour])
             _, k, n = key
             card.part_text = part_text(k, n)
+            if self.card_box is not None:
+                width, height = self.card_box
+                card.body_h = body_height([self.measure_body(b, width) for b, _ in blocks], dp(12),
+                                          height + dp(12) - (dp(STRIP_DP) if n > 1 else 0))
             card.body_text = JOIN.join(b for b, _ in blocks)
             card.lines = [line for _, line in blocks if line is not None]
 

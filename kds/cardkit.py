@@ -83,6 +83,16 @@ def cut(blocks: Sequence[tuple[str, object, Sequence[str], bool, str]], measure:
     return [p for p in parts if p]
 
 
+def body_height(heights: Sequence[float], padding: float, room: float, step: float = 48) -> float:
+    """A card body's height for blocks of ``heights``: the text's, rounded up
+    to ``step`` (so its texture is reused as the text changes), at most
+    ``room``."""
+    if not heights:
+        return 0.0
+    need = sum(heights) + padding
+    return min(room, -(-need // step) * step)
+
+
 def part_text(k: int, n: int) -> str:
     """The strip of card part ``k`` (from 0) of ``n``."""
     return f"续 cont'd {k + 1}/{n}" + ("  ▶" if k + 1 < n else "") if n > 1 else ""
@@ -191,6 +201,33 @@ def fit_grid(grid, columns: int, rows: int, chrome_h: float, chrome_w: float):
     card_w = (grid.width - sp * (cols - 1)) / cols
     card_h = (grid.height - sp * (rws - 1)) / rws
     return cols, rws, int(card_w - chrome_w), card_h - chrome_h
+
+
+PAPER = (0.98, 0.98, 0.96, 1)
+BACKDROP = (0.05, 0.06, 0.07, 1)
+
+
+def paint_gaps(grid, rgba=BACKDROP) -> None:
+    """The backdrop between a grid's cards, as thin rectangles: the cards'
+    paper is the window's clear colour, so nothing is drawn twice under a
+    card (fill costs on a software rasteriser)."""
+    from kivy.graphics import Color, Rectangle
+
+    def paint(*_):
+        sp = grid.spacing[0] if isinstance(grid.spacing, (list, tuple)) else grid.spacing
+        cols, rows = int(grid.cols or 1), int(grid.rows or 1)
+        cw = (grid.width - sp * (cols - 1)) / cols
+        ch = (grid.height - sp * (rows - 1)) / rows
+        grid.canvas.before.clear()
+        with grid.canvas.before:
+            Color(*rgba)
+            for k in range(1, cols):
+                Rectangle(pos=(grid.x + k * (cw + sp) - sp, grid.y), size=(sp, grid.height))
+            for k in range(1, rows):
+                Rectangle(pos=(grid.x, grid.y + k * (ch + sp) - sp), size=(grid.width, sp))
+
+    grid.bind(pos=paint, size=paint, cols=paint, rows=paint)
+    paint()
 
 
 def place(grid, cards: list, parts: list, slots: int, fill) -> None:

@@ -319,7 +319,7 @@ def build_expo_app(cfg: Config):
     from kivy.metrics import dp, sp
     from kivy.uix.boxlayout import BoxLayout
 
-    from kds.cardkit import JOIN, Measure, anchors_report, cut, fit_grid, lines_report, part_text, place
+    from kds.cardkit import JOIN, STRIP_DP, Measure, anchors_report, body_height, cut, fit_grid, lines_report, part_text, place
 
     register_cjk_font()
     Window.clearcolor = (0.05, 0.06, 0.07, 1)  # the backdrop: no rectangle drawn over the whole screen
@@ -335,6 +335,7 @@ def build_expo_app(cfg: Config):
         part_text = StringProperty("")
         body_text = StringProperty("")
         key = ObjectProperty(None, allownone=True)  # (order_id, part, parts) shown
+        body_h = NumericProperty(0)
         colour = OptionProperty("normal", options=["new", "normal", "warning", "late"])
         flashing = BooleanProperty(False)
         ready = BooleanProperty(False)
@@ -510,6 +511,7 @@ def build_expo_app(cfg: Config):
                 if card.key is not None:
                     card.order_id, card.key, card.opacity, card.disabled = "", None, 0, True
                     card.body_text = card.part_text = ""
+                    card.body_h = 0
                 return
             card.order_id, card.key, card.opacity, card.disabled = row.order_id, key, 1, False
             card.number_text = f"#{row.number}"
@@ -521,6 +523,14 @@ def build_expo_app(cfg: Config):
             card.status_text = status_text(row)
             _, k, n = key
             card.part_text = part_text(k, n)
+            if self.card_box is not None:
+                width, height = self.card_box
+                if row.ready:
+                    height -= dp(72) - dp(40)
+                card.body_h = body_height([self.measure_body(b, width) for b, _ in blocks], dp(12),
+                                          height + dp(12) - (dp(STRIP_DP) if n > 1 else 0))
+            else:
+                card.body_h = 0
             card.body_text = JOIN.join(b for b, _ in blocks)
 
         def _dump_state(self) -> None:
