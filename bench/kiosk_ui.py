@@ -3,8 +3,9 @@ kiosk app (``python -m kiosk``, the production entry point) in a real Kivy
 window (portrait 1080x1920) on a private Xvfb, fed the real menu by the real
 hub through the real broker, tapped with real X clicks (xdotool).
 
-Figures (DESIGN.md budgets: app start to usable screen <= 3 s, <= 150 MB
-resident per Kivy app):
+Figures (DESIGN.md budgets: app start to usable screen <= 3 s; tap -> next
+screen drawn p95 <= 2x the empty window's; resident memory <= 60 MB over an
+empty Kivy window, flat over hours):
 
 - ``startup_s``: from spawning ``python -m kiosk`` to the end of the first
   frame that shows the attract screen; the slowest of the first start (no
@@ -12,14 +13,31 @@ resident per Kivy app):
   retained message) and the restarts (menu cached). ``startup_menu_s``:
   first start to the first state dump that says the menu is there (the dump
   is written through a 0.15 s trigger, so up to ~0.15 s late);
-- ``tap_ms``: median, over the taps that change the screen (attract ->
-  language -> service -> menu -> item and back, in both languages), from
+- ``tap_ms``: median, over the taps that change the screen (the order
+  cycles below, in both languages), from
   the X button release (``xdotool mouseup``) to the end of the first frame
   drawn with the new screen; ``tap_p95_ms`` the 95th percentile;
-  ``tap_same_screen_ms`` the same for taps that rebuild the screen in place
+  ``tap_same_screen_ms`` the same for taps that update the screen in place
   (choosing take-away, switching a menu category);
 - ``rss_mb``: VmRSS of the kiosk after the menu was shown and every screen of
-  the cycles was visited (``rss_peak_mb``: its VmHWM).
+  the cycles was visited (``rss_peak_mb``: its VmHWM);
+- ``tap_p95_ratio``: ``tap_p95_ms`` / the empty window's tap p95 (budget
+  <= 2.0), with a photo on every tile (the sample menu has one for every
+  dish: the hub publishes them, the kiosk cuts them to tiles; the taps begin
+  once the kiosk has them all, ``startup_photos_s``); the tap that places the
+  order (pay -> confirm: a round trip to the hub) is not a screen tap and is
+  left out;
+- ``rss_over_empty_mb``: ``rss_mb`` - the empty window's RSS (budget <= 60);
+- ``rss_growth_mb``: RSS after the last order cycle - after the first (the
+  first builds the screens and reads the photos; budget <= 5 over 20 cycles:
+  the full run does 21 cycles, --quick fewer);
+- ``cpu_ms_per_tap``: the kiosk process's CPU time (utime + stime from
+  /proc/<pid>/stat) over the cycles / the taps made; ``baseline_cpu_ms_per_tap``
+  the same for the empty window.
+
+A cycle is one whole order: attract -> language -> service (take-away) -> menu
+-> another category -> a dish -> back -> the dish again -> add -> cart ->
+checkout -> pay at the counter -> number -> done -> attract.
 
 "Drawn" comes from a hook in kiosk/app.py: with RESTOBOX_KIOSK_SHOWN=FILE the
 app appends "<screen> shown at <time.time()>" to FILE once a frame has been
@@ -34,8 +52,8 @@ an empty Kivy window (``python -c BASELINE``): its start-up to the first
 frame drawn, its RSS, and X click -> a new one-label screen drawn, with the
 same hook code.
 
-    python bench/kiosk_ui.py --quick      # about 17 s: 2 tap cycles (20 taps), 1 restart
-    python bench/kiosk_ui.py              # about 45 s: 6 tap cycles (60 taps), 3 restarts
+    python bench/kiosk_ui.py --quick      # under 30 s: 2 order cycles (28 taps), no restart
+    python bench/kiosk_ui.py              # about 4 min: 21 order cycles (294 taps), 3 restarts
 
 Human-readable lines go to stderr; the figures come last, as one JSON line.
 """
@@ -111,6 +129,13 @@ Empty().run()
 '''
 
 
+def cpu_ms(pid: int) -> float:
+    """utime + stime of a process, in ms (/proc/<pid>/stat fields 14 and 15)."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+        fields = f.read().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
+
+
 def bench_kiosk_config(path: Path, broker: Broker, size: tuple[int, int]) -> Path:
     """As the kiosk UI tests; kiosk.db in the run's temp dir, next to the config."""
     return kiosk_config(path, broker, kiosk=f"width = {size[0]}\nheight = {size[1]}")
@@ -130,7 +155,7 @@ class AppProcess:
             p.unlink(missing_ok=True)
         env = {**x.env(), "RESTOBOX_KIOSK_SHOWN": str(self.shown_file),
                "RESTOBOX_KIOSK_STATE": str(self.state_file), "RESTOBOX_SCREENSHOT_DIR": str(workdir)}
-        for k in ("RESTOBOX_KIOSK_SIZE", "RESTOBOX_SCREENSHOT_EVERY"):
+        for k in ("RESTOBOX_KIOSK_SIZE", "RESTOBOX_SCREENSHOT_EVERY", "RESTOBOX_KIOSK_PHOTOS"):
             env.pop(k, None)
         self.t_spawn = time.time()
         with open(self.log, "ab") as log:
@@ -199,11 +224,15 @@ class Tapper:
     def __init__(self, x: Xvfb, k: AppProcess) -> None:
         self.x, self.k = x, k
         self.taps: list[dict] = []
+        self.n_taps = 0
         self.xdotool: list[float] = []
         self.screen, self.shown_at = k.shown()[-1]
         self.last: dict[str, float] = {}
         menu = load_sample_menu()
         self.category_of = {i.id: i.category for i in menu.items}
+        groups = {g.id: g for g in menu.modifier_groups}
+        # dishes added as they are: no choice required
+        self.simple = {i.id for i in menu.items if not any(groups[g].required for g in i.modifier_groups)}
         self.categories = [c.id for c in menu.categories]
 
     def ready_state(self, pred=lambda st: True, what: str = "") -> dict:
@@ -211,7 +240,8 @@ class Tapper:
         return self.k.wait_state(lambda st: st["screen"] == self.screen and st["at"] >= self.shown_at and pred(st),
                                  10, what or f"a state dump of the {self.screen} screen")
 
-    def tap(self, target: str, expect: str) -> dict:
+    def tap(self, target: str, expect: str, *, allow: set[str] = frozenset(), timed: bool = True,
+            timeout: float = 10) -> dict:
         st = self.ready_state(lambda st: visible(st, target), f"{target} on the {self.screen} screen")
         # the view model ignores the same target again within 0.3 s (tap guard)
         wait = self.last.get(target, 0) + 0.4 - time.time()
@@ -222,17 +252,27 @@ class Tapper:
         t0, xd = click(self.x, px, py)
         self.last[target] = t0
         self.xdotool.append(xd * 1000)
-        screen, at = self.k.wait_shown(n, 10, f"a screen drawn after tapping {target} on {self.screen}")
+        if not timed:  # the screen may be redrawn on the way (submitting): wait for the one expected
+            self.k.wait_state(lambda st: st["screen"] == expect, timeout, f"{expect} after tapping {target}")
+            lines = wait_for(lambda: (ls := self.k.shown()) and any(sc == expect for sc, _ in ls[n:]) and ls,
+                             timeout, f"{expect} drawn", self.k.proc, self.k.log)
+            n = next(j for j in range(n, len(lines)) if lines[j][0] == expect)
+        screen, at = self.k.wait_shown(n, timeout, f"a screen drawn after tapping {target} on {self.screen}")
+        if screen in allow:
+            expect = screen
         if screen != expect:
             raise RuntimeError(f"tapping {target} on {self.screen} showed {screen}, not {expect}")
         rec = {"from": self.screen, "to": screen, "target": target, "ms": (at - t0) * 1000}
-        self.taps.append(rec)
+        self.n_taps += 1
+        if timed:
+            self.taps.append(rec)
         self.screen, self.shown_at = screen, at
         return rec
 
     def cycle(self, i: int) -> None:
-        """attract -> language -> service (take-away) -> menu (another category)
-        -> item -> back to menu -> service -> language -> attract."""
+        """One whole order: attract -> language -> service (take-away) -> menu ->
+        another category -> a dish -> back -> the dish again -> add -> cart ->
+        checkout -> pay at the counter -> number -> done -> attract."""
         lang = "en" if i % 2 == 0 else "zh"
         self.tap("start", "language")
         self.tap(f"lang:{lang}", "service")
@@ -247,11 +287,23 @@ class Tapper:
         items = [t for t in st["buttons"] if t.startswith("item:") and visible(st, t)]
         top = min(st["buttons"][t][1] for t in items)  # the first row: never under the scroll view's edge
         items = sorted((t for t in items if st["buttons"][t][1] == top), key=lambda t: st["buttons"][t][0])
-        self.tap(items[i % len(items)], "item")
+        # a dish that can be added as it is (no required choice), in the first row if there is one
+        simple = [t for t in items if t.partition(":")[2] in self.simple] or \
+            sorted((t for t in st["buttons"] if t.startswith("item:") and visible(st, t)
+                    and t.partition(":")[2] in self.simple), key=lambda t: st["buttons"][t][1])
+        item = (simple or items)[i % len(simple or items)]
+        self.tap(item, "item")
         self.tap("back", "menu")
-        self.tap("back", "service")
-        self.tap("back", "language")
-        self.tap("back", "attract")
+        self.tap(item, "item")
+        if not self.ready_state(lambda st: True)["buttons"].get("add"):
+            raise RuntimeError(f"no add button for {item}")
+        self.tap("add", "item", allow={"menu"})
+        if self.screen == "item":  # not added as it is (a choice the dish's defaults do not make)
+            raise RuntimeError(f"{item} could not be added as it is")
+        self.tap("cart", "cart")
+        self.tap("checkout", "pay")
+        self.tap("pay:counter", "confirm", timed=False, timeout=20)
+        self.tap("done", "attract")
 
 
 def tap_figures(taps: list[dict]) -> dict:
@@ -269,13 +321,13 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="a run under 30 s")
     ap.add_argument("--cycles", type=int, default=None,
-                    help="tap cycles, 10 taps each, alternately English and Chinese (quick 2, full 6)")
-    ap.add_argument("--restarts", type=int, default=None, help="restarts with the menu cached (quick 1, full 3)")
+                    help="order cycles, 14 taps each, alternately English and Chinese (quick 2, full 21)")
+    ap.add_argument("--restarts", type=int, default=None, help="restarts with the menu cached (quick 0, full 3)")
     ap.add_argument("--baseline-taps", type=int, default=None, help="taps on the empty window (quick 5, full 15)")
     ap.add_argument("--size", default="1080x1920", help="the kiosk's window (and display) size, WxH")
     args = ap.parse_args()
-    cycles = args.cycles if args.cycles is not None else (2 if args.quick else 6)
-    restarts = args.restarts if args.restarts is not None else (1 if args.quick else 3)
+    cycles = args.cycles if args.cycles is not None else (2 if args.quick else 21)
+    restarts = args.restarts if args.restarts is not None else (0 if args.quick else 3)
     base_taps = args.baseline_taps if args.baseline_taps is not None else (5 if args.quick else 15)
     size = tuple(int(v) for v in args.size.lower().split("x"))
     t_begin = time.monotonic()
@@ -291,7 +343,9 @@ def main() -> int:
             x = Xvfb(*size)
             say(f"private display {x.display} ({size[0]}x{size[1]}); broker and hub ...")
             broker = Broker(tmp / "broker").start_with_devices()
+            # the sample menu, a photo for every dish: the hub publishes them, the kiosk cuts them to tiles
             hub = start_hub(tmp, broker)
+            n_photos = sum(1 for i in load_sample_menu().items if i.image)
             cfg = bench_kiosk_config(tmp / "kiosk.toml", broker, size)
 
             # ------------------------------------------------------ baseline
@@ -303,12 +357,14 @@ def main() -> int:
             base_start = at - b.t_spawn
             time.sleep(0.5)
             base_tap = []
+            cpu0 = cpu_ms(b.proc.pid)
             for i in range(base_taps):
                 n = len(b.shown())
                 t0, _ = click(x, size[0] / 2, size[1] / 2)
                 _, at = b.wait_shown(n, 10, "the empty window's new label")
                 base_tap.append((at - t0) * 1000)
                 time.sleep(0.3)
+            base_cpu = (cpu_ms(b.proc.pid) - cpu0) / max(1, base_taps)
             base_mem = b.mem()
             b.stop()
             say(f"  first frame after {base_start:.2f} s; tap -> drawn p50 {pct(base_tap, 50):.1f} / "
@@ -324,19 +380,32 @@ def main() -> int:
             starts = [at - k.t_spawn]
             st = k.wait_state(lambda st: st["menu"], 30, "the menu from the hub")
             menu_s = st["at"] - k.t_spawn
+            st = k.wait_state(lambda st: st["photos"] >= n_photos, 30, "the menu's photos on the kiosk")
+            photos_s = st["at"] - k.t_spawn
             time.sleep(0.5)
             mem_start = k.mem()
             say(f"  attract screen drawn after {starts[0]:.2f} s, menu there after <= {menu_s:.2f} s; "
                 f"RSS {mem_start['VmRSS']:.0f} MB")
 
-            say(f"taps: {cycles} cycles of attract -> language -> service -> menu -> item and back ...")
+            say(f"  the {n_photos} photos there after <= {photos_s:.2f} s")
+            say(f"taps: {cycles} order cycles, a photo on each of the {n_photos} dishes ...")
             tp = Tapper(x, k)
             rss_cycles = []
+            cpu0 = cpu_ms(k.proc.pid)
             for i in range(cycles):
                 tp.cycle(i)
                 rss_cycles.append(k.mem()["VmRSS"])
+            cpu_per_tap = (cpu_ms(k.proc.pid) - cpu0) / max(1, tp.n_taps)
             time.sleep(0.5)
             mem_end = k.mem()
+            # the menu as drawn: a photo on every tile?
+            tp.tap("start", "language")
+            tp.tap("lang:en", "service")
+            tp.tap("service:takeaway", "service")
+            tp.tap("next", "menu")
+            st = tp.ready_state(lambda st: st["tiles"] and all(t["photo_shown"] for t in st["tiles"]),
+                                "every tile with its photo")
+            tiles_with_photo = sum(1 for t in st["tiles"] if t["photo_shown"]), len(st["tiles"])
             changes = [t for t in tp.taps if t["from"] != t["to"]]
             same = [t for t in tp.taps if t["from"] == t["to"]]
             by_step: dict[str, list[dict]] = {}
@@ -364,6 +433,14 @@ def main() -> int:
                 k2.stop()
 
             figures = {
+                "tap_p95_ratio": round(f_changes["p95_ms"] / pct(base_tap, 95), 2),
+                "rss_over_empty_mb": r1(mem_end["VmRSS"] - base_mem["VmRSS"]),
+                "rss_growth_mb": r1(rss_cycles[-1] - rss_cycles[0]),
+                "cpu_ms_per_tap": r1(cpu_per_tap),
+                "baseline_cpu_ms_per_tap": r1(base_cpu),
+                "order_cycles": cycles,
+                "tiles_with_photo": list(tiles_with_photo),
+                "startup_photos_s": round(photos_s, 2),
                 "startup_s": round(max(starts), 2),
                 "tap_ms": f_changes["p50_ms"],
                 "rss_mb": r1(mem_end["VmRSS"]),
@@ -388,7 +465,10 @@ def main() -> int:
             }
             say(f"start {figures['startup_s']} s (budget 3; empty window {base_start:.2f} s); tap -> new screen "
                 f"p50 {figures['tap_ms']} / p95 {figures['tap_p95_ms']} ms (empty window {figures['baseline_tap_ms']} "
-                f"ms); RSS {figures['rss_mb']} MB (budget 150; empty window {figures['baseline_rss_mb']} MB); "
+                f"ms; ratio {figures['tap_p95_ratio']}, budget 2.0); RSS {figures['rss_mb']} MB (empty window "
+                f"{figures['baseline_rss_mb']} MB: {figures['rss_over_empty_mb']} over, budget 60; growth "
+                f"{figures['rss_growth_mb']} MB over {cycles - 1} cycles, budget 5); CPU {figures['cpu_ms_per_tap']} "
+                f"ms per tap (empty window {figures['baseline_cpu_ms_per_tap']}); "
                 f"{figures['seconds']} s in all")
             print(json.dumps(figures), flush=True)
             return 0
