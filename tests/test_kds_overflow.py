@@ -134,6 +134,13 @@ def test_every_line_of_the_longest_order_is_on_the_station_screen(size, broker, 
         for k, page in enumerate(states):
             assert page["cards"], f"page {k + 1} is empty"
 
+        # the all-day panel (18 dishes) pages with a visible "more" sign; a tap turns it
+        allday = states[0]["allday"]
+        assert allday["text"].count("\n") + 1 < 18 and "more" in allday["more"]
+        tap(s, allday["rect"])
+        st = s.wait(lambda st: "page 2/" in st["allday"]["more"])
+        assert st["allday"]["text"] != allday["text"]
+
         # one tap on the last part's header on the first page bumps the whole ticket, once
         first = [c for c in states[0]["cards"] if c["ticket_id"] == big]
         tap(s, first[-1]["header"])

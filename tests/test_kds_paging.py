@@ -1,0 +1,124 @@
+"""Card parts and pages of the kitchen screens, without a window: a ticket
+longer than a card takes as many card slots as it needs, pages hold card
+slots, and nothing is left off a page; the all-day panel's pages."""
+
+from __future__ import annotations
+
+import pytest
+
+from kds.viewmodel import AllDayCount, AllDayPager, ExpoViewModel, StationViewModel
+from kds.viewmodel.cards import pack
+from tests.test_kds_viewmodel import FakeClock, T0, item, oid, ticket
+
+
+def lines_measure(per_card: int):
+    """A screen whose cards hold ``per_card`` item lines (the note takes one)."""
+    def measure(items, note):
+        n = len(items) + (1 if note else 0)
+        return max(1, -(-n // per_card))
+    return measure
+
+
+def station(page_size=4, per_card=5):
+    clock = FakeClock()
+    vm = StationViewModel("wok", "kds-wok-1", clock=clock, page_size=page_size)
+    vm.set_measure(lines_measure(per_card))
+    return vm, clock
+
+
+def test_pack_cuts_in_order_within_the_capacity():
+    assert pack([], 10) == [(0, 0)]
+    assert pack([3, 3, 3, 3], 10) == [(0, 3), (3, 4)]
+    assert pack([4, 11, 2], 10) == [(0, 1), (1, 2), (2, 3)]  # one too tall has a part of its own
+    assert pack([5, 5, 5], 10) == [(0, 2), (2, 3)]
+
+
+def test_a_long_ticket_takes_the_card_slots_it_needs_and_stays_on_one_page():
+    vm, clock = station()
+    vm.on_ticket(ticket(1, accepted=T0))
+    vm.on_ticket(ticket(2, accepted=T0 + 1, items=[item(k) for k in range(1, 13)]))  # 3 cards
+    vm.on_ticket(ticket(3, accepted=T0 + 2))
+    assert vm.slots_of(f"{oid(2)}:wok") == 3
+    # 1 + 3 slots fill the first page of 4; #3 goes on the next
+    assert [(t, first, n) for t, first, n in vm.page_parts()] == [(f"{oid(1)}:wok", 0, 1), (f"{oid(2)}:wok", 0, 3)]
+    assert vm.pages == 2 and vm.hidden_count == 1
+    vm.next_page()
+    assert [v.number for v in vm.tickets_on_page()] == [3]
+
+
+def test_a_ticket_that_fits_a_page_is_not_cut_between_pages():
+    vm, _ = station()
+    vm.on_ticket(ticket(1, accepted=T0))
+    vm.on_ticket(ticket(2, accepted=T0 + 1))
+    vm.on_ticket(ticket(3, accepted=T0 + 2, items=[item(k) for k in range(1, 16)]))  # 3 cards
+    assert [v.number for v in vm.tickets_on_page()] == [1, 2]
+    vm.next_page()
+    assert vm.page_parts() == [(f"{oid(3)}:wok", 0, 3)]
+
+
+def test_a_ticket_longer_than_a_page_goes_on_over_the_next_pages_none_left_off():
+    vm, _ = station(page_size=4, per_card=2)
+    vm.on_ticket(ticket(1, accepted=T0))
+    vm.on_ticket(ticket(2, accepted=T0 + 1, items=[item(k) for k in range(1, 20)], note="birthday"))  # 10 cards
+    vm.on_ticket(ticket(3, accepted=T0 + 2))
+    seen = []
+    for page in range(vm.pages):
+        seen += vm.page_parts()
+        vm.next_page()
+    long = [(first, n) for tid, first, n in seen if tid == f"{oid(2)}:wok"]
+    assert long == [(0, 3), (3, 4), (7, 3)]  # the rest of page 1, all of page 2, then page 3 with #3
+    assert sum(n for _, n in long) == 10
+    assert [tid for tid, _, _ in seen][-1] == f"{oid(3)}:wok"
+
+
+def test_the_bump_bar_selects_and_bumps_a_long_ticket_once():
+    vm, _ = station()
+    vm.on_ticket(ticket(1, accepted=T0, items=[item(k) for k in range(1, 13)]))
+    vm.on_ticket(ticket(2, accepted=T0 + 1, items=[item(k) for k in range(1, 13)]))
+    assert vm.pages == 2
+    vm.perform("select_next")
+    vm.perform("select_next")  # the second ticket: on the second page
+    assert vm.selected_ticket_id == f"{oid(2)}:wok" and vm.page == 1
+    events = vm.perform("bump")
+    assert [e.kind for e in events] == ["bump"] and vm.pages == 1
+    assert [v.number for v in vm.tickets_on_page()] == [1]
+
+
+def test_a_smaller_page_and_a_new_measure_lay_the_pages_out_again():
+    vm, _ = station(page_size=4, per_card=5)
+    for n in range(1, 5):
+        vm.on_ticket(ticket(n, accepted=T0 + n))
+    assert vm.pages == 1
+    vm.set_page_size(2)
+    assert vm.pages == 2
+    vm.set_measure(lines_measure(1))  # a card holds one line now: each ticket one card still
+    assert vm.pages == 2
+    with pytest.raises(ValueError):
+        vm.set_page_size(0)
+
+
+def test_the_expo_pages_by_card_slots_too():
+    clock = FakeClock()
+    vm = ExpoViewModel("expo-1", clock=clock, page_size=3)
+    vm.set_measure(lambda stations, note: 1 + sum(p.total_items for p in stations) // 4)
+    vm.on_ticket(ticket(1, accepted=T0))
+    vm.on_ticket(ticket(2, accepted=T0 + 1, items=[item(k) for k in range(1, 9)]))  # 3 slots
+    assert vm.slots_of(oid(2)) == 3
+    assert [r.number for r in vm.rows_on_page()] == [1] and vm.pages == 2
+
+
+def test_the_all_day_panel_pages_and_says_how_many_rows_follow():
+    rows = [AllDayCount(f"菜{k}", f"Dish {k}", 20 - k) for k in range(7)]
+    bounds = pack([30] * 7, 100)  # three rows a page
+    pager = AllDayPager()
+    page = pager.view(rows, bounds)
+    assert page.rows == tuple(rows[:3]) and page.more == 4 and (page.page, page.pages) == (0, 3)
+    pager.turn(page.pages)
+    pager.turn(page.pages)
+    page = pager.view(rows, bounds)
+    assert page.rows == (rows[6],) and page.more == 0
+    pager.turn(page.pages)  # past the last page: back to the first
+    assert pager.view(rows, bounds).page == 0
+    # fewer rows later: the page is kept in range
+    pager.page = 2
+    assert pager.view(rows[:2], pack([30] * 2, 100)).page == 0
