@@ -442,6 +442,7 @@ def build_app(cfg, deep_link: str | None = None):
             self._screens: dict[str, Widget] = {}  # built once per window (palette)
             self._pools: dict = {}  # widgets kept aside for reuse, by container
             self.root_w = None
+            Window.clearcolor = self.c_paper  # the paper under every screen (screens.kv)
             self._new_root()
             self._shown = None  # (screen, view, lang flags) last drawn
             self._placed = None  # _place() of the screen last drawn
@@ -526,6 +527,7 @@ def build_app(cfg, deep_link: str | None = None):
             overwrite the colours the widgets set for themselves."""
             for role, value in (HIGH_CONTRAST if high_contrast else NORMAL).items():
                 setattr(self, f"c_{role}", list(value))
+            Window.clearcolor = self.c_paper  # the paper under every screen
             self.hc = high_contrast
             self._new_root()
 
