@@ -10,7 +10,7 @@
                                         a scripted kiosk and cook
     restobox sync  [--config FILE] [--drain]   send the outbox to the chain's cloud
     restobox cloud-dev [--port N] [--db FILE]  a reference cloud receiver (demo, tests)
-    restobox menu-check FILE            check a menu file before installing it
+    restobox menu-check FILE            check a menu file and its photos before installing it
     restobox rush [--quick]             the lunch rush benchmark, with chaos (bench/rush.py)
 
 For staff (on the hub Pi; config $RESTOBOX_CONFIG or /etc/restobox/staff.toml):
@@ -144,7 +144,36 @@ def cmd_menu_check(args) -> int:
         return 1
     print(f"{args.file}: menu {menu.version} is good: {len(menu.items)} items, "
           f"{len(menu.categories)} categories, stations {', '.join(s.id for s in menu.stations)}")
+    _check_photos(menu, args.file, args.images)
     return 0
+
+
+def _check_photos(menu, spec: str, images: str) -> None:
+    """Each dish's photo as the hub would prepare it. A photo that is missing
+    or broken does not stop the menu (the dish shows its colour tile): it is
+    named, so it can be fixed before the store opens."""
+    from restobox.photos import PhotoRefused, prepare, source_dir
+
+    folder = source_dir(spec, images)
+    names = sorted({i.image for i in menu.items if i.image})
+    if not names:
+        print("photos: none (every dish shows its colour tile)")
+        return
+    bad = 0
+    for name in names:
+        path = folder / name
+        try:
+            prepare(path.read_bytes())
+        except OSError as exc:
+            bad += 1
+            print(f"photos: {name}: image_missing: cannot read {path}: {exc.strerror}; "
+                  f"the dish shows its colour tile", file=sys.stderr)
+        except PhotoRefused as exc:
+            bad += 1
+            print(f"photos: {name}: {exc.reason}: {exc.detail}; the dish shows its colour tile", file=sys.stderr)
+    without = sum(1 for i in menu.items if not i.image)
+    print(f"photos in {folder}: {len(names) - bad} of {len(names)} good"
+          + (f", {without} dishes without one" if without else ""))
 
 
 def cmd_rush(args: list[str]) -> int:
@@ -321,8 +350,10 @@ def main(argv: list[str] | None = None) -> int:
                        add_help=False)
     p.add_argument("rest", nargs=argparse.REMAINDER)  # bench/rush.py parses them (see main)
 
-    p = sub.add_parser("menu-check", help="check a menu JSON file")
+    p = sub.add_parser("menu-check", help="check a menu JSON file and its photos")
     p.add_argument("file")
+    p.add_argument("--images", default="", metavar="DIR",
+                   help="the photos' folder, as [hub] menu_images (default: images/ next to the menu file)")
     p.set_defaults(func=cmd_menu_check)
 
     _staff_commands(sub)

@@ -48,6 +48,29 @@ def test_menu_check_accepts_the_sample_and_explains_a_broken_menu(tmp_path):
     assert bad.returncode == 1 and "missing required field" in bad.stderr
 
 
+def test_menu_check_names_a_missing_and_a_broken_photo_and_still_passes_the_menu(tmp_path):
+    """A photo is not worth refusing a menu for (the dish shows its colour
+    tile), but whoever installs the menu is told which ones to fix."""
+    import shutil
+
+    from restobox.photos import source_dir
+
+    menu = json.loads(sample_menu_bytes())
+    (tmp_path / "images").mkdir()
+    sample = source_dir("sample", "")
+    for item in menu["items"]:
+        if item["image"]:
+            shutil.copy(sample / item["image"], tmp_path / "images" / item["image"])
+    (tmp_path / "images" / "mapo-tofu.jpg").write_bytes(b"\xff\xd8\xff\xe0 not a photo")
+    (tmp_path / "images" / "fries.jpg").unlink()
+    (tmp_path / "m.json").write_text(json.dumps(menu, ensure_ascii=False))
+    out = restobox("menu-check", str(tmp_path / "m.json"))
+    assert out.returncode == 0, out.stderr
+    assert "photos in" in out.stdout and "39 of 41 good" in out.stdout
+    assert "mapo-tofu.jpg: image_broken" in out.stderr
+    assert "fries.jpg: image_missing" in out.stderr
+
+
 def test_a_staff_command_run_without_root_says_to_use_sudo(tmp_path, monkeypatch, capsys):
     """On the store Pi staff-1's password file is root's: a technician who
     forgets sudo is told so, not just "Permission denied"."""
