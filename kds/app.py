@@ -64,16 +64,16 @@ def item_rows(it) -> list[str]:
     starts with its newline, inside its own size: a newline sets the height
     of the line it starts."""
     name = f"{it.qty}× {_esc(it.name_zh)}"
-    rows = [f"[b]{'[s]' + name + '[/s]' if it.done else name}[/b] [size=15sp]{_esc(it.name_en)}[/size]"]
+    rows = [f"[size=22sp][b]{'[s]' + name + '[/s]' if it.done else name}[/b][/size] {_esc(it.name_en)}"]
     if it.modifiers:
-        rows.append("[size=16sp]\n• " + " · ".join(f"{_esc(m.zh)} {_esc(m.en)}" for m in it.modifiers) + "[/size]")
+        rows.append("\n• " + " · ".join(f"{_esc(m.zh)} {_esc(m.en)}" for m in it.modifiers))
     if it.part_of:
-        rows.append(f"[size=15sp]\n套餐 for {_esc(it.part_of_zh or it.part_of)}[/size]")
+        rows.append(f"\n套餐 for {_esc(it.part_of_zh or it.part_of)}")
     if it.note:
-        rows.append(f"[size=17sp]\n[b][color=#1565c0]{_esc(it.note)}[/color][/b][/size]")
+        rows.append(f"\n[b][color=#1565c0]{_esc(it.note)}[/color][/b]")
     if it.allergens:
         zh = "、".join(ALLERGEN_ZH.get(a, a) for a in it.allergens)
-        rows.append(f"[size=15sp]\n[b][color=#c62828]⚠ {zh} {' '.join(it.allergens)}[/color][/b][/size]")
+        rows.append(f"\n[b][color=#c62828]⚠ {zh} {' '.join(it.allergens)}[/color][/b]")
     return rows
 
 
@@ -83,7 +83,7 @@ def ticket_blocks(items, note: str) -> list[tuple[str, int | None, list[str], bo
     ``L<line>``: a touch on it bumps that line."""
     out = []
     if note:
-        rows = [f"[size=18sp][b]备注 Note: {_esc(note)}[/b][/size]"]
+        rows = [f"[b][color=#1565c0]备注 Note: {_esc(note)}[/color][/b]"]
         out.append((block("note", rows), None, rows, False, ""))
     for it in items:
         rows = item_rows(it)
@@ -189,8 +189,8 @@ def build_app(cfg):
             st = self.ctl.station
             names = {"wok": "炒锅 Wok", "fryer": "炸炉烧烤 Fryer & Grill", "drinks": "饮品 Drinks"}
             self.root_w.title_text = names.get(st, st)
-            self.measure_body = Measure(sp(22), BODY_LINE_HEIGHT)
-            self.measure_allday = Measure(sp(19))
+            self.measure_body = Measure(sp(15), BODY_LINE_HEIGHT)
+            self.measure_allday = Measure(sp(15))
             self.card_box = None  # (text width, body height) of a card, once laid out
             self.allday_pager = AllDayPager()
             self.allday_pages = 1
@@ -321,7 +321,7 @@ def build_app(cfg):
             panel = self.root_w.ids.allday
             width = int(panel.width)
             room = self.root_w.ids.allday_panel.height - dp(40 + 52 + 20 + 6)  # title, "more", padding
-            lines = [f"[b]{c.qty:>3}[/b]  {_esc(c.name_zh)}  [color=#9aa0a6]{_esc(c.name_en)}[/color]"
+            lines = [f"[size=22sp][b]{c.qty:>3}[/b][/size]  {_esc(c.name_zh)}  [color=#9aa0a6]{_esc(c.name_en)}[/color]"
                      for c in rows]
             heights = [self.measure_allday(t, width) for t in lines] if width > 1 else []
             if heights and room > 1:

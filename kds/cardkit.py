@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-SPACER = "[size=9sp]\n [/size]"
-# Blocks are joined by a small newline: a newline in the card's base size
-# would make the spacer line above it as tall as a line of text (a newline
-# takes the size of the text around it and sets the next line's height).
-JOIN = "[size=4sp]\n[/size]"
+# Blocks are joined by a newline in the small size: a newline takes the size
+# of the text around it and sets the height of the line it starts. (No
+# spacer line of its own size: every size of the font is another copy of
+# the font in memory.)
+JOIN = "[size=15sp]\n[/size]"
 STRIP_DP = 30
 """Height of the "cont'd" strip of a card part of a longer ticket."""
 
@@ -30,14 +30,16 @@ def esc(s: str) -> str:
 
 
 def block(ref: str, rows: Sequence[str], done: bool = False) -> str:
-    """Rows as one block: a ref, then a little space. Every row but the
-    first starts with its newline inside its own size."""
+    """Rows as one block, a ref. Every row but the first starts with its
+    newline (inside its own size, if it has one)."""
     text = "".join(rows)
-    if rows and rows[0].startswith("[size=") and "]\n" in rows[0][:14]:
-        text = text.replace("\n", "", 1)  # a block's first row starts no new line
+    if text.startswith("\n"):  # a block's first row starts no new line
+        text = text[1:]
+    elif rows and rows[0].startswith("[size=") and "]\n" in rows[0][:14]:
+        text = text.replace("\n", "", 1)
     if done:
         text = f"[color=#8c8c8c]{text}[/color]"
-    return f"[ref={ref}]{text}[/ref]{SPACER}"
+    return f"[ref={ref}]{text}[/ref]"
 
 
 def cut(blocks: Sequence[tuple[str, object, Sequence[str], bool, str]], measure: Callable[[str], float],
