@@ -297,13 +297,18 @@ def build_app(cfg, deep_link: str | None = None):
     class ScreenBase(BoxLayout):
         pass
 
+    class ClipScroll(ScrollView):
+        """A ScrollView clipped by the scissor test instead of a stencil: a
+        stencil fills the view's whole area twice a frame, which a software
+        renderer pays pixel by pixel (screens.kv's rule replaces ScrollView's)."""
+
     class ChromeButtons(BoxLayout):
         """Language, accessibility toggles, cancel: in the top bar, or the bottom bar in reach mode."""
 
         kr = ObjectProperty(None, rebind=True)  # the KioskRoot whose labels they show
         wide = BooleanProperty(False)  # share the bar's width
 
-    for cls in (KButton, BusySpinner, ItemTileW, PhotoBand, OptionW, GroupW, CartLineW, ChromeButtons):
+    for cls in (KButton, BusySpinner, ItemTileW, PhotoBand, OptionW, GroupW, CartLineW, ChromeButtons, ClipScroll):
         Factory.register(cls.__name__, cls=cls)
 
     class KioskRoot(FloatLayout):
