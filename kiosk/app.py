@@ -211,6 +211,7 @@ def build_app(cfg, deep_link: str | None = None):
         selected = BooleanProperty(False)
         radius = NumericProperty(18)
         base_font = NumericProperty(30)
+        bg_cut = NumericProperty(0)  # the top of the background not drawn (covered: a tile's photo)
 
         def __init__(self, **kw):
             super().__init__(**kw)
