@@ -8,7 +8,9 @@
 #   hub          mosquitto (the store broker; Restobox runs its own unit),
 #                mosquitto-clients, chrony (serves the store's time)
 #   kiosk, kds   SDL2 and Mesa (EGL/GLES, GBM, DRM) for Kivy straight on the
-#                screen (KMS/DRM, no desktop), systemd-timesyncd (time from the hub)
+#                screen (KMS/DRM, no desktop), systemd-timesyncd (time from the hub),
+#                fonts-wqy-microhei (the screens' Chinese: a TrueType face costs
+#                a screen far less memory per text size than Noto's)
 #   read-only root  overlayroot (the root in a RAM overlay, as raspi-config does it)
 set -euo pipefail
 # shellcheck source=lib/common.sh
@@ -19,7 +21,7 @@ case "$RB_ROLE" in
     hub) packages+=(mosquitto mosquitto-clients chrony) ;;
     kiosk | kds)
         packages+=(libsdl2-2.0-0 libsdl2-image-2.0-0 libsdl2-mixer-2.0-0 libsdl2-ttf-2.0-0
-            libgl1-mesa-dri libegl1 libgles2 libgbm1 libdrm2 systemd-timesyncd)
+            libgl1-mesa-dri libegl1 libgles2 libgbm1 libdrm2 systemd-timesyncd fonts-wqy-microhei)
         ;;
 esac
 if [[ "$RB_READ_ONLY_ROOT" == yes ]]; then

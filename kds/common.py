@@ -28,15 +28,47 @@ def configure_kivy(cfg: Config) -> None:
     KivyConfig.set("input", "mouse", "mouse,disable_multitouch")
 
 
-def register_cjk_font() -> None:
-    """Make the Chinese font Kivy's default (regular and bold)."""
-    from kivy.core.text import DEFAULT_FONT, LabelBase
+SCREEN_FONT_ENV = "RESTOBOX_SCREEN_FONT"
+SCREEN_FONT_PACKAGE = "fonts-wqy-microhei"
+# TrueType outlines first. Kivy draws text through SDL_ttf, which opens the
+# font file again for every size and weight a screen uses (a kiosk uses
+# about 20): a face of Noto Sans CJK (CFF outlines) holds about 2.8 MB of
+# heap, one of WenQuanYi Micro Hei about 0.5 MB (measured with Kivy's own
+# text provider; docs/performance.md).
+SCREEN_FONT_CANDIDATES = (
+    "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",  # fonts-wqy-microhei
+    "/usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf",  # fonts-droid-fallback
+)
 
-    from restobox.printing.preview import find_cjk_font
 
-    font = str(find_cjk_font())
+def find_screen_font() -> tuple[str, str]:
+    """(regular, bold) font files for the screens: ``RESTOBOX_SCREEN_FONT``,
+    else the first of SCREEN_FONT_CANDIDATES installed, else the printer
+    preview's Chinese font (Noto Sans CJK, which costs more memory). Bold is
+    the same file where there is no bold face (SDL_ttf emboldens it)."""
+    from restobox.printing.preview import FontNotFound, _covers_chinese, find_cjk_font
+
+    env = os.environ.get(SCREEN_FONT_ENV)
+    if env:
+        if not Path(env).is_file() or not _covers_chinese(env):
+            raise FontNotFound(f"{SCREEN_FONT_ENV}={env} is not a font file with Chinese characters")
+        font = env
+    else:
+        font = next((p for p in SCREEN_FONT_CANDIDATES if Path(p).is_file() and _covers_chinese(p)), "")
+        if not font:
+            font = str(find_cjk_font())
+            log.warning("drawing with %s: install %s for a screen that needs about 2 MB less memory "
+                        "for each text size it shows", font, SCREEN_FONT_PACKAGE)
     bold = font.replace("-Regular.", "-Bold.")
     bold = bold if bold != font and Path(bold).is_file() else font
+    return font, bold
+
+
+def register_cjk_font() -> None:
+    """Make the screens' Chinese font Kivy's default (regular and bold)."""
+    from kivy.core.text import DEFAULT_FONT, LabelBase
+
+    font, bold = find_screen_font()
     LabelBase.register(DEFAULT_FONT, font, None, bold, None)
 
 
