@@ -724,7 +724,7 @@ def build_app(cfg, deep_link: str | None = None):
             w.ids.band.photo_tex = self.photo_tex.get(v.photo, *self._band_px())
             w.ids.name.text = esc(v.name)
             w.ids.description.text = esc(v.description)
-            w.ids.allergens.text = f"⚠ {esc(v.allergens)}" if v.allergens else ""
+            w.ids.allergens.text = f"▲ {esc(v.allergens)}" if v.allergens else ""
             w.ids.base_price.text = v.base_price
 
             def options(g):
@@ -831,7 +831,7 @@ def build_app(cfg, deep_link: str | None = None):
         def _headline(self, screen: str, v) -> tuple[str, str, str, str]:
             """Reach mode: title, price, info and allergens for the top of the screen."""
             if screen == "item":
-                allergens = f"⚠ {esc(v.allergens)}" if v.allergens else ""
+                allergens = f"▲ {esc(v.allergens)}" if v.allergens else ""
                 return esc(v.name), v.base_price, esc(v.description), allergens
             if screen == "pay":
                 return v.title, v.total, "", ""

@@ -29,7 +29,12 @@ Key = tuple[str, int, int]  # path, width and height in pixels
 
 def crop_to(path: str, width: int, height: int) -> tuple[bytes, int, int]:
     """The image at ``path`` cropped to ``width``:``height`` (centred) and scaled
-    to that size: RGB bytes, bottom row first (as a texture wants)."""
+    to that size: RGBA bytes, top row first (as the RoundedRectangle the tiles
+    and the dish screen draw it with maps a texture: checked on screen by
+    tests/test_kiosk_tiles_ui.py). Four
+    bytes a pixel: a row of RGB is not a multiple of four bytes for most
+    widths, and OpenGL reads rows four-byte aligned (GL_UNPACK_ALIGNMENT),
+    which sheared the photo."""
     from PIL import Image, ImageOps
 
     with Image.open(path) as im:
@@ -41,7 +46,7 @@ def crop_to(path: str, width: int, height: int) -> tuple[bytes, int, int]:
         box_h = box_w * height / width
         left, top = (im.width - box_w) / 2, (im.height - box_h) / 2
         im = im.resize((width, height), Image.Resampling.BILINEAR, box=(left, top, left + box_w, top + box_h))
-        im = im.transpose(Image.Transpose.FLIP_TOP_BOTTOM)
+        im = im.convert("RGBA")
         return im.tobytes(), width, height
 
 
@@ -104,11 +109,11 @@ class PhotoTextures:
         from kivy.graphics.texture import Texture
 
         self._pending.discard(key)
-        tex = Texture.create(size=(w, h), colorfmt="rgb")
+        tex = Texture.create(size=(w, h), colorfmt="rgba")
         # one texel to a pixel: the nearest texel is the right one, and a software
         # renderer reads one texel a pixel instead of four
         tex.min_filter = tex.mag_filter = "nearest"
-        tex.blit_buffer(data, colorfmt="rgb", bufferfmt="ubyte")
+        tex.blit_buffer(data, colorfmt="rgba", bufferfmt="ubyte")
         self._tex[key] = tex
         self.kept += w * h * 4
         self.decoded += 1

@@ -70,7 +70,7 @@ def test_a_photo_is_cut_to_the_tiles_shape_and_size(tmp_path) -> None:
         p = tmp_path / f"{size[0]}x{size[1]}.jpg"
         Image.new("RGB", size, (200, 40, 30)).save(p, "JPEG")
         data, w, h = crop_to(str(p), 498, 230)
-        assert (w, h) == (498, 230) and len(data) == 498 * 230 * 3
+        assert (w, h) == (498, 230) and len(data) == 498 * 230 * 4  # RGBA: rows four-byte aligned
         assert abs(data[0] - 200) < 8 and data[1] < 60  # the photo's colour, not black
 
 

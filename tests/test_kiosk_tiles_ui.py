@@ -65,6 +65,40 @@ def check_tiles(st: dict, menu, photos: dict[str, str], category: str, lang: str
             assert not t["photo_shown"], f"{i.id} has no photo but its tile shows one"
 
 
+def check_drawn_photos(k, st: dict, photos: dict[str, str], menu) -> int:
+    """The pixels on the screen are each dish's own photo (not another dish's,
+    not sheared): every tile whose photo is wholly in sight, compared with its
+    source photo cut to the same shape. Returns how many were compared."""
+    from PIL import Image, ImageChops, ImageStat
+
+    image_of = {i.id: i.image for i in menu.items}
+    shot = Image.open(k.screenshot(f"tiles-{len(numbers_seen)}.png")).convert("RGB")
+    numbers_seen.append(1)
+    rects = [t["photo_rect"] for t in st["tiles"] if t["photo_shown"] and t["photo_rect"]]
+    full = max((r[3] for r in rects), default=0)
+    compared = 0
+    for t in st["tiles"]:
+        r = t["photo_rect"]
+        if not (t["photo_shown"] and r and r[3] >= full - 1):
+            continue
+        x, y, w, h = (round(v) for v in r)
+        with Image.open(photos[image_of[t["item"]]]) as src:
+            src = src.convert("RGB")
+            box_w = min(src.width, src.height * w / h)
+            box_h = box_w * h / w
+            left, top = (src.width - box_w) / 2, (src.height - box_h) / 2
+            want = src.resize((w, h), Image.Resampling.BILINEAR, box=(left, top, left + box_w, top + box_h))
+        got = shot.crop((x, y, x + w, y + h))
+        inset = (w // 10, h // 10, w - w // 10, h - h // 10)  # the card's rounded corners aside
+        diff = ImageStat.Stat(ImageChops.difference(got.crop(inset), want.crop(inset))).mean
+        assert max(diff) < 20, f"{t['item']}: the drawn photo differs from its file by {diff} on average"
+        compared += 1
+    return compared
+
+
+numbers_seen: list[int] = []
+
+
 def test_thirty_orders_in_a_row_show_the_right_dish_price_and_photo(broker, monitor, photo_store, tmp_path):
     menu, photos = photo_store
     cats = [c.id for c in menu.categories]
@@ -94,6 +128,8 @@ def test_thirty_orders_in_a_row_show_the_right_dish_price_and_photo(broker, moni
                             and st["tiles"][0]["item"] in {i.id for i in menu.items if i.category == c}
                             and all(t["photo_shown"] == bool(t["photo"]) for t in st["tiles"]))
                 check_tiles(st, menu, photos, c, lang)
+                if n in (0, 29):
+                    assert check_drawn_photos(k, st, photos, menu) >= 2
             # a dish on the screen that needs no choice, a different one each time
             by_id = {i.id: i for i in menu.items}
             plain = [by_id[t["item"]] for t in st["tiles"] if t["target"] not in st["clipped"]
