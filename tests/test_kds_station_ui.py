@@ -146,6 +146,37 @@ def test_a_killed_broker_loses_no_ticket_and_doubles_none(broker, screen, kiosk)
     assert numbers(st) == ["#1", "#2", "#3", "#4"]
 
 
+def assert_painted(shot, st) -> None:
+    """The opaque parts of the screen are drawn as cleared boxes
+    (kds.cardkit.register_solid): each card's paper, its header in its
+    colour, the backdrop of an empty slot and of the gaps, and none of them
+    left over from an earlier frame."""
+    from PIL import Image
+
+    from kds.app import HEADER_RGBA
+    from kds.cardkit import BACKDROP, PAPER
+
+    img = Image.open(shot).convert("RGB")
+
+    def near(px, rgba):
+        return all(abs(c - round(v * 255)) <= 3 for c, v in zip(px, rgba[:3]))
+
+    headers = [tuple(v) for v in HEADER_RGBA.values()] + [(1.0, 0.35, 0.35, 1)]
+    cards = st["cards"]
+    assert cards
+    for c in cards:
+        x, y, w, h = c["rect"]
+        hx, hy, hw, hh = c["header"]
+        assert any(near(img.getpixel((int(hx + hw / 2), int(hy + 4))), rgba) for rgba in headers), c["number"]
+        # below the card's text: the paper
+        assert near(img.getpixel((int(x + w / 2), int(y + h - 12))), PAPER), c["number"]
+    gx, gy, gw, gh = st["grid_rect"]
+    right = max(c["rect"][0] + c["rect"][2] for c in cards)
+    bottom = max(c["rect"][1] + c["rect"][3] for c in cards)
+    assert near(img.getpixel((int((right + gx + gw) / 2), int(gy + 20))), BACKDROP)  # an empty slot
+    assert near(img.getpixel((int(gx + gw / 2), int((bottom + gy + gh) / 2))), BACKDROP)  # the empty row
+
+
 def test_the_screen_looks_like_a_kitchen_display(broker, hub, kiosk, tmp_path, xvfb):
     """A screenshot with tickets in every colour; RESTOBOX_DOCS_SCREENSHOTS=docs/screenshots
     keeps it for the README."""
@@ -167,6 +198,7 @@ def test_the_screen_looks_like_a_kitchen_display(broker, hub, kiosk, tmp_path, x
         time.sleep(8)
         shot = s.screenshot("kds-station.png")
         assert shot.stat().st_size > 50_000
+        assert_painted(shot, s.state())
         keep = os.environ.get("RESTOBOX_DOCS_SCREENSHOTS")
         if keep:
             shutil.copy(shot, REPO / keep / "kds-station.png")
