@@ -95,7 +95,7 @@ def item_rows(it) -> list[str]:
         rows.append(f"\n[b][color=#1565c0]{_esc(it.note)}[/color][/b]")
     if it.allergens:
         zh = "、".join(ALLERGEN_ZH.get(a, a) for a in it.allergens)
-        rows.append(f"\n[b][color=#c62828]⚠ {zh} {' '.join(it.allergens)}[/color][/b]")
+        rows.append(f"\n[b][color=#c62828]▲ {zh} {' '.join(it.allergens)}[/color][/b]")
     return rows
 
 

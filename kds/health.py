@@ -241,7 +241,7 @@ def ignored(*counts: dict[str, int]) -> dict[str, int]:
 # What the staff see (plain functions: the .kv files only lay them out)
 # =========================================================================
 
-SEVERITY_MARK = {"critical": "⚠", "warning": "⚠", "info": "ⓘ"}
+SEVERITY_MARK = {"critical": "▲", "warning": "▲", "info": "ⓘ"}
 
 
 def alert_strip(alerts: list[StoreAlert], *, shown: int = 1, sep: str = "     ") -> tuple[str, str]:
@@ -250,7 +250,7 @@ def alert_strip(alerts: list[StoreAlert], *, shown: int = 1, sep: str = "     ")
     and the severity that colours the strip. ``("", "")`` without alerts."""
     if not alerts:
         return "", ""
-    parts = [f"{SEVERITY_MARK.get(a.severity, '⚠')} {a.message.zh}  {a.message.en}" for a in alerts[:shown]]
+    parts = [f"{SEVERITY_MARK.get(a.severity, '▲')} {a.message.zh}  {a.message.en}" for a in alerts[:shown]]
     more = len(alerts) - shown
     if more > 0:
         parts.append(f"(另有 {more} 条 +{more} more)")
