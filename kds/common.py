@@ -39,13 +39,18 @@ SCREEN_FONT_CANDIDATES = (
     "/usr/share/fonts/truetype/wqy/wqy-microhei.ttc",  # fonts-wqy-microhei
     "/usr/share/fonts/truetype/droid/DroidSansFallbackFull.ttf",  # fonts-droid-fallback
 )
+BOLD_CANDIDATES = (
+    "/usr/share/fonts/opentype/noto/NotoSansCJK-Bold.ttc",  # fonts-noto-cjk
+    "/usr/share/fonts/noto-cjk/NotoSansCJK-Bold.ttc",
+    "/usr/share/fonts/google-noto-cjk/NotoSansCJK-Bold.ttc",
+)
 
 
 def find_screen_font() -> tuple[str, str]:
     """(regular, bold) font files for the screens: ``RESTOBOX_SCREEN_FONT``,
     else the first of SCREEN_FONT_CANDIDATES installed, else the printer
-    preview's Chinese font (Noto Sans CJK, which costs more memory). Bold is
-    the same file where there is no bold face (SDL_ttf emboldens it)."""
+    preview's Chinese font (Noto Sans CJK, which costs more memory). Bold:
+    the font's own bold face, else Noto Sans CJK Bold, else the regular."""
     from restobox.printing.preview import FontNotFound, _covers_chinese, find_cjk_font
 
     env = os.environ.get(SCREEN_FONT_ENV)
@@ -61,6 +66,12 @@ def find_screen_font() -> tuple[str, str]:
                         "for each text size it shows", font, SCREEN_FONT_PACKAGE)
     bold = font.replace("-Regular.", "-Bold.")
     bold = bold if bold != font and Path(bold).is_file() else font
+    if bold == font and not env:
+        # SDL_ttf as Kivy drives it never emboldens a face itself: with no
+        # bold face a dish name in bold would look like any other line.
+        # Noto's bold costs its 2.8 MB per size, only for the bold sizes.
+        noto_bold = [p for p in BOLD_CANDIDATES if Path(p).is_file()]
+        bold = noto_bold[0] if noto_bold else font
     return font, bold
 
 

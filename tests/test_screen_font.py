@@ -16,7 +16,7 @@ def test_the_screens_draw_with_the_truetype_chinese_font_that_run_installs():
     assert Path(SCREEN_FONT_CANDIDATES[0]).is_file(), "./run installs fonts-wqy-microhei"
     regular, bold = find_screen_font()
     assert regular == SCREEN_FONT_CANDIDATES[0]
-    assert bold == regular  # no bold face in the collection: SDL_ttf emboldens
+    assert bold == "/usr/share/fonts/opentype/noto/NotoSansCJK-Bold.ttc"  # SDL_ttf never emboldens by itself
 
 
 def test_a_font_named_in_the_environment_is_used_and_a_wrong_one_refused(monkeypatch, tmp_path):
@@ -31,3 +31,20 @@ def test_a_font_named_in_the_environment_is_used_and_a_wrong_one_refused(monkeyp
     with pytest.raises(FontNotFound):
         find_screen_font()
 
+
+
+def test_every_character_the_screens_show_is_in_their_font():
+    """A character the font lacks is drawn as an empty box: on a kitchen
+    screen that was the allergen warning sign. Every character in the
+    screens' code, layouts and texts, and in the sentences of the reason
+    codes and alerts they show, is in the font they draw with."""
+    from PIL import ImageFont
+
+    root = Path(__file__).resolve().parent.parent
+    font = ImageFont.truetype(find_screen_font()[0], 40)
+    missing_glyph = bytes(font.getmask("\U000F0000"))  # a private-use character: the font's box
+    files = [p for d in ("kiosk", "kds") for p in (root / d).rglob("*") if p.suffix in (".py", ".kv")]
+    files += [root / "restobox" / "contract.py", root / "restobox" / "alerts.py", root / "restobox" / "photos.py"]
+    chars = {c for p in files for c in p.read_text(encoding="utf-8") if ord(c) > 0x7F and c.isprintable()}
+    absent = sorted(c for c in chars if bytes(font.getmask(c)) == missing_glyph and not c.isspace())
+    assert not absent, "not in the screens' font: " + " ".join(f"{c} (U+{ord(c):04X})" for c in absent)
