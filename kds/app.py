@@ -37,28 +37,9 @@ ALLERGEN_ZH = {
 }
 
 
-def map_large_buffers(threshold: int = 64 * 1024) -> None:
-    """Buffers of ``threshold`` and more (text textures' pixels, Mesa's
-    per-frame blocks) mapped on their own and returned to the system when
-    freed. glibc otherwise raises its mmap threshold after the first large
-    frees and serves them from the heap, where buffers of ever new sizes,
-    between allocations that live on, leave holes the heap keeps: the
-    station grew 8-9 MB over its first 20 bumps, 2-4 MB with this. The
-    price is page faults on fresh mappings, about 2-4 ms of CPU per drawn
-    frame under Mesa's software rasteriser (65 KB, above its 64 KB
-    blocks, cost less but left the growth at 2-9 MB). Set once, before
-    Kivy allocates."""
-    import ctypes
-    import ctypes.util
-
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.mallopt(-3, threshold)  # M_MMAP_THRESHOLD, fixed from now on
-    except (OSError, AttributeError):  # not glibc: its own allocator's policy
-        log.info("mallopt not available; large buffers left to the allocator")
-
-
 def run(cfg_path: str | None) -> int:
+    from kds.common import map_large_buffers
+
     map_large_buffers()
     cfg = config_mod.load(cfg_path)
     k = cfg.kds

@@ -76,6 +76,9 @@ def configure_kivy(cfg=None) -> tuple[int, int]:
 
 
 def run(cfg_path: str | None, deep_link: str | None = None) -> int:
+    from kds.common import map_large_buffers
+
+    map_large_buffers()
     cfg = config_mod.load(cfg_path)
     configure_kivy(cfg)
     build_app(cfg, deep_link=deep_link).run()
