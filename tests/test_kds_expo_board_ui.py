@@ -425,7 +425,9 @@ def test_the_expo_and_the_board_look_like_a_restaurant_at_lunch(broker, hub, kio
         bump(fries, "fryer")
         expo.wait(lambda st: len(st["orders"]) == 10 and st["hidden"] >= 1)
         board.wait(lambda st: len(st["ready"]) == 6 and len(st["just_ready"]) == 2)
-        time.sleep(1.5)
+        # the first orders turn late 25 s after they came, about when this
+        # point is reached: wait for it rather than for a time
+        expo.wait(lambda st: {"late", "warning", "new"} <= {o["colour"] for o in st["orders"]}, timeout=10)
         # late cards flash; the picture shows them in their steady red
         expo.wait(lambda st: not any(o["flashing"] for o in st["orders"]), timeout=5)
 
