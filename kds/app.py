@@ -105,7 +105,7 @@ def build_app(cfg):
     from kds.controller import StationController
     from kds.health import alert_rows, alert_strip
     from kds.viewmodel import AllDayPager, BumpBarMap
-    from kds.cardkit import PAPER, STRIP_DP, Measure, body_height, cut, fit_grid, lines_report, paint_gaps, part_text, place, ref_boxes, register_solid
+    from kds.cardkit import PAPER, STRIP_DP, Measure, body_height, cut, lines_report, paint_gaps, part_text, place, ref_boxes, register_solid, resize_cards
     from kds.viewmodel.cards import pack
     from kds.common import (load_kv, register_cjk_font, run_screen_clock, screen_settings, try_screenshot,
                             window_rect, write_state)
@@ -233,20 +233,9 @@ def build_app(cfg):
             cook can read, and how tall a card's body is, so each ticket takes
             as many cards as its lines need."""
             # card padding 4 each side, body padding 10 / 6, header 74
-            cols, rows, width, height = fit_grid(grid, cfg.kds.columns, cfg.kds.rows,
-                                                 dp(8) + dp(74) + dp(12), dp(8) + dp(20))
-            box = (width, height)
-            if width <= 0 or height <= 0 or (box, cols, rows) == (self.card_box, self.root_w.columns,
-                                                                  self.root_w.rows):
-                return
-            self.card_box = box
-            if (cols, rows) != (self.root_w.columns, self.root_w.rows):
-                self.slots = cols * rows
-                grid.clear_widgets()  # the refresh below puts back as many cards as fit
-                self.root_w.columns, self.root_w.rows = cols, rows
-                self.ctl.vm.set_page_size(self.slots)
-            self.ctl.vm.set_measure(lambda items, note: len(self.split(items, note)))
-            self.refresh()
+            if resize_cards(self, grid, cfg.kds.columns, cfg.kds.rows, dp(8) + dp(74) + dp(12), dp(8) + dp(20)):
+                self.ctl.vm.set_measure(lambda items, note: len(self.split(items, note)))
+                self.refresh()
 
         def split(self, items, note):
             """The ticket's blocks cut into card parts: [[(markup, line), ...], ...]."""

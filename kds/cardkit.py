@@ -205,6 +205,24 @@ def fit_grid(grid, columns: int, rows: int, chrome_h: float, chrome_w: float):
     return cols, rws, int(card_w - chrome_w), card_h - chrome_h
 
 
+def resize_cards(app, grid, columns: int, rows: int, chrome_h: float, chrome_w: float) -> bool:
+    """Fit ``app``'s card grid (its ``card_box``, ``slots``, the root's
+    ``columns`` and ``rows`` and the view model's page size) to ``grid``'s
+    size (see fit_grid). False when nothing changed; else the caller
+    refreshes."""
+    cols, rws, width, height = fit_grid(grid, columns, rows, chrome_h, chrome_w)
+    box, root = (width, height), app.root_w
+    if width <= 0 or height <= 0 or (box, cols, rws) == (app.card_box, root.columns, root.rows):
+        return False
+    app.card_box = box
+    if (cols, rws) != (root.columns, root.rows):
+        app.slots = cols * rws
+        grid.clear_widgets()  # the refresh puts back as many cards as fit
+        root.columns, root.rows = cols, rws
+        app.ctl.vm.set_page_size(app.slots)
+    return True
+
+
 PAPER = (0.98, 0.98, 0.96, 1)
 BACKDROP = (0.05, 0.06, 0.07, 1)
 

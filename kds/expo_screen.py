@@ -319,7 +319,7 @@ def build_expo_app(cfg: Config):
     from kivy.metrics import dp, sp
     from kivy.uix.boxlayout import BoxLayout
 
-    from kds.cardkit import JOIN, STRIP_DP, Measure, anchors_report, body_height, cut, fit_grid, lines_report, part_text, place
+    from kds.cardkit import JOIN, STRIP_DP, Measure, anchors_report, body_height, cut, lines_report, part_text, place, resize_cards
 
     register_cjk_font()
     Window.clearcolor = (0.05, 0.06, 0.07, 1)  # the backdrop: no rectangle drawn over the whole screen
@@ -441,20 +441,10 @@ def build_expo_app(cfg: Config):
             staff can read, and how tall a card's body is, so each order
             takes as many cards as its lines need."""
             # card padding 4 each side, header 80, footer 40 (72 once ready: see split), body padding 12
-            cols, rows, width, height = fit_grid(grid, cfg.kds.columns, cfg.kds.rows,
-                                                 dp(8) + dp(80) + dp(40) + dp(12), dp(8) + dp(20))
-            box = (width, height)
-            if width <= 0 or height <= 0 or (box, cols, rows) == (self.card_box, self.root_w.columns,
-                                                                  self.root_w.rows):
-                return
-            self.card_box = box
-            if (cols, rows) != (self.root_w.columns, self.root_w.rows):
-                self.slots = cols * rows
-                grid.clear_widgets()  # the refresh below puts back as many cards as fit
-                self.root_w.columns, self.root_w.rows = cols, rows
-                self.ctl.vm.set_page_size(self.slots)
-            self._names = None
-            self.refresh()
+            if resize_cards(self, grid, cfg.kds.columns, cfg.kds.rows,
+                            dp(8) + dp(80) + dp(40) + dp(12), dp(8) + dp(20)):
+                self._names = None
+                self.refresh()
 
         def split(self, stations, note):
             """An order's blocks cut into card parts: [[(markup, key), ...], ...]."""
