@@ -25,6 +25,18 @@ from restobox.contract import OrderReply, OrderSubmit, SubmitLine, topics
 REPO = Path(__file__).resolve().parent.parent
 
 
+def wait(pred, timeout: float = 10.0, what: str = "condition"):
+    """``pred()``'s first true value, asked every 50 ms; TimeoutError after ``timeout``."""
+    end = time.monotonic() + timeout
+    while True:
+        v = pred()
+        if v:
+            return v
+        if time.monotonic() > end:
+            raise TimeoutError(f"no {what} within {timeout:g} s")
+        time.sleep(0.05)
+
+
 def hub_config(path: Path, *, port: int, password_file: Path, database: Path, device: str = "hub",
                extra: str = "") -> Path:
     path.write_text(

@@ -7,7 +7,6 @@ receiver, each on the real broker.
 
 from __future__ import annotations
 
-import time
 from collections import Counter
 
 from tests.support import Device
@@ -49,15 +48,6 @@ def flood(device: Device, topic: str, poison=POISON) -> None:
         device.publish(topic, payload)
 
 
-def wait(pred, timeout: float = 10.0, what: str = "condition"):
-    end = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() > end:
-            raise TimeoutError(f"no {what} within {timeout:g} s")
-        time.sleep(0.05)
 
 
 def counted(counters: dict, want: Counter, fmt: str) -> bool:

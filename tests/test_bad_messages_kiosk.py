@@ -31,7 +31,8 @@ from restobox.contract import (
 from restobox.data import load_sample_menu
 from tests.support import Device, kiosk_config
 from tests.support import UIThread
-from tests.test_bad_messages_common import POISON, counted, expected, flood, wait
+from tests.test_bad_messages_common import POISON, counted, expected, flood
+from tests.support import wait
 from tests.test_bad_messages_screens import flood_store_topics, lying_presence
 
 pytestmark = pytest.mark.integration

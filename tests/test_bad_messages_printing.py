@@ -30,7 +30,8 @@ from restobox.contract import (
     topics,
 )
 from tests.support import KUNG_PAO, Device, new_order
-from tests.test_bad_messages_common import POISON, counted, expected, flood, wait
+from tests.test_bad_messages_common import POISON, counted, expected, flood
+from tests.support import wait
 from tests.test_print_spooler import kiosk, printing_config, store  # noqa: F401  (fixtures)
 
 pytestmark = pytest.mark.integration

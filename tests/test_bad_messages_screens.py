@@ -41,7 +41,8 @@ from restobox.contract import (
 from restobox.data import load_sample_menu
 from tests.support import Device, device_config
 from tests.support import UIThread
-from tests.test_bad_messages_common import POISON_NOT_EMPTY, counted, expected, flood, wait
+from tests.test_bad_messages_common import POISON_NOT_EMPTY, counted, expected, flood
+from tests.support import wait
 
 pytestmark = pytest.mark.integration
 

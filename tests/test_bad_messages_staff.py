@@ -19,7 +19,8 @@ from restobox import config, contract
 from restobox.contract import Health, PrinterStatus, topics
 from restobox.staff import StoreLink, cmd_status
 from tests.support import Device, device_config
-from tests.test_bad_messages_common import POISON, flood, wait
+from tests.test_bad_messages_common import POISON, flood
+from tests.support import wait
 from tests.test_bad_messages_screens import flood_store_topics
 
 pytestmark = pytest.mark.integration

@@ -24,7 +24,7 @@ from restobox.bus import Bus
 from restobox.contract import MenuMessage, topics
 from restobox.data import load_sample_menu
 from restobox.photos import PREPARED_MAX_PX, PhotoShelf
-from tests.support import KUNG_PAO, Device, HubProcess, Kiosk, hub_config, new_order
+from tests.support import KUNG_PAO, Device, HubProcess, Kiosk, hub_config, new_order, wait
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
@@ -113,14 +113,12 @@ def test_the_sample_menus_photos_reach_a_kiosks_shelf_on_disk_at_tile_size(broke
     finally:
         s.close()
     # a restart serves what is on disk at once, before any message
-    again = PhotoShelf(tmp_path / "photos", on_change=lambda p: got.append(p))
     got: list[dict] = []
+    again = PhotoShelf(tmp_path / "photos", on_change=got.append)
     again.start()
     try:
-        deadline = time.monotonic() + 10
-        while not got and time.monotonic() < deadline:
-            time.sleep(0.01)
-        assert got and got[0] == s.photos and again.cut == 0
+        wait(lambda: got, what="the photos on disk")
+        assert got[0] == s.photos and again.cut == 0
     finally:
         again.stop()
 
@@ -269,18 +267,14 @@ def test_the_shelf_on_disk_stays_bounded_and_drops_what_the_index_no_longer_list
         shas = [hashlib.sha256(p).hexdigest() for p in photos]
         for p, sha in zip(photos, shas):
             shelf.feed(topics.menu_image(sha), p)
-        deadline = time.monotonic() + 30
-        while shelf.cut < 30 and time.monotonic() < deadline:
-            time.sleep(0.02)
+        wait(lambda: shelf.cut >= 30, 30, "30 photos cut")
         assert shelf.cut == 30
         assert on_disk() <= bound * 1024 * 1024
         assert len(list(cache.glob("*.jpg"))) < 30
         # an index of the last three: everything else goes
         idx = {f"p{i}.jpg": contract.MenuImageRef(sha256=shas[i], bytes=len(photos[i])) for i in (27, 28, 29)}
         shelf.feed(topics.MENU_IMAGES, contract.encode(contract.MenuImages(menu_version="v", images=idx)))
-        deadline = time.monotonic() + 10
-        while len(shelf.photos) != 3 and time.monotonic() < deadline:
-            time.sleep(0.02)
+        wait(lambda: len(shelf.photos) == 3, what="the index's three photos")
         assert set(shelf.photos) == {"p27.jpg", "p28.jpg", "p29.jpg"}
         assert sorted(f.name.split("-")[0] for f in cache.glob("*.jpg")) == sorted(shas[27:])
         assert json.loads((cache / "index.json").read_text())["menu_version"] == "v"
@@ -305,12 +299,11 @@ def test_the_kiosk_hands_its_view_model_the_photos_on_its_disk(broker, hub, moni
         ctl = KioskController(cfg, post=ui.post, changed=lambda: None)
         ctl.start()
         try:
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
+            def all_photos() -> dict[str, str] | None:
                 photos = ui.call(lambda: dict(ctl.vm.photos))
-                if len(photos) == 41:
-                    break
-                time.sleep(0.05)
+                return photos if len(photos) == 41 else None
+
+            photos = wait(all_photos, 30, "the 41 photos in the view model")
             item = next(i for i in menu.items if i.id == "kung-pao-chicken")
             assert ui.call(lambda: ctl.vm.photo(item)) == photos["kung-pao-chicken.jpg"]
             assert not ui.errors and ctl.bad_counters()["bad_messages"] == 0
