@@ -346,11 +346,9 @@ class KioskController:
 
     def _photos_changed(self, photos: dict[str, str]) -> None:
         """The shelf's thread: the photos on disk changed; the view model
-        takes them on the UI thread."""
-        def apply() -> None:
-            self.vm.set_photos(photos)
-            self.changed()
-        self.post(apply)
+        takes them on the UI thread (and asks for a redraw only if they
+        differ from its own)."""
+        self.post(lambda: self.vm.set_photos(photos))
 
     def _refresh_alerts(self) -> None:
         now = self.watch.alerts()

@@ -65,15 +65,14 @@ def check_tiles(st: dict, menu, photos: dict[str, str], category: str, lang: str
             assert not t["photo_shown"], f"{i.id} has no photo but its tile shows one"
 
 
-def check_drawn_photos(k, st: dict, photos: dict[str, str], menu) -> int:
+def check_drawn_photos(k, st: dict, photos: dict[str, str], menu, shot_name: str) -> int:
     """The pixels on the screen are each dish's own photo (not another dish's,
     not sheared): every tile whose photo is wholly in sight, compared with its
     source photo cut to the same shape. Returns how many were compared."""
     from PIL import Image, ImageChops, ImageStat
 
     image_of = {i.id: i.image for i in menu.items}
-    shot = Image.open(k.screenshot(f"tiles-{len(numbers_seen)}.png")).convert("RGB")
-    numbers_seen.append(1)
+    shot = Image.open(k.screenshot(shot_name)).convert("RGB")
     rects = [t["photo_rect"] for t in st["tiles"] if t["photo_shown"] and t["photo_rect"]]
     full = max((r[3] for r in rects), default=0)
     compared = 0
@@ -94,9 +93,6 @@ def check_drawn_photos(k, st: dict, photos: dict[str, str], menu) -> int:
         assert max(diff) < 20, f"{t['item']}: the drawn photo differs from its file by {diff} on average"
         compared += 1
     return compared
-
-
-numbers_seen: list[int] = []
 
 
 def test_thirty_orders_in_a_row_show_the_right_dish_price_and_photo(broker, monitor, photo_store, tmp_path):
@@ -129,7 +125,7 @@ def test_thirty_orders_in_a_row_show_the_right_dish_price_and_photo(broker, moni
                             and all(t["photo_shown"] == bool(t["photo"]) for t in st["tiles"]))
                 check_tiles(st, menu, photos, c, lang)
                 if n in (0, 29):
-                    assert check_drawn_photos(k, st, photos, menu) >= 2
+                    assert check_drawn_photos(k, st, photos, menu, f"tiles-{n}-{c}.png") >= 2
             # a dish on the screen that needs no choice, a different one each time
             by_id = {i.id: i for i in menu.items}
             plain = [by_id[t["item"]] for t in st["tiles"] if t["target"] not in st["clipped"]
