@@ -100,23 +100,74 @@ def on_type_scale(px: float) -> float:
     return float(TYPE_SCALE[i - 1]) if i else px
 
 
-def use_type_scale() -> None:
-    """Every text the kiosk draws (Kivy's core label, markup included) in a size of TYPE_SCALE."""
-    from kivy.core.text import LabelBase
+def faux_bold_px(px: float) -> int:
+    """The outline that makes a regular face read as bold at ``px``: about
+    as much more ink as a real bold face has (Noto Sans CJK Bold: +52 %)."""
+    return max(1, round(px / 55))
 
-    if getattr(LabelBase, "_type_scale", False):
+
+def use_screen_text(faux_bold: bool = False) -> None:
+    """Every text the kiosk draws (Kivy's core label, markup included) in a
+    size of TYPE_SCALE; with ``faux_bold``, bold drawn with the regular face
+    and an outline of its own colour (faux_bold_px) instead of a face of
+    its own. Through SDL_ttf every size and weight opens the font again:
+    a Noto Sans CJK Bold face (for a screen font with no bold) holds 2.8 MB,
+    and the kiosk draws bold in about twelve sizes; the regular face at the
+    same size is shared (0.5 MB, often open already)."""
+    from kivy.core.text import Label as CoreLabel, LabelBase
+
+    if not getattr(LabelBase, "_type_scale", False):
+        refresh = LabelBase.refresh
+
+        def scaled_refresh(self):
+            # the size is read when the text is laid out and drawn, here (Kivy's
+            # layout code takes only a plain dict, so the options are not wrapped)
+            self.options["font_size"] = on_type_scale(self.options["font_size"])
+            return refresh(self)
+
+        LabelBase.refresh = scaled_refresh
+        LabelBase._type_scale = True
+    if not faux_bold or getattr(CoreLabel, "_faux_bold", False) or not hasattr(CoreLabel, "_get_font_id"):
         return
+    keys = ("font_size", "font_name_r", "italic", "underline", "strikethrough")
 
-    refresh = LabelBase.refresh
+    def font_id(self):
+        # the file (font_name_r) already says regular or bold: bold and
+        # regular in one file are one face
+        return "|".join(str(self.options[k]) for k in keys)
 
-    def scaled_refresh(self):
-        # the size is read when the text is laid out and drawn, here (Kivy's
-        # layout code takes only a plain dict, so the options are not wrapped)
-        self.options["font_size"] = on_type_scale(self.options["font_size"])
-        return refresh(self)
+    render_text = CoreLabel._render_text
 
-    LabelBase.refresh = scaled_refresh
-    LabelBase._type_scale = True
+    def faux_render_text(self, text, x, y):
+        o = self.options  # a markup word's own options while it is drawn
+        if not o["bold"] or o["outline_width"]:
+            return render_text(self, text, x, y)
+        w = faux_bold_px(o["font_size"])
+        o["outline_width"], o["outline_color"] = w, o["color"]
+        try:
+            # the outlined text is w pixels wider on each side: drawn w up
+            # and left, its strokes stand where the layout put the regular ones
+            return render_text(self, text, x - w, y - w)
+        finally:
+            o["outline_width"] = None
+
+    CoreLabel._get_font_id = font_id
+    CoreLabel._render_text = faux_render_text
+    CoreLabel._faux_bold = True
+
+
+def use_screen_font() -> bool:
+    """The screen font as Kivy's default. With no bold face of its own (the
+    bold kds.common finds is another font), bold is the regular face drawn
+    with use_screen_text's outline: True then."""
+    from kivy.core.text import DEFAULT_FONT, LabelBase
+
+    from kds.common import find_screen_font
+
+    font, bold = find_screen_font()
+    own_bold = bold != font and Path(bold).name == Path(font).name.replace("-Regular.", "-Bold.")
+    LabelBase.register(DEFAULT_FONT, font, None, bold if own_bold else font, None)
+    return not own_bold
 
 
 def rgba(hex_colour: str, alpha: float = 1.0) -> list[float]:
@@ -196,14 +247,13 @@ def build_app(cfg, deep_link: str | None = None):
     from kivy.uix.scrollview import ScrollView
     from kivy.uix.widget import Widget
 
-    from kds.common import register_cjk_font, save_screenshot, window_rect, write_state
+    from kds.common import save_screenshot, window_rect, write_state
     from kds.health import alert_rows, alert_strip
     from restobox.service import ScreenWatchdog
     from kiosk.controller import KioskController
     from kiosk.tiles import PhotoTextures, sync_children
 
-    register_cjk_font()
-    use_type_scale()
+    use_screen_text(faux_bold=use_screen_font())
 
     class KButton(ButtonBehavior, Label):
         """A touch target: ``target`` is what goes to the view model's tap()."""
