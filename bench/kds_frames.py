@@ -530,6 +530,8 @@ def main() -> int:
     ap.add_argument("--single-bumps", type=int, default=None, help="bumps one second apart (quick 4, full 10)")
     ap.add_argument("--idle-s", type=float, default=None, help="idle stretch with the tickets open (quick 3, full 15)")
     ap.add_argument("--restarts", type=int, default=None, help="python -m kds starts from the cache (quick 1, full 3)")
+    ap.add_argument("--screenshot", type=Path, default=None, metavar="PNG",
+                    help="save the station with its tickets open (after the load) to this file")
     args = ap.parse_args()
     storm_n = args.bumps if args.bumps is not None else (20 if args.quick else 100)
     single_n = args.single_bumps if args.single_bumps is not None else (4 if args.quick else 10)
@@ -593,6 +595,12 @@ def main() -> int:
                 f"(numbers {numbers[0]}..{numbers[-1]})")
             time.sleep(1.0)
             mem["loaded"] = p.mem()
+            if args.screenshot:
+                before = set(tmp.glob("kds-*.png"))
+                x.key("F12")
+                shot = wait_for(lambda: set(tmp.glob("kds-*.png")) - before, 10, "the screenshot")
+                args.screenshot.write_bytes(shot.pop().read_bytes())
+                say(f"  the station saved to {args.screenshot}")
 
             say(f"idle with {n_orders} open tickets, {idle_s:g} s ...")
             a0 = mono()

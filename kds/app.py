@@ -30,6 +30,7 @@ HEADER_RGBA = {
 FLASH_RGBA = (1.0, 0.35, 0.35, 1)
 # The CJK font's own line spacing is generous; a card's lines sit a little closer.
 BODY_LINE_HEIGHT = 0.9
+ALLDAY_QTY_DP = 40  # the all-day panel's count column (station.kv AllDayRow)
 ALLERGEN_ZH = {
     "celery": "芹菜", "gluten": "麸质", "crustaceans": "甲壳类", "egg": "蛋类", "fish": "鱼类",
     "lupin": "羽扇豆", "milk": "牛奶", "molluscs": "软体动物", "mustard": "芥末", "peanut": "花生",
@@ -157,6 +158,12 @@ def build_app(cfg):
                     return int(name[1:].split("~")[0])
             return None
 
+    class AllDayRow(BoxLayout):
+        """One dish on the all-day panel (station.kv)."""
+        qty_text = StringProperty("")
+        name_text = StringProperty("")
+        key = ObjectProperty(None, allownone=True)  # (name_zh, name_en)
+
     class StationRoot(BoxLayout):
         app = ObjectProperty(None)
         title_text = StringProperty("")
@@ -168,7 +175,7 @@ def build_app(cfg):
         alert_text = StringProperty("")
         alert_severity = StringProperty("")
         allday_title = StringProperty("全天数量 All day")
-        allday_text = StringProperty("")
+        allday_text = StringProperty("")  # the rows shown, as plain text (the state dump)
         allday_more = StringProperty("")
         allday_h = NumericProperty(0)
         columns = NumericProperty(5)
@@ -195,6 +202,8 @@ def build_app(cfg):
             self.root_w.title_text = names.get(st, st)
             self.measure_body = Measure(sp(15), BODY_LINE_HEIGHT)
             self.measure_allday = Measure(sp(15))
+            self.allday_qty_h = Measure(sp(22))("[b]0[/b]", 100)
+            self.allday_rows = []  # AllDayRow widgets, kept with their dish while shown
             self.card_box = None  # (text width, body height) of a card, once laid out
             self.allday_pager = AllDayPager()
             self.allday_pages = 1
@@ -312,23 +321,50 @@ def build_app(cfg):
 
         def _fill_allday(self, rows):
             panel = self.root_w.ids.allday
-            width = int(panel.width)
+            width = int(panel.width - dp(ALLDAY_QTY_DP + 6))
             room = self.root_w.ids.allday_panel.height - dp(40 + 52 + 20 + 6)  # title, "more", padding
-            lines = [f"[size=22sp][b]{c.qty:>3}[/b][/size]  {_esc(c.name_zh)}  [color=#9aa0a6]{_esc(c.name_en)}[/color]"
-                     for c in rows]
-            heights = [self.measure_allday(t, width) for t in lines] if width > 1 else []
+            names = [f"{_esc(c.name_zh)}  [color=#9aa0a6]{_esc(c.name_en)}[/color]" for c in rows]
+            heights = ([max(self.measure_allday(t, width) + dp(8), self.allday_qty_h) + dp(4) for t in names]
+                       if width > 1 else [])
             if heights and room > 1:
                 bounds = pack(heights, room)
             else:
-                bounds = [(0, len(lines))]
+                bounds = [(0, len(names))]
             page = self.allday_pager.view(rows, bounds)
             self.allday_pages = page.pages
             start, end = bounds[page.page]
             r = self.root_w
-            r.allday_h = body_height(heights[start:end], 0, max(0, room), dp(40)) if heights else 0
-            r.allday_text = "\n".join(lines[start:end])  # a property: unchanged text redraws nothing
+            r.allday_h = sum(heights[start:end]) if heights else 0
+            self._place_allday(rows[start:end], names[start:end], heights[start:end])
+            r.allday_text = "\n".join(f"{c.qty:>3}  {c.name_zh}  {c.name_en}" for c in rows[start:end])
             r.allday_more = (f"▼ 还有 {page.more} 项 · {page.more} more\n点按翻页 tap: page {page.page + 1}/{page.pages}"
                              if page.pages > 1 else "")
+
+        def _place_allday(self, rows, names, heights):
+            """The shown rows on AllDayRow widgets: a row keeps its dish (and
+            its name's texture) while shown, only its count and place change;
+            a dish newly shown takes a row no longer needed."""
+            box = self.root_w.ids.allday
+            want = {(c.name_zh, c.name_en) for c in rows}
+            by_key = {w.key: w for w in self.allday_rows if w.key in want}
+            free = [w for w in self.allday_rows if w.key not in want]
+            order = []
+            for c, name, h in zip(rows, names, heights):
+                key = (c.name_zh, c.name_en)
+                w = by_key.get(key)
+                if w is None:
+                    if free:
+                        w = free.pop(0)
+                    else:
+                        w = AllDayRow()
+                        self.allday_rows.append(w)
+                    w.key, w.name_text = key, name
+                w.qty_text, w.height = str(c.qty), h
+                order.append(w)
+            if list(reversed(box.children)) != order:
+                box.clear_widgets()
+                for w in order:
+                    box.add_widget(w)
 
         def _place(self, views):
             """Each ticket's parts on the cards, in order (see cardkit.place)."""
@@ -396,7 +432,7 @@ def build_app(cfg):
                                      "grid_rect": window_rect(ids.grid),
                                      "allday": {"text": self.root_w.allday_text, "more": self.root_w.allday_more,
                                                 "rect": window_rect(ids.allday),
-                                                "texture": list(ids.allday.texture_size)},
+                                                "rows": [window_rect(w) for w in reversed(ids.allday.children)]},
                                      "open": self.ctl.vm.open_count,
                                      "page": self._drawn_page[0], "pages": self._drawn_page[1],
                                      "hidden_text": self.root_w.hidden_text,
