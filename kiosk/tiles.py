@@ -4,7 +4,8 @@
 (``ItemTile.photo``) into textures: the file is read and cropped to the area
 it fills on a worker thread (Pillow; a JPEG larger than needed is decoded at
 a reduced scale with ``draft``), the texture is made on the UI thread, and the
-textures used last are kept up to ``limit_mb`` (4 bytes a pixel), no more:
+textures used last are kept up to ``limit_mb`` (4 bytes a pixel; 8 MB: the
+largest category's tiles and the dish screen's photo, with room), no more:
 memory stays flat however long the kiosk runs; a photo dropped is read again
 when it is shown again. A file that cannot be read is remembered as broken and its tile
 keeps its colour.
@@ -53,7 +54,7 @@ def crop_to(path: str, width: int, height: int) -> tuple[bytes, int, int]:
 class PhotoTextures:
     """Textures of tile photos by (path, size), those used last kept up to ``limit_mb``."""
 
-    def __init__(self, post: Callable[[Callable[[], None]], None], limit_mb: float = 12.0,
+    def __init__(self, post: Callable[[Callable[[], None]], None], limit_mb: float = 8.0,
                  loaded: Callable[[str], None] | None = None) -> None:
         self.post = post  # runs a function on the UI thread
         self.limit = int(limit_mb * 1024 * 1024)
