@@ -39,6 +39,11 @@ log = logging.getLogger("restobox.kiosk")
 BASE_WIDTH = 1080
 PHOTO_DP = 230  # a tile's photo, as high as screens.kv's ItemTileW draws it
 BAND_DP = 330  # the item screen's photo (screens.kv: ItemScreen's band)
+TOPBAR_DP = 120  # screens.kv: KioskRoot's topbar, over every screen but attract (not in reach mode)
+# KioskApp._warm_up: the screens built and filled ahead, in order, and how
+# many labels draw their text in one step (a frame)
+WARM_SCREENS = ("menu", "language", "service", "item", "cart", "pay", "confirm")
+WARM_LABELS = 6
 
 
 def window_size(cfg=None) -> tuple[int, int]:
@@ -168,6 +173,17 @@ def use_screen_font() -> bool:
     own_bold = bold != font and Path(bold).name == Path(font).name.replace("-Regular.", "-Bold.")
     LabelBase.register(DEFAULT_FONT, font, None, bold if own_bold else font, None)
     return not own_bold
+
+
+def trim_heap() -> None:
+    """The C heap's free pages back to the system (glibc's malloc_trim)."""
+    import ctypes
+    import ctypes.util
+
+    try:
+        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
 
 
 def rgba(hex_colour: str, alpha: float = 1.0) -> list[float]:
@@ -497,7 +513,7 @@ def build_app(cfg, deep_link: str | None = None):
             self.ctl.vm.on_change = lambda: self._redraw()  # set_photos
             self._given_photos()
             self.photo_tex = PhotoTextures(lambda fn: Clock.schedule_once(lambda dt: fn()),
-                                           loaded=self._photo_loaded)
+                                           loaded=self._photo_loaded, after_frame=self._after_frame)
             self._screens: dict[str, Widget] = {}  # built once per window (palette)
             self._pools: dict = {}  # widgets kept aside for reuse, by container
             self.root_w = None
@@ -506,6 +522,8 @@ def build_app(cfg, deep_link: str | None = None):
             self._shown = None  # (screen, view, lang flags) last drawn
             self._placed = None  # _place() of the screen last drawn
             self._screen_w = None
+            self._shown_screen = None
+            self._tidy_later = Clock.create_trigger(self._tidy, 1.0)
             Window.bind(on_key_down=self._on_key)
             signal.signal(signal.SIGTERM, lambda *_: Clock.schedule_once(lambda dt: self.stop()))
             # systemd: READY after the first frame, the watchdog from the UI loop
@@ -519,6 +537,18 @@ def build_app(cfg, deep_link: str | None = None):
             Clock.schedule_once(lambda dt: self._settle_memory(), 1.0)
             return self.root_w
 
+        @staticmethod
+        def _after_frame(fn) -> None:
+            """``fn`` on the UI thread once the frame being made is drawn."""
+            frame = Clock.frames_displayed
+
+            def run(dt):
+                if Clock.frames_displayed <= frame:
+                    Clock.schedule_once(run, 0)
+                else:
+                    fn()
+            Clock.schedule_once(run, 0)
+
         def _given_photos(self) -> None:
             """RESTOBOX_KIOSK_PHOTOS: these photos, and any the store delivers."""
             folder = os.environ.get("RESTOBOX_KIOSK_PHOTOS")
@@ -531,13 +561,23 @@ def build_app(cfg, deep_link: str | None = None):
             vm.set_photos({})
 
         @staticmethod
-        def _settle_memory() -> None:
-            """After start-up: what Kivy, the fonts and the menu made lives as
-            long as the app. Freezing it keeps the garbage collector's full
-            passes (measured at 26-221 ms, inside a diner's tap) to the
-            objects of the current screen."""
+        def _settle_memory(freeze: bool = True) -> None:
+            """After start-up (and once the screens are built ahead): what
+            Kivy, the fonts, the menu and the screens made lives as long as
+            the app. Freezing it keeps the garbage collector's full passes
+            (measured at 26-221 ms, inside a diner's tap) to the objects of
+            the current screen. Then the C heap's free pages go back to the
+            system (about 3 MB after an order)."""
             gc.collect()
-            gc.freeze()
+            if freeze:
+                gc.freeze()
+            trim_heap()
+
+        def _tidy(self, dt=None) -> None:
+            """Back on the attract screen after an order, while it still waits:
+            the order's garbage collected and the heap trimmed."""
+            if self.ctl.vm.screen == "attract" and self._warming is None:
+                self._settle_memory(freeze=False)
 
         def on_stop(self):
             self.photo_tex.stop()
@@ -579,6 +619,7 @@ def build_app(cfg, deep_link: str | None = None):
                 self.root = self.root_w
                 self._shown = None
             self._screens, self._pools, self._screen_w = {}, {}, None
+            self._warming, self._warmed = None, False
 
         def _use_palette(self, high_contrast: bool) -> None:
             """Switch every colour. The window is built again: a rule on a base
@@ -663,17 +704,83 @@ def build_app(cfg, deep_link: str | None = None):
                 still.ids.title.text, still.ids.text.text = ov.title, ov.text
                 still.ids.yes.text, still.ids.yes.target = ov.yes.label, ov.yes.id
                 still.ids.no.text, still.ids.no.target = ov.no.label, ov.no.id
+            if vm.screen == "attract" and not self._warmed:
+                self._warm_up()
+            if vm.screen == "attract" and self._shown_screen not in (None, "attract"):
+                self._tidy_later()  # an order ended (or was given up)
+            self._shown_screen = vm.screen
             if state_file:
                 self._dump()
 
-        def _show(self, screen: str, v) -> None:
-            """Bring the screen's widgets (built the first time) up to date and show them."""
+        def _screen(self, screen: str):
+            """The screen's widgets, built the first time."""
             w = self._screens.get(screen)
             if w is None:
                 w = self._screens[screen] = getattr(Factory, f"{screen.capitalize()}Screen")()
                 if state_file:  # where a list is scrolled to decides what is on the screen
                     for sv in scroll_views(w):
                         sv.fbind("scroll_y", lambda *_: self._dump())
+            return w
+
+        # ------------------------------------------------------ warm-up
+        def _warm_up(self) -> None:
+            """While the attract screen waits for a diner: build the screens
+            a diner goes through, fill them with what they would first show
+            (KioskViewModel.preview: the first category's tiles and photos, a
+            dish's choices, a cart, the ways to pay), laid out at the size
+            they are shown at, their texts drawn into textures. One small step
+            a frame (WARM_STEPS), and it stops as soon as someone orders: a
+            tap never waits for more than one step. A first visit then only
+            fills in what differs (measured: service -> menu first 195 ms,
+            menu -> item first 155, cart -> pay first 140; the screens
+            visited again 60-110)."""
+            if self._warming is None and self.ctl.has_menu and not self.ctl.vm.reach:
+                self._warming = self._warm_steps()
+                Clock.schedule_once(self._warm_step, 0.25)  # after the screen shown is drawn
+
+        def _warm_step(self, dt=None) -> None:
+            steps = self._warming
+            if steps is None:
+                return
+            if self.ctl.vm.screen != "attract" or self.ctl.vm.reach:
+                self._warming = None  # someone orders: never in their way (again on the next attract)
+                return
+            try:
+                next(steps)
+            except StopIteration:
+                self._warming = None
+                self._warmed = True
+                Clock.schedule_once(lambda dt: self._settle_memory(), 0)
+                return
+            Clock.schedule_once(self._warm_step, 0)  # the next frame
+
+        def _warm_steps(self):
+            vm = self.ctl.vm
+            # where a screen stands under the top bar (screens.kv: topbar, content)
+            size = (Window.width, Window.height - dp(TOPBAR_DP))
+            for screen in WARM_SCREENS:
+                fresh = screen not in self._screens
+                w = self._screen(screen)
+                if w.parent is None:
+                    w.pos, w.size = (0, 0), size  # laid out now, not when first shown
+                yield
+                view = vm.preview(screen) if fresh else None
+                if view is not None:
+                    getattr(self, f"_fill_{screen}")(w, view)
+                    yield  # laid out and the texts measured before the next frame
+                    yield
+                labels = [x for x in w.walk(restrict=True) if isinstance(x, Label) and x.texture is not None]
+                for i in range(0, len(labels), WARM_LABELS):
+                    if w.parent is not None:  # shown meanwhile
+                        break
+                    for x in labels[i:i + WARM_LABELS]:
+                        if x.texture is not None:
+                            x.texture.bind()  # the text drawn into its texture (Kivy does it when first drawn)
+                    yield
+
+        def _show(self, screen: str, v) -> None:
+            """Bring the screen's widgets (built the first time) up to date and show them."""
+            w = self._screen(screen)
             getattr(self, f"_fill_{screen}")(w, v)
             if w is not self._screen_w:
                 host = self.root_w.ids.content

@@ -4,8 +4,9 @@
 (``ItemTile.photo``) into textures: the file is read and cropped to the area
 it fills on a worker thread (Pillow; a JPEG larger than needed is decoded at
 a reduced scale with ``draft``), the texture is made on the UI thread, and the
-textures used last are kept up to ``limit_mb`` (4 bytes a pixel; 8 MB: the
-largest category's tiles and the dish screen's photo, with room), no more:
+textures used last are kept up to ``limit_mb`` (4 bytes a pixel; 6 MB at
+1080 px wide: the largest category's ten tiles, 0.46 MB each, and the dish
+screen's photo, 1.3 MB), no more:
 memory stays flat however long the kiosk runs; a photo dropped is read again
 when it is shown again. A file that cannot be read is remembered as broken and its tile
 keeps its colour.
@@ -54,9 +55,15 @@ def crop_to(path: str, width: int, height: int) -> tuple[bytes, int, int]:
 class PhotoTextures:
     """Textures of tile photos by (path, size), those used last kept up to ``limit_mb``."""
 
-    def __init__(self, post: Callable[[Callable[[], None]], None], limit_mb: float = 8.0,
-                 loaded: Callable[[str], None] | None = None) -> None:
+    def __init__(self, post: Callable[[Callable[[], None]], None], limit_mb: float = 6.0,
+                 loaded: Callable[[str], None] | None = None,
+                 after_frame: Callable[[Callable[[], None]], None] | None = None) -> None:
         self.post = post  # runs a function on the UI thread
+        # runs a function on the UI thread once the frame being made is drawn:
+        # the files are read then, not while that frame (a diner's tap) is
+        # laid out and drawn on the same cores
+        self.after_frame = after_frame
+        self._asked: list[Key] = []
         self.limit = int(limit_mb * 1024 * 1024)
         self.kept = 0  # bytes of the textures kept
         self.loaded = loaded  # called on the UI thread with the path of a texture just made
@@ -81,11 +88,24 @@ class PhotoTextures:
             return tex
         if key not in self._pending:
             self._pending.add(key)
-            if self._thread is None:
-                self._thread = threading.Thread(target=self._work, name="kiosk-photos", daemon=True)
-                self._thread.start()
-            self._jobs.put(key)
+            if self.after_frame is None:
+                self._ask([key])
+            else:
+                if not self._asked:
+                    self.after_frame(lambda: self._ask(self._take_asked()))
+                self._asked.append(key)
         return None
+
+    def _take_asked(self) -> list[Key]:
+        asked, self._asked = self._asked, []
+        return asked
+
+    def _ask(self, keys: list[Key]) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._work, name="kiosk-photos", daemon=True)
+            self._thread.start()
+        for key in keys:
+            self._jobs.put(key)
 
     def stop(self) -> None:
         if self._thread is not None:
