@@ -30,7 +30,8 @@ HEADER_RGBA = {
 FLASH_RGBA = (1.0, 0.35, 0.35, 1)
 # The CJK font's own line spacing is generous; a card's lines sit a little closer.
 BODY_LINE_HEIGHT = 0.9
-ALLDAY_QTY_DP = 40  # the all-day panel's count column (station.kv AllDayRow)
+AHEAD_CARDS = 2  # card parts after the page drawn ahead, off screen
+AHEAD_DELAY_S = 0.05  # after a change: that frame has drawn, the next bump is not yet due
 ALLERGEN_ZH = {
     "celery": "芹菜", "gluten": "麸质", "crustaceans": "甲壳类", "egg": "蛋类", "fish": "鱼类",
     "lupin": "羽扇豆", "milk": "牛奶", "molluscs": "软体动物", "mustard": "芥末", "peanut": "花生",
@@ -106,7 +107,8 @@ def build_app(cfg):
     from kds.controller import StationController
     from kds.health import alert_rows, alert_strip
     from kds.viewmodel import AllDayPager, BumpBarMap
-    from kds.cardkit import PAPER, STRIP_DP, Measure, body_height, cut, lines_report, paint_gaps, part_text, place, ref_boxes, register_solid, resize_cards
+    from kds.cardkit import (PAPER, STRIP_DP, Measure, body_height, cut, lines_report, paint_gaps, part_text, place,
+                             place_ahead, ref_boxes, register_solid, resize_cards)
     from kds.viewmodel.cards import pack
     from kds.common import (load_kv, register_cjk_font, run_screen_clock, screen_settings, try_screenshot,
                             window_rect, write_state)
@@ -160,8 +162,7 @@ def build_app(cfg):
 
     class AllDayRow(BoxLayout):
         """One dish on the all-day panel (station.kv)."""
-        qty_text = StringProperty("")
-        name_text = StringProperty("")
+        text = StringProperty("")
         key = ObjectProperty(None, allownone=True)  # (name_zh, name_en)
 
     class StationRoot(BoxLayout):
@@ -202,7 +203,6 @@ def build_app(cfg):
             self.root_w.title_text = names.get(st, st)
             self.measure_body = Measure(sp(15), BODY_LINE_HEIGHT)
             self.measure_allday = Measure(sp(15))
-            self.allday_qty_h = Measure(sp(22))("[b]0[/b]", 100)
             self.allday_rows = []  # AllDayRow widgets, kept with their dish while shown
             self.card_box = None  # (text width, body height) of a card, once laid out
             self.allday_pager = AllDayPager()
@@ -213,6 +213,9 @@ def build_app(cfg):
                 c = TicketCard(app=self, disabled=True)  # empty until a ticket comes
                 self.cards.append(c)
                 self.root_w.ids.grid.add_widget(c)
+            # cards off the grid holding the tickets after the page, drawn ahead
+            self.spares = [TicketCard(app=self, disabled=True) for _ in range(AHEAD_CARDS)]
+            self._ahead = Clock.create_trigger(self._fill_ahead, AHEAD_DELAY_S)
             self.root_w.ids.grid.bind(size=self._grid_sized)
             paint_gaps(self.root_w.ids.grid)
             self.root_w.ids.allday_panel.bind(on_touch_up=self._allday_touch)
@@ -321,11 +324,11 @@ def build_app(cfg):
 
         def _fill_allday(self, rows):
             panel = self.root_w.ids.allday
-            width = int(panel.width - dp(ALLDAY_QTY_DP + 6))
+            width = int(panel.width)
             room = self.root_w.ids.allday_panel.height - dp(40 + 52 + 20 + 6)  # title, "more", padding
-            names = [f"{_esc(c.name_zh)}  [color=#9aa0a6]{_esc(c.name_en)}[/color]" for c in rows]
-            heights = ([max(self.measure_allday(t, width) + dp(8), self.allday_qty_h) + dp(4) for t in names]
-                       if width > 1 else [])
+            names = [f"[size=22sp][b]{c.qty:>3}[/b][/size]  {_esc(c.name_zh)}  [color=#9aa0a6]{_esc(c.name_en)}[/color]"
+                     for c in rows]
+            heights = [self.measure_allday(t, width) + dp(2) for t in names] if width > 1 else []
             if heights and room > 1:
                 bounds = pack(heights, room)
             else:
@@ -341,9 +344,9 @@ def build_app(cfg):
                              if page.pages > 1 else "")
 
         def _place_allday(self, rows, names, heights):
-            """The shown rows on AllDayRow widgets: a row keeps its dish (and
-            its name's texture) while shown, only its count and place change;
-            a dish newly shown takes a row no longer needed."""
+            """The shown rows on AllDayRow widgets: a row keeps its dish while
+            shown (its texture redrawn only when its count changes); a dish
+            newly shown takes a row no longer needed."""
             box = self.root_w.ids.allday
             want = {(c.name_zh, c.name_en) for c in rows}
             by_key = {w.key: w for w in self.allday_rows if w.key in want}
@@ -358,8 +361,8 @@ def build_app(cfg):
                     else:
                         w = AllDayRow()
                         self.allday_rows.append(w)
-                    w.key, w.name_text = key, name
-                w.qty_text, w.height = str(c.qty), h
+                    w.key = key
+                w.text, w.height = name, h
                 order.append(w)
             if list(reversed(box.children)) != order:
                 box.clear_widgets()
@@ -376,7 +379,22 @@ def build_app(cfg):
                 first, n = shown.get(v.ticket_id, (0, len(split)))
                 for k in range(first, min(len(split), first + n)):
                     parts.append(((v.ticket_id, k, len(split)), v, split[k]))
-            place(self.root_w.ids.grid, self.cards, parts, self.slots, self._fill)
+            pool = self.cards + self.spares
+            self.spares = place(self.root_w.ids.grid, pool, parts, self.slots, self._fill)
+            self.cards = [c for c in pool if c not in self.spares]
+            self._ahead()
+
+        def _fill_ahead(self, *_):
+            """The card parts after the page on the spare cards, a moment
+            after a change (in a frame of their own, which draws nothing on
+            screen): a bump then moves in a card already drawn."""
+            if self.card_box is None or not self.spares or not self.cards:
+                return
+            parts = []
+            for v in self.ctl.vm.tickets_after_page(len(self.spares)):
+                split = self.split(v.items, v.note)
+                parts += [((v.ticket_id, k, len(split)), v, blocks) for k, blocks in enumerate(split)]
+            place_ahead(self.spares, parts, self._fill, self.cards[0].size)
 
         def _fill(self, card, key, v=None, blocks=None):
             """Update one card part; only properties that changed redraw."""

@@ -100,6 +100,16 @@ def part_text(k: int, n: int) -> str:
     return f"续 cont'd {k + 1}/{n}" + ("  ▶" if k + 1 < n else "") if n > 1 else ""
 
 
+def nearest(texture) -> None:
+    """Sample a text texture drawn at its own size on whole pixels nearest,
+    not linear: the same pixels, and cheaper for a software rasteriser
+    (both filters: a texture whose two filters differ costs more than
+    either)."""
+    if texture is not None:
+        texture.mag_filter = "nearest"
+        texture.min_filter = "nearest"
+
+
 def _dp(v: float) -> float:
     from kivy.metrics import dp
 
@@ -323,24 +333,46 @@ def paint_gaps(grid, rgba=BACKDROP) -> None:
     paint()
 
 
-def place(grid, cards: list, parts: list, slots: int, fill) -> None:
-    """Put ``parts`` ``[(key, *data)]`` on ``cards`` in order. A card keeps
-    its part (and its text's texture) while the part stays on screen, only
-    moving in the grid; ``fill(card, key, *data)`` updates a card (``key``
-    None: blank)."""
+def place(grid, cards: list, parts: list, slots: int, fill) -> list:
+    """Put ``parts`` ``[(key, *data)]`` on ``cards`` in order, the first
+    ``slots`` of them on ``grid``. A card keeps its part (and its text's
+    texture) while the part stays on screen, only moving in the grid; a part
+    already drawn on a card off the grid (see place_ahead) moves onto it
+    with its texture; ``fill(card, key, *data)`` updates a card (``key``
+    None: blank). Returns the cards left off the grid, their text kept."""
     parts = parts[:slots]
     want = {p[0] for p in parts}
     by_key = {c.key: c for c in cards if c.key in want}
-    free = [c for c in cards if c.key not in want]
+    on_grid = set(grid.children)
+    # a new part takes a card freed on the grid before a card drawn ahead
+    free = sorted((c for c in cards if c.key not in want), key=lambda c: c not in on_grid)
     order = []
     for key, *data in parts:
         card = by_key.get(key) or free.pop(0)
         fill(card, key, *data)
         order.append(card)
-    for card in free:
+    blanks = free[:max(0, slots - len(order))]
+    for card in blanks:
         fill(card, None)
-    order = (order + free)[:slots]
+    order += blanks
     if list(reversed(grid.children)) != order:
         grid.clear_widgets()
         for card in order:
             grid.add_widget(card)
+    return free[len(blanks):]
+
+
+def place_ahead(spares: list, parts: list, fill, size) -> None:
+    """Draw the parts that come onto the page next (``[(key, *data)]``, at
+    most one per card) on ``spares``, cards off the grid, at the grid's card
+    ``size``: their text is rendered now, in a frame that draws nothing,
+    and a bump only moves them in (see place). A spare already holding one
+    of the parts keeps it."""
+    parts = parts[:len(spares)]
+    want = {p[0] for p in parts}
+    by_key = {c.key: c for c in spares if c.key in want}
+    free = [c for c in spares if c.key not in want]
+    for key, *data in parts:
+        card = by_key.get(key) or free.pop(0)
+        card.size = size
+        fill(card, key, *data)

@@ -122,3 +122,62 @@ def test_the_all_day_panel_pages_and_says_how_many_rows_follow():
     # fewer rows later: the page is kept in range
     pager.page = 2
     assert pager.view(rows[:2], pack([30] * 2, 100)).page == 0
+
+
+def test_the_tickets_after_the_page_are_the_ones_a_bump_brings_in():
+    vm, _ = station(page_size=2)
+    for n in range(1, 6):
+        vm.on_ticket(ticket(n, accepted=T0 + n))
+    assert [v.number for v in vm.tickets_on_page()] == [1, 2]
+    assert [v.number for v in vm.tickets_after_page(2)] == [3, 4]
+    vm.bump(f"{oid(1)}:wok")
+    assert [v.number for v in vm.tickets_on_page()] == [2, 3]
+    assert [v.number for v in vm.tickets_after_page(5)] == [4, 5]
+    vm.next_page()
+    assert [v.number for v in vm.tickets_on_page()] == [4, 5]
+    assert vm.tickets_after_page(2) == []
+
+
+class _Grid:
+    """The little of a Kivy GridLayout that cardkit.place uses."""
+
+    def __init__(self) -> None:
+        self.children: list = []  # Kivy's order: the last added first
+
+    def clear_widgets(self) -> None:
+        self.children = []
+
+    def add_widget(self, w) -> None:
+        self.children.insert(0, w)
+
+
+class _Card:
+    def __init__(self, name: str) -> None:
+        self.name, self.key, self.size, self.fills = name, None, None, 0
+
+
+def _fill(card, key, *data):
+    card.key = key
+    card.fills += 1
+
+
+def test_a_card_drawn_ahead_moves_onto_the_grid_with_its_part():
+    from kds.cardkit import place, place_ahead
+
+    grid, cards = _Grid(), [_Card(f"c{k}") for k in range(5)]
+    spares = place(grid, cards, [("a",), ("b",), ("c",)], 3, _fill)
+    assert [c.key for c in reversed(grid.children)] == ["a", "b", "c"]
+    assert len(spares) == 2 and all(c not in grid.children for c in spares)
+    place_ahead(spares, [("d",), ("e",), ("f",)], _fill, (300, 400))
+    assert sorted(c.key for c in spares) == ["d", "e"] and all(c.size == (300, 400) for c in spares)
+    d = next(c for c in spares if c.key == "d")
+    # "a" is bumped: "d", drawn ahead, comes onto the grid as it is
+    spares = place(grid, cards, [("b",), ("c",), ("d",)], 3, _fill)
+    assert [c.key for c in reversed(grid.children)] == ["b", "c", "d"]
+    assert list(reversed(grid.children))[2] is d
+    assert {c.key for c in spares} == {"a", "e"}  # the bumped card is a spare now, "e" kept
+    # fewer parts than slots: blank cards on the grid, never a card drawn ahead
+    e = next(c for c in spares if c.key == "e")
+    spares = place(grid, cards, [("b",)], 3, _fill)
+    assert [c.key for c in reversed(grid.children)] == ["b", None, None]
+    assert e in spares and e.key == "e"

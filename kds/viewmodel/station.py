@@ -250,6 +250,18 @@ class StationViewModel(_PagedGrid):
         ids = self._sync(now)
         return [self._view(self._entries[tid], now) for tid in self._pager.window(ids)]
 
+    def tickets_after_page(self, n: int) -> list[TicketView]:
+        """The first ``n`` open tickets after the shown page, oldest first:
+        what a bump brings onto the page next (the screen draws their cards
+        ahead, off screen)."""
+        now = self.clock()
+        ids = self._sync(now)
+        shown = self._pager.window(ids)
+        if not shown or n <= 0:
+            return []
+        k = self._pos[shown[-1]] + 1
+        return [self._view(self._entries[tid], now) for tid in ids[k:k + n]]
+
     @property
     def unacked_count(self) -> int:
         """Open tickets not yet drawn, so not acknowledged (on a later page)."""
