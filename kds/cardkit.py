@@ -261,7 +261,8 @@ def register_solid():
             self._pos, self._size, self._rgba = (0, 0), (0, 0), (1, 1, 1, 1)
             self._box = ScissorPush(x=0, y=0, width=0, height=0)
             self._colour = ClearColor(1, 1, 1, 1)
-            for part in (self._box, self._colour, ClearBuffers(clear_color=True), ScissorPop()):
+            self._clear = ClearBuffers(clear_color=True)
+            for part in (self._box, self._colour, self._clear, ScissorPop()):
                 self.add(part)
             for k, v in kwargs.items():
                 setattr(self, k, v)
@@ -271,8 +272,10 @@ def register_solid():
             x, y = self._pos
             w, h = self._size
             x0, y0, x1, y1 = round(x), round(y), round(x + w), round(y + h)
-            if self._rgba[3] <= 0 or x1 <= x0 or y1 <= y0:
-                x1, y1 = x0, y0  # an empty box: nothing cleared
+            empty = self._rgba[3] <= 0 or x1 <= x0 or y1 <= y0
+            if empty:
+                x1, y1 = x0, y0
+            self._clear.clear_color = not empty  # an empty box: no clear at all
             self._box.pos = (x0, y0)
             self._box.size = (x1 - x0, y1 - y0)
             self._colour.rgba = self._rgba
