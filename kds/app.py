@@ -219,6 +219,7 @@ def build_app(cfg):
             self.root_w.ids.grid.bind(size=self._grid_sized)
             paint_gaps(self.root_w.ids.grid)
             self.root_w.ids.allday_panel.bind(on_touch_up=self._allday_touch)
+            self.root_w.ids.allday.bind(pos=self._stack_allday, size=self._stack_allday)
             run_screen_clock(self, shot_dir / f"kds-{cfg.kds.station}.png")
             self.bumpbar = None
             if cfg.kds.serial_bump_bar:
@@ -364,10 +365,25 @@ def build_app(cfg):
                     w.key = key
                 w.text, w.height = name, h
                 order.append(w)
-            if list(reversed(box.children)) != order:
-                box.clear_widgets()
-                for w in order:
+            self.allday_rows = order + free
+            for w in free:  # rows belong to the panel or to nothing
+                if w.parent is not None:
+                    box.remove_widget(w)
+            for w in order:
+                if w.parent is None:
                     box.add_widget(w)
+            self._stack_allday()
+
+        def _stack_allday(self, *_):
+            """The shown rows top down in the panel: a row that moves only
+            changes its position (no widgets removed and added again)."""
+            box = self.root_w.ids.allday
+            top = box.top
+            for w in self.allday_rows:  # the shown ones in the order of the last refresh
+                if w.parent is not None:
+                    w.width, w.x = box.width, box.x
+                    top -= w.height
+                    w.y = top
 
         def _place(self, views):
             """Each ticket's parts on the cards, in order (see cardkit.place)."""
@@ -450,7 +466,7 @@ def build_app(cfg):
                                      "grid_rect": window_rect(ids.grid),
                                      "allday": {"text": self.root_w.allday_text, "more": self.root_w.allday_more,
                                                 "rect": window_rect(ids.allday),
-                                                "rows": [window_rect(w) for w in reversed(ids.allday.children)]},
+                                                "rows": [window_rect(w) for w in self.allday_rows if w.parent is not None]},
                                      "open": self.ctl.vm.open_count,
                                      "page": self._drawn_page[0], "pages": self._drawn_page[1],
                                      "hidden_text": self.root_w.hidden_text,
