@@ -253,8 +253,8 @@ def build_app(cfg, deep_link: str | None = None):
     from kivy.core.text import Label as CoreLabel
     from kivy.core.text.markup import MarkupLabel
     from kivy.factory import Factory
-    from kivy.graphics import Color, Line
-    from kivy.metrics import dp
+    from kivy.graphics import Color, Line, Rectangle, RoundedRectangle
+    from kivy.metrics import dp, sp
     from kivy.properties import BooleanProperty, ListProperty, NumericProperty, ObjectProperty, StringProperty
     from kivy.uix.behaviors import ButtonBehavior
     from kivy.uix.boxlayout import BoxLayout
@@ -331,6 +331,12 @@ def build_app(cfg, deep_link: str | None = None):
             self.angle = (self.angle - 36) % 360
 
     class ItemTileW(KButton):
+        """A dish on the menu: its photo, name, allergens, price and badge,
+        drawn by this one widget (screens.kv draws the photo and the card;
+        the texts are core-label textures placed here as a vertical box of
+        name, allergens and a price row would place them). A Label widget
+        holds about 37 KB and its rules more: a tile of five was 330 KB."""
+
         item_id = StringProperty("")
         name_text = StringProperty("")
         price_text = StringProperty("")
@@ -340,6 +346,76 @@ def build_app(cfg, deep_link: str | None = None):
         photo = StringProperty("")  # the file the view model names; "" a colour tile
         photo_tex = ObjectProperty(None, allownone=True)  # its texture once made
         with_photos = BooleanProperty(False)  # the menu shows photos: every tile as high
+        # set by screens.kv from the app: the scale of large text and the texts' colours
+        text_scale = NumericProperty(1.0)
+        name_ink = ListProperty([1, 1, 1, 1])
+        sub_ink = ListProperty([1, 1, 1, 1])
+        price_ink = ListProperty([1, 1, 1, 1])
+
+        PARTS = ("name", "sub", "price", "badge")
+
+        def __init__(self, **kw):
+            self._parts = {}
+            self._place = Clock.create_trigger(self._place_texts, -1)
+            super().__init__(**kw)
+            with self.canvas:
+                self._badge_colour = Color(rgba=(0, 0, 0, 0))
+                self._badge_bg = RoundedRectangle(size=(0, 0))
+                for part in self.PARTS:
+                    self._parts[part] = [Color(rgba=(1, 1, 1, 1)), Rectangle(size=(0, 0)), None]
+            for prop in ("name_text", "sub_text", "price_text", "badge_text", "photo", "pos", "size",
+                         "text_scale", "name_ink", "sub_ink", "price_ink"):
+                self.fbind(prop, self._place)
+            self._place()
+
+        def textures(self) -> list:
+            """The texts' textures (KioskApp's warm-up draws them ahead)."""
+            return [r.texture for _, r, _ in self._parts.values() if r.texture is not None]
+
+        def _text(self, part, text, size, bold, ink, width, box, align="centre"):
+            """``text`` in its texture, placed in ``box`` (x, y, w, h): centred
+            vertically (a Label's texture), or on its bottom ("bottom")."""
+            colour, rect, key = self._parts[part]
+            new = (text, size, bold, tuple(ink), width)
+            if new != key:
+                self._parts[part][2] = new
+                if text and (width is None or width > 0):
+                    core = MarkupLabel(text=text, font_size=size, bold=bold, color=list(ink),
+                                       text_size=(width, None), halign="left" if width else "center")
+                    core.refresh()
+                    rect.texture = core.texture
+                    rect.size = core.texture.size if core.texture is not None else (0, 0)
+                else:
+                    rect.texture, rect.size = None, (0, 0)
+            x, y, w, h = box
+            tw, th = rect.size
+            rect.pos = (int(x + (w - tw) / 2) if width is None else int(x),
+                        int(y) if align == "bottom" else int(y + (h - th) / 2))
+
+        def _place_texts(self, *_):
+            photo, s = bool(self.photo), self.text_scale
+            # screens.kv's card below the photo: padding, spacing, the rows' heights
+            left, top, right, bottom = (dp(20), dp(12), dp(20), dp(10)) if photo else (dp(22),) * 4
+            gap = dp(2)
+            x, w = self.x + left, self.width - left - right
+            row_h = dp(56) if photo else dp(70)
+            sub_h = dp(30) if self.sub_text or not photo else 0
+            row_y = self.y + bottom
+            sub_y = row_y + row_h + gap
+            name_y = sub_y + sub_h + gap
+            name_h = self.top - (dp(PHOTO_DP) if photo else 0) - top - name_y
+            badge_w = dp(170) if self.badge_text else 0
+            self._text("name", self.name_text, sp(32 if photo else 38) * s, True, self.name_ink, w,
+                       (x, name_y, w, name_h))
+            self._text("sub", self.sub_text, sp(20) * s, False, self.sub_ink, w, (x, sub_y, w, sub_h))
+            self._text("price", self.price_text, sp(36 if photo else 40) * s, True, self.price_ink,
+                       max(0, w - badge_w), (x, row_y, w - badge_w, row_h), "bottom")
+            bx = x + w - badge_w
+            self._text("badge", self.badge_text, sp(28) * s, True, (1, 1, 1, 1), None, (bx, row_y, badge_w, row_h))
+            self._badge_colour.rgba = (0.2, 0.2, 0.2, 0.9) if self.badge_text else (0, 0, 0, 0)
+            self._badge_bg.pos = (bx, row_y + dp(8))
+            self._badge_bg.size = (badge_w, row_h - dp(16)) if self.badge_text else (0, 0)
+            self._badge_bg.radius = [dp(27)]
 
     class PhotoBand(Widget):
         """The item screen's photo, across the screen above the dish's name."""
@@ -769,13 +845,14 @@ def build_app(cfg, deep_link: str | None = None):
                     getattr(self, f"_fill_{screen}")(w, view)
                     yield  # laid out and the texts measured before the next frame
                     yield
-                labels = [x for x in w.walk(restrict=True) if isinstance(x, Label) and x.texture is not None]
-                for i in range(0, len(labels), WARM_LABELS):
+                texs = [t for x in w.walk(restrict=True) for t in (
+                    x.textures() if isinstance(x, ItemTileW) else [x.texture] if isinstance(x, Label) else [])
+                    if t is not None]
+                for i in range(0, len(texs), WARM_LABELS):
                     if w.parent is not None:  # shown meanwhile
                         break
-                    for x in labels[i:i + WARM_LABELS]:
-                        if x.texture is not None:
-                            x.texture.bind()  # the text drawn into its texture (Kivy does it when first drawn)
+                    for t in texs[i:i + WARM_LABELS]:
+                        t.bind()  # the text drawn into its texture (Kivy does it when first drawn)
                     yield
 
         def _show(self, screen: str, v) -> None:
