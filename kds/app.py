@@ -327,7 +327,7 @@ def build_app(cfg):
             panel = self.root_w.ids.allday
             width = int(panel.width)
             room = self.root_w.ids.allday_panel.height - dp(40 + 52 + 20 + 6)  # title, "more", padding
-            names = [f"[size=22sp][b]{c.qty:>3}[/b][/size]  {_esc(c.name_zh)}  [color=#9aa0a6]{_esc(c.name_en)}[/color]"
+            names = [f"[size=22sp][b]{c.qty:>3}[/b][/size]  {_esc(c.name_zh)}  [color=#5f6368]{_esc(c.name_en)}[/color]"
                      for c in rows]
             heights = [self.measure_allday(t, width) + dp(2) for t in names] if width > 1 else []
             if heights and room > 1:
