@@ -216,6 +216,9 @@ class HubPrintingConfig(_Strict):
     """Ordering device -> the printer that prints its receipts."""
     stations: dict[str, StationPrinting] = {}
     """Station -> its kitchen printer."""
+    recheck_s: Annotated[float, msgspec.Meta(ge=1, le=3600)] = 30.0
+    """A print job the printing service took but has not reported done or
+    failed is asked about again this often (and when the hub starts)."""
 
 
 # ----------------------------------------------------------------- KDS

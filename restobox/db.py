@@ -168,6 +168,12 @@ class PointsEntry(_Base):
     at = pw.CharField(max_length=40)
 
 
+# The print requests not yet done or failed (the hub asks about them again),
+# found without reading every request ever made.
+PrintRequest.add_index(pw.SQL(
+    'CREATE INDEX IF NOT EXISTS "print_request_open" ON "print_request" ("state") '
+    """WHERE "state" NOT IN ('done', 'failed')"""))
+
 STORE_TABLES = (Order, Ticket, DayCounter, Outbox, ProcessedMessage, SoldOutItem, PrintRequest, MenuVersion,
                 StockLevel, PointsEntry)
 

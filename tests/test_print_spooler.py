@@ -17,7 +17,7 @@ import pytest
 from restobox import contract
 from restobox.contract import StaffCommand, topics
 from restobox.printing.emulators import PtyPrinter, TcpPrinter
-from tests.support import KUNG_PAO, MILK_TEA, Device, HubProcess, Kiosk, hub_config, new_order
+from tests.support import KUNG_PAO, MILK_TEA, Device, HubProcess, Kiosk, hub_config, new_order, wait
 
 pytestmark = pytest.mark.integration
 
@@ -256,6 +256,41 @@ def test_the_printing_service_killed_mid_rush_loses_no_ticket(store, kiosk, moni
         assert mine, f"order {o.order_id} never printed"
         # printed again only if the first may have been cut off, and then marked
         assert all(b"REPRINT" in j for j in mine[1:])
+
+
+def request_states(hub_db: Path) -> dict[str, tuple[str, bool]]:
+    con = sqlite3.connect(hub_db)
+    try:
+        return {kind: (state, confirmed) for kind, state, confirmed in
+                con.execute("select kind, state, confirmed_at is not null from print_request")}
+    finally:
+        con.close()
+
+
+def test_the_store_database_learns_a_job_was_printed_even_if_the_hub_missed_the_message(
+        broker, store, kiosk, monitor):
+    """The printing service confirmed the kitchen ticket (held: printer
+    off), then printed it while the hub was down and its broker session was
+    gone (a broker restarted without it): the "done" went to nobody. The hub
+    asks again about every job not yet done or failed, and store.db ends
+    "done", with the ticket printed once."""
+    from restobox.brokerconf import mqtt_connect_rc
+
+    store.kitchen.refuse()
+    store.kitchen.drop_connections()
+    order = new_order(KUNG_PAO)
+    kiosk.submit(order)
+    wait(lambda: request_states(store.hub_db).get("kitchen") == ("held", True), 15, "kitchen job held")
+    store.hub.kill()
+    hub = broker.creds["hub"]
+    assert mqtt_connect_rc(broker.host, broker.port, hub.username, hub.password) == 0  # its session is gone
+    store.kitchen.accept()
+    (ticket,) = store.kitchen.wait_for_jobs(1, 15)
+    job_state(monitor, lambda s: s["kind"] == "kitchen", "done")
+    store.hub.start(monitor)
+    wait(lambda: request_states(store.hub_db) == {"kitchen": ("done", True), "receipt": ("done", True)}, 10,
+         "every request done in store.db")
+    assert len(store.kitchen.jobs) == 1
 
 
 @pytest.mark.parametrize("printer,expected", [

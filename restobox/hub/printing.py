@@ -6,6 +6,7 @@ ticket printed when no screen acknowledged it (invariant 7)."""
 from __future__ import annotations
 
 import logging
+import time
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -21,6 +22,15 @@ if TYPE_CHECKING:
     from restobox.hub.service import Hub
 
 log = logging.getLogger("restobox.hub")
+
+FINAL_STATES = ("done", "failed")
+"""A print job in one of these states never changes again at the printing service."""
+# The requests the printing service confirmed and has not finished, through
+# the partial index print_request_open (db.py): a year of finished requests
+# is not read every time.
+OPEN_REQUESTS_SQL = (
+    'SELECT "job_id", "payload" FROM "print_request" INDEXED BY "print_request_open" '
+    """WHERE "state" NOT IN ('done', 'failed') AND "confirmed_at" IS NOT NULL LIMIT 500""")
 
 
 def local(hub: "Hub", when: datetime, seconds: bool = False) -> str:
@@ -90,10 +100,16 @@ def handle_state(hub: "Hub", fx: Effects, req: Request) -> None:
     """The printing service has the job (or says how it went)."""
     st: contract.PrintJobState = req.msg
     now = iso(hub.clock())
+    # A job that is done or failed stays so at the printing service: an
+    # older state arriving late (an answer to a resend crossing the last
+    # state) does not undo it.
     (db.PrintRequest.update(confirmed_at=pw.fn.COALESCE(db.PrintRequest.confirmed_at, now),
                             state=st.state, reason=st.reason)
-     .where(db.PrintRequest.job_id == st.job_id).execute())
-    hub.print_sent.pop(st.job_id, None)
+     .where(db.PrintRequest.job_id == st.job_id, db.PrintRequest.state.not_in(FINAL_STATES)).execute())
+    if st.state in FINAL_STATES:
+        hub.print_sent.pop(st.job_id, None)
+    else:
+        hub.print_sent[st.job_id] = time.monotonic()
 
 
 def reprint(hub: "Hub", fx: Effects, cmd: StaffCommand, order: db.Order, now: str) -> tuple[str, str]:
@@ -151,13 +167,27 @@ def report(fx: Effects, cmd: StaffCommand, now: str) -> str:
 # ------------------------------------------------------------ periodically
 def resend_unconfirmed(hub: "Hub", t: float) -> None:
     """A request the printing service has not confirmed is sent again (it
-    deduplicates by job id)."""
+    deduplicates by job id). One it confirmed but has not reported done or
+    failed is sent again every ``recheck_s`` (and at once after the hub
+    starts): the printing service answers a job it already has with the
+    job's state, so a state message the hub missed (the hub down while its
+    broker session was lost, the printing service killed between storing a
+    state and sending it) does not leave store.db saying "queued" or
+    "printing" for a job that was printed."""
     cutoff = iso(hub.clock() - timedelta(seconds=3))
     for r in (db.PrintRequest.select().where(db.PrintRequest.confirmed_at.is_null(),
                                              db.PrintRequest.created_at < cutoff).limit(500)):
         if t - hub.print_sent.get(r.job_id, 0.0) >= 5.0:
             hub.print_sent[r.job_id] = t
             hub.bus.publish(topics.PRINT_JOB, r.payload.encode())
+    every = hub.cfg.hub.printing.recheck_s
+    if t - hub.print_rechecked < min(every, 5.0):
+        return
+    hub.print_rechecked = t
+    for job_id, payload in db.store_db.execute_sql(OPEN_REQUESTS_SQL):
+        if job_id not in hub.print_sent or t - hub.print_sent[job_id] >= every:
+            hub.print_sent[job_id] = t
+            hub.bus.publish(topics.PRINT_JOB, payload.encode())
 
 
 def fallbacks(hub: "Hub", fx: Effects) -> None:

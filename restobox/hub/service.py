@@ -95,7 +95,8 @@ class Hub:
         self.last_errors: deque[RejectNotice] = deque(maxlen=20)
         self.sold_out: set[str] = set()
         self.board: dict[str, tuple[int, str]] = {}
-        self.print_sent: dict[str, float] = {}  # job id -> when last sent (monotonic)
+        self.print_sent: dict[str, float] = {}  # job id -> when last sent or heard of (monotonic)
+        self.print_rechecked = float("-inf")  # when the jobs not yet done were last looked at
         self.member_key = cfg.hub.loyalty.member_key()
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
