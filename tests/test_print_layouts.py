@@ -276,13 +276,13 @@ def receipt_data(o: OrderSubmit, number: int, **kw) -> ReceiptData:
 
 
 def kitchen_data(o: OrderSubmit, number: int, station: str, *, done_lines=(), fallback=False,
-                 note: str = "") -> KitchenData:
+                 note: str = "", provisional_number: str = "") -> KitchenData:
     items = split_by_station(price_order(o, IDX).lines)[station]
     items = tuple(msgspec.structs.replace(i, state="done") if i.line in done_lines else i for i in items)
     ticket = StationTicket(
         ticket_id=f"{o.order_id}:{station}", order_id=o.order_id, number=number, station=station,
         channel=o.channel, service=o.service, table=o.table, items=items, note=note,
-        accepted_at="2026-11-01T04:34:56.120+00:00",
+        accepted_at="2026-11-01T04:34:56.120+00:00", provisional_number=provisional_number,
     )
     name = IDX.stations[station].name
     return KitchenData(station_name=Words(name.zh, name.en), ticket=ticket,
@@ -660,6 +660,19 @@ def test_offline_mark_appears_exactly_for_offline_orders(offline):
         assert any("K-17" in t for t in texts) is offline
     zh = read_escpos(layouts.receipt(receipt_data(o, 59), W80_ZH)).texts()
     assert any("| " in t and "离线订单" in t for t in zh) is offline  # inside the box
+
+
+@pytest.mark.parametrize("opts", [W80_BOTH, W58_BOTH, W80_ZH, W58_EN, W80_ASCII])
+def test_a_kitchen_ticket_of_an_offline_order_shows_both_numbers_large(opts):
+    """docs/operations.md: the kitchen's ticket shows the hub's number and
+    the provisional one the diner holds, so staff can call out either."""
+    paper = read_escpos(layouts.kitchen_ticket(kitchen_data(OFFLINE_B, 42, "wok", provisional_number="K1-007"),
+                                               opts))
+    big = [s for s in paper.segs() if "K1-007" in s.text]
+    assert big and all(s.height >= 2 and s.bold for s in big)
+    assert any(s.text.strip() == "42" and s.height >= 3 for s in paper.segs())
+    online = read_escpos(layouts.kitchen_ticket(kitchen_data(OFFLINE_B, 42, "wok"), opts)).all_text()
+    assert "K1-007" not in online and "rovisional" not in online and "临时" not in online
 
 
 @pytest.mark.parametrize("fallback", [False, True])

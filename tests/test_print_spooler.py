@@ -138,6 +138,13 @@ def test_an_accepted_order_prints_its_kitchen_ticket_and_receipt_exactly_once(st
     assert sorted(rows) == [("kitchen", "done", 1), ("receipt", "done", 1)]
 
 
+def test_the_kitchen_ticket_of_an_order_placed_offline_shows_its_provisional_number(store, kiosk):
+    order = new_order(KUNG_PAO, offline=True, provisional_number="K1-007")
+    reply = kiosk.submit(order)
+    (ticket,) = store.kitchen.wait_for_jobs(1, 10)
+    assert b"K1-007" in ticket and str(reply.number).encode() in ticket
+
+
 def test_paper_out_holds_the_job_alerts_and_prints_it_once_paper_is_back(store, kiosk, monitor):
     store.kitchen.mode = "paper_out"
     order = new_order(KUNG_PAO)

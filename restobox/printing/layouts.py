@@ -615,6 +615,11 @@ def kitchen_ops(data: KitchenData, opts: PrintOptions, *, reprint: bool = False)
         pg.text(s, bold=True, align="center", size=(2, 2) if i == 0 else (1, 2))
     n = KITCHEN_NUMBER_SIZE
     pg.text(str(t.number), bold=True, align="center", size=(n, n))
+    if t.provisional_number:
+        # placed while the kiosk could not reach the hub: the diner holds
+        # this number, so the kitchen can call out either
+        pg.text(pg.say("临时取餐号", "Provisional No."), align="center")
+        pg.text(t.provisional_number, bold=True, align="center", size=(2, 2))
     ch = CHANNELS.get(t.channel, (t.channel, t.channel))
     sv = _service(t.service, t.table)
     for s in pg.each(f"{ch[0]} · {sv[0]}", f"{ch[1]} · {sv[1]}"):
