@@ -43,7 +43,7 @@ TOPBAR_DP = 120  # screens.kv: KioskRoot's topbar, over every screen but attract
 # KioskApp._warm_up: the screens built and filled ahead, in order, and how
 # many labels draw their text in one step (a frame)
 WARM_SCREENS = ("menu", "language", "service", "item", "cart", "pay", "confirm")
-WARM_LABELS = 6
+WARM_LABELS = 10
 
 
 def window_size(cfg=None) -> tuple[int, int]:
@@ -106,19 +106,49 @@ def on_type_scale(px: float) -> float:
 
 
 def faux_bold_px(px: float) -> int:
-    """The outline that makes a regular face read as bold at ``px``: about
-    as much more ink as a real bold face has (Noto Sans CJK Bold: +52 %)."""
+    """The outline that makes a regular face read as bold at ``px`` (a bold
+    span in a text that is not all bold): about as much more ink as a real
+    bold face has (Noto Sans CJK Bold: +52 %)."""
     return max(1, round(px / 55))
+
+
+def bold_spread_px(px: float) -> int:
+    """How far a text all in bold is spread (right and down) at ``px``:
+    1 pixel to about 60, then more; about the ink of a real bold face."""
+    return max(1, round(px / 40))
+
+
+def embolden(data: bytes, width: int, height: int, colour, spread: int) -> bytes:
+    """RGBA text in one colour spread ``spread`` pixels right and down: each
+    pixel as covered as the most covered of its neighbours up and left, in
+    the text's colour."""
+    from PIL import Image, ImageChops
+
+    def along(a, dx: int, dy: int):
+        out = a
+        for d in range(1, spread + 1):
+            moved = ImageChops.offset(a, d * dx, d * dy)
+            moved.paste(0, (0, 0, d, height) if dx else (0, 0, width, d))  # what offset wrapped round
+            out = ImageChops.lighter(out, moved)
+        return out
+
+    alpha = along(along(Image.frombytes("RGBA", (width, height), data).getchannel("A"), 1, 0), 0, 1)
+    out = Image.new("RGB", (width, height), tuple(round(c * 255) for c in colour[:3]))
+    out.putalpha(alpha)
+    return out.tobytes()
 
 
 def use_screen_text(faux_bold: bool = False) -> None:
     """Every text the kiosk draws (Kivy's core label, markup included) in a
     size of TYPE_SCALE; with ``faux_bold``, bold drawn with the regular face
-    and an outline of its own colour (faux_bold_px) instead of a face of
-    its own. Through SDL_ttf every size and weight opens the font again:
-    a Noto Sans CJK Bold face (for a screen font with no bold) holds 2.8 MB,
-    and the kiosk draws bold in about twelve sizes; the regular face at the
-    same size is shared (0.5 MB, often open already)."""
+    instead of a face of its own: a text all in bold drawn regular, then
+    spread a pixel or more (embolden); a bold span in another text drawn
+    with an outline of its own colour (faux_bold_px). Through SDL_ttf every
+    size and weight opens the font again: a Noto Sans CJK Bold face (for a
+    screen font with no bold) holds 2.8 MB, and the kiosk draws bold in
+    about twelve sizes; the regular face at the same size is shared (0.5 MB,
+    often open already). The spread costs about 0.2 ms a dish name, the
+    outline 0.7 ms (SDL_ttf outlines every glyph again, each time)."""
     from kivy.core.text import Label as CoreLabel, LabelBase
 
     if not getattr(LabelBase, "_type_scale", False):
@@ -141,11 +171,17 @@ def use_screen_text(faux_bold: bool = False) -> None:
         # regular in one file are one face
         return "|".join(str(self.options[k]) for k in keys)
 
-    render_text = CoreLabel._render_text
+    render_begin, render_text, render_end = CoreLabel._render_begin, CoreLabel._render_text, CoreLabel._render_end
+
+    def faux_render_begin(self):
+        o = self.options
+        # all in bold and in one colour (a markup label's text comes in one [color] tag)
+        self._spread = o["bold"] and not o["outline_width"] and str(self.text).count("[color") <= 1
+        return render_begin(self)
 
     def faux_render_text(self, text, x, y):
         o = self.options  # a markup word's own options while it is drawn
-        if not o["bold"] or o["outline_width"]:
+        if not o["bold"] or o["outline_width"] or getattr(self, "_spread", False):
             return render_text(self, text, x, y)
         w = faux_bold_px(o["font_size"])
         o["outline_width"], o["outline_color"] = w, o["color"]
@@ -156,8 +192,19 @@ def use_screen_text(faux_bold: bool = False) -> None:
         finally:
             o["outline_width"] = None
 
+    def faux_render_end(self):
+        data = render_end(self)
+        if getattr(self, "_spread", False) and data is not None and data.fmt == "rgba" \
+                and data.rowlength in (0, data.width):
+            self._spread = False
+            data.mipmaps[0][2] = embolden(bytes(data.data), data.width, data.height, self.options["color"],
+                                          bold_spread_px(self.options["font_size"]))
+        return data
+
     CoreLabel._get_font_id = font_id
+    CoreLabel._render_begin = faux_render_begin
     CoreLabel._render_text = faux_render_text
+    CoreLabel._render_end = faux_render_end
     CoreLabel._faux_bold = True
 
 
@@ -372,16 +419,18 @@ def build_app(cfg, deep_link: str | None = None):
             """The texts' textures (KioskApp's warm-up draws them ahead)."""
             return [r.texture for _, r, _ in self._parts.values() if r.texture is not None]
 
-        def _text(self, part, text, size, bold, ink, width, box, align="centre"):
+        def _text(self, part, text, size, bold, ink, width, box, align="centre", markup=True):
             """``text`` in its texture, placed in ``box`` (x, y, w, h): centred
-            vertically (a Label's texture), or on its bottom ("bottom")."""
+            vertically (a Label's texture), or on its bottom ("bottom").
+            ``markup``: the view model's names come escaped (kiosk.app esc)."""
             colour, rect, key = self._parts[part]
             new = (text, size, bold, tuple(ink), width)
             if new != key:
                 self._parts[part][2] = new
                 if text and (width is None or width > 0):
-                    core = MarkupLabel(text=text, font_size=size, bold=bold, color=list(ink),
-                                       text_size=(width, None), halign="left" if width else "center")
+                    core = (MarkupLabel if markup else CoreLabel)(
+                        text=text, font_size=size, bold=bold, color=list(ink), text_size=(width, None),
+                        halign="left" if width else "center")
                     core.refresh()
                     rect.texture = core.texture
                     rect.size = core.texture.size if core.texture is not None else (0, 0)
@@ -409,9 +458,10 @@ def build_app(cfg, deep_link: str | None = None):
                        (x, name_y, w, name_h))
             self._text("sub", self.sub_text, sp(20) * s, False, self.sub_ink, w, (x, sub_y, w, sub_h))
             self._text("price", self.price_text, sp(36 if photo else 40) * s, True, self.price_ink,
-                       max(0, w - badge_w), (x, row_y, w - badge_w, row_h), "bottom")
+                       max(0, w - badge_w), (x, row_y, w - badge_w, row_h), "bottom", markup=False)
             bx = x + w - badge_w
-            self._text("badge", self.badge_text, sp(28) * s, True, (1, 1, 1, 1), None, (bx, row_y, badge_w, row_h))
+            self._text("badge", self.badge_text, sp(28) * s, True, (1, 1, 1, 1), None, (bx, row_y, badge_w, row_h),
+                       markup=False)
             self._badge_colour.rgba = (0.2, 0.2, 0.2, 0.9) if self.badge_text else (0, 0, 0, 0)
             self._badge_bg.pos = (bx, row_y + dp(8))
             self._badge_bg.size = (badge_w, row_h - dp(16)) if self.badge_text else (0, 0)
@@ -695,7 +745,9 @@ def build_app(cfg, deep_link: str | None = None):
                 self.root = self.root_w
                 self._shown = None
             self._screens, self._pools, self._screen_w = {}, {}, None
-            self._warming, self._warmed = None, False
+            self._warming, self._warmed, self._warm_on, self._ahead = None, False, "attract", False
+            self._warm_done: set[str] = set()  # screens built and drawn ahead
+            self._filled: set[str] = set()  # screens filled once (shown, or with a preview)
 
         def _use_palette(self, high_contrast: bool) -> None:
             """Switch every colour. The window is built again: a rule on a base
@@ -780,8 +832,13 @@ def build_app(cfg, deep_link: str | None = None):
                 still.ids.title.text, still.ids.text.text = ov.title, ov.text
                 still.ids.yes.text, still.ids.yes.target = ov.yes.label, ov.yes.id
                 still.ids.no.text, still.ids.no.target = ov.no.label, ov.no.id
-            if vm.screen == "attract" and not self._warmed:
-                self._warm_up()
+            if vm.screen == "attract":
+                self._ahead = False
+                if not self._warmed:
+                    self._warm_up()
+            elif vm.screen == "service" and not self._ahead and self._warming is None and self._warmed:
+                self._ahead = True
+                self._fill_ahead()
             if vm.screen == "attract" and self._shown_screen not in (None, "attract"):
                 self._tidy_later()  # an order ended (or was given up)
             self._shown_screen = vm.screen
@@ -805,43 +862,61 @@ def build_app(cfg, deep_link: str | None = None):
             (KioskViewModel.preview: the first category's tiles and photos, a
             dish's choices, a cart, the ways to pay), laid out at the size
             they are shown at, their texts drawn into textures. One small step
-            a frame (WARM_STEPS), and it stops as soon as someone orders: a
-            tap never waits for more than one step. A first visit then only
+            a frame (WARM_SCREENS, WARM_LABELS); it stops as soon as someone
+            orders (a tap never waits for more than one step) and goes on
+            where it stopped on the next attract screen. A first visit then only
             fills in what differs (measured: service -> menu first 195 ms,
             menu -> item first 155, cart -> pay first 140; the screens
             visited again 60-110)."""
             if self._warming is None and self.ctl.has_menu and not self.ctl.vm.reach:
-                self._warming = self._warm_steps()
-                Clock.schedule_once(self._warm_step, 0.25)  # after the screen shown is drawn
+                self._warm_on = "attract"
+                self._warming = self._warm_steps(WARM_SCREENS)
+                self._after_frame(self._warm_step)  # the screen shown is drawn first
+
+        def _fill_ahead(self) -> None:
+            """On the service screen, the language chosen: the menu filled with
+            what it will first show in that language (the first category;
+            the last diner may have left another), its texts drawn, in the
+            same small steps, stopped by a tap. service -> menu then only
+            swaps the screens (it redrew every text: 110-135 ms)."""
+            if self._warming is None and self._warmed and self.ctl.has_menu and not self.ctl.vm.reach:
+                self._warm_on = self.ctl.vm.screen
+                self._warming = self._warm_steps(("menu",), again=True)
+                self._after_frame(self._warm_step)
 
         def _warm_step(self, dt=None) -> None:
             steps = self._warming
             if steps is None:
                 return
-            if self.ctl.vm.screen != "attract" or self.ctl.vm.reach:
+            if self.ctl.vm.screen != self._warm_on or self.ctl.vm.reach:
                 self._warming = None  # someone orders: never in their way (again on the next attract)
                 return
             try:
                 next(steps)
             except StopIteration:
                 self._warming = None
-                self._warmed = True
-                Clock.schedule_once(lambda dt: self._settle_memory(), 0)
+                if self._warm_on == "attract":
+                    self._warmed = True
+                    Clock.schedule_once(lambda dt: self._settle_memory(), 0)
                 return
             Clock.schedule_once(self._warm_step, 0)  # the next frame
 
-        def _warm_steps(self):
+        def _warm_steps(self, screens, again: bool = False):
+            """The steps: build, fill with the preview (``again``: even a
+            screen filled before), lay out, draw the texts."""
             vm = self.ctl.vm
             # where a screen stands under the top bar (screens.kv: topbar, content)
             size = (Window.width, Window.height - dp(TOPBAR_DP))
-            for screen in WARM_SCREENS:
-                fresh = screen not in self._screens
+            for screen in screens:
+                if screen in self._warm_done and not again:  # on an earlier attract screen (a diner came meanwhile)
+                    continue
                 w = self._screen(screen)
                 if w.parent is None:
                     w.pos, w.size = (0, 0), size  # laid out now, not when first shown
                 yield
-                view = vm.preview(screen) if fresh else None
+                view = vm.preview(screen) if again or screen not in self._filled else None
                 if view is not None:
+                    self._filled.add(screen)
                     getattr(self, f"_fill_{screen}")(w, view)
                     yield  # laid out and the texts measured before the next frame
                     yield
@@ -854,10 +929,12 @@ def build_app(cfg, deep_link: str | None = None):
                     for t in texs[i:i + WARM_LABELS]:
                         t.bind()  # the text drawn into its texture (Kivy does it when first drawn)
                     yield
+                self._warm_done.add(screen)
 
         def _show(self, screen: str, v) -> None:
             """Bring the screen's widgets (built the first time) up to date and show them."""
             w = self._screen(screen)
+            self._filled.add(screen)
             getattr(self, f"_fill_{screen}")(w, v)
             if w is not self._screen_w:
                 host = self.root_w.ids.content

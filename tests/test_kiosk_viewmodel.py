@@ -933,3 +933,26 @@ def test_the_view_models_import_no_kivy_no_paho_no_peewee() -> None:
             "print(bad); sys.exit(1 if bad else 0)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_a_preview_is_what_the_screen_first_shows_and_changes_nothing(clock) -> None:
+    """The app builds its screens ahead with previews: each is the view the
+    diner then gets on arriving (so the arrival only swaps screens), and
+    making them leaves the state as it was."""
+    vm = make_vm(clock)
+    tap(vm, clock, "start", "lang:en")
+    before = (vm.screen, vm.category, vm.editor, list(vm.cart), vm.view())
+    previews = {s: vm.preview(s) for s in ("language", "service", "menu", "item", "cart", "pay", "confirm")}
+    assert (vm.screen, vm.category, vm.editor, list(vm.cart), vm.view()) == before
+    assert previews["confirm"] is None
+    assert previews["service"] == vm.view()
+    tap(vm, clock, "service:takeaway", "next")
+    assert previews["menu"] == vm.view(), "the first category, in the diner's language"
+    first = previews["menu"].items[0].id
+    tap(vm, clock, f"item:{first}")
+    assert previews["item"] == vm.view()
+    tap(vm, clock, "add", "cart")
+    assert [ln.name for ln in previews["cart"].lines] == [ln.name for ln in vm.view().lines]
+    assert previews["cart"].total == vm.view().total
+    tap(vm, clock, "checkout")
+    assert previews["pay"].methods == vm.view().methods and previews["pay"].total == vm.view().total

@@ -68,17 +68,19 @@ class ViewBuilder:
     def view(self) -> View:
         return getattr(self, f"_view_{self.screen}")()
 
-    PREVIEWS = ("menu", "item", "cart", "pay")
+    PREVIEWS = ("language", "service", "menu", "item", "cart", "pay")
 
     def preview(self, screen: str) -> View | None:
-        """What ``screen`` would show a diner arriving at it now: the first
-        category's dishes, its first dish's choices, a cart with that dish,
-        the ways to pay for it (PREVIEWS; None for another screen or with no
-        menu). The state is left as it was: the app builds and draws its
+        """What ``screen`` would show a diner arriving at it now: the
+        languages, the ways to eat, the first category's dishes, its first
+        dish's choices, a cart with that dish, the ways to pay for it
+        (PREVIEWS; None for another screen or with no menu). The state is left as it was: the app builds and draws its
         screens with these while nobody orders, so a first visit only fills
         them."""
         if screen not in self.PREVIEWS:
             return None
+        if screen in ("language", "service"):
+            return getattr(self, f"_view_{screen}")()
         first = self.category or self._first_category()
         dishes = [i for i in self.menu.items if i.category == first and not self._item_sold_out(i)]
         simple = [i for i in dishes if not any(self.idx.groups[g].required for g in i.modifier_groups)]
@@ -88,12 +90,15 @@ class ViewBuilder:
         saved = self.category, self.editor, self.cart
         try:
             self.category = first
-            if screen == "item":
-                self.editor = _Editor(item_id=item.id, chosen={
-                    g: [o.id for o in self.idx.groups[g].options if o.default][: self.idx.groups[g].max_choices]
-                    for g in item.modifier_groups})
-            elif screen in ("cart", "pay") and not self.cart:
-                self.cart = [CartLine(line_id=0, item_id=item.id, modifiers=(), qty=1, name=item.name)]
+            # the dish with the choices the menu marks as defaults, as open_item makes it
+            self.editor = _Editor(item_id=item.id, chosen={
+                g: [o.id for o in self.idx.groups[g].options if o.default][: self.idx.groups[g].max_choices]
+                for g in item.modifier_groups})
+            if screen in ("cart", "pay") and not self.cart:
+                self.cart = [CartLine(line_id=0, item_id=item.id, modifiers=self._editor_modifiers(), qty=1,
+                                      name=item.name)]
+            if screen != "item":
+                self.editor = None
             return getattr(self, f"_view_{screen}")()
         finally:
             self.category, self.editor, self.cart = saved
