@@ -300,6 +300,76 @@ def test_the_store_database_learns_a_job_was_printed_even_if_the_hub_missed_the_
     assert len(store.kitchen.jobs) == 1
 
 
+def test_a_ticket_whose_first_attempt_never_reached_the_printer_is_not_marked_reprint(broker, tmp_path):
+    """The printer answered its status, then went off before the ticket was
+    sent (its connection reset, connecting again refused): nothing of the
+    ticket reached it. When it is back the ticket prints as the first and
+    only copy, without the REPRINT mark staff may throw away."""
+    from restobox import config
+    from restobox.printing.spooler import Spooler
+
+    kitchen = TcpPrinter()
+    spooler = Spooler(config.parse(f"""
+[device]
+id = "printing"
+role = "printing"
+[mqtt]
+port = {broker.port}
+password_file = "{broker.creds['printing'].password_file}"
+reconnect_max_s = 1
+[printing]
+database = "{tmp_path / 'printing.db'}"
+retry_max_s = 1
+status_interval_s = 0.3
+[[printing.printers]]
+id = "kitchen-1"
+port = "network"
+host = "127.0.0.1"
+tcp_port = {kitchen.port}
+connect_timeout_s = 1
+status_timeout_s = 0.5
+"""))
+    hub = Device(broker, "hub", role="hub")
+    spooler.start()
+    try:
+        worker = spooler.workers["kitchen-1"]
+        real_write = worker.port.write
+        failures = []
+
+        def write(data: bytes, job_id: str = "") -> None:
+            if not failures:  # the first attempt: the printer goes off first
+                kitchen.refuse()
+                kitchen.drop_connections()
+                try:
+                    real_write(data, job_id)
+                except Exception as exc:
+                    failures.append(exc)
+                    kitchen.accept()
+                    raise
+            real_write(data, job_id)
+
+        worker.port.write = write
+        order_id = str(uuid.uuid4())
+        ticket = contract.StationTicket(
+            ticket_id=f"{order_id}:wok", order_id=order_id, number=7, station="wok", channel="kiosk",
+            service="takeaway", items=(contract.TicketItem(line=1, item_id="kung-pao-chicken", name_zh="宫保鸡丁",
+                                                           name_en="Kung Pao Chicken", qty=1),),
+            accepted_at="2026-11-01T04:34:56.120+00:00")
+        job = contract.PrintJob(
+            job_id=f"{order_id}:kitchen:kitchen-1:wok", printer="kitchen-1", kind="kitchen", order_id=order_id,
+            kitchen=contract.KitchenData(station_name=contract.Words("炒锅", "Wok"), ticket=ticket,
+                                         printed_at="2026-11-01 12:35:02"))
+        hub.publish(topics.PRINT_JOB, contract.encode(job))
+        (printed,) = kitchen.wait_for_jobs(1, 15)
+        assert len(failures) == 1 and kitchen.fragments == []
+        assert order_id[:8].encode() in printed
+        assert b"REPRINT" not in printed
+    finally:
+        spooler.stop()
+        hub.close()
+        kitchen.close()
+
+
 @pytest.mark.parametrize("printer,expected", [
     ('port = "parallel"\ndevice = "/dev/lp0"', "a printer port is one of serial, usb, network, file, virtual"),
     ('port = "serial"\ndevice = "/dev/ttyUSB-nope"', "/dev/ttyUSB-nope"),

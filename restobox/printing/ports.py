@@ -170,11 +170,17 @@ class PortError(Exception):
 
     ``reason`` is a key of contract.REASONS (printer_offline, printer_busy,
     printer_error, paper_out, ...).
+
+    ``nothing_sent`` (from ``write``): the failure came before any byte of
+    the job was handed to the printer (it could not be reached or opened),
+    so nothing of it can be on paper. False: some of it may be.
     """
 
-    def __init__(self, reason: str, printer_id: str, where: str, detail: str) -> None:
+    def __init__(self, reason: str, printer_id: str, where: str, detail: str, *,
+                 nothing_sent: bool = False) -> None:
         if reason not in REASONS:
             raise KeyError(f"unknown reason code {reason!r}")
+        self.nothing_sent = nothing_sent
         self.reason = reason
         self.printer_id = printer_id
         self.where = where
@@ -210,6 +216,12 @@ class Port:
 
     def _error(self, reason: str, detail: str) -> PortError:
         return PortError(reason, self.cfg.id, self.where, detail)
+
+    @staticmethod
+    def _unsent(exc: PortError) -> PortError:
+        """``exc``, marked as raised before any byte of the job was sent."""
+        exc.nothing_sent = True
+        return exc
 
     def check_config(self) -> None:
         """Raise ConfigError if the configuration cannot work on this machine."""
@@ -335,7 +347,10 @@ class SerialPort(Port):
     def write(self, data: bytes, job_id: str = "") -> None:
         import serial
 
-        self.open()
+        try:
+            self.open()
+        except PortError as exc:
+            raise self._unsent(exc) from None
         try:
             self._serial.write(data)
         except serial.SerialTimeoutException:
@@ -496,7 +511,10 @@ class NetworkPort(Port):
 
     def write(self, data: bytes, job_id: str = "") -> None:
         deadline = time.monotonic() + self.cfg.write_timeout_s
-        self._connect(min(self.cfg.connect_timeout_s, self.cfg.write_timeout_s))
+        try:
+            self._connect(min(self.cfg.connect_timeout_s, self.cfg.write_timeout_s))
+        except PortError as exc:
+            raise self._unsent(exc) from None
         sock = self._sock
         # Python >= 3.5: the timeout bounds the whole sendall, not each send.
         sock.settimeout(max(0.001, deadline - time.monotonic()))
@@ -677,7 +695,10 @@ class UsbPort(Port):
         self._dev, self._out, self._in = dev, out_ep, in_ep
 
     def write(self, data: bytes, job_id: str = "") -> None:
-        self.open()
+        try:
+            self.open()
+        except PortError as exc:
+            raise self._unsent(exc) from None
         usb = _import_pyusb()
         try:
             self._out.write(data, timeout=int(self.cfg.write_timeout_s * 1000))
@@ -765,7 +786,7 @@ class FilePort(Port):
         try:
             fd = os.open(self.cfg.path, flags, 0o644)
         except OSError as exc:
-            raise self._os_error(exc, "cannot open") from None
+            raise self._unsent(self._os_error(exc, "cannot open")) from None
         try:
             # Non-blocking with a deadline: a device node of a printer that is
             # off may otherwise block forever.
@@ -861,9 +882,13 @@ class VirtualPort(Port):
         return (self.directory / self.PAPER_OUT).exists()
 
     def write(self, data: bytes, job_id: str = "") -> None:
-        self.open()
+        # A job is saved whole or not at all: every failure here sent nothing.
+        try:
+            self.open()
+        except PortError as exc:
+            raise self._unsent(exc) from None
         if self._paper_out():
-            raise self._error("paper_out", f"out of paper ({self.directory / self.PAPER_OUT} exists)")
+            raise self._unsent(self._error("paper_out", f"out of paper ({self.directory / self.PAPER_OUT} exists)"))
         name = f"{self._next:06d}-{_SAFE_NAME.sub('_', job_id) or 'job'}"
         bin_path = self.directory / f"{name}.bin"
         try:
@@ -871,7 +896,7 @@ class VirtualPort(Port):
             tmp.write_bytes(data)
             os.replace(tmp, bin_path)
         except OSError as exc:
-            raise self._error("printer_error", f"cannot save {bin_path}: {exc.strerror}") from None
+            raise self._unsent(self._error("printer_error", f"cannot save {bin_path}: {exc.strerror}")) from None
         self._next += 1
         self.last, self.last_path = bytes(data), bin_path
         from restobox.printing import preview

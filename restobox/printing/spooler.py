@@ -12,7 +12,9 @@ DLE EOT where the port can): paper out, cover open or offline hold the job,
 raise an alert, and the job prints once the printer is back. A job whose
 write failed part-way, or that was being printed when the service was
 killed, may or may not have come out of the printer: it is printed again
-marked REPRINT, never silently twice.
+marked REPRINT, never silently twice. A job that never reached the printer
+(it could not be opened or connected to) prints again unmarked: it is not a
+second copy.
 """
 
 from __future__ import annotations
@@ -138,7 +140,9 @@ class PrinterWorker:
         except PortError as exc:
             delay = min(sp.cfg.printing.retry_max_s, 0.5 * 2 ** row.attempts) * random.uniform(0.8, 1.2)
             log.warning("printer %s: job %s failed (%s); again in %.1f s", self.id, row.job_id, exc, delay)
-            sp.set_state(row.job_id, "queued", reason=exc.reason, interrupted=True,
+            # Marked REPRINT next time only if some of it may be on paper:
+            # a ticket that never reached the printer is no second copy.
+            sp.set_state(row.job_id, "queued", reason=exc.reason, interrupted=row.interrupted or not exc.nothing_sent,
                          next_attempt=time.time() + delay, attempts=row.attempts + 1)
             self._set_status(PrinterState(state="offline", paper_near_end=False, reason=exc.reason))
             return
