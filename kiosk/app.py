@@ -44,6 +44,7 @@ TOPBAR_DP = 120  # screens.kv: KioskRoot's topbar, over every screen but attract
 # many labels draw their text in one step (a frame)
 WARM_SCREENS = ("menu", "language", "service", "item", "cart", "pay", "confirm")
 WARM_LABELS = 10
+PRESS_SHOWN_S = 0.1  # a button is drawn pressed once held this long (KButton)
 
 
 def window_size(cfg=None) -> tuple[int, int]:
@@ -328,6 +329,22 @@ def build_app(cfg, deep_link: str | None = None):
         radius = NumericProperty(18)
         base_font = NumericProperty(30)
         bg_cut = NumericProperty(0)  # the top of the background not drawn (covered: a tile's photo)
+        # drawn pressed once held PRESS_SHOWN_S: a tap's release then draws the
+        # next screen at once, not after a frame of the pressed button (a
+        # whole frame to redraw: 30-60 ms here, more on a Pi); a longer
+        # press shows it, as touch screens delay it in lists
+        pressed = BooleanProperty(False)
+        _press_ev = None
+
+        def on_state(self, _, state):
+            if self._press_ev is not None:
+                self._press_ev.cancel()
+                self._press_ev = None
+            if state == "down":
+                self._press_ev = Clock.schedule_once(lambda dt: setattr(self, "pressed", self.state == "down"),
+                                                     PRESS_SHOWN_S)
+            else:
+                self.pressed = False
 
         def __init__(self, **kw):
             super().__init__(**kw)
