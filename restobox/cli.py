@@ -235,8 +235,19 @@ def _staff(fn, config_optional: bool = False):
     return run
 
 
+def _staff_cmd(name: str):
+    """``restobox.staff``'s function ``name``, imported when the command runs:
+    the screens and services start through this module and never need the
+    staff tools (rich and the rest: about 4 MB resident)."""
+    def call(*args):
+        from restobox import staff
+
+        return getattr(staff, name)(*args)
+    return call
+
+
 def _staff_commands(sub) -> None:
-    from restobox import staff
+    from restobox.service import SERVICES
 
     def add(name, help, fn, *extra, config_optional=False):
         p = sub.add_parser(name, help=help)
@@ -246,32 +257,32 @@ def _staff_commands(sub) -> None:
         p.set_defaults(func=_staff(fn, config_optional))
 
     add("status", "staff: every service, printers, sync backlog, disks and alerts",
-        lambda cfg, c, a: staff.cmd_status(cfg, c))
+        lambda cfg, c, a: _staff_cmd("cmd_status")(cfg, c))
     add("restart", "staff: restart a service and wait until it is up again",
-        lambda cfg, c, a: staff.cmd_restart(cfg, c, a.service),
-        (("service",), {"help": f"one of {', '.join(staff.SERVICES)}"}), config_optional=True)
+        lambda cfg, c, a: _staff_cmd("cmd_restart")(cfg, c, a.service),
+        (("service",), {"help": f"one of {', '.join(SERVICES)}"}), config_optional=True)
     add("logs", "staff: a service's log",
-        lambda cfg, c, a: staff.cmd_logs(cfg, c, a.service, a.lines, a.follow),
-        (("service",), {"help": f"one of {', '.join(staff.SERVICES)}"}),
+        lambda cfg, c, a: _staff_cmd("cmd_logs")(cfg, c, a.service, a.lines, a.follow),
+        (("service",), {"help": f"one of {', '.join(SERVICES)}"}),
         (("-n", "--lines"), {"type": int, "default": 50, "help": "how many lines (default 50)"}),
         (("-f", "--follow"), {"action": "store_true", "help": "keep showing new lines (Ctrl-C stops)"}),
         config_optional=True)
     add("reprint", "staff: print an order's receipt (or a station's ticket) again",
-        lambda cfg, c, a: staff.cmd_reprint(cfg, c, a.order, a.station),
+        lambda cfg, c, a: _staff_cmd("cmd_reprint")(cfg, c, a.order, a.station),
         (("order",), {"help": "today's order number (42 or #42) or an order id"}),
         (("--station",), {"help": "reprint this station's kitchen ticket instead of the receipt"}))
     add("86", "staff: an item or option is sold out",
-        lambda cfg, c, a: staff.cmd_eighty_six(cfg, c, a.item, True),
+        lambda cfg, c, a: _staff_cmd("cmd_eighty_six")(cfg, c, a.item, True),
         (("item",), {"help": "its id or its name (English or Chinese)"}))
     add("un86", "staff: an item or option can be ordered again",
-        lambda cfg, c, a: staff.cmd_eighty_six(cfg, c, a.item, False),
+        lambda cfg, c, a: _staff_cmd("cmd_eighty_six")(cfg, c, a.item, False),
         (("item",), {"help": "its id or its name (English or Chinese)"}))
     add("test-print", "staff: print a test page",
-        lambda cfg, c, a: staff.cmd_test_print(cfg, c, a.printer), (("printer",), {}))
+        lambda cfg, c, a: _staff_cmd("cmd_test_print")(cfg, c, a.printer), (("printer",), {}))
     add("devices", "staff: every device and whether it is online",
-        lambda cfg, c, a: staff.cmd_devices(cfg, c))
+        lambda cfg, c, a: _staff_cmd("cmd_devices")(cfg, c))
     add("add-device", "staff: give a new device its broker password and an enrollment folder",
-        lambda cfg, c, a: staff.cmd_add_device(cfg, c, a.name, a.role, a.station, a.rotate, a.out),
+        lambda cfg, c, a: _staff_cmd("cmd_add_device")(cfg, c, a.name, a.role, a.station, a.rotate, a.out),
         (("name",), {"help": "e.g. kiosk-3"}), (("role",), {"help": "kiosk, kds, expo, board, ..."}),
         (("--station",), {"help": "the station of a kds device"}),
         (("--rotate",), {"action": "store_true", "help": "the device exists: give it a new password"}),

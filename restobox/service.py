@@ -19,6 +19,18 @@ from pathlib import Path
 
 log = logging.getLogger("restobox.service")
 
+# The store's services, by the name staff use (``restobox restart hub``):
+# (systemd unit, the device it speaks as on the bus; None: this Pi's own screen)
+SERVICES: dict[str, tuple[str, str | None]] = {
+    "broker": ("restobox-broker.service", None),
+    "hub": ("restobox-hub.service", "hub"),
+    "printing": ("restobox-printing.service", "printing"),
+    "sync": ("restobox-sync.service", "sync"),
+    "kiosk": ("restobox-kiosk.service", None),
+    "kds": ("restobox-kds.service", None),
+    "web": ("restobox-web.service", "web"),
+}
+
 
 class Watchdog:
     def __init__(self, env: Mapping[str, str] = os.environ) -> None:

@@ -42,20 +42,10 @@ from restobox import contract
 from restobox.alerts import StoreWatch, epoch
 from restobox.bus import Bus, decode_or_none
 from restobox.contract import MenuMessage, PrintJobState, StaffCommand, StaffReply, topics
-from restobox.service import disk_details, lan_address
+from restobox.service import SERVICES, disk_details, lan_address  # noqa: F401  (SERVICES: staff.SERVICES)
 
 DEVICE_RE = re.compile(contract.DEVICE_PATTERN)
 
-# staff name -> (unit, the device it speaks as on the bus; None: this Pi's own screen)
-SERVICES: dict[str, tuple[str, str | None]] = {
-    "broker": ("restobox-broker.service", None),
-    "hub": ("restobox-hub.service", "hub"),
-    "printing": ("restobox-printing.service", "printing"),
-    "sync": ("restobox-sync.service", "sync"),
-    "kiosk": ("restobox-kiosk.service", None),
-    "kds": ("restobox-kds.service", None),
-    "web": ("restobox-web.service", "web"),
-}
 ROLES_WITH_STATION = {"kds"}
 SEVERITY_STYLE = {"critical": "bold red", "warning": "yellow", "info": "cyan"}
 STATE_STYLE = {"ready": "green", "online": "green", "active": "green", "done": "green",
