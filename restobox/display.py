@@ -38,8 +38,9 @@ class Xvfb:
         subprocess.run(["xdotool", *args], env=self.env(), check=True, timeout=10)
 
     def click(self, x: float, y: float) -> None:
-        # move first and let SDL see the pointer enter before the press
-        self.xdotool("mousemove", str(int(x)), str(int(y)), "sleep", "0.15", "mousedown", "1",
+        # move first and let SDL see the pointer enter before the press (a
+        # few of its frames)
+        self.xdotool("mousemove", str(int(x)), str(int(y)), "sleep", "0.06", "mousedown", "1",
                      "sleep", "0.05", "mouseup", "1")
 
     def key(self, name: str) -> None:

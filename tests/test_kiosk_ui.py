@@ -55,7 +55,9 @@ class KioskProcess(ScreenProcess):
     def tap(self, target: str, timeout: float = 15.0) -> dict:
         """Wait until the button is on the screen, then click its middle."""
         st = self.wait(lambda st: target in st["buttons"], timeout)
-        time.sleep(0.2)  # let the layout settle
+        # the dump is written 0.15 s after a change, its layout done; a
+        # little more for a change that came just after it
+        time.sleep(0.1)
         x, y, w, h = self.state()["buttons"].get(target, st["buttons"][target])
         self.x.click(x + w / 2, y + h / 2)
         return st

@@ -16,6 +16,12 @@ from restobox.display import Xvfb  # noqa: F401  (tests import it from here)
 REPO = Path(__file__).resolve().parent.parent
 
 
+# How often a test reads the screen's state dump while it waits for a
+# condition: a few hundredths of a second, so a test waits no longer than
+# the screen takes (reading the dump costs about a millisecond).
+POLL_S = 0.025
+
+
 class ScreenProcess:
     """A Kivy screen (``python -m kds``) in its own process on an Xvfb."""
 
@@ -60,7 +66,7 @@ class ScreenProcess:
                 return st
             if time.monotonic() > deadline:
                 raise TimeoutError(f"screen never got there; last state: {st}")
-            time.sleep(0.1)
+            time.sleep(POLL_S)
 
     def ticket(self, number: int) -> dict | None:
         for t in self.state()["tickets"]:
