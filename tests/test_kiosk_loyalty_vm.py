@@ -171,3 +171,19 @@ def test_a_kiosk_without_loyalty_goes_straight_to_paying(clock) -> None:
     add(vm, clock, "kung-pao-chicken")
     tap(vm, clock, "cart", "checkout")
     assert vm.screen == "pay"
+
+
+def test_a_key_typed_twice_quickly_counts_twice_a_doubled_touch_once(clock) -> None:
+    from kiosk.viewmodel.navigator import KEY_GUARD_S
+
+    vm = make_vm(clock, loyalty=True, tap_guard_s=0.3)
+    to_member(vm, clock)
+    tap(vm, clock, "phone:key:1", "phone:key:3", "phone:key:8")
+    clock.advance(0.15)  # "00" typed fast: both count
+    assert vm.tap("phone:key:0")
+    clock.advance(0.15)
+    assert vm.tap("phone:key:0")
+    clock.advance(KEY_GUARD_S / 4)  # the same touch again, from a second input provider
+    assert not vm.tap("phone:key:0")
+    assert vm.duplicate_taps == 1
+    assert vm.phone_typed == "13800"

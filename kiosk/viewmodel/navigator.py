@@ -49,6 +49,13 @@ from kiosk.viewmodel.texts import T
 log = logging.getLogger("restobox.kiosk")
 
 
+
+# Keys typed in a row (the phone keypad): the same key twice is two digits
+# unless the touches come closer than a finger can tap twice, as the doubled
+# delivery of one touch does (a few milliseconds apart).
+KEYPAD_TARGETS = ("phone:key:", "phone:del")
+KEY_GUARD_S = 0.06
+
 class KioskViewModel(CartSteps, MemberSteps, PaymentSteps, ViewBuilder):
     """One diner's order at one kiosk, from the first tap to the number."""
 
@@ -206,12 +213,15 @@ class KioskViewModel(CartSteps, MemberSteps, PaymentSteps, ViewBuilder):
     def tap(self, target: str) -> bool:
         """A touch on ``target`` (a Button's id). False when ignored: the same
         target again within ``tap_guard_s`` (a touch screen seen by two input
-        providers delivers every touch twice). A refused action leaves its
-        reason in ``notice``."""
+        providers delivers every touch twice), a keypad's key within
+        KEY_GUARD_S. A refused action leaves its reason in ``notice``."""
         now = self.clock()
         if self._last_tap is not None:
             last, at = self._last_tap
-            if last == target and now - at < self.tap_guard_s:
+            # a keypad's key may be typed twice quickly ("00" in a phone
+            # number): only the doubled delivery of one touch is dropped there
+            guard = KEY_GUARD_S if target.startswith(KEYPAD_TARGETS) else self.tap_guard_s
+            if last == target and now - at < guard:
                 self.duplicate_taps += 1
                 return False
         self._last_tap = (target, now)
