@@ -12,7 +12,7 @@ empty Kivy window, flat over hours):
   menu cached in the kiosk's database: the menu comes from the hub's
   retained message) and the restarts (menu cached). ``startup_menu_s``:
   first start to the first state dump that says the menu is there (the dump
-  is written through a 0.15 s trigger, so up to ~0.15 s late);
+  is written through a 0.08 s trigger, so up to ~0.08 s late);
 - ``tap_ms``: median, over the taps that change the screen (the order
   cycles below, in both languages), from
   the X button release (``xdotool mouseup``) to the end of the first frame

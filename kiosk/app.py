@@ -650,7 +650,7 @@ def build_app(cfg, deep_link: str | None = None):
 
         def build(self):
             self._redraw = Clock.create_trigger(self.refresh, 0)
-            self._dump = Clock.create_trigger(lambda dt: self._dump_state(), 0.15)
+            self._dump = Clock.create_trigger(lambda dt: self._dump_state(), 0.08)  # a few frames: the layout is done
             self.ctl = KioskController(cfg, post=lambda fn: Clock.schedule_once(lambda dt: fn()),
                                        changed=lambda: self._redraw(), deep_link=deep_link)
             self.ctl.vm.on_change = lambda: self._redraw()  # set_photos
