@@ -308,27 +308,8 @@ def test_a_ticket_whose_first_attempt_never_reached_the_printer_is_not_marked_re
     from restobox import config
     from restobox.printing.spooler import Spooler
 
-    kitchen = TcpPrinter()
-    spooler = Spooler(config.parse(f"""
-[device]
-id = "printing"
-role = "printing"
-[mqtt]
-port = {broker.port}
-password_file = "{broker.creds['printing'].password_file}"
-reconnect_max_s = 1
-[printing]
-database = "{tmp_path / 'printing.db'}"
-retry_max_s = 1
-status_interval_s = 0.3
-[[printing.printers]]
-id = "kitchen-1"
-port = "network"
-host = "127.0.0.1"
-tcp_port = {kitchen.port}
-connect_timeout_s = 1
-status_timeout_s = 0.5
-"""))
+    kitchen, receipt = TcpPrinter(), PtyPrinter()
+    spooler = Spooler(config.load(printing_config(tmp_path / "printing.toml", broker, tmp_path, kitchen, receipt)))
     hub = Device(broker, "hub", role="hub")
     spooler.start()
     try:
@@ -368,6 +349,7 @@ status_timeout_s = 0.5
         spooler.stop()
         hub.close()
         kitchen.close()
+        receipt.close()
 
 
 @pytest.mark.parametrize("printer,expected", [
