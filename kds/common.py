@@ -86,14 +86,25 @@ def map_large_buffers(threshold: int = 64 * 1024) -> None:
     frame under Mesa's software rasteriser (65 KB, above its 64 KB
     blocks, cost less but left the growth at 2-9 MB). Set once, before
     Kivy allocates."""
+    try:
+        _libc().mallopt(-3, threshold)  # M_MMAP_THRESHOLD, fixed from now on
+    except (OSError, AttributeError):  # not glibc: its own allocator's policy
+        log.info("mallopt not available; large buffers left to the allocator")
+
+
+def trim_heap() -> None:
+    """The C heap's free pages back to the system (glibc's malloc_trim)."""
+    try:
+        _libc().malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
+
+
+def _libc():
     import ctypes
     import ctypes.util
 
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
-        libc.mallopt(-3, threshold)  # M_MMAP_THRESHOLD, fixed from now on
-    except (OSError, AttributeError):  # not glibc: its own allocator's policy
-        log.info("mallopt not available; large buffers left to the allocator")
+    return ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
 
 
 def register_cjk_font() -> None:

@@ -223,17 +223,6 @@ def use_screen_font() -> bool:
     return not own_bold
 
 
-def trim_heap() -> None:
-    """The C heap's free pages back to the system (glibc's malloc_trim)."""
-    import ctypes
-    import ctypes.util
-
-    try:
-        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):  # not glibc
-        pass
-
-
 def rgba(hex_colour: str, alpha: float = 1.0) -> list[float]:
     h = hex_colour.lstrip("#")
     if len(h) != 6:
@@ -311,7 +300,7 @@ def build_app(cfg, deep_link: str | None = None):
     from kivy.uix.scrollview import ScrollView
     from kivy.uix.widget import Widget
 
-    from kds.common import save_screenshot, window_rect, write_state
+    from kds.common import save_screenshot, trim_heap, window_rect, write_state
     from kds.health import alert_rows, alert_strip
     from restobox.service import ScreenWatchdog
     from kiosk.controller import KioskController
