@@ -54,11 +54,10 @@ class KioskProcess(ScreenProcess):
 
     def tap(self, target: str, timeout: float = 15.0) -> dict:
         """Wait until the button is on the screen, then click its middle."""
+        # the dump is written 0.08 s after the last change, its layout done
+        # (a later change writes it again): the button is where it says
         st = self.wait(lambda st: target in st["buttons"], timeout)
-        # the dump is written 0.08 s after a change, its layout done; a
-        # little more for a change that came just after it
-        time.sleep(0.1)
-        x, y, w, h = self.state()["buttons"].get(target, st["buttons"][target])
+        x, y, w, h = st["buttons"][target]
         self.x.click(x + w / 2, y + h / 2)
         return st
 
