@@ -36,6 +36,7 @@ from pathlib import Path
 
 from restobox import config as config_mod
 from restobox import contract
+from restobox.migrations import SchemaError
 
 
 def _setup_logging(verbose: bool) -> None:
@@ -375,6 +376,9 @@ def main(argv: list[str] | None = None) -> int:
         return args.func(args)
     except config_mod.ConfigError as exc:
         print(f"restobox {args.cmd}: {exc}", file=sys.stderr)
+        return 2
+    except SchemaError as exc:  # a database this release cannot use (restobox/migrations.py)
+        print(f"restobox {args.cmd}: {exc} [{exc.reason}]", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

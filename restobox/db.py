@@ -3,6 +3,10 @@
 Every database is opened with WAL and ``synchronous=FULL``: a transaction
 that has committed survives a power cut (SQLite docs, "PRAGMA synchronous":
 FULL syncs the WAL on every commit).
+
+Every file carries its schema version (restobox/migrations.py): opening one
+from an older release upgrades it in one transaction, and one from a newer
+release is refused (``SchemaError``, reason ``schema_too_new``) untouched.
 """
 
 from __future__ import annotations
@@ -10,6 +14,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import peewee as pw
+
+from restobox import migrations
+from restobox.migrations import SchemaError  # noqa: F401  (callers catch db.SchemaError)
 
 # Bound at open time; peewee's Proxy lets the models be declared first.
 store_db = pw.DatabaseProxy()
@@ -184,21 +191,34 @@ def points_balance(database: pw.Database, member: str) -> int:
         'SELECT COALESCE(SUM("points"), 0) FROM "points_entry" WHERE "member" = ?', (member,)).fetchone()[0]
 
 
-def _open(path: str | Path, proxy: pw.DatabaseProxy, tables, pragmas: dict = PRAGMAS) -> pw.SqliteDatabase:
-    """Open (creating it and its folder if needed) a database, bind
-    ``proxy``'s models to it and create their tables."""
+def _open(path: str | Path, proxy: pw.DatabaseProxy, tables, kind: str,
+          pragmas: dict = PRAGMAS) -> pw.SqliteDatabase:
+    """Open (creating it and its folder if needed) a database of ``kind``
+    (migrations.KINDS), bind ``proxy``'s models to it and bring it to this
+    release's schema: a new file gets the tables, an older one its
+    migrations. SchemaError if it is from a newer release (checked before
+    anything writes to it) or a migration fails (rolled back)."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
+    version, has_tables = migrations.check(p, kind)
     db = pw.SqliteDatabase(str(p), pragmas=pragmas, check_same_thread=False)
     proxy.initialize(db)
     db.connect(reuse_if_open=True)
-    db.create_tables(tables, safe=True)
+    try:
+        migrations.upgrade(db, kind, tables, version, has_tables)
+    except BaseException:
+        db.close()
+        raise
     return db
+
+
+def schema_version(database: pw.SqliteDatabase) -> int:
+    return database.pragma("user_version")
 
 
 def open_store_db(path: str | Path) -> pw.SqliteDatabase:
     """The store database. The hub is its single writer, from one thread."""
-    return _open(path, store_db, STORE_TABLES)
+    return _open(path, store_db, STORE_TABLES, "store")
 
 
 # SQLite's primary result codes that mean the database itself cannot take
@@ -329,7 +349,7 @@ class PrinterFault(pw.Model):
 
 
 def open_printing_db(path: str | Path) -> pw.SqliteDatabase:
-    return _open(path, printing_db, [PrintJobRow, PrinterFault])
+    return _open(path, printing_db, [PrintJobRow, PrinterFault], "printing")
 
 
 def printer_fault(printer: str, reason: str | None, at: str) -> None:
@@ -368,7 +388,7 @@ class ScreenCache(pw.Model):
 def open_cache_db(path: str | Path) -> pw.SqliteDatabase:
     # NORMAL, not FULL: the cache is rebuilt from the hub if a power cut
     # loses its last write; a screen should not wait on the SD card.
-    return _open(path, cache_db, [ScreenCache], {**PRAGMAS, "synchronous": 1})
+    return _open(path, cache_db, [ScreenCache], "cache", {**PRAGMAS, "synchronous": 1})
 
 
 def cache_get(key: str) -> bytes | None:
@@ -467,7 +487,7 @@ KIOSK_TABLES = (KioskIntent, KioskOrder, KioskValue)
 
 
 def open_kiosk_db(path: str | Path) -> pw.SqliteDatabase:
-    return _open(path, kiosk_db, KIOSK_TABLES)
+    return _open(path, kiosk_db, KIOSK_TABLES, "kiosk")
 
 
 # ------------------------------------------------------------------- sync
@@ -507,6 +527,11 @@ def open_store_readonly(path: str | Path):
         raise FileNotFoundError(f"no store database at {p} (has the hub run yet?)")
     con = sqlite3.connect(f"file:{p}?mode=ro", uri=True, timeout=5.0, check_same_thread=False)
     con.execute("PRAGMA busy_timeout = 5000")
+    try:  # a store.db from a newer release may have moved what this one reads
+        migrations.refuse_newer(p, "store", con.execute("PRAGMA user_version").fetchone()[0])
+    except SchemaError:
+        con.close()
+        raise
     return con
 
 
@@ -594,4 +619,4 @@ def sync_outage(failed: bool, reason: str, at: float) -> None:
 
 
 def open_sync_db(path: str | Path) -> pw.SqliteDatabase:
-    return _open(path, sync_db, SYNC_TABLES)
+    return _open(path, sync_db, SYNC_TABLES, "sync")
