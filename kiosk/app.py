@@ -24,6 +24,7 @@ from __future__ import annotations
 import bisect
 import gc
 import logging
+import math
 import os
 import signal
 import time
@@ -139,6 +140,31 @@ def embolden(data: bytes, width: int, height: int, colour, spread: int) -> bytes
     return out.tobytes()
 
 
+def tight_render(render):
+    """Kivy's core label ``render`` making a texture only as wide as its
+    text, not as its ``text_size``: for centred text (drawn centred by the
+    widget, as before) and for text whose label's options say ``tight``
+    (placed by its widget's own code, the menu tiles'). A texture's area is
+    memory (a button's text 980 px wide held four times the pixels of its
+    word) and pixels blended every frame. Bold keeps room for its spread."""
+
+    def render_tight(self, real=False):
+        size = render(self, real)
+        if real or not size:
+            return size
+        o = self.options
+        uw, uh = self._text_size  # what the layout used (the widget's text_size; options may lag)
+        w, h = size
+        room = bold_spread_px(o["font_size"]) if o["bold"] else 0
+        if uw and (o["halign"] == "center" or o.get("tight")):
+            w = min(w, max(2, int(math.ceil(self._internal_size[0])) + room * (2 if o["halign"] == "center" else 1)))
+        if uh and o["valign"] in ("middle", "center"):  # drawn centred by the widget, as before
+            h = min(h, max(2, int(math.ceil(self._internal_size[1])) + room * 2))
+        return w, h
+
+    return render_tight
+
+
 def use_screen_text(faux_bold: bool = False) -> None:
     """Every text the kiosk draws (Kivy's core label, markup included) in a
     size of TYPE_SCALE; with ``faux_bold``, bold drawn with the regular face
@@ -163,6 +189,10 @@ def use_screen_text(faux_bold: bool = False) -> None:
 
         LabelBase.refresh = scaled_refresh
         LabelBase._type_scale = True
+        from kivy.core.text.markup import MarkupLabel
+
+        for cls in (LabelBase, MarkupLabel):
+            cls.render = tight_render(cls.render)
     if not faux_bold or getattr(CoreLabel, "_faux_bold", False) or not hasattr(CoreLabel, "_get_font_id"):
         return
     keys = ("font_size", "font_name_r", "italic", "underline", "strikethrough")
@@ -437,6 +467,7 @@ def build_app(cfg, deep_link: str | None = None):
                     core = (MarkupLabel if markup else CoreLabel)(
                         text=text, font_size=size, bold=bold, color=list(ink), text_size=(width, None),
                         halign="left" if width else "center")
+                    core.options["tight"] = True  # placed here: as wide as the text (tight_render)
                     core.refresh()
                     rect.texture = core.texture
                     rect.size = core.texture.size if core.texture is not None else (0, 0)
@@ -510,7 +541,18 @@ def build_app(cfg, deep_link: str | None = None):
         kr = ObjectProperty(None, rebind=True)  # the KioskRoot whose labels they show
         wide = BooleanProperty(False)  # share the bar's width
 
-    for cls in (KButton, BusySpinner, ItemTileW, PhotoBand, OptionW, GroupW, CartLineW, ChromeButtons, ClipScroll):
+    class LeftLabel(Label):
+        """A label aligned left in a texture only as wide as its text (not its
+        ``text_size``), which screens.kv's rule draws at the left edge where
+        Label would centre it: a label 1000 px wide with one word held a
+        texture 1000 px wide (tight_render)."""
+
+        def _create_label(self):
+            super()._create_label()
+            self._label.options["tight"] = True
+
+    for cls in (KButton, BusySpinner, ItemTileW, PhotoBand, OptionW, GroupW, CartLineW, ChromeButtons, ClipScroll,
+                LeftLabel):
         Factory.register(cls.__name__, cls=cls)
 
     class KioskRoot(FloatLayout):
