@@ -100,6 +100,29 @@ class HubConfig(_Strict):
     saw the old price at the kiosk pays it)."""
     printing: "HubPrintingConfig" = msgspec.field(default_factory=lambda: HubPrintingConfig())
     loyalty: "LoyaltyConfig" = msgspec.field(default_factory=lambda: LoyaltyConfig())
+    retention: "RetentionConfig" = msgspec.field(default_factory=lambda: RetentionConfig())
+
+
+class RetentionConfig(_Strict):
+    """[hub.retention]: what the store database forgets, and when
+    (docs/operations.md, "Upgrades and retention"). Only what the chain's
+    cloud has and the printers have printed goes, never an order of the
+    current business day; the loyalty ledger is kept whole."""
+
+    enabled: bool = True
+    keep_days: Annotated[int, msgspec.Meta(ge=14, le=3650)] = 90
+    """Days kept: orders with their tickets, outbox events, print requests,
+    ids of station events and staff commands (the dedup window), menus no
+    longer used. At least 14: a device's messages wait at the broker up to
+    14 days ([mqtt] session_expiry_s) and must still be found as duplicates."""
+    sync_database: str = "/var/lib/restobox/sync.db"
+    """The sync service's database, read for how far the chain's cloud has
+    the outbox ([sync] database). Without it no order or outbox event is deleted."""
+    batch_rows: Annotated[int, msgspec.Meta(ge=10, le=5000)] = 200
+    """Rows looked at per transaction: a new order waits at most one such batch."""
+    interval_s: Annotated[float, msgspec.Meta(ge=1, le=86_400)] = 3600.0
+    """Time from the end of one pass over the database to the start of the
+    next (the first starts this long after the hub)."""
 
 
 class LoyaltyConfig(_Strict):

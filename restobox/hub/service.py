@@ -39,6 +39,7 @@ from restobox.config import Config
 from restobox.contract import Board, Health, Rejection, RejectNotice, SoldOut, topics
 from restobox.hub import catalog, kitchen, points, printing, staff, submit
 from restobox.hub.common import Batch, Request, Route, iso, stored_ticket_msg, utcnow
+from restobox.hub.retention import Retention
 from restobox.menu import Menu, MenuIndex
 from restobox.orders import OPEN_STATES
 from restobox.photos import MenuPhotos, source_dir
@@ -104,6 +105,7 @@ class Hub:
         self._last_tick = 0.0
         self._served_connect = 0
         self._beat = time.monotonic()  # the worker's last round (health_check)
+        self.retention = Retention(cfg.hub.retention, cfg.store)
         # the menu's photos: prepared and published on a thread of their own
         self.photos = MenuPhotos(
             source_dir(cfg.hub.menu, cfg.hub.menu_images),
@@ -212,8 +214,9 @@ class Hub:
             self._beat = time.monotonic()
             self._maybe_tick()
             try:
-                first = self.q.get(timeout=0.2)
+                first = self.q.get(timeout=0.05 if self.retention.busy else 0.2)
             except queue.Empty:
+                self._prune()
                 continue
             items = [first]
             while len(items) < cap:
@@ -414,6 +417,21 @@ class Hub:
                 self.counters.update(fx.counters)
         except Exception:
             log.exception("periodic print checks failed")
+
+    def _prune(self) -> None:
+        """One batch of retention (restobox/hub/retention.py), only while
+        no message waits: an order waits at most one short transaction."""
+        if not self.retention.due() or not self.q.empty():
+            return
+        try:
+            gone = self.retention.step(self._db, self.clock(), self.menu.version)
+        except Exception:
+            log.exception("retention: a batch failed; the next pass tries again")
+            self.counters["retention_failures"] += 1
+            self.retention.abort()
+            return
+        for table, n in gone.items():
+            self.counters[f"pruned.{table}"] += n
 
     # ===================================================== retained state
     def _load(self) -> None:
