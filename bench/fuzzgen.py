@@ -190,7 +190,7 @@ def _presence_readers(topic: str) -> tuple[str, ...]:
 
 def families() -> list[Family]:
     """Every topic a service or screen reads, from every role allowed to
-    publish there (broker_config/roles/*.acl), with its share of the fuzz."""
+    publish there (restobox/broker_config/roles/*.acl), with its share of the fuzz."""
     # every device may publish its own presence and health (acl.base)
     own = ["kiosk-1", "web", "sync-fz", "staff-1", "printing-fz", "kds-wok-fz", "expo-fz", "board-fz", "monitor-fz"]
     others = ["hub", "printing", "sync", "kiosk-2", "kds-wok-1", "expo-1", "ghost-1"]

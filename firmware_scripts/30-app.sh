@@ -1,19 +1,23 @@
 #!/usr/bin/env bash
 # 30-app: the Restobox program in /opt/restobox, a copy of the checkout (the
-# code, broker_config/, systemd/, firmware_scripts/, docs/; not the tests), and
-# its venv in /opt/restobox/venv (`/opt/restobox/venv/bin/restobox` is what
-# the units run; /usr/local/bin/restobox is that command for staff).
+# code, systemd/, firmware_scripts/, docs/; not the tests), and its venv in
+# /opt/restobox/venv (`/opt/restobox/venv/bin/restobox` is what the units
+# run; /usr/local/bin/restobox is that command for staff).
 #
-# The venv has the checkout installed in editable mode, so the program reads
-# its broker_config/ and data files from /opt/restobox, and updating the
-# checkout (then running this step again) updates the program. Python
-# packages are installed again only when pyproject.toml changes.
+# The venv runs a wheel built from the copy, never the copy itself: what a
+# Pi runs is exactly what the wheel carries (the code, the .kv files,
+# restobox/broker_config/, the data files), with the extras of the card's role
+# (lib/common.sh role_extras: a kitchen screen gets no hub, the hub no Kivy)
+# at the versions of firmware_scripts/files/constraints.txt. Updating the
+# checkout and running this step again builds and installs the wheel again;
+# nothing is installed when neither the program, the constraints nor the
+# role changed.
 set -euo pipefail
 # shellcheck source=lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
 app=/opt/restobox
-parts=(pyproject.toml README.md restobox kiosk kds broker_config systemd firmware_scripts docs)
+parts=(pyproject.toml README.md restobox kiosk kds systemd firmware_scripts docs)
 
 source_files() {
     local p existing=()
@@ -84,32 +88,35 @@ ensure_symlink /usr/local/bin/restobox "$app/venv/bin/restobox"
 # --- the venv ---------------------------------------------------------------
 
 venv="$app/venv"
-want="$(sha256sum <"$RB_SOURCE/pyproject.toml" | cut -d' ' -f1)"
-stamp="$venv/.restobox-pyproject.sha256"
+extras="$(role_extras "$RB_ROLE")"
+stamp="$venv/.restobox-program.sha256"
+
+# What the venv holds depends on: the program's files, the pinned versions
+# and the role.
+program_files() {
+    source_files | grep -E "^(pyproject\.toml|README\.md|restobox/|kiosk/|kds/|${RB_CONSTRAINTS//./\\.}$)"
+}
 
 if ! live; then
     # pip cannot install into a scratch root: record what the Pi runs.
-    on_target python3 -m venv "$venv"
-    on_target "$venv/bin/pip" install --editable "$app"
-    on_target "$venv/bin/python" -m compileall -q "$app/restobox" "$app/kiosk" "$app/kds"
+    make_venv "$venv"
+    build_program "$venv" "$app"
+    install_program "$venv" "$app" "$RB_ROLE"
     exit 0
 fi
 
-if [[ ! -x "$venv/bin/python" ]]; then
-    on_target python3 -m venv "$venv"
-    changed "$venv"
+want="$( {
+    printf 'extras %s\n' "$extras"
+    program_files | (cd "$RB_SOURCE" && xargs -d '\n' sha256sum --)
+} | sha256sum | cut -d' ' -f1)"
+
+if [[ -x "$venv/bin/python" && -f "$stamp" && "$(cat "$stamp")" == "$want" ]]; then
+    unchanged "$venv: restobox[$extras]"
 else
-    unchanged "$venv"
-fi
-if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]]; then
-    on_target "$venv/bin/pip" install --quiet --editable "$app"
+    # The wheel is built with the venv's own pip: the venv comes first.
+    make_venv "$venv"
+    build_program "$venv" "$app"
+    install_program "$venv" "$app" "$RB_ROLE"
     if ! dry; then printf '%s\n' "$want" >"$stamp"; fi
-    changed "$venv: Python packages of pyproject.toml"
-else
-    unchanged "$venv: Python packages of pyproject.toml"
-fi
-# The services run as restobox and cannot write __pycache__ in /opt/restobox:
-# compile once here, or every start compiles everything again.
-if [[ "$copied" -gt 0 ]]; then
-    on_target "$venv/bin/python" -m compileall -q "$app/restobox" "$app/kiosk" "$app/kds"
+    changed "$venv: restobox[$extras] from a wheel of $app, versions of $RB_CONSTRAINTS"
 fi

@@ -2,7 +2,7 @@
 # 40-broker (hub only): the store broker's configuration in /etc/restobox/broker,
 # the directory restobox-broker-user manages:
 #
-#   mosquitto.conf       the project's broker_config/mosquitto.conf, as it is
+#   mosquitto.conf       the project's restobox/broker_config/mosquitto.conf, as it is
 #   acl.base, roles/     the ACL header and the role templates devices are made from
 #   passwd, acl, acl.d/, credentials/   made by restobox-broker-user on the
 #                        first boot and by `restobox add-device`, never here
@@ -19,7 +19,7 @@ if [[ "$RB_ROLE" != hub ]]; then
     exit 0
 fi
 
-src="$RB_SOURCE/broker_config"
+src="$RB_SOURCE/restobox/broker_config"
 dir=/etc/restobox/broker
 
 ensure_dir "$dir" 0755 root:root
@@ -41,7 +41,7 @@ write_file /usr/local/sbin/restobox-broker-user 0755 root:root <<'EOF'
 # Role templates come from the broker directory, as on the first boot.
 RESTOBOX_BROKER_CONFIG=/etc/restobox/broker
 export RESTOBOX_BROKER_CONFIG
-exec /opt/restobox/broker_config/restobox-broker-user "$@"
+exec /opt/restobox/restobox/broker_config/restobox-broker-user "$@"
 EOF
 
 mask_unit mosquitto.service

@@ -1,8 +1,8 @@
 """Private mosquitto instances running the project's own broker config.
 
 Tests, the demo and the benchmarks start a real mosquitto from
-``broker_config/mosquitto.conf``, with devices made by the real
-``broker_config/restobox-broker-user`` script. Only the listener, the file
+``restobox/broker_config/mosquitto.conf``, with devices made by the real
+``restobox/broker_config/restobox-broker-user`` script. Only the listener, the file
 locations and the log are moved into a private state directory; security
 (auth required, ACLs) and limits stay exactly as the store runs them.
 
@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterable
 
-BROKER_CONFIG_DIR = Path(__file__).resolve().parent.parent / "broker_config"
+BROKER_CONFIG_DIR = Path(__file__).resolve().parent / "broker_config"
 MOSQUITTO_CONF = BROKER_CONFIG_DIR / "mosquitto.conf"
 BROKER_USER_SCRIPT = BROKER_CONFIG_DIR / "restobox-broker-user"
 
@@ -317,7 +317,7 @@ class Broker:
             self._wait_until(lambda: self._connect_rc(old) not in (0, None), f"refuse removed device {name}")
 
     def run_user_script(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-        """Run broker_config/restobox-broker-user on this broker's directory
+        """Run restobox/broker_config/restobox-broker-user on this broker's directory
         (with ``--pid-file`` while running, so the script reloads it)."""
         cmd = [str(BROKER_USER_SCRIPT), *args, "--dir", str(self._dir)]
         if self.running:

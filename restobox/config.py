@@ -4,7 +4,7 @@ Every field has a docstring-style comment with its unit. Unknown keys are
 errors, so a typo (``hots = ...``) stops the service at start with a sentence
 that names the file and the key, rather than being silently ignored.
 Secrets never live in the file: the MQTT password comes from a file (mode
-600, made by broker_config/restobox-broker-user) or the environment variable
+600, made by restobox/broker_config/restobox-broker-user) or the environment variable
 RESTOBOX_MQTT_PASSWORD.
 """
 

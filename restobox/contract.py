@@ -40,7 +40,7 @@ EXPO_STATION = "expo"
 MAX_PAYLOAD_BYTES = 64 * 1024
 # The two larger messages: a menu (cloud/menu, the retained menu/current) and
 # stock counts (cloud/stock). They must pass the broker, whose max_packet_size
-# (broker_config/mosquitto.conf, 256 KiB) counts the topic and properties too:
+# (restobox/broker_config/mosquitto.conf, 256 KiB) counts the topic and properties too:
 # a client that sends a larger packet is disconnected, so a service that
 # published a menu past it would lose its connection again at every try.
 MAX_MENU_BYTES = 240 * 1024

@@ -1,6 +1,6 @@
 """``restobox demo``: a whole store on this machine.
 
-A private mosquitto with the project's broker_config (on a free port), the
+A private mosquitto with the project's restobox/broker_config (on a free port), the
 hub as its own process, a scripted virtual kiosk placing orders and virtual
 cooks acknowledging and bumping tickets; the terminal shows the live order
 book. The table QR ordering page (``restobox web``, loyalty points on) runs

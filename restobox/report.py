@@ -42,11 +42,15 @@ What is counted, and how:
   (interrupted).
 - Refusals are not kept by the hub (only counted in its health since its last
   start): the report says so rather than show a zero.
+
+The page's charts need matplotlib (the hub's extras); where it is not
+installed the page has its tables only and says why.
 """
 
 from __future__ import annotations
 
 import html
+import importlib.util
 import json
 import math
 import sqlite3
@@ -742,11 +746,26 @@ def render_html(r: DayReport, images: list[tuple[str, str, str]]) -> str:
     return "\n".join(parts)
 
 
+NO_CHARTS = ("没有图表：这台设备没有安装 matplotlib（restobox[hub]）。表格里的数字是完整的。",
+             "No charts: matplotlib (restobox[hub]) is not installed here. The tables hold every figure.")
+
+
+def charts_available() -> bool:
+    """matplotlib comes with the hub's extras; without it (a screen's Pi, a
+    staff laptop) the page has its tables and no charts."""
+    return importlib.util.find_spec("matplotlib") is not None
+
+
 def write_page(r: DayReport, folder: Path) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    images = [] if r.empty else charts(r, folder)
+    with_charts = not r.empty and charts_available()
+    images = charts(r, folder) if with_charts else []
     page = folder / "index.html"
-    page.write_text(render_html(r, images), encoding="utf-8")
+    text = render_html(r, images)
+    if not r.empty and not with_charts:
+        zh, en = NO_CHARTS
+        text = text.replace("</body>", f'<p class="note">{html.escape(zh)}<br>{html.escape(en)}</p>\n</body>', 1)
+    page.write_text(text, encoding="utf-8")
     return page
 
 
@@ -862,6 +881,8 @@ def cmd_report(cfg: Config, console, date_text: str | None, out: str | None, pri
     except ReportError as exc:
         raise StaffError(str(exc)) from None
     print_summary(r, console)
+    if not r.empty and not charts_available():
+        console.print(f"[yellow]{NO_CHARTS[1]}[/]")
     console.print(f"The page: {page}")
     if printer is None:
         return 0

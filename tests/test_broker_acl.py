@@ -1,7 +1,7 @@
 """The store broker's authentication and ACLs, against a real mosquitto.
 
-Every test runs broker_config/mosquitto.conf (via restobox.brokerconf) with
-devices made by broker_config/restobox-broker-user, and talks MQTT 5 through
+Every test runs restobox/broker_config/mosquitto.conf (via restobox.brokerconf) with
+devices made by restobox/broker_config/restobox-broker-user, and talks MQTT 5 through
 paho. Reason codes are MQTT 5.0 §2.4: 0 success, 1 granted QoS 1, 135 not
 authorized (mosquitto answers 16 "no matching subscribers" to a publish
 nobody is subscribed to, so tests subscribe before they publish).

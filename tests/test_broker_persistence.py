@@ -1,12 +1,12 @@
 """The store broker keeps what it acknowledged across a power cut.
 
-A real mosquitto with broker_config/mosquitto.conf (via restobox.brokerconf):
+A real mosquitto with restobox/broker_config/mosquitto.conf (via restobox.brokerconf):
 a retained message and a QoS 1 message queued for a kitchen screen's
 persistent session must be on disk once the store has made AUTOSAVE_CHANGES
 more changes (the services publish their retained health every 10 s), even
 when the broker started only seconds ago, and must be there again after a
 SIGKILL and a restart on the same persistence directory
-(broker_config/mosquitto.conf explains why not after every change).
+(restobox/broker_config/mosquitto.conf explains why not after every change).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from tests.support import Device, wait
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(60)]
 
-# broker_config/mosquitto.conf: autosave_on_changes, autosave_interval 50.
+# restobox/broker_config/mosquitto.conf: autosave_on_changes, autosave_interval 50.
 AUTOSAVE_CHANGES = 50
 # How long after the last of those changes the save may take.
 SAVED_WITHIN_S = 3.0

@@ -19,6 +19,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -220,7 +221,24 @@ def test_a_card_gets_its_role_units_user_and_no_secret(tmp_path, source, card, r
     assert os.access(root / "opt/restobox/firmware_scripts/firstboot", os.X_OK)
     # what could not run in a scratch root is listed, not done
     manifest = (root / "etc/restobox/provision-manifest.txt").read_text()
-    assert "apt-get install" in manifest and "pip install --editable /opt/restobox" in manifest
+    assert "apt-get install" in manifest and "--editable" not in manifest
+    # the program: a wheel built from the copy, with the role's extras at the pinned versions
+    extras = {"hub": "hub,printing", "kiosk": "screens", "kds": "screens"}[role]
+    escaped = extras.replace(",", "\\,")  # as the manifest quotes it (printf %q)
+    version = tomllib.loads((source / "pyproject.toml").read_text(encoding="utf-8"))["project"]["version"]
+    wheel = f"/opt/restobox/dist/restobox-{version}-py3-none-any.whl"
+    plan = [line for line in manifest.splitlines() if "/opt/restobox" in line and "apt-get" not in line]
+    assert plan == [
+        "python3 -m venv /opt/restobox/venv",
+        "rm -rf -- /opt/restobox/build /opt/restobox/dist",
+        "/opt/restobox/venv/bin/pip wheel --quiet --no-deps --wheel-dir /opt/restobox/dist /opt/restobox",
+        "rm -rf -- /opt/restobox/build /opt/restobox/restobox.egg-info",
+        "/opt/restobox/venv/bin/pip install --quiet --constraint /opt/restobox/firmware_scripts/files/constraints.txt "
+        f"{wheel}\\[{escaped}\\]",
+        f"/opt/restobox/venv/bin/pip install --quiet --no-deps --force-reinstall {wheel}",
+    ], plan
+    assert (root / "opt/restobox/firmware_scripts/files/constraints.txt").read_bytes() == (
+        source / "firmware_scripts/files/constraints.txt").read_bytes()
     assert ("mosquitto" in manifest) == (role == "hub")
     # nothing secret in the image
     assert not list(root.rglob("*.secret"))
@@ -269,18 +287,18 @@ def test_bad_options_are_refused_with_a_sentence(tmp_path, source):
 def test_the_hub_runs_the_projects_broker_config_and_its_first_boot_makes_credentials(tmp_path, source, card):
     root = card("hub")
     broker = root / "etc/restobox/broker"
-    assert (broker / "mosquitto.conf").read_bytes() == (REPO / "broker_config/mosquitto.conf").read_bytes()
-    assert (broker / "acl.base").read_bytes() == (REPO / "broker_config/acl.base").read_bytes()
-    assert sorted(p.name for p in (broker / "roles").iterdir()) == sorted(p.name for p in (REPO / "broker_config/roles").iterdir())
+    assert (broker / "mosquitto.conf").read_bytes() == (REPO / "restobox/broker_config/mosquitto.conf").read_bytes()
+    assert (broker / "acl.base").read_bytes() == (REPO / "restobox/broker_config/acl.base").read_bytes()
+    assert sorted(p.name for p in (broker / "roles").iterdir()) == sorted(p.name for p in (REPO / "restobox/broker_config/roles").iterdir())
     wrapper = (root / "usr/local/sbin/restobox-broker-user").read_text()
     assert "RESTOBOX_BROKER_CONFIG=/etc/restobox/broker" in wrapper
-    assert "exec /opt/restobox/broker_config/restobox-broker-user" in wrapper
+    assert "exec /opt/restobox/restobox/broker_config/restobox-broker-user" in wrapper
     chrony = (root / "etc/chrony/conf.d/restobox.conf").read_text()
     assert "allow 192.168.0.0/16" in chrony and "local stratum 10" in chrony
 
     first = firstboot(root)
     assert changes(first.stdout) > 0
-    listed = run(source / "broker_config/restobox-broker-user", "list", "--dir", broker).stdout.split("\n")
+    listed = run(source / "restobox/broker_config/restobox-broker-user", "list", "--dir", broker).stdout.split("\n")
     assert sorted(filter(None, listed)) == ["hub hub", "monitor-1 monitor", "printing printing", "staff-1 staff", "sync sync",
                                             "web web"]
     uid, gid = uid_gid(root, "restobox")

@@ -286,7 +286,7 @@ def test_a_menu_larger_than_the_broker_carries_is_refused_before_it_is_used(tmp_
 
 
 def test_the_largest_menu_fits_the_brokers_packet_limit():
-    conf = (Path(__file__).resolve().parent.parent / "broker_config" / "mosquitto.conf").read_text()
+    conf = (Path(__file__).resolve().parent.parent / "restobox" / "broker_config" / "mosquitto.conf").read_text()
     packet = int(re.search(r"^max_packet_size (\d+)$", conf, re.M).group(1))
     # a PUBLISH packet: the payload plus the topic, properties and headers (well under 16 KiB)
     assert contract.MAX_MENU_BYTES + 16 * 1024 <= packet

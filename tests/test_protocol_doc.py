@@ -174,7 +174,7 @@ def test_reason_table_has_every_code_with_its_sentences():
 def test_acl_tables_match_the_role_templates():
     section = doc_section(DOC.read_text(encoding="utf-8"), "Who may publish and subscribe what")
     access_words = {"read": "read", "write": "write", "readwrite": "read and write"}
-    roles = sorted((REPO / "broker_config" / "roles").glob("*.acl"))
+    roles = sorted((REPO / "restobox" / "broker_config" / "roles").glob("*.acl"))
     assert roles
     for role_file in roles:
         role = role_file.stem
@@ -190,7 +190,7 @@ def test_acl_tables_match_the_role_templates():
                 topic = words[2].replace("{device}", "<device>").replace("{station}", station)
                 expected.add((access_words[words[1]], topic))
         assert granted == expected, role
-    base = (REPO / "broker_config" / "acl.base").read_text()
+    base = (REPO / "restobox" / "broker_config" / "acl.base").read_text()
     for pattern in re.findall(r"^pattern (\w+) (\S+)$", base, re.M):
         assert f"| {pattern[0]} | `{pattern[1].replace('%u', '<device>')}` |" in section, pattern
 
@@ -787,12 +787,13 @@ def test_walkthrough_runs_against_a_real_store(broker, hub, tmp_path):
     setup, steps = blocks[0], {b.number: b for b in blocks[1:]}
 
     # The demo's layout: var/demo/broker (the broker's directory) and
-    # var/demo/store.db, and broker_config/ of the repository.
+    # var/demo/store.db, and restobox/broker_config/ of the repository.
     assert broker.dir.parent == hub.database.parent == tmp_path
     work = tmp_path / "repo"
     (work / "var").mkdir(parents=True)
     (work / "var" / "demo").symlink_to(tmp_path, target_is_directory=True)
-    (work / "broker_config").symlink_to(REPO / "broker_config", target_is_directory=True)
+    (work / "restobox").mkdir()
+    (work / "restobox" / "broker_config").symlink_to(REPO / "restobox" / "broker_config", target_is_directory=True)
     env = {k: v for k, v in os.environ.items() if not k.startswith(("RESTOBOX_", "PORT", "BROKER"))}
     assert sorted(steps) == list(range(1, 13)), "the walkthrough changed: update this test"
     walk = Walkthrough(work, setup, env)

@@ -68,7 +68,7 @@ def test_each_service_restarts_within_limits_and_is_sandboxed(path):
     assert s.get("PrivateTmp") == "true" and s.get("NoNewPrivileges") == "true" and s.get("ProtectHome") == "true"
     if path.name == "restobox-broker.service":
         # started as root to bind and read its files; mosquitto drops to its own user
-        conf = (REPO / "broker_config" / "mosquitto.conf").read_text(encoding="utf-8").splitlines()
+        conf = (REPO / "restobox" / "broker_config" / "mosquitto.conf").read_text(encoding="utf-8").splitlines()
         assert "user mosquitto" in conf
     else:
         assert s.get("User") and s.get("User") != "root"

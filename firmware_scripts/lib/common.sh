@@ -417,6 +417,65 @@ role_units() {
     esac
 }
 
+# The extras of pyproject.toml each role installs: a screen's Pi carries no
+# hub, printing or charts, the hub no Kivy.
+role_extras() {
+    case "$1" in
+        hub) echo hub,printing ;;
+        kiosk | kds) echo screens ;;
+        *) die "unknown role '$1'" ;;
+    esac
+}
+
+# --- the program ---------------------------------------------------------------
+
+# The exact versions of every Python package a Pi installs.
+readonly RB_CONSTRAINTS=firmware_scripts/files/constraints.txt
+
+# The version in APP's pyproject.toml (the wheel's file name), or in the
+# source's while APP is not copied yet (a dry run).
+program_version() {
+    local file
+    file="$(R "$1")/pyproject.toml"
+    [[ -f "$file" ]] || file="$RB_SOURCE/pyproject.toml"
+    awk -F'"' '/^\[/ { p = ($0 == "[project]") } p && $1 ~ /^version *= *$/ { print $2; exit }' "$file"
+}
+
+# The wheel build_program makes from APP.
+program_wheel() {
+    printf '%s/dist/restobox-%s-py3-none-any.whl' "$1" "$(program_version "$1")"
+}
+
+# build_program VENV APP: the program as a wheel in APP/dist, built by VENV's
+# pip. A Pi never runs the copy in APP: it runs what the wheel carries (code,
+# .kv files, broker_config, data), as a test installs it. build/ goes first:
+# setuptools would put in the wheel what it kept there from an earlier build.
+build_program() {
+    local venv="$1" app="$2"
+    on_target rm -rf -- "$app/build" "$app/dist"
+    on_target "$venv/bin/pip" wheel --quiet --no-deps --wheel-dir "$app/dist" "$app"
+    on_target rm -rf -- "$app/build" "$app/restobox.egg-info"
+}
+
+# make_venv VENV: Debian's Python 3 in a venv of its own, unless there is one.
+make_venv() {
+    if [[ ! -x "$(R "$1/bin/python")" ]]; then
+        on_target python3 -m venv "$1"
+    fi
+}
+
+# install_program VENV APP ROLE: the wheel of APP into VENV with ROLE's
+# extras, every package at its version in APP's constraints.
+# tests/test_install_wheel.py installs each role with make_venv and this.
+install_program() {
+    local venv="$1" app="$2" role="$3" wheel extras
+    wheel="$(program_wheel "$app")"
+    extras="$(role_extras "$role")"
+    on_target "$venv/bin/pip" install --quiet --constraint "$app/$RB_CONSTRAINTS" "${wheel}[$extras]"
+    # The same version number with other code: pip would keep the old files.
+    on_target "$venv/bin/pip" install --quiet --no-deps --force-reinstall "$wheel"
+}
+
 # The summary line of a run, from the tally.
 summary() {
     local what="$1" ch un pl
