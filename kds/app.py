@@ -57,6 +57,11 @@ def run(cfg_path: str | None) -> int:
 
         app = build_board_app(cfg)
     else:
+        # a ticket cache from a newer release stops the screen here, with
+        # the sentence, rather than from inside the window's start
+        from restobox.migrations import check
+
+        check(k.cache, "cache")
         app = build_app(cfg)
     app.run()
     return 0

@@ -87,6 +87,11 @@ def run(cfg_path: str | None, deep_link: str | None = None) -> int:
 
     map_large_buffers()
     cfg = config_mod.load(cfg_path)
+    # kiosk.db is opened on the io thread: a file from a newer release
+    # stops the kiosk here, with the sentence, before a window opens
+    from restobox.migrations import check
+
+    check(cfg.kiosk.database, "kiosk")
     configure_kivy(cfg)
     build_app(cfg, deep_link=deep_link).run()
     return 0

@@ -202,21 +202,34 @@ def test_a_file_from_a_newer_release_is_refused_and_left_byte_identical(name, tm
             db.open_store_readonly(path)
 
 
-def test_the_hub_stops_with_a_sentence_when_its_database_is_newer(tmp_path):
-    path = copy("store.db", tmp_path)
+SERVICES = {  # service -> (its file, its config's sections)
+    "hub": ("store.db", '[hub]\ndatabase = "{path}"\n'),
+    "printing": ("printing.db", '[printing]\ndatabase = "{path}"\n[[printing.printers]]\nid = "p1"\n'
+                                'port = "virtual"\ndirectory = "{dir}/out"\n'),
+    "sync": ("sync.db", '[sync]\ndatabase = "{path}"\nstore_database = "{dir}/store.db"\n'),
+    "kiosk": ("kiosk.db", '[kiosk]\ndatabase = "{path}"\n'),
+}
+
+
+@pytest.mark.parametrize("service", sorted(SERVICES))
+def test_a_service_stops_with_a_sentence_when_its_database_is_newer(service, tmp_path):
+    name, sections = SERVICES[service]
+    path = copy(name, tmp_path)
     con = sqlite3.connect(path)
     con.execute("PRAGMA user_version = 7")
     con.commit()
     con.close()
+    if service == "sync":
+        copy("store.db", tmp_path)
     digest = _sha(path)
-    cfg = tmp_path / "hub.toml"
-    cfg.write_text(f'[device]\nid = "hub"\nrole = "hub"\n[mqtt]\nport = 1\n[hub]\ndatabase = "{path}"\n',
-                   encoding="utf-8")
-    r = subprocess.run([sys.executable, "-m", "restobox.cli", "hub", "--config", str(cfg)], cwd=REPO,
+    cfg = tmp_path / f"{service}.toml"
+    cfg.write_text(f'[device]\nid = "{service}-1"\nrole = "{service}"\n[mqtt]\nport = 1\n'
+                   + sections.format(path=path, dir=tmp_path), encoding="utf-8")
+    r = subprocess.run([sys.executable, "-m", "restobox.cli", service, "--config", str(cfg)], cwd=REPO,
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 2, r.stderr
     assert "Traceback" not in r.stderr
     last = r.stderr.strip().splitlines()[-1]
-    assert last.startswith(f"restobox hub: {path} was written by a newer Restobox release")
+    assert last.startswith(f"restobox {service}: {path} was written by a newer Restobox release"), last
     assert last.endswith("[schema_too_new]")
     assert _sha(path) == digest
