@@ -616,8 +616,10 @@ def build_app(cfg, deep_link: str | None = None):
                 core = (MarkupLabel if wdg.markup else CoreLabel)(
                     text=text, font_size=wdg.font_size, bold=wdg.bold, font_name=wdg.font_name,
                     text_size=(width, None))
-                core.refresh()
-                return core.content_size
+                # laid out as refresh() would (its size on the type scale), no texture made
+                core.options["font_size"] = on_type_scale(core.options["font_size"])
+                core.resolve_font_name()
+                return core.render()  # the texture's size: the content's, no padding set
             width = wdg.text_size[0] or wdg.width
             room = wdg.height if wdg.text_size[1] is not None else wdg.height * 1.1
             fits[key] = all(measure(word)[0] <= width for word in wdg.text.split()) \
