@@ -30,7 +30,8 @@ empty Kivy window, flat over hours):
 - ``rss_over_empty_mb``: ``rss_mb`` - the empty window's RSS (budget <= 60);
 - ``rss_growth_mb``: RSS after the last order cycle - after the first (the
   first builds the screens and reads the photos; budget <= 5 over 20 cycles:
-  the full run does 21 cycles, --quick fewer);
+  the full run does 21 cycles, --quick fewer), each read once the kiosk has
+  tidied up after the order on the attract screen (state dump ``tidied``);
 - ``cpu_ms_per_tap``: the kiosk process's CPU time (utime + stime from
   /proc/<pid>/stat) over the cycles / the taps made; ``baseline_cpu_ms_per_tap``
   the same for the empty window.
@@ -394,6 +395,10 @@ def main() -> int:
             cpu0 = cpu_ms(k.proc.pid)
             for i in range(cycles):
                 tp.cycle(i)
+                # each cycle's figure once the kiosk has tidied up after the order on
+                # the attract screen (its garbage collected, its heap trimmed), as
+                # it does after every order: the same moment in every cycle
+                k.wait_state(lambda st, n=i + 1: st.get("tidied", 0) >= n, 10, f"the kiosk tidied after order {i + 1}")
                 rss_cycles.append(k.mem()["VmRSS"])
             cpu_per_tap = (cpu_ms(k.proc.pid) - cpu0) / max(1, tp.n_taps)
             time.sleep(0.5)

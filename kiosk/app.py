@@ -170,6 +170,22 @@ def tight_render(render):
     return render_tight
 
 
+FACES_USED: set[tuple[float, str]] = set()  # (size, font) of every text drawn: the faces SDL_ttf has open
+
+
+def flush_glyph_caches() -> None:
+    """Empty SDL_ttf's glyph cache of every face the kiosk has drawn with.
+    Each face keeps up to 256 rendered glyphs, and a menu in Chinese fills
+    them slowly, dish after dish (about 6 MB over the first dozen orders);
+    SDL_ttf empties a face's cache whenever its outline changes, so one
+    character drawn outlined does it. For the attract screen, where no text
+    is drawn for a while: the next texts draw their glyphs again."""
+    from kivy.core.text import Label as CoreLabel
+
+    for size, font in sorted(FACES_USED):
+        CoreLabel(text="·", font_size=size, font_name=font, outline_width=1).refresh()
+
+
 def use_screen_text(faux_bold: bool = False) -> None:
     """Every text the kiosk draws (Kivy's core label, markup included) in a
     size of TYPE_SCALE; with ``faux_bold``, bold drawn with the regular face
@@ -189,7 +205,9 @@ def use_screen_text(faux_bold: bool = False) -> None:
         def scaled_refresh(self):
             # the size is read when the text is laid out and drawn, here (Kivy's
             # layout code takes only a plain dict, so the options are not wrapped)
-            self.options["font_size"] = on_type_scale(self.options["font_size"])
+            o = self.options
+            o["font_size"] = on_type_scale(o["font_size"])
+            FACES_USED.add((o["font_size"], o["font_name"]))
             return refresh(self)
 
         LabelBase.refresh = scaled_refresh
@@ -704,7 +722,9 @@ def build_app(cfg, deep_link: str | None = None):
             self._placed = None  # _place() of the screen last drawn
             self._screen_w = None
             self._shown_screen = None
-            self._tidy_later = Clock.create_trigger(self._tidy, 1.0)
+            # once the attract screen is drawn: the next diner may tap within a second
+            self._tidy_later = lambda: self._after_frame(self._tidy)
+            self._tidied = 0  # orders tidied after (the state dump says, for bench/kiosk_ui.py)
             Window.bind(on_key_down=self._on_key)
             signal.signal(signal.SIGTERM, lambda *_: Clock.schedule_once(lambda dt: self.stop()))
             # systemd: READY after the first frame, the watchdog from the UI loop
@@ -749,6 +769,7 @@ def build_app(cfg, deep_link: str | None = None):
             (measured at 26-221 ms, inside a diner's tap) to the objects of
             the current screen. Then the C heap's free pages go back to the
             system (about 3 MB after an order)."""
+            flush_glyph_caches()
             gc.collect()
             if freeze:
                 gc.freeze()
@@ -759,6 +780,9 @@ def build_app(cfg, deep_link: str | None = None):
             the order's garbage collected and the heap trimmed."""
             if self.ctl.vm.screen == "attract" and self._warming is None:
                 self._settle_memory(freeze=False)
+                self._tidied += 1
+                if state_file:
+                    self._dump()
 
         def on_stop(self):
             self.photo_tex.stop()
@@ -1232,7 +1256,7 @@ def build_app(cfg, deep_link: str | None = None):
             write_state(state_file, {
                 "screen": vm.screen, "lang": vm.lang, "menu": self.ctl.has_menu, "link": self.ctl.link_up,
                 "notice": self.root_w.notice_text, "number": vm.number, "order_id": vm.order_id,
-                "still_there": vm.still_there, "buttons": buttons, "at": time.time(),
+                "still_there": vm.still_there, "buttons": buttons, "at": time.time(), "tidied": self._tidied,
                 "provisional": vm.provisional, "reachable": self.ctl.reachable,
                 "member": vm.member_phase if vm.screen == "member" else None,
                 # what the loyalty screens say (the tests check the number is masked)
