@@ -567,6 +567,7 @@ class Health(Message, kw_only=True):
     role: str
     state: ServiceState
     at: str
+    reason_code: str = ""
     reason: str = ""
     counters: dict[str, int] = {}
     details: dict[str, str | int | float | bool | None] = {}

@@ -33,6 +33,7 @@ from datetime import datetime, timezone
 import msgspec
 
 from restobox import contract, db
+from restobox.runtime import Backoff, Runtime
 from restobox.service import disk_details
 from restobox.cloudapi import CloudEvent, EventAck, EventBatch, acked_prefix
 from restobox.config import Config
@@ -169,6 +170,7 @@ class Forwarder:
         self._stop = threading.Event()
         self.sleep = sleep or self.wait
         self.rng = rng or random.Random()
+        self.backoff = Backoff(s.backoff_min_s, s.backoff_max_s, rng=self.rng)
         self.cloud = CloudClient(cfg, transport=transport)
         self.sdb = db.open_sync_db(s.database)
         self.store = db.open_store_readonly(s.store_database)
@@ -251,10 +253,9 @@ class Forwarder:
         return n
 
     def backoff_s(self) -> float:
-        """Full jitter: uniform in [min, min(max, min * 2^failures)]."""
-        s = self.cfg.sync
-        cap = min(s.backoff_max_s, s.backoff_min_s * (2 ** min(self.failures, 30)))
-        return self.rng.uniform(s.backoff_min_s, max(s.backoff_min_s, cap))
+        """Full jitter: uniform in [min, min(max, min * 2^failures)]
+        (restobox.runtime.Backoff)."""
+        return self.backoff.delay(self.failures)
 
     def tick(self) -> str:
         """One round: 'sent', 'idle', or 'failed' (then wait ``backoff_s``)."""
@@ -598,8 +599,11 @@ class SyncService:
         self.menu = MenuPuller(cfg, self.bus)
         self.bus.subscribe(topics.MENU, self.menu.on_hub_menu)
         self.preorders = PreorderRunner(cfg, self.bus, clock=self.fw.clock)
-        self._last_health = 0.0
         self._threads: list[threading.Thread] = []
+        # the process's lifecycle: state, signals, systemd, periodic health (restobox/runtime.py)
+        self.runtime = Runtime("sync", check=self.health_check, publish_health=self.publish_health,
+                               health_every_s=cfg.sync.health_interval_s)
+        self.runtime.on_stop(self.fw.stop)
 
     def _preorder_loop(self) -> None:
         every = self.cfg.sync.preorder_poll_s
@@ -634,10 +638,14 @@ class SyncService:
 
         b = self.fw.backlog()
         err = self.fw.last_error
-        state = "degraded" if err is not None else "ready"
-        reason = REASONS.get(err.reason, err.reason) if err else "sending" if b.events else "up to date"
+        rt = self.runtime
+        if err is not None:
+            rt.degraded(err.reason, REASONS.get(err.reason, err.reason))
+        else:
+            rt.ready("sending" if b.events else "up to date")
         return Health(
-            device=self.cfg.device.id, role="sync", state=state, at=iso(self.fw.clock()), reason=reason,
+            device=self.cfg.device.id, role="sync", state=rt.state, at=iso(self.fw.clock()),
+            reason_code=rt.code, reason=rt.reason if rt.state != "stopping" else "stopping",
             counters=_summed(self.fw.counters, self.menu.counters, self.preorders.counters),
             details={"backlog": b.events, "oldest_unsent_s": round(b.oldest_s, 1),
                      "menu_cloud": self.menu.cloud_version, "menu_hub": self.menu.hub_version,
@@ -653,10 +661,10 @@ class SyncService:
         self.bus.publish(contract.topics.health(self.cfg.device.id), contract.encode(h), retain=True)
 
     def _round(self, what: str) -> None:
-        now = time.monotonic()
-        if what == "failed" or now - self._last_health >= self.cfg.sync.health_interval_s:
-            self._last_health = now
-            self.publish_health()
+        """After each round of the forwarder: the health at once after a
+        failure, else when due; the watchdog fed."""
+        self.runtime.publish_health_if_due(force=what == "failed")
+        self.runtime.feed()
 
     def health_check(self) -> tuple[bool, str]:
         dead = [t.name for t in self._threads if not t.is_alive()]
@@ -665,24 +673,7 @@ class SyncService:
         err = self.fw.last_error
         return True, f"retrying: {REASONS.get(err.reason, err.reason)}" if err else "sending the outbox"
 
-    def _sleep(self, wd, seconds: float) -> None:
-        """The forwarder's waits (up to backoff_max_s), in steps that keep
-        the watchdog fed."""
-        end = time.monotonic() + seconds
-        while not self.fw.stopped:
-            left = end - time.monotonic()
-            if left <= 0:
-                return
-            self.fw.wait(min(left, wd.every(left)))
-            wd.alive(*self.health_check())
-
-    def run_forever(self) -> None:
-        from restobox.service import Watchdog
-
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: self.fw.stop())
-        wd = Watchdog()
-        self.fw.sleep = lambda s: self._sleep(wd, s)
+    def _start(self) -> None:
         self.bus.start()
         self.bus.announce()
         if self.cfg.sync.menu_poll_s > 0:
@@ -691,20 +682,32 @@ class SyncService:
             self._threads.append(threading.Thread(target=self._preorder_loop, name="preorders", daemon=True))
         for t in self._threads:
             t.start()
-        wd.ready("sending the outbox")
+
+    def _main(self) -> None:
+        # the forwarder's waits (up to backoff_max_s) keep the watchdog fed
+        # and the health published on time
+        self.fw.sleep = self.runtime.wait
+        self.runtime.publish_health_if_due(force=True)
+        self.fw.run(self._round)
+
+    def _stop(self) -> None:
+        self.runtime.enter("stopping", "stopping")
+        self.fw.stop()
+        for t in self._threads:
+            t.join(5)
         try:
             self.publish_health()
-            self.fw.run(lambda what: (self._round(what), wd.alive(*self.health_check())))
-        finally:
-            wd.stopping()
-            self.fw.stop()
-            for t in self._threads:
-                t.join(5)
-            self.publish_health()
-            self.bus.stop()
-            self.fw.close()
-            self.menu.close()
-            self.preorders.close()
+        except Exception:  # the broker may be gone; stopping anyway
+            log.exception("publishing the last health failed")
+        self.bus.stop()
+        self.fw.close()
+        self.menu.close()
+        self.preorders.close()
+
+    def run_forever(self) -> None:
+        """Run until SIGTERM/SIGINT, telling systemd READY once started and
+        pinging its watchdog while the forwarder's threads are alive."""
+        self.runtime.serve(self._start, self._stop, ready_status=lambda: "sending the outbox", main=self._main)
 
 
 def drain(cfg: Config, out=None) -> int:

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import logging
 import queue
-import signal
 import threading
 import time
 from collections import Counter, deque
@@ -43,6 +42,7 @@ from restobox.hub.retention import Retention
 from restobox.menu import Menu, MenuIndex
 from restobox.orders import OPEN_STATES
 from restobox.photos import MenuPhotos, source_dir
+from restobox.runtime import Backoff, Runtime
 from restobox.service import disk_details
 
 log = logging.getLogger("restobox.hub")
@@ -90,8 +90,9 @@ class Hub:
         self.tz = ZoneInfo(cfg.store.timezone)
         self.bus = bus or bus_from_config(cfg, manual_ack=True)
         self.q: queue.Queue[tuple[str, Incoming]] = queue.Queue()
-        self.state = "starting"
-        self.state_reason = ""
+        # the process's lifecycle: state, signals, systemd, periodic health (restobox/runtime.py)
+        self.runtime = Runtime("hub", check=self.health_check, publish_health=self._publish_health,
+                               health_every_s=cfg.hub.health_interval_s)
         self.counters: Counter = Counter()
         self.last_errors: deque[RejectNotice] = deque(maxlen=20)
         self.sold_out: set[str] = set()
@@ -105,6 +106,8 @@ class Hub:
         self._last_tick = 0.0
         self._served_connect = 0
         self._beat = time.monotonic()  # the worker's last round (health_check)
+        # waits before the store database is tried again with the messages it refused
+        self._retry = Backoff(0.5, 2.0)
         self.retention = Retention(cfg.hub.retention, cfg.store)
         # the menu's photos: prepared and published on a thread of their own
         self.photos = MenuPhotos(
@@ -112,6 +115,18 @@ class Hub:
             Path(cfg.hub.database).resolve().parent / "menu-photos",
             publish=lambda topic, payload, retain: self.bus.publish(topic, payload, retain=retain),
             now=lambda: iso(self.clock()), count=self._photo_counted)
+
+    @property
+    def state(self) -> str:
+        return self.runtime.state
+
+    @state.setter
+    def state(self, state: str) -> None:
+        self.runtime.enter(state, self.runtime.reason)  # type: ignore[arg-type]
+
+    @property
+    def state_reason(self) -> str:
+        return self.runtime.reason
 
     def business_date(self, now: datetime) -> str:
         """Orders before the day start (e.g. 04:00) belong to the previous day."""
@@ -130,7 +145,8 @@ class Hub:
         self._worker.start()
         self.photos.start()
         if not self.bus.wait_connected(10):
-            self._set_state("degraded", f"cannot reach the broker ({self.bus.last_refusal or 'no answer'})")
+            self._set_state("degraded", f"cannot reach the broker ({self.bus.last_refusal or 'no answer'})",
+                            "broker_unreachable")
         else:
             self._after_connect()
 
@@ -149,7 +165,7 @@ class Hub:
             if self.state in ("degraded", "starting") and self._worker is not None:
                 self.q.put(("reconnected", None))  # type: ignore[arg-type]
         else:
-            self._set_state("degraded", f"lost the broker: {why}")
+            self._set_state("degraded", f"lost the broker: {why}", "broker_lost")
 
     def stop(self) -> None:
         self._set_state("stopping", "asked to stop")
@@ -167,25 +183,9 @@ class Hub:
 
     def run_forever(self) -> None:
         """Run until SIGTERM/SIGINT (systemd stop, Ctrl-C), telling systemd
-        READY once started and pinging its watchdog while healthy."""
-        from restobox.service import Watchdog
-
-        done = threading.Event()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: done.set())
-        wd = Watchdog()
-        self.start()
-        wd.ready(f"{self.state}: {self.state_reason}")
-        wd.alive(*self.health_check())
-        every = self.cfg.hub.health_interval_s
-        next_health = time.monotonic() + every
-        while not done.wait(wd.every(every)):
-            wd.alive(*self.health_check())
-            if time.monotonic() >= next_health:
-                next_health = time.monotonic() + every
-                self._publish_health()
-        wd.stopping()
-        self.stop()
+        READY once started, pinging its watchdog while healthy and
+        publishing the health every ``[hub] health_interval_s``."""
+        self.runtime.serve(self.start, self.stop)
 
     def health_check(self) -> tuple[bool, str]:
         """Can this process do its work? Its worker is alive and turning, and
@@ -196,14 +196,12 @@ class Hub:
         stalled = time.monotonic() - self._beat
         if stalled > 30:
             return False, f"the worker has not come round for {stalled:.0f} s"
-        if self.state == "degraded" and self.state_reason.startswith("store database"):
+        if self.runtime.code == "store_database_error":
             return False, self.state_reason
         return True, f"{self.state}: {self.state_reason}"
 
-    def _set_state(self, state: str, reason: str) -> None:
-        if state != self.state or reason != self.state_reason:
-            log.info("hub %s -> %s: %s", self.state, state, reason)
-        self.state, self.state_reason = state, reason
+    def _set_state(self, state: str, reason: str, code: str = "") -> None:
+        self.runtime.enter(state, reason, code)  # type: ignore[arg-type]
         if self.bus.connected:
             self._publish_health()
 
@@ -253,7 +251,7 @@ class Hub:
             # Ordering devices are told (their outbox sends again); events,
             # commands and queries are kept, unacknowledged, and tried again.
             log.error("store database refused the batch: %s", exc)
-            self._set_state("degraded", f"store database error: {exc}")
+            self._set_state("degraded", f"store database error: {exc}", "store_database_error")
             if batch.menu_before is not None:  # the new menu was not stored: keep pricing with the old
                 self.menu, self.idx, self.previous_menus = batch.menu_before
             self.stock_limited = stock_before
@@ -266,7 +264,8 @@ class Hub:
                     retry.append((kind, m))
         else:
             self.sold_out, self.board = batch.sold_out, batch.board
-            if self.state == "degraded" and self.state_reason.startswith("store database"):
+            self._retry.succeeded()
+            if self.runtime.code == "store_database_error":
                 self._set_state("ready", "store database writable again")
         self._deliver(batch)
         kept = {id(m) for _, m in retry}
@@ -274,7 +273,7 @@ class Hub:
             if id(m) not in kept:
                 self._ack(m)
         if retry:
-            self._stop.wait(0.5)
+            self._stop.wait(self._retry.failed())
             for item in retry:
                 self.q.put(item)
 
@@ -529,7 +528,7 @@ class Hub:
                 pass
         h = Health(
             device=self.cfg.device.id, role="hub", state=self.state, at=iso(self.clock()),
-            reason=self.state_reason, counters={k: v for k, v in c.items() if k != "accept_us_total"},
+            reason_code=self.runtime.code, reason=self.state_reason, counters={k: v for k, v in c.items() if k != "accept_us_total"},
             details=details, last_errors=tuple(self.last_errors)[-5:],
         )
         self.bus.publish(topics.health(self.cfg.device.id), contract.encode(h), retain=True)

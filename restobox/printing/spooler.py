@@ -20,8 +20,6 @@ second copy.
 from __future__ import annotations
 
 import logging
-import random
-import signal
 import threading
 import time
 from collections import Counter, deque
@@ -31,6 +29,7 @@ from typing import Callable
 import peewee as pw
 
 from restobox import contract, db
+from restobox.runtime import Backoff, Runtime
 from restobox.service import disk_details
 from restobox.bus import Bus, Incoming, bus_from_config, refusal_log
 from restobox.config import Config, ConfigError
@@ -41,8 +40,10 @@ from restobox.printing.ports import Port, PortError, PrinterState, open_port
 log = logging.getLogger("restobox.printing")
 
 STORED_JOB_MAX_BYTES = 4 * 1024 * 1024
-INTAKE_RETRY_S = (0.2, 0.5, 1.0, 2.0, 5.0)
-"""Waits before storing a job again while printing.db refuses writes."""
+INTAKE_RETRY_S = (0.2, 5.0)
+"""First and longest wait before storing a job again while printing.db refuses writes."""
+PRINT_RETRY_FIRST_S = 0.5
+"""First wait before a job whose write failed prints again (then up to ``[printing] retry_max_s``)."""
 HEALTH_MIN_GAP_S = 1.0
 ALERT_EVERY_S = 60.0
 """One alert per refusal reason at most this often (a flood is counted, not broadcast)."""
@@ -72,6 +73,7 @@ class PrinterWorker:
         self.state = PrinterState(state="unknown", paper_near_end=False, reason=None)
         self._published: tuple | None = None
         self._last_publish = 0.0
+        self.retry = Backoff(PRINT_RETRY_FIRST_S, spooler.cfg.printing.retry_max_s)
         self.thread = threading.Thread(target=self._run, name=f"printer-{self.id}", daemon=True)
 
     # ------------------------------------------------------------------ loop
@@ -138,7 +140,7 @@ class PrinterWorker:
         try:
             self.port.write(data, job_id=row.job_id)
         except PortError as exc:
-            delay = min(sp.cfg.printing.retry_max_s, 0.5 * 2 ** row.attempts) * random.uniform(0.8, 1.2)
+            delay = self.retry.delay(row.attempts)
             log.warning("printer %s: job %s failed (%s); again in %.1f s", self.id, row.job_id, exc, delay)
             # Marked REPRINT next time only if some of it may be on paper:
             # a ticket that never reached the printer is no second copy.
@@ -233,7 +235,9 @@ class Spooler:
         self._alerted: dict[str, float] = {}
         self._health_dirty = False
         self._health_at = 0.0
-        self.state = "starting"
+        # the process's lifecycle: state, signals, systemd, periodic health (restobox/runtime.py)
+        self.runtime = Runtime("printing", check=self.health_check, publish_health=self._periodic_health,
+                               health_every_s=10.0)
         ports = {}
         for pc in cfg.printing.printers:
             if pc.id in ports:
@@ -264,11 +268,15 @@ class Spooler:
         for w in self.workers.values():
             w.thread.start()
         self.bus.announce()
-        self.state = "ready"
+        self.runtime.ready("")  # or degraded: publish_health reads the printers
         self.publish_health()
 
+    @property
+    def state(self) -> str:
+        return self.runtime.state
+
     def stop(self) -> None:
-        self.state = "stopping"
+        self.runtime.enter("stopping", "stopping")
         self.stopping.set()
         for w in self.workers.values():
             w.wake.set()
@@ -286,26 +294,15 @@ class Spooler:
             self._db.close()
 
     def run_forever(self) -> None:
-        """Run until SIGTERM/SIGINT, telling systemd READY once started and
-        pinging its watchdog while every printer's worker is alive."""
-        from restobox.service import Watchdog
+        """Run until SIGTERM/SIGINT, telling systemd READY once started,
+        pinging its watchdog while every printer's worker is alive and
+        publishing the health and every printer's status every 10 s."""
+        self.runtime.serve(self.start, self.stop, ready_status=lambda: f"{len(self.workers)} printers")
 
-        done = threading.Event()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda *_: done.set())
-        wd = Watchdog()
-        self.start()
-        wd.ready(f"{len(self.workers)} printers")
-        next_health = time.monotonic() + 10
-        while not done.wait(wd.every(10)):
-            wd.alive(*self.health_check())
-            if time.monotonic() >= next_health:
-                next_health = time.monotonic() + 10
-                self.publish_health()
-                for w in self.workers.values():
-                    w.publish_status(force=True)
-        wd.stopping()
-        self.stop()
+    def _periodic_health(self) -> None:
+        self.publish_health()
+        for w in self.workers.values():
+            w.publish_status(force=True)
 
     def health_check(self) -> tuple[bool, str]:
         """A printer out of paper is the printer's problem, not this
@@ -388,6 +385,7 @@ class Spooler:
         While printing.db refuses writes the first waits (0.2 s to 5 s
         between tries) and the others wait behind it: print order is
         arrival order."""
+        backoff = Backoff(*INTAKE_RETRY_S)
         tries = 0
         while not self.stopping.is_set():
             if not self._intake:
@@ -412,7 +410,7 @@ class Spooler:
             self._intake[0] = (m, pj, again)
             self._store_failing = True
             self._health_if_dirty()
-            if self.stopping.wait(INTAKE_RETRY_S[min(tries, len(INTAKE_RETRY_S) - 1)]):
+            if self.stopping.wait(backoff.delay(tries)):
                 return
             tries += 1
 
@@ -537,21 +535,27 @@ class Spooler:
     def publish_health(self) -> None:
         self._health_dirty, self._health_at = False, time.monotonic()
         details: dict = disk_details(self.cfg.printing.database)
-        worst = "ready"
+        worst, code = "ready", ""
         for pid, w in self.workers.items():
             details[f"{pid}.state"] = w.state.state
             if self._db is not None and not self.stopping.is_set():
                 details[f"{pid}.queued"] = self.count(pid, "queued")
                 details[f"{pid}.held"] = self.count(pid, "held")
             if w.state.state in BAD_STATES:
-                worst = "degraded"
+                worst, code = "degraded", code or BAD_STATES[w.state.state]
         waiting = len(self._intake)
         details["intake_waiting"] = waiting
         failing = self._store_failing and waiting > 0
-        state = self.state if self.state != "ready" else "degraded" if failing else worst
-        reason = ("" if state == "ready" else self.state if state != "degraded"
-                  else f"printing.db does not take jobs ({waiting} waiting)" if failing
-                  else "a printer needs attention")
+        rt = self.runtime
+        if rt.state in ("ready", "degraded"):  # the printers' and printing.db's condition
+            if failing:
+                rt.degraded("print_store_failing", f"printing.db does not take jobs ({waiting} waiting)")
+            elif worst == "degraded":
+                rt.degraded(code, "a printer needs attention")
+            else:
+                rt.ready("")
+        state = rt.state
+        reason = rt.reason if state in ("ready", "degraded") else state
         self.bus.publish(topics.health(self.cfg.device.id), contract.encode(Health(
             device=self.cfg.device.id, role="printing", state=state, at=iso(self.clock()),
-            reason=reason, counters=dict(self.counters), details=details)), retain=True)
+            reason_code=rt.code, reason=reason, counters=dict(self.counters), details=details)), retain=True)
