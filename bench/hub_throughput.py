@@ -10,7 +10,7 @@ Beside it, two baselines measured in the same run on the same machine:
   database.
 
 The hub beats the raw commit rate by committing many orders per transaction
-(group commit); the budget (DESIGN.md) is >= 500 accepted orders/s.
+(group commit); the budget (docs/architecture.md) is >= 500 accepted orders/s.
 
     python bench/hub_throughput.py [--quick] [--kiosks N] [--seconds S]
 

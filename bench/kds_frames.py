@@ -2,7 +2,7 @@
 open tickets, in a real Kivy window on a private Xvfb, fed by the real broker
 and the real hub, bumped with real X key presses (xdotool).
 
-Figures (DESIGN.md budgets: p95 frame <= 20 ms, bump -> redraw <= 50 ms,
+Figures (docs/architecture.md budgets: p95 frame <= 20 ms, bump -> redraw <= 50 ms,
 start -> usable screen <= 3 s, <= 150 MB resident per Kivy app):
 
 - ``p95_frame_ms``: the 95th percentile of the app's frame time (Kivy's
@@ -28,7 +28,7 @@ wrappers around ``Clock.idle`` (the frame-rate sleep), ``Window.on_draw``,
 ``Window.flip``, ``Label.texture_update`` (text rendering), the app's
 ``refresh`` and ``_on_key``, and ``StationController.save``.
 
-Budgets (DESIGN.md; ratios to the floor measured in the same run):
+Budgets (docs/architecture.md; ratios to the floor measured in the same run):
 
 - ``drawn_work_ratio``: drawn-frame work p95 with the tickets open (idle,
   storm, single bumps) / the empty window's drawn-frame work p95 when it is

@@ -3,7 +3,7 @@ kiosk app (``python -m kiosk``, the production entry point) in a real Kivy
 window (portrait 1080x1920) on a private Xvfb, fed the real menu by the real
 hub through the real broker, tapped with real X clicks (xdotool).
 
-Figures (DESIGN.md budgets: app start to usable screen <= 3 s; tap -> next
+Figures (docs/architecture.md budgets: app start to usable screen <= 3 s; tap -> next
 screen drawn p95 <= 2x the empty window's; resident memory <= 60 MB over an
 empty Kivy window, flat over hours):
 

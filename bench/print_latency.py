@@ -35,7 +35,7 @@ service and was stored), "queued" -> "printing" (waiting at its printer),
 ``catchup_s_each``: from switching the printer on until its held-up backlog
 had printed.
 
-Budgets (DESIGN.md): p99 <= 1 s; printer back after a power cycle <= 10 s.
+Budgets (docs/architecture.md): p99 <= 1 s; printer back after a power cycle <= 10 s.
 
     python bench/print_latency.py [--quick] [--seconds S] [--rate R] [--kiosks N]
 

@@ -21,7 +21,7 @@ Phases:
 1. **calm**: the rush profile (a steady rate, 3,000 orders an hour by
    default, with bursts at 3x) and nothing killed: "place order -> ticket
    acknowledged by the kitchen screen" latency is measured here (the budget
-   in DESIGN.md is for this phase).
+   in docs/architecture.md is for this phase).
 2. **chaos**: the same profile while a random process (broker, hub,
    printing, sync, a virtual kiosk) is SIGKILLed every ``--kill-every``
    seconds and started again a second later, as systemd's Restart= would,

@@ -16,7 +16,7 @@ the receiver cost on their own.
 Figures (last line, JSON): ``drain_per_s`` (events delivered per second),
 ``rss_mb`` (this process's peak resident memory during the drain; the
 baseline runs after it),
-``baseline_per_s``; budget (DESIGN.md) ≥ 500 orders/s.
+``baseline_per_s``; budget (docs/architecture.md) ≥ 500 orders/s.
 """
 
 from __future__ import annotations
