@@ -6,6 +6,12 @@
 #   acl.base, roles/     the ACL header and the role templates devices are made from
 #   passwd, acl, acl.d/, credentials/   made by restobox-broker-user on the
 #                        first boot and by `restobox add-device`, never here
+#   tls/                 the store CA and the broker's certificate
+#                        (ensure_store_tls in lib/common.sh): made by the
+#                        first boot, so that no card carries another store's
+#                        CA; here only on a hub that has had its first boot
+#                        (an upgrade: the new mosquitto.conf needs them at
+#                        the broker's next start)
 #
 # and /usr/local/sbin/restobox-broker-user, which runs the installed script
 # on that directory. Debian's own mosquitto.service is masked: Restobox runs
@@ -43,5 +49,14 @@ RESTOBOX_BROKER_CONFIG=/etc/restobox/broker
 export RESTOBOX_BROKER_CONFIG
 exec /opt/restobox/restobox/broker_config/restobox-broker-user "$@"
 EOF
+
+if [[ -f "$(R "$dir/credentials/hub.secret")" ]]; then
+    ensure_store_tls
+    if [[ "$RB_TLS_SERVER_CHANGED" == 1 ]] && live && ! dry; then
+        systemctl try-restart restobox-broker.service || true
+    fi
+else
+    say "  (the store CA and the broker's certificate are made at the first boot)"
+fi
 
 mask_unit mosquitto.service

@@ -2,8 +2,9 @@
 
 Tests, the demo and the benchmarks start a real mosquitto from
 ``restobox/broker_config/mosquitto.conf``, with devices made by the real
-``restobox/broker_config/restobox-broker-user`` script. Only the listener, the file
-locations and the log are moved into a private state directory; security
+``restobox/broker_config/restobox-broker-user`` script. Only the listeners, the file
+locations and the log are moved into a private state directory (the TLS
+listener only for a broker asked to run it); security
 (auth required, ACLs) and limits stay exactly as the store runs them.
 
 Standard library only: this module must not import paho (only bus.py does).
@@ -68,22 +69,33 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def render_private_conf(port: int, state_dir: Path, bind: str = "127.0.0.1") -> str:
+TLS_FILES = ("ca.crt", "server.crt", "server.key")
+"""What a broker with TLS needs in its ``tls/`` directory, as the hub has them
+in /etc/restobox/broker/tls (firmware_scripts/lib/common.sh, ensure_store_tls)."""
+
+
+def render_private_conf(port: int, state_dir: Path, bind: str = "127.0.0.1", *, tls_port: int | None = None,
+                        tls_bind: str | None = None) -> str:
     """The project's mosquitto.conf, rewritten for a private instance.
 
-    Rewritten: the listener (``port`` on ``bind``), password_file, acl_file
-    and persistence_location (inside ``state_dir``), logging (to
-    ``state_dir/mosquitto.log``), the privilege-drop user (root stays root)
-    and the pid file (none; ``Broker`` writes its own). Every other line is kept verbatim, and a
-    directive the rewrite expects but does not find is an error, so the tests
-    cannot silently drift from the real config.
+    Rewritten: the plain listener (``port`` on ``bind``), the TLS listener
+    (``tls_port`` on ``tls_bind``, default ``bind``, with cafile, certfile and
+    keyfile from ``state_dir/tls``; without ``tls_port`` that listener is left
+    out), password_file, acl_file and persistence_location (inside
+    ``state_dir``), logging (to ``state_dir/mosquitto.log``), the
+    privilege-drop user (root stays root) and the pid file (none; ``Broker``
+    writes its own). Every other line is kept verbatim, and a directive the
+    rewrite expects but does not find is an error, so the tests cannot
+    silently drift from the real config. The store's plain listener must
+    bind 127.0.0.1 only: a config that opens it to the LAN is refused here.
     """
     state_dir = Path(state_dir).resolve()
     if any(c.isspace() for c in str(state_dir)):
         # mosquitto.conf has no quoting.
         raise ValueError(f"state_dir must not contain whitespace: {state_dir}")
+    tls_dir = state_dir / "tls"
+    tls = tls_port is not None
     replacements = {
-        "listener": f"listener {port} {bind}",
         "password_file": f"password_file {state_dir / 'passwd'}",
         "acl_file": f"acl_file {state_dir / 'acl'}",
         "persistence_location": f"persistence_location {state_dir}/",
@@ -96,17 +108,43 @@ def render_private_conf(port: int, state_dir: Path, bind: str = "127.0.0.1") -> 
         "user": "user root" if os.geteuid() == 0 else None,
         # The store's /run path is not ours; Broker writes state_dir/mosquitto.pid.
         "pid_file": None,
+        "cafile": f"cafile {tls_dir / 'ca.crt'}" if tls else None,
+        "certfile": f"certfile {tls_dir / 'server.crt'}" if tls else None,
+        "keyfile": f"keyfile {tls_dir / 'server.key'}" if tls else None,
     }
+    tls_keys = {"cafile", "certfile", "keyfile"}
     # log_dest may repeat (several destinations); only the first is replaced.
     repeatable_drop = {"log_dest"}
     seen: set[str] = set()
+    listeners = 0
+    skipping = False  # inside the TLS listener's block of a broker without TLS
     out: list[str] = []
     for line in MOSQUITTO_CONF.read_text(encoding="utf-8").splitlines():
         words = line.split()
         key = words[0] if words and not words[0].startswith("#") else None
+        if key == "listener":
+            listeners += 1
+            if listeners == 1:
+                if words[2:] != ["127.0.0.1"]:
+                    raise BrokerError(f"{MOSQUITTO_CONF}: the first (plain) listener must bind 127.0.0.1 only, "
+                                      f"not {line.strip()!r}: plain MQTT is for the hub's own services")
+                out.append(f"listener {port} {bind}")
+            elif listeners == 2:
+                skipping = not tls
+                if tls:
+                    out.append(f"listener {tls_port} {tls_bind or bind}")
+            else:
+                raise BrokerError(f"{MOSQUITTO_CONF} has more than two listeners; update render_private_conf")
+            continue
+        if skipping:
+            if key is None:
+                out.append(line)
+            continue
         if key not in replacements:
             out.append(line)
             continue
+        if key in tls_keys and listeners != 2:
+            raise BrokerError(f"{MOSQUITTO_CONF}: {key} outside the TLS listener; update render_private_conf")
         if key in seen:
             if key in repeatable_drop:
                 continue
@@ -114,7 +152,10 @@ def render_private_conf(port: int, state_dir: Path, bind: str = "127.0.0.1") -> 
         seen.add(key)
         if replacements[key] is not None:
             out.append(replacements[key])
-    missing = set(replacements) - seen
+    expected = set(replacements) if tls else set(replacements) - tls_keys
+    missing = expected - seen
+    if listeners != 2:
+        missing.add("a plain and a TLS listener")
     if missing:
         raise BrokerError(f"{MOSQUITTO_CONF} lacks {', '.join(sorted(missing))}; update render_private_conf")
     return "\n".join(out) + "\n"
@@ -138,9 +179,15 @@ class Broker:
     Use as a context manager, or ``start()``/``stop()``. Devices added before
     ``start()`` need no reload; devices added while running are usable when
     ``add_device`` returns.
+
+    With ``tls=True`` it also runs the store's TLS listener on ``tls_port``
+    (a free one by default) bound to ``tls_bind`` (default ``bind``), with
+    the CA certificate, the server certificate and its key that must be in
+    ``state_dir/tls`` (:data:`TLS_FILES`) before ``start()``, as on the hub.
     """
 
-    def __init__(self, state_dir: Path, port: int | None = None, bind: str = "127.0.0.1") -> None:
+    def __init__(self, state_dir: Path, port: int | None = None, bind: str = "127.0.0.1", *, tls: bool = False,
+                 tls_port: int | None = None, tls_bind: str | None = None) -> None:
         self._mosquitto = shutil.which("mosquitto") or shutil.which("mosquitto", path="/usr/sbin:/usr/local/sbin")
         if self._mosquitto is None:
             raise BrokerError("mosquitto is not installed (apt-get install mosquitto)")
@@ -150,6 +197,10 @@ class Broker:
         self._port_fixed = port is not None
         self._port = port if port is not None else free_port()
         self._bind = bind
+        self._tls = tls
+        self._tls_port = (tls_port if tls_port is not None else free_port()) if tls else None
+        self._tls_bind = tls_bind or bind
+        self._tls_port_fixed = tls_port is not None
         self._proc: subprocess.Popen | None = None
         self._finalizer: weakref.finalize | None = None
         self.creds: dict[str, Credentials] = {}
@@ -163,6 +214,20 @@ class Broker:
     @property
     def port(self) -> int:
         return self._port
+
+    @property
+    def tls_port(self) -> int | None:
+        """The TLS listener's port, or None for a broker without TLS."""
+        return self._tls_port
+
+    @property
+    def tls_bind(self) -> str | None:
+        return self._tls_bind if self._tls else None
+
+    @property
+    def tls_dir(self) -> Path:
+        """ca.crt, server.crt, server.key (as /etc/restobox/broker/tls on the hub)."""
+        return self._dir / "tls"
 
     @property
     def dir(self) -> Path:
@@ -194,6 +259,10 @@ class Broker:
             raise BrokerError("broker already running")
         self._dir.mkdir(parents=True, exist_ok=True)
         self._ensure_security_files()
+        if self._tls:
+            missing = [f for f in TLS_FILES if not (self.tls_dir / f).is_file()]
+            if missing:
+                raise BrokerError(f"a broker with TLS needs {', '.join(missing)} in {self.tls_dir}")
         attempts = 1 if self._port_fixed else 3
         for attempt in range(attempts):
             try:
@@ -204,11 +273,14 @@ class Broker:
                     raise BrokerError(f"port {self._port} on {self._bind} is in use") from None
                 # Taken between free_port() and mosquitto's bind.
                 self._port = free_port()
+                if self._tls and not self._tls_port_fixed:
+                    self._tls_port = free_port()
         self._port_fixed = True
         return self
 
     def _start_once(self) -> None:
-        self.conf_path.write_text(render_private_conf(self._port, self._dir, self._bind), encoding="utf-8")
+        self.conf_path.write_text(render_private_conf(
+            self._port, self._dir, self._bind, tls_port=self._tls_port, tls_bind=self._tls_bind), encoding="utf-8")
         # Errors before the log file is open (a bad config) go to stderr.
         with open(self._dir / "mosquitto.stderr", "ab") as err:
             proc = subprocess.Popen(

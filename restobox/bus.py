@@ -15,12 +15,18 @@ What it adds to paho:
   killed is delivered again (MQTT 5 §4.4: unacknowledged QoS 1 PUBLISH packets
   are re-sent when the session resumes).
 - Exceptions in handlers are logged with a traceback, never swallowed.
+- TLS to the store broker (``tls=True``): the broker's certificate must be
+  signed by the store CA (``ca_file``) and name the host connected to, or the
+  connection is refused, counted in ``tls_failures`` and said in
+  ``last_refusal`` (docs/operations.md, "TLS on the store network").
 """
 
 from __future__ import annotations
 
 import logging
 import socket
+import ssl
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
@@ -150,6 +156,8 @@ class Bus:
         manual_ack: bool = False,
         reconnect_max_s: float = 10.0,
         max_inflight: int = 100,
+        tls: bool = False,
+        ca_file: str | None = None,
     ) -> None:
         self.device = device
         self.role = role
@@ -168,6 +176,9 @@ class Bus:
         self.connects = 0
         #: messages whose handler raised (logged, acknowledged, never into paho's thread)
         self.handler_errors = 0
+        #: connection attempts that failed in TLS (certificate not trusted, wrong name, no TLS there)
+        self.tls_failures = 0
+        self.tls = tls
         self.on_connection_change: Callable[[bool, str], None] | None = None
 
         c = mqtt.Client(
@@ -178,6 +189,13 @@ class Bus:
         )
         if username is not None:
             c.username_pw_set(username, password)
+        if tls:
+            if not ca_file:
+                raise ValueError("tls needs ca_file: the store CA's certificate")
+            # CERT_REQUIRED against the store CA only (not the system's CAs);
+            # PROTOCOL_TLS_CLIENT also checks that the certificate names
+            # ``host`` (paho leaves tls_insecure off).
+            c.tls_set(ca_certs=ca_file, cert_reqs=ssl.CERT_REQUIRED, tls_version=ssl.PROTOCOL_TLS_CLIENT)
         c.max_inflight_messages_set(max_inflight)
         c.max_queued_messages_set(0)  # unlimited: the caller's outbox bounds it
         c.reconnect_delay_set(min_delay=1, max_delay=max(1, int(reconnect_max_s)))
@@ -190,6 +208,7 @@ class Bus:
         c.on_socket_open = _no_delay
         c.on_connect = self._on_connect
         c.on_disconnect = self._on_disconnect
+        c.on_connect_fail = self._on_connect_fail
         c.on_message = self._on_message
         c.suppress_exceptions = False
         self._client = c
@@ -348,6 +367,20 @@ class Bus:
         if self.on_connection_change:
             self.on_connection_change(True, "connected")
 
+    def _on_connect_fail(self, client, userdata):
+        # paho calls this from inside its ``except OSError`` around the
+        # connect, so the exception is the one being handled.
+        exc = sys.exc_info()[1]
+        if isinstance(exc, ssl.SSLError) or (self.tls and isinstance(exc, (ConnectionResetError, EOFError))):
+            self.tls_failures += 1
+            if isinstance(exc, ssl.SSLCertVerificationError):
+                why = f"certificate verify failed: {exc.verify_message}"
+            else:
+                why = f"TLS failed: {getattr(exc, 'reason', None) or exc}"
+            self.last_refusal = why
+            refusal_log.warn(log, "the TLS failures", "broker %s:%s refused over TLS: %s", self.host, self.port,
+                             why, level=logging.ERROR)
+
     def _on_disconnect(self, client, userdata, flags, reason_code, properties):
         was = self._connected.is_set()
         self._connected.clear()
@@ -376,4 +409,6 @@ def bus_from_config(cfg, *, manual_ack: bool = False) -> Bus:
         session_expiry_s=cfg.mqtt.session_expiry_s,
         manual_ack=manual_ack,
         reconnect_max_s=cfg.mqtt.reconnect_max_s,
+        tls=cfg.mqtt.tls,
+        ca_file=cfg.mqtt_ca_file(),
     )

@@ -26,7 +26,14 @@ Seconds = Annotated[float, msgspec.Meta(gt=0, le=86_400)]
 
 
 class ConfigError(Exception):
-    """The configuration is wrong; ``str()`` is a sentence for a person."""
+    """The configuration is wrong; ``str()`` is a sentence for a person.
+
+    ``reason`` is a code for logs and tests; an error raised with one names
+    it at the end of the sentence, in brackets."""
+
+    def __init__(self, sentence: str, reason: str | None = None) -> None:
+        super().__init__(f"{sentence} [{reason}]" if reason else sentence)
+        self.reason = reason or "config_invalid"
 
 
 class _Strict(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -77,6 +84,34 @@ class MqttConfig(_Strict):
     """How long the broker keeps this device's subscriptions and queued
     messages while it is away (MQTT 5 Session Expiry Interval)."""
     reconnect_max_s: Seconds = 10.0
+    tls: bool = False
+    """Connect over TLS (the hub's broker takes other hosts only so, on port
+    8883): the broker's certificate must be signed by ``ca_file`` and name
+    ``host``, or the connection is refused."""
+    ca_file: str | None = None
+    """The store CA's certificate (PEM) for ``tls``, e.g.
+    /etc/restobox/store-ca.crt, which `restobox add-device` hands out and the
+    first boot installs."""
+    allow_plain_network: bool = False
+    """For development only: let the password go in plain text to a broker
+    that is not on this machine. Never on a store network: anyone on it
+    (the diners' Wi-Fi too) could read it and be this device."""
+
+
+LOCAL_HOSTS = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
+
+
+def is_local_host(host: str) -> bool:
+    """``host`` is this machine (a loopback address or the name localhost):
+    plain MQTT never leaves it."""
+    import ipaddress
+
+    if host.lower().rstrip(".") in LOCAL_HOSTS:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 class HubConfig(_Strict):
@@ -458,6 +493,9 @@ class StaffConfig(_Strict):
     """Where `add-device` leaves a new device's enrollment folder."""
     hub_address: str = ""
     """How new devices reach this hub's broker; empty: this machine's LAN address."""
+    broker_tls_port: Annotated[int, msgspec.Meta(ge=1, le=65535)] = 8883
+    """The broker's TLS listener (mosquitto.conf), which `add-device` tells new
+    devices to use; the store CA they get with it is broker_dir/tls/ca.crt."""
     data_dir: str = "/var/lib/restobox"
     """This machine's data directory (its disk is shown by `status`)."""
     timeout_s: Seconds = 8.0
@@ -517,6 +555,27 @@ class Config(_Strict):
             return secret
         return None
 
+    def mqtt_ca_file(self) -> str | None:
+        """The CA certificate to verify the broker with (``[mqtt] ca_file``
+        when ``tls``), checked to be a readable PEM certificate; None
+        without TLS."""
+        if not self.mqtt.tls:
+            return None
+        import ssl
+
+        path = self.mqtt.ca_file or ""
+        try:
+            ssl.create_default_context(cafile=path)
+        except FileNotFoundError:
+            raise ConfigError(f"the broker's CA certificate {path} ([mqtt] ca_file) does not exist: "
+                              "copy the store CA (ca.crt) from the hub, or enroll the device again",
+                              "mqtt_ca_missing") from None
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError(f"the broker's CA certificate {path} ([mqtt] ca_file) cannot be used: "
+                              f"{getattr(exc, 'strerror', None) or exc} (it must be a PEM certificate, "
+                              "as the hub's /etc/restobox/broker/tls/ca.crt)", "mqtt_ca_unusable") from None
+        return path
+
 
 def parse(text: str, source: str = "<config>") -> Config:
     try:
@@ -528,6 +587,7 @@ def parse(text: str, source: str = "<config>") -> Config:
     except msgspec.ValidationError as exc:
         raise ConfigError(f"{source}: {_humane(str(exc))}") from None
     _check_timezone(cfg, source)
+    _check_mqtt_transport(cfg, source)
     return cfg
 
 
@@ -565,3 +625,23 @@ def _check_timezone(cfg: Config, source: str) -> None:
         raise ConfigError(
             f"{source}: unknown time zone {cfg.store.timezone!r} in [store] (e.g. Asia/Shanghai)"
         ) from None
+
+
+def _check_mqtt_transport(cfg: Config, source: str) -> None:
+    """A password never goes in plain text over the store network: a broker
+    that is not on this machine needs ``tls`` (with its CA), unless
+    ``allow_plain_network`` says this is a developer's setup."""
+    m = cfg.mqtt
+    if m.tls and not m.ca_file:
+        raise ConfigError(f"{source}: [mqtt] tls = true needs ca_file, the store CA's certificate that the "
+                          "broker's certificate is checked against (e.g. ca_file = \"/etc/restobox/store-ca.crt\")",
+                          "mqtt_tls_without_ca")
+    if m.ca_file and not m.tls:
+        raise ConfigError(f"{source}: [mqtt] ca_file is set but tls is not: add tls = true (port 8883 on the hub), "
+                          "or remove ca_file", "mqtt_ca_without_tls")
+    if not m.tls and not m.allow_plain_network and not is_local_host(m.host):
+        raise ConfigError(
+            f"{source}: [mqtt] host {m.host!r} is another machine, and without TLS this device's password would "
+            "cross the network in plain text: set tls = true, port = 8883 and ca_file (the store CA that "
+            "`restobox add-device` hands out), or, on a developer's network only, allow_plain_network = true",
+            "mqtt_plain_to_network")

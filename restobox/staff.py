@@ -118,7 +118,8 @@ class StoreLink:
         self._jobs: dict[str, list[PrintJobState]] = {}
         self.bus = Bus(device=self.device, role=cfg.device.role, host=cfg.mqtt.host, port=cfg.mqtt.port,
                        username=cfg.mqtt_username(), password=cfg.mqtt_password(),
-                       keepalive=cfg.mqtt.keepalive_s, persistent=False, reconnect_max_s=2)
+                       keepalive=cfg.mqtt.keepalive_s, persistent=False, reconnect_max_s=2,
+                       tls=cfg.mqtt.tls, ca_file=cfg.mqtt_ca_file())
         for t in StoreWatch.TOPICS:
             self.bus.subscribe(t, self._on_watch)
         self.bus.subscribe(topics.MENU, self._on_menu)
@@ -667,6 +668,14 @@ def cmd_add_device(cfg, console: Console, name: str, role: str, station: str | N
     if not (bdir / "acl.base").exists() and not os.access(bdir.parent, os.W_OK):
         raise StaffError(f"The broker directory {bdir} is not here or not writable. Run this on the hub, as "
                          f"an administrator: sudo restobox add-device {name} {role}")
+    ca = bdir / "tls" / "ca.crt"
+    host = cfg.staff.hub_address or lan_address()
+    tls_port = cfg.staff.broker_tls_port
+    if not ca.is_file():
+        raise StaffError(f"The store CA {ca} is missing, and a device reaches the broker only over TLS with it. "
+                         "The hub's first boot makes it: sudo /opt/restobox/firmware_scripts/firstboot "
+                         "(docs/operations.md, \"TLS on the store network\").")
+    _check_server_names(bdir / "tls" / "server.crt", host)
     exists = (bdir / "credentials" / f"{name}.secret").exists()
     if exists and not rotate:
         raise StaffError(f"{name} already exists. To give it a new password (the old one stops working at "
@@ -683,10 +692,11 @@ def cmd_add_device(cfg, console: Console, name: str, role: str, station: str | N
     secret = (bdir / "credentials" / f"{name}.secret").read_text(encoding="utf-8").strip()
     folder = Path(out_dir or cfg.staff.enroll_dir) / name
     folder.mkdir(parents=True, exist_ok=True)
-    host = cfg.staff.hub_address or lan_address()
     conf = (f"RESTOBOX_DEVICE={name}\nRESTOBOX_ROLE={role}\nRESTOBOX_STATION={station or ''}\n"
-            f"RESTOBOX_HUB_HOST={host}\nRESTOBOX_HUB_PORT={cfg.mqtt.port}\n")
+            f"RESTOBOX_HUB_HOST={host}\nRESTOBOX_HUB_PORT={tls_port}\n")
     (folder / "restobox-device.conf").write_text(conf, encoding="utf-8")
+    # The device trusts this CA only: with it, it knows it talks to this hub.
+    shutil.copyfile(ca, folder / STORE_CA_NAME)
     sf = folder / f"{name}.secret"
     fd = os.open(sf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w", encoding="utf-8") as f:
@@ -696,6 +706,35 @@ def cmd_add_device(cfg, console: Console, name: str, role: str, station: str | N
     console.print(f"[green]{name} ({role}{', station ' + station if station else ''}) {verb}.[/]")
     console.print(f"Copy the folder {folder} to the new device's SD card as /boot/firmware/restobox/ "
                   f"(it holds the password: delete it from anywhere else once copied). "
-                  f"The device reaches the broker at {host}:{cfg.mqtt.port}.")
+                  f"The device reaches the broker at {host}:{tls_port} over TLS, trusting the store CA "
+                  f"({STORE_CA_NAME} in the folder).")
     return 0
+
+
+STORE_CA_NAME = "store-ca.crt"
+"""The store CA's certificate in an enrollment folder (firmware_scripts/firstboot installs it)."""
+
+
+def _check_server_names(server_crt: Path, host: str) -> None:
+    """A device checks that the broker's certificate names the address it was
+    given: refuse to hand out one the certificate lacks."""
+    import ipaddress
+    import ssl
+
+    if not server_crt.is_file():
+        return
+    try:
+        names = ssl._ssl._test_decode_cert(str(server_crt)).get("subjectAltName", ())  # noqa: SLF001
+    except (ssl.SSLError, OSError, AttributeError):
+        return
+    try:
+        want = ("IP Address", str(ipaddress.ip_address(host)))
+    except ValueError:
+        want = ("DNS", host.lower())
+    if want not in {(k, v.lower() if k == "DNS" else v) for k, v in names}:
+        listed = ", ".join(v for _, v in names)
+        raise StaffError(f"The broker's certificate {server_crt} does not name {host} (it names {listed}), so a "
+                         f"device would refuse it. Make it again for this machine's addresses: "
+                         f"sudo /opt/restobox/firmware_scripts/firstboot, then {rb()} restart broker; or set "
+                         f"\\[staff] hub_address to one of those names.")
 

@@ -586,8 +586,9 @@ def test_broker_user_script_passes_shellcheck() -> None:
 
 
 def test_private_config_changes_only_listener_files_and_logging(tmp_path: Path) -> None:
-    rendered = render_private_conf(18830, tmp_path).splitlines()
-    moved = {"listener", "password_file", "acl_file", "persistence_location", "pid_file", "log_dest", "log_timestamp", "user"}
+    rendered = render_private_conf(18830, tmp_path, tls_port=18831).splitlines()
+    moved = {"listener", "password_file", "acl_file", "persistence_location", "pid_file", "log_dest", "log_timestamp", "user",
+             "cafile", "certfile", "keyfile"}
 
     for line in MOSQUITTO_CONF.read_text().splitlines():
         words = line.split()
@@ -595,6 +596,7 @@ def test_private_config_changes_only_listener_files_and_logging(tmp_path: Path) 
             continue
         assert line in rendered, f"private config lost {line!r}"
     assert "listener 18830 127.0.0.1" in rendered
+    assert "listener 18831 127.0.0.1" in rendered and f"keyfile {tmp_path.resolve() / 'tls/server.key'}" in rendered
     assert f"password_file {tmp_path.resolve() / 'passwd'}" in rendered
     assert f"acl_file {tmp_path.resolve() / 'acl'}" in rendered
     assert not [line for line in rendered if line.startswith("pid_file")]

@@ -47,6 +47,8 @@ business_day_start = "23:59"
 [mqtt]
 host = "hub.local"
 port = 8883
+tls = true
+ca_file = "/etc/restobox/store-ca.crt"
 username = "kiosk-one"
 reconnect_max_s = 2.5
 

@@ -3,8 +3,10 @@ into scratch roots that look like a fresh Raspberry Pi OS card: shellcheck
 accepts every script; each role provisions twice with nothing changed the
 second time (every file, link, mode and owner compared); a dry run writes
 nothing; the configs they write load with restobox.config; the hub's first
-boot makes credentials with the real restobox-broker-user; a kiosk's or
-KDS's first boot applies a good enrollment once and refuses a bad one
+boot makes credentials with the real restobox-broker-user, and the store CA
+and the broker's TLS certificate (keys mode 0600, the broker's owned by
+mosquitto); a kiosk's or KDS's first boot applies a good enrollment (its
+password and the store CA, MQTT over TLS) once and refuses a bad one
 without changing anything.
 
 apt-get, pip and systemctl are never run: in a scratch root the scripts
@@ -152,17 +154,33 @@ def load_on(root: Path, path: str) -> config.Config:
     return config.parse(text.replace('"/etc/restobox/', f'"{root}/etc/restobox/'), path)
 
 
-def enroll(root: Path, conf: str, device: str | None = "kiosk-3", secret: str = SECRET) -> Path:
+@pytest.fixture(autouse=True, scope="module")
+def _store_ca(store_tls):
+    """The store CA (made once per session by ensure_store_tls) that enroll() hands out."""
+    global STORE_TLS
+    STORE_TLS = store_tls
+
+
+STORE_TLS: Path | None = None
+
+
+def enroll(root: Path, conf: str, device: str | None = "kiosk-3", secret: str = SECRET,
+           ca: str | None = "ca.crt") -> Path:
+    """The folder `restobox add-device` makes, on the card's boot partition:
+    its conf, the password (unless ``device`` is None) and the store CA
+    (``ca``: a file of the session's store TLS directory, or None)."""
     d = root / "boot/firmware/restobox"
     d.mkdir(parents=True, exist_ok=True)
     (d / "restobox-device.conf").write_text(conf)
+    if ca is not None:
+        shutil.copyfile(STORE_TLS / ca, d / "store-ca.crt")
     if device is not None:
         (d / f"{device}.secret").write_text(secret + "\n")
     return d
 
 
 KIOSK_3 = ("RESTOBOX_DEVICE=kiosk-3\nRESTOBOX_ROLE=kiosk\nRESTOBOX_STATION=\n"
-           "RESTOBOX_HUB_HOST=192.168.1.10\nRESTOBOX_HUB_PORT=1883\n")
+           "RESTOBOX_HUB_HOST=192.168.1.10\nRESTOBOX_HUB_PORT=8883\n")
 
 
 # ---------------------------------------------------------------- tests
@@ -296,8 +314,27 @@ def test_the_hub_runs_the_projects_broker_config_and_its_first_boot_makes_creden
     chrony = (root / "etc/chrony/conf.d/restobox.conf").read_text()
     assert "allow 192.168.0.0/16" in chrony and "local stratum 10" in chrony
 
+    # the broker's user, as Debian's mosquitto package makes it
+    with open(root / "etc/passwd", "a") as f:
+        f.write("mosquitto:x:107:113::/var/lib/mosquitto:/usr/sbin/nologin\n")
+    with open(root / "etc/group", "a") as f:
+        f.write("mosquitto:x:113:\n")
+    (root / "etc/hostname").write_text("lotus-hub\n")
+    assert not (broker / "tls").exists(), "a card must not carry a CA before its first boot"
+
     first = firstboot(root)
     assert changes(first.stdout) > 0
+    tls = broker / "tls"
+    for name, mode, owner in (("ca.key", 0o600, (0, 0)), ("ca.crt", 0o644, (0, 0)),
+                              ("server.key", 0o600, (107, 113)), ("server.crt", 0o644, (0, 0))):
+        st = (tls / name).stat()
+        assert (stat.S_IMODE(st.st_mode), (st.st_uid, st.st_gid)) == (mode, owner), name
+    run("openssl", "verify", "-CAfile", tls / "ca.crt", tls / "server.crt")
+    sans = run("openssl", "x509", "-noout", "-ext", "subjectAltName", "-in", tls / "server.crt").stdout
+    for name in ("DNS:lotus-hub", "DNS:lotus-hub.local", "DNS:localhost", "IP Address:127.0.0.1"):
+        assert name in sans, sans
+    conf = (broker / "mosquitto.conf").read_text()
+    assert "certfile /etc/restobox/broker/tls/server.crt" in conf and "listener 1883 127.0.0.1" in conf
     listed = run(source / "restobox/broker_config/restobox-broker-user", "list", "--dir", broker).stdout.split("\n")
     assert sorted(filter(None, listed)) == ["hub hub", "monitor-1 monitor", "printing printing", "staff-1 staff", "sync sync",
                                             "web web"]
@@ -316,11 +353,38 @@ def test_the_hub_runs_the_projects_broker_config_and_its_first_boot_makes_creden
     web = load_on(root, "/etc/restobox/web.toml")  # the table QR page, on every network of the Pi
     assert (web.device.role, web.web.host, web.web.port, web.web.table_ids()[-1]) == ("web", "0.0.0.0", 8080, "20")
 
-    # every later boot: nothing to do
+    # every later boot: nothing to do (the CA and the certificate are kept)
     before = snapshot(root)
     again = firstboot(root)
     assert changes(again.stdout) == 0, again.stdout
     assert snapshot(root) == before
+
+    # a certificate that lacks a name the hub has now is made again by the
+    # same CA, keeping its old names; the CA stays
+    ca = (tls / "ca.crt").read_bytes()
+    (root / "etc/hostname").write_text("lotus-hub-2\n")
+    firstboot(root)
+    sans = run("openssl", "x509", "-noout", "-ext", "subjectAltName", "-in", tls / "server.crt").stdout
+    assert "DNS:lotus-hub-2" in sans and "DNS:lotus-hub," in sans
+    assert (tls / "ca.crt").read_bytes() == ca
+    run("openssl", "verify", "-CAfile", tls / "ca.crt", tls / "server.crt")
+
+
+@needs_root
+def test_provisioning_a_hub_after_its_first_boot_keeps_its_ca_and_remakes_what_is_missing(tmp_path, source, card):
+    root = card("hub")
+    firstboot(root)
+    tls = root / "etc/restobox/broker/tls"
+    ca = (tls / "ca.crt").read_bytes()
+    (tls / "server.crt").unlink()  # an upgrade to a mosquitto.conf that needs it, say
+    r = provision(root, "hub", source, "--only", "40")
+    assert "server.crt (the broker's certificate" in r.stdout, r.stdout
+    assert (tls / "ca.crt").read_bytes() == ca
+    run("openssl", "verify", "-CAfile", tls / "ca.crt", tls / "server.crt")
+    assert changes(provision(root, "hub", source, "--only", "40").stdout) == 0
+    (tls / "ca.key").unlink()  # half a CA is never silently replaced
+    r = provision(root, "hub", source, "--only", "40", check=False)
+    assert r.returncode == 1 and "has only half of the store CA" in r.stderr, r.stderr
 
 
 @needs_root
@@ -348,8 +412,14 @@ def test_a_kiosks_first_boot_installs_its_enrollment_once(tmp_path, source, card
     assert not (boot / "kiosk-3.secret").exists(), "the password stayed on the boot partition"
     assert (boot / "restobox-device.conf").exists()
     cfg = load_on(root, "/etc/restobox/kiosk.toml")
-    assert (cfg.device.id, cfg.device.role, cfg.mqtt.host, cfg.mqtt.port) == ("kiosk-3", "kiosk", "192.168.1.10", 1883)
+    assert (cfg.device.id, cfg.device.role, cfg.mqtt.host, cfg.mqtt.port) == ("kiosk-3", "kiosk", "192.168.1.10", 8883)
     assert cfg.mqtt_password() == SECRET
+    # MQTT over TLS, trusting the store CA it was given and nothing else
+    ca = root / "etc/restobox/store-ca.crt"
+    assert cfg.mqtt.tls and cfg.mqtt_ca_file() == str(ca)
+    assert ca.read_bytes() == (STORE_TLS / "ca.crt").read_bytes()
+    st = ca.stat()
+    assert (stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid) == (0o644, 0, 0)
     assert cfg.kiosk.database == "/var/lib/restobox/kiosk.db"
     assert os.readlink(root / "etc/systemd/system/restobox.target.wants/restobox-kiosk.service") == \
         "/etc/systemd/system/restobox-kiosk.service"
@@ -372,7 +442,7 @@ def test_a_kitchen_screens_first_boot_writes_its_station(tmp_path, source, card,
     root = card("kds")
     device = enrollment.split("\n")[0].split("=")[1]
     # written on Windows, with quotes: still read right
-    conf = (enrollment + 'RESTOBOX_HUB_HOST="hub.local"\nRESTOBOX_HUB_PORT=1883\n').replace("\n", "\r\n")
+    conf = (enrollment + 'RESTOBOX_HUB_HOST="hub.local"\nRESTOBOX_HUB_PORT=8883\n').replace("\n", "\r\n")
     enroll(root, conf, device=device)
     firstboot(root)
     cfg = load_on(root, "/etc/restobox/kds.toml")
@@ -380,6 +450,7 @@ def test_a_kitchen_screens_first_boot_writes_its_station(tmp_path, source, card,
     if station:
         assert cfg.kds.station == station
     assert cfg.kds.fullscreen is True and cfg.mqtt_password() == SECRET
+    assert cfg.mqtt.tls and cfg.mqtt.port == 8883 and cfg.mqtt_ca_file() == str(root / "etc/restobox/store-ca.crt")
     assert (root / "etc/systemd/system/restobox.target.wants/restobox-kds.service").is_symlink()
 
 
@@ -390,7 +461,7 @@ def test_a_kitchen_screens_first_boot_writes_its_station(tmp_path, source, card,
     ("kiosk", KIOSK_3.replace("ROLE=kiosk", "ROLE=kds"), "this card was made for a kiosk"),
     ("kds", KIOSK_3.replace("ROLE=kiosk", "ROLE=kds"), "RESTOBOX_STATION is missing"),
     ("kiosk", KIOSK_3.replace("192.168.1.10", "192.168.1.300"), "RESTOBOX_HUB_HOST '192.168.1.300' is neither"),
-    ("kiosk", KIOSK_3.replace("PORT=1883", "PORT=88888"), "RESTOBOX_HUB_PORT '88888' is not a port number"),
+    ("kiosk", KIOSK_3.replace("PORT=8883", "PORT=88888"), "RESTOBOX_HUB_PORT '88888' is not a port number"),
     ("kiosk", KIOSK_3.replace("RESTOBOX_HUB_HOST=192.168.1.10\n", ""), "RESTOBOX_HUB_HOST is missing"),
     ("kiosk", KIOSK_3 + "rm -rf /\n", "line 6 is not KEY=VALUE"),
     ("kiosk", KIOSK_3 + "RESTOBOX_PASSWORD=x\n", "unknown key RESTOBOX_PASSWORD"),
@@ -420,6 +491,22 @@ def test_an_enrollment_without_its_password_or_none_at_all_is_refused(tmp_path, 
     r = firstboot(root, check=False)
     assert r.returncode == 1 and "is not a password file" in r.stderr
     (root / "boot/firmware/restobox/kiosk-3.secret").unlink()
+    assert snapshot(root) == before
+
+
+@needs_root
+def test_an_enrollment_without_the_store_ca_or_with_another_certificate_is_refused(tmp_path, source, card):
+    root = card("kiosk")
+    enroll(root, KIOSK_3, ca=None)
+    before = snapshot(root)
+    r = firstboot(root, check=False)
+    assert r.returncode == 1 and "store-ca.crt is missing" in r.stderr and "copy the whole folder" in r.stderr
+    assert snapshot(root) == before
+    # the hub's own certificate is not a CA: a device could trust nothing with it
+    enroll(root, KIOSK_3, ca="server.crt")
+    before = snapshot(root)
+    r = firstboot(root, check=False)
+    assert r.returncode == 1 and "store-ca.crt is not a CA certificate" in r.stderr, r.stderr
     assert snapshot(root) == before
 
 

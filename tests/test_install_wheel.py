@@ -291,7 +291,8 @@ def test_restobox_report_on_a_seeded_day_in_every_role(installed, day, tmp_path,
         assert "No charts" in r.stdout
 
 
-def test_the_hub_adds_a_device_with_the_wheels_broker_config_and_lists_it(installed, broker, tmp_path):
+def test_the_hub_adds_a_device_with_the_wheels_broker_config_and_lists_it(installed, tls_broker, tmp_path):
+    broker = tls_broker
     pi = installed("hub")
     staff = tmp_path / "staff.toml"
     staff.write_text(f"""
@@ -306,12 +307,14 @@ timeout_s = 8
 broker_dir = "{broker.dir}"
 broker_pid_file = "{broker.pid_file}"
 enroll_dir = "{tmp_path / 'enroll'}"
-hub_address = "192.168.1.10"
+hub_address = "127.0.0.1"
+broker_tls_port = {broker.tls_port}
 """, encoding="utf-8")
     added = pi.restobox("add-device", "kds-wok-9", "kds", "--station", "wok", "--config", str(staff))
     assert "kds-wok-9 (kds, station wok) is added" in added.stdout, added.stdout
     conf = (tmp_path / "enroll" / "kds-wok-9" / "restobox-device.conf").read_text(encoding="utf-8")
-    assert "RESTOBOX_STATION=wok" in conf and f"RESTOBOX_HUB_PORT={broker.port}" in conf
+    assert "RESTOBOX_STATION=wok" in conf and f"RESTOBOX_HUB_PORT={broker.tls_port}" in conf
+    assert (tmp_path / "enroll" / "kds-wok-9" / "store-ca.crt").read_bytes() == (broker.tls_dir / "ca.crt").read_bytes()
     # the ACL block came from the wheel's role template
     acl = (broker.dir / "acl.d" / "kds-wok-9.acl").read_text(encoding="utf-8")
     assert "user kds-wok-9\ntopic read restobox/v1/station/wok/ticket\n" in acl, acl

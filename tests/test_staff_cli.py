@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import stat
 import subprocess
@@ -384,14 +385,19 @@ def test_devices_lists_who_is_online_and_who_never_came(shop):
 
 
 # ================================================================= add-device
-def test_add_device_writes_an_enrollment_folder_that_the_broker_accepts(shop, broker):
+def test_add_device_writes_an_enrollment_folder_that_the_broker_accepts(shop, broker, store_tls):
+    rc, _, err = shop.cli("add-device", "kiosk-3", "kiosk")
+    assert rc == 2 and "The store CA" in err and "is missing" in err, err
+    (Path(broker.dir) / "tls").mkdir()
+    shutil.copyfile(store_tls / "ca.crt", Path(broker.dir) / "tls" / "ca.crt")
     rc, out, err = shop.cli("add-device", "kiosk-3", "kiosk")
     assert rc == 0, out + err
     assert "kiosk-3 (kiosk) is added." in out
     folder = shop.tmp / "enroll" / "kiosk-3"
     conf = dict(line.split("=", 1) for line in (folder / "restobox-device.conf").read_text().splitlines())
     assert conf == {"RESTOBOX_DEVICE": "kiosk-3", "RESTOBOX_ROLE": "kiosk", "RESTOBOX_STATION": "",
-                    "RESTOBOX_HUB_HOST": "192.168.8.10", "RESTOBOX_HUB_PORT": str(broker.port)}
+                    "RESTOBOX_HUB_HOST": "192.168.8.10", "RESTOBOX_HUB_PORT": "8883"}
+    assert (folder / "store-ca.crt").read_bytes() == (store_tls / "ca.crt").read_bytes()
     secret = folder / "kiosk-3.secret"
     assert stat.S_IMODE(secret.stat().st_mode) == 0o600
     password = secret.read_text().strip()
@@ -408,7 +414,9 @@ def test_add_device_writes_an_enrollment_folder_that_the_broker_accepts(shop, br
     assert mqtt_connect_rc(broker.host, broker.port, "kiosk-3", secret.read_text().strip()) == 0
 
 
-def test_add_device_kds_needs_a_station_and_mistakes_are_explained(shop, broker):
+def test_add_device_kds_needs_a_station_and_mistakes_are_explained(shop, broker, store_tls):
+    (Path(broker.dir) / "tls").mkdir()
+    shutil.copyfile(store_tls / "ca.crt", Path(broker.dir) / "tls" / "ca.crt")
     rc, out, err = shop.cli("add-device", "kds-wok-2", "kds", "--station", "wok")
     assert rc == 0, out + err
     conf = (shop.tmp / "enroll" / "kds-wok-2" / "restobox-device.conf").read_text()

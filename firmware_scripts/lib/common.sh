@@ -524,3 +524,182 @@ overlay_off() {
 overlay_active() {
     live && [[ "$(findmnt -n -o FSTYPE / 2>/dev/null || true)" == overlay ]]
 }
+
+# --- the store CA and the broker's certificate (hub) ---------------------------
+#
+# The broker takes other hosts only over TLS (mosquitto.conf, listener 8883).
+# The hub's first boot makes, in /etc/restobox/broker/tls:
+#   ca.key      the store CA's private key: signs the broker's certificate
+#               (mode 0600, root: no service reads it)
+#   ca.crt      the store CA's certificate: `restobox add-device` hands a copy
+#               to every device with its credentials; the device trusts
+#               only it
+#   server.key  the broker's private key (mode 0600, owner mosquitto, the
+#               user the broker runs as)
+#   server.crt  the broker's certificate, signed by the CA, naming the hub
+#               (its host name, NAME.local, localhost, 127.0.0.1, its IPv4
+#               addresses and RB_TLS_NAMES)
+# The CA is made once and kept: replacing it means enrolling every device
+# again (docs/operations.md, "TLS on the store network"). The broker's
+# certificate is made again when it is missing, not signed by the CA, does
+# not match its key, expires within RB_TLS_RENEW_DAYS or lacks a name the
+# hub has now; its names only grow (at boot the network may not be up yet).
+readonly RB_TLS_DIR=/etc/restobox/broker/tls
+readonly RB_TLS_CA_DAYS=3650
+readonly RB_TLS_SERVER_DAYS=825
+readonly RB_TLS_RENEW_DAYS=30
+
+# The hub's host name, as the card has it.
+_tls_hostname() {
+    local h=""
+    if [[ -f "$(R /etc/hostname)" ]]; then h="$(head -n 1 "$(R /etc/hostname)" | tr -d '[:space:]')"; fi
+    if [[ -z "$h" ]] && live; then h="$(hostname 2>/dev/null || true)"; fi
+    printf '%s' "${h:-raspberrypi}"
+}
+
+# The names the broker's certificate must have now, one a line, as
+# subjectAltName entries (DNS:... or IP:...). RB_TLS_NAMES (space separated)
+# adds more: another name or address devices reach the hub by.
+tls_wanted_names() {
+    local h a
+    h="$(_tls_hostname)"
+    printf 'DNS:%s\nDNS:%s.local\nDNS:localhost\nIP:127.0.0.1\n' "$h" "$h"
+    if live; then
+        for a in $(hostname -I 2>/dev/null || true); do
+            [[ "$a" =~ ^[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+$ ]] && printf 'IP:%s\n' "$a"
+        done
+    fi
+    for a in ${RB_TLS_NAMES:-}; do
+        if [[ "$a" =~ ^[0-9]+\.[0-9]+\.[0-9]+\.[0-9]+$ ]]; then printf 'IP:%s\n' "$a"; else printf 'DNS:%s\n' "$a"; fi
+    done
+}
+
+# The subjectAltName entries of certificate FILE, one a line (DNS:..., IP:...).
+tls_cert_names() {
+    openssl x509 -noout -ext subjectAltName -in "$1" 2>/dev/null |
+        tail -n +2 | tr ',' '\n' | sed -e 's/^ *//' -e 's/^IP Address:/IP:/' | grep -E '^(DNS|IP):' || true
+}
+
+# _tls_meta PATH MODE OWNER: a file made here gets its mode and owner.
+_tls_meta() {
+    local dest="$1" mode="$2" path
+    path="$(R "$dest")"
+    _ids_for "$3"
+    if _meta_ok "$path" "$mode" "$RB_IDS"; then
+        unchanged "$dest"
+    else
+        if ! dry; then _set_meta "$path" "$mode" "$RB_IDS"; fi
+        changed "$dest (mode or owner)"
+    fi
+}
+
+# _tls_openssl CMD...: openssl, its complaint kept for the error message.
+_tls_openssl() {
+    local out
+    if ! out="$(openssl "$@" 2>&1)"; then
+        die "openssl $1 failed: ${out//$'\n'/ }"
+    fi
+}
+
+# Is the broker's certificate in DIR good for the names in WANTED (a list)?
+_tls_server_ok() {
+    local d="$1" wanted="$2" have n
+    [[ -f "$d/server.crt" && -f "$d/server.key" ]] || return 1
+    openssl verify -CAfile "$d/ca.crt" "$d/server.crt" >/dev/null 2>&1 || return 1
+    openssl x509 -noout -checkend $((RB_TLS_RENEW_DAYS * 86400)) -in "$d/server.crt" >/dev/null 2>&1 || return 1
+    [[ "$(openssl x509 -noout -pubkey -in "$d/server.crt" 2>/dev/null)" == \
+        "$(openssl pkey -pubout -in "$d/server.key" 2>/dev/null)" ]] || return 1
+    have="$(tls_cert_names "$d/server.crt")"
+    while IFS= read -r n; do
+        [[ -z "$n" ]] || grep -qxF -- "$n" <<<"$have" || return 1
+    done <<<"$wanted"
+}
+
+# ensure_store_tls: the store CA (once) and the broker's certificate (when
+# needed) in RB_TLS_DIR. Sets RB_TLS_SERVER_CHANGED=1 when the broker's
+# certificate was made again (a running broker must restart to use it).
+# shellcheck disable=SC2034  # RB_TLS_SERVER_CHANGED is read by the caller
+ensure_store_tls() {
+    local dir="$RB_TLS_DIR" d key_owner=root:root owner=root:root wanted names cn tmp_key tmp_crt tmp_csr cnf
+    RB_TLS_SERVER_CHANGED=0
+    d="$(R "$dir")"
+    command -v openssl >/dev/null || die "openssl is missing (apt-get install openssl): the broker's TLS needs it"
+    if [[ -n "$(uid_of mosquitto)" && -n "$(gid_of mosquitto)" ]]; then key_owner=mosquitto:mosquitto; fi
+    # A scratch root made by a user who is not root (a test) keeps that user's files.
+    if ! live && ((EUID != 0)); then owner=- key_owner=-; fi
+    ensure_dir "$dir" 0755 "$owner"
+    cn="$(_tls_hostname)"
+
+    if [[ -f "$d/ca.crt" && -f "$d/ca.key" ]]; then
+        _tls_meta "$dir/ca.key" 0600 "$owner"
+        _tls_meta "$dir/ca.crt" 0644 "$owner"
+    elif [[ -f "$d/ca.crt" || -f "$d/ca.key" ]]; then
+        die "$dir has only half of the store CA (ca.crt and ca.key go together): put the missing file back, or move both away to make a new CA and enroll every device again (docs/operations.md, \"TLS on the store network\")"
+    elif dry; then
+        changed "$dir/ca.key, $dir/ca.crt (a new store CA)"
+    else
+        tmp_key="$(mktemp "$d/.restobox.XXXXXX")" tmp_crt="$(mktemp "$d/.restobox.XXXXXX")"
+        cnf="$(mktemp)"
+        _rb_tmp+=("$tmp_key" "$tmp_crt" "$cnf")
+        cat >"$cnf" <<'CNF'
+[req]
+distinguished_name = dn
+x509_extensions = ca
+prompt = no
+[dn]
+[ca]
+basicConstraints = critical, CA:TRUE, pathlen:0
+keyUsage = critical, keyCertSign, cRLSign
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid:always
+CNF
+        chmod 600 "$tmp_key"
+        _tls_openssl req -x509 -new -config "$cnf" -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -sha256 \
+            -days "$RB_TLS_CA_DAYS" -subj "/O=Restobox/CN=Restobox store CA $cn $(date -u +%Y-%m-%d)" \
+            -keyout "$tmp_key" -out "$tmp_crt"
+        _ids_for "$owner"
+        _set_meta "$tmp_key" 0600 "$RB_IDS"
+        _set_meta "$tmp_crt" 0644 "$RB_IDS"
+        mv -f -- "$tmp_key" "$d/ca.key"
+        mv -f -- "$tmp_crt" "$d/ca.crt"
+        changed "$dir/ca.key, $dir/ca.crt (a new store CA)"
+    fi
+
+    wanted="$(tls_wanted_names | awk '!seen[$0]++')"
+    if [[ -f "$d/ca.crt" ]] && _tls_server_ok "$d" "$wanted"; then
+        _tls_meta "$dir/server.key" 0600 "$key_owner"
+        _tls_meta "$dir/server.crt" 0644 "$owner"
+        return 0
+    fi
+    RB_TLS_SERVER_CHANGED=1
+    if dry; then
+        changed "$dir/server.key, $dir/server.crt (the broker's certificate)"
+        return 0
+    fi
+    # The names only grow: those of the old certificate stay.
+    if [[ -f "$d/server.crt" ]]; then wanted="$(printf '%s\n%s\n' "$wanted" "$(tls_cert_names "$d/server.crt")")"; fi
+    names="$(grep -v '^$' <<<"$wanted" | awk '!seen[$0]++' | paste -sd, -)"
+    tmp_key="$(mktemp "$d/.restobox.XXXXXX")" tmp_crt="$(mktemp "$d/.restobox.XXXXXX")"
+    tmp_csr="$(mktemp)" cnf="$(mktemp)"
+    _rb_tmp+=("$tmp_key" "$tmp_crt" "$tmp_csr" "$cnf")
+    cat >"$cnf" <<CNF
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature, keyEncipherment
+extendedKeyUsage = serverAuth
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+subjectAltName = $names
+CNF
+    chmod 600 "$tmp_key"
+    _tls_openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/O=Restobox/CN=$cn" \
+        -keyout "$tmp_key" -out "$tmp_csr"
+    _tls_openssl x509 -req -in "$tmp_csr" -CA "$d/ca.crt" -CAkey "$d/ca.key" -sha256 \
+        -set_serial "0x$(openssl rand -hex 16)" -days "$RB_TLS_SERVER_DAYS" -extfile "$cnf" -out "$tmp_crt"
+    _ids_for "$key_owner"
+    _set_meta "$tmp_key" 0600 "$RB_IDS"
+    _ids_for "$owner"
+    _set_meta "$tmp_crt" 0644 "$RB_IDS"
+    mv -f -- "$tmp_key" "$d/server.key"
+    mv -f -- "$tmp_crt" "$d/server.crt"
+    changed "$dir/server.key, $dir/server.crt (the broker's certificate: ${names//,/, })"
+}
