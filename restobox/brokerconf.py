@@ -463,7 +463,7 @@ class _PortInUse(Exception):
     pass
 
 
-# -- a bare MQTT CONNECT, so this module needs no paho (see DESIGN.md) -------
+# -- a bare MQTT CONNECT, so this module needs no paho (see docs/architecture.md) -------
 
 
 def _encode_str(s: str) -> bytes:
