@@ -57,7 +57,7 @@ reconnect_max_s = 1
 
 [hub]
 database = "{database}"
-health_interval_s = 1
+health_interval_s = 0.25
 {extra}
 """,
         encoding="utf-8",
