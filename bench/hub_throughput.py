@@ -41,7 +41,7 @@ from restobox.brokerconf import STANDARD_DEVICES, Broker, terminate  # noqa: E40
 from restobox.bus import Bus, Incoming  # noqa: E402
 from restobox.contract import topics  # noqa: E402
 from restobox.data import load_sample_menu  # noqa: E402
-from restobox.sim import random_order  # noqa: E402
+from restobox.dev.sim import random_order  # noqa: E402
 
 
 def pct(xs: list[float], p: float) -> float:

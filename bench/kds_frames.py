@@ -84,7 +84,7 @@ from restobox.brokerconf import Broker, terminate  # noqa: E402
 from restobox.bus import Bus, Incoming  # noqa: E402
 from restobox.contract import topics  # noqa: E402
 from restobox.data import load_sample_menu  # noqa: E402
-from restobox.sim import random_order  # noqa: E402
+from restobox.dev.sim import random_order  # noqa: E402
 from bench.storekit import proc_stat  # noqa: E402
 from tests.ui_support import ScreenProcess, Xvfb  # noqa: E402
 

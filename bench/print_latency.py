@@ -68,8 +68,8 @@ from restobox.bus import Bus, Incoming  # noqa: E402
 from restobox.contract import topics  # noqa: E402
 from restobox.data import load_sample_menu  # noqa: E402
 from restobox.orders import split_by_station  # noqa: E402
-from restobox.printing.emulators import TcpPrinter  # noqa: E402
-from restobox.sim import random_order  # noqa: E402
+from restobox.dev.emulators import TcpPrinter  # noqa: E402
+from restobox.dev.sim import random_order  # noqa: E402
 
 STATION_PRINTER = {"wok": "kitchen-1", "fryer": "kitchen-1", "drinks": "kitchen-2"}
 CYCLED = "kitchen-1"  # the printer that is switched off and on during the rush

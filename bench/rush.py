@@ -102,7 +102,7 @@ def kiosk_main(a) -> int:
     from restobox.bus import Bus
     from restobox.contract import OrderReply, topics
     from restobox.data import load_sample_menu
-    from restobox.sim import random_order
+    from restobox.dev.sim import random_order
 
     menu = load_sample_menu()
     prof = Profile(**json.loads(a.profile))

@@ -11,7 +11,7 @@ again. A new charge always has a new intent id.
   ``poll`` (non-blocking: the result once it is there), ``query`` and
   ``cancel`` (ask about one intent; wait at most ``timeout_s``).
 - :class:`SerialTerminal` speaks the line protocol of docs/payment-terminal.md
-  on a serial line (a card / QR-code terminal, or ``kiosk.terminal_sim`` on a
+  on a serial line (a card / QR-code terminal, or ``restobox.dev.terminal_sim`` on a
   pty). Every reply is validated; a garbled one becomes a reason code.
 - :class:`CounterPayment`: "pay at the counter", the order is placed unpaid.
 - :class:`PaymentFlow` drives one intent through

@@ -123,7 +123,7 @@ def cmd_sync(args) -> int:
 
 
 def cmd_cloud_dev(args) -> int:
-    from restobox.cloud_dev import serve
+    from restobox.dev.cloud_dev import serve
 
     return serve(args.port, args.db, args.token or None, host=args.host)
 
@@ -194,7 +194,7 @@ def cmd_rush(args: list[str]) -> int:
 
 
 def cmd_demo(args) -> int:
-    from restobox.demo import run_demo
+    from restobox.dev.demo import run_demo
 
     return run_demo(duration=args.duration, live=not args.plain, rate=args.rate,
                     snapshot=Path(args.snapshot) if args.snapshot else None, screens=not args.no_screens)

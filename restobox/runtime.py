@@ -110,7 +110,8 @@ class Runtime:
     # -------------------------------------------------------------- state
     def enter(self, state: State, reason: str = "", code: str = "") -> bool:
         """Go to ``state`` (``code``: a reason code, for ``degraded``;
-        ``reason``: a sentence). Logged when something changed; True then.
+        ``reason``: a sentence). Logged when the state or the code changed
+        (a new sentence alone at debug level); True if anything changed.
         Once stopping, a service stays stopping."""
         if state not in STATES:
             raise ValueError(f"unknown service state {state!r}")
@@ -120,10 +121,12 @@ class Runtime:
             code = code if state == "degraded" else ""
             if (state, code, reason) == (self.state, self.code, self.reason):
                 return False
+            # a new state or code is news; a new sentence for the same is detail
+            level = logging.INFO if (state, code) != (self.state, self.code) else logging.DEBUG
             if reason:
-                self.log.info("%s %s -> %s: %s", self.role, self.state, state, reason)
+                self.log.log(level, "%s %s -> %s: %s", self.role, self.state, state, reason)
             else:
-                self.log.info("%s %s -> %s", self.role, self.state, state)
+                self.log.log(level, "%s %s -> %s", self.role, self.state, state)
             self.state, self.code, self.reason = state, code, reason
         if self.on_change is not None:
             self.on_change()

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import logging
 import random
-import signal
 import threading
 import time
 from collections import Counter
@@ -723,8 +722,9 @@ def drain(cfg: Config, out=None) -> int:
         console.print("The outbox is empty: the cloud has everything.")
         fw.close()
         return 0
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: fw.stop())
+    rt = Runtime("sync")  # Ctrl-C or SIGTERM: stop after the batch in flight
+    rt.on_stop(fw.stop)
+    rt.install_signals()
     with Progress(TextColumn("sending to the cloud"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn(),
                   TextColumn("{task.fields[note]}"), console=console) as bar:
         task = bar.add_task("send", total=total, note="")

@@ -1,6 +1,6 @@
 """Paying by card at the kiosk, and ordering while the hub is down, in a real
 Kivy window under Xvfb with real X clicks, against the real broker and hub
-and a payment terminal simulator on a real pty (kiosk.terminal_sim).
+and a payment terminal simulator on a real pty (restobox.dev.terminal_sim).
 
 RESTOBOX_DOCS_SCREENSHOTS=docs/screenshots keeps the screenshots for the README.
 """
@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from kiosk.terminal_sim import TerminalSim
+from restobox.dev.terminal_sim import TerminalSim
 from tests.support import kiosk_config
 from tests.test_kiosk_ui import KioskProcess, wok_ticket_for
 from tests.ui_support import Xvfb

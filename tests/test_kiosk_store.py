@@ -10,7 +10,7 @@ import pytest
 
 from kiosk.payment import IntentExists, PaymentFlow, PaymentIntent, SerialTerminal
 from kiosk.store import KioskStore
-from kiosk.terminal_sim import TerminalSim
+from restobox.dev.terminal_sim import TerminalSim
 
 
 class FakeClock:

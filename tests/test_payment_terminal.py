@@ -22,7 +22,7 @@ from kiosk.payment import (
     parse_reply,
     unframe,
 )
-from kiosk.terminal_sim import TerminalSim
+from restobox.dev.terminal_sim import TerminalSim
 
 # Short times so the faults run in well under a second each.
 PAY_TIMEOUT = 0.3

@@ -29,8 +29,9 @@ from restobox.config import (
     VirtualPrinter,
 )
 from restobox.contract import REASONS
-from restobox.printing import emulators, ports
-from restobox.printing.emulators import STATUS_ANSWERS, PtyPrinter, TcpPrinter
+from restobox.dev import emulators
+from restobox.printing import ports
+from restobox.dev.emulators import STATUS_ANSWERS, PtyPrinter, TcpPrinter
 from restobox.printing.ports import (
     FilePort,
     NetworkPort,

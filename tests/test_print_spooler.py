@@ -16,7 +16,7 @@ import pytest
 
 from restobox import contract
 from restobox.contract import StaffCommand, topics
-from restobox.printing.emulators import PtyPrinter, TcpPrinter
+from restobox.dev.emulators import PtyPrinter, TcpPrinter
 from tests.support import KUNG_PAO, MILK_TEA, Device, HubProcess, Kiosk, hub_config, new_order, wait
 
 pytestmark = pytest.mark.integration

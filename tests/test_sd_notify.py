@@ -134,7 +134,7 @@ def test_the_hub_pings_only_while_healthy(broker, monitor, tmp_path):
 def test_the_printing_and_sync_services_say_ready_and_ping(broker, monitor, tmp_path, service):
     from tests.test_print_spooler import printing_config
     from tests.test_sync import Cloud, fill_outbox, sync_config
-    from restobox.printing.emulators import PtyPrinter, TcpPrinter
+    from restobox.dev.emulators import PtyPrinter, TcpPrinter
 
     ns = NotifySocket(tmp_path / "notify.sock")
     extra = []

@@ -28,7 +28,7 @@ import pytest
 
 from restobox.brokerconf import mqtt_connect_rc, terminate
 from restobox.contract import topics
-from restobox.printing.emulators import PtyPrinter, TcpPrinter
+from restobox.dev.emulators import PtyPrinter, TcpPrinter
 from tests.support import KUNG_PAO, REPO, Device, Kiosk, hub_config, new_order
 from tests.test_print_spooler import HUB_PRINTING, printing_config
 

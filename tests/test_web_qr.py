@@ -3,7 +3,7 @@ by Playwright; never a downloaded browser) against the real `restobox web`
 process, broker and hub.
 
 A phone-sized window (375 x 667). The kitchen is played by publishing the
-StationEvents a kitchen screen would send (as the cooks of restobox/sim.py
+StationEvents a kitchen screen would send (as the cooks of restobox/dev/sim.py
 do), so each step of the order's life is seen on the page as it happens.
 Screenshots of the page go to docs/screenshots/ (web-*.png).
 """

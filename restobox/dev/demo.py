@@ -30,7 +30,7 @@ from restobox.brokerconf import STANDARD_DEVICES, Broker, free_port, terminate
 from restobox.bus import Bus, Incoming
 from restobox.contract import topics
 from restobox.data import load_sample_menu
-from restobox.sim import VirtualCook, VirtualKiosk
+from restobox.dev.sim import VirtualCook, VirtualKiosk
 
 REPO = Path(__file__).resolve().parent.parent
 STATIONS = ("wok", "fryer", "drinks")

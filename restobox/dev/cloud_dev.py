@@ -35,7 +35,7 @@ import msgspec
 
 from restobox.cloudapi import EventAck, EventBatch
 
-log = logging.getLogger("restobox.cloud_dev")
+log = logging.getLogger("restobox.dev.cloud_dev")
 
 MODES = ("ok", "fail", "hang", "slow", "close", "partial", "bad_json", "bad_schema", "unauthorized")
 

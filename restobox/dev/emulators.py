@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from restobox.ptydev import PtyDevice
+from restobox.dev.ptydev import PtyDevice
 
 # Answers to DLE EOT 1, 2, 3, 4 per mode (see ports.py for the bit meanings,
 # ESC/POS "DLE EOT n  Transmit real-time status"). Fixed bits: 0x12.

@@ -36,7 +36,7 @@ from collections import Counter
 from dataclasses import dataclass
 
 from kiosk.payment import AMOUNT_RE, INTENT_RE, MAX_LINE, frame, unframe
-from restobox.ptydev import PtyDevice
+from restobox.dev.ptydev import PtyDevice
 
 MODES = ("approve", "decline", "no_reply", "garbled", "slow", "offline")
 

@@ -20,7 +20,7 @@ from restobox.bus import Bus, Incoming
 from restobox.contract import OrderReply, OrderSubmit, StationEvent, SubmitLine, topics
 from restobox.menu import Menu, MenuIndex
 
-log = logging.getLogger("restobox.sim")
+log = logging.getLogger("restobox.dev.sim")
 
 
 def random_order(menu: Menu, rng: random.Random, *, max_lines: int = 4) -> OrderSubmit:
