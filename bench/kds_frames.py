@@ -199,13 +199,16 @@ def instrument(app, station):
     def on_key(window, key, scancode, codepoint, modifiers):
         t = mono()
         tid = app.ctl.vm.selected_ticket_id if key == enter else None
+        b = None
+        if tid is not None:  # awaited from the key on: the handler may draw the frame itself
+            b = {"tid": tid, "key": t, "handled": None, "refreshed": None, "drawn": None}
+            rec["bumps"].append(b)
+            pending.append(b)
         r = orig_key(window, key, scancode, codepoint, modifiers)
         t1 = mono()
         rec["keys"].append((t, key, t1 - t))
-        if tid is not None:
-            b = {"tid": tid, "key": t, "handled": t1, "refreshed": None, "drawn": None}
-            rec["bumps"].append(b)
-            pending.append(b)
+        if b is not None:
+            b["handled"] = t1
         return r
     app._on_key = on_key
 

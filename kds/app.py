@@ -296,7 +296,26 @@ def build_app(cfg):
             if action is None:
                 return False
             self.ctl.act(lambda: self.ctl.vm.perform(action))
+            self._draw_now()
             return True
+
+        def _draw_now(self) -> None:
+            """The screen after a key drawn in the key's own pass of the event
+            loop: what Kivy's EventLoop.idle does after its tick (the pending
+            layouts and texts, then the frame), without the tick's wait for
+            the next frame slot, up to a 60th of a second after the key."""
+            from kivy.base import EventLoop
+            from kivy.lang import Builder
+
+            self._redraw.cancel()
+            self.refresh()
+            Builder.sync()
+            Clock.tick_draw()
+            Builder.sync()
+            win = EventLoop.window
+            if win is not None and win.canvas.needs_redraw:
+                win.dispatch("on_draw")
+                win.dispatch("on_flip")
 
         def screenshot(self, path: str | None = None) -> str | None:
             """Save what the screen shows (never a reason to stop the screen)."""
