@@ -149,14 +149,15 @@ def test_a_job_printing_db_cannot_take_is_stored_and_printed_once_it_can(store, 
         # not lost, not acknowledged as done: waiting to be stored, and staff can see it
         h = monitor.wait_json(topics.health("printing"),
                               lambda h: h["counters"].get("store_failed", 0) >= 1 and h["state"] == "degraded", 15)
-        assert h["details"]["intake_waiting"] >= 1
+        assert h["details"]["intake_waiting"] >= 1 and h["reason_code"] == "print_store_failing"
         assert not printed(store.kitchen, order)
     finally:
         lock.execute("ROLLBACK")
         lock.close()
     wait(lambda: printed(store.kitchen, order) and printed(store.receipt, order), 15, "the order printed")
     monitor.wait_json(topics.health("printing"),
-                      lambda h: h["state"] == "ready" and h["details"]["intake_waiting"] == 0, 10)
+                      lambda h: h["state"] == "ready" and h["details"]["intake_waiting"] == 0
+                      and h["reason_code"] == "", 10)
     # the next order goes straight through: nothing was left unacknowledged
     second = new_order(KUNG_PAO)
     kiosk.submit(second)

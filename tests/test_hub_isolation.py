@@ -151,6 +151,7 @@ def test_only_a_database_refusing_writes_keeps_messages_for_a_retry(batch_hub, b
             # the order is refused at once (the kiosk sends it again); the command waits
             assert reply(kiosk1, second.order_id)["reason"] == "storage_unavailable"
             assert batch_hub.state == "degraded" and batch_hub.counters["storage_errors"] == 2
+            assert batch_hub.runtime.code == "store_database_error"
             assert batch_hub.q.get_nowait() == cmd
             assert not staff.received
         finally:
@@ -159,7 +160,7 @@ def test_only_a_database_refusing_writes_keeps_messages_for_a_retry(batch_hub, b
         batch_hub._process([cmd])
         r = msgspec.json.decode(staff.wait_for(lambda m: m.correlation == b"void-1").payload)
         assert (r["ok"], r["order_id"]) == (True, first.order_id)
-        assert batch_hub.state == "ready"
+        assert batch_hub.state == "ready" and batch_hub.runtime.code == ""
     finally:
         staff.close()
 
