@@ -237,20 +237,26 @@ def in_process_hub(broker, tmp_path: Path, clock, extra: str = ""):
     from restobox.data import load_sample_menu
     from restobox.hub import Hub
 
-    cfg = config.parse(f"""
+    cfg = config.parse(hub_config_text(tmp_path / "store.db", broker=broker, extra=extra))
+    return Hub(cfg, load_sample_menu(), clock=clock)
+
+
+def hub_config_text(database: Path, *, broker=None, extra: str = "") -> str:
+    """A hub's config for a Hub made in a test's own process: its database,
+    the store in Asia/Shanghai with its day starting at 04:00, on
+    ``broker`` when given; ``extra`` adds sections."""
+    mqtt = (f'[mqtt]\nport = {broker.port}\npassword_file = "{broker.creds["hub"].password_file}"\n'
+            if broker is not None else "")
+    return f"""
 [device]
 id = "hub"
 role = "hub"
 [store]
 timezone = "Asia/Shanghai"
 business_day_start = "04:00"
-[mqtt]
-port = {broker.port}
-password_file = "{broker.creds['hub'].password_file}"
-[hub]
-database = "{tmp_path / 'store.db'}"
-{extra}""")
-    return Hub(cfg, load_sample_menu(), clock=clock)
+{mqtt}[hub]
+database = "{database}"
+{extra}"""
 
 
 class UIThread:

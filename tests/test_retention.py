@@ -20,25 +20,15 @@ import pytest
 from restobox import config, contract, db
 from restobox.contract import PrintJobState, StationEvent, topics
 from restobox.hub.retention import Retention
-from tests.fixtures.db.make import KUNG_PAO, MILK_TEA, KeepBus, msg, order
-from tests.support import HubProcess, Kiosk, hub_config, new_order, wait
+from tests.fixtures.db.make import KUNG_PAO, MILK_TEA, msg, offline_hub, order
+from tests.support import HubProcess, Kiosk, hub_config, hub_config_text, new_order, wait
 
 NOW = datetime(2027, 6, 1, 6, 0, tzinfo=timezone.utc)  # 14:00 in the store
 OLD = NOW - timedelta(days=120)
 
 
 def hub_for(tmp_path: Path, clock):
-    from restobox.data import load_sample_menu
-    from restobox.hub import Hub
-
-    cfg = config.parse(f"""
-[device]
-id = "hub"
-role = "hub"
-[store]
-timezone = "Asia/Shanghai"
-[hub]
-database = "{tmp_path / 'store.db'}"
+    return offline_hub(config.parse(hub_config_text(tmp_path / "store.db", extra=f"""
 [hub.loyalty]
 enabled = true
 [hub.printing]
@@ -48,11 +38,7 @@ stations = {{wok = {{printer = "kitchen", mode = "always"}}}}
 keep_days = 90
 sync_database = "{tmp_path / 'sync.db'}"
 batch_rows = 10
-""")
-    hub = Hub(cfg, load_sample_menu(), bus=KeepBus(), clock=clock)
-    hub._db = db.open_store_db(cfg.hub.database)
-    hub._load()
-    return hub
+""")), clock)
 
 
 def submit(hub, o) -> None:
