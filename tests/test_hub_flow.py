@@ -3,6 +3,7 @@ SQLite file: the whole life of an order, as the devices see it."""
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import uuid
 
@@ -139,6 +140,11 @@ def test_the_same_order_resent_from_an_offline_outbox_is_a_duplicate_not_a_confl
     first = kiosk.submit(order)
     again = kiosk.submit(msgspec.structs.replace(order, offline=True, provisional_number="K1-007"))
     assert again.status == "accepted" and again.duplicate and again.number == first.number
+    # the number the diner holds reaches the chain's cloud too, once
+    kiosk.submit(msgspec.structs.replace(order, offline=True, provisional_number="K1-007"))
+    sent = rows(hub.database, "select kind, payload from outbox where order_id = ? and kind = 'order.provisional'",
+                order.order_id)
+    assert len(sent) == 1 and json.loads(sent[0][1])["provisional_number"] == "K1-007", sent
 
 
 def test_order_numbers_count_up_per_business_day(hub, kiosk):

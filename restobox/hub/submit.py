@@ -147,10 +147,13 @@ def _mark_offline(hub: "Hub", fx: Effects, order: db.Order, provisional: str) ->
     """The kiosk gave up waiting and showed the diner a provisional number,
     but its first copy of the order reached the hub: record the number and
     show it on the kitchen's tickets, so the diner's number and the
-    kitchen's match."""
+    kitchen's match, and tell the chain's cloud (which has the order as
+    accepted, without the number the diner holds)."""
     now = iso(hub.clock())
     db.Order.update(offline=True, provisional_number=provisional, updated_at=now).where(
         db.Order.id == order.id).execute()
+    outbox(f"{order.id}:provisional", "order.provisional", order.id,
+           {"order_id": order.id, "number": order.number, "provisional_number": provisional, "at": now}, now)
     order.offline, order.provisional_number = True, provisional
     for t in db.Ticket.select().where((db.Ticket.order == order.id) & (db.Ticket.state == "open")):
         t.revision += 1
