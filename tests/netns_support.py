@@ -133,6 +133,8 @@ class Lan:
     def open(self) -> Lan:
         if os.geteuid() != 0:
             raise LanUnavailable("network namespaces need root (ip netns add)")
+        if not os.path.exists("/dev/net/tun"):
+            raise LanUnavailable("no /dev/net/tun: the LAN's interfaces are TUN devices")
         try:
             remove_stale()
             for role in ROLES:
