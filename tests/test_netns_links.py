@@ -43,6 +43,7 @@ from pathlib import Path
 import pytest
 
 from restobox.brokerconf import STANDARD_DEVICES, Broker
+from restobox.contract import topics
 from tests.netns_support import KioskProcess, Lan, LanUnavailable, device_config, hub_mqtt, lan_mqtt, start_broker
 from tests.support import Device, HubProcess, wait
 from tests.ui_support import ScreenProcess, Xvfb
@@ -65,9 +66,9 @@ class Store:
     """The three devices on their LAN, and what has been ordered so far."""
 
     def __init__(self, lan: Lan, broker: Broker, hub: HubProcess, database: Path, screen: ScreenProcess,
-                 kiosk: KioskProcess) -> None:
+                 kiosk: KioskProcess, monitor: Device) -> None:
         self.lan, self.broker, self.hub, self.database = lan, broker, hub, database
-        self.screen, self.kiosk = screen, kiosk
+        self.screen, self.kiosk, self.monitor = screen, kiosk, monitor
         self.placed: list[dict] = []
 
     def order(self, timeout: float = 60) -> dict:
@@ -149,7 +150,8 @@ def store(tmp_path_factory):
         stack.callback(broker.stop)
         with lan.inside("hub"):
             # the hub's readiness is watched from the hub's own box
-            monitor = Device(broker, "monitor-1", ("restobox/v1/health/#",), role="monitor")
+            monitor = Device(broker, "monitor-1", ("restobox/v1/health/#", topics.station_ticket(STATION)),
+                             role="monitor")
         stack.callback(monitor.close)
         database = work / "store.db"
         hub_cfg = device_config(work / "hub.toml", broker, "hub", "hub", hub_mqtt(broker),
@@ -179,7 +181,7 @@ height = 1080
         kiosk = KioskProcess(lan, kiosk_cfg, kiosk_dir / "kiosk.log")
         stack.callback(kiosk.stop)
         screen.wait(lambda st: st["banner"] == "", 20)
-        yield Store(lan, broker, hub, database, screen, kiosk)
+        yield Store(lan, broker, hub, database, screen, kiosk, monitor)
     assert not problems, problems
 
 
@@ -244,6 +246,11 @@ def test_a_30_second_partition_gives_provisional_numbers_that_the_kiosk_exchange
     healed_at = time.monotonic()
     shop.check_every_order_once(60)
     learned = time.monotonic() - healed_at
+    # the kitchen's ticket carries the number the diner holds (the screen shows "#12 · K1-001")
+    sent = shop.monitor.all_json(topics.station_ticket(STATION))
+    for o in during:
+        last = max((t for t in sent if t["order_id"] == o["order_id"]), key=lambda t: t["revision"])
+        assert last["provisional_number"] == o["provisional"], (o, last)
     st = shop.kiosk.state()
     assert st["reachable"] and st["staff"] is None, st
     shop.screen.wait(lambda d: d["banner"] == "", 20)
