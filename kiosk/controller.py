@@ -77,6 +77,7 @@ from restobox.loyalty import mask
 from restobox.menu import Menu
 from restobox.orders import price_order
 from restobox.photos import PhotoShelf
+from restobox.retention_common import Pruner, prune_step
 from restobox.service import disk_details
 
 log = logging.getLogger("restobox.kiosk")
@@ -175,6 +176,7 @@ class KioskController:
         self._pay: queue.Queue[Callable[[], None] | None] = queue.Queue()
         self._orphans: list[str] = []  # pay thread: intents approved after a restart, no order
         self._sent_at: dict[str, float] = {}  # io thread: queued order id -> last send
+        self._pruner: Pruner | None = None  # io thread: retention of kiosk.db
         self._ready = threading.Event()  # the store is open
         self._stopping = threading.Event()
         self._threads = [threading.Thread(target=self._io_loop, name="kiosk-io", daemon=True),
@@ -298,6 +300,8 @@ class KioskController:
                         if self._probe():
                             next_health = 0.0
                     self._pump_outbox()
+                    if not job and self._io.empty():  # idle: one batch of retention, if due
+                        self._prune()
                     if self._health_soon and time.monotonic() - last_health >= 1.0:
                         next_health = 0.0  # a refusal: counted in the health at most once a second
                     if time.monotonic() >= next_health:
@@ -307,6 +311,13 @@ class KioskController:
                         self._publish_health()
             except Exception:
                 log.exception("kiosk io job failed")
+
+    def _prune(self) -> None:
+        """One batch of retention of kiosk.db ([kiosk] keep_days; io thread,
+        never the UI thread), counted in the health as ``pruned.<table>``."""
+        if self._pruner is None:
+            self._pruner = self._store.pruner(self.cfg.kiosk.keep_days)
+        prune_step(self._pruner, self._store.database, self.clock(), self.counters)
 
     def _probe(self) -> bool:
         """Does kiosk.db take a write? True when the answer changed."""

@@ -7,6 +7,14 @@ returned, and the app shows a provisional number only after ``queue`` did.
 
 Used from the kiosk's worker threads, never from the UI thread. peewee gives
 each thread its own SQLite connection.
+
+Retention ([kiosk] keep_days, restobox/retention_common.py): orders the hub
+has (``delivered``) and settled payment intents go once finished before the
+window, a batch at a time on the io thread when it is idle. Never an order
+``sending``, ``queued`` or ``refused``, never an intent not settled or
+``unknown``, never an intent of an order the hub does not have yet, never an
+approved intent without its delivered order (money staff must resolve);
+the provisional counter and the cached menu (``kiosk_value``) are kept.
 """
 
 from __future__ import annotations
@@ -21,10 +29,22 @@ import peewee as pw
 
 from kiosk.payment import IntentExists, PaymentIntent, PaymentIntentStore
 from restobox import db
+from restobox.retention_common import Pruner, Rule
 
 log = logging.getLogger("restobox.kiosk")
 
 OutboxState = str  # sending | queued | delivered | refused
+
+SETTLED = ("approved", "declined", "cancelled", "unpaid")
+"""Payment intents that are over (``unknown`` is not: staff must find out)."""
+RETENTION = (
+    # intents first: an approved one goes only while its delivered order is still there to say so
+    Rule("payment_intent", "created_at", "updated_at",
+         f"""state IN ({", ".join(repr(s) for s in SETTLED)})
+         AND order_id NOT IN (SELECT order_id FROM order_outbox WHERE state != 'delivered')
+         AND (state != 'approved' OR order_id IN (SELECT order_id FROM order_outbox WHERE state = 'delivered'))"""),
+    Rule("order_outbox", "created_at", "delivered_at", "state = 'delivered'"),
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +95,11 @@ class KioskStore(PaymentIntentStore):
 
     def close(self) -> None:
         self.database.close()
+
+    def pruner(self, keep_days: int, **kw) -> Pruner:
+        """Retention of kiosk.db: run its ``step(store.database, now)`` on
+        the io thread (restobox/retention_common.py)."""
+        return Pruner("kiosk.db", RETENTION, keep_days, **kw)
 
     # ------------------------------------------------- payment intents
     def add(self, intent: PaymentIntent) -> None:

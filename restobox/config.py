@@ -259,6 +259,14 @@ class PrintingConfig(_Strict):
     """Longest wait between two attempts at a failing printer."""
     status_interval_s: Seconds = 2.0
     """How often an idle or held printer's status is read."""
+    keep_days: Annotated[int, msgspec.Meta(ge=14, le=3650)] = 30
+    """Days printing.db keeps print jobs that are done or failed, and printer
+    faults that are over (docs/operations.md, "Upgrades and retention"); a
+    job not finished stays whatever its age. The day's report counts a day's
+    jobs and faults from here: a day older than this shows none. At least
+    14: the hub sends a job again until it hears it is done or failed, and
+    its messages wait at the broker up to 14 days ([mqtt] session_expiry_s);
+    a job sent again must still be found by its id, or it would print twice."""
 
 
 class StationPrinting(_Strict):
@@ -356,6 +364,16 @@ class KioskConfig(_Strict):
     loyalty_timeout_s: Annotated[float, msgspec.Meta(ge=0.5, le=30)] = 3.0
     """How long the phone screen waits for the hub's balance before it goes
     on without one (points are still earned; none can be used)."""
+    keep_days: Annotated[int, msgspec.Meta(ge=14, le=3650)] = 30
+    """Days kiosk.db keeps orders the hub has (delivered) and payment intents
+    that are settled (approved, declined, cancelled, unpaid), from when they
+    were (docs/operations.md, "Upgrades and retention"). Orders waiting for
+    the hub or refused by it, payments unknown or approved without a
+    delivered order are kept whatever their age: staff resolve them. At
+    least 14, as store.db's window: a copy of an order or of the hub's answer
+    can wait at the broker up to 14 days ([mqtt] session_expiry_s), and the
+    kiosk's row must still be there to take that answer as one for an order
+    the hub already has; the hub recognises the copy as a duplicate as long."""
 
     def __post_init__(self) -> None:
         if len(set(self.payment_methods)) != len(self.payment_methods):
@@ -408,6 +426,14 @@ class SyncConfig(_Strict):
     menu_poll_s: Annotated[float, msgspec.Meta(ge=0, le=86_400)] = 60.0
     """How often to ask the cloud for the store's menu (0: never; the hub
     then keeps its own [hub] menu)."""
+    keep_days: Annotated[int, msgspec.Meta(ge=14, le=3650)] = 90
+    """Days sync.db keeps cloud outages that are over and pre-orders the hub
+    accepted or refused, from when they ended (docs/operations.md, "Upgrades
+    and retention"); an outage still going on and a pre-order not yet
+    answered stay. The day's report shows a day's outages from here. At
+    least 14: a pre-order the cloud lists again must still be found by its
+    id (the hub, which also knows it by id, keeps orders at least as long:
+    [hub.retention] keep_days)."""
 
     def token(self) -> str | None:
         env = os.environ.get("RESTOBOX_CLOUD_TOKEN")

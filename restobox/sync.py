@@ -16,6 +16,12 @@ answer that is not JSON or not the API's shape) gets a reason code, is
 counted, logged, and retried after an exponential backoff with jitter. The
 service publishes its health (retained): backlog, oldest unsent age, last
 success.
+
+Retention ([sync] keep_days, restobox/retention_common.py): cloud outages
+that are over and pre-orders the hub accepted or refused go once they ended
+before the window, a batch at a time when the outbox is empty (between
+sends). The cursor, an outage still going on and a pre-order not yet
+answered stay.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from datetime import datetime, timezone
 import msgspec
 
 from restobox import contract, db
+from restobox.retention_common import Pruner, Rule, prune_step
 from restobox.runtime import Backoff, Runtime
 from restobox.service import disk_details
 from restobox.cloudapi import CloudEvent, EventAck, EventBatch, acked_prefix
@@ -59,6 +66,12 @@ REASONS = {
 
 
 REPLIES_KEPT = 1000
+
+RETENTION = (
+    Rule("sync_outage", "started_at", "ended_at", "1"),  # ended_at set: over
+    Rule("preorder", "received_at", "updated_at", "state IN ('accepted', 'rejected')"),
+)
+"""What sync.db forgets once ended before [sync] keep_days."""
 
 
 def count_bad(counters: Counter, topic: str, reason: str, detail: str = "") -> None:
@@ -185,6 +198,7 @@ class Forwarder:
         self.last_success_at = row.last_success_at
         # an outage still open from before a restart ends at the next delivery
         self._outage_open = db.SyncOutage.select().where(db.SyncOutage.ended_at.is_null()).exists()
+        self.pruner = Pruner("sync.db", RETENTION, s.keep_days)
 
     def close(self) -> None:
         self.cloud.close()
@@ -296,7 +310,13 @@ class Forwarder:
             if what == "failed":
                 self.sleep(self.backoff_s())
             elif what == "idle":
-                self.sleep(self.cfg.sync.poll_s)
+                self.prune()  # nothing to send: one batch of retention, if due
+                self.sleep(0.05 if self.pruner.busy else self.cfg.sync.poll_s)
+
+    def prune(self) -> None:
+        """One batch of retention of sync.db, counted in the health
+        (``pruned.<table>``, ``retention_failures``)."""
+        prune_step(self.pruner, self.sdb, self.clock(), self.counters)
 
 
 class MenuPuller:

@@ -15,6 +15,11 @@ killed, may or may not have come out of the printer: it is printed again
 marked REPRINT, never silently twice. A job that never reached the printer
 (it could not be opened or connected to) prints again unmarked: it is not a
 second copy.
+
+Retention ([printing] keep_days, restobox/retention_common.py): jobs done or
+failed, and printer faults that are over, go once finished before the
+window, a batch at a time on the intake thread when no job waits to be
+stored. A job queued, held or printing stays, whatever its age.
 """
 
 from __future__ import annotations
@@ -36,6 +41,7 @@ from restobox.config import Config, ConfigError
 from restobox.contract import REASONS, Alert, Health, PrinterStatus, PrintJob, PrintJobState, Rejection, topics
 from restobox.printing import layouts
 from restobox.printing.ports import Port, PortError, PrinterState, open_port
+from restobox.retention_common import Pruner, Rule, prune_step
 
 log = logging.getLogger("restobox.printing")
 
@@ -47,6 +53,12 @@ PRINT_RETRY_FIRST_S = 0.5
 HEALTH_MIN_GAP_S = 1.0
 ALERT_EVERY_S = 60.0
 """One alert per refusal reason at most this often (a flood is counted, not broadcast)."""
+
+RETENTION = (
+    Rule("print_job", "created_at", "updated_at", "state IN ('done', 'failed')", unix=False),
+    Rule("printer_fault", "started_at", "ended_at", "1", unix=False),  # ended_at set: over
+)
+"""What printing.db forgets once finished before [printing] keep_days."""
 
 BAD_STATES = {"paper_out": "paper_out", "cover_open": "cover_open", "offline": "printer_offline",
               "error": "printer_error"}
@@ -235,6 +247,7 @@ class Spooler:
         self._alerted: dict[str, float] = {}
         self._health_dirty = False
         self._health_at = 0.0
+        self.pruner = Pruner("printing.db", RETENTION, cfg.printing.keep_days)
         # the process's lifecycle: state, signals, systemd, periodic health (restobox/runtime.py)
         self.runtime = Runtime("printing", check=self.health_check, publish_health=self._periodic_health,
                                health_every_s=10.0)
@@ -389,8 +402,10 @@ class Spooler:
         tries = 0
         while not self.stopping.is_set():
             if not self._intake:
-                self._intake_wake.wait(HEALTH_MIN_GAP_S)
+                # a pass under way goes on in the gaps between jobs
+                self._intake_wake.wait(0.05 if self.pruner.busy else HEALTH_MIN_GAP_S)
                 self._intake_wake.clear()
+                self._prune()
                 self._health_if_dirty()
                 continue
             m, pj, seq = self._intake[0]
@@ -413,6 +428,17 @@ class Spooler:
             if self.stopping.wait(backoff.delay(tries)):
                 return
             tries += 1
+
+    def _prune(self) -> None:
+        """One batch of retention, only while no job waits to be stored: a
+        job waits at most one short transaction. Counted in the health
+        (``pruned.<table>``, ``retention_failures``)."""
+        if self._intake or not self.pruner.due():
+            return
+        before = self.pruner.passes
+        prune_step(self.pruner, self._db, self.clock().timestamp(), self.counters)
+        if self.pruner.passes != before:
+            self._health_dirty = True
 
     def _health_if_dirty(self) -> None:
         """A refusal shows in the health within a second or two, and a flood

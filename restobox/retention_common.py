@@ -1,0 +1,169 @@
+"""Retention of the devices' own databases: printing.db, a kiosk's kiosk.db,
+sync.db forget what is finished and older than their window.
+
+The hub's store.db has its own retention (restobox/hub/retention.py); these
+follow it: once an hour (:data:`INTERVAL_S`) a pass walks each table in
+rowid order (rows are written as they happen, so that is time order) from
+where its last batch stopped, reads at most :data:`BATCH_ROWS` rows per
+batch, and deletes in the same short transaction those of them that are
+finished (each table's rule says what that means) and were finished before
+the window. It stops at the first row written inside the window. A row
+that is not finished stays, whatever its age; the next pass looks at it
+again.
+
+Each service runs one batch only when it is idle (the printing service
+when no job waits to be stored, a kiosk's io thread when no job waits for
+it, the sync service when the outbox is empty), so what it is there for
+waits at most one batch. The space is reused as in store.db: SQLite keeps
+the pages of deleted rows on its freelist and new rows fill them (no
+VACUUM: the file grows while the window fills, then stays that size).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import peewee as pw
+
+log = logging.getLogger("restobox.retention")
+
+BATCH_ROWS = 200
+"""Rows looked at per transaction (about as long as the hub's batch)."""
+INTERVAL_S = 3600.0
+"""From the end of one pass to the start of the next (the first starts this
+long after the service)."""
+DAY_S = 86_400.0
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """What of ``table`` may go: rows meeting ``finished`` (SQL) whose
+    ``end`` time is before the window. ``start`` is when the row was written
+    (it grows with the rowid: a pass stops at the first row written inside
+    the window). ``unix``: the times are unix seconds, else ISO 8601 text in
+    UTC (``...+00:00``)."""
+
+    table: str
+    start: str
+    end: str
+    finished: str
+    unix: bool = True
+
+
+class Pruner:
+    """One pass at a time over ``rules``, a batch per :meth:`step`."""
+
+    def __init__(self, name: str, rules: tuple[Rule, ...], keep_days: int, *, batch_rows: int = BATCH_ROWS,
+                 interval_s: float = INTERVAL_S, monotonic=time.monotonic) -> None:
+        self.name = name
+        self.rules = rules
+        self.keep_days = keep_days
+        self.batch_rows = batch_rows
+        self.interval_s = interval_s
+        self.monotonic = monotonic
+        self.next_pass = monotonic() + interval_s
+        self.pending: list[Rule] = []  # tables left in the pass under way
+        self.after = 0  # rowid the current table's next batch starts after
+        self.cut_unix = 0.0
+        self.cut_iso = ""
+        self.deleted: Counter = Counter()  # this pass
+        self.passes = 0
+        self.started = 0.0
+
+    @property
+    def busy(self) -> bool:
+        """A pass is under way (the service looks for a gap sooner)."""
+        return bool(self.pending)
+
+    def due(self) -> bool:
+        return self.busy or self.monotonic() >= self.next_pass
+
+    def begin(self, now: float) -> None:
+        self.cut_unix = now - self.keep_days * DAY_S
+        self.cut_iso = datetime.fromtimestamp(self.cut_unix, timezone.utc).isoformat(timespec="milliseconds")
+        self.pending, self.after = list(self.rules), 0
+        self.deleted = Counter()
+        self.started = self.monotonic()
+
+    def step(self, database: pw.SqliteDatabase, now: float) -> Counter:
+        """One batch, in its own transaction: the rows it deleted, by table.
+        Starts a pass if none is under way (``now``: unix time); ends it
+        after its last table."""
+        if not self.busy:
+            self.begin(now)
+        rule = self.pending[0]
+        with database.atomic():
+            gone, finished = self._batch(database, rule)
+        if gone:
+            self.deleted[rule.table] += gone
+        if finished:
+            self.pending.pop(0)
+            self.after = 0
+            if not self.pending:
+                self._end()
+        return Counter({rule.table: gone}) if gone else Counter()
+
+    def run_pass(self, database: pw.SqliteDatabase, now: float) -> Counter:
+        """A whole pass at once (tests, tools): what it deleted, by table."""
+        gone: Counter = Counter()
+        self.abort_quietly()
+        gone.update(self.step(database, now))
+        while self.busy:
+            gone.update(self.step(database, now))
+        return gone
+
+    def abort(self) -> None:
+        """A batch failed: the pass ends here, the next comes at its time."""
+        self.pending.clear()
+        self._end()
+
+    def abort_quietly(self) -> None:
+        self.pending.clear()
+        self.after = 0
+
+    def _end(self) -> None:
+        self.passes += 1
+        self.next_pass = self.monotonic() + self.interval_s
+        took = self.monotonic() - self.started
+        log.info("%s retention: pass done in %.1f s, finished before %s deleted: %s", self.name, took,
+                 self.cut_iso, ", ".join(f"{n} {t}" for t, n in sorted(self.deleted.items())) or "nothing")
+
+    def _batch(self, database, rule: Rule) -> tuple[int, bool]:
+        cut = self.cut_unix if rule.unix else self.cut_iso
+        rows = database.execute_sql(
+            f'SELECT rowid, "{rule.start}" FROM "{rule.table}" WHERE rowid > ? ORDER BY rowid LIMIT ?',
+            (self.after, self.batch_rows)).fetchall()
+        last, finished = None, len(rows) < self.batch_rows
+        for rowid, start in rows:
+            if start is None or start >= cut:
+                finished = True
+                break
+            last = rowid
+        gone = 0
+        if last is not None:
+            gone = database.execute_sql(
+                f'DELETE FROM "{rule.table}" WHERE rowid > ? AND rowid <= ? AND "{rule.end}" IS NOT NULL '
+                f'AND "{rule.end}" < ? AND ({rule.finished})', (self.after, last, cut)).rowcount
+            self.after = last
+        return gone, finished
+
+
+def prune_step(pruner: Pruner, database: pw.SqliteDatabase, now: float, counters) -> None:
+    """One batch if one is due, counted in a service's health counters
+    (``pruned.<table>``; ``retention_failures``: a batch that failed, the
+    next pass tries again). Never raises: retention must not stop a service."""
+    if not pruner.due():
+        return
+    try:
+        gone = pruner.step(database, now)
+    except Exception:
+        log.exception("%s retention: a batch failed; the next pass tries again", pruner.name)
+        counters["retention_failures"] = counters.get("retention_failures", 0) + 1
+        pruner.abort()
+        return
+    for table, n in gone.items():
+        counters[f"pruned.{table}"] = counters.get(f"pruned.{table}", 0) + n
