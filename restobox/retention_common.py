@@ -1,8 +1,8 @@
 """Retention of the devices' own databases: printing.db, a kiosk's kiosk.db,
 sync.db forget what is finished and older than their window.
 
-The hub's store.db has its own retention (restobox/hub/retention.py); these
-follow it: once an hour (:data:`INTERVAL_S`) a pass walks each table in
+The hub's store.db has its own rules (restobox/hub/retention.py) on the
+same schedule (:class:`Passes`): once an hour (:data:`INTERVAL_S`) a pass walks each table in
 rowid order (rows are written as they happen, so that is time order) from
 where its last batch stopped, reads at most :data:`BATCH_ROWS` rows per
 batch, and deletes in the same short transaction those of them that are
@@ -54,21 +54,21 @@ class Rule:
     unix: bool = True
 
 
-class Pruner:
-    """One pass at a time over ``rules``, a batch per :meth:`step`."""
+class Passes:
+    """What every retention shares (the hub's store.db and the devices'
+    databases): one pass at a time over a list of tables, a batch per step,
+    each batch in its own transaction; a pass starts ``interval_s`` after
+    the last ended (the first that long after the service) and stops where
+    a failed batch left it. Subclasses say what a batch deletes."""
 
-    def __init__(self, name: str, rules: tuple[Rule, ...], keep_days: int, *, batch_rows: int = BATCH_ROWS,
-                 interval_s: float = INTERVAL_S, monotonic=time.monotonic) -> None:
-        self.name = name
-        self.rules = rules
-        self.keep_days = keep_days
-        self.batch_rows = batch_rows
+    name = "retention"
+
+    def __init__(self, interval_s: float, monotonic=time.monotonic) -> None:
         self.interval_s = interval_s
         self.monotonic = monotonic
         self.next_pass = monotonic() + interval_s
-        self.pending: list[Rule] = []  # tables left in the pass under way
+        self.pending: list = []  # tables left in the pass under way
         self.after = 0  # rowid the current table's next batch starts after
-        self.cut_unix = 0.0
         self.cut_iso = ""
         self.deleted: Counter = Counter()  # this pass
         self.passes = 0
@@ -82,12 +82,57 @@ class Pruner:
     def due(self) -> bool:
         return self.busy or self.monotonic() >= self.next_pass
 
+    def _start(self, tables) -> None:
+        self.pending, self.after = list(tables), 0
+        self.deleted = Counter()
+        self.started = self.monotonic()
+
+    def _run_batch(self, database: pw.SqliteDatabase, table: str, batch) -> Counter:
+        """``batch(database)`` -> (rows deleted, table finished) for the
+        current table, in one transaction; the pass moves on and ends."""
+        with database.atomic():
+            gone, finished = batch(database)
+        if gone:
+            self.deleted[table] += gone
+        if finished:
+            self.pending.pop(0)
+            self.after = 0
+            if not self.pending:
+                self._end()
+        return Counter({table: gone}) if gone else Counter()
+
+    def abort(self) -> None:
+        """A batch failed: the pass ends here, the next comes at its time."""
+        self.pending.clear()
+        self._end()
+
+    def _end_note(self) -> str:
+        return ""
+
+    def _end(self) -> None:
+        self.passes += 1
+        self.next_pass = self.monotonic() + self.interval_s
+        took = self.monotonic() - self.started
+        log.info("%s: pass done in %.1f s, older than %s deleted: %s%s", self.name, took, self.cut_iso,
+                 ", ".join(f"{n} {t}" for t, n in sorted(self.deleted.items())) or "nothing", self._end_note())
+
+
+class Pruner(Passes):
+    """One pass at a time over ``rules``, a batch per :meth:`step`."""
+
+    def __init__(self, name: str, rules: tuple[Rule, ...], keep_days: int, *, batch_rows: int = BATCH_ROWS,
+                 interval_s: float = INTERVAL_S, monotonic=time.monotonic) -> None:
+        super().__init__(interval_s, monotonic)
+        self.name = f"{name} retention"
+        self.rules = rules
+        self.keep_days = keep_days
+        self.batch_rows = batch_rows
+        self.cut_unix = 0.0
+
     def begin(self, now: float) -> None:
         self.cut_unix = now - self.keep_days * DAY_S
         self.cut_iso = datetime.fromtimestamp(self.cut_unix, timezone.utc).isoformat(timespec="milliseconds")
-        self.pending, self.after = list(self.rules), 0
-        self.deleted = Counter()
-        self.started = self.monotonic()
+        self._start(self.rules)
 
     def step(self, database: pw.SqliteDatabase, now: float) -> Counter:
         """One batch, in its own transaction: the rows it deleted, by table.
@@ -96,16 +141,7 @@ class Pruner:
         if not self.busy:
             self.begin(now)
         rule = self.pending[0]
-        with database.atomic():
-            gone, finished = self._batch(database, rule)
-        if gone:
-            self.deleted[rule.table] += gone
-        if finished:
-            self.pending.pop(0)
-            self.after = 0
-            if not self.pending:
-                self._end()
-        return Counter({rule.table: gone}) if gone else Counter()
+        return self._run_batch(database, rule.table, lambda d: self._batch(d, rule))
 
     def run_pass(self, database: pw.SqliteDatabase, now: float) -> Counter:
         """A whole pass at once (tests, tools): what it deleted, by table."""
@@ -116,21 +152,9 @@ class Pruner:
             gone.update(self.step(database, now))
         return gone
 
-    def abort(self) -> None:
-        """A batch failed: the pass ends here, the next comes at its time."""
-        self.pending.clear()
-        self._end()
-
     def abort_quietly(self) -> None:
         self.pending.clear()
         self.after = 0
-
-    def _end(self) -> None:
-        self.passes += 1
-        self.next_pass = self.monotonic() + self.interval_s
-        took = self.monotonic() - self.started
-        log.info("%s retention: pass done in %.1f s, finished before %s deleted: %s", self.name, took,
-                 self.cut_iso, ", ".join(f"{n} {t}" for t, n in sorted(self.deleted.items())) or "nothing")
 
     def _batch(self, database, rule: Rule) -> tuple[int, bool]:
         cut = self.cut_unix if rule.unix else self.cut_iso

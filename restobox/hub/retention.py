@@ -53,6 +53,7 @@ import peewee as pw
 from restobox.config import RetentionConfig, StoreConfig
 from restobox.hub.common import iso
 from restobox.orders import OPEN_STATES
+from restobox.retention_common import Passes
 
 log = logging.getLogger("restobox.hub.retention")
 
@@ -79,31 +80,19 @@ def sync_cursor(path: str | Path) -> int | None:
     return row[0] if row else None
 
 
-class Retention:
+class Retention(Passes):
     """One pass at a time over :data:`TABLES`, a batch per :meth:`step`."""
 
     def __init__(self, cfg: RetentionConfig, store: StoreConfig, *, monotonic=time.monotonic) -> None:
+        super().__init__(cfg.interval_s, monotonic)
         self.cfg = cfg
         self.store = store
-        self.monotonic = monotonic
-        self.next_pass = monotonic() + cfg.interval_s
-        self.pending: list[str] = []  # tables left in the pass under way
-        self.after = 0  # rowid the current table's next batch starts after
         self.cursor: int | None = None
-        self.cut_iso = ""
         self.cut_date = ""
         self.keep_menus: tuple[str, ...] = ()
-        self.deleted: Counter = Counter()  # this pass
-        self.passes = 0
-        self.started = 0.0
-
-    @property
-    def busy(self) -> bool:
-        """A pass is under way (the worker looks for a gap sooner)."""
-        return bool(self.pending)
 
     def due(self) -> bool:
-        return self.cfg.enabled and (self.busy or self.monotonic() >= self.next_pass)
+        return self.cfg.enabled and super().due()
 
     def begin(self, now: datetime) -> None:
         self.cut_iso = iso(now - timedelta(days=self.cfg.keep_days))
@@ -112,9 +101,7 @@ class Retention:
         self.cut_date = min(self.store.business_date(now - timedelta(days=self.cfg.keep_days)),
                             self.store.business_date(now))
         self.cursor = sync_cursor(self.cfg.sync_database)
-        self.pending, self.after = list(TABLES), 0
-        self.deleted = Counter()
-        self.started = self.monotonic()
+        self._start(TABLES)
 
     def step(self, database: pw.SqliteDatabase, now: datetime, menu_version: str) -> Counter:
         """One batch, in its own transaction: the rows it deleted, by table.
@@ -123,29 +110,10 @@ class Retention:
             self.keep_menus = (menu_version,)
             self.begin(now)
         table = self.pending[0]
-        with database.atomic():
-            gone, finished = getattr(self, f"_{table}")(database)
-        if gone:
-            self.deleted[table] += gone
-        if finished:
-            self.pending.pop(0)
-            self.after = 0
-            if not self.pending:
-                self._end()
-        return Counter({table: gone}) if gone else Counter()
+        return self._run_batch(database, table, getattr(self, f"_{table}"))
 
-    def abort(self) -> None:
-        """A batch failed: the pass ends here, the next comes at its time."""
-        self.pending.clear()
-        self._end()
-
-    def _end(self) -> None:
-        self.passes += 1
-        self.next_pass = self.monotonic() + self.cfg.interval_s
-        took = self.monotonic() - self.started
-        kept = "" if self.cursor is not None else " (no sync cursor: orders and outbox events kept)"
-        log.info("retention: pass done in %.1f s, older than %s deleted: %s%s", took, self.cut_iso,
-                 ", ".join(f"{n} {t}" for t, n in sorted(self.deleted.items())) or "nothing", kept)
+    def _end_note(self) -> str:
+        return "" if self.cursor is not None else " (no sync cursor: orders and outbox events kept)"
 
     # ------------------------------------------------------------ tables
     def _chunk(self, database, sql: str) -> list[tuple]:
