@@ -524,27 +524,11 @@ def hub_mqtt(broker) -> str:
 
 # ================================================================= configs
 def device_config(path: Path, broker, device: str, role: str, mqtt: str, sections: str) -> Path:
-    """A device's config: ``mqtt`` (:func:`lan_mqtt` or :func:`hub_mqtt`)
-    with its own credentials and quick reconnects, then ``sections``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(f"""
-[device]
-id = "{device}"
-role = "{role}"
+    """A device's config (tests.support.device_config) with ``mqtt`` from
+    :func:`lan_mqtt` or :func:`hub_mqtt`."""
+    from tests.support import device_config as config_on
 
-[store]
-timezone = "Asia/Shanghai"
-name_zh = "川味小馆"
-name_en = "Sichuan Kitchen"
-
-[mqtt]
-{mqtt}password_file = "{broker.creds[device].password_file}"
-keepalive_s = 5
-reconnect_max_s = 1
-
-{sections}
-""", encoding="utf-8")
-    return path
+    return config_on(path, broker, device, role, sections, mqtt=mqtt)
 
 
 if __name__ == "__main__":

@@ -65,10 +65,13 @@ health_interval_s = 0.25
     return path
 
 
-def device_config(path: Path, broker, device: str, role: str, sections: str) -> Path:
+def device_config(path: Path, broker, device: str, role: str, sections: str, *, mqtt: str | None = None) -> Path:
     """A screen's or kiosk's config on the test broker: [device], the demo
-    store's name, [mqtt] with quick reconnects, then ``sections``."""
+    store's name, [mqtt] with the device's credentials and quick reconnects,
+    then ``sections``. ``mqtt``: [mqtt] lines saying where the broker is
+    (host, port, TLS), instead of the test broker's port on this machine."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    where = mqtt if mqtt is not None else f"port = {broker.port}\n"
     path.write_text(f"""
 [device]
 id = "{device}"
@@ -79,8 +82,7 @@ name_zh = "川味小馆"
 name_en = "Sichuan Kitchen"
 
 [mqtt]
-port = {broker.port}
-password_file = "{broker.creds[device].password_file}"
+{where}password_file = "{broker.creds[device].password_file}"
 keepalive_s = 5
 reconnect_max_s = 1
 
