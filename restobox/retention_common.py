@@ -106,6 +106,28 @@ class Passes:
         self.pending.clear()
         self._end()
 
+    def _delete_head(self, database, table: str, start: str, cut, batch_rows: int, condition: str,
+                     params: tuple = ()) -> tuple[int, bool]:
+        """One batch at the head of ``table`` (rowid order, from ``after``):
+        up to ``batch_rows`` rows, stopping at the first whose ``start``
+        (when it was written) is missing or not before ``cut``; of those, the
+        rows meeting ``condition`` (SQL with ``params``) deleted. Returns
+        (rows deleted, the table is done for this pass)."""
+        rows = database.execute_sql(f'SELECT rowid, "{start}" FROM "{table}" WHERE rowid > ? ORDER BY rowid LIMIT ?',
+                                    (self.after, batch_rows)).fetchall()
+        last, finished = None, len(rows) < batch_rows
+        for rowid, when in rows:
+            if when is None or when >= cut:
+                finished = True
+                break
+            last = rowid
+        gone = 0
+        if last is not None:
+            gone = database.execute_sql(f'DELETE FROM "{table}" WHERE rowid > ? AND rowid <= ? AND ({condition})',
+                                        (self.after, last, *params)).rowcount
+            self.after = last
+        return gone, finished
+
     def _end_note(self) -> str:
         return ""
 
@@ -158,22 +180,8 @@ class Pruner(Passes):
 
     def _batch(self, database, rule: Rule) -> tuple[int, bool]:
         cut = self.cut_unix if rule.unix else self.cut_iso
-        rows = database.execute_sql(
-            f'SELECT rowid, "{rule.start}" FROM "{rule.table}" WHERE rowid > ? ORDER BY rowid LIMIT ?',
-            (self.after, self.batch_rows)).fetchall()
-        last, finished = None, len(rows) < self.batch_rows
-        for rowid, start in rows:
-            if start is None or start >= cut:
-                finished = True
-                break
-            last = rowid
-        gone = 0
-        if last is not None:
-            gone = database.execute_sql(
-                f'DELETE FROM "{rule.table}" WHERE rowid > ? AND rowid <= ? AND "{rule.end}" IS NOT NULL '
-                f'AND "{rule.end}" < ? AND ({rule.finished})', (self.after, last, cut)).rowcount
-            self.after = last
-        return gone, finished
+        return self._delete_head(database, rule.table, rule.start, cut, self.batch_rows,
+                                 f'"{rule.end}" IS NOT NULL AND "{rule.end}" < ? AND ({rule.finished})', (cut,))
 
 
 def prune_step(pruner: Pruner, database: pw.SqliteDatabase, now: float, counters) -> None:

@@ -140,20 +140,8 @@ class Retention(Passes):
     def _by_age(self, database, table: str, at: str, extra: str = "") -> tuple[int, bool]:
         """Rows of ``table`` older than the window (column ``at``), and
         meeting ``extra``: deleted from the head of the table."""
-        rows = self._chunk(database, f'SELECT rowid, "{at}" FROM "{table}" WHERE rowid > ? ORDER BY rowid LIMIT ?')
-        last, finished = None, len(rows) < self.cfg.batch_rows
-        for rowid, when in rows:
-            if when >= self.cut_iso:
-                finished = True
-                break
-            last = rowid
-        gone = 0
-        if last is not None:
-            gone = database.execute_sql(
-                f'DELETE FROM "{table}" WHERE rowid > ? AND rowid <= ? AND "{at}" < ? {extra}',
-                (self.after, last, self.cut_iso)).rowcount
-            self.after = last
-        return gone, finished
+        return self._delete_head(database, table, at, self.cut_iso, self.cfg.batch_rows, f'"{at}" < ? {extra}',
+                                 (self.cut_iso,))
 
     def _processed_message(self, database) -> tuple[int, bool]:
         return self._by_age(database, "processed_message", "at")
