@@ -159,6 +159,25 @@ def kiosk_worker(info: dict, name: str, seconds: float, window: int, seed: int, 
     out.put(("done", name, start, lat, rejected[0], len(sent)))
 
 
+def run_kiosks(info: dict, kiosks: int, seconds: float, window: int, seed_of) -> list:
+    """``kiosks`` kiosk_worker processes (kiosk-b0, kiosk-b1 …, the i-th
+    seeded ``seed_of(i)``) for ``seconds``; each one's "done" message."""
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    procs = [ctx.Process(target=kiosk_worker, args=(info, f"kiosk-b{i}", seconds, window, seed_of(i), q))
+             for i in range(kiosks)]
+    for p in procs:
+        p.start()
+    results = []
+    while len(results) < len(procs):
+        msg = q.get(timeout=seconds + 60)
+        if msg[0] == "done":
+            results.append(msg)
+    for p in procs:
+        p.join(10)
+    return results
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="a run under 30 s")
@@ -201,20 +220,7 @@ def main() -> int:
             mon.stop()
 
             print(f"load: {args.kiosks} kiosks × {args.window} in flight for {seconds:.0f} s ...", file=sys.stderr)
-            ctx = mp.get_context("spawn")
-            q = ctx.Queue()
-            procs = [ctx.Process(target=kiosk_worker,
-                                 args=(info, f"kiosk-b{i}", seconds, args.window, 100 + i, q))
-                     for i in range(args.kiosks)]
-            for p in procs:
-                p.start()
-            results = []
-            while len(results) < len(procs):
-                msg = q.get(timeout=seconds + 60)
-                if msg[0] == "done":
-                    results.append(msg)
-            for p in procs:
-                p.join(10)
+            results = run_kiosks(info, args.kiosks, seconds, args.window, lambda i: 100 + i)
 
             start = min(r[2] for r in results)
             lat = [x for r in results for x in r[3]]

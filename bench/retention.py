@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
 import os
 import sqlite3
 import statistics
@@ -47,7 +46,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 sys.path.insert(0, str(REPO / "bench"))
 
-from hub_throughput import bus_for, kiosk_worker, pct  # noqa: E402  (bench/, beside this file)
+from hub_throughput import bus_for, pct, run_kiosks  # noqa: E402  (bench/, beside this file)
 
 from restobox import config, db  # noqa: E402
 from restobox.brokerconf import STANDARD_DEVICES, Broker, terminate  # noqa: E402
@@ -81,20 +80,7 @@ def throughput(tmp: Path, info: dict, broker: Broker, database: Path, kiosks: in
         if not ready.wait(30):
             raise RuntimeError(f"hub did not start:\n{log.read_text()[-2000:]}")
         mon.stop()
-        ctx = mp.get_context("spawn")
-        q = ctx.Queue()
-        procs = [ctx.Process(target=kiosk_worker, args=(info, f"kiosk-b{i}", seconds, window,
-                                                          hash((tag, i)) & 0xFFFF, q))
-                 for i in range(kiosks)]
-        for p in procs:
-            p.start()
-        results = []
-        while len(results) < len(procs):
-            m = q.get(timeout=seconds + 60)
-            if m[0] == "done":
-                results.append(m)
-        for p in procs:
-            p.join(10)
+        results = run_kiosks(info, kiosks, seconds, window, lambda i: hash((tag, i)) & 0xFFFF)
     finally:
         terminate(hub, 10)
     start = min(r[2] for r in results)
