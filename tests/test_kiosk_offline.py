@@ -159,6 +159,30 @@ def test_a_hub_that_does_not_answer_in_time(hub, monitor, kiosk_ctl):
     assert revs[0] == (1, "") and revs[-1] == (2, "K1-001"), revs
 
 
+def test_the_broker_restarting_between_the_first_copy_and_the_resend_keeps_the_diners_number(broker, hub, monitor,
+                                                                                               kiosk_ctl):
+    """The hub is frozen, so the first copy waits at the broker; the kiosk
+    gives the diner a provisional number; then the broker dies and comes
+    back (with whatever it had saved) before the kiosk sends its queued
+    copy. Whichever copies reach the hub, it has the order once, with the
+    number the diner holds, and so do the kitchen's tickets."""
+    k = kiosk_ctl
+    wait(lambda: k.ctl.has_menu, 15, "menu")
+    os.kill(hub.process.proc.pid, signal.SIGSTOP)
+    try:
+        oid = k.order_spring_rolls()
+        number, provisional = k.confirmed(10)
+        assert number is None and provisional == "K1-001"
+        broker.kill()
+        broker.start()
+    finally:
+        os.kill(hub.process.proc.pid, signal.SIGCONT)
+    row = wait(lambda: (r := k.outbox(oid)) and r.state == "delivered" and r, 30, "delivery")
+    wait(lambda: hub_orders(hub.database, oid) == [(row.number, 1, "K1-001")], 10, "provisional number at the hub")
+    wait(lambda: any(t["provisional_number"] == "K1-001" for t in tickets_for(monitor, oid)), 15,
+         "ticket with the provisional number")
+
+
 def test_broker_down_then_back(broker, hub, monitor, tmp_path):
     k = RunningKiosk(broker, tmp_path / "k")
     try:
