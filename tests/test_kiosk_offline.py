@@ -131,12 +131,13 @@ def test_hub_down_gives_a_provisional_number_and_the_order_reaches_the_hub_once(
     wait(lambda: k.ui.call(lambda: k.ctl.staff.words()) is None, 5, "backlog cleared")
 
 
-def test_a_hub_that_does_not_answer_in_time(hub, monitor, kiosk_ctl):
-    """The hub is frozen: the order waits at the broker. The kiosk stops
-    waiting after reply_timeout_s and shows a provisional number; when the hub
-    thaws it takes the first copy, then the queued copy as a duplicate that
-    records the diner's number on the kitchen's tickets."""
-    k = kiosk_ctl
+def order_while_the_hub_is_frozen(k: RunningKiosk, hub, meanwhile=lambda: None) -> str:
+    """An order placed while the hub's process is stopped (SIGSTOP), so its
+    first copy waits at the broker: the kiosk stops waiting after
+    reply_timeout_s and shows the provisional number K1-001 (within 6 s).
+    ``meanwhile`` runs before the hub goes on. Returns the order id, once the
+    hub has it with that number, the kiosk has the hub's, and the kitchen's
+    tickets show it."""
     wait(lambda: k.ctl.has_menu, 15, "menu")
     os.kill(hub.process.proc.pid, signal.SIGSTOP)
     try:
@@ -145,10 +146,20 @@ def test_a_hub_that_does_not_answer_in_time(hub, monitor, kiosk_ctl):
         number, provisional = k.confirmed(10)
         assert number is None and provisional == "K1-001"
         assert time.monotonic() - t0 < 6
+        meanwhile()
     finally:
         os.kill(hub.process.proc.pid, signal.SIGCONT)
     row = wait(lambda: (r := k.outbox(oid)) and r.state == "delivered" and r, 30, "delivery")
     wait(lambda: hub_orders(hub.database, oid) == [(row.number, 1, "K1-001")], 10, "provisional number at the hub")
+    return oid
+
+
+def test_a_hub_that_does_not_answer_in_time(hub, monitor, kiosk_ctl):
+    """The hub is frozen: the order waits at the broker. The kiosk stops
+    waiting after reply_timeout_s and shows a provisional number; when the hub
+    thaws it takes the first copy, then the queued copy as a duplicate that
+    records the diner's number on the kitchen's tickets."""
+    oid = order_while_the_hub_is_frozen(kiosk_ctl, hub)
     wait(lambda: any(t["provisional_number"] == "K1-001" for t in tickets_for(monitor, oid)), 10,
          "ticket with the provisional number")
     # the number reached the hub only through the queued copy, taken as a
@@ -161,24 +172,11 @@ def test_a_hub_that_does_not_answer_in_time(hub, monitor, kiosk_ctl):
 
 def test_the_broker_restarting_between_the_first_copy_and_the_resend_keeps_the_diners_number(broker, hub, monitor,
                                                                                                kiosk_ctl):
-    """The hub is frozen, so the first copy waits at the broker; the kiosk
-    gives the diner a provisional number; then the broker dies and comes
-    back (with whatever it had saved) before the kiosk sends its queued
-    copy. Whichever copies reach the hub, it has the order once, with the
-    number the diner holds, and so do the kitchen's tickets."""
-    k = kiosk_ctl
-    wait(lambda: k.ctl.has_menu, 15, "menu")
-    os.kill(hub.process.proc.pid, signal.SIGSTOP)
-    try:
-        oid = k.order_spring_rolls()
-        number, provisional = k.confirmed(10)
-        assert number is None and provisional == "K1-001"
-        broker.kill()
-        broker.start()
-    finally:
-        os.kill(hub.process.proc.pid, signal.SIGCONT)
-    row = wait(lambda: (r := k.outbox(oid)) and r.state == "delivered" and r, 30, "delivery")
-    wait(lambda: hub_orders(hub.database, oid) == [(row.number, 1, "K1-001")], 10, "provisional number at the hub")
+    """As above, and the broker dies and comes back (with whatever it had
+    saved) before the kiosk sends its queued copy. Whichever copies reach
+    the hub, it has the order once, with the number the diner holds, and so
+    do the kitchen's tickets."""
+    oid = order_while_the_hub_is_frozen(kiosk_ctl, hub, meanwhile=lambda: (broker.kill(), broker.start()))
     wait(lambda: any(t["provisional_number"] == "K1-001" for t in tickets_for(monitor, oid)), 15,
          "ticket with the provisional number")
 
