@@ -3,6 +3,7 @@ loading, screenshots and the state file for tests and diagnostics."""
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
@@ -100,7 +101,10 @@ def trim_heap() -> None:
         pass
 
 
+@functools.cache
 def _libc():
+    """The C library, found once (find_library runs ldconfig): trim_heap is
+    called on the UI thread after every order."""
     import ctypes
     import ctypes.util
 

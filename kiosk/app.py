@@ -170,22 +170,6 @@ def tight_render(render):
     return render_tight
 
 
-FACES_USED: set[tuple[float, str]] = set()  # (size, font) of every text drawn: the faces SDL_ttf has open
-
-
-def flush_glyph_caches() -> None:
-    """Empty SDL_ttf's glyph cache of every face the kiosk has drawn with.
-    Each face keeps up to 256 rendered glyphs, and a menu in Chinese fills
-    them slowly, dish after dish (about 6 MB over the first dozen orders);
-    SDL_ttf empties a face's cache whenever its outline changes, so one
-    character drawn outlined does it. For the attract screen, where no text
-    is drawn for a while: the next texts draw their glyphs again."""
-    from kivy.core.text import Label as CoreLabel
-
-    for size, font in sorted(FACES_USED):
-        CoreLabel(text="·", font_size=size, font_name=font, outline_width=1).refresh()
-
-
 def use_screen_text(faux_bold: bool = False) -> None:
     """Every text the kiosk draws (Kivy's core label, markup included) in a
     size of TYPE_SCALE; with ``faux_bold``, bold drawn with the regular face
@@ -205,9 +189,7 @@ def use_screen_text(faux_bold: bool = False) -> None:
         def scaled_refresh(self):
             # the size is read when the text is laid out and drawn, here (Kivy's
             # layout code takes only a plain dict, so the options are not wrapped)
-            o = self.options
-            o["font_size"] = on_type_scale(o["font_size"])
-            FACES_USED.add((o["font_size"], o["font_name"]))
+            self.options["font_size"] = on_type_scale(self.options["font_size"])
             return refresh(self)
 
         LabelBase.refresh = scaled_refresh
@@ -769,7 +751,6 @@ def build_app(cfg, deep_link: str | None = None):
             (measured at 26-221 ms, inside a diner's tap) to the objects of
             the current screen. Then the C heap's free pages go back to the
             system (about 3 MB after an order)."""
-            flush_glyph_caches()
             gc.collect()
             if freeze:
                 gc.freeze()
