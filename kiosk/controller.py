@@ -317,7 +317,7 @@ class KioskController:
         never the UI thread), counted in the health as ``pruned.<table>``."""
         if self._pruner is None:
             self._pruner = self._store.pruner(self.cfg.kiosk.keep_days)
-        prune_step(self._pruner, self._store.database, self.clock(), self.counters)
+        prune_step(self._pruner, lambda: self._pruner.step(self._store.database, self.clock()), self.counters)
 
     def _probe(self) -> bool:
         """Does kiosk.db take a write? True when the answer changed."""

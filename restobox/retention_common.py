@@ -184,18 +184,19 @@ class Pruner(Passes):
                                  f'"{rule.end}" IS NOT NULL AND "{rule.end}" < ? AND ({rule.finished})', (cut,))
 
 
-def prune_step(pruner: Pruner, database: pw.SqliteDatabase, now: float, counters) -> None:
-    """One batch if one is due, counted in a service's health counters
-    (``pruned.<table>``; ``retention_failures``: a batch that failed, the
-    next pass tries again). Never raises: retention must not stop a service."""
-    if not pruner.due():
+def prune_step(passes: Passes, step, counters) -> None:
+    """``step()`` (one batch: the rows it deleted, by table) if a batch is
+    due, counted in a service's health counters (``pruned.<table>``;
+    ``retention_failures``: a batch that failed, the next pass tries
+    again). Never raises: retention must not stop a service."""
+    if not passes.due():
         return
     try:
-        gone = pruner.step(database, now)
+        gone = step()
     except Exception:
-        log.exception("%s retention: a batch failed; the next pass tries again", pruner.name)
+        log.exception("%s: a batch failed; the next pass tries again", passes.name)
         counters["retention_failures"] = counters.get("retention_failures", 0) + 1
-        pruner.abort()
+        passes.abort()
         return
     for table, n in gone.items():
         counters[f"pruned.{table}"] = counters.get(f"pruned.{table}", 0) + n

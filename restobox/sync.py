@@ -316,7 +316,7 @@ class Forwarder:
     def prune(self) -> None:
         """One batch of retention of sync.db, counted in the health
         (``pruned.<table>``, ``retention_failures``)."""
-        prune_step(self.pruner, self.sdb, self.clock(), self.counters)
+        prune_step(self.pruner, lambda: self.pruner.step(self.sdb, self.clock()), self.counters)
 
 
 class MenuPuller:

@@ -399,8 +399,10 @@ def test_default_column_says_what_the_decoder_does():
 
 
 def hub_sources() -> list[Path]:
-    """The hub's code: restobox/hub.py, or the package restobox/hub/."""
-    files = sorted((REPO / "restobox").glob("hub.py")) + sorted((REPO / "restobox" / "hub").glob("*.py"))
+    """The hub's code: restobox/hub.py, or the package restobox/hub/, and
+    the retention helpers it counts through (restobox/retention_common.py)."""
+    files = (sorted((REPO / "restobox").glob("hub.py")) + sorted((REPO / "restobox" / "hub").glob("*.py"))
+             + [REPO / "restobox" / "retention_common.py"])
     assert files, "no hub source"
     return files
 

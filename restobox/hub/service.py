@@ -39,6 +39,7 @@ from restobox.contract import Board, Health, Rejection, RejectNotice, SoldOut, t
 from restobox.hub import catalog, kitchen, points, printing, staff, submit
 from restobox.hub.common import Batch, Request, Route, iso, stored_ticket_msg, utcnow
 from restobox.hub.retention import Retention
+from restobox.retention_common import prune_step
 from restobox.menu import Menu, MenuIndex
 from restobox.orders import OPEN_STATES
 from restobox.photos import MenuPhotos, source_dir
@@ -420,17 +421,9 @@ class Hub:
     def _prune(self) -> None:
         """One batch of retention (restobox/hub/retention.py), only while
         no message waits: an order waits at most one short transaction."""
-        if not self.retention.due() or not self.q.empty():
-            return
-        try:
-            gone = self.retention.step(self._db, self.clock(), self.menu.version)
-        except Exception:
-            log.exception("retention: a batch failed; the next pass tries again")
-            self.counters["retention_failures"] += 1
-            self.retention.abort()
-            return
-        for table, n in gone.items():
-            self.counters[f"pruned.{table}"] += n
+        if self.q.empty():
+            prune_step(self.retention, lambda: self.retention.step(self._db, self.clock(), self.menu.version),
+                       self.counters)
 
     # ===================================================== retained state
     def _load(self) -> None:

@@ -433,10 +433,10 @@ class Spooler:
         """One batch of retention, only while no job waits to be stored: a
         job waits at most one short transaction. Counted in the health
         (``pruned.<table>``, ``retention_failures``)."""
-        if self._intake or not self.pruner.due():
+        if self._intake:
             return
         before = self.pruner.passes
-        prune_step(self.pruner, self._db, self.clock().timestamp(), self.counters)
+        prune_step(self.pruner, lambda: self.pruner.step(self._db, self.clock().timestamp()), self.counters)
         if self.pruner.passes != before:
             self._health_dirty = True
 
