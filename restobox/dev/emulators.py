@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from restobox.dev.ptydev import PtyDevice
+from restobox.dev.ptydev import Modes, PtyDevice
 
 # Answers to DLE EOT 1, 2, 3, 4 per mode (see ports.py for the bit meanings,
 # ESC/POS "DLE EOT n  Transmit real-time status"). Fixed bits: 0x12.
@@ -290,7 +290,7 @@ class _Conn:
         self.received = bytearray()
 
 
-class TcpPrinter(_Collector):
+class TcpPrinter(_Collector, Modes):
     """A raw-TCP network printer on 127.0.0.1:``.port``.
 
     Modes (``.mode``): ok, near_end, paper_out, cover_open, error, garbage,
@@ -301,6 +301,8 @@ class TcpPrinter(_Collector):
     A job cut short by a dropped connection is not a job: its bytes are in
     ``.fragments``.
     """
+
+    MODES = TCP_MODES
 
     def __init__(self, mode: str = "ok") -> None:
         super().__init__()
@@ -323,19 +325,7 @@ class TcpPrinter(_Collector):
         self._thread = threading.Thread(target=self._run, name=f"TcpPrinter :{self.port}", daemon=True)
         self._thread.start()
 
-    @staticmethod
-    def _check_mode(mode: str) -> None:
-        if mode not in TCP_MODES:
-            raise ValueError(f"mode must be one of {', '.join(TCP_MODES)}, not {mode!r}")
-
-    @property
-    def mode(self) -> str:
-        return self._mode
-
-    @mode.setter
-    def mode(self, mode: str) -> None:
-        self._check_mode(mode)
-        self._mode = mode
+    def _wake_for_mode(self) -> None:
         self._wake_w.send(b"m")
 
     @staticmethod

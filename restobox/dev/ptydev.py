@@ -9,7 +9,34 @@ import threading
 import tty
 
 
-class PtyDevice:
+class Modes:
+    """A stand-in whose behaviour (``mode``, one of ``MODES``) a test
+    changes while it runs; setting it wakes the stand-in's thread
+    (``_wake_for_mode``) to take it at once."""
+
+    MODES: tuple[str, ...] = ()
+    _mode: str
+
+    @classmethod
+    def _check_mode(cls, mode: str) -> None:
+        if mode not in cls.MODES:
+            raise ValueError(f"mode must be one of {', '.join(cls.MODES)}, not {mode!r}")
+
+    @property
+    def mode(self) -> str:
+        return self._mode
+
+    @mode.setter
+    def mode(self, mode: str) -> None:
+        self._check_mode(mode)
+        self._mode = mode
+        self._wake_for_mode()
+
+    def _wake_for_mode(self) -> None:  # pragma: no cover - subclasses implement it
+        raise NotImplementedError
+
+
+class PtyDevice(Modes):
     """Opens a pty in raw mode and runs ``self._run`` in a thread.
 
     Subclasses set ``MODES`` and ``NAME``, call ``_open_pty(mode)`` in their
@@ -18,7 +45,6 @@ class PtyDevice:
     ``self._stop`` is set. ``.device`` is the path to give the code under test.
     """
 
-    MODES: tuple[str, ...] = ()
     NAME = "pty device"
 
     def _open_pty(self, mode: str) -> None:
@@ -46,19 +72,7 @@ class PtyDevice:
     def _run(self) -> None:  # pragma: no cover - subclasses implement it
         raise NotImplementedError
 
-    @classmethod
-    def _check_mode(cls, mode: str) -> None:
-        if mode not in cls.MODES:
-            raise ValueError(f"mode must be one of {', '.join(cls.MODES)}, not {mode!r}")
-
-    @property
-    def mode(self) -> str:
-        return self._mode
-
-    @mode.setter
-    def mode(self, mode: str) -> None:
-        self._check_mode(mode)
-        self._mode = mode
+    def _wake_for_mode(self) -> None:
         os.write(self._wake_w, b"m")
 
     def close(self) -> None:
