@@ -43,7 +43,7 @@ class _Strict(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 class DeviceConfig(_Strict):
     id: DeviceId
     """This device's name: its MQTT username and client id."""
-    role: Literal["hub", "kiosk", "kds", "expo", "board", "staff", "monitor", "printing", "sync", "web"]
+    role: Literal["hub", "kiosk", "kds", "expo", "board", "staff", "monitor", "printing", "sync", "web", "counter"]
 
 
 class StoreConfig(_Strict):
@@ -136,6 +136,25 @@ class HubConfig(_Strict):
     printing: "HubPrintingConfig" = msgspec.field(default_factory=lambda: HubPrintingConfig())
     loyalty: "LoyaltyConfig" = msgspec.field(default_factory=lambda: LoyaltyConfig())
     retention: "RetentionConfig" = msgspec.field(default_factory=lambda: RetentionConfig())
+    till: "TillConfig" = msgspec.field(default_factory=lambda: TillConfig())
+
+
+class TillConfig(_Strict):
+    """The payment ledger and the counter ([hub.till])."""
+
+    hold_unpaid: list[Literal["kiosk", "counter", "qr", "preorder", "delivery"]] = \
+        msgspec.field(default_factory=list)
+    """Channels whose unpaid orders wait ("held", shown on the expo screen)
+    until they are paid; the others go to the kitchen at once. E.g. ["qr"]:
+    a table's QR order is cooked once paid at the counter."""
+    manager_pin_file: str | None = None
+    """File of the managers' PINs, one ``name:sha256-of-pin`` per line
+    (`restobox till-pin NAME` writes one). Refunds need one of them. None:
+    refunds are refused (reason pin_wrong)."""
+
+    def __post_init__(self) -> None:
+        if len(set(self.hold_unpaid)) != len(self.hold_unpaid):
+            raise ValueError(f"hold_unpaid lists a channel twice: {self.hold_unpaid}")
 
 
 class RetentionConfig(_Strict):
@@ -387,6 +406,39 @@ class KioskConfig(_Strict):
                              "with its serial device, or offer only \"counter\"")
 
 
+class CounterConfig(_Strict):
+    """The counter (`restobox counter`): a landscape touch screen where staff
+    take and refund money, with the receipt printer (and its cash drawer),
+    a payment terminal and a keyboard-wedge barcode scanner."""
+
+    width: Annotated[int, msgspec.Meta(ge=320, le=7680)] = 1280
+    height: Annotated[int, msgspec.Meta(ge=240, le=4320)] = 800
+    """RESTOBOX_COUNTER_SIZE=WxH overrides both."""
+    fullscreen: bool = False
+    database: str = "/var/lib/restobox/counter.db"
+    """Payments and orders taken here, recorded before they are sent; the shift."""
+    hub_device: str = "hub"
+    reply_timeout_s: Annotated[float, msgspec.Meta(ge=1, le=120)] = 8.0
+    """A request the hub has not answered in this time is kept and sent again;
+    the cashier carries on (offline)."""
+    terminal: "PaymentTerminalConfig | None" = None
+    """Card and QR payments (the kiosk's terminal protocol); none: cash and points only."""
+    receipt_printer: str | None = None
+    """The printer this counter's receipts come out of, whose drawer pulse
+    opens the cash drawer (the printing service's name for it)."""
+    drawer_pin: Literal[2, 5] = 2
+    """The drawer connector pin the pulse is sent on (ESC p m: 2 or 5)."""
+    loyalty: bool = False
+    phone_patterns: list[str] = msgspec.field(default_factory=list)
+    keep_days: Annotated[int, msgspec.Meta(ge=14, le=3650)] = 30
+    """Days counter.db keeps what the hub has confirmed (as [kiosk] keep_days)."""
+
+    def __post_init__(self) -> None:
+        from restobox.loyalty import check_patterns
+
+        check_patterns(self.phone_patterns)
+
+
 class PaymentTerminalConfig(_Strict):
     """A card / QR-code terminal on a serial line (docs/payment-terminal.md)."""
 
@@ -555,6 +607,7 @@ class Config(_Strict):
     printing: PrintingConfig = msgspec.field(default_factory=PrintingConfig)
     kds: KdsConfig = msgspec.field(default_factory=KdsConfig)
     kiosk: KioskConfig = msgspec.field(default_factory=KioskConfig)
+    counter: CounterConfig = msgspec.field(default_factory=CounterConfig)
     sync: SyncConfig = msgspec.field(default_factory=SyncConfig)
     alerts: AlertsConfig = msgspec.field(default_factory=AlertsConfig)
     staff: StaffConfig = msgspec.field(default_factory=StaffConfig)

@@ -125,6 +125,19 @@ class topics:
 
     LOYALTY_QUERY_ALL = f"{ROOT}/loyalty/query/+"
 
+    # the counter -> hub, request/reply: payments, refunds, shifts (TillRequest)
+    @classmethod
+    def till_request(cls, device: str) -> str:
+        return f"{ROOT}/till/{cls._dev(device)}/request"
+
+    @classmethod
+    def till_reply(cls, device: str) -> str:
+        return f"{ROOT}/till/{cls._dev(device)}/reply"
+
+    TILL_REQUEST_ALL = f"{ROOT}/till/+/request"
+    # hub -> counters and staff: every payment or refund recorded (PaymentUpdate)
+    PAYMENT_UPDATE = f"{ROOT}/till/payment"
+
     # hub -> everyone, retained
     BOARD = f"{ROOT}/board/ready"
     MENU = f"{ROOT}/menu/current"
@@ -182,7 +195,7 @@ class topics:
 
 
 _SCOPED = {("station", "ticket"), ("station", "event"), ("station", "sync"), ("staff", "command"),
-           ("staff", "reply")}
+           ("staff", "reply"), ("till", "request"), ("till", "reply")}
 
 
 def parse_topic(topic: str) -> tuple[str, str] | None:
@@ -354,8 +367,15 @@ class OrderReply(Message, kw_only=True):
 
 
 OrderState = Literal[
-    "submitted", "accepted", "in_progress", "ready", "completed", "rejected", "voided"
+    "submitted", "accepted", "held", "in_progress", "ready", "completed", "rejected", "voided"
 ]
+"""``held``: accepted but not sent to the kitchen until it is paid (the
+store's ``[hub.till] hold_unpaid`` channels); a payment releases it."""
+
+PaymentState = Literal["unpaid", "paid", "partly_refunded", "refunded"]
+"""Derived from the payment ledger: ``paid`` once the payments cover the
+total and nothing was refunded; ``partly_refunded`` when some of it was
+given back; ``refunded`` when all of it was."""
 
 
 class TicketItem(msgspec.Struct, kw_only=True):
@@ -431,7 +451,7 @@ class StationStatus(msgspec.Struct, kw_only=True):
 
 
 class OrderUpdate(Message, kw_only=True):
-    """An order changed state (hub -> everyone)."""
+    """An order changed state or was paid or refunded (hub -> everyone)."""
 
     order_id: str
     number: int
@@ -440,6 +460,12 @@ class OrderUpdate(Message, kw_only=True):
     stations: tuple[StationStatus, ...] = ()
     reason: str | None = None
     at: str
+    payment: PaymentState = "unpaid"
+    paid: int = 0
+    """Fen paid and not refunded (the ledger's sum for the order)."""
+    total: int = 0
+    channel: str = ""
+    table: str | None = None
 
 
 class Board(Message, kw_only=True):
@@ -541,6 +567,150 @@ class StaffReply(Message, kw_only=True):
     """The order acted on (reprint, void), when there was one."""
     job_id: str = ""
     """The print job a reprint or test page made; its progress is on print/state."""
+
+
+TenderMethod = Literal["cash", "card", "qr", "voucher", "points", "gateway"]
+Fen = Annotated[int, msgspec.Meta(ge=0, le=100_000_000)]
+
+
+class Tender(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """One way money was taken or given back. ``amount`` is what counts
+    toward the order (fen); ``tendered`` is the cash handed over (the change
+    is ``tendered - amount``; 0: exact). ``intent_id`` and ``reference``:
+    the payment terminal's intent and its approval (card, qr), a voucher's
+    code, the gateway's transaction."""
+
+    method: TenderMethod
+    amount: Annotated[int, msgspec.Meta(ge=1, le=100_000_000)]
+    tendered: Fen = 0
+    intent_id: Annotated[str, msgspec.Meta(max_length=64)] = ""
+    reference: Annotated[str, msgspec.Meta(max_length=64)] = ""
+
+
+class RefundLine(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """A line of the order (its ``line`` number) and how many of it to refund."""
+
+    line: Annotated[int, msgspec.Meta(ge=1, le=1000)]
+    qty: Annotated[int, msgspec.Meta(ge=1, le=999)]
+
+
+TillKind = Literal["pay", "refund", "shift_open", "shift_close"]
+
+
+class TillRequest(Message, kw_only=True):
+    """The counter asks the hub to record money (counter -> hub,
+    request/reply on till/<device>/request and till/<device>/reply).
+
+    ``request_id`` is made at the counter before anything happens (before
+    the terminal is asked to charge) and is the idempotency key: a request
+    repeated with the same id is answered as the first one was, never
+    recorded twice. The hub records a request whole or not at all.
+
+    - ``pay``: ``tenders`` (split tender: several), whose amounts add up to
+      what is due on the order (named by ``order_id`` or today's
+      ``order_number``). Refused ``already_paid`` when nothing is due.
+    - ``refund``: ``lines`` (chosen lines) or none (the whole order), or an
+      ``amount``; ``tenders`` say how the money goes back (none: the way it
+      was paid). Needs a ``reason`` and the manager's ``manager_pin``.
+      ``void``: void the order in the same transaction (void with refund).
+    - ``shift_open``: ``shift_id``, ``float_fen`` (the cash in the drawer).
+    - ``shift_close``: ``shift_id``, ``counted_fen`` (the cash counted).
+
+    ``staff`` is who did it (the cashier's name or number), ``shift_id`` the
+    counter's open shift. ``offline``: taken while the hub could not be
+    reached and recorded at the counter first; ``at`` is when it happened
+    there."""
+
+    request_id: OrderId
+    kind: TillKind
+    order_id: OrderId | None = None
+    order_number: Annotated[int, msgspec.Meta(ge=1, le=99_999)] | None = None
+    tenders: Annotated[tuple[Tender, ...], msgspec.Meta(max_length=8)] = ()
+    lines: Annotated[tuple[RefundLine, ...], msgspec.Meta(max_length=200)] = ()
+    amount: Fen | None = None
+    void: bool = False
+    reason: Text = ""
+    manager_pin: Annotated[str, msgspec.Meta(max_length=12)] = ""
+    staff: Annotated[str, msgspec.Meta(max_length=32)] = ""
+    shift_id: OrderId | None = None
+    float_fen: Fen = 0
+    counted_fen: Fen | None = None
+    offline: bool = False
+    at: Timestamp = ""
+
+
+class LedgerEntry(msgspec.Struct, kw_only=True):
+    """One row of the payment ledger: ``kind`` payment or refund, ``amount``
+    in fen (positive both ways)."""
+
+    entry_id: str
+    order_id: str
+    kind: Literal["payment", "refund"]
+    method: TenderMethod
+    amount: int
+    tendered: int = 0
+    reference: str = ""
+    staff: str = ""
+    device: str = ""
+    shift_id: str = ""
+    reason: str = ""
+    at: str
+
+
+class ShiftSummary(msgspec.Struct, kw_only=True):
+    """A shift's cash: ``expected`` = float + cash taken - cash refunded;
+    ``over_short`` = counted - expected (negative: short)."""
+
+    shift_id: str
+    device: str
+    staff: str = ""
+    opened_at: str
+    closed_at: str = ""
+    float_fen: int
+    cash_in: int = 0
+    cash_out: int = 0
+    expected: int
+    counted: int | None = None
+    over_short: int | None = None
+
+
+class TillReply(Message, kw_only=True):
+    """The hub's answer to a TillRequest. ``ok`` false: ``reason`` and
+    ``message`` (already_paid, amount_mismatch, refund_exceeds_paid,
+    pin_wrong, refund_reason_required, refund_required, unknown_order,
+    shift_not_open ...). ``payment``, ``paid`` and ``due`` are the order's
+    after the request (also on a refusal, so a second counter is told the
+    order is paid and by whom in ``entries``). ``duplicate``: this answers
+    a repeated request."""
+
+    request_id: str
+    ok: bool
+    reason: str | None = None
+    message: Words | None = None
+    order_id: str = ""
+    number: int = 0
+    total: int = 0
+    payment: PaymentState = "unpaid"
+    paid: int = 0
+    due: int = 0
+    change: int = 0
+    entries: tuple[LedgerEntry, ...] = ()
+    shift: ShiftSummary | None = None
+    duplicate: bool = False
+
+
+class PaymentUpdate(Message, kw_only=True):
+    """Money was recorded for an order (hub -> counters, staff): the new
+    ledger rows and the order's payment state after them."""
+
+    order_id: str
+    number: int
+    business_date: str
+    payment: PaymentState
+    paid: int
+    total: int
+    entries: tuple[LedgerEntry, ...]
+    at: str
 
 
 class MenuMessage(Message, kw_only=True):
@@ -659,7 +829,9 @@ class ReportData(msgspec.Struct, kw_only=True):
     sections: Annotated[tuple[ReportSection, ...], msgspec.Meta(max_length=20)] = ()
 
 
-PrintKind = Literal["receipt", "kitchen", "test", "report"]
+PrintKind = Literal["receipt", "kitchen", "test", "report", "drawer"]
+"""``drawer``: no paper; the printer's drawer pulse opens the cash drawer
+(the counter, after cash is taken or given back)."""
 
 
 class PrintJob(Message, kw_only=True):
@@ -786,6 +958,20 @@ REASONS: dict[str, Words] = {
     "number_out_of_range": Words("消息里的数字超出范围。", "A number in the message is larger than any field may hold."),
     "storage_unavailable": Words("暂时无法保存订单，请重试。", "The order could not be saved; please try again."),
     "internal_error": Words("系统出错，请重试。", "Something went wrong in the hub; please try again."),
+    "already_paid": Words("这个订单已经付过款了。", "This order is already paid."),
+    "amount_mismatch": Words(
+        "付款金额和应付金额不符。", "The amounts tendered do not add up to what is due on the order."),
+    "tendered_short": Words("收到的现金少于应收金额。", "The cash handed over is less than the amount it pays."),
+    "refund_exceeds_paid": Words(
+        "退款金额超过了已付金额。", "The refund is more than was paid on this order and not yet refunded."),
+    "refund_reason_required": Words("退款需要填写原因。", "A refund needs a reason."),
+    "pin_wrong": Words("经理密码不正确。", "The manager PIN is not right."),
+    "refund_required": Words(
+        "这个订单已付款，作废前需要先退款。", "This order is paid: refund it (void with refund) before voiding it."),
+    "not_paid": Words("这个订单还没有付款，无法退款。", "This order has not been paid; there is nothing to refund."),
+    "shift_not_open": Words("收银班次没有开始或已结束。", "No open shift at this counter: open one first."),
+    "shift_already_open": Words("这个收银台已经有一个班次在进行。", "This counter already has a shift open."),
+    "till_disabled": Words("本店没有设置收银台。", "This store has no counter set up."),
 }
 
 

@@ -365,6 +365,26 @@ MESSAGES = [
     contract.MenuImages(menu_version="2026-11-01.1", at="2026-11-01T12:03:00+08:00", images={
         "kung-pao-chicken.jpg": contract.MenuImageRef(sha256="ab" * 32, bytes=41_000)}),
     contract.SyncRequest(device="kds-wok-1", at="2026-11-01T12:03:00+08:00"),
+    contract.TillRequest(request_id=EVENT_ID, kind="pay", order_number=17, staff="Li",
+                         tenders=(contract.Tender(method="cash", amount=5000, tendered=10000),
+                                  contract.Tender(method="card", amount=4000, intent_id="pi-2", reference="ref-2")),
+                         shift_id=EVENT_ID, offline=True, at="2026-11-01T12:05:00+08:00"),
+    contract.TillRequest(request_id=EVENT_ID, kind="refund", order_id=ORDER_ID, reason="cold",
+                         lines=(contract.RefundLine(line=2, qty=1),), manager_pin="2468", void=True),
+    contract.TillReply(request_id=EVENT_ID, ok=True, order_id=ORDER_ID, number=17, total=9000, payment="paid",
+                       paid=9000, change=5000, entries=(contract.LedgerEntry(
+                           entry_id=f"{EVENT_ID}:1", order_id=ORDER_ID, kind="payment", method="cash",
+                           amount=5000, tendered=10000, staff="Li", device="counter-1",
+                           at="2026-11-01T12:05:00+08:00"),),
+                       shift=contract.ShiftSummary(shift_id=EVENT_ID, device="counter-1", opened_at="x",
+                                                   float_fen=50000, cash_in=5000, expected=55000,
+                                                   counted=54900, over_short=-100)),
+    contract.TillReply(request_id=EVENT_ID, ok=False, reason="already_paid", message=REASONS["already_paid"],
+                       payment="paid", paid=9000, total=9000),
+    contract.PaymentUpdate(order_id=ORDER_ID, number=17, business_date="2026-11-01", payment="partly_refunded",
+                           paid=6000, total=9000, at="2026-11-01T12:09:00+08:00", entries=(contract.LedgerEntry(
+                               entry_id=f"{EVENT_ID}:r1", order_id=ORDER_ID, kind="refund", method="cash",
+                               amount=3000, reason="cold", at="2026-11-01T12:09:00+08:00"),)),
     contract.Alert(source="printing", code="paper_out", message=REASONS["paper_out"], severity="critical",
                    subject="kitchen-1", at="2026-11-01T12:03:00+08:00"),
 ]
