@@ -410,10 +410,17 @@ class StationTicket(Message, kw_only=True):
     items: tuple[TicketItem, ...]
     note: str = ""
     accepted_at: str
-    state: Literal["open", "done", "voided"] = "open"
+    state: Literal["open", "done", "voided", "held"] = "open"
+    """``held``: the order waits for its payment ([hub.till] hold_unpaid);
+    a held ticket goes to the expo screen only (on station/expo/ticket, its
+    ``station`` still the one that will make it) and to its station once
+    the order is paid."""
     revision: int = 1
     # the number the diner holds when the order was placed offline
     provisional_number: str = ""
+    payment: "PaymentState" = "unpaid"
+    """The order's payment state when the ticket was sent; order/update
+    carries every later change."""
 
 
 EventKind = Literal["ack", "bump", "item_bump", "recall"]
