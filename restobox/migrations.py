@@ -36,7 +36,7 @@ from typing import Callable
 import peewee as pw
 from playhouse.migrate import SqliteMigrator
 
-KINDS = ("store", "printing", "cache", "kiosk", "sync")
+KINDS = ("store", "printing", "cache", "kiosk", "sync", "counter")
 
 
 class SchemaError(Exception):
