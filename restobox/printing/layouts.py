@@ -35,7 +35,7 @@ from restobox.contract import KitchenData, PricedLine, ReceiptData, ReportData, 
 
 __all__ = [
     "ALLERGEN_NAMES", "COLUMNS", "Cut", "center", "Line", "PrintOptions", "QrCode", "Span",
-    "columns", "day_report", "day_report_ops", "display_width", "fit", "kitchen_ticket", "kitchen_ops", "money",
+    "columns", "day_report", "day_report_ops", "display_width", "drawer_pulse", "fit", "kitchen_ticket", "kitchen_ops", "money",
     "printable", "receipt", "receipt_ops", "render", "signed_money", "test_page",
     "test_page_ops", "wrap",
 ]
@@ -755,6 +755,26 @@ def day_report_ops(data: ReportData, opts: PrintOptions, *, reprint: bool = Fals
 def day_report(data: ReportData, opts: PrintOptions, *, reprint: bool = False) -> bytes:
     """The manager's end-of-day summary (``restobox report --print``), as ESC/POS bytes."""
     return render(day_report_ops(data, opts, reprint=reprint), opts)
+
+
+# =========================================================================
+# Cash drawer
+# =========================================================================
+
+DRAWER_PIN = 2
+"""The drawer connector pin the pulse goes to (ESC p m: pin 2 is m = 0, the
+one nearly every drawer is wired to)."""
+
+
+def drawer_pulse(pin: int = DRAWER_PIN) -> bytes:
+    """The drawer kick alone: ESC p m t1 t2 (python-escpos ``cashdraw``),
+    nothing printed, no initialise (ESC @ would clear a job the printer is
+    still holding in its buffer) and no cut."""
+    if pin not in (2, 5):
+        raise ValueError(f"a drawer is on pin 2 or 5, not {pin!r}")
+    p = Dummy()
+    p.cashdraw(pin)
+    return p.output
 
 
 # =========================================================================

@@ -60,6 +60,11 @@ RETENTION = (
 )
 """What printing.db forgets once finished before [printing] keep_days."""
 
+DRAWER_MAX_WAIT_S = 60.0
+"""A drawer job not sent within this time of its arrival (the printer was
+off or out of paper) fails instead: a till drawer springing open minutes
+after the sale, with nobody at it, is worse than the cashier opening it again."""
+
 BAD_STATES = {"paper_out": "paper_out", "cover_open": "cover_open", "offline": "printer_offline",
               "error": "printer_error"}
 
@@ -127,6 +132,9 @@ class PrinterWorker:
 
     def _print(self, row: db.PrintJobRow) -> None:
         sp = self.spooler
+        if row.kind == "drawer":
+            self._kick(row)
+            return
         job = row.job
         raw = job.encode() if isinstance(job, str) else job if isinstance(job, bytes) else b""
         try:
@@ -172,6 +180,43 @@ class PrinterWorker:
         if after.state == "offline":
             sp.set_state(row.job_id, "queued", reason=after.reason or "printer_offline", interrupted=True,
                          next_attempt=time.time() + 0.5, attempts=row.attempts + 1)
+            return
+        sp.set_state(row.job_id, "done", printed=True)
+
+    def _kick(self, row: db.PrintJobRow) -> None:
+        """A drawer job: the pulse, at most once per job id. Unlike paper, a
+        pulse that may have gone out is never sent again: a job interrupted
+        by a stop, or whose write failed part-way, fails (print_interrupted)
+        and the cashier opens the drawer again if it stayed shut."""
+        sp = self.spooler
+        if row.interrupted:
+            sp.set_state(row.job_id, "failed", reason="print_interrupted")
+            return
+        try:
+            waited = (sp.clock() - datetime.fromisoformat(row.created_at)).total_seconds()
+        except (TypeError, ValueError):
+            waited = 0.0
+        if waited > DRAWER_MAX_WAIT_S:
+            log.warning("printer %s: drawer job %s waited %.0f s; not sent", self.id, row.job_id, waited)
+            sp.set_state(row.job_id, "failed", reason=row.reason or "printer_offline")
+            return
+        sp.set_state(row.job_id, "printing", attempts=row.attempts + 1)
+        try:
+            self.port.write(layouts.drawer_pulse(), job_id=row.job_id)
+        except PortError as exc:
+            self._set_status(PrinterState(state="offline", paper_near_end=False, reason=exc.reason))
+            if not exc.nothing_sent:
+                sp.set_state(row.job_id, "failed", reason="print_interrupted", detail=str(exc)[:300])
+                return
+            delay = self.retry.delay(row.attempts)
+            log.warning("printer %s: drawer job %s not sent (%s); again in %.1f s", self.id, row.job_id, exc, delay)
+            sp.set_state(row.job_id, "queued", reason=exc.reason, next_attempt=time.time() + delay,
+                         attempts=row.attempts + 1)
+            return
+        # the status answer comes after the pulse on the same line: it arrived
+        after = self._refresh_status(poll=True)
+        if after.state == "offline":
+            sp.set_state(row.job_id, "failed", reason=after.reason or "printer_offline")
             return
         sp.set_state(row.job_id, "done", printed=True)
 
