@@ -41,7 +41,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import msgspec
 
 from kiosk.payment import CounterPayment, PaymentFlow, PaymentIntentStore, PaymentTerminal, PaymentUpdate
-from kiosk.store import Backlog, KioskStore
+from kiosk.store import Backlog, KioskStore, offline_number
 from kiosk.viewmodel import (
     CancelPayment,
     CheckPaymentAgain,
@@ -49,7 +49,6 @@ from kiosk.viewmodel import (
     QueryBalance,
     StartPayment,
     SubmitOrder,
-    provisional_number,
 )
 from restobox import contract, db
 from restobox.alerts import StoreAlert, StoreWatch
@@ -674,10 +673,8 @@ class KioskController:
         if row is not None and row.state == "delivered":
             # the hub's answer came in the meantime: the diner gets its number from it
             return
-        if row is not None and row.state in ("queued", "refused") and row.provisional_number:
-            number = row.provisional_number
-        else:
-            number = provisional_number(self.device, self.store.next_provisional())
+        kept = row.provisional_number if row is not None and row.state in ("queued", "refused") else ""
+        number = offline_number(kept, self.store.next_provisional, self.device)
         offline = msgspec.structs.replace(order, offline=True, provisional_number=number)
         self.store.queue(order.order_id, contract.encode(offline), number, total=order.expected_total or 0,
                          payment_status=order.payment.status)

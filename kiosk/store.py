@@ -79,14 +79,89 @@ def _row(r: db.KioskOrder) -> OutboxRow:
                      r.attempts, r.number, r.reason, r.message, r.created_at, r.updated_at, r.delivered_at)
 
 
-def _intent(r: db.KioskIntent) -> PaymentIntent:
-    return PaymentIntent(intent_id=r.intent_id, order_id=r.order_id, method=r.method, amount=r.amount,
-                         state=r.state, reason=r.reason, auth_ref=r.auth_ref, created_at=r.created_at,
-                         updated_at=r.updated_at)
+class SqlIntentStore(PaymentIntentStore):
+    """Payment intents in a device's own SQLite file (kiosk.db, counter.db):
+    one row each in ``intent_model``'s table (the payment_intent columns of
+    db.KioskIntent), every change one committed transaction. A subclass sets
+    ``intent_model`` and opens ``database``."""
+
+    intent_model: type[pw.Model]
+    database: pw.SqliteDatabase
+
+    def _intent(self, r) -> PaymentIntent:
+        return PaymentIntent(intent_id=r.intent_id, order_id=r.order_id, method=r.method, amount=r.amount,
+                             state=r.state, reason=r.reason, auth_ref=r.auth_ref, created_at=r.created_at,
+                             updated_at=r.updated_at)
+
+    def add(self, intent: PaymentIntent) -> None:
+        m = self.intent_model
+        try:
+            with self.database.atomic():
+                m.insert(
+                    intent_id=intent.intent_id, order_id=intent.order_id, method=intent.method,
+                    amount=intent.amount, state=intent.state, reason=intent.reason, auth_ref=intent.auth_ref,
+                    created_at=intent.created_at, updated_at=intent.updated_at,
+                ).execute()
+        except pw.IntegrityError:
+            raise IntentExists(intent.intent_id) from None
+
+    def get(self, intent_id: str) -> PaymentIntent | None:
+        m = self.intent_model
+        r = m.get_or_none(m.intent_id == intent_id)
+        return self._intent(r) if r else None
+
+    def update(self, intent_id: str, **changes: object) -> PaymentIntent:
+        allowed = {"state", "reason", "auth_ref", "updated_at"}
+        if not set(changes) <= allowed:
+            raise ValueError(f"cannot change {sorted(set(changes) - allowed)} of an intent")
+        m = self.intent_model
+        with self.database.atomic():
+            n = m.update(**changes).where(m.intent_id == intent_id).execute()
+            if n != 1:
+                raise KeyError(intent_id)
+            return self._intent(m.get_by_id(intent_id))
+
+    def unresolved(self) -> list[PaymentIntent]:
+        from kiosk.payment import FINAL_STATES
+
+        m = self.intent_model
+        q = (m.select().where(m.state.not_in(sorted(FINAL_STATES)) | (m.state == "unknown"))
+             .order_by(m.created_at))
+        return [self._intent(r) for r in q]
+
+    def intents_for(self, order_id: str) -> list[PaymentIntent]:
+        m = self.intent_model
+        q = m.select().where(m.order_id == order_id).order_by(m.created_at)
+        return [self._intent(r) for r in q]
 
 
-class KioskStore(PaymentIntentStore):
+def next_in_sequence(database: pw.SqliteDatabase, table: str, key: str, now: float) -> int:
+    """1, 2, 3, ... under ``key`` in a (key, value, updated_at) table of
+    small values (kiosk_value, counter_value), committed before it returns:
+    the provisional numbers of a device, never the same twice."""
+    with database.atomic():
+        cur = database.execute_sql(
+            f'INSERT INTO "{table}" ("key", "value", "updated_at") VALUES (?, 1, ?) '
+            'ON CONFLICT ("key") DO UPDATE SET "value" = CAST("value" AS INTEGER) + 1, '
+            '"updated_at" = excluded."updated_at" RETURNING CAST("value" AS INTEGER)',
+            (key, now),
+        )
+        return cur.fetchone()[0]
+
+
+def offline_number(existing: str, next_counter: Callable[[], int], device: str, prefix: str = "K") -> str:
+    """The provisional number of an order going into a device's outbox: the
+    one it was given before (a second attempt keeps the number the diner
+    holds), else the device's next (``next_counter``, committed)."""
+    from kiosk.viewmodel.texts import provisional_number
+
+    return existing or provisional_number(device, next_counter(), prefix)
+
+
+class KioskStore(SqlIntentStore):
     """kiosk.db. ``open`` creates it (and its folder) if needed."""
+
+    intent_model = db.KioskIntent
 
     def __init__(self, path: str | Path, *, clock: Callable[[], float] = time.time) -> None:
         self.path = Path(path)
@@ -100,44 +175,6 @@ class KioskStore(PaymentIntentStore):
         """Retention of kiosk.db: run its ``step(store.database, now)`` on
         the io thread (restobox/retention_common.py)."""
         return Pruner("kiosk.db", RETENTION, keep_days, **kw)
-
-    # ------------------------------------------------- payment intents
-    def add(self, intent: PaymentIntent) -> None:
-        try:
-            with self.database.atomic():
-                db.KioskIntent.insert(
-                    intent_id=intent.intent_id, order_id=intent.order_id, method=intent.method,
-                    amount=intent.amount, state=intent.state, reason=intent.reason, auth_ref=intent.auth_ref,
-                    created_at=intent.created_at, updated_at=intent.updated_at,
-                ).execute()
-        except pw.IntegrityError:
-            raise IntentExists(intent.intent_id) from None
-
-    def get(self, intent_id: str) -> PaymentIntent | None:
-        r = db.KioskIntent.get_or_none(db.KioskIntent.intent_id == intent_id)
-        return _intent(r) if r else None
-
-    def update(self, intent_id: str, **changes: object) -> PaymentIntent:
-        allowed = {"state", "reason", "auth_ref", "updated_at"}
-        if not set(changes) <= allowed:
-            raise ValueError(f"cannot change {sorted(set(changes) - allowed)} of an intent")
-        with self.database.atomic():
-            n = db.KioskIntent.update(**changes).where(db.KioskIntent.intent_id == intent_id).execute()
-            if n != 1:
-                raise KeyError(intent_id)
-            return _intent(db.KioskIntent.get_by_id(intent_id))
-
-    def unresolved(self) -> list[PaymentIntent]:
-        from kiosk.payment import FINAL_STATES
-
-        q = (db.KioskIntent.select()
-             .where(db.KioskIntent.state.not_in(sorted(FINAL_STATES)) | (db.KioskIntent.state == "unknown"))
-             .order_by(db.KioskIntent.created_at))
-        return [_intent(r) for r in q]
-
-    def intents_for(self, order_id: str) -> list[PaymentIntent]:
-        q = db.KioskIntent.select().where(db.KioskIntent.order_id == order_id).order_by(db.KioskIntent.created_at)
-        return [_intent(r) for r in q]
 
     # ---------------------------------------------------------- outbox
     def sending(self, order_id: str, payload: bytes, *, total: int, payment_status: str) -> None:
@@ -226,14 +263,7 @@ class KioskStore(PaymentIntentStore):
     # ------------------------------------------------ provisional numbers
     def next_provisional(self) -> int:
         """1, 2, 3, ... for this kiosk, durable (never the same twice a day)."""
-        with self.database.atomic():
-            cur = self.database.execute_sql(
-                'INSERT INTO "kiosk_value" ("key", "value", "updated_at") VALUES (\'provisional\', 1, ?) '
-                'ON CONFLICT ("key") DO UPDATE SET "value" = CAST("value" AS INTEGER) + 1, '
-                '"updated_at" = excluded."updated_at" RETURNING CAST("value" AS INTEGER)',
-                (self.clock(),),
-            )
-            return cur.fetchone()[0]
+        return next_in_sequence(self.database, "kiosk_value", "provisional", self.clock())
 
     # ------------------------------------------------------------ cache
     def put(self, key: str, value: bytes) -> None:

@@ -145,14 +145,16 @@ def delta_text(fen: int) -> str:
     return f"+{money(fen)}" if fen > 0 else money(fen)
 
 
-def provisional_number(device: str, counter: int) -> str:
+def provisional_number(device: str, counter: int, prefix: str = "K") -> str:
     """The number shown while offline: ``("kiosk-1", 7)`` -> ``"K1-007"``.
 
-    The tag comes from the device id's last digits (``K`` + them), else its
-    first letters; the counter is the kiosk's own, kept in its database.
+    The tag comes from the device id's last digits (``prefix`` + them; the
+    counter's receipts use ``C``, so kiosk-1 and counter-1 never share a
+    number), else its first letters; the counter is the device's own, kept
+    in its database.
     """
     m = re.search(r"(\d+)$", device)
-    tag = f"K{m.group(1)[-3:]}" if m else re.sub(r"[^a-z0-9]", "", device)[:4].upper() or "K"
+    tag = f"{prefix}{m.group(1)[-3:]}" if m else re.sub(r"[^a-z0-9]", "", device)[:4].upper() or prefix
     return f"{tag}-{counter % 1000:03d}"
 
 
