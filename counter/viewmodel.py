@@ -1,0 +1,1115 @@
+"""The cashier's counter, as a view model: plain Python, no Kivy, no MQTT, no
+database, no threads, no clock of its own (one thread: the UI's).
+
+It takes what the hub says (``on_order_update``, ``on_payment_update``,
+``on_till_reply``, ``on_order_reply``, ``on_menu``...), card payment progress
+(``on_card``), taps (``tap``) and the keyboard-wedge scanner's keys
+(``key``, ``enter``), and asks the app through commands
+(:meth:`CounterViewModel.take_commands`):
+
+- :class:`SendTill`: commit a TillRequest to counter.db and send it until the
+  hub answers (``on_till_reply``);
+- :class:`ChargeCard` / :class:`CancelCharge`: a card or QR payment through
+  the terminal (kiosk.payment.PaymentFlow, intent committed first), its
+  ``draft`` (the split payment's tenders so far) committed with it;
+- :class:`OpenDrawer`: the receipt printer's drawer pulse (cash taken or
+  given back);
+- :class:`SubmitWalkin`: a walk-in order (channel ``counter``);
+- :class:`Reprint`: a StaffCommand reprint; :class:`QueryBalance`: a
+  member's points (the kiosk's).
+
+Screens: ``shift`` (no shift: open one with a float; no payments without
+one), ``orders`` (unpaid orders newest first, found by number, table or a
+scan), ``pay`` (due, tenders: cash with change, card, QR; split until
+nothing is due), ``done`` (the change, big), ``refund`` (lines, reason,
+manager PIN, void), ``walkin`` (the kiosk's menu, item, cart and member
+steps, reused: kiosk.viewmodel.cart and member), ``close`` (the counted
+drawer; over/short from the hub's ShiftSummary).
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from kiosk.payment import PaymentUpdate
+from kiosk.viewmodel.cart import CartSteps
+from kiosk.viewmodel.member import MemberSteps
+from kiosk.viewmodel.model import ActionRefused, CartLine, QueryBalance, _Editor
+from kiosk.viewmodel.texts import T as KT, money
+from restobox.contract import (
+    REASONS,
+    LoyaltyBalance,
+    MenuMessage,
+    OrderReply,
+    OrderSubmit,
+    OrderUpdate,
+    PaymentUpdate as LedgerUpdate,
+    RefundLine,
+    SoldOut,
+    SubmitPayment,
+    Tender,
+    TillReply,
+    TillRequest,
+    Words,
+)
+from restobox.menu import Menu, MenuIndex
+from counter.texts import T, words
+
+Clock = Callable[[], float]
+
+SCAN_RE = re.compile(r"([RP])(\d{8})([A-Z0-9][A-Z0-9-]{0,15})")
+"""The receipt's code: R<business date><number>, or P<business date><provisional number>."""
+REASON_KEYS = ("wrong_item", "quality", "changed_mind", "overcharged")
+KEY_GUARD_S = 0.06
+
+
+# =========================================================================
+# Commands
+# =========================================================================
+
+
+@dataclass(frozen=True, slots=True)
+class SendTill:
+    request: TillRequest
+    due: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class ChargeCard:
+    intent_id: str
+    method: str  # card | qr
+    amount: int
+    draft: TillRequest  # the payment with the tenders before this card, and its due
+    due: int
+
+
+@dataclass(frozen=True, slots=True)
+class CancelCharge:
+    intent_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class OpenDrawer:
+    request_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitWalkin:
+    order: OrderSubmit
+
+
+@dataclass(frozen=True, slots=True)
+class Reprint:
+    order_id: str
+
+
+Command = SendTill | ChargeCard | CancelCharge | OpenDrawer | SubmitWalkin | Reprint | QueryBalance
+
+
+# =========================================================================
+# State
+# =========================================================================
+
+
+@dataclass(slots=True)
+class OrderInfo:
+    """An order as the counter knows it."""
+
+    order_id: str
+    number: int = 0
+    total: int = 0
+    paid: int = 0
+    payment: str = "unpaid"
+    state: str = "accepted"
+    channel: str = ""
+    table: str = ""
+    provisional: str = ""
+    lines: list = field(default_factory=list)  # [{"line", "name_zh", "name_en", "qty", "line_total"}]
+    paid_by: str = ""
+    seen: float = 0.0
+
+    @property
+    def due(self) -> int:
+        return max(0, self.total - self.paid) if self.payment == "unpaid" else 0
+
+    @property
+    def open(self) -> bool:
+        return self.payment == "unpaid" and self.state not in ("voided", "rejected")
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """A line of the left panel: text, and a target when it can be tapped."""
+
+    text: str
+    target: str = ""
+    style: str = "plain"  # plain | order | chosen | warn | head
+
+
+@dataclass(frozen=True, slots=True)
+class Btn:
+    target: str
+    text: str
+    style: str = "normal"  # normal | primary | pay | warn | key | toggle_on
+
+
+@dataclass(frozen=True, slots=True)
+class CounterView:
+    screen: str
+    title: str
+    status: str
+    shift: str
+    notice: str
+    big: str
+    sub: str
+    find: str
+    rows: tuple[Row, ...]
+    keypad: bool
+    buttons: tuple[Btn, ...]
+    hub_ok: bool
+
+
+class WalkIn(CartSteps, MemberSteps):
+    """A walk-in diner's order at the counter: the kiosk's own cart,
+    modifier, pricing and member steps over the counter's menu (its state
+    lives here; its ``screen`` is menu, item, cart or member)."""
+
+    def __init__(self, vm: "CounterViewModel") -> None:
+        self._vm = vm
+        self.idx, self.menu, self._sold_out = vm.idx, vm.menu, vm.sold_out
+        self.order_id = vm._new_id()
+        self.channel = "counter"
+        self.service = "takeaway"
+        self.table = ""
+        self.table_required = False
+        self.upsell_category = None
+        self.loyalty = vm.loyalty
+        self.phone_patterns = vm.phone_patterns
+        self.hub_reachable = vm.hub_reachable
+        self.clock = vm.clock
+        self._new_id = vm._new_id
+        self._commands = vm._commands
+        self.lang = vm.lang
+        self.screen = "menu"
+        self.category = self._first_category()
+        self.cart: list[CartLine] = []
+        self._next_line = 1
+        self.editor: _Editor | None = None
+        self._notice: Words | None = None
+        self._quote = None
+        self.pay_phase = "choose"
+        self.payment_update = None
+        self.intent_id = None
+        self.phone_typed = ""
+        self.phone: str | None = None
+        self.member_phase = "entry"
+        self.member: LoyaltyBalance | None = None
+        self.redeem = 0
+        self._query_id: str | None = None
+        self._member_words: Words | None = None
+        self._last_activity = 0.0
+        self.ready: OrderSubmit | None = None
+
+    def _first_category(self) -> str | None:
+        used = {i.category for i in self.menu.items}
+        return next((c.id for c in self.menu.categories if c.id in used), None)
+
+    def _need(self, *screens: str) -> None:
+        if self.screen not in screens:
+            raise ActionRefused("not_now", Words("现在不能这样操作。", "That is not possible right now."))
+
+    def _go(self, screen: str) -> None:
+        self.screen = screen
+        self._notice = None
+
+    @staticmethod
+    def _unknown() -> None:
+        raise ActionRefused("unknown_target", Words("无法识别的操作。", "Unknown action."))
+
+    def _item_sold_out(self, item) -> bool:
+        return not item.available or item.id in self._sold_out
+
+    def _to_pay(self) -> None:
+        try:
+            self.ready = self.build_order()
+        except Exception as exc:
+            w = getattr(exc, "words", None)
+            raise ActionRefused(getattr(exc, "reason", "cart_blocked"), w() if callable(w) else KT["cart.blocked"]) \
+                from None
+
+
+class CounterViewModel:
+    """One counter: its shift, the orders it can take money for, the one
+    being paid or refunded."""
+
+    def __init__(self, *, clock: Clock, device: str, menu: Menu | None = None, loyalty: bool = False,
+                 phone_patterns: tuple[str, ...] = (), card_methods: tuple[str, ...] = (),
+                 business_date: Callable[[], str] = lambda: "", staff: str = "",
+                 new_id: Callable[[], str] = lambda: str(uuid.uuid4()), tap_guard_s: float = 0.3,
+                 lang: str = "zh") -> None:
+        self.clock = clock
+        self.device = device
+        self.loyalty = loyalty
+        self.phone_patterns = tuple(phone_patterns)
+        self.card_methods = tuple(card_methods)
+        self.business_date = business_date
+        self.staff = staff or device
+        self._new_id = new_id
+        self.tap_guard_s = tap_guard_s
+        self.lang = lang
+        self.menu = menu or Menu(version="none", currency="CNY", tax_rate_bp=0, tax_inclusive=True, stations=(),
+                                 categories=(), modifier_groups=(), items=())
+        self.idx = MenuIndex(self.menu)
+        self.sold_out: frozenset[str] = frozenset()
+        self.hub_reachable = True
+        self.waiting = 0  # requests the hub has not answered yet (the app says)
+        self.orders: dict[str, OrderInfo] = {}
+        self.shift: dict | None = None  # {"shift_id", "float", "opened_at"}
+        self.screen = "shift"
+        self.find = ""
+        self.entry = ""
+        self._notice: Words | None = None
+        self._commands: list[Command] = []
+        self._last_tap: tuple[str, float] | None = None
+        self.duplicate_taps = 0
+        self._clear_work()
+
+    def _clear_work(self) -> None:
+        self.selected: str | None = None
+        self.request_id: str | None = None
+        self.tenders: list[Tender] = []
+        self.charging: PaymentUpdate | None = None  # the card payment at the terminal
+        self.card_amount = 0
+        self.change = 0
+        self.result: Words | None = None  # what the done screen says under the big figure
+        self.result_state = ""  # recording | recorded | offline | refused
+        self.refund_lines: dict[int, int] = {}
+        self.refund_reason = ""
+        self.refund_void = False
+        self.pin = ""
+        self.closing: dict | None = None  # {"request_id", "counted"}
+        self.summary = None
+        self.walkin: WalkIn | None = None
+        self.placing: OrderSubmit | None = None
+
+    # ================================================================ state
+    def text(self, w: Words) -> str:
+        return w.zh if self.lang == "zh" else w.en
+
+    @property
+    def notice(self) -> str:
+        return self.text(self._notice) if self._notice else ""
+
+    def take_commands(self) -> list[Command]:
+        out, self._commands[:] = list(self._commands), []
+        return out
+
+    def _home(self) -> str:
+        return "orders" if self.shift else "shift"
+
+    def _go(self, screen: str) -> None:
+        self.screen = screen
+        self._notice = None
+
+    def _now_iso(self) -> str:
+        return datetime.fromtimestamp(self.clock(), timezone.utc).isoformat(timespec="milliseconds")
+
+    def unpaid(self) -> list[OrderInfo]:
+        """Orders with money due, newest first."""
+        return sorted((o for o in self.orders.values() if o.open and o.total > 0),
+                      key=lambda o: (o.seen, o.number), reverse=True)
+
+    def order(self) -> OrderInfo | None:
+        return self.orders.get(self.selected) if self.selected else None
+
+    @property
+    def due(self) -> int:
+        o = self.order()
+        if o is None:
+            return 0
+        return max(0, o.due - sum(t.amount for t in self.tenders))
+
+    # ================================================================ input
+    def tap(self, target: str) -> bool:
+        now = self.clock()
+        if self._last_tap is not None:
+            last, at = self._last_tap
+            guard = KEY_GUARD_S if target.startswith("key:") else self.tap_guard_s
+            if last == target and now - at < guard:
+                self.duplicate_taps += 1
+                return False
+        self._last_tap = (target, now)
+        try:
+            self._dispatch(target)
+        except ActionRefused as exc:
+            self._notice = exc.words
+            if self.walkin is not None:
+                self.walkin._notice = None
+        return True
+
+    def key(self, ch: str) -> None:
+        """A character typed (a keyboard-wedge scanner, or a keyboard):
+        it goes to the find box, wherever the cashier is."""
+        if len(ch) == 1 and ch.isprintable() and len(self.find) < 24:
+            self.find += ch.upper()
+
+    def backspace(self) -> None:
+        self.find = self.find[:-1]
+
+    def enter(self) -> None:
+        """The scanner's Enter: find the order typed or scanned."""
+        q, self.find = self.find.strip(), ""
+        if not q:
+            return
+        if self.shift is None:
+            self._notice = T["shift.need"]
+            return
+        if self.screen in ("pay", "refund") and self.charging is not None:
+            return  # a card is at the terminal: finish it first
+        try:
+            self._find(q)
+        except ActionRefused as exc:
+            self._notice = exc.words
+
+    def _find(self, q: str) -> None:
+        m = SCAN_RE.fullmatch(q)
+        number: int | None = None
+        if m and (m.group(1) == "P" or m.group(3).isdigit()):
+            date = m.group(2)
+            today = self.business_date().replace("-", "")
+            if today and date != today:
+                raise ActionRefused("other_day", words("find.other_day", date=f"{date[:4]}-{date[4:6]}-{date[6:]}"))
+            if m.group(1) == "R":
+                number = int(m.group(3))
+            else:
+                q = m.group(3)
+        elif q.isdigit():
+            number = int(q)
+        found = None
+        for o in sorted(self.orders.values(), key=lambda o: o.seen, reverse=True):
+            if number is not None and o.number == number:
+                found = o
+                break
+            if (o.table and o.table.upper() == q.upper() and o.open) or (o.provisional and o.provisional == q):
+                found = o
+                break
+        if found is None:
+            raise ActionRefused("not_found", words("find.none", q=q))
+        self._clear_work()
+        self._open(found)
+
+    def _open(self, o: OrderInfo) -> None:
+        self.selected = o.order_id
+        self.entry = ""
+        if o.open:
+            self.request_id = self._new_id()
+            self._go("pay")
+        else:
+            self._go("refund")
+            if o.payment in ("paid", "partly_refunded") and o.paid_by:
+                self._notice = Words(T["pay.already"].zh + o.paid_by, T["pay.already"].en + " " + o.paid_by)
+
+    def _dispatch(self, target: str) -> None:
+        verb, _, arg = target.partition(":")
+        if verb == "lang":
+            self.lang = "en" if self.lang == "zh" else "zh"
+            if self.walkin is not None:
+                self.walkin.lang = self.lang
+            return
+        if verb == "key":
+            return self._keypad(arg)
+        if verb == "walk" and self.walkin is not None:
+            return self._walkin_tap(arg)
+        handler = {
+            "shift_open": self._open_shift, "shift_close": self._start_close, "close": self._close_shift,
+            "order": lambda: self._select(arg), "back": self._back, "cash": lambda: self._cash(arg),
+            "card": lambda: self._card(arg or "card"), "cancel_card": self._cancel_card,
+            "cancel_pay": self._cancel_pay, "done": self._done, "refund": self._to_refund,
+            "rl": lambda: self._refund_line(arg), "reason": lambda: self._reason(arg),
+            "void": self._toggle_void, "refund_go": self._refund_go, "reprint": self._reprint,
+            "walkin": self._start_walkin, "find": self.enter,
+        }.get(verb)
+        if handler is None:
+            raise ActionRefused("unknown_target", Words("无法识别的操作。", "Unknown action."))
+        handler()
+
+    def _need(self, *screens: str) -> None:
+        if self.screen not in screens:
+            raise ActionRefused("not_now", Words("现在不能这样操作。", "That is not possible right now."))
+
+    # -------------------------------------------------------------- keypad
+    def _keypad(self, k: str) -> None:
+        if self.screen == "refund":
+            if k == "del":
+                self.pin = self.pin[:-1]
+            elif k == "clear":
+                self.pin = ""
+            elif k.isdigit() and len(self.pin) + len(k) <= 12:
+                self.pin += k
+            return
+        if k == "del":
+            self.entry = self.entry[:-1]
+        elif k == "clear":
+            self.entry = ""
+        elif k == "." and "." not in self.entry and len(self.entry) < 7:
+            self.entry = (self.entry or "0") + "."
+        elif k.isdigit() and len(self.entry.split(".")[0]) < 7:
+            if "." in self.entry and len(self.entry.split(".")[1]) + len(k) > 2:
+                return
+            self.entry += k
+        elif k.startswith("+") and k[1:].isdigit():  # a note: ¥50, ¥100
+            self.entry = str(int(k[1:]))
+
+    def entry_fen(self) -> int:
+        if not self.entry or self.entry == ".":
+            return 0
+        yuan, _, jiao = self.entry.partition(".")
+        return int(yuan or 0) * 100 + int((jiao + "00")[:2])
+
+    # --------------------------------------------------------------- shift
+    def _open_shift(self) -> None:
+        self._need("shift")
+        shift_id = self._new_id()
+        float_fen = self.entry_fen()
+        req = TillRequest(request_id=shift_id, kind="shift_open", shift_id=shift_id, float_fen=float_fen,
+                          staff=self.staff, at=self._now_iso(), offline=not self.hub_reachable)
+        self.shift = {"shift_id": shift_id, "float": float_fen, "opened_at": req.at}
+        self._commands.append(SendTill(req))
+        self.entry = ""
+        self._go("orders")
+
+    def _start_close(self) -> None:
+        if self.shift is None:
+            raise ActionRefused("no_shift", T["shift.need"])
+        self._clear_work()
+        self.entry = ""
+        self._go("close")
+
+    def _close_shift(self) -> None:
+        self._need("close")
+        if self.closing is not None:
+            return
+        rid = self._new_id()
+        counted = self.entry_fen()
+        req = TillRequest(request_id=rid, kind="shift_close", shift_id=self.shift["shift_id"], counted_fen=counted,
+                          staff=self.staff, at=self._now_iso(), offline=not self.hub_reachable)
+        self.closing = {"request_id": rid, "counted": counted}
+        self._commands.append(SendTill(req))
+        self._commands.append(OpenDrawer(rid))
+        self.result, self.result_state = T["shift.closing"], "recording"
+
+    # -------------------------------------------------------------- orders
+    def _select(self, order_id: str) -> None:
+        if self.shift is None:
+            raise ActionRefused("no_shift", T["shift.need"])
+        o = self.orders.get(order_id)
+        if o is None:
+            raise ActionRefused("not_found", words("find.none", q=order_id[:8]))
+        self._clear_work()
+        self._open(o)
+
+    def _back(self) -> None:
+        if self.charging is not None:
+            raise ActionRefused("busy", words("pay.card_wait", amount=money(self.card_amount)))
+        if self.screen == "pay" and self.tenders:
+            raise ActionRefused("busy", T["pay.cancel"])
+        if self.screen == "close" and self.closing is not None and self.summary is None:
+            self.closing = None
+        self._clear_work()
+        self._go(self._home())
+
+    def _cancel_pay(self) -> None:
+        """Drop the tenders not sent yet (cash handed back)."""
+        self._need("pay")
+        if self.charging is not None:
+            raise ActionRefused("busy", words("pay.card_wait", amount=money(self.card_amount)))
+        self._clear_work()
+        self._go(self._home())
+
+    def _done(self) -> None:
+        if self.screen == "close" and self.summary is None and self.closing is None:
+            raise ActionRefused("not_now", T["shift.counted"])
+        if self.screen == "close":
+            self.shift = None
+        self._clear_work()
+        self._go(self._home())
+
+    # ----------------------------------------------------------------- pay
+    def _check_payable(self) -> OrderInfo:
+        self._need("pay")
+        if self.shift is None:
+            raise ActionRefused("no_shift", T["shift.need"])
+        if self.charging is not None:
+            raise ActionRefused("busy", words("pay.card_wait", amount=money(self.card_amount)))
+        o = self.order()
+        if o is None or not o.open:
+            raise ActionRefused("already_paid", T["pay.already"])
+        if self.due <= 0:
+            raise ActionRefused("nothing_due", T["pay.nothing_due"])
+        return o
+
+    def _cash(self, arg: str) -> None:
+        self._check_payable()
+        due = self.due
+        tendered = due if arg == "exact" else self.entry_fen()
+        if tendered <= 0:
+            raise ActionRefused("no_amount", T["pay.amount"])
+        amount = min(tendered, due)
+        self.tenders.append(Tender(method="cash", amount=amount, tendered=tendered))
+        self.entry = ""
+        self.change = tendered - amount
+        self._commands.append(OpenDrawer(self.request_id))
+        if self.due == 0:
+            self._finish_pay()
+        else:
+            self._notice = words("pay.short", due=money(self.due))
+
+    def _card(self, method: str) -> None:
+        o = self._check_payable()
+        if method not in self.card_methods:
+            raise ActionRefused("no_terminal", T["pay.no_terminal"])
+        amount = self.entry_fen() or self.due
+        if amount > self.due:
+            raise ActionRefused("too_much", T["pay.too_much"])
+        intent_id = f"{self.request_id}-{len(self.tenders) + 1}"
+        draft = self._pay_request(o)
+        self.card_amount = amount
+        self.entry = ""
+        self.charging = PaymentUpdate(intent_id=intent_id, order_id=self.request_id, method=method, amount=amount,
+                                      state="new", reason="", final=False,
+                                      words=words("pay.card_wait", amount=money(amount)), actions=("cancel",))
+        self._commands.append(ChargeCard(intent_id, method, amount, draft, o.due))
+        self._notice = None
+
+    def _cancel_card(self) -> None:
+        if self.charging is None:
+            raise ActionRefused("not_now", Words("现在不能这样操作。", "That is not possible right now."))
+        self._commands.append(CancelCharge(self.charging.intent_id))
+
+    def on_card(self, u: PaymentUpdate) -> bool:
+        """Progress of the card payment at the terminal."""
+        if self.charging is None or u.intent_id != self.charging.intent_id:
+            return False
+        self.charging = u
+        if not u.final:
+            return True
+        self.charging = None
+        if u.state == "approved":
+            self.tenders.append(Tender(method=u.method, amount=u.amount, intent_id=u.intent_id,  # type: ignore[arg-type]
+                                       reference=u.auth_ref))
+            self.change = 0
+            if self.due == 0:
+                self._finish_pay()
+            else:
+                self._notice = words("pay.short", due=money(self.due))
+        else:
+            self._notice = u.words
+        return True
+
+    def _pay_request(self, o: OrderInfo) -> TillRequest:
+        return TillRequest(request_id=self.request_id, kind="pay", order_id=o.order_id,
+                           tenders=tuple(self.tenders), staff=self.staff, shift_id=self.shift["shift_id"],
+                           offline=not self.hub_reachable, at=self._now_iso())
+
+    def _finish_pay(self) -> None:
+        o = self.order()
+        req = self._pay_request(o)
+        self._commands.append(SendTill(req, due=o.due))
+        self.result = T["pay.recording"] if self.hub_reachable else T["pay.offline"]
+        self.result_state = "recording" if self.hub_reachable else "offline"
+        # shown paid at once: recorded here, sent until the hub has it
+        o.payment, o.paid = "paid", o.paid + sum(t.amount for t in self.tenders)
+        self._go("done")
+
+    # -------------------------------------------------------------- refund
+    def _to_refund(self) -> None:
+        o = self.order()
+        if o is None:
+            raise ActionRefused("not_found", words("find.none", q=""))
+        self.refund_lines, self.refund_reason, self.refund_void, self.pin = {}, "", False, ""
+        self.request_id = self._new_id()
+        self._go("refund")
+
+    def _refund_line(self, arg: str) -> None:
+        self._need("refund")
+        line, _, d = arg.partition(":")
+        o = self.order()
+        ln = next((x for x in (o.lines if o else []) if str(x.get("line")) == line), None)
+        if ln is None:
+            raise ActionRefused("unknown_line", Words("没有这一项。", "No such line."))
+        n = self.refund_lines.get(ln["line"], 0) + (1 if d == "+" else -1)
+        n = max(0, min(int(ln["qty"]), n))
+        if n:
+            self.refund_lines[ln["line"]] = n
+        else:
+            self.refund_lines.pop(ln["line"], None)
+
+    def _reason(self, key: str) -> None:
+        self._need("refund")
+        if key not in REASON_KEYS:
+            raise ActionRefused("unknown_target", Words("无法识别的操作。", "Unknown action."))
+        self.refund_reason = key
+
+    def _toggle_void(self) -> None:
+        self._need("refund")
+        self.refund_void = not self.refund_void
+
+    def _refund_go(self) -> None:
+        self._need("refund")
+        o = self.order()
+        if self.shift is None:
+            raise ActionRefused("no_shift", T["shift.need"])
+        if o is None or o.paid <= 0:
+            raise ActionRefused("not_paid", T["refund.nothing"])
+        if not self.refund_reason:
+            raise ActionRefused("refund_reason_required", T["refund.need_reason"])
+        if not self.pin:
+            raise ActionRefused("pin_wrong", T["refund.need_pin"])
+        if not self.hub_reachable:
+            raise ActionRefused("offline", T["refund.offline"])
+        if self.result_state == "recording":
+            return
+        reason = T[f"reason.{self.refund_reason}"]
+        req = TillRequest(request_id=self.request_id, kind="refund", order_id=o.order_id,
+                          lines=tuple(RefundLine(line=ln, qty=q) for ln, q in sorted(self.refund_lines.items())),
+                          void=self.refund_void, reason=f"{reason.en} / {reason.zh}", manager_pin=self.pin,
+                          staff=self.staff, shift_id=self.shift["shift_id"], at=self._now_iso())
+        self.pin = ""
+        self._commands.append(SendTill(req))
+        self.result, self.result_state = T["refund.sending"], "recording"
+        self._notice = T["refund.sending"]
+
+    def _reprint(self) -> None:
+        o = self.order()
+        if o is None:
+            raise ActionRefused("not_found", words("find.none", q=""))
+        self._commands.append(Reprint(o.order_id))
+        self._notice = T["reprint.sent"]
+
+    # ------------------------------------------------------------- walk-in
+    def _start_walkin(self) -> None:
+        if self.shift is None:
+            raise ActionRefused("no_shift", T["shift.need"])
+        self._clear_work()
+        self.walkin = WalkIn(self)
+        self._go("walkin")
+
+    def _walkin_tap(self, arg: str) -> None:
+        w = self.walkin
+        w.lang = self.lang
+        w.hub_reachable = self.hub_reachable
+        verb, _, rest = arg.partition(":")
+        try:
+            if verb == "category":
+                if rest not in w.idx.categories:
+                    w._unknown()
+                w.category, w.editor = rest, None
+                w._go("menu")
+            elif verb == "item":
+                w.open_item(rest)
+            elif verb == "option":
+                w.toggle_option(rest)
+            elif verb == "qty":
+                w.change_item_qty(+1 if rest == "+" else -1)
+            elif verb == "add":
+                w.add_to_cart()
+            elif verb == "line":
+                lid, _, action = rest.partition(":")
+                n = int(lid) if lid.isdigit() else -1
+                if w.screen != "cart":
+                    w._go("cart")
+                {"+": lambda: w.change_line_qty(n, +1), "-": lambda: w.change_line_qty(n, -1),
+                 "remove": lambda: w.remove_line(n)}.get(action, w._unknown)()
+            elif verb == "cart":
+                w.editor = None
+                w._go("cart")
+            elif verb == "menu":
+                w.editor = None
+                w._go("menu")
+            elif verb == "checkout":
+                if w.screen != "cart":
+                    w._go("cart")
+                w.checkout()
+            elif verb == "phone":
+                key, _, k = rest.partition(":")
+                {"key": lambda: w.phone_key(k), "del": w.phone_delete, "ok": w.phone_ok, "skip": w.skip_member,
+                 "redeem": w.toggle_redeem, "continue": w.member_continue,
+                 "change": w.change_phone}.get(key, w._unknown)()
+            else:
+                w._unknown()
+        except ActionRefused:
+            raise
+        finally:
+            self._notice = w._notice
+        if w.ready is not None:
+            self._place(w.ready)
+
+    def _place(self, order: OrderSubmit) -> None:
+        self.walkin = None
+        self.placing = order
+        o = OrderInfo(order_id=order.order_id, total=order.expected_total or 0, channel="counter",
+                      seen=self.clock(), lines=[])
+        self.orders[order.order_id] = o
+        self._commands.append(SubmitWalkin(order))
+        self.selected, self.request_id = order.order_id, self._new_id()
+        self._go("pay")
+        self._notice = T["walkin.placing"]
+
+    def on_balance(self, reply: LoyaltyBalance) -> bool:
+        if self.walkin is None:
+            return False
+        ok = self.walkin.on_balance(reply)
+        self._notice = self.walkin._notice
+        return ok
+
+    def balance_unavailable(self, query_id: str | None) -> None:
+        if self.walkin is not None:
+            self.walkin.balance_unavailable(query_id)
+
+    # ====================================================== from the hub
+    def on_menu(self, msg: MenuMessage) -> None:
+        msg.menu.check()
+        self.menu, self.idx = msg.menu, MenuIndex(msg.menu)
+
+    def on_soldout(self, msg: SoldOut) -> None:
+        self.sold_out = frozenset(msg.items)
+
+    def on_known(self, o: OrderInfo) -> None:
+        """An order from counter.db (at start)."""
+        self.orders.setdefault(o.order_id, o)
+
+    def on_order_update(self, u: OrderUpdate) -> OrderInfo:
+        o = self.orders.get(u.order_id)
+        if o is None:
+            o = self.orders[u.order_id] = OrderInfo(order_id=u.order_id, seen=self.clock())
+        o.number, o.state = u.number, u.state
+        if u.total:
+            o.total = u.total
+        if u.channel:
+            o.channel = u.channel
+        if u.table:
+            o.table = u.table
+        pending_here = self.selected == u.order_id and self.screen == "done" and self.result_state != "refused"
+        if not pending_here:
+            o.payment, o.paid = u.payment, u.paid
+        return o
+
+    def on_payment_update(self, u: LedgerUpdate) -> OrderInfo | None:
+        o = self.orders.get(u.order_id)
+        if o is None:
+            o = self.orders[u.order_id] = OrderInfo(order_id=u.order_id, number=u.number, seen=self.clock())
+        o.payment, o.paid, o.total = u.payment, u.paid, u.total or o.total
+        pays = [e for e in u.entries if e.kind == "payment"]
+        if pays:
+            o.paid_by = self._who(pays)
+        mine = self.request_id is not None and any(e.entry_id.startswith(self.request_id) for e in u.entries)
+        if self.selected == u.order_id and self.screen == "pay" and not mine and not o.open:
+            # another counter was quicker
+            self._notice = Words(T["pay.already"].zh + o.paid_by, T["pay.already"].en + " " + o.paid_by)
+        return o
+
+    def _who(self, entries) -> str:
+        e = entries[-1]
+        who = " / ".join(x for x in (e.staff, e.device) if x) or "?"
+        total = sum(x.amount for x in entries)
+        at = e.at[11:16] if len(e.at) >= 16 else e.at
+        w = words("pay.paid_by", who=who, amount=money(total), at=at)
+        return self.text(w)
+
+    def on_order_reply(self, r: OrderReply) -> None:
+        """The hub's answer to a walk-in order."""
+        o = self.orders.get(r.order_id)
+        if o is None:
+            return
+        if r.status == "accepted":
+            o.number, o.total = r.number or 0, r.total or o.total
+            o.lines = [{"line": ln.line, "name_zh": ln.name_zh, "name_en": ln.name_en, "qty": ln.qty,
+                        "line_total": ln.line_total} for ln in r.lines]
+            if self.placing is not None and self.placing.order_id == r.order_id:
+                self.placing = None
+                if self.selected == r.order_id and self.screen == "pay":
+                    self._notice = None
+        else:
+            said = r.message or REASONS.get(r.reason or "") or REASONS["internal_error"]
+            o.state = "rejected"
+            if self.selected == r.order_id and self.screen in ("pay", "done"):
+                self._notice = Words(T["walkin.refused"].zh + said.zh, T["walkin.refused"].en + said.en)
+
+    def on_offline_order(self, order_id: str, provisional: str) -> None:
+        """A walk-in order kept at the counter with a provisional number."""
+        o = self.orders.get(order_id)
+        if o is None:
+            return
+        o.provisional = provisional
+        if self.placing is not None and self.placing.order_id == order_id:
+            self.placing = None
+            if self.selected == order_id:
+                self._notice = words("walkin.offline", p=provisional)
+
+    def on_till_reply(self, r: TillReply) -> bool:
+        """The hub's answer to one of this counter's requests."""
+        if r.order_id:
+            o = self.orders.get(r.order_id)
+            if o is None and r.number:
+                o = self.orders[r.order_id] = OrderInfo(order_id=r.order_id, number=r.number, seen=self.clock())
+            if o is not None:
+                o.payment, o.paid, o.total = r.payment, r.paid, r.total or o.total
+                if r.number:
+                    o.number = r.number
+                pays = [e for e in r.entries if e.kind == "payment"]
+                if pays:
+                    o.paid_by = self._who(pays)
+        if self.closing is not None and r.request_id == self.closing["request_id"]:
+            if r.ok and r.shift is not None:
+                self.summary = r.shift
+                self.result, self.result_state = None, "recorded"
+            else:
+                said = r.message or REASONS.get(r.reason or "") or REASONS["internal_error"]
+                self.result, self.result_state = said, "refused"
+            return True
+        if r.request_id != self.request_id:
+            return False
+        if r.ok:
+            self.result_state = "recorded"
+            if self.screen == "refund":
+                refunded = sum(e.amount for e in r.entries if e.kind == "refund")
+                self.result = words("refund.done", amount=money(refunded))
+                if any(e.kind == "refund" and e.method == "cash" for e in r.entries):
+                    self._commands.append(OpenDrawer(r.request_id))
+                self._go("done")
+                self.change = 0
+            else:
+                self.result = T["pay.recorded"]
+            return True
+        said = r.message or REASONS.get(r.reason or "") or REASONS["internal_error"]
+        self.result_state = "refused"
+        if self.screen == "done" and any(t.method == "cash" for t in self.tenders):
+            said = Words(said.zh + T["pay.give_back"].zh, said.en + " " + T["pay.give_back"].en)
+        o = self.order()
+        if r.reason == "already_paid" and o is not None and o.paid_by:
+            said = Words(said.zh + o.paid_by, said.en + " " + o.paid_by)
+        self.result = Words(T["pay.refused"].zh + said.zh, T["pay.refused"].en + said.en) \
+            if self.screen == "done" else said
+        self._notice = said if self.screen != "done" else None
+        return True
+
+    def on_offline(self) -> None:
+        """The hub did not answer in time: the request is kept and sent later."""
+        if self.result_state == "recording" and self.screen == "done":
+            self.result, self.result_state = T["pay.offline"], "offline"
+        elif self.closing is not None and self.summary is None:
+            self.result, self.result_state = T["shift.closed_later"], "offline"
+
+    # ================================================================ view
+    def view(self) -> CounterView:
+        tx = self.text
+        hub = T["hub.up"] if self.hub_reachable else T["hub.down"]
+        status = tx(hub) + (" · " + tx(words("hub.waiting", n=self.waiting)) if self.waiting else "")
+        shift = tx(T["shift.none"]) if self.shift is None else tx(words(
+            "shift.open_at", since=self.shift["opened_at"][11:16], float=money(self.shift["float"])))
+        rows: list[Row] = []
+        buttons: list[Btn] = []
+        big = sub = ""
+        keypad = False
+        s = self.screen
+        title = tx(T.get(f"title.{s}", T["title.orders"]))
+        if s == "shift":
+            sub = tx(T["shift.float"])
+            big = money(self.entry_fen())
+            keypad = True
+            buttons.append(Btn("shift_open", tx(T["shift.open"]), "primary"))
+        elif s == "orders":
+            rows = [Row(tx(T["orders.unpaid"]), style="head")]
+            rows += [Row(self._order_line(o), f"order:{o.order_id}", "order") for o in self.unpaid()]
+            if len(rows) == 1:
+                rows.append(Row(tx(T["orders.none"])))
+            done = [o for o in sorted(self.orders.values(), key=lambda o: o.seen, reverse=True)
+                    if not o.open and o.state != "rejected"][:8]
+            if done:
+                rows.append(Row(tx(T["orders.paid"]), style="head"))
+                rows += [Row(self._order_line(o), f"order:{o.order_id}", "order") for o in done]
+            buttons += [Btn("walkin", tx(T["orders.new"]), "primary"), Btn("shift_close", tx(T["shift.close"]))]
+        elif s == "pay":
+            o = self.order()
+            rows = self._order_rows(o)
+            for t in self.tenders:
+                rows.append(Row(self._tender_line(t), style="chosen"))
+            big = tx(words("pay.due", due=money(self.due)))
+            sub = tx(words("pay.entry", entry=money(self.entry_fen()))) if self.entry else ""
+            if self.charging is not None:
+                sub = tx(self.charging.words)
+                buttons.append(Btn("cancel_card", tx(T["pay.cancel"]), "warn"))
+            else:
+                keypad = True
+                buttons += [Btn("cash", tx(T["pay.cash"]), "pay"), Btn("cash:exact", tx(T["pay.exact"]), "pay")]
+                for m in self.card_methods:
+                    buttons.append(Btn(f"card:{m}", tx(T[f"pay.{m}"]), "pay"))
+                buttons.append(Btn("cancel_pay" if self.tenders else "back", tx(T["pay.cancel"] if self.tenders
+                                                                                 else T["back"])))
+        elif s == "done":
+            o = self.order()
+            rows = self._order_rows(o) + [Row(self._tender_line(t), style="chosen") for t in self.tenders]
+            big = tx(words("pay.change", change=money(self.change))) if self.tenders else ""
+            if self.result is not None:
+                sub = tx(self.result)
+            buttons.append(Btn("done", tx(T["done"]), "primary"))
+            if o is not None:
+                buttons.append(Btn("reprint", tx(T["reprint"])))
+        elif s == "refund":
+            o = self.order()
+            rows = self._order_rows(o, refund=True)
+            rows.append(Row(tx(T["refund.reason"]), style="head"))
+            for k in REASON_KEYS:
+                rows.append(Row(tx(T[f"reason.{k}"]), f"reason:{k}", "chosen" if k == self.refund_reason else "order"))
+            rows.append(Row(tx(T["refund.void"]), "void", "chosen" if self.refund_void else "order"))
+            big = tx(words("refund.pin", pin="●" * len(self.pin)))
+            sub = tx(self.result) if self.result is not None else ""
+            keypad = True
+            buttons += [Btn("refund_go", tx(T["refund.go"]), "warn"), Btn("reprint", tx(T["reprint"])),
+                        Btn("back", tx(T["back"]))]
+        elif s == "close":
+            if self.summary is not None:
+                sm = self.summary
+                rows = [Row(f"{tx(T['shift.expected'])}  {money(sm.expected)}"),
+                        Row(f"{tx(T['shift.counted_is'])}  {money(sm.counted or 0)}")]
+                d = sm.over_short or 0
+                key = "shift.over" if d > 0 else "shift.short" if d < 0 else "shift.even"
+                big = f"{tx(T[key])} {money(abs(d))}" if d else tx(T[key])
+                buttons.append(Btn("done", tx(T["done"]), "primary"))
+            elif self.closing is not None:
+                big = money(self.closing["counted"])
+                sub = tx(self.result) if self.result else ""
+                if self.result_state == "offline":
+                    buttons.append(Btn("done", tx(T["done"]), "primary"))
+            else:
+                sub = tx(T["shift.counted"])
+                big = money(self.entry_fen())
+                keypad = True
+                buttons += [Btn("close", tx(T["shift.close"]), "warn"), Btn("back", tx(T["back"]))]
+        elif s == "walkin":
+            rows, buttons, big, sub, keypad = self._walkin_view()
+        return CounterView(screen=s, title=title, status=status, shift=shift, notice=self.notice, big=big, sub=sub,
+                           find=self.find, rows=tuple(rows), keypad=keypad, buttons=tuple(buttons),
+                           hub_ok=self.hub_reachable)
+
+    def _order_line(self, o: OrderInfo) -> str:
+        tx = self.text
+        parts = [tx(words("order.number", n=o.number)) if o.number else
+                 tx(words("order.provisional", p=o.provisional)) if o.provisional else "…"]
+        if o.table:
+            parts.append(tx(words("order.table", t=o.table)))
+        if o.channel in ("kiosk", "counter", "qr", "preorder", "delivery"):
+            parts.append(tx(T[f"channel.{o.channel}"]))
+        parts.append(money(o.total))
+        if o.state == "held":
+            parts.append(tx(T["state.held"]))
+        state = "voided" if o.state == "voided" else o.payment
+        parts.append(tx(T.get(f"state.{state}", T["state.unpaid"])))
+        return "  ·  ".join(parts)
+
+    def _order_rows(self, o: OrderInfo | None, refund: bool = False) -> list[Row]:
+        if o is None:
+            return []
+        tx = self.text
+        rows = [Row(self._order_line(o), style="head")]
+        for ln in o.lines:
+            name = ln["name_zh"] if self.lang == "zh" else ln["name_en"]
+            text = f"{ln['qty']} × {name}   {money(ln['line_total'])}"
+            if refund:
+                n = self.refund_lines.get(ln["line"], 0)
+                rows.append(Row(f"{text}   − {n}" if n else text, f"rl:{ln['line']}:+",
+                                "chosen" if n else "order"))
+            else:
+                rows.append(Row(text))
+        if refund:
+            if o.lines:
+                rows.insert(1, Row(tx(T["refund.lines"])))
+            else:
+                rows.append(Row(tx(T["refund.whole"])))
+        if o.paid_by:
+            rows.append(Row(o.paid_by, style="warn" if o.open is False and refund is False else "plain"))
+        if o.paid:
+            rows.append(Row(tx(words("pay.paid", paid=money(o.paid)))))
+        return rows
+
+    def _tender_line(self, t: Tender) -> str:
+        tx = self.text
+        name = tx(T.get(f"pay.{t.method}", T["pay.cash"]))
+        s = tx(words("pay.tender", method=name, amount=money(t.amount)))
+        if t.method == "cash" and t.tendered and t.tendered != t.amount:
+            s += tx(words("pay.tendered", tendered=money(t.tendered)))
+        return s
+
+    def _walkin_view(self):
+        w = self.walkin
+        tx = self.text
+        rows: list[Row] = []
+        buttons: list[Btn] = []
+        big = sub = ""
+        keypad = False
+        name = (lambda n: n.zh if self.lang == "zh" else n.en)
+        if w.screen == "menu":
+            for c in self.menu.categories:
+                rows.append(Row(name(c.name), f"walk:category:{c.id}", "chosen" if c.id == w.category else "head"))
+                if c.id == w.category:
+                    for i in self.menu.items:
+                        if i.category == c.id:
+                            sold = w._item_sold_out(i)
+                            rows.append(Row(f"{name(i.name)}   {money(i.price)}"
+                                            + (f"  ({tx(KT['sold_out'])})" if sold else ""),
+                                            "" if sold else f"walk:item:{i.id}", "order"))
+        elif w.screen == "item":
+            ed = w.editor
+            item = w.idx.items[ed.item_id]
+            rows.append(Row(f"{name(item.name)}   {money(w.editor_unit_price())} × {ed.qty}", style="head"))
+            for gid in item.modifier_groups:
+                g = w.idx.groups[gid]
+                rows.append(Row(name(g.name) + ("  *" if gid in ed.missing else ""), style="head"))
+                for opt in g.options:
+                    on = opt.id in ed.chosen.get(gid, ())
+                    delta = f"  +{money(opt.price_delta)}" if opt.price_delta > 0 else ""
+                    rows.append(Row(name(opt.name) + delta, f"walk:option:{opt.id}", "chosen" if on else "order"))
+            buttons += [Btn("walk:add", tx(KT["item.add"]), "primary"), Btn("walk:qty:+", "+"),
+                        Btn("walk:qty:-", "−"), Btn("walk:menu", tx(T["back"]))]
+        elif w.screen == "cart":
+            for ln in w.cart:
+                rows.append(Row(f"{ln.qty} × {name(ln.name)}", f"walk:line:{ln.line_id}:+", "order"))
+                rows.append(Row(f"   − {name(ln.name)}", f"walk:line:{ln.line_id}:-", "plain"))
+            big = tx(words("pay.total", total=money(w.total)))
+        elif w.screen == "member":
+            big = tx(T["walkin.member"])
+            if w.member_phase == "found" and w.member is not None:
+                sub = tx(KT["member.balance"]).format(member=w.member.member, balance=w.member.balance)
+                n = w.redeem or w.redeemable()
+                if n:
+                    rows.append(Row(tx(KT["member.redeeming" if w.redeem else "member.redeem"]).format(
+                        points=n, amount=money(n * w.member.point_value_fen)), "walk:phone:redeem",
+                        "chosen" if w.redeem else "order"))
+                buttons += [Btn("walk:phone:continue", tx(T["walkin.place"]), "primary"),
+                            Btn("walk:phone:change", tx(KT["member.change"]))]
+            elif w.member_phase == "checking":
+                sub = tx(KT["member.checking"])
+            elif w.member_phase == "unavailable":
+                sub = tx(w._member_words or KT["member.offline"])
+                buttons.append(Btn("walk:phone:continue", tx(T["walkin.place"]), "primary"))
+            else:
+                sub = w.phone_typed or tx(KT["member.prompt"])
+                for k in "123456789":
+                    buttons.append(Btn(f"walk:phone:key:{k}", k, "key"))
+                buttons += [Btn("walk:phone:del", tx(T["key.del"]), "key"), Btn("walk:phone:key:0", "0", "key"),
+                            Btn("walk:phone:ok", tx(KT["member.ok"]), "key"),
+                            Btn("walk:phone:skip", tx(KT["member.skip"]))]
+        if w.screen in ("menu", "cart"):
+            if w.cart:
+                big = big or tx(words("pay.total", total=money(w.total)))
+                buttons += [Btn("walk:checkout", tx(T["walkin.place"]), "primary")]
+                if w.screen == "menu":
+                    buttons.append(Btn("walk:cart", f"{tx(KT['menu.cart'])} ({sum(x.qty for x in w.cart)})"))
+            if w.screen == "cart":
+                buttons.append(Btn("walk:menu", tx(KT["menu.title"])))
+            buttons.append(Btn("back", tx(T["back"])))
+        return rows, buttons, big, sub, keypad

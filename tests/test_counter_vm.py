@@ -1,0 +1,291 @@
+"""The counter's view model alone (no window, no bus): shifts, finding an
+order by number, table or scan, cash with change, split tender, card
+progress, refunds with a reason and the PIN, two counters, walk-in orders
+through the kiosk's own cart."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+
+from counter.viewmodel import (
+    ChargeCard,
+    CounterViewModel,
+    OpenDrawer,
+    Reprint,
+    SendTill,
+    SubmitWalkin,
+)
+from kiosk.payment import PaymentUpdate
+from restobox.contract import (
+    REASONS,
+    LedgerEntry,
+    MenuMessage,
+    OrderReply,
+    OrderUpdate,
+    PaymentUpdate as LedgerUpdate,
+    PricedLine,
+    ShiftSummary,
+    TillReply,
+    Words,
+)
+from restobox.data import load_sample_menu
+
+OID = "11111111-1111-4111-8111-111111111111"
+OID2 = "22222222-2222-4222-8222-222222222222"
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 1_780_000_000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+def make_vm(clock, **kw) -> CounterViewModel:
+    ids = (f"00000000-0000-4000-8000-{n:012d}" for n in itertools.count(1))
+    kw.setdefault("card_methods", ("card", "qr"))
+    return CounterViewModel(clock=clock, device="counter-1", new_id=lambda: next(ids),
+                            business_date=lambda: "2026-12-05", tap_guard_s=0, **kw)
+
+
+def tap(vm, *targets):
+    for t in targets:
+        clock = vm.clock
+        if hasattr(clock, "t"):
+            clock.t += 0.5
+        vm.tap(t)
+
+
+def type_amount(vm, yuan: str):
+    for ch in yuan:
+        tap(vm, f"key:{ch}")
+
+
+def opened(clock, **kw) -> CounterViewModel:
+    vm = make_vm(clock, **kw)
+    type_amount(vm, "500")
+    tap(vm, "shift_open")
+    vm.take_commands()
+    return vm
+
+
+def unpaid(vm, order_id=OID, number=17, total=3800, table=None, channel="kiosk"):
+    vm.on_order_update(OrderUpdate(order_id=order_id, number=number, state="accepted", at="x", total=total,
+                                   business_date="2026-12-05",
+                                   channel=channel, table=table))
+
+
+def test_no_shift_no_payments_and_the_float_opens_one(clock):
+    vm = make_vm(clock)
+    assert vm.screen == "shift"
+    unpaid(vm)
+    tap(vm, f"order:{OID}")
+    assert vm.screen == "shift" and "shift" in vm.notice.lower() or "班次" in vm.notice
+    type_amount(vm, "500")
+    assert vm.view().big == "¥500.00"
+    tap(vm, "shift_open")
+    [cmd] = vm.take_commands()
+    assert isinstance(cmd, SendTill) and cmd.request.kind == "shift_open" and cmd.request.float_fen == 50000
+    assert vm.screen == "orders" and vm.shift["float"] == 50000
+
+
+def test_orders_newest_first_found_by_number_table_and_scan(clock):
+    vm = opened(clock)
+    unpaid(vm, OID, 17, table="12")
+    clock.t += 5
+    unpaid(vm, OID2, 18)
+    rows = [r.target for r in vm.view().rows if r.target]
+    assert rows[:2] == [f"order:{OID2}", f"order:{OID}"]
+    for ch in "R2026120517":
+        vm.key(ch)
+    vm.enter()
+    assert vm.screen == "pay" and vm.selected == OID and vm.due == 3800
+    tap(vm, "back")
+    for ch in "18":
+        vm.key(ch)
+    vm.enter()
+    assert vm.selected == OID2
+    tap(vm, "back")
+    for ch in "12":
+        vm.key(ch)
+    vm.enter()
+    assert vm.selected == OID
+    tap(vm, "back")
+    for ch in "R2026120417":
+        vm.key(ch)
+    vm.enter()
+    assert vm.screen == "orders" and "2026-12-04" in vm.notice
+    vm.lang = "en"
+    for ch in "99":
+        vm.key(ch)
+    vm.enter()
+    assert vm.notice == "No order 99 found."
+
+
+def test_cash_shows_the_change_big_and_opens_the_drawer(clock):
+    vm = opened(clock)
+    unpaid(vm)
+    tap(vm, f"order:{OID}")
+    type_amount(vm, "100")
+    tap(vm, "cash")
+    cmds = vm.take_commands()
+    drawer = [c for c in cmds if isinstance(c, OpenDrawer)]
+    [send] = [c for c in cmds if isinstance(c, SendTill)]
+    assert drawer and send.request.kind == "pay" and send.request.order_id == OID
+    [t] = send.request.tenders
+    assert (t.method, t.amount, t.tendered) == ("cash", 3800, 10000)
+    assert send.request.shift_id == vm.shift["shift_id"]
+    assert vm.screen == "done" and vm.view().big == "找零 ¥62.00"
+    # the hub's answer
+    vm.on_till_reply(TillReply(request_id=send.request.request_id, ok=True, order_id=OID, number=17, total=3800,
+                               payment="paid", paid=3800, change=6200))
+    assert vm.result_state == "recorded"
+    tap(vm, "done")
+    assert vm.screen == "orders" and not vm.unpaid()
+
+
+def test_split_cash_then_card_is_one_request_with_both_tenders(clock):
+    vm = opened(clock)
+    unpaid(vm)
+    tap(vm, f"order:{OID}")
+    type_amount(vm, "20")
+    tap(vm, "cash")
+    assert vm.due == 1800 and vm.screen == "pay"
+    assert [type(c) for c in vm.take_commands()] == [OpenDrawer]
+    tap(vm, "card:card")
+    [charge] = vm.take_commands()
+    assert isinstance(charge, ChargeCard) and charge.amount == 1800 and charge.due == 3800
+    assert [t.method for t in charge.draft.tenders] == ["cash"]
+    assert charge.intent_id.startswith(vm.request_id)
+    # the cashier cannot leave while the card is at the terminal
+    tap(vm, "back")
+    assert vm.screen == "pay"
+    vm.on_card(PaymentUpdate(intent_id=charge.intent_id, order_id=vm.request_id, method="card", amount=1800,
+                             state="approved", reason="", final=True, words=Words("", ""), actions=(),
+                             auth_ref="A1"))
+    [send] = [c for c in vm.take_commands() if isinstance(c, SendTill)]
+    assert [(t.method, t.amount) for t in send.request.tenders] == [("cash", 2000), ("card", 1800)]
+    assert send.request.tenders[1].reference == "A1" and send.request.request_id == charge.draft.request_id
+    assert vm.screen == "done"
+
+
+def test_declined_card_says_why_and_takes_nothing(clock):
+    vm = opened(clock)
+    unpaid(vm)
+    tap(vm, f"order:{OID}", "card:qr")
+    [charge] = vm.take_commands()
+    vm.on_card(PaymentUpdate(intent_id=charge.intent_id, order_id=vm.request_id, method="qr", amount=3800,
+                             state="declined", reason="declined", final=True,
+                             words=Words("付款被拒绝。", "The payment was declined."), actions=()))
+    assert vm.screen == "pay" and vm.due == 3800 and vm.notice == "付款被拒绝。"
+    assert vm.take_commands() == []
+
+
+def test_another_counter_paid_first(clock):
+    vm = opened(clock)
+    unpaid(vm)
+    tap(vm, f"order:{OID}", "cash:exact")
+    send = [c for c in vm.take_commands() if isinstance(c, SendTill)][0]
+    entry = LedgerEntry(entry_id="x:1", order_id=OID, kind="payment", method="card", amount=3800, staff="Wang",
+                        device="counter-2", at="2026-12-05T12:01:00+08:00")
+    vm.on_till_reply(TillReply(request_id=send.request.request_id, ok=False, reason="already_paid",
+                               message=REASONS["already_paid"], order_id=OID, payment="paid", paid=3800,
+                               total=3800, entries=(entry,)))
+    assert vm.result_state == "refused"
+    said = vm.view().sub
+    assert "已经付过款" in said and "counter-2" in said and "Wang" in said and "退还" in said
+
+
+def test_a_payment_from_another_counter_tells_the_cashier_on_the_pay_screen(clock):
+    vm = opened(clock, lang="en")
+    unpaid(vm)
+    tap(vm, f"order:{OID}")
+    vm.on_payment_update(LedgerUpdate(order_id=OID, number=17, business_date="2026-12-05", payment="paid",
+                                      paid=3800, total=3800, at="x", entries=(LedgerEntry(
+                                          entry_id="r:1", order_id=OID, kind="payment", method="cash",
+                                          amount=3800, device="counter-2", at="2026-12-05T12:01:00+08:00"),)))
+    assert "already paid" in vm.notice and "counter-2" in vm.notice
+    tap(vm, "cash:exact")
+    assert vm.take_commands() == []
+
+
+def test_refund_a_line_needs_a_reason_and_the_pin(clock):
+    vm = opened(clock, lang="en")
+    unpaid(vm)
+    o = vm.orders[OID]
+    o.payment, o.paid = "paid", 3800
+    o.lines = [{"line": 1, "name_zh": "宫保鸡丁", "name_en": "Kung pao", "qty": 2, "line_total": 3000},
+               {"line": 2, "name_zh": "奶茶", "name_en": "Milk tea", "qty": 1, "line_total": 800}]
+    tap(vm, f"order:{OID}")
+    assert vm.screen == "refund"
+    tap(vm, "refund:")  # a fresh request
+    tap(vm, "rl:1:+", "refund_go")
+    assert vm.notice == "Choose a reason."
+    tap(vm, "reason:quality", "refund_go")
+    assert vm.notice == "The manager types the PIN."
+    type_amount(vm, "2468")
+    assert vm.view().big == "Manager PIN ●●●●"
+    tap(vm, "refund_go")
+    [send] = vm.take_commands()
+    r = send.request
+    assert r.kind == "refund" and [(x.line, x.qty) for x in r.lines] == [(1, 1)] and r.manager_pin == "2468"
+    assert "Food quality" in r.reason
+    vm.on_till_reply(TillReply(request_id=r.request_id, ok=False, reason="pin_wrong", message=REASONS["pin_wrong"],
+                               order_id=OID, payment="paid", paid=3800, total=3800))
+    assert vm.notice == REASONS["pin_wrong"].en and vm.screen == "refund"
+    type_amount(vm, "1357")
+    tap(vm, "refund_go")
+    [send] = vm.take_commands()
+    vm.on_till_reply(TillReply(request_id=send.request.request_id, ok=True, order_id=OID, payment="partly_refunded",
+                               paid=2300, total=3800, entries=(LedgerEntry(
+                                   entry_id="e", order_id=OID, kind="refund", method="cash", amount=1500,
+                                   at="x"),)))
+    assert vm.screen == "done" and vm.view().sub == "Refunded ¥15.00"
+    assert any(isinstance(c, OpenDrawer) for c in vm.take_commands())
+
+
+def test_reprint_and_close_the_shift_with_over_short(clock):
+    vm = opened(clock, lang="en")
+    unpaid(vm)
+    o = vm.orders[OID]
+    o.payment, o.paid = "paid", 3800
+    tap(vm, f"order:{OID}", "reprint")
+    assert isinstance(vm.take_commands()[0], Reprint)
+    tap(vm, "back", "shift_close")
+    type_amount(vm, "537.5")
+    tap(vm, "close")
+    send = [c for c in vm.take_commands() if isinstance(c, SendTill)][0]
+    assert send.request.kind == "shift_close" and send.request.counted_fen == 53750
+    vm.on_till_reply(TillReply(request_id=send.request.request_id, ok=True, shift=ShiftSummary(
+        shift_id=vm.shift["shift_id"], device="counter-1", opened_at="x", float_fen=50000, cash_in=3800,
+        expected=53800, counted=53750, over_short=-50)))
+    assert vm.view().big == "Short ¥0.50"
+    tap(vm, "done")
+    assert vm.shift is None and vm.screen == "shift"
+
+
+def test_walk_in_order_uses_the_kiosks_cart_and_goes_to_payment(clock):
+    vm = opened(clock, lang="en")
+    vm.on_menu(MenuMessage(menu=load_sample_menu(), at="x"))
+    tap(vm, "walkin", "walk:category:wok-dishes", "walk:item:kung-pao-chicken")
+    assert vm.walkin.screen == "item"
+    tap(vm, "walk:option:spice-hot", "walk:option:rice-white", "walk:add")
+    assert vm.notice == "Added to your cart"  # the kiosk's own cart
+    tap(vm, "walk:checkout")
+    [cmd] = vm.take_commands()
+    assert isinstance(cmd, SubmitWalkin) and cmd.order.channel == "counter"
+    assert cmd.order.expected_total and vm.screen == "pay" and vm.due == cmd.order.expected_total
+    vm.on_order_reply(OrderReply(order_id=cmd.order.order_id, status="accepted", number=41,
+                                 total=cmd.order.expected_total, lines=(PricedLine(
+                                     line=1, item_id="kung-pao-chicken", name_zh="宫保鸡丁", name_en="Kung pao",
+                                     qty=1, unit_price=cmd.order.expected_total,
+                                     line_total=cmd.order.expected_total, station="wok"),)))
+    assert vm.order().number == 41 and vm.notice == ""
