@@ -44,6 +44,7 @@ from restobox.contract import (
 from restobox.data import load_sample_menu
 from restobox.menu import ALLERGENS, MenuIndex
 from restobox.orders import price_order, split_by_station
+from restobox.ordercode import OrderCode, order_code, parse_order_code
 from restobox.printing import layouts
 from restobox.printing.layouts import PrintOptions, columns, display_width, fit, money, printable, signed_money, wrap
 
@@ -76,6 +77,9 @@ class Paper:
     lines: list[list[Seg]] = field(default_factory=list)
     qr: list[bytes] = field(default_factory=list)
     qr_at: list[int] = field(default_factory=list)  # line index where each symbol is printed
+    barcodes: list[str] = field(default_factory=list)  # CODE128 symbols, as a scanner reads them
+    barcode_at: list[int] = field(default_factory=list)
+    barcode_module: list[int] = field(default_factory=list)
     cuts: list[int] = field(default_factory=list)
     chinese_runs: list[bytes] = field(default_factory=list)
 
@@ -96,6 +100,7 @@ def read_escpos(data: bytes) -> Paper:
     width = height = 1
     bold = invert = chinese = False
     zh_start = 0
+    module = 0
     i = 0
 
     def put(text: str) -> None:
@@ -137,6 +142,19 @@ def read_escpos(data: bytes) -> Paper:
             elif cmd == b"V":
                 paper.cuts.append(data[i + 2])
                 i += 3
+            elif cmd in (b"h", b"w", b"f", b"H"):  # barcode height, module width, HRI font, HRI position
+                if cmd == b"H":
+                    assert data[i + 2] == 0, "the code's text is a line of its own, not the printer's HRI"
+                if cmd == b"w":
+                    module = data[i + 2]
+                i += 3
+            elif cmd == b"k":
+                assert data[i + 2] == 73, f"only CODE128 (GS k 73), not {data[i + 2]} at {i}"
+                n = data[i + 3]
+                paper.barcodes.append(decode_code128(data[i + 4 : i + 4 + n]))
+                paper.barcode_at.append(len(paper.lines))
+                paper.barcode_module.append(module)
+                i += 4 + n
             elif cmd == b"(" and data[i + 2 : i + 3] == b"k":
                 n = data[i + 3] + 256 * data[i + 4]
                 body = data[i + 5 : i + 5 + n]
@@ -178,12 +196,32 @@ def read_escpos(data: bytes) -> Paper:
     return paper
 
 
+def decode_code128(body: bytes) -> str:
+    """The text of GS k 73 data: "{B" printable ASCII, "{C" a byte 0-99 per two digits."""
+    out, mode, i = [], "", 0
+    while i < len(body):
+        if body[i : i + 1] == b"{" and body[i + 1 : i + 2] in (b"A", b"B", b"C"):
+            mode = chr(body[i + 1])
+            i += 2
+            continue
+        assert mode in ("B", "C"), f"CODE128 data without a code set: {body!r}"
+        if mode == "C":
+            assert body[i] <= 99, f"code set C value {body[i]} in {body!r}"
+            out.append(f"{body[i]:02d}")
+        else:
+            assert 0x20 <= body[i] < 0x7F, f"code set B byte {body[i]:#x} in {body!r}"
+            out.append(chr(body[i]))
+        i += 1
+    return "".join(out)
+
+
 def preview(data: bytes) -> str:
     """The paper as text: one line per line, with size/style marks."""
     out = []
     paper = read_escpos(data)
     for k, line in enumerate(paper.lines):
         out += [f"[QR {paper.qr[n].decode()}]" for n, at in enumerate(paper.qr_at) if at == k]
+        out += [f"[CODE128 {paper.barcodes[n]}]" for n, at in enumerate(paper.barcode_at) if at == k]
         marks = ""
         if line:
             s = line[0]
@@ -318,6 +356,7 @@ GOLDEN_CASES = {
                                               balance=1041)), W58_BOTH),
     "receipt_loyalty_80_zh": lambda: layouts.receipt(receipt_data(
         DINE_IN_A, 61, loyalty=LoyaltyResult(member="139****0001", earned=150, balance=150)), W80_ZH),
+    "receipt_provisional_58_both": lambda: layouts.receipt(receipt_data(OFFLINE_B, 0), W58_BOTH),
     "test_page": lambda: layouts.test_page("receipt-1", W80_BOTH, now="2026-11-01 09:00:00"),
 }
 
@@ -548,6 +587,81 @@ def test_the_qr_code_is_native_and_holds_the_order_id():
     paper = read_escpos(GOLDEN_CASES["receipt_58_both"]())
     assert paper.qr == [ORDER_B.encode()] and len(paper.qr_at) == 1  # stored, then printed
     assert read_escpos(GOLDEN_CASES["kitchen_fallback"]()).qr == []
+
+
+def code128_modules(text: str) -> int:
+    """Modules of the CODE128 symbol layouts.code128 makes of ``text``:
+    11 a symbol (start, a character of set B or two digits of set C, a
+    code set switch, the check), 13 for the stop."""
+    body = layouts.code128(text)
+    symbols, i = 2, 0  # start and check
+    while i < len(body):
+        if body[i:i + 1] == b"{" and body[i + 1:i + 2] in (b"B", b"C"):
+            symbols += 1 if i else 0  # the first code set is the start symbol itself
+            i += 2
+        else:
+            symbols += 1
+            i += 1
+    return symbols * 11 + 13
+
+
+@pytest.mark.parametrize("name,code", [
+    ("receipt_80_zh", "R2026110157"), ("receipt_80_en_ascii", "R2026110157"), ("receipt_58_both", "R2026110158"),
+    ("receipt_offline_unpaid", "R2026110159"), ("receipt_reprint", "R2026110157"),
+    ("receipt_provisional_58_both", "P20261101K-17"),
+])
+def test_every_receipt_carries_the_orders_code_as_a_barcode_with_its_text_under_it(name, code):
+    paper = read_escpos(GOLDEN_CASES[name]())
+    assert paper.barcodes == [code]
+    (at,) = paper.barcode_at
+    assert paper.texts()[at].strip() == code  # the text, on the line right under the symbol
+    # what the counter's scanner types back names the order
+    parsed = parse_order_code(code + "\n")
+    if name.startswith("receipt_provisional"):
+        assert parsed == OrderCode("2026-11-01", provisional_number="K-17") and parsed.provisional
+    else:
+        assert parsed == OrderCode("2026-11-01", number=int(code[9:])) and not parsed.provisional
+
+
+@pytest.mark.parametrize("opts", [W58_BOTH, W80_ZH])
+@pytest.mark.parametrize("number,provisional", [(1, ""), (99_999, ""), (0, "K1-007"), (0, "C12-999")])
+def test_the_codes_fit_the_printable_width_at_two_dots_a_module_or_more(opts, number, provisional):
+    """The longest numbers the hub gives and the provisional numbers of up to
+    99 kiosks or counters (kiosk.viewmodel.texts.provisional_number); the
+    quiet zones are the paper's margins either side of the printable width."""
+    data = receipt_data(OFFLINE_B, number, provisional_number=provisional, business_date="2026-12-31")
+    paper = read_escpos(layouts.receipt(data, opts))
+    (code,) = paper.barcodes
+    (module,) = paper.barcode_module
+    dots = {58: 384, 80: 576}[opts.width_mm]
+    assert code128_modules(code) * module <= dots and 2 <= module <= 3
+    margin = {58: 40, 80: 32}[opts.width_mm]  # (paper - printable) / 2, at 8 dots a mm
+    assert margin >= 10 * module  # the quiet zone
+    assert layouts.code128_modules(code) == code128_modules(code)
+
+
+def test_a_code_too_long_for_the_paper_prints_as_text_only():
+    data = receipt_data(OFFLINE_B, 0, provisional_number="ABCD-1234567890")  # not a kiosk's
+    paper = read_escpos(layouts.receipt(data, W58_BOTH))
+    assert paper.barcodes == [] and "P20261101ABCD-1234567890" in [t.strip() for t in paper.texts()]
+
+
+def test_a_receipt_without_a_day_or_a_number_has_no_barcode_rather_than_a_wrong_one():
+    assert read_escpos(layouts.receipt(receipt_data(DINE_IN_A, 57, business_date=""), W80_ZH)).barcodes == []
+    assert read_escpos(layouts.receipt(receipt_data(OFFLINE_B, 0, provisional_number=""), W80_ZH)).barcodes == []
+    # a provisional number a scanner cannot type back (a hand-edited kiosk.db) is no code
+    assert read_escpos(layouts.receipt(receipt_data(OFFLINE_B, 0, provisional_number="临时1"), W80_ZH)).barcodes == []
+
+
+def test_order_codes_read_back_and_anything_else_is_no_order():
+    assert order_code("2026-12-05", 17) == "R2026120517"
+    assert order_code("2026-12-05", 0, "C1-003") == "P20261205C1-003"
+    assert parse_order_code("r2026120517\r\n") == OrderCode("2026-12-05", number=17)
+    assert parse_order_code(" P20261205c1-003\t") == OrderCode("2026-12-05", provisional_number="C1-003")
+    for bad in ("", "R", "R20261205", "R2026120500017", "R20261205123456", "R20261305017", "R2026120５17",
+                "X2026120517", "P20261205-", "P20261205K1_007", "2026120517", "R2026-12-0517", None):
+        assert parse_order_code(bad) is None, bad
+    assert code128_modules("R2026120517") == 112  # start B, R, code C, 5 pairs, check: 9 symbols + stop
 
 
 def test_the_order_number_is_printed_in_large_type():

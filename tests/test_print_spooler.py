@@ -17,6 +17,8 @@ import pytest
 from restobox import contract
 from restobox.contract import StaffCommand, topics
 from restobox.dev.emulators import PtyPrinter, TcpPrinter
+from restobox.ordercode import order_code
+from restobox.printing import layouts
 from tests.support import KUNG_PAO, MILK_TEA, Device, HubProcess, Kiosk, hub_config, new_order, wait
 
 pytestmark = pytest.mark.integration
@@ -126,6 +128,10 @@ def test_an_accepted_order_prints_its_kitchen_ticket_and_receipt_exactly_once(st
     (receipt,) = store.receipt.wait_for_jobs(1, 10)
     assert short in ticket and short in receipt
     assert f"{reply.total / 100:.2f}".encode() in receipt
+    # the counter's scanner reads the order's code off the receipt: the symbol and its text
+    code = order_code(reply.business_date, reply.number)
+    assert b"\x1dkI" + bytes([len(layouts.code128(code))]) + layouts.code128(code) in receipt
+    assert code.encode() in receipt
     # the kiosk retries: the hub answers again but nothing prints twice
     assert kiosk.submit(order).duplicate
     time.sleep(1.5)

@@ -32,9 +32,10 @@ from escpos.constants import QR_ECLEVEL_M
 from escpos.printer import Dummy
 
 from restobox.contract import KitchenData, PricedLine, ReceiptData, ReportData, TicketItem
+from restobox.ordercode import order_code
 
 __all__ = [
-    "ALLERGEN_NAMES", "COLUMNS", "Cut", "center", "Line", "PrintOptions", "QrCode", "Span",
+    "ALLERGEN_NAMES", "Barcode", "COLUMNS", "Cut", "code128", "code128_modules", "center", "Line", "PrintOptions", "QrCode", "Span",
     "columns", "day_report", "day_report_ops", "display_width", "drawer_pulse", "fit", "kitchen_ticket", "kitchen_ops", "money",
     "printable", "receipt", "receipt_ops", "render", "signed_money", "test_page",
     "test_page_ops", "wrap",
@@ -50,6 +51,14 @@ FS_CHINESE_OFF = b"\x1c."  # FS .: cancel Chinese character mode
 RECEIPT_NUMBER_SIZE = 3  # GS ! magnification of the number on a receipt
 KITCHEN_NUMBER_SIZE = 4
 QR_MODULE_DOTS = 6  # a UUID is a version 3 symbol (29 modules): 174 dots
+# The order's code as CODE128: its digits in code set C (two a symbol), so
+# "R2026120517" is 9 symbols, 112 modules: 336 dots at 3 dots a module on
+# 80 mm paper (576 printable), 224 at 2 on 58 mm (384). The quiet zone a
+# scanner needs either side (10 modules, 30 dots at most) is the paper's own
+# blank margin (4-5 mm, 32-40 dots) when the symbol fills the printable width.
+BARCODE_MODULE_DOTS = (3, 2)  # the widest that fits; narrower is hard to scan
+BARCODE_HEIGHT_DOTS = 80  # 10 mm at 203 dpi: one pass of a handheld scanner
+PAPER_DOTS = {58: 384, 80: 576}
 
 # The 14 allergens of restobox.menu.ALLERGENS, as printed (zh, en).
 ALLERGEN_NAMES: dict[str, tuple[str, str]] = {
@@ -363,11 +372,21 @@ class QrCode:
 
 
 @dataclass(frozen=True)
+class Barcode:
+    """A CODE128 symbol of ``data`` (printable ASCII), no text of its own:
+    the layout prints the text under it as a line, the same on every printer."""
+
+    data: str
+    module: int = 2
+    height: int = BARCODE_HEIGHT_DOTS
+
+
+@dataclass(frozen=True)
 class Cut:
     partial: bool = True
 
 
-Op = Line | QrCode | Cut
+Op = Line | QrCode | Barcode | Cut
 
 
 class _Page:
@@ -447,6 +466,15 @@ class _Page:
 
     def qr(self, data: str) -> None:
         self.ops.append(QrCode(printable(data, "ascii")))
+
+    def barcode(self, data: str) -> None:
+        """The symbol with its text under it, centred; the text alone when
+        the symbol would not fit the paper (the printer would drop it)."""
+        modules = code128_modules(data)
+        fits = [m for m in BARCODE_MODULE_DOTS if modules * m <= PAPER_DOTS[self.opts.width_mm]]
+        if fits:
+            self.ops.append(Barcode(data, fits[0]))
+        self.text(data, align="center")
 
     def cut(self, partial: bool) -> None:
         self.ops.append(Cut(partial))
@@ -537,6 +565,11 @@ def receipt_ops(data: ReceiptData, opts: PrintOptions, *, reprint: bool = False)
     if data.note:
         pg.row(f"{pg.say('备注', 'Note')}: {data.note}", bold=True, hang=2)
     pg.blank()
+    # the counter's scanner finds the order by this (restobox/ordercode.py)
+    code = order_code(data.business_date, data.number, data.provisional_number)
+    if code:
+        pg.barcode(code)
+        pg.blank()
     if data.order_id:
         pg.qr(data.order_id)
         pg.blank()
@@ -833,12 +866,74 @@ def render(ops: Sequence[Op], opts: PrintOptions) -> bytes:
                 p.set(align="center")
                 align = "center"
             p.qr(op.data, native=True, size=op.module, ec=QR_ECLEVEL_M)
+        elif isinstance(op, Barcode):
+            if not op.data:
+                continue
+            if align != "center":
+                p.set(align="center")
+                align = "center"
+            # GS h, GS w, GS f, GS H 0 (no HRI: the text is a line of its
+            # own), GS k 73 n d1..dn. _hw_barcode: barcode() prints to stdout.
+            p._hw_barcode(code128(op.data).decode("latin-1"), "CODE128", height=op.height, width=op.module,
+                          pos="OFF", align_ct=False, function_type="B", check=False)
         elif isinstance(op, Cut):
             if (align, size, bold) != ("left", (1, 1), False):
                 p.set(align="left", custom_size=True, width=1, height=1, bold=False)
                 align, size, bold = "left", (1, 1), False
             p.cut(mode="PART" if op.partial else "FULL")  # ESC d 6, GS V
     return p.output
+
+
+def code128(data: str) -> bytes:
+    """The data bytes of GS k 73 for printable ASCII ``data``: code set B,
+    switching to code set C ({C: a byte 0-99 per two digits) for runs of
+    four digits or more, as the ESC/POS reference gives them ("{B", "{C")."""
+    if not data or not all(0x20 <= ord(c) < 0x7F for c in data):
+        raise ValueError(f"CODE128 takes printable ASCII, not {data!r}")
+    out = bytearray()
+    mode = ""
+    i = 0
+    while i < len(data):
+        run = 0
+        while i + run < len(data) and data[i + run].isdigit():
+            run += 1
+        if run >= 4:
+            if run % 2:  # the odd digit in code set B, the pairs in C
+                if mode != "B":
+                    out += b"{B"
+                    mode = "B"
+                out += data[i].encode()
+                i, run = i + 1, run - 1
+            if mode != "C":
+                out += b"{C"
+                mode = "C"
+            for k in range(i, i + run, 2):
+                out.append(int(data[k:k + 2]))
+            i += run
+            continue
+        if mode != "B":
+            out += b"{B"
+            mode = "B"
+        c = data[i]
+        out += b"{{" if c == "{" else c.encode()  # "{" itself is sent twice
+        i += 1
+    return bytes(out)
+
+
+def code128_modules(data: str) -> int:
+    """Width of ``code128(data)``'s symbol in modules: 11 per symbol (start,
+    each character of set B or digit pair of set C, each switch of set, the
+    check character) and 13 for the stop."""
+    body = code128(data)
+    symbols, i = 2, 0
+    while i < len(body):
+        if body[i] == 0x7B and body[i + 1:i + 2] in (b"B", b"C"):  # {B, {C: the start, then a switch
+            symbols += 1 if i else 0
+            i += 2
+        else:
+            i += 2 if body[i:i + 2] == b"{{" else 1
+            symbols += 1
+    return symbols * 11 + 13
 
 
 def _write(p: Dummy, text: str, opts: PrintOptions) -> None:
