@@ -37,6 +37,8 @@ STANDARD_DEVICES: list[tuple[str, str, str | None]] = [
     ("expo-1", "expo", "expo"),
     ("board-1", "board", None),
     ("staff-1", "staff", None),
+    ("counter-1", "counter", None),
+    ("counter-2", "counter", None),
     ("monitor-1", "monitor", None),
     ("printing", "printing", None),
     ("sync", "sync", None),

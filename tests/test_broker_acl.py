@@ -396,6 +396,39 @@ def test_staff_sends_commands_only_as_itself_and_reads_everything(connect) -> No
     staff.wait_for(topics.station_ticket("wok"))
 
 
+def test_counter_asks_the_till_as_itself_reads_payments_and_never_touches_the_kitchen(connect) -> None:
+    """The till: its own orders, till requests, loyalty queries, staff
+    commands and their replies, every order's state and payment, print jobs
+    (the drawer pulse); no tickets, no bumps, no one else's replies."""
+    hub, counter = connect("hub"), connect("counter-1")
+    assert hub.subscribe("restobox/v1/#") == GRANTED_QOS1
+    assert counter.subscribe("restobox/v1/#") in (GRANTED_QOS1, NOT_AUTHORIZED)
+    for topic in ("restobox/v1/till/+/reply", topics.station_ticket("wok"), topics.REJECTS):
+        assert counter.subscribe(topic) in (GRANTED_QOS1, NOT_AUTHORIZED)
+
+    for topic in (topics.till_request("counter-2"), topics.order_submit("kiosk-1"), topics.station_event("wok"),
+                  topics.staff_command("staff-1"), topics.PAYMENT_UPDATE, topics.ORDER_UPDATE):
+        assert counter.publish(topic) == NOT_AUTHORIZED, topic
+    allowed = (topics.order_submit("counter-1"), topics.till_request("counter-1"),
+               topics.loyalty_query("counter-1"), topics.staff_command("counter-1"), topics.PRINT_JOB)
+    for topic in allowed:
+        assert counter.publish(topic) == SUCCESS, topic
+    hub.wait_for(topics.PRINT_JOB)  # the last: the others came before it
+    assert hub.received_topics() == set(allowed)
+
+    for topic in (topics.station_ticket("wok"), topics.till_reply("counter-2"), topics.order_reply("kiosk-1"),
+                  topics.REJECTS):
+        assert hub.publish(topic) == SUCCESS
+    readable = (topics.till_reply("counter-1"), topics.order_reply("counter-1"), topics.staff_reply("counter-1"),
+                topics.loyalty_reply("counter-1"), topics.PAYMENT_UPDATE, topics.PRINT_JOB_STATE,
+                topics.ORDER_UPDATE, topics.BOARD)
+    for topic in readable:
+        assert hub.publish(topic) == SUCCESS
+    for topic in readable:  # the last is the barrier for the forbidden ones
+        counter.wait_for(topic)
+    assert counter.received_topics() == set(readable)
+
+
 def test_monitor_reads_everything_but_publishes_only_its_presence_and_health(connect) -> None:
     hub, monitor = connect("hub"), connect("monitor-1")
     assert monitor.subscribe("restobox/v1/#") == GRANTED_QOS1
