@@ -64,6 +64,11 @@ class Order(_Base):
     note = pw.CharField(max_length=200, default="")
     body_hash = pw.CharField(max_length=64)
     lines = pw.TextField()  # JSON list of contract.PricedLine
+    # the payment ledger's sums for the order (Payment below), changed in
+    # the same transaction as its rows: a cache, never written otherwise.
+    # ``payment_status`` above stays what the ordering device said.
+    paid = pw.IntegerField(default=0)  # fen paid and not refunded
+    payment = pw.CharField(max_length=16, default="unpaid")  # contract.PaymentState
 
     class Meta:
         indexes = ((("business_date", "number"), True),)
@@ -175,6 +180,53 @@ class PointsEntry(_Base):
     at = pw.CharField(max_length=40)
 
 
+class Payment(_Base):
+    """The payment ledger: append-only, one row per tender taken or given
+    back, written in the transaction that changes the order (its ``paid``
+    and ``payment``). ``amount`` in fen, positive both ways; an order's net
+    paid is its payments less its refunds. ``entry_id``:
+    ``<request_id>:<n>`` (the n-th tender of a counter's TillRequest), or
+    ``<order_id>:paid`` for an order paid at the kiosk (card, qr)."""
+
+    seq = pw.AutoField()
+    entry_id = pw.CharField(unique=True, max_length=80)
+    request_id = pw.CharField(max_length=36, index=True)  # the TillRequest (or the kiosk's order)
+    order_id = pw.CharField(max_length=36, index=True)
+    business_date = pw.CharField(max_length=10, index=True)  # the order's business day
+    kind = pw.CharField(max_length=8)  # payment | refund
+    method = pw.CharField(max_length=16)  # cash | card | qr | voucher | points | gateway
+    amount = pw.IntegerField()
+    tendered = pw.IntegerField(default=0)  # cash handed over (0: exact)
+    reference = pw.CharField(max_length=64, default="")  # the terminal's approval, a voucher code ...
+    lines = pw.TextField(default="")  # a refund's lines: JSON of contract.RefundLine; "" otherwise
+    reason = pw.CharField(max_length=200, default="")
+    staff = pw.CharField(max_length=32, default="")
+    device = pw.CharField(max_length=32, default="")
+    shift_id = pw.CharField(max_length=36, default="")
+    offline = pw.BooleanField(default=False)  # taken while the counter could not reach the hub
+    at = pw.CharField(max_length=40)  # when it happened (at the counter)
+    recorded_at = pw.CharField(max_length=40)  # when the hub recorded it
+
+
+class Shift(_Base):
+    """A cashier's shift at one counter: opened with a float, closed with
+    the cash counted; ``expected_fen`` = float + cash taken - cash given
+    back during the shift (the ledger's rows with its ``shift_id``)."""
+
+    id = pw.CharField(primary_key=True, max_length=36)
+    device = pw.CharField(max_length=32, index=True)
+    staff = pw.CharField(max_length=32, default="")
+    business_date = pw.CharField(max_length=10, index=True)
+    opened_at = pw.CharField(max_length=40)
+    closed_at = pw.CharField(max_length=40, null=True)
+    float_fen = pw.IntegerField()
+    counted_fen = pw.IntegerField(null=True)
+    expected_fen = pw.IntegerField(null=True)
+
+    class Meta:
+        table_name = "till_shift"
+
+
 # The print requests not yet done or failed (the hub asks about them again),
 # found without reading every request ever made.
 PrintRequest.add_index(pw.SQL(
@@ -182,13 +234,22 @@ PrintRequest.add_index(pw.SQL(
     """WHERE "state" NOT IN ('done', 'failed')"""))
 
 STORE_TABLES = (Order, Ticket, DayCounter, Outbox, ProcessedMessage, SoldOutItem, PrintRequest, MenuVersion,
-                StockLevel, PointsEntry)
+                StockLevel, PointsEntry, Payment, Shift)
 
 
 def points_balance(database: pw.Database, member: str) -> int:
     """A member's points: the sum of the ledger (in the caller's transaction)."""
     return database.execute_sql(
         'SELECT COALESCE(SUM("points"), 0) FROM "points_entry" WHERE "member" = ?', (member,)).fetchone()[0]
+
+
+def ledger_sums(database: pw.Database, order_id: str) -> tuple[int, int]:
+    """(fen paid, fen refunded) of an order: the ledger's sums, in the
+    caller's transaction."""
+    return database.execute_sql(
+        'SELECT COALESCE(SUM(CASE WHEN "kind" = \'payment\' THEN "amount" END), 0), '
+        'COALESCE(SUM(CASE WHEN "kind" = \'refund\' THEN "amount" END), 0) '
+        'FROM "payment" WHERE "order_id" = ?', (order_id,)).fetchone()
 
 
 def _open(path: str | Path, proxy: pw.DatabaseProxy, tables, kind: str,
@@ -264,6 +325,8 @@ _OUTBOX_INSERT, _OUTBOX_NAMES = _insert_sql(Outbox, "INSERT OR IGNORE")
 
 
 def insert_order(database: pw.Database, **values) -> None:
+    values.setdefault("paid", 0)
+    values.setdefault("payment", "unpaid")
     database.execute_sql(_ORDER_INSERT, [values[n] for n in _ORDER_NAMES])
 
 

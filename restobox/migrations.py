@@ -143,3 +143,54 @@ def upgrade(database: pw.SqliteDatabase, kind: str, tables, version: int, has_ta
             f"{database.database} could not be upgraded from schema version {max(version, 1)} to {target}"
             f"{what}: {exc}. It is left at version {version} with all its data.")) from exc
     return version if has_tables else 0
+
+
+# ------------------------------------------------------------------ store
+# The statements of each step are written out as they were at that version
+# (not made from today's models, which a later step may change).
+
+
+def _store_ledger(m: SqliteMigrator, database: pw.SqliteDatabase) -> None:
+    """Version 2: the payment ledger (payment), the counters' shifts
+    (till_shift), and each order's ledger sums (order.paid, order.payment).
+    Orders the kiosk sent as paid (card or QR approved) get their ledger
+    row, as the hub writes one when it accepts such an order now."""
+    # IF NOT EXISTS: a file from before versions (user_version 0) was given
+    # today's tables before the steps run (upgrade)
+    have = {c.name for c in database.get_columns("order")}
+    if "paid" not in have:
+        m.add_column("order", "paid", pw.IntegerField(default=0)).run()
+    if "payment" not in have:
+        m.add_column("order", "payment", pw.CharField(max_length=16, default="unpaid")).run()
+    for sql in (
+        'CREATE TABLE IF NOT EXISTS "payment" ("seq" INTEGER NOT NULL PRIMARY KEY, "entry_id" VARCHAR(80) NOT NULL, '
+        '"request_id" VARCHAR(36) NOT NULL, "order_id" VARCHAR(36) NOT NULL, "business_date" VARCHAR(10) NOT NULL, '
+        '"kind" VARCHAR(8) NOT NULL, "method" VARCHAR(16) NOT NULL, "amount" INTEGER NOT NULL, '
+        '"tendered" INTEGER NOT NULL, "reference" VARCHAR(64) NOT NULL, "lines" TEXT NOT NULL, '
+        '"reason" VARCHAR(200) NOT NULL, "staff" VARCHAR(32) NOT NULL, "device" VARCHAR(32) NOT NULL, '
+        '"shift_id" VARCHAR(36) NOT NULL, "offline" INTEGER NOT NULL, "at" VARCHAR(40) NOT NULL, '
+        '"recorded_at" VARCHAR(40) NOT NULL)',
+        'CREATE UNIQUE INDEX IF NOT EXISTS "payment_entry_id" ON "payment" ("entry_id")',
+        'CREATE INDEX IF NOT EXISTS "payment_request_id" ON "payment" ("request_id")',
+        'CREATE INDEX IF NOT EXISTS "payment_order_id" ON "payment" ("order_id")',
+        'CREATE INDEX IF NOT EXISTS "payment_business_date" ON "payment" ("business_date")',
+        'CREATE TABLE IF NOT EXISTS "till_shift" ("id" VARCHAR(36) NOT NULL PRIMARY KEY, "device" VARCHAR(32) NOT NULL, '
+        '"staff" VARCHAR(32) NOT NULL, "business_date" VARCHAR(10) NOT NULL, "opened_at" VARCHAR(40) NOT NULL, '
+        '"closed_at" VARCHAR(40), "float_fen" INTEGER NOT NULL, "counted_fen" INTEGER, "expected_fen" INTEGER)',
+        'CREATE INDEX IF NOT EXISTS "till_shift_device" ON "till_shift" ("device")',
+        'CREATE INDEX IF NOT EXISTS "till_shift_business_date" ON "till_shift" ("business_date")',
+        # the kiosk's paid orders, as submit.py records them now
+        'INSERT INTO "payment" ("entry_id", "request_id", "order_id", "business_date", "kind", "method", '
+        '"amount", "tendered", "reference", "lines", "reason", "staff", "device", "shift_id", "offline", '
+        '"at", "recorded_at") '
+        'SELECT "id" || \':paid\', "id", "id", "business_date", \'payment\', "payment_method", "total", 0, '
+        '"payment_reference", \'\', \'\', \'\', "device", \'\', "offline", "placed_at", "accepted_at" '
+        'FROM "order" WHERE "payment_status" = \'approved\' AND "payment_method" IN (\'card\', \'qr\') '
+        'AND "total" > 0 ORDER BY rowid',
+        'UPDATE "order" SET "paid" = "total", "payment" = \'paid\' '
+        'WHERE "payment_status" = \'approved\' AND "payment_method" IN (\'card\', \'qr\') AND "total" > 0',
+    ):
+        database.execute_sql(sql)
+
+
+register("store", Step(2, "the payment ledger: payment, till_shift; order: add paid, payment", _store_ledger))

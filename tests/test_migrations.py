@@ -84,10 +84,42 @@ def test_every_fixture_opens_through_its_service_s_open_function_with_every_row(
     before = rows(FIXTURES / name)
     assert {t: len(r) for t, r in before.items()} == EXPECTED[name]
     path = copy(name, tmp_path)
+    old_columns = columns_of(path)
     database = OPEN[name](path)
-    assert db.schema_version(database) == migrations.current(KIND[name]) == 1
+    assert db.schema_version(database) == migrations.current(KIND[name])
     database.close()
-    assert rows(path) == before
+    assert old_rows(path, old_columns) == before
+
+
+def old_rows(path: Path, old_columns: dict[str, list[str]]) -> dict[str, list[tuple]]:
+    """The rows of the tables a file had, in the columns they had."""
+    return {t: r for t, r in rows(path, old_columns).items() if t in old_columns}
+
+
+def test_version_2_gives_the_store_its_payment_ledger_with_the_kiosks_paid_orders_in_it(tmp_path):
+    path = copy("store.db", tmp_path)
+    con = sqlite3.connect(path)
+    paid_id, total = con.execute('SELECT "id", "total" FROM "order" WHERE "state" != \'voided\' '
+                                 'ORDER BY "number" LIMIT 1').fetchone()
+    con.execute('UPDATE "order" SET "payment_method" = \'card\', "payment_status" = \'approved\', '
+                '"payment_reference" = \'TRM-9\' WHERE "id" = ?', (paid_id,))
+    con.commit()
+    con.close()
+    database = db.open_store_db(path)
+    try:
+        assert db.schema_version(database) == migrations.current("store") >= 2
+        ledger = list(db.Payment.select())
+        assert [(p.entry_id, p.order_id, p.kind, p.method, p.amount, p.reference) for p in ledger] == \
+            [(f"{paid_id}:paid", paid_id, "payment", "card", total, "TRM-9")]
+        assert {(o.id == paid_id, o.paid, o.payment) for o in db.Order.select()} == \
+            {(True, total, "paid"), (False, 0, "unpaid")}
+        assert db.ledger_sums(database, paid_id) == (total, 0)
+        assert db.Shift.select().count() == 0
+        # the models write to the new tables
+        db.Shift.insert(id="s1", device="counter-1", business_date="2026-11-20", opened_at="t",
+                        float_fen=100).execute()
+    finally:
+        database.close()
 
 
 def test_the_store_reads_its_orders_tickets_and_points_through_the_models(tmp_path):
@@ -103,36 +135,41 @@ def test_the_store_reads_its_orders_tickets_and_points_through_the_models(tmp_pa
         database.close()
 
 
+#: The store's version this release writes, before the tests' made-up steps.
+STORE_NOW = migrations.current("store")
+
+
 @pytest.fixture
-def store_v2(monkeypatch):
-    """This release plus one made-up step: store.db version 2 gives orders a
-    pickup time, with an index."""
+def store_next(monkeypatch):
+    """This release plus one made-up step: the next store.db version gives
+    orders a pickup time, with an index."""
     monkeypatch.setitem(migrations.STEPS, "store", list(migrations.STEPS["store"]))
 
     def pickup_at(m, database):
         m.add_column("order", "pickup_at", pw.CharField(max_length=40, null=True)).run()
         m.add_index("order", ("pickup_at",)).run()
 
-    migrations.register("store", Step(2, "order: add column pickup_at, indexed", pickup_at))
+    migrations.register("store", Step(STORE_NOW + 1, "order: add column pickup_at, indexed", pickup_at))
     return migrations.current("store")
 
 
 @pytest.mark.parametrize("name", ["store.db", "store-unversioned.db"])
-def test_a_migration_to_version_2_adds_its_column_and_index_and_keeps_every_row(name, store_v2, tmp_path):
+def test_a_migration_to_the_next_version_adds_its_column_and_index_and_keeps_every_row(name, store_next, tmp_path):
     path = copy(name, tmp_path)
     old_columns = columns_of(path)
     before = rows(path)
     database = db.open_store_db(path)
-    assert db.schema_version(database) == store_v2 == 2
+    assert db.schema_version(database) == store_next == STORE_NOW + 1
     assert "pickup_at" in [c.name for c in database.get_columns("order")]
     assert "order_pickup_at" in [i.name for i in database.get_indexes("order")]
     db.Order.update(note="kept").execute()  # the models still write to it
     database.close()
-    assert rows(path, old_columns) == {t: sorted((r if t != "order" else _noted(r, old_columns[t]) for r in rs),
-                                                 key=repr) for t, rs in before.items()}
+    assert old_rows(path, old_columns) == {
+        t: sorted((r if t != "order" else _noted(r, old_columns[t]) for r in rs), key=repr)
+        for t, rs in before.items()}
     assert {r[0] for r in rows(path, {"order": ["pickup_at"]})["order"]} == {None}
-    # opened again: already at version 2, nothing to do
-    assert db.schema_version(db.open_store_db(path)) == 2
+    # opened again: already at that version, nothing to do
+    assert db.schema_version(db.open_store_db(path)) == store_next
 
 
 def _noted(row: tuple, cols: list[str]) -> tuple:
@@ -147,7 +184,7 @@ def test_a_step_that_rebuilds_a_table_keeps_the_rows_that_point_at_it(monkeypatc
     # drops the old one, which with foreign keys on would delete every ticket
     # of every order (ON DELETE CASCADE). legacy=True: that rebuild.
     monkeypatch.setitem(migrations.STEPS, "store", list(migrations.STEPS["store"]))
-    migrations.register("store", Step(2, "order: drop column note",
+    migrations.register("store", Step(STORE_NOW + 1, "order: drop column note",
                                       lambda m, d: m.drop_column("order", "note", legacy=True).run()))
     path = copy("store.db", tmp_path)
     tickets = rows(path)["ticket"]
@@ -166,13 +203,13 @@ def test_a_migration_that_fails_midway_leaves_the_file_at_its_version_with_every
         database.execute_sql('DELETE FROM "ticket"')
         raise RuntimeError("disk pulled out")
 
-    migrations.register("store", Step(2, "order: add column pickup_at", half))
+    migrations.register("store", Step(STORE_NOW + 1, "order: add column pickup_at", half))
     path = copy("store.db", tmp_path)
     before, old_columns = rows(path), columns_of(path)
     with pytest.raises(SchemaError) as e:
         db.open_store_db(path)
     assert e.value.reason == "migration_failed"
-    assert "from schema version 1 to 2" in str(e.value) and "disk pulled out" in str(e.value)
+    assert f"from schema version 1 to {STORE_NOW + 1}" in str(e.value) and "disk pulled out" in str(e.value)
     assert "left at version 1 with all its data" in str(e.value)
     assert user_version(path) == 1
     assert columns_of(path) == old_columns
@@ -194,7 +231,8 @@ def test_a_file_from_a_newer_release_is_refused_and_left_byte_identical(name, tm
     with pytest.raises(SchemaError) as e:
         OPEN[name](path)
     assert e.value.reason == "schema_too_new"
-    assert "newer Restobox release (schema version 7; this release knows up to 1)" in str(e.value)
+    assert (f"newer Restobox release (schema version 7; this release knows up to {migrations.current(KIND[name])})"
+            in str(e.value))
     assert _sha(path) == digest
     assert sorted(p.name for p in tmp_path.iterdir()) == listing  # no WAL or journal left beside it
     if KIND[name] == "store":  # the sync service and the report read it: they refuse it too
