@@ -113,7 +113,7 @@ def build_app(cfg):
     from kds.health import alert_rows, alert_strip
     from kds.viewmodel import AllDayPager, BumpBarMap
     from kds.cardkit import (PAPER, STRIP_DP, Measure, body_height, cut, lines_report, paint_gaps, part_text, place,
-                             place_ahead, ref_boxes, register_solid, resize_cards)
+                             place_ahead, ref_boxes, register_lines_label, register_solid, resize_cards)
     from kds.viewmodel.cards import pack
     from kds.common import (load_kv, register_cjk_font, run_screen_clock, screen_settings, try_screenshot,
                             window_rect, write_state)
@@ -187,7 +187,8 @@ def build_app(cfg):
         columns = NumericProperty(5)
         rows = NumericProperty(2)
 
-    register_solid()  # before station.kv, which draws with it
+    register_solid()  # before station.kv, which draws with them
+    register_lines_label()
     load_kv("alerts.kv")
     load_kv("station.kv")
     bump_keys, keynames, state_file, shot_dir = screen_settings(cfg)

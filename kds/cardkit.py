@@ -313,6 +313,83 @@ def register_solid():
     return Solid
 
 
+_LINES = None
+
+
+def line_quads(lines, tw: int, th: int, x: float, top: float) -> tuple[list[float], list[int]]:
+    """A mesh's vertices and indices drawing, of a text texture ``tw`` x
+    ``th`` whose top left corner goes at (``x``, ``top``) (window
+    coordinates), only its laid-out ``lines`` (Kivy's LayoutLine: ``x``,
+    ``y`` from the top, ``w``, ``h``): a quad per line as wide as its text
+    (and a pixel either side for overhanging glyphs), from its top to the
+    next line's. Texture coordinates for Kivy's text textures (row 0 at the
+    top)."""
+    vs: list[float] = []
+    idx: list[int] = []
+    rows = [(ln.x, ln.y, ln.w, ln.h) for ln in lines if ln.w > 0 and ln.h > 0]
+    for k, (lx, ly, lw, lh) in enumerate(rows):
+        x0 = max(0, int(lx) - 1)
+        x1 = min(tw, int(lx + lw) + 2)
+        y0 = max(0, int(ly))
+        y1 = min(th, int(rows[k + 1][1]) if k + 1 < len(rows) else int(ly + lh) + 2)
+        if x1 <= x0 or y1 <= y0:
+            continue
+        u0, u1, v0, v1 = x0 / tw, x1 / tw, y0 / th, y1 / th
+        n = len(vs) // 4
+        vs += [x + x0, top - y1, u0, v1, x + x1, top - y1, u1, v1,
+               x + x1, top - y0, u1, v0, x + x0, top - y0, u0, v0]
+        idx += [n, n + 1, n + 2, n, n + 2, n + 3]
+    return vs, idx
+
+
+def register_lines_label():
+    """``LinesLabel`` (for .kv files too): a label (markup, refs, anchors,
+    texture as any Label's) that draws of its texture only its lines, each
+    as wide as its text, in one mesh. A software rasteriser pays for every
+    pixel of a quad, blank or not; the text of a card body covers well
+    under half of its box."""
+    global _LINES
+    if _LINES is not None:
+        return _LINES
+    from kivy.factory import Factory
+    from kivy.graphics import Color, Mesh
+    from kivy.lang import Builder
+    from kivy.uix.label import Label
+
+    # "<-": none of Label's rules (its rectangle); the class draws itself.
+    # (A Clear here would also wipe what __init__ drew: kv applies a
+    # child's class rules after creating it.)
+    Builder.load_string("<-LinesLabel>:\n    halign: 'left'\n")
+
+    class LinesLabel(Label):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            with self.canvas:
+                self._tint = Color(1, 1, 1, 1)
+                self._mesh = Mesh(mode="triangles")
+            self.fbind("texture", self._lay)
+            self.fbind("pos", self._lay)
+            self.fbind("size", self._lay)
+            self._lay()
+
+        def _lay(self, *_):
+            tex = self.texture
+            if tex is None or not self.text:
+                self._mesh.vertices, self._mesh.indices = [], []
+                return
+            tw, th = tex.size
+            # where Label's own rule draws the texture
+            x = int(self.center_x - tw / 2.0)
+            top = int(self.center_y - th / 2.0) + th
+            vs, idx = line_quads(self._label._cached_lines, tw, th, x, top)
+            self._mesh.texture = tex
+            self._mesh.vertices, self._mesh.indices = vs, idx
+
+    Factory.register("LinesLabel", cls=LinesLabel)
+    _LINES = LinesLabel
+    return LinesLabel
+
+
 def paint_gaps(grid, rgba=BACKDROP) -> None:
     """The backdrop between a grid's cards, as thin rectangles: the cards'
     paper is the window's clear colour, so nothing is drawn twice under a

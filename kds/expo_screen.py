@@ -319,7 +319,8 @@ def build_expo_app(cfg: Config):
     from kivy.metrics import dp, sp
     from kivy.uix.boxlayout import BoxLayout
 
-    from kds.cardkit import JOIN, STRIP_DP, Measure, anchors_report, body_height, cut, lines_report, part_text, place, resize_cards
+    from kds.cardkit import (JOIN, STRIP_DP, Measure, anchors_report, body_height, cut, lines_report, part_text, place,
+                             register_lines_label, resize_cards)
 
     register_cjk_font()
     Window.clearcolor = (0.05, 0.06, 0.07, 1)  # the backdrop: no rectangle drawn over the whole screen
@@ -369,6 +370,7 @@ def build_expo_app(cfg: Config):
         columns = NumericProperty(5)
         rows = NumericProperty(2)
 
+    register_lines_label()  # before expo.kv, which draws with it
     load_kv("alerts.kv")
     load_kv("expo.kv")
     bump_keys, keynames, state_file, shot_dir = screen_settings(cfg)

@@ -76,6 +76,23 @@ def lines_shown(cards, ticket_id):
     return out
 
 
+def assert_inked(shot, cards):
+    """Each line a card says it shows has text drawn there in the
+    screenshot: pixels much darker than the paper (the dump reads the
+    layout; this reads what reached the screen)."""
+    from PIL import Image
+
+    img = Image.open(shot).convert("L")
+    blank = []
+    for c in cards:
+        for ln in c["lines"]:
+            x, y, w, h = (int(v) for v in ln["rect"])
+            box = img.crop((x, y, x + max(1, w), y + max(1, h)))
+            if box.getextrema()[0] > 140:  # nothing darker than light grey
+                blank.append((c.get("number"), ln["ref"]))
+    assert not blank, f"lines laid out but not drawn: {blank}"
+
+
 def tap(s, rect):
     """A real click in the middle of ``rect`` (window pixels, origin top left)."""
     left, top = s.state()["window_pos"]
@@ -112,6 +129,7 @@ def test_every_line_of_the_longest_order_is_on_the_station_screen(size, broker, 
         states = every_page(s, st["pages"])
         shot = s.screenshot(f"station-{w}x{h}.png")
         keep_shot(shot, f"station-{w}x{h}.png")
+        assert_inked(shot, states[0]["cards"])
         cards = [c for page in states for c in page["cards"]]
         big = next(c["ticket_id"] for c in cards if c["number"] == "#2")
         parts = [c for c in cards if c["ticket_id"] == big]
@@ -185,6 +203,7 @@ def test_every_line_of_the_longest_order_is_on_the_expo_screen(size, broker, hub
         states = every_page(s, st["pages"])
         shot = s.screenshot(f"expo-{w}x{h}.png")
         keep_shot(shot, f"expo-{w}x{h}.png")
+        assert_inked(shot, states[0]["cards"])
         cards = [c for page in states for c in page["cards"]]
         big = [c for c in cards if c["number"] == "#2"]
         n = len(big)
