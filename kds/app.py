@@ -32,6 +32,7 @@ FLASH_RGBA = (1.0, 0.35, 0.35, 1)
 BODY_LINE_HEIGHT = 0.9
 AHEAD_CARDS = 2  # card parts after the page drawn ahead, off screen
 AHEAD_DELAY_S = 0.05  # after a change: that frame has drawn, the next bump is not yet due
+UNPAID_BADGE = "未付\nUNPAID"  # on the header of an order not paid yet (the ticket's payment, order/update's)
 ALLERGEN_ZH = {
     "celery": "芹菜", "gluten": "麸质", "crustaceans": "甲壳类", "egg": "蛋类", "fish": "鱼类",
     "lupin": "羽扇豆", "milk": "牛奶", "molluscs": "软体动物", "mustard": "芥末", "peanut": "花生",
@@ -132,6 +133,7 @@ def build_app(cfg):
         service_text = StringProperty("")
         part_text = StringProperty("")
         body_text = StringProperty("")
+        unpaid_text = StringProperty("")  # the badge: "" when the order is paid
         header_rgba = ListProperty([0.2, 0.5, 0.2, 1])
         selected = BooleanProperty(False)
         app = ObjectProperty(None)
@@ -443,6 +445,7 @@ def build_app(cfg):
                 if card.key is not None:
                     card.disabled, card.ticket_id, card.key, card.selected = True, "", None, False
                     card.body_text = card.part_text = card.number_text = card.timer_text = card.service_text = ""
+                    card.unpaid_text = ""
                     card.body_h = 0
                     card.lines = []
                 return
@@ -451,6 +454,7 @@ def build_app(cfg):
             card.number_text = f"#{v.number} · {v.provisional}" if v.provisional else f"#{v.number}"
             card.timer_text = v.elapsed_text
             card.service_text = f"{v.service_text.zh} {v.channel_text.zh}"
+            card.unpaid_text = UNPAID_BADGE if v.unpaid else ""
             card.selected = v.selected
             card.header_rgba = list(FLASH_RGBA if v.flashing else HEADER_RGBA[v.colour])
             _, k, n = key
@@ -476,6 +480,7 @@ def build_app(cfg):
                     ln["line"] = int(ln["ref"][1:].split("~")[0]) if ln["ref"].startswith("L") else None
                 _, k, n = c.key
                 entry = {"ticket_id": c.ticket_id, "number": c.number_text.split(" · ")[0],
+                         "unpaid": c.unpaid_text.replace("\n", " "),
                          "part": k + 1, "parts": n, "rect": rect, "header": window_rect(c.ids.header),
                          "lines": lines, "part_text": c.part_text,
                          "body": [c.ids.body.width, c.ids.body.texture_size[1]], "room": self.card_box}

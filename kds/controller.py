@@ -154,8 +154,8 @@ class StationController:
 
     def _on_update(self, m: Incoming) -> None:
         u = self._decode(m, OrderUpdate)
-        if u is not None:  # no redraw: the grid follows tickets, not orders
-            self.post(lambda: self.vm.on_update(u))
+        if u is not None:  # a redraw only when a shown ticket's payment changed
+            self.post(lambda: self._apply(lambda: self.vm.on_update(u)))
 
     def _on_hub_presence(self, m: Incoming) -> None:
         p = self._decode(m, Presence)

@@ -30,7 +30,7 @@ os.environ.setdefault("KIVY_NO_CONSOLELOG", "1")
 from kds.health import ScreenMonitor, alert_rows, alert_strip, guarded, ignored, not_from_topic  # noqa: E402
 from kds.cardkit import block, esc  # noqa: E402
 from kds.common import load_kv, register_cjk_font, run_screen_clock, screen_settings, try_screenshot, window_rect, write_state  # noqa: E402
-from kds.viewmodel import ActionRefused, ExpoRow, ExpoViewModel, StationProgress, Thresholds, ticket_problem  # noqa: E402
+from kds.viewmodel import ActionRefused, ExpoRow, ExpoViewModel, HeldRow, StationProgress, Thresholds, ticket_problem  # noqa: E402
 from restobox import contract  # noqa: E402
 from restobox.bus import Bus, Incoming, bus_from_config, decode_or_none, refused  # noqa: E402
 from restobox.config import Config  # noqa: E402
@@ -134,7 +134,10 @@ class ExpoController:
         if t is None:
             return
         parsed = contract.parse_topic(m.topic)
-        if parsed is None or parsed[1] != t.station:
+        # a held order's tickets come on the expo's own topic, each naming
+        # the station that will make it once the order is paid
+        held_here = parsed is not None and parsed[1] == EXPO_STATION and t.state == "held"
+        if parsed is None or (parsed[1] != t.station and not held_here):
             self._reject(m, "bad_topic", f"a {t.station[:40]!r} ticket on another station's topic")
             return
         problem = ticket_problem(t)
@@ -263,6 +266,23 @@ def status_text(row: ExpoRow) -> str:
     return f"制作中 Preparing  ·  {done}/{len(row.stations)}"
 
 
+UNPAID_BADGE = "未付\nUNPAID"
+HELD_SHOWN = 8
+
+
+def held_text(rows: list[HeldRow]) -> str:
+    """The held list beside the grid: each order waiting for its payment,
+    with its table or channel, what is due and how long it has waited."""
+    lines = []
+    for h in rows[:HELD_SHOWN]:
+        where = f"{h.table}号桌" if h.table else h.channel_text.zh
+        due = f" ¥{h.total // 100}.{h.total % 100:02d}" if h.total else ""
+        lines.append(f"[b]#{h.number}[/b] [size=15sp]{esc(where)}{due} · {h.waiting_text}[/size]")
+    if len(rows) > HELD_SHOWN:
+        lines.append(f"[size=15sp]+{len(rows) - HELD_SHOWN} 单 more[/size]")
+    return "\n".join(lines)
+
+
 def service_line(row: ExpoRow) -> str:
     """``"12号桌 · Table 12"`` (a table means dine in), ``"外带 Takeaway"``."""
     if row.table:
@@ -333,6 +353,7 @@ def build_expo_app(cfg: Config):
         service_text = StringProperty("")
         channel_text = StringProperty("")
         status_text = StringProperty("")
+        unpaid_text = StringProperty("")  # the badge: "" when the order is paid
         part_text = StringProperty("")
         body_text = StringProperty("")
         key = ObjectProperty(None, allownone=True)  # (order_id, part, parts) shown
@@ -364,6 +385,7 @@ def build_expo_app(cfg: Config):
         notice_text = StringProperty("")
         hidden_text = StringProperty("")
         completed_text = StringProperty("")
+        held_text = StringProperty("")  # orders waiting for their payment, apart from the grid
         recall_hint = StringProperty("")
         alert_text = StringProperty("")
         alert_severity = StringProperty("")
@@ -391,7 +413,7 @@ def build_expo_app(cfg: Config):
             self.measure_body = Measure(sp(18))
             self.card_box = None  # (text width, body height) of a card, once laid out
             self._names = None  # the station names the cards were measured with
-            self._drawn = ([], [], (0, 1, 0))
+            self._drawn = ([], [], (0, 1, 0), [])
             self.cards = []
             self.slots = cfg.kds.columns * cfg.kds.rows
             for _ in range(self.slots):
@@ -486,6 +508,8 @@ def build_expo_app(cfg: Config):
             done = vm.completed_numbers()[:COMPLETED_SHOWN]
             r.completed_text = "\n".join(
                 f"[b]#{n}[/b]" if k == 0 else f"[color=#9aa0a6]#{n}[/color]" for k, n in enumerate(done))
+            held = vm.held_rows()
+            r.held_text = held_text(held)
             parts = []
             for row in rows:
                 split = self.split(row.stations, row.note)
@@ -493,7 +517,7 @@ def build_expo_app(cfg: Config):
                 for k in range(first, min(len(split), first + n)):
                     parts.append(((row.order_id, k, len(split)), row, split[k]))
             place(r.ids.grid, self.cards, parts, self.slots, self._fill)
-            self._drawn = (rows, done, (vm.page, vm.pages, vm.hidden_count))
+            self._drawn = (rows, done, (vm.page, vm.pages, vm.hidden_count), held)
             if state_file:
                 self._dump_soon()
 
@@ -502,7 +526,7 @@ def build_expo_app(cfg: Config):
             if row is None:
                 if card.key is not None:
                     card.order_id, card.key, card.opacity, card.disabled = "", None, 0, True
-                    card.body_text = card.part_text = ""
+                    card.body_text = card.part_text = card.unpaid_text = ""
                     card.body_h = 0
                 return
             card.order_id, card.key, card.opacity, card.disabled = row.order_id, key, 1, False
@@ -513,6 +537,7 @@ def build_expo_app(cfg: Config):
             card.colour, card.flashing = row.colour, row.flashing
             card.ready, card.selected = row.ready, row.selected
             card.status_text = status_text(row)
+            card.unpaid_text = UNPAID_BADGE if row.unpaid else ""
             _, k, n = key
             card.part_text = part_text(k, n)
             if self.card_box is not None:
@@ -526,7 +551,7 @@ def build_expo_app(cfg: Config):
             card.body_text = JOIN.join(b for b, _ in blocks)
 
         def _dump_state(self) -> None:
-            rows, completed, (page, pages, hidden) = self._drawn
+            rows, completed, (page, pages, hidden), held = self._drawn
             first, cards = {}, []
             for c in reversed(self.root_w.ids.grid.children):
                 if not c.order_id:
@@ -550,11 +575,14 @@ def build_expo_app(cfg: Config):
                                      "text": f"{name.zh} {name.en} {progress_text(p)} {ack_text(p)}"})
                 orders.append({"order_id": row.order_id, "number": row.number, "ready": row.ready,
                                "selected": row.selected, "colour": row.colour, "flashing": row.flashing,
+                               "unpaid": card.unpaid_text.replace("\n", " "),
                                "status": card.status_text, "parts": entry["parts"],
                                "stations": stations, "rect": entry["rect"]})
             ids = self.root_w.ids
             write_state(state_file, {
                 "screen": "expo", "orders": orders, "cards": cards, "completed": completed,
+                "held": [{"order_id": h.order_id, "number": h.number} for h in held],
+                "held_text": ids.held.text, "held_rect": window_rect(ids.held),
                 "banner": self.root_w.banner_text, "notice": self.root_w.notice_text,
                 "alerts": alert_rows(self.ctl.monitor.alerts), "alert_strip": self.root_w.alert_text,
                 "alert_rect": window_rect(ids.alerts), "grid_rect": window_rect(ids.grid),

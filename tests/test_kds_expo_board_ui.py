@@ -320,6 +320,70 @@ def test_both_screens_say_when_the_store_network_is_lost_and_clear_when_back(bro
     board.wait(lambda st: n in st["preparing"])
 
 
+def test_a_held_order_waits_apart_marked_held_and_a_payment_puts_it_on_the_grid(broker, display, tmp_path):
+    """The hub's messages, published here as the hub would: a QR order held
+    until paid ([hub.till] hold_unpaid) comes as held tickets on the expo's
+    own topic and is shown apart from the grid, marked HELD; an open order
+    not paid yet has the UNPAID badge; the payment (order/update, then the
+    released tickets on their stations' topics) puts the held order on the
+    grid and takes the badges off."""
+    from restobox.contract import OrderUpdate, StationTicket, TicketItem
+
+    hub = Device(broker, "hub", role="hub")
+    screen = None
+    try:
+        hub.bus.announce()
+        screen = start_screen(display, broker, tmp_path, "expo")
+        screen.wait(lambda st: st["banner"] == "")
+        held_id, open_id = str(uuid.uuid4()), str(uuid.uuid4())
+        now = time.strftime("%Y-%m-%dT%H:%M:%S+00:00", time.gmtime())
+
+        def ticket(order_id, number, st, state, payment, revision=1, table=None):
+            return StationTicket(
+                ticket_id=f"{order_id}:{st}", order_id=order_id, number=number, station=st, channel="qr",
+                service="dine_in" if table else "takeaway", table=table,
+                items=(TicketItem(line=1, item_id="kung-pao-chicken", name_zh="宫保鸡丁", name_en="Kung Pao Chicken",
+                                  qty=1),),
+                accepted_at=now, state=state, revision=revision, payment=payment)
+
+        def update(order_id, number, state, payment, table=None):
+            return OrderUpdate(order_id=order_id, number=number, business_date="2026-12-05", state=state, at=now,
+                               payment=payment, paid=3800 if payment == "paid" else 0, total=3800, channel="qr",
+                               table=table)
+
+        def send(topic, msg):
+            hub.publish(topic, contract.encode(msg))
+
+        send(topics.ORDER_UPDATE, update(held_id, 57, "held", "unpaid", table="12"))
+        for st in ("wok", "drinks"):
+            send(topics.station_ticket("expo"), ticket(held_id, 57, st, "held", "unpaid", table="12"))
+        send(topics.station_ticket("wok"), ticket(open_id, 58, "wok", "open", "unpaid"))
+        st = screen.wait(lambda st: [h["number"] for h in st["held"]] == [57] and card(st, 58) is not None)
+        assert card(st, 57) is None  # apart: not on the grid, nobody cooks it
+        assert "待付款" in st["held_text"] and "HELD – waiting for payment" in st["held_text"]
+        assert "#57" in st["held_text"] and "12号桌" in st["held_text"] and "¥38.00" in st["held_text"]
+        assert card(st, 58)["unpaid"] == "未付 UNPAID"
+        x, y, w, h = st["held_rect"]
+        gx, gy, gw, gh = st["grid_rect"]
+        assert h > 0 and x >= gx + gw  # beside the grid
+        screen.screenshot(tmp_path / "expo-held.png")
+
+        # paid at the counter: the hub's update, then its released tickets on the stations' topics
+        send(topics.ORDER_UPDATE, update(held_id, 57, "accepted", "paid", table="12"))
+        for st_ in ("wok", "drinks"):
+            send(topics.station_ticket(st_), ticket(held_id, 57, st_, "open", "paid", revision=2, table="12"))
+        st = screen.wait(lambda st: st["held"] == [] and card(st, 57) is not None
+                         and len(card(st, 57)["stations"]) == 2)
+        assert card(st, 57)["unpaid"] == "" and card(st, 58)["unpaid"] == "未付 UNPAID"
+        assert st["held_text"] == "" and st["held_rect"][3] == 0
+        send(topics.ORDER_UPDATE, update(open_id, 58, "accepted", "paid"))
+        screen.wait(lambda st: card(st, 58)["unpaid"] == "")
+    finally:
+        if screen is not None:
+            screen.stop()
+        hub.close()
+
+
 # =========================================================================
 # Pickup board
 # =========================================================================

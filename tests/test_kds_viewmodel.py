@@ -6,6 +6,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime, timezone
 
+import msgspec
 import pytest
 
 from restobox import contract
@@ -882,3 +883,101 @@ def test_expo_update_sent_before_the_bump_does_not_bring_the_order_back(clock) -
     assert vm.rows_on_page() == []
     vm.on_update(update(1, "completed", {"wok": "done"}, at=T0 + 1))
     assert vm.rows_on_page() == [] and vm.completed_numbers() == [1]
+
+
+# ============================================================ payment, held
+
+
+def paid_update(n: int, state: str = "accepted", payment: str = "paid", at: float = T0 + 1,
+                total: int = 4600, channel: str = "kiosk", table: str | None = None) -> OrderUpdate:
+    return OrderUpdate(order_id=oid(n), number=n, business_date="2026-11-22", state=state, at=iso(at),
+                       payment=payment, paid=total if payment == "paid" else 0, total=total, channel=channel,
+                       table=table)
+
+
+def held(t: StationTicket) -> StationTicket:
+    return msgspec.structs.replace(t, state="held")
+
+
+def released(t: StationTicket) -> StationTicket:
+    """The hub's copy once the order is paid: open, at its station."""
+    return msgspec.structs.replace(t, state="open", payment="paid", revision=t.revision + 1)
+
+
+def test_a_station_card_says_unpaid_until_the_order_update_says_paid(clock) -> None:
+    vm = station(clock)
+    vm.on_ticket(ticket(1))
+    vm.on_ticket(msgspec.structs.replace(ticket(2), payment="paid"))
+    assert [(v.number, v.unpaid) for v in vm.tickets_on_page()] == [(1, True), (2, False)]
+    assert vm.on_update(paid_update(1)) is True  # a shown card changed: redraw
+    assert [v.unpaid for v in vm.tickets_on_page()] == [False, False]
+    assert vm.on_update(paid_update(1)) is False  # nothing new
+    assert vm.on_update(paid_update(9)) is False  # not an order of this screen
+    # a refund shows no badge (it is not "unpaid"); the cache keeps the payment through a restart
+    vm.on_update(paid_update(2, payment="refunded"))
+    again = StationViewModel.restore(vm.snapshot(), "wok", "kds-wok-1", clock=clock)
+    assert [(v.number, v.unpaid) for v in again.tickets_on_page()] == [(1, False), (2, False)]
+
+
+def test_a_resync_copy_of_the_same_revision_brings_a_payment_missed_while_away(clock) -> None:
+    vm = station(clock)
+    t = ticket(1)
+    vm.on_ticket(t)
+    assert vm.on_ticket(t) is False and vm.counters["duplicate"] == 1
+    assert vm.on_ticket(msgspec.structs.replace(t, payment="paid")) is True
+    assert [v.unpaid for v in vm.tickets_on_page()] == [False]
+
+
+def test_a_station_never_shows_a_held_ticket_and_shows_it_once_released(clock) -> None:
+    vm = station(clock)
+    t = ticket(1)
+    assert vm.on_ticket(held(t)) is False
+    assert vm.tickets_on_page() == [] and vm.counters["held"] == 1 and vm.drawn([t.ticket_id]) == []
+    assert vm.on_ticket(released(t)) is True
+    [v] = vm.tickets_on_page()
+    assert (v.number, v.unpaid) == (1, False)
+    assert one_event(vm.drawn([t.ticket_id])).kind == "ack"
+
+
+def test_expo_marks_an_unpaid_order_and_clears_the_mark_when_it_is_paid(clock) -> None:
+    vm = expo(clock)
+    vm.on_ticket(ticket(1))
+    assert vm.rows_on_page()[0].unpaid
+    assert vm.on_update(paid_update(1)) is True
+    assert not vm.rows_on_page()[0].unpaid
+    # a later ticket copy carries the payment as the hub has it
+    vm.on_ticket(done(msgspec.structs.replace(ticket(1), payment="paid")))
+    assert not vm.rows_on_page()[0].unpaid
+
+
+def test_expo_shows_held_orders_apart_and_a_payment_releases_them_to_the_kitchen(clock) -> None:
+    vm = expo(clock)
+    wok, drinks = ticket(1, "wok"), ticket(1, "drinks", items=[item(2, "Milk Tea", "奶茶")])
+    vm.on_ticket(ticket(2))
+    assert vm.on_ticket(held(wok)) is True
+    vm.on_ticket(held(drinks))
+    assert vm.on_update(paid_update(1, state="held", payment="unpaid", at=T0, channel="qr", table="12")) is True
+    # not on the grid (nobody cooks it), not bumpable; in the held list with its table and total
+    assert [r.number for r in vm.rows_on_page()] == [2] and vm.open_count == 1
+    clock.advance(75)
+    [h] = vm.held_rows()
+    assert (h.number, h.table, h.total, h.waiting_text, h.channel_text.en) == (1, "12", 4600, "1:15", "QR")
+    with pytest.raises(ActionRefused):
+        vm.bump(oid(1))
+    # paid: the update and the released tickets (in either order) put it on the grid
+    assert vm.on_update(paid_update(1, state="accepted", at=T0 + 80)) is True
+    assert vm.held_rows() == []
+    vm.on_ticket(released(wok))
+    vm.on_ticket(released(drinks))
+    rows = vm.rows_on_page()
+    assert [(r.number, r.unpaid) for r in rows] == [(1, False), (2, True)]
+    assert [p.state for p in rows[0].stations] == ["open", "open"]
+
+
+def test_expo_knows_a_held_order_from_its_tickets_alone_and_drops_it_when_voided(clock) -> None:
+    vm = expo(clock)
+    t = held(ticket(3, "wok"))
+    vm.on_ticket(t)  # a resync after a restart: tickets, no order update yet
+    assert [h.number for h in vm.held_rows()] == [3] and vm.rows_on_page() == []
+    assert vm.on_update(paid_update(3, state="voided", payment="unpaid")) is True
+    assert vm.held_rows() == [] and vm.rows_on_page() == []

@@ -30,7 +30,7 @@ Everything is importable from ``kds.viewmodel`` as before.
 from kds.viewmodel.allday import AllDayCount, AllDayPage, AllDayPager, all_day_counts
 from kds.viewmodel.board import BoardViewModel
 from kds.viewmodel.bumpbar import BUMP_BAR_ACTIONS, DEFAULT_BUMP_BAR, BumpBarMap
-from kds.viewmodel.expo import ExpoRow, ExpoViewModel, StationProgress
+from kds.viewmodel.expo import ExpoRow, ExpoViewModel, HeldRow, StationProgress
 from kds.viewmodel.shared import (
     BANNER_CONNECTING,
     BANNER_HUB_LOST,
@@ -54,7 +54,7 @@ from kds.viewmodel.station import PendingKind, StationViewModel
 __all__ = [
     "BANNER_CONNECTING", "BANNER_HUB_LOST", "BANNER_LINK_LOST", "BUMP_BAR_ACTIONS", "CLOCK_SLACK_S",
     "DEFAULT_BUMP_BAR", "MAX_REVISION", "ActionRefused", "AllDayCount", "AllDayPage", "AllDayPager",
-    "BoardViewModel", "BumpBarMap", "Clock", "ExpoRow", "ExpoViewModel", "ItemView", "LinkState",
+    "BoardViewModel", "BumpBarMap", "Clock", "ExpoRow", "ExpoViewModel", "HeldRow", "ItemView", "LinkState",
     "PendingKind", "StationProgress", "StationViewModel", "Thresholds", "TicketColour", "TicketView",
     "all_day_counts", "channel_text", "elapsed_text", "service_text", "ticket_problem",
 ]

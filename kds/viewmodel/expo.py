@@ -61,6 +61,22 @@ class ExpoRow:
     flashing: bool
     selected: bool
     is_new: bool
+    unpaid: bool = False  # the order's payment state is "unpaid" (a "未付 UNPAID" badge)
+
+
+@dataclass(frozen=True, slots=True)
+class HeldRow:
+    """An order waiting for its payment before the kitchen gets it
+    ([hub.till] hold_unpaid): shown apart on the expo screen, not cooked."""
+
+    order_id: str
+    number: int
+    channel: str
+    channel_text: Words
+    table: str | None
+    total: int  # fen; 0 until an order update says
+    waiting_s: int
+    waiting_text: str
 
 
 @dataclass(slots=True)
@@ -83,7 +99,9 @@ class _ExpoOrder:
     update: OrderUpdate | None = None
     update_ts: float | None = None
     pending: _ExpoPending | None = None
-    state: str = "accepted"  # what the screen shows: the hub's state + pending
+    state: str = "accepted"  # what the screen shows: the hub's state + pending ("held": waits for payment)
+    payment: str = "unpaid"  # the latest of the tickets' and the updates' payment
+    total: int = 0
     completed_at: float | None = None
     slots: int = 1  # card slots it takes on screen (see ExpoViewModel.set_measure)
     measured: object = None  # the progress ``slots`` was measured for
@@ -147,6 +165,12 @@ class ExpoViewModel(_PagedGrid):
         known = self._revs.get(t.ticket_id, self._gone_tickets.get(t.ticket_id))
         if known is not None and t.revision <= known:
             self.counters["duplicate" if t.revision == known else "stale"] += 1
+            o = self._orders.get(t.order_id)
+            if o is not None and t.revision == known and t.payment != o.payment:
+                # the hub's copy again (a resync) with the order's payment now
+                before = self._shown(o)
+                o.payment = t.payment
+                return before != self._shown(o)
             return False
         if self._gone_orders.get(t.order_id) == "voided":
             self.counters["stale"] += 1
@@ -169,6 +193,7 @@ class ExpoViewModel(_PagedGrid):
             self._order = None
         o.number, o.channel, o.service, o.table, o.note = t.number, t.channel, t.service, t.table, t.note
         o.tickets[t.station] = t
+        o.payment = t.payment
         self._refresh(o, now)
         return before != self._shown(o)
 
@@ -192,6 +217,11 @@ class ExpoViewModel(_PagedGrid):
         if o is None:
             o = self._new_order(u.order_id, u.number, now)
         o.update, o.update_ts = u, _newest_mark(ts, now)
+        o.payment = u.payment
+        if u.total:
+            o.total = u.total
+        if u.channel:  # the hub's order updates say where the order came from
+            o.channel, o.table = u.channel, u.table
         if o.pending is not None and o.pending.target == u.state:
             o.pending = None
         self._refresh(o, now)
@@ -229,6 +259,20 @@ class ExpoViewModel(_PagedGrid):
     @property
     def selected_order_id(self) -> str | None:
         return self._selected()
+
+    def held_rows(self) -> list[HeldRow]:
+        """Orders waiting for their payment, the longest waiting first: not
+        on the grid (nobody cooks them), shown apart until paid."""
+        now = self.clock()
+        held = sorted((o for o in self._orders.values() if o.state == "held"),
+                      key=lambda o: (o.start, o.number, o.order_id))
+        out = []
+        for o in held:
+            waiting = int(max(0.0, now - o.start))
+            out.append(HeldRow(order_id=o.order_id, number=o.number, channel=o.channel,
+                               channel_text=channel_text(o.channel), table=o.table, total=o.total,
+                               waiting_s=waiting, waiting_text=elapsed_text(waiting)))
+        return out
 
     def completed_numbers(self) -> list[int]:
         """Recently completed orders, most recent first (the recall list)."""
@@ -303,7 +347,10 @@ class ExpoViewModel(_PagedGrid):
         self._order = None
 
     def _refresh(self, o: _ExpoOrder, now: float) -> None:
-        base = o.update.state if o.update is not None else "accepted"
+        if o.update is not None:
+            base = o.update.state
+        else:  # tickets only (a resync): held while every one of them is
+            base = "held" if o.tickets and all(t.state == "held" for t in o.tickets.values()) else "accepted"
         state = o.pending.target if o.pending is not None else base
         if state != o.state:
             self._order = None
@@ -366,9 +413,13 @@ class ExpoViewModel(_PagedGrid):
         return tuple(out)
 
     def _shown(self, o: _ExpoOrder | None):
-        if o is None or o.state not in OPEN_STATES:
+        if o is None:
             return None
-        return (o.number, o.table, o.start, self._progress(o))
+        if o.state == "held":  # in the held list
+            return ("held", o.number, o.table, o.channel, o.start, o.total)
+        if o.state not in OPEN_STATES:
+            return None
+        return (o.number, o.table, o.start, self._progress(o), o.payment)
 
     def _row(self, o: _ExpoOrder, now: float) -> ExpoRow:
         progress = self._progress(o)
@@ -381,6 +432,6 @@ class ExpoViewModel(_PagedGrid):
             stations=progress, ready=bool(progress) and all(p.state == "done" for p in progress),
             elapsed_s=elapsed, elapsed_text=elapsed_text(elapsed), colour=colour,
             flashing=self.thresholds.flashing(colour, now), selected=o.order_id == self._pager.selected,
-            is_new=is_new,
+            is_new=is_new, unpaid=o.payment == "unpaid",
         )
 

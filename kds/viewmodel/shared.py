@@ -350,6 +350,7 @@ class TicketView:
     selected: bool
     is_new: bool
     provisional: str = ""  # the number the diner holds, for an order placed offline
+    unpaid: bool = False  # the order's payment state is "unpaid" (a "未付 UNPAID" badge)
 
 
 def _item_view(i: TicketItem) -> ItemView:

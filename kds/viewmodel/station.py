@@ -144,8 +144,10 @@ class StationViewModel(_PagedGrid):
         self.link = LinkState()
         # Counted, never silent: tickets ignored as repeats or as older copies.
         # ``unusable``: a ticket the hub cannot have made (see ticket_problem).
+        # ``held``: a ticket of an order waiting for its payment, which only
+        # the expo screen shows (the hub sends it to the station once paid).
         self.counters: dict[str, int] = {"duplicate": 0, "stale": 0, "other_station": 0, "expired": 0,
-                                         "unusable": 0}
+                                         "unusable": 0, "held": 0}
         #: Set by :meth:`restore` when the cache could not be used.
         self.cache_problem: str | None = None
         self._entries: dict[str, _Entry] = {}
@@ -183,11 +185,18 @@ class StationViewModel(_PagedGrid):
         if ticket_problem(t) is not None:
             self.counters["unusable"] += 1
             return False
+        if t.state == "held":
+            self.counters["held"] += 1
+            return False
         tid = t.ticket_id
         e = self._entries.get(tid)
         known = e.hub.revision if e else self._gone_rev(tid)
         if known is not None and t.revision <= known:
             self.counters["duplicate" if t.revision == known else "stale"] += 1
+            if e is not None and t.revision == known and t.payment != e.hub.payment:
+                # the hub's copy again (a resync) with the order's payment now:
+                # an order/update missed while away
+                return self._set_payment(e, t.payment)
             return False
         now = self.clock()
         before = self._shown(e)
@@ -218,10 +227,17 @@ class StationViewModel(_PagedGrid):
         self._refresh(e, now)
         return self._grid_changed(before, self._shown(e), tid)
 
-    def on_update(self, u: OrderUpdate) -> None:
-        """Order updates: used only to refuse a recall the hub would refuse."""
-        if any(e.hub.order_id == u.order_id for e in self._entries.values()):
-            self._order_states[u.order_id] = u.state
+    def on_update(self, u: OrderUpdate) -> bool:
+        """Order updates: the order's payment (the "unpaid" badge), and its
+        state to refuse a recall the hub would refuse. True when a ticket on
+        the shown page changed."""
+        changed = False
+        for e in self._entries.values():
+            if e.hub.order_id == u.order_id:
+                self._order_states[u.order_id] = u.state
+                if u.payment != e.hub.payment:
+                    changed = self._set_payment(e, u.payment) or changed
+        return changed
 
     def on_link(self, connected: bool) -> None:
         """The broker connection went up or down."""
@@ -445,6 +461,12 @@ class StationViewModel(_PagedGrid):
         return vm
 
     # ----------------------------------------------------------- internals
+    def _set_payment(self, e: _Entry, payment: str) -> bool:
+        """The order's payment on the hub's copy (so the cache keeps it too);
+        True when the ticket is on the shown page."""
+        e.hub = msgspec.structs.replace(e.hub, payment=payment)
+        return e.state == "open" and e.hub.ticket_id in self._pager.window(self._sync(self.clock()))
+
     def _gone_rev(self, tid: str) -> int | None:
         v = self._gone.get(tid)
         return None if v is None else v[0]
@@ -545,7 +567,7 @@ class StationViewModel(_PagedGrid):
             return False, None
         h = e.hub
         return True, (e.items, h.number, h.note, h.table, h.service, h.channel, h.accepted_at,
-                      h.provisional_number)
+                      h.provisional_number, h.payment)
 
     def _grid_changed(self, before, after, tid: str) -> bool:
         if before[0] != after[0]:
@@ -568,5 +590,6 @@ class StationViewModel(_PagedGrid):
             done=e.state == "done", elapsed_s=elapsed, elapsed_text=elapsed_text(elapsed),
             colour=colour, flashing=self.thresholds.flashing(colour, now),
             selected=h.ticket_id == self._pager.selected, is_new=is_new, provisional=h.provisional_number,
+            unpaid=h.payment == "unpaid",
         )
 
