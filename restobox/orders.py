@@ -200,9 +200,12 @@ def split_by_station(lines: Iterable[PricedLine]) -> dict[str, list[TicketItem]]
 
 # submitted -> accepted -> in_progress -> ready -> completed; rejected and
 # voided are final. "submitted" exists only on the device (before the hub's
-# answer); the hub stores orders from "accepted" on.
+# answer); the hub stores orders from "accepted" on. "held": accepted but
+# waiting for its payment ([hub.till] hold_unpaid) before the kitchen gets
+# it; the payment releases it to "accepted".
 TRANSITIONS: dict[str, dict[str, str]] = {
-    "submitted": {"accept": "accepted", "reject": "rejected"},
+    "submitted": {"accept": "accepted", "hold": "held", "reject": "rejected"},
+    "held": {"release": "accepted", "void": "voided"},
     "accepted": {"start": "in_progress", "all_done": "ready", "void": "voided"},
     "in_progress": {"all_done": "ready", "void": "voided", "reopen": "in_progress"},
     "ready": {"complete": "completed", "reopen": "in_progress", "void": "voided"},
@@ -211,6 +214,12 @@ TRANSITIONS: dict[str, dict[str, str]] = {
     "voided": {},
 }
 OPEN_STATES = frozenset({"accepted", "in_progress", "ready"})
+"""The kitchen works on these (stations, the pickup board's "preparing"
+and "ready"). A held order is not among them: no station makes it and the
+diner's number is not on the board until it is paid."""
+HELD_STATES = frozenset({"held"})
+LIVE_STATES = OPEN_STATES | HELD_STATES
+"""Not finished: what the expo screen follows and retention keeps."""
 FINAL_STATES = frozenset({"rejected", "voided"})
 
 
@@ -312,6 +321,10 @@ class OrderProgress:
 
     def void(self) -> None:
         self.state = transition(self.state, "void")
+
+    def release(self) -> None:
+        """A held order is paid: the kitchen gets it."""
+        self.state = transition(self.state, "release")
 
 
 def _fields(s) -> dict:

@@ -142,13 +142,28 @@ def progress(order: db.Order, tickets: dict[str, db.Ticket]) -> OrderProgress:
                          {s for s, t in tickets.items() if t.acked_at})
 
 
+def ticket_topic(station: str, state: str) -> str:
+    """Where a ticket goes: its station's topic, or the expo screen's alone
+    while its order is held (waiting for its payment)."""
+    return topics.station_ticket(contract.EXPO_STATION if state == "held" else station)
+
+
 def ticket_msg(order: db.Order, t: db.Ticket, items, state: str, revision: int) -> StationTicket:
     return StationTicket(
         ticket_id=t.id, order_id=order.id, number=order.number, station=t.station,
         channel=order.channel, service=order.service, table=order.table, items=tuple(items),
         note=order.note, accepted_at=order.accepted_at, state=state, revision=revision,
         provisional_number=order.provisional_number if order.offline else "",
+        payment=order.payment,
     )
+
+
+def order_update(order: db.Order, state: str, stations, now: str, reason: str | None = None) -> OrderUpdate:
+    """The order/update message of an order (its payment as the row has it)."""
+    return OrderUpdate(
+        order_id=order.id, number=order.number, business_date=order.business_date, state=state,
+        stations=stations, reason=reason, at=now, payment=order.payment, paid=order.paid, total=order.total,
+        channel=order.channel, table=order.table)
 
 
 def stored_ticket_msg(order: db.Order, t: db.Ticket) -> StationTicket:
@@ -162,11 +177,12 @@ def order_changed(fx: Effects, order: db.Order, state: str, prog: OrderProgress,
     keep the pickup board in step."""
     if state != order.state:
         db.Order.update(state=state, updated_at=now).where(db.Order.id == order.id).execute()
-        outbox(f"{order.id}:{state}:{now}", f"order.{state}", order.id,
+        # a held order paid: "released" (the cloud has its order.accepted, with state "held")
+        event = "released" if order.state == "held" else state
+        outbox(f"{order.id}:{event}:{now}", f"order.{event}", order.id,
                {"order_id": order.id, "number": order.number, "state": state, "reason": reason, "at": now}, now)
-    fx.publish(topics.ORDER_UPDATE, OrderUpdate(
-        order_id=order.id, number=order.number, business_date=order.business_date,
-        state=state, stations=prog.statuses(), reason=reason, at=now))
+        order.state = state
+    fx.publish(topics.ORDER_UPDATE, order_update(order, state, prog.statuses(), now, reason))
     if state in OPEN_STATES:
         new = (order.number, state)
         if fx.board.get(order.id) != new:

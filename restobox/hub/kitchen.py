@@ -8,10 +8,10 @@ import logging
 from typing import TYPE_CHECKING
 
 from restobox import contract, db
-from restobox.contract import OrderUpdate, Rejection, StationEvent, topics
-from restobox.hub.common import Effects, Request, iso, json_enc, order_changed, outbox, progress, stored_ticket_msg, \
-    ticket_msg
-from restobox.orders import OPEN_STATES
+from restobox.contract import Rejection, StationEvent, topics
+from restobox.hub.common import Effects, Request, iso, json_enc, order_changed, order_update, outbox, progress, \
+    stored_ticket_msg, ticket_msg, ticket_topic
+from restobox.orders import LIVE_STATES, OPEN_STATES
 
 if TYPE_CHECKING:
     from restobox.hub.service import Hub
@@ -41,9 +41,7 @@ def handle_event(hub: "Hub", fx: Effects, req: Request) -> None:
             db.Ticket.update(acked_at=now).where(db.Ticket.id == t.id).execute()
             t.acked_at = now
             # the expo shows which stations have the ticket
-            fx.publish(topics.ORDER_UPDATE, OrderUpdate(
-                order_id=order.id, number=order.number, business_date=order.business_date,
-                state=order.state, stations=progress(order, tickets).statuses(), at=now))
+            fx.publish(topics.ORDER_UPDATE, order_update(order, order.state, progress(order, tickets).statuses(), now))
         fx.counters["acks"] += 1
         return
     prog = progress(order, tickets)
@@ -86,14 +84,17 @@ def _expo_event(fx: Effects, order: db.Order, tickets: dict, ev: StationEvent, n
 
 def handle_sync(hub: "Hub", fx: Effects, req: Request) -> None:
     """Every open ticket of the station again (the expo: of every station,
-    done ones of open orders too: it follows whole orders)."""
+    done ones of open orders too, and those of held orders: it follows
+    whole orders, and shows the ones waiting for their payment)."""
     station, sync = req.device, req.msg
-    q = (db.Ticket.select(db.Ticket, db.Order).join(db.Order).where(db.Order.state.in_(sorted(OPEN_STATES))))
     if station != contract.EXPO_STATION:
-        q = q.where(db.Ticket.station == station, db.Ticket.state == "open")
+        q = (db.Ticket.select(db.Ticket, db.Order).join(db.Order)
+             .where(db.Order.state.in_(sorted(OPEN_STATES)), db.Ticket.station == station, db.Ticket.state == "open"))
+    else:
+        q = db.Ticket.select(db.Ticket, db.Order).join(db.Order).where(db.Order.state.in_(sorted(LIVE_STATES)))
     n = 0
     for t in q:
-        fx.publish(topics.station_ticket(t.station), stored_ticket_msg(t.order, t))
+        fx.publish(ticket_topic(t.station, t.state), stored_ticket_msg(t.order, t))
         n += 1
     log.info("%s asked for %s's open tickets: sent %d", sync.device, station, n)
     fx.counters["syncs"] += 1

@@ -70,19 +70,29 @@ def request(fx: Effects, job: contract.PrintJob, at: str) -> None:
     fx.counters[f"print_requests.{job.kind}"] += 1
 
 
-def for_new_order(hub: "Hub", fx: Effects, sub: OrderSubmit, device: str, number: int, bdate: str,
-                  now: datetime, priced, tickets: list[StationTicket],
-                  loyalty: contract.LoyaltyResult | None = None) -> None:
+def kitchen_tickets(hub: "Hub", fx: Effects, order_id: str, now: datetime, tickets: list[StationTicket]) -> None:
+    """The kitchen tickets of the stations that always print."""
     routes = hub.cfg.hub.printing
     at = iso(now)
     for t in tickets:
         sp = routes.stations.get(t.station)
         if sp is not None and sp.mode == "always":
             request(fx, contract.PrintJob(
-                job_id=f"{sub.order_id}:kitchen:{sp.printer}:{t.station}", printer=sp.printer,
-                kind="kitchen", order_id=sub.order_id,
+                job_id=f"{order_id}:kitchen:{sp.printer}:{t.station}", printer=sp.printer,
+                kind="kitchen", order_id=order_id,
                 kitchen=contract.KitchenData(station_name=station_name(hub, t.station), ticket=t,
                                              printed_at=local(hub, now, seconds=True))), at)
+
+
+def for_new_order(hub: "Hub", fx: Effects, sub: OrderSubmit, device: str, number: int, bdate: str,
+                  now: datetime, priced, tickets: list[StationTicket],
+                  loyalty: contract.LoyaltyResult | None = None, held: bool = False) -> None:
+    """The kitchen tickets (not while the order is held: its payment
+    prints them, kitchen_tickets) and the ordering device's receipt."""
+    routes = hub.cfg.hub.printing
+    at = iso(now)
+    if not held:
+        kitchen_tickets(hub, fx, sub.order_id, now, tickets)
     printer = routes.receipt_printers.get(device)
     if printer is not None:
         data = receipt_data(

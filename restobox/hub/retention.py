@@ -12,9 +12,11 @@ than ``keep_days`` and finished with:
   SQLite's rowid, which after the newest row is deleted would be given out
   again, and an event given a seq the cloud already has would never be sent;
 - orders of an earlier business day, closed (not accepted, in progress or
-  ready), whose every outbox event the cloud has and whose every print
-  request is done or failed; with them go their tickets (ON DELETE CASCADE)
-  and their print requests;
+  ready, nor held for their payment), whose every outbox event the cloud
+  has and whose every print request is done or failed; with them go their
+  tickets (ON DELETE CASCADE), their print requests and their rows of the
+  payment ledger (the cloud has each of those as an outbox event);
+- the counters' shifts, closed and opened before the window;
 - print requests of no order (test pages, printed reports), done or failed;
 - ids of processed station events and staff commands (the dedup window is
   ``keep_days``, longer than any broker session a device's messages wait in);
@@ -52,13 +54,12 @@ import peewee as pw
 
 from restobox.config import RetentionConfig, StoreConfig
 from restobox.hub.common import iso
-from restobox.orders import OPEN_STATES
+from restobox.orders import LIVE_STATES
 from restobox.retention_common import Passes
 
 log = logging.getLogger("restobox.hub.retention")
 
-TABLES = ("outbox", "processed_message", "print_request", "order", "menu_version")
-_OPEN = tuple(sorted(OPEN_STATES))
+TABLES = ("outbox", "processed_message", "print_request", "order", "till_shift", "menu_version")
 _FINAL_PRINT = ("done", "failed")
 
 
@@ -164,7 +165,7 @@ class Retention(Passes):
                 finished = True
                 break
             self.after = rowid
-            if state in OPEN_STATES:
+            if state in LIVE_STATES:
                 continue
             if database.execute_sql('SELECT 1 FROM "outbox" WHERE "order_id" = ? AND "seq" > ? LIMIT 1',
                                     (oid, self.cursor)).fetchone():
@@ -176,8 +177,13 @@ class Retention(Passes):
         if gone:
             marks = ", ".join("?" * len(gone))
             database.execute_sql(f'DELETE FROM "print_request" WHERE "order_id" IN ({marks})', gone)
+            database.execute_sql(f'DELETE FROM "payment" WHERE "order_id" IN ({marks})', gone)
             database.execute_sql(f'DELETE FROM "order" WHERE "id" IN ({marks})', gone)  # tickets: ON DELETE CASCADE
         return len(gone), finished
+
+    def _till_shift(self, database) -> tuple[int, bool]:
+        return self._delete_head(database, "till_shift", "opened_at", self.cut_iso, self.cfg.batch_rows,
+                                 '"closed_at" IS NOT NULL AND "closed_at" < ?', (self.cut_iso,))
 
     def _menu_version(self, database) -> tuple[int, bool]:
         newest = database.execute_sql(

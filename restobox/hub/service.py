@@ -8,7 +8,7 @@ acknowledged to the broker only after that commit, so a hub killed
 mid-batch gets them again when it comes back.
 
 One bad message never holds up the others. Each kind of message has its
-handler (restobox/hub/: submit, kitchen, staff, points, printing,
+handler (restobox/hub/: submit, kitchen, staff, till, points, printing,
 catalog), listed once in :data:`ROUTES`; :meth:`Hub._one` is the one place
 that reads a message, runs its handler in a savepoint of its own, and
 answers, announces and counts a refusal. A message whose handler raises —
@@ -36,12 +36,12 @@ from restobox import contract, db
 from restobox.bus import Bus, Incoming, bus_from_config, refusal_log
 from restobox.config import Config
 from restobox.contract import Board, Health, Rejection, RejectNotice, SoldOut, topics
-from restobox.hub import catalog, kitchen, points, printing, staff, submit
-from restobox.hub.common import Batch, Request, Route, iso, stored_ticket_msg, utcnow
+from restobox.hub import catalog, kitchen, points, printing, staff, submit, till
+from restobox.hub.common import Batch, Request, Route, iso, stored_ticket_msg, ticket_topic, utcnow
 from restobox.hub.retention import Retention
 from restobox.retention_common import prune_step
 from restobox.menu import Menu, MenuIndex
-from restobox.orders import OPEN_STATES
+from restobox.orders import HELD_STATES, OPEN_STATES
 from restobox.photos import MenuPhotos, source_dir
 from restobox.runtime import Backoff, Runtime
 from restobox.service import disk_details
@@ -57,6 +57,8 @@ ROUTES: dict[str, Route] = {r.kind: r for r in (
     Route("sync", topics.STATION_SYNC_ALL, "station/sync", contract.SyncRequest, kitchen.handle_sync),
     Route("staff", topics.STAFF_COMMAND_ALL, "staff/command", contract.StaffCommand, staff.handle,
           answer=staff.refusal, reply_topic=topics.staff_reply, id_field="command_id"),
+    Route("till", topics.TILL_REQUEST_ALL, "till/request", contract.TillRequest, till.handle,
+          answer=till.refusal, reply_topic=topics.till_reply, id_field="request_id"),
     Route("loyalty", topics.LOYALTY_QUERY_ALL, "loyalty/query", contract.LoyaltyQuery, points.handle_query,
           answer=points.refusal, reply_topic=topics.loyalty_reply, id_field="query_id"),
     Route("print_state", topics.PRINT_JOB_STATE, None, contract.PrintJobState, printing.handle_state,
@@ -488,13 +490,18 @@ class Hub:
     def _republish_unacked_tickets(self) -> None:
         """Tickets no KDS has acknowledged may have died with a previous hub
         process before reaching the broker; send them again (a KDS shows each
-        ticket id once)."""
+        ticket id once), and the held orders' tickets to the expo screen."""
         q = (db.Ticket.select(db.Ticket, db.Order).join(db.Order)
              .where(db.Ticket.acked_at.is_null(), db.Ticket.state == "open",
                     db.Order.state.in_(sorted(OPEN_STATES))))
         n = 0
         for t in q:
             self.bus.publish(topics.station_ticket(t.station), contract.encode(stored_ticket_msg(t.order, t)))
+            n += 1
+        # held orders' tickets: the expo screen shows them (a screen keeps one copy per revision)
+        for t in (db.Ticket.select(db.Ticket, db.Order).join(db.Order)
+                  .where(db.Ticket.state == "held", db.Order.state.in_(sorted(HELD_STATES)))):
+            self.bus.publish(ticket_topic(t.station, t.state), contract.encode(stored_ticket_msg(t.order, t)))
             n += 1
         if n:
             log.info("re-sent %d unacknowledged tickets", n)

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from restobox import db
 from restobox.contract import Rejection, StaffCommand, StaffReply, topics
 from restobox.hub import points, printing
-from restobox.hub.common import Effects, Request, iso, order_changed, outbox, progress, ticket_msg
+from restobox.hub.common import Effects, Request, iso, order_changed, outbox, progress, ticket_msg, ticket_topic
 
 if TYPE_CHECKING:
     from restobox.hub.service import Hub
@@ -54,17 +54,27 @@ def _order_for(hub: "Hub", cmd: StaffCommand) -> db.Order:
 
 def _void(hub: "Hub", fx: Effects, cmd: StaffCommand, device: str, now: str) -> str:
     order = _order_for(hub, cmd)
+    void_order(fx, order, cmd.reason or f"voided by {device}", now)
+    return order.id
+
+
+def void_order(fx: Effects, order: db.Order, reason: str, now: str) -> None:
+    """Void an order (a staff command, or the counter's void with refund,
+    after its refund in the same transaction). Money paid and not given
+    back must be refunded first: refund_required."""
+    if order.paid > 0:
+        raise Rejection("refund_required", f"{order.id}: {order.paid} fen paid and not refunded")
     tickets = {t.station: t for t in db.Ticket.select().where(db.Ticket.order == order.id)}
     prog = progress(order, tickets)
     prog.void()
     for t in tickets.values():
         db.Ticket.update(state="voided", revision=t.revision + 1, updated_at=now).where(db.Ticket.id == t.id).execute()
-        fx.publish(topics.station_ticket(t.station),
+        # a held order's tickets were only ever on the expo screen
+        fx.publish(ticket_topic(t.station, t.state),
                    ticket_msg(order, t, prog.tickets[t.station], "voided", t.revision + 1))
-    order_changed(fx, order, "voided", prog, now, reason=cmd.reason or f"voided by {device}")
+    order_changed(fx, order, "voided", prog, now, reason=reason)
     points.reverse(fx, order, now)
     fx.counters["voided"] += 1
-    return order.id
 
 
 def _eighty_six(hub: "Hub", fx: Effects, cmd: StaffCommand, device: str, now: str) -> None:

@@ -14,8 +14,8 @@ import msgspec
 
 from restobox import contract, db
 from restobox.contract import OrderReply, OrderSubmit, OrderUpdate, Rejection, StationTicket, topics
-from restobox.hub import points, printing
-from restobox.hub.common import Effects, Request, iso, json_enc, lines_dec, outbox, stored_ticket_msg
+from restobox.hub import points, printing, till
+from restobox.hub.common import Effects, Request, iso, json_enc, lines_dec, outbox, stored_ticket_msg, ticket_topic
 from restobox.menu import MenuIndex
 from restobox.orders import OrderProgress, price_order, split_by_station
 
@@ -60,8 +60,14 @@ def handle(hub: "Hub", fx: Effects, req: Request) -> None:
     bdate = hub.business_date(now)
     number = db.next_order_number(db.store_db, bdate)
     at = iso(now)
+    paid = sub.payment.status == "approved" and sub.payment.method in ("card", "qr") and priced.total > 0
+    # an unpaid order from a channel the store holds waits for its payment
+    # (at the counter) before the kitchen gets it
+    held = sub.payment.status != "approved" and sub.channel in hub.cfg.hub.till.hold_unpaid
+    state = "held" if held else "accepted"
+    payment = "paid" if paid else "unpaid"
     db.insert_order(
-        db.store_db, id=sub.order_id, business_date=bdate, number=number, state="accepted",
+        db.store_db, id=sub.order_id, business_date=bdate, number=number, state=state,
         channel=sub.channel, service=sub.service, table=sub.table, device=device,
         lang=sub.lang, placed_at=sub.placed_at or at, accepted_at=at, updated_at=at,
         subtotal=priced.subtotal, tax=priced.tax, total=priced.total, currency=priced.currency,
@@ -69,7 +75,10 @@ def handle(hub: "Hub", fx: Effects, req: Request) -> None:
         payment_reference=sub.payment.reference, offline=sub.offline,
         provisional_number=sub.provisional_number, menu_version=idx.menu.version,
         note=sub.note, body_hash=body_hash, lines=json_enc.encode(priced.lines).decode(),
+        paid=priced.total if paid else 0, payment=payment,
     )
+    if paid:
+        till.record_kiosk_payment(fx, sub, device, number, bdate, priced.total, at)
     by_station = split_by_station(priced.lines)
     tickets = []
     rows = []
@@ -79,14 +88,15 @@ def handle(hub: "Hub", fx: Effects, req: Request) -> None:
             station=station, channel=sub.channel, service=sub.service, table=sub.table,
             items=tuple(items), note=sub.note, accepted_at=at,
             provisional_number=sub.provisional_number if sub.offline else "",
+            state="held" if held else "open", payment=payment,
         )
         tickets.append(t)
-        rows.append(dict(id=t.ticket_id, order=sub.order_id, station=station, state="open",
+        rows.append(dict(id=t.ticket_id, order=sub.order_id, station=station, state=t.state,
                          items=json_enc.encode(t.items).decode(), revision=1, created_at=at, updated_at=at,
                          acked_at=None))
     db.insert_tickets(db.store_db, rows)
     result = points.result(hub, claim, priced) if claim is not None else None
-    printing.for_new_order(hub, fx, sub, device, number, bdate, now, priced, tickets, result)
+    printing.for_new_order(hub, fx, sub, device, number, bdate, now, priced, tickets, result, held=held)
     reply = OrderReply(
         order_id=sub.order_id, status="accepted", number=number, business_date=bdate,
         subtotal=priced.subtotal, tax=priced.tax, total=priced.total, currency=priced.currency,
@@ -94,20 +104,24 @@ def handle(hub: "Hub", fx: Effects, req: Request) -> None:
     )
     outbox(f"{sub.order_id}:accepted", "order.accepted", sub.order_id,
            {"order": msgspec.to_builtins(reply), "device": device, "channel": sub.channel,
-            "service": sub.service, "table": sub.table, "payment": msgspec.to_builtins(sub.payment),
+            "service": sub.service, "table": sub.table, "payment": msgspec.to_builtins(sub.payment), "state": state,
             "offline": sub.offline, "provisional_number": sub.provisional_number,
             "menu_version": idx.menu.version}, at)
     if claim is not None and claim.member:
         points.post(fx, claim, result, sub.order_id, number, bdate, at)
     _reply(fx, req, reply)
     for t in tickets:
-        fx.publish(topics.station_ticket(t.station), t)
+        fx.publish(ticket_topic(t.station, t.state), t)
     fx.publish(topics.ORDER_UPDATE, OrderUpdate(
-        order_id=sub.order_id, number=number, business_date=bdate, state="accepted",
-        stations=OrderProgress("accepted", dict(by_station)).statuses(), at=at,
+        order_id=sub.order_id, number=number, business_date=bdate, state=state,
+        stations=OrderProgress(state, dict(by_station)).statuses(), at=at,
+        payment=payment, paid=priced.total if paid else 0, total=priced.total, channel=sub.channel, table=sub.table,
     ))
-    fx.board[sub.order_id] = (number, "accepted")
-    fx.board_changed = True
+    if not held:  # a held order is not on the pickup board until it is paid
+        fx.board[sub.order_id] = (number, "accepted")
+        fx.board_changed = True
+    else:
+        fx.counters["held"] += 1
     fx.counters["accepted"] += 1
     fx.counters["accept_us_total"] += int((time.perf_counter() - t0) * 1e6)
 
@@ -155,10 +169,10 @@ def _mark_offline(hub: "Hub", fx: Effects, order: db.Order, provisional: str) ->
     outbox(f"{order.id}:provisional", "order.provisional", order.id,
            {"order_id": order.id, "number": order.number, "provisional_number": provisional, "at": now}, now)
     order.offline, order.provisional_number = True, provisional
-    for t in db.Ticket.select().where((db.Ticket.order == order.id) & (db.Ticket.state == "open")):
+    for t in db.Ticket.select().where((db.Ticket.order == order.id) & (db.Ticket.state.in_(("open", "held")))):
         t.revision += 1
         db.Ticket.update(revision=t.revision, updated_at=now).where(db.Ticket.id == t.id).execute()
-        fx.publish(topics.station_ticket(t.station), stored_ticket_msg(order, t))
+        fx.publish(ticket_topic(t.station, t.state), stored_ticket_msg(order, t))
     fx.counters["marked_offline"] += 1
 
 
