@@ -24,6 +24,7 @@ For staff (on the hub Pi; config $RESTOBOX_CONFIG or /etc/restobox/staff.toml):
     restobox devices                    what is online
     restobox add-device NAME ROLE [--station S] [--rotate]
     restobox report [--date YYYY-MM-DD] [--out DIR] [--print PRINTER]   the day's figures
+    restobox till-pin NAME [--config FILE] [--file PATH]   a manager's PIN for refunds
 """
 
 from __future__ import annotations
@@ -175,6 +176,53 @@ def _check_photos(menu, spec: str, images: str) -> None:
     without = sum(1 for i in menu.items if not i.image)
     print(f"photos in {folder}: {len(names) - bad} of {len(names)} good"
           + (f", {without} dishes without one" if without else ""))
+
+
+def cmd_till_pin(args) -> int:
+    """Write NAME:sha256(PIN) to the hub's [hub.till] manager_pin_file (a
+    manager's line is replaced if there is one): the hub checks refunds
+    against it. The PIN is read without echo, or from stdin when it is not
+    a terminal (provisioning)."""
+    import getpass
+    import hashlib
+    import re
+
+    name = args.name
+    if not re.fullmatch(r"[^\s:]{1,32}", name):
+        print(f"restobox till-pin: {name!r} cannot be a name (1 to 32 characters, no spaces, no ':')",
+              file=sys.stderr)
+        return 2
+    path = args.file
+    if not path:
+        path = config_mod.load(args.config).hub.till.manager_pin_file
+        if not path:
+            print("restobox till-pin: the config has no [hub.till] manager_pin_file (or give --file)",
+                  file=sys.stderr)
+            return 2
+    if sys.stdin.isatty():
+        pin = getpass.getpass(f"PIN for {name}: ")
+        if getpass.getpass("Again: ") != pin:
+            print("restobox till-pin: the two PINs differ; nothing written", file=sys.stderr)
+            return 1
+    else:
+        pin = sys.stdin.readline().strip()
+    if not re.fullmatch(r"[0-9]{4,12}", pin):
+        print("restobox till-pin: a PIN is 4 to 12 digits; nothing written", file=sys.stderr)
+        return 2
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    kept = [ln for ln in (p.read_text(encoding="utf-8").splitlines() if p.exists() else [])
+            if ln.strip() and ln.rpartition(":")[0] != name]
+    kept.append(f"{name}:{hashlib.sha256(pin.encode()).hexdigest()}")
+    tmp = p.with_name(p.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write("\n".join(kept) + "\n")
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, p)
+    print(f"{name}'s PIN is in {p}")
+    return 0
 
 
 def cmd_rush(args: list[str]) -> int:
@@ -367,6 +415,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--images", default="", metavar="DIR",
                    help="the photos' folder, as [hub] menu_images (default: images/ next to the menu file)")
     p.set_defaults(func=cmd_menu_check)
+
+    p = sub.add_parser("till-pin", help="a manager's PIN for refunds at the counter ([hub.till] manager_pin_file)")
+    p.add_argument("name", help="the manager's name (as the counter shows it)")
+    p.add_argument("--config", help="the hub's config (default $RESTOBOX_CONFIG or /etc/restobox/restobox.toml)")
+    p.add_argument("--file", help="the PIN file (default: the config's [hub.till] manager_pin_file)")
+    p.set_defaults(func=cmd_till_pin)
 
     _staff_commands(sub)
 
