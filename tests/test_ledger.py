@@ -467,3 +467,28 @@ batch_rows = 10
     assert db.Order.get_by_id(held.order_id).state == "held"  # waiting for its payment: kept
     assert [t.state for t in db.Ticket.select().where(db.Ticket.order == held.order_id)] == ["held"]
     hub._db.close()
+
+
+def test_till_pin_writes_a_line_the_hub_accepts_and_replaces_a_managers_old_pin(tmp_path):
+    import subprocess
+    import sys
+
+    from restobox.hub.till import pin_ok
+    from tests.support import REPO
+
+    pins = tmp_path / "pins"
+
+    def till_pin(name: str, pin: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "restobox.cli", "till-pin", name, "--file", str(pins)],
+                              input=f"{pin}\n", capture_output=True, text=True, cwd=REPO, timeout=30)
+
+    assert till_pin("wang", "1357").returncode == 0
+    assert till_pin("zhao", "8642").returncode == 0
+    assert till_pin("wang", "2468").returncode == 0
+    assert pins.stat().st_mode & 0o777 == 0o600
+    lines = pins.read_text(encoding="utf-8").splitlines()
+    assert [ln.split(":")[0] for ln in lines] == ["zhao", "wang"] and "2468" not in pins.read_text()
+    assert (pin_ok(str(pins), "2468"), pin_ok(str(pins), "8642"), pin_ok(str(pins), "1357")) == ("wang", "zhao", None)
+    bad = till_pin("li", "12ab")
+    assert bad.returncode == 2 and "4 to 12 digits" in bad.stderr
+    assert len(pins.read_text(encoding="utf-8").splitlines()) == 2
