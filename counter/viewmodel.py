@@ -409,9 +409,9 @@ class CounterViewModel:
             self.request_id = self._new_id()
             self._go("pay")
         else:
-            self._go("refund")
+            self._to_refund()
             if o.payment in ("paid", "partly_refunded") and o.paid_by:
-                self._notice = Words(T["pay.already"].zh + o.paid_by, T["pay.already"].en + " " + o.paid_by)
+                self._notice = self._already(o)
 
     def _dispatch(self, target: str) -> None:
         verb, _, arg = target.partition(":")
@@ -547,7 +547,7 @@ class CounterViewModel:
             raise ActionRefused("busy", words("pay.card_wait", amount=money(self.card_amount)))
         o = self.order()
         if o is None or not o.open:
-            raise ActionRefused("already_paid", T["pay.already"])
+            raise ActionRefused("already_paid", self._already(o))
         if self.due <= 0:
             raise ActionRefused("nothing_due", T["pay.nothing_due"])
         return o
@@ -809,8 +809,15 @@ class CounterViewModel:
         mine = self.request_id is not None and any(e.entry_id.startswith(self.request_id) for e in u.entries)
         if self.selected == u.order_id and self.screen == "pay" and not mine and not o.open:
             # another counter was quicker
-            self._notice = Words(T["pay.already"].zh + o.paid_by, T["pay.already"].en + " " + o.paid_by)
+            self._notice = self._already(o)
         return o
+
+    def _already(self, o: OrderInfo | None) -> Words:
+        """"Already paid", and by whom when the counter heard it."""
+        a = T["pay.already"]
+        if o is None or not o.paid_by:
+            return a
+        return Words(a.zh + o.paid_by, a.en + " " + o.paid_by)
 
     def _who(self, entries) -> str:
         e = entries[-1]
@@ -962,14 +969,14 @@ class CounterViewModel:
         elif s == "refund":
             o = self.order()
             rows = self._order_rows(o, refund=True)
-            rows.append(Row(tx(T["refund.reason"]), style="head"))
-            for k in REASON_KEYS:
-                rows.append(Row(tx(T[f"reason.{k}"]), f"reason:{k}", "chosen" if k == self.refund_reason else "order"))
-            rows.append(Row(tx(T["refund.void"]), "void", "chosen" if self.refund_void else "order"))
             big = tx(words("refund.pin", pin="●" * len(self.pin)))
-            sub = tx(self.result) if self.result is not None else ""
+            sub = tx(self.result) if self.result is not None else tx(T["refund.reason"])
             keypad = True
-            buttons += [Btn("refund_go", tx(T["refund.go"]), "warn"), Btn("reprint", tx(T["reprint"])),
+            for k in REASON_KEYS:
+                buttons.append(Btn(f"reason:{k}", tx(T[f"reason.{k}"]),
+                                   "toggle_on" if k == self.refund_reason else "normal"))
+            buttons += [Btn("void", tx(T["refund.void"]), "toggle_on" if self.refund_void else "normal"),
+                        Btn("refund_go", tx(T["refund.go"]), "warn"), Btn("reprint", tx(T["reprint"])),
                         Btn("back", tx(T["back"]))]
         elif s == "close":
             if self.summary is not None:
@@ -1053,15 +1060,17 @@ class CounterViewModel:
         keypad = False
         name = (lambda n: n.zh if self.lang == "zh" else n.en)
         if w.screen == "menu":
+            used = {i.category for i in self.menu.items}
             for c in self.menu.categories:
-                rows.append(Row(name(c.name), f"walk:category:{c.id}", "chosen" if c.id == w.category else "head"))
-                if c.id == w.category:
-                    for i in self.menu.items:
-                        if i.category == c.id:
-                            sold = w._item_sold_out(i)
-                            rows.append(Row(f"{name(i.name)}   {money(i.price)}"
-                                            + (f"  ({tx(KT['sold_out'])})" if sold else ""),
-                                            "" if sold else f"walk:item:{i.id}", "order"))
+                if c.id in used:
+                    buttons.append(Btn(f"walk:category:{c.id}", name(c.name),
+                                       "toggle_on" if c.id == w.category else "normal"))
+            for i in self.menu.items:
+                if i.category == w.category:
+                    sold = w._item_sold_out(i)
+                    rows.append(Row(f"{name(i.name)}   {money(i.price)}"
+                                    + (f"  ({tx(KT['sold_out'])})" if sold else ""),
+                                    "" if sold else f"walk:item:{i.id}", "order"))
         elif w.screen == "item":
             ed = w.editor
             item = w.idx.items[ed.item_id]

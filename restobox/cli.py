@@ -4,6 +4,7 @@
     restobox printing [--config FILE]   run the printing service
     restobox kds   [--config FILE]      run a kitchen screen
     restobox kiosk [--config FILE] [--link URL]   run the self-order kiosk
+    restobox counter [--config FILE]    run the cashier's counter
     restobox web   [--config FILE]      run the table QR ordering page
     restobox table-qr [--config FILE] [--out DIR] [--tables 1,2]   the tables' QR codes
     restobox demo  [--duration S]       a store on this machine: broker, hub,
@@ -99,6 +100,12 @@ def cmd_kiosk(args) -> int:
     from kiosk.app import run
 
     return run(args.config, deep_link=args.link)
+
+
+def cmd_counter(args) -> int:
+    from counter.app import run
+
+    return run(args.config)
 
 
 def cmd_web(args) -> int:
@@ -374,6 +381,10 @@ def main(argv: list[str] | None = None) -> int:
                    help="a table's QR deep link, e.g. restobox://kiosk?table=12&lang=en: every order starts "
                         "as dine-in at that table (a tablet on the table)")
     p.set_defaults(func=cmd_kiosk)
+
+    p = sub.add_parser("counter", help="run the cashier's counter (payments, refunds, walk-in orders, the shift)")
+    p.add_argument("--config", help=f"config file (default $RESTOBOX_CONFIG or {config_mod.DEFAULT_PATH})")
+    p.set_defaults(func=cmd_counter)
 
     p = sub.add_parser("web", help="run the table QR ordering page (diners' phones)")
     p.add_argument("--config", help=f"config file (default $RESTOBOX_CONFIG or {config_mod.DEFAULT_PATH})")

@@ -1,0 +1,675 @@
+"""The counter's glue between the bus, the payment terminal, counter.db and
+the view model.
+
+No Kivy here: the app hands in ``post`` (run a function on the UI thread)
+and ``changed`` (ask for a redraw). Threads, as the kiosk's:
+
+- paho's network thread: incoming messages, decoded and handed on at once;
+- ``counter-io``: counter.db, publishing, the sender of what the hub has not
+  answered yet, the health;
+- ``counter-pay``: the payment terminal (kiosk.payment.PaymentFlow).
+
+Money is recorded before it is sent (invariant 5 and "nothing is lost"):
+a TillRequest is committed to counter.db before it is published and
+published again (the same request id; the hub answers a repeat as the
+first) until the hub answers. A card payment's intent is committed before
+the terminal is asked to charge, together with the payment it belongs to
+(a ``draft`` until the card is approved): a counter killed between the
+charge and the record asks the terminal after the restart and sends the
+payment once. While the hub cannot be reached the cashier goes on: cash is
+taken and recorded here, a walk-in order gets a provisional number, and
+both go to the hub when it is back (the order first).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from datetime import datetime, timezone
+
+import msgspec
+
+from counter.store import CounterStore
+from counter.viewmodel import (
+    CancelCharge,
+    ChargeCard,
+    CounterViewModel,
+    OpenDrawer,
+    OrderInfo,
+    Reprint,
+    SendTill,
+    SubmitWalkin,
+)
+from kiosk.payment import PaymentFlow, PaymentTerminal, PaymentUpdate
+from kiosk.store import offline_number
+from kiosk.viewmodel.model import QueryBalance
+from restobox import contract, db
+from restobox.bus import Bus, Incoming, bus_from_config, refused
+from restobox.config import Config
+from restobox.contract import (
+    Health,
+    LoyaltyBalance,
+    LoyaltyQuery,
+    MenuMessage,
+    OrderReply,
+    OrderSubmit,
+    OrderUpdate,
+    PaymentUpdate as LedgerUpdate,
+    Presence,
+    PrintJob,
+    Rejection,
+    SoldOut,
+    StaffCommand,
+    StaffReply,
+    Tender,
+    TillReply,
+    TillRequest,
+    topics,
+)
+from restobox.retention_common import Pruner, prune_step
+from restobox.service import disk_details
+
+log = logging.getLogger("restobox.counter")
+
+RESEND_S = (2.0, 5.0, 10.0, 30.0)
+"""Wait before sending an unanswered request again, by attempt (then the last)."""
+HEALTH_EVERY_S = 15.0
+STALLED_S = 30.0
+
+
+class CounterController:
+    def __init__(self, cfg: Config, *, post: Callable[[Callable[[], None]], None], changed: Callable[[], None],
+                 bus: Bus | None = None, clock: Callable[[], float] = time.time,
+                 terminal: PaymentTerminal | None = None) -> None:
+        self.cfg = cfg
+        c = cfg.counter
+        self._ui_post = post
+        self.changed = changed
+        self.clock = clock
+        self.device = cfg.device.id
+        self.bus = bus or bus_from_config(cfg)
+        self._terminal_device = terminal
+        methods = ("card", "qr") if (c.terminal is not None or terminal is not None) else ()
+        self.vm = CounterViewModel(clock=clock, device=self.device, loyalty=c.loyalty,
+                                   phone_patterns=tuple(c.phone_patterns), card_methods=methods,
+                                   business_date=self.business_date)
+        self.bad: dict[str, int] = {}
+        self.counters: dict[str, int] = {"till_sent": 0, "till_answered": 0, "till_refused": 0, "drawer": 0,
+                                         "walkin": 0, "offline_orders": 0, "recovered": 0}
+        self.link_up = False
+        self.hub_up: bool | None = None
+        self.has_menu = False
+        self._store: CounterStore | None = None
+        self._ready = threading.Event()
+        self._stopping = threading.Event()
+        self._io: queue.Queue = queue.Queue()
+        self._pay: queue.Queue = queue.Queue()
+        self._threads = [threading.Thread(target=self._loop, args=(self._io, True), name="counter-io", daemon=True),
+                         threading.Thread(target=self._loop, args=(self._pay, False), name="counter-pay",
+                                          daemon=True)]
+        self._sent_at: dict[str, float] = {}  # io: request/order id -> last publish (monotonic)
+        self._flows: dict[str, PaymentFlow] = {}
+        self._cancel: set[str] = set()
+        self._asked: dict[str, float] = {}  # UI: request id -> when it was first sent (for the offline notice)
+        self._saved_shift: dict | None | bool = False  # UI: the shift last written to counter.db
+        self._walkin_at: dict[str, float] = {}  # UI: walk-in order id -> when submitted
+        self._balance_asked: tuple[str, float] | None = None
+        self._pruner: Pruner | None = None
+        self._io_round = time.monotonic()
+        self.db_problem: str | None = None
+
+    # ------------------------------------------------------------ helpers
+    def post(self, fn: Callable[[], None]) -> None:
+        def run() -> None:
+            try:
+                fn()
+            except Exception as exc:
+                self._bad("(applied on the UI thread)", "unusable", repr(exc))
+                log.exception("applying a message failed")
+        self._ui_post(run)
+
+    def _bad(self, topic: str, reason: str, detail: str = "") -> None:
+        self.bad[reason] = self.bad.get(reason, 0) + 1
+        refused(topic, reason, detail, logger=log)
+
+    def _decode(self, m: Incoming, type_, **kw):
+        try:
+            return contract.decode(m.payload, type_, **kw)
+        except Rejection as r:
+            self._bad(m.topic, r.reason, r.detail)
+            return None
+
+    @property
+    def store(self) -> CounterStore:
+        self._ready.wait(10)
+        if self._store is None:
+            raise RuntimeError("counter.db could not be opened")
+        return self._store
+
+    def business_date(self) -> str:
+        try:
+            return self.cfg.store.business_date(datetime.fromtimestamp(self.clock(), timezone.utc))
+        except Exception:
+            return ""
+
+    @property
+    def reachable(self) -> bool:
+        return self.link_up and self.hub_up is not False
+
+    # ---------------------------------------------------------- lifecycle
+    def start(self) -> None:
+        for t in self._threads:
+            t.start()
+        self._io.put(self._open_store)
+        self.bus.on_connection_change = lambda up, why: self.post(lambda: self._link(up))
+        self.bus.subscribe(topics.MENU, self._on_menu)
+        self.bus.subscribe(topics.SOLDOUT, self._on_soldout)
+        self.bus.subscribe(topics.ORDER_UPDATE, self._on_order_update)
+        self.bus.subscribe(topics.PAYMENT_UPDATE, self._on_payment_update)
+        self.bus.subscribe(topics.till_reply(self.device), self._on_till_reply)
+        self.bus.subscribe(topics.order_reply(self.device), self._on_order_reply)
+        self.bus.subscribe(topics.loyalty_reply(self.device), self._on_balance)
+        self.bus.subscribe(topics.staff_reply(self.device), self._on_staff_reply)
+        self.bus.subscribe(topics.presence(self.cfg.counter.hub_device), self._on_hub_presence)
+        self.bus.start()
+        self.bus.announce()
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._io.put(None)
+        self._pay.put(None)
+        for t in self._threads:
+            t.join(timeout=3)
+        self.bus.stop()
+        if self._store is not None:
+            self._store.close()
+        if self._terminal_device is not None:
+            self._terminal_device.close()
+
+    def _loop(self, q: queue.Queue, io: bool) -> None:
+        next_health = 0.0
+        while True:
+            if io:
+                self._io_round = time.monotonic()
+            try:
+                job = q.get(timeout=0.25 if io else None)
+            except queue.Empty:
+                job = False
+            if job is None:
+                return
+            try:
+                if job:
+                    job()
+                if io and self._ready.is_set() and self._store is not None:
+                    self._pump()
+                    if not job and q.empty():
+                        self._prune()
+                    if time.monotonic() >= next_health:
+                        next_health = time.monotonic() + HEALTH_EVERY_S
+                        self._publish_health()
+            except Exception:
+                log.exception("counter %s job failed", "io" if io else "pay")
+
+    def health_check(self) -> tuple[bool, str]:
+        dead = [t.name for t in self._threads if not t.is_alive()]
+        if dead:
+            return False, f"thread {', '.join(dead)} has stopped"
+        if not self.bus.network_alive:
+            return False, "the MQTT network thread has stopped"
+        stalled = time.monotonic() - self._io_round
+        if stalled > STALLED_S:
+            return False, f"the io thread has not come round for {stalled:.0f} s"
+        return True, "ready" if self.reachable else "ready (payments wait to be sent)"
+
+    # ------------------------------------------------------- io: the store
+    def _open_store(self) -> None:
+        try:
+            if self._store is None:
+                self._store = CounterStore(self.cfg.counter.database, clock=self.clock)
+        finally:
+            self._ready.set()
+        s = self._store
+        raw = s.get_value("shift")
+        shift = json.loads(raw) if raw else None
+        known = s.known()
+        offline = {w.order_id: w.provisional_number for w in s.orders_waiting()}
+        waiting = s.waiting()
+
+        def apply() -> None:
+            self.vm.shift = shift
+            self._saved_shift = shift
+            for k in known:
+                self.vm.on_known(OrderInfo(
+                    order_id=k.order_id, number=k.number, total=k.total, paid=k.paid, payment=k.payment,
+                    state=k.state, channel=k.channel, table=k.table,
+                    provisional=k.provisional_number or offline.get(k.order_id, ""), lines=k.lines,
+                    paid_by=k.paid_by, seen=k.updated_at))
+            self.vm.waiting = waiting
+            if shift is not None and self.vm.screen == "shift":
+                self.vm.screen = "orders"
+            self.changed()
+        self.post(apply)
+        self._pay.put(self._recover)
+
+    def _prune(self) -> None:
+        if self._pruner is None:
+            self._pruner = self._store.pruner(self.cfg.counter.keep_days)
+        prune_step(self._pruner, lambda: self._pruner.step(self._store.database, self.clock()), self.counters)
+
+    def _publish(self, topic: str, payload: bytes, **kw) -> None:
+        if self.bus.connected:
+            self.bus.publish(topic, payload, **kw)
+
+    def _send_till(self, req: TillRequest, due: int) -> None:
+        """Commit, then publish (io thread)."""
+        payload = contract.encode(req)
+        self.store.record(req.request_id, req.kind, payload, order_id=req.order_id or "", due=due)
+        if req.kind == "shift_open":
+            self.store.put("shift", json.dumps({"shift_id": req.shift_id, "float": req.float_fen,
+                                                "opened_at": req.at}).encode())
+        if self._hold(req.order_id):
+            return  # the walk-in order goes first
+        self._sent_at[req.request_id] = time.monotonic()
+        self.store.attempted(req.request_id)
+        self.counters["till_sent"] += 1
+        self._publish(topics.till_request(self.device), payload, correlation=req.request_id.encode(),
+                      response_topic=topics.till_reply(self.device))
+        self._count_waiting()
+
+    def _hold(self, order_id: str | None) -> bool:
+        """A payment for a walk-in order the hub does not have yet waits for it."""
+        if not order_id:
+            return False
+        w = self.store.order(order_id)
+        return w is not None and w.state in ("sending", "queued")
+
+    def _count_waiting(self) -> None:
+        n = self.store.waiting()
+        self.post(lambda: (setattr(self.vm, "waiting", n), self.changed()))
+
+    def _pump(self) -> None:
+        """Send again what the hub has not answered (walk-in orders first)."""
+        if not (self.bus.connected and self.hub_up is not False):
+            return
+        now = time.monotonic()
+        for w in self.store.orders_waiting():
+            if w.state != "queued":
+                continue
+            last = self._sent_at.get(w.order_id)
+            if last is not None and now - last < RESEND_S[min(w.attempts, len(RESEND_S) - 1)]:
+                continue
+            self._sent_at[w.order_id] = now
+            self.store.order_attempted(w.order_id)
+            log.info("sending walk-in order %s (%s) again", w.order_id, w.provisional_number)
+            self.bus.publish(topics.order_submit(self.device), w.payload, correlation=b"q:" + uuid.uuid4().bytes,
+                             response_topic=topics.order_reply(self.device))
+        for t in self.store.pending():
+            if self._hold(t.order_id):
+                continue
+            last = self._sent_at.get(t.request_id)
+            if last is not None and now - last < RESEND_S[min(max(t.attempts - 1, 0), len(RESEND_S) - 1)]:
+                continue
+            payload = t.payload
+            if last is not None or t.attempts:
+                req = contract.decode(payload, TillRequest)
+                if not req.offline and req.kind == "pay":
+                    payload = contract.encode(msgspec.structs.replace(req, offline=True))
+                    self.store.resend_offline(t.request_id, payload)
+            self._sent_at[t.request_id] = now
+            self.store.attempted(t.request_id)
+            log.info("sending till request %s (%s) again, attempt %d", t.request_id, t.kind, t.attempts + 1)
+            self.bus.publish(topics.till_request(self.device), payload, correlation=t.request_id.encode(),
+                             response_topic=topics.till_reply(self.device))
+
+    def _publish_health(self) -> None:
+        if not self.bus.connected:
+            return
+        waiting = self.store.waiting()
+        refused_n = len(self.store.refused_requests(self.clock() - 86400))
+        state = "degraded" if refused_n or self.db_problem else "ready"
+        out = {**self.counters}
+        for k, n in self.bad.items():
+            out[f"bad_message_{k}"] = n
+        h = Health(device=self.device, role=self.cfg.device.role, state=state,
+                   reason=f"{refused_n} payment request(s) refused by the hub today" if refused_n else "",
+                   at=datetime.now(timezone.utc).isoformat(timespec="milliseconds"), counters=out,
+                   details={"till_waiting": waiting, "till_refused_today": refused_n,
+                            **disk_details(self.cfg.counter.database)})
+        self.bus.publish(topics.health(self.device), contract.encode(h), retain=True)
+
+    # ------------------------------------------------------------ incoming
+    def _on_menu(self, m: Incoming) -> None:
+        msg = self._decode(m, MenuMessage, max_bytes=contract.MAX_MENU_BYTES)
+        if msg is not None:
+            def apply() -> None:
+                self.vm.on_menu(msg)
+                self.has_menu = bool(msg.menu.items)
+                self.changed()
+            self.post(apply)
+
+    def _on_soldout(self, m: Incoming) -> None:
+        msg = self._decode(m, SoldOut)
+        if msg is not None:
+            self.post(lambda: (self.vm.on_soldout(msg), self.changed()))
+
+    def _on_order_update(self, m: Incoming) -> None:
+        u = self._decode(m, OrderUpdate)
+        if u is None:
+            return
+
+        def apply() -> None:
+            o = self.vm.on_order_update(u)
+            self._io.put(lambda: self.store.know(u.order_id, number=u.number, state=u.state, payment=u.payment,
+                                                 paid=u.paid, total=o.total, channel=o.channel, table=o.table))
+            self.changed()
+        self.post(apply)
+
+    def _on_payment_update(self, m: Incoming) -> None:
+        u = self._decode(m, LedgerUpdate)
+        if u is None:
+            return
+
+        def apply() -> None:
+            o = self.vm.on_payment_update(u)
+            if o is not None:
+                self._io.put(lambda: self.store.know(u.order_id, number=u.number, payment=u.payment, paid=u.paid,
+                                                     total=o.total, paid_by=o.paid_by[:80]))
+            self.changed()
+        self.post(apply)
+
+    def _on_till_reply(self, m: Incoming) -> None:
+        r = self._decode(m, TillReply)
+        if r is None:
+            return
+
+        def record() -> None:
+            first = self.store.answered(r.request_id, contract.encode(r), ok=r.ok, reason=r.reason or "")
+            self._sent_at.pop(r.request_id, None)
+            if first:
+                self.counters["till_answered" if r.ok else "till_refused"] += 1
+                if not r.ok:
+                    log.error("till request %s refused by the hub: %s", r.request_id, r.reason)
+            t = self.store.till(r.request_id)
+            if t is not None and t.kind == "shift_close" and r.ok:
+                self.store.put("shift", None)
+            self._count_waiting()
+        self._io.put(record)
+
+        def apply() -> None:
+            self._asked.pop(r.request_id, None)
+            self.vm.on_till_reply(r)
+            o = self.vm.orders.get(r.order_id) if r.order_id else None
+            if o is not None:
+                self._io.put(lambda: self.store.know(o.order_id, number=o.number, payment=o.payment, paid=o.paid,
+                                                     total=o.total, paid_by=o.paid_by[:80]))
+            self._run_commands()
+            self.changed()
+        self.post(apply)
+
+    def _on_order_reply(self, m: Incoming) -> None:
+        r = self._decode(m, OrderReply)
+        if r is None:
+            return
+
+        def record() -> None:
+            if r.status == "accepted":
+                self.store.order_delivered(r.order_id, r.number)
+                self._sent_at.pop(r.order_id, None)
+            elif r.reason not in ("storage_unavailable", "internal_error"):
+                self.store.order_refused(r.order_id, r.reason or "")
+        self._io.put(record)
+
+        def apply() -> None:
+            self._walkin_at.pop(r.order_id, None)
+            self.vm.on_order_reply(r)
+            o = self.vm.orders.get(r.order_id)
+            if o is not None and r.status == "accepted":
+                self._io.put(lambda: self.store.know(o.order_id, number=o.number, total=o.total, channel="counter",
+                                                     state="accepted", lines=o.lines))
+            self.changed()
+        self.post(apply)
+
+    def _on_balance(self, m: Incoming) -> None:
+        r = self._decode(m, LoyaltyBalance)
+        if r is not None:
+            self.post(lambda: (self.vm.on_balance(r), setattr(self, "_balance_asked", None), self.changed()))
+
+    def _on_staff_reply(self, m: Incoming) -> None:
+        r = self._decode(m, StaffReply)
+        if r is not None and not r.ok:
+            log.warning("staff command %s refused: %s", r.command_id, r.reason)
+
+    def _on_hub_presence(self, m: Incoming) -> None:
+        p = self._decode(m, Presence)
+        if p is None:
+            return
+        if p.device != self.cfg.counter.hub_device:
+            self._bad(m.topic, "unusable", f"the presence of {p.device[:40]!r} on the hub's topic")
+            return
+        self.post(lambda: self._hub(p.state == "online"))
+
+    def _hub(self, up: bool) -> None:
+        self.hub_up = up
+        self.vm.hub_reachable = self.reachable
+        self.changed()
+
+    def _link(self, up: bool) -> None:
+        self.link_up = up
+        self.vm.hub_reachable = self.reachable
+        self.changed()
+
+    # -------------------------------------------------------------- input
+    def tap(self, target: str) -> bool:
+        handled = self.vm.tap(target)
+        self._after_input()
+        return handled
+
+    def key(self, ch: str) -> None:
+        self.vm.key(ch)
+        self.changed()
+
+    def backspace(self) -> None:
+        self.vm.backspace()
+        self.changed()
+
+    def enter(self) -> None:
+        self.vm.enter()
+        self._after_input()
+
+    def _after_input(self) -> None:
+        self._run_commands()
+        self._save_shift()
+        self.changed()
+
+    def tick(self) -> None:
+        now = self.clock()
+        for rid, at in list(self._asked.items()):
+            if now - at >= self.cfg.counter.reply_timeout_s or not self.reachable:
+                self._asked.pop(rid)
+                self.vm.on_offline()
+        for oid, at in list(self._walkin_at.items()):
+            if now - at >= self.cfg.counter.reply_timeout_s or not self.reachable:
+                self._walkin_at.pop(oid)
+                self._io.put(lambda oid=oid: self._queue_walkin(oid))
+        if self._balance_asked is not None and (
+                not self.reachable or now - self._balance_asked[1] >= self.cfg.kiosk.loyalty_timeout_s):
+            qid, self._balance_asked = self._balance_asked[0], None
+            self.vm.balance_unavailable(qid)
+        self._save_shift()
+        self.changed()
+
+    def _save_shift(self) -> None:
+        shift = self.vm.shift
+        if self._saved_shift is False or shift == self._saved_shift:
+            return  # not loaded from counter.db yet, or unchanged
+        self._saved_shift = shift
+        if shift is None:
+            self._io.put(lambda: self.store.put("shift", None))
+
+    def _run_commands(self) -> None:
+        for cmd in self.vm.take_commands():
+            if isinstance(cmd, SendTill):
+                self._asked[cmd.request.request_id] = self.clock()
+                if not self.reachable:
+                    self._asked[cmd.request.request_id] = 0.0  # told at the next tick: kept here
+                self._io.put(lambda c=cmd: self._send_till(c.request, c.due))
+            elif isinstance(cmd, ChargeCard):
+                self._io.put(lambda c=cmd: self._start_charge(c))
+            elif isinstance(cmd, CancelCharge):
+                self._cancel.add(cmd.intent_id)
+            elif isinstance(cmd, OpenDrawer):
+                self._io.put(lambda c=cmd: self._drawer(c.request_id))
+            elif isinstance(cmd, SubmitWalkin):
+                self._submit_walkin(cmd.order)
+            elif isinstance(cmd, Reprint):
+                sc = StaffCommand(command_id=str(uuid.uuid4()), kind="reprint", order_id=cmd.order_id)
+                self._io.put(lambda p=contract.encode(sc): self._publish(
+                    topics.staff_command(self.device), p, response_topic=topics.staff_reply(self.device)))
+            elif isinstance(cmd, QueryBalance):
+                self._balance_asked = (cmd.query_id, self.clock())
+                if self.reachable:
+                    p = contract.encode(LoyaltyQuery(query_id=cmd.query_id, phone=cmd.phone))
+                    self._io.put(lambda p=p: self._publish(topics.loyalty_query(self.device), p,
+                                                           response_topic=topics.loyalty_reply(self.device)))
+
+    # ------------------------------------------------------------ drawer
+    def _drawer(self, request_id: str) -> None:
+        """The receipt printer's drawer pulse (the printing service sends ESC p)."""
+        printer = self.cfg.counter.receipt_printer
+        if not printer:
+            return
+        job = PrintJob(job_id=f"{request_id}:drawer", printer=printer, kind="drawer")
+        self.counters["drawer"] += 1
+        self._publish(topics.PRINT_JOB, contract.encode(job))
+        log.info("drawer opened (%s) on %s", request_id, printer)
+
+    # ------------------------------------------------------------ walk-in
+    def _submit_walkin(self, order: OrderSubmit) -> None:
+        self.counters["walkin"] += 1
+        payload = contract.encode(order)
+        if not self.reachable:
+            self._io.put(lambda: (self.store.order_sending(order.order_id, payload, order.expected_total or 0),
+                                  self._queue_walkin(order.order_id)))
+            return
+        self._walkin_at[order.order_id] = self.clock()
+
+        def send() -> None:
+            self.store.order_sending(order.order_id, payload, order.expected_total or 0)
+            self.bus.publish(topics.order_submit(self.device), payload, correlation=b"o:" + uuid.uuid4().bytes,
+                             response_topic=topics.order_reply(self.device))
+        self._io.put(send)
+
+    def _queue_walkin(self, order_id: str) -> None:
+        """No answer from the hub: the order stays here with a provisional number (io thread)."""
+        w = self.store.order(order_id)
+        if w is None or w.state in ("delivered", "refused"):
+            return
+        number = offline_number(w.provisional_number, self.store.next_provisional, self.device, prefix="C")
+        order = contract.decode(w.payload, OrderSubmit)
+        payload = contract.encode(msgspec.structs.replace(order, offline=True, provisional_number=number))
+        self.store.order_queue(order_id, payload, number, w.total)
+        self.store.know(order_id, total=w.total, channel="counter", provisional_number=number)
+        self.counters["offline_orders"] += 1
+        log.warning("walk-in order %s kept at the counter as %s until the hub is back", order_id, number)
+        self.post(lambda: (self.vm.on_offline_order(order_id, number), self.changed()))
+
+    # ------------------------------------------------------ card payments
+    def _terminal(self, method: str) -> PaymentTerminal:
+        t = self._terminal_device
+        if t is None:
+            tc = self.cfg.counter.terminal
+            if tc is None:
+                raise ValueError("no payment terminal at this counter")
+            from kiosk.payment import SerialTerminal
+
+            t = self._terminal_device = SerialTerminal(tc.device, tc.baudrate, tc.timeout_s)
+        t.method = method
+        return t
+
+    def _flow(self, method: str) -> PaymentFlow:
+        tc = self.cfg.counter.terminal
+        kw = {"pay_timeout_s": tc.pay_timeout_s} if tc is not None else {}
+        return PaymentFlow(self._terminal(method), self.store, **kw)
+
+    def _start_charge(self, c: ChargeCard) -> None:
+        """io thread: the payment's draft committed, then the terminal asked (pay thread)."""
+        self.store.record(c.draft.request_id, "pay", contract.encode(c.draft), order_id=c.draft.order_id or "",
+                          due=c.due, state="draft", intent_id=c.intent_id)
+        self._pay.put(lambda: self._charge(c))
+
+    def _charge(self, c: ChargeCard) -> None:
+        try:
+            flow = self._flow(c.method)
+            self._flows[c.intent_id] = flow
+            u = flow.begin(c.intent_id, order_id=c.draft.request_id, amount=c.amount)
+        except Exception as exc:
+            log.exception("card payment %s could not start", c.intent_id)
+            from kiosk.payment import REASON_WORDS
+
+            u = PaymentUpdate(intent_id=c.intent_id, order_id=c.draft.request_id, method=c.method, amount=c.amount,
+                              state="declined", reason="terminal_unavailable", final=True,
+                              words=REASON_WORDS["terminal_unavailable"], actions=())
+            self._report(u)
+            return
+        self._follow(flow, u)
+
+    def _follow(self, flow: PaymentFlow, u: PaymentUpdate) -> None:
+        self._report(u)
+        while not u.final and not self._stopping.is_set():
+            time.sleep(0.05)
+            last = u
+            if u.intent_id in self._cancel:
+                self._cancel.discard(u.intent_id)
+                u = flow.cancel()
+            else:
+                u = flow.poll()
+            if u != last:
+                self._report(u)
+
+    def _report(self, u: PaymentUpdate) -> None:
+        def apply() -> None:
+            self.vm.on_card(u)
+            self._run_commands()
+            self.changed()
+        self.post(apply)
+
+    def _recover(self) -> None:
+        """After a restart (pay thread): ask the terminal about card payments
+        left unfinished, and send the payments they complete."""
+        s = self.store
+        for intent in s.unresolved():
+            if intent.state == "unknown":
+                continue
+            try:
+                flow = self._flow(intent.method)
+                u = flow.resume(intent.intent_id)
+                while not u.final and not self._stopping.is_set():
+                    time.sleep(0.1)
+                    u = flow.poll()
+                log.warning("card payment %s left unfinished by the last run: %s", intent.intent_id, u.state)
+            except Exception:
+                log.exception("card payment %s could not be checked after the restart", intent.intent_id)
+        for d in s.drafts():
+            intent = s.get(d.intent_id) if d.intent_id else None
+            if intent is None or intent.state in ("declined", "cancelled"):
+                s.drop_draft(d.request_id)
+                continue
+            if intent.state != "approved":
+                continue  # unknown: staff check it with the terminal
+            req = contract.decode(d.payload, TillRequest)
+            tenders = req.tenders + (Tender(method=intent.method, amount=intent.amount,  # type: ignore[arg-type]
+                                            intent_id=intent.intent_id, reference=intent.auth_ref),)
+            if sum(t.amount for t in tenders) != d.due:
+                log.error("payment %s: the card %s was approved but the payment does not cover what was due; "
+                          "staff: finish it at the counter", d.request_id, intent.intent_id)
+                continue
+            full = msgspec.structs.replace(req, tenders=tenders, offline=True)
+            self.counters["recovered"] += 1
+            log.warning("payment %s (card %s approved before the restart) recorded now", d.request_id,
+                        intent.intent_id)
+            self._io.put(lambda full=full, due=d.due: self._send_till(full, due))

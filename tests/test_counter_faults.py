@@ -1,0 +1,212 @@
+"""The counter never loses a payment and never takes one twice, against the
+real mosquitto, a real hub process (the ledger) and a payment terminal
+simulator on a real pty.
+
+The counter's real controller (its bus, counter.db, worker threads) runs in
+this process with a small "UI thread" that runs what it posts, as Kivy's
+clock does in the app; for the crash, the counter app itself runs in its
+own process (a real window under Xvfb) and is SIGKILLed.
+
+- the terminal's answer is lost (a timeout), the counter asks it and finds
+  the charge: one charge, one payment;
+- the counter is killed while the card is at the terminal; the card is
+  charged meanwhile; after the restart the payment is found and recorded
+  once;
+- the hub is down during a cash sale: recorded at the counter, sent when the
+  hub is back, once;
+- two counters pay the same order at once: one payment, the other is told
+  it is paid, and by whom.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from counter.controller import CounterController
+from restobox import config
+from restobox.dev.terminal_sim import TerminalSim
+from tests.support import UIThread, Kiosk, new_order, SPRING_ROLLS, KUNG_PAO, wait
+from tests.test_counter_ui import CounterProcess, counter_config, till_hub  # noqa: F401 (fixture)
+from tests.ui_support import Xvfb
+
+pytestmark = pytest.mark.integration
+
+
+class RunningCounter:
+    def __init__(self, broker, workdir: Path, device: str = "counter-1", terminal: str | None = None,
+                 reply_timeout_s: float = 2.0) -> None:
+        self.cfg_path = counter_config(workdir / f"{device}.toml", broker, device, terminal=terminal,
+                                       reply_timeout_s=reply_timeout_s)
+        self.ui = UIThread(stop_on_error=False)
+        self.ctl = CounterController(config.load(self.cfg_path), post=self.ui.post, changed=lambda: None)
+        self.ui.tick = self.ctl.tick
+        self.ctl.start()
+        self.vm = self.ctl.vm
+
+    def tap(self, *targets: str) -> None:
+        for t in targets:
+            self.ui.call(lambda t=t: self.ctl.tap(t))
+            time.sleep(0.02)  # not the same touch twice
+
+    def get(self, fn):
+        return self.ui.call(fn)
+
+    def open_shift(self) -> None:
+        wait(lambda: self.get(lambda: self.ctl.link_up and self.vm.screen), 15, "the counter ready")
+        if self.get(lambda: self.vm.shift) is None:
+            self.tap("key:5", "key:0", "key:0", "shift_open")
+
+    def known(self, order_id: str) -> None:
+        wait(lambda: self.get(lambda: order_id in self.vm.orders and self.vm.orders[order_id].total), 15,
+             "the order at the counter")
+
+    def close(self) -> None:
+        self.ctl.stop()
+        self.ui.close()
+
+
+def payments(db: Path, order_id: str) -> list[tuple]:
+    con = sqlite3.connect(db)
+    try:
+        return con.execute('SELECT "kind", "method", "amount", "device" FROM "payment" WHERE "order_id" = ? '
+                           'ORDER BY "seq"', (order_id,)).fetchall()
+    finally:
+        con.close()
+
+
+@pytest.fixture
+def sim():
+    s = TerminalSim(mode="approve")
+    yield s
+    s.close()
+
+
+@pytest.fixture
+def kiosk(broker):
+    k = Kiosk(broker, "kiosk-1")
+    yield k
+    k.close()
+
+
+def test_terminal_timeout_then_approved_is_one_charge_and_one_payment(broker, till_hub, kiosk, sim, tmp_path):
+    sim.mode = "no_reply"  # charges, but its answer is lost
+    c = RunningCounter(broker, tmp_path, terminal=sim.device)
+    try:
+        c.open_shift()
+        order = new_order(KUNG_PAO)
+        total = kiosk.submit(order).total
+        c.known(order.order_id)
+        c.tap(f"order:{order.order_id}", "card:card")
+        wait(lambda: c.get(lambda: c.vm.screen) == "done", 30, "the card found approved")
+        wait(lambda: c.get(lambda: c.vm.result_state) == "recorded", 10, "the hub's answer")
+        assert len(sim.charges) == 1 and sim.charges[0].amount == total
+        assert sum(sim.pay_requests.values()) == 1  # asked once, then only queried
+        assert payments(till_hub.database, order.order_id) == [("payment", "card", total, "counter-1")]
+    finally:
+        c.close()
+
+
+def test_hub_down_during_a_cash_sale_is_recorded_here_and_sent_once(broker, till_hub, kiosk, monitor, tmp_path):
+    c = RunningCounter(broker, tmp_path)
+    try:
+        c.open_shift()
+        order = new_order(SPRING_ROLLS)
+        total = kiosk.submit(order).total
+        c.known(order.order_id)
+        wait(lambda: c.ctl.store.waiting() == 0, 10, "the shift at the hub")
+        till_hub.process.stop()
+        wait(lambda: c.get(lambda: not c.vm.hub_reachable), 10, "the hub seen offline")
+        c.tap(f"order:{order.order_id}", "cash:exact")
+        assert c.get(lambda: c.vm.screen) == "done"
+        wait(lambda: c.get(lambda: c.vm.result_state) == "offline", 10, "saved here")
+        assert c.ctl.store.waiting() == 1
+        till_hub.process.start(monitor)
+        wait(lambda: payments(till_hub.database, order.order_id), 20, "the payment at the hub")
+        wait(lambda: c.ctl.store.waiting() == 0, 15, "the hub's answer")
+        time.sleep(0.5)  # nothing more comes
+        assert payments(till_hub.database, order.order_id) == [("payment", "cash", total, "counter-1")]
+        assert c.get(lambda: c.vm.orders[order.order_id].payment) == "paid"
+    finally:
+        c.close()
+
+
+def test_two_counters_pay_the_same_order_at_once_one_payment_the_other_told(broker, till_hub, kiosk, tmp_path):
+    a = RunningCounter(broker, tmp_path, "counter-1")
+    x = Xvfb(1280, 800)
+    (tmp_path / "b").mkdir()
+    b = CounterProcess(x, counter_config(tmp_path / "b" / "counter.toml", broker, "counter-2"), tmp_path / "b",
+                       "1280x800")
+    try:
+        b.start()
+        b.wait(lambda st: st["link"], 15)
+        b.amount("500")
+        b.tap("shift_open")
+        a.open_shift()
+        order = new_order(KUNG_PAO)
+        total = kiosk.submit(order).total
+        a.known(order.order_id)
+        a.tap(f"order:{order.order_id}")
+        b.tap(f"order:{order.order_id}")
+        b.wait(lambda st: st["screen"] == "pay")
+        # both take the exact cash at the same moment
+        click = threading.Thread(target=lambda: b.tap("cash:exact"))
+        click.start()
+        time.sleep(0.09)  # the click's press and release take about 0.11 s
+        a.tap("cash:exact")
+        click.join()
+        wait(lambda: payments(till_hub.database, order.order_id), 10, "a payment")
+        a_state = wait(lambda: a.get(lambda: a.vm.result_state if a.vm.result_state != "recording" else None)
+                       or a.get(lambda: "paid" if a.vm.notice else None), 10, "counter-1 answered")
+        b_st = b.wait(lambda st: st["result_state"] in ("recorded", "refused") or st["notice"], 10)
+        time.sleep(0.5)  # nothing more comes
+        [(kind, method, amount, device)] = payments(till_hub.database, order.order_id)
+        assert (kind, method, amount) == ("payment", "cash", total)
+        if device == "counter-1":
+            assert a_state == "recorded"
+            told = b.state()
+            said = told["sub"] if told["result_state"] == "refused" else told["notice"]
+        else:
+            told = b_st
+            assert told["result_state"] == "recorded"
+            said = a.get(lambda: a.vm.view().sub if a.vm.result_state == "refused" else a.vm.notice)
+        assert "已经付过款" in said and device in said, said
+    finally:
+        a.close()
+        b.stop()
+        x.close()
+
+
+def test_counter_killed_between_the_charge_and_the_record_records_it_once_after_restart(
+        broker, till_hub, kiosk, sim, tmp_path):
+    sim.mode, sim.slow_s = "slow", 2.0  # the customer takes a while at the terminal
+    x = Xvfb(1280, 800)
+    cfg = counter_config(tmp_path / "counter.toml", broker, "counter-1", terminal=sim.device)
+    p = CounterProcess(x, cfg, tmp_path, "1280x800")
+    try:
+        p.start()
+        p.wait(lambda st: st["link"], 15)
+        for k in "500":
+            p.tap(f"key:{k}")
+        p.tap("shift_open")
+        order = new_order(KUNG_PAO)
+        total = kiosk.submit(order).total
+        p.tap(f"order:{order.order_id}")
+        p.tap("card:card")
+        p.wait(lambda st: st["charging"] == "waiting_terminal", 10)
+        p.kill()  # the card is at the terminal; the counter is gone
+        sim.wait_until(lambda: len(sim.charges) == 1, 10, "the charge")
+        assert payments(till_hub.database, order.order_id) == []
+        p.start()
+        wait(lambda: payments(till_hub.database, order.order_id), 20, "the payment recorded after the restart")
+        time.sleep(1.0)
+        assert payments(till_hub.database, order.order_id) == [("payment", "card", total, "counter-1")]
+        assert len(sim.charges) == 1 and sum(sim.pay_requests.values()) == 1
+        p.wait(lambda st: [total and n for n, _ in st["unpaid"]] == [], 10)
+    finally:
+        p.stop()
+        x.close()
