@@ -8,7 +8,7 @@
 #   hub          mosquitto (the store broker; Restobox runs its own unit),
 #                mosquitto-clients, chrony (serves the store's time), openssl (the
 #                store CA and the broker's certificate, made at first boot)
-#   kiosk, kds   SDL2 and Mesa (EGL/GLES, GBM, DRM) for Kivy straight on the
+#   kiosk, kds, counter   SDL2 and Mesa (EGL/GLES, GBM, DRM) for Kivy straight on the
 #                screen (KMS/DRM, no desktop), systemd-timesyncd (time from the hub),
 #                fonts-wqy-microhei (the screens' Chinese: a TrueType face costs
 #                a screen far less memory per text size than Noto's)
@@ -20,7 +20,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 packages=(python3 python3-venv python3-dev gcc sqlite3 fonts-noto-cjk ca-certificates util-linux)
 case "$RB_ROLE" in
     hub) packages+=(mosquitto mosquitto-clients chrony openssl) ;;
-    kiosk | kds)
+    kiosk | kds | counter)
         packages+=(libsdl2-2.0-0 libsdl2-image-2.0-0 libsdl2-mixer-2.0-0 libsdl2-ttf-2.0-0
             libgl1-mesa-dri libegl1 libgles2 libgbm1 libdrm2 systemd-timesyncd fonts-wqy-microhei)
         ;;

@@ -4,8 +4,9 @@
 #
 #   dialout   serial printers, bump bars and payment terminals (/dev/ttyUSB*, ttyACM*)
 #   lp        USB printers (/dev/usb/lp*, and raw USB through the udev rules of 50-udev)
-#   video, render, input   kiosk and kds: the screen (/dev/dri/*) and the touch
-#             screen and keyboard-style bump bars (/dev/input/*)
+#   video, render, input   kiosk, kds and counter: the screen (/dev/dri/*) and
+#             the touch screen, keyboard-style bump bars and the counter's
+#             barcode scanner (a USB keyboard) (/dev/input/*)
 #
 # Its home is /var/lib/restobox, the data directory (StateDirectory=restobox
 # in the units).
@@ -16,7 +17,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 user=restobox
 groups=(dialout lp)
 case "$RB_ROLE" in
-    kiosk | kds) groups+=(video render input) ;;
+    kiosk | kds | counter) groups+=(video render input) ;;
 esac
 
 # On a scratch root, the shadow tools edit DIR/etc/{passwd,group,shadow,gshadow}.

@@ -17,7 +17,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 
 app=/opt/restobox
-parts=(pyproject.toml README.md restobox kiosk kds systemd firmware_scripts docs)
+parts=(pyproject.toml README.md restobox kiosk kds counter systemd firmware_scripts docs)
 
 source_files() {
     local p existing=()
@@ -94,7 +94,7 @@ stamp="$venv/.restobox-program.sha256"
 # What the venv holds depends on: the program's files, the pinned versions
 # and the role.
 program_files() {
-    source_files | grep -E "^(pyproject\.toml|README\.md|restobox/|kiosk/|kds/|${RB_CONSTRAINTS//./\\.}$)"
+    source_files | grep -E "^(pyproject\.toml|README\.md|restobox/|kiosk/|kds/|counter/|${RB_CONSTRAINTS//./\\.}$)"
 }
 
 if ! live; then

@@ -5,8 +5,9 @@
 #   hub        restobox-broker, restobox-hub, restobox-printing, restobox-sync,
 #              restobox-web (the table QR ordering page), enabled now (the
 #              first boot makes their credentials before they start)
-#   kiosk/kds  restobox-kiosk or restobox-kds, installed but enabled only by the
-#              first boot, once the device knows its name, its hub and its password
+#   kiosk/kds/counter  restobox-kiosk, restobox-kds or restobox-counter,
+#              installed but enabled only by the first boot, once the device
+#              knows its name, its hub and its password
 set -euo pipefail
 # shellcheck source=lib/common.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# 60-display (kiosk and kds): the screen and the touch screen.
+# 60-display (kiosk, kds and counter): the screen and the touch screen.
 #
 #   - boot to the console (multi-user.target), no desktop: the Kivy app draws
 #     straight on the screen (KMS/DRM)
@@ -19,6 +19,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/common.sh"
 case "$RB_ROLE" in
     kiosk) unit=restobox-kiosk.service ;;
     kds) unit=restobox-kds.service ;;
+    counter) unit=restobox-counter.service ;;
     *)
         say "  (the hub has no screen)"
         exit 0

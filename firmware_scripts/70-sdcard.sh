@@ -7,7 +7,7 @@
 #     where every database lives (nofail: a missing partition does not stop the
 #     boot, but the services, which need /var/lib/restobox through
 #     StateDirectory=, do not start without it and say so)
-#   - --read-only-root (kiosk/kds): the swap file is switched off (it would sit
+#   - --read-only-root (kiosk/kds/counter): the swap file is switched off (it would sit
 #     in RAM), and the first boot, once the device is enrolled, turns the
 #     overlay on (firmware_scripts/read-only-root on): from the next restart
 #     the root file system is read-only and every change to it lives in RAM

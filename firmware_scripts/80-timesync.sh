@@ -5,7 +5,7 @@
 #   hub        chrony: takes the time from the internet (Debian's pool) when it
 #              can, and serves it to the store's LAN; with no internet it keeps
 #              serving its own clock (local stratum), so the store still agrees
-#   kiosk/kds  systemd-timesyncd, asking the hub: the first boot writes
+#   kiosk/kds/counter  systemd-timesyncd, asking the hub: the first boot writes
 #              /etc/systemd/timesyncd.conf.d/restobox.conf with the hub's
 #              address from the enrollment (restobox-device.conf)
 set -euo pipefail
@@ -24,7 +24,7 @@ allow 192.168.0.0/16
 local stratum 10
 EOF
         ;;
-    kiosk | kds)
+    kiosk | kds | counter)
         # Enabled as Debian does it; the server comes with the enrollment.
         ensure_symlink /etc/systemd/system/sysinit.target.wants/systemd-timesyncd.service \
             /lib/systemd/system/systemd-timesyncd.service

@@ -5,7 +5,7 @@
 #
 #   hub        makes the broker credentials of the hub's own devices (hub,
 #              printing, sync, staff-1, monitor-1) and their configs
-#   kiosk/kds  reads its enrollment from the boot partition
+#   kiosk/kds/counter  reads its enrollment from the boot partition
 #              (/boot/firmware/restobox/), installs its password, writes its
 #              config, deletes the password from the boot partition, and
 #              enables its program

@@ -32,7 +32,7 @@ from tests.support import REPO
 FW = REPO / "firmware_scripts"
 SCRIPTS = sorted([FW / "provision", FW / "firstboot", FW / "read-only-root", FW / "lib" / "common.sh",
                   *FW.glob("[0-9][0-9]-*.sh")])
-ROLES = ["hub", "kiosk", "kds"]
+ROLES = ["hub", "kiosk", "kds", "counter"]
 SECRET = "0123456789abcdef0123456789abcdef0123456789abcdef"
 
 needs_root = pytest.mark.skipif(os.geteuid() != 0, reason="provisioning creates users and sets owners: run as root")
@@ -241,7 +241,7 @@ def test_a_card_gets_its_role_units_user_and_no_secret(tmp_path, source, card, r
     manifest = (root / "etc/restobox/provision-manifest.txt").read_text()
     assert "apt-get install" in manifest and "--editable" not in manifest
     # the program: a wheel built from the copy, with the role's extras at the pinned versions
-    extras = {"hub": "hub,printing", "kiosk": "screens", "kds": "screens"}[role]
+    extras = {"hub": "hub,printing", "kiosk": "screens", "kds": "screens", "counter": "screens"}[role]
     escaped = extras.replace(",", "\\,")  # as the manifest quotes it (printf %q)
     version = tomllib.loads((source / "pyproject.toml").read_text(encoding="utf-8"))["project"]["version"]
     wheel = f"/opt/restobox/dist/restobox-{version}-py3-none-any.whl"
@@ -459,13 +459,19 @@ def test_a_kitchen_screens_first_boot_writes_its_station(tmp_path, source, card,
     ("kiosk", KIOSK_3.replace("=kiosk-3", "=Kiosk_3"), "RESTOBOX_DEVICE 'Kiosk_3' is not a device name"),
     ("kiosk", KIOSK_3.replace("ROLE=kiosk", "ROLE=kisok"), "RESTOBOX_ROLE 'kisok' is not a role a screen can have"),
     ("kiosk", KIOSK_3.replace("ROLE=kiosk", "ROLE=kds"), "this card was made for a kiosk"),
+    ("counter", KIOSK_3, "RESTOBOX_ROLE is kiosk, but this card was made for a counter: enroll it as counter, "
+                         "or make the card again with provision --role kiosk"),
+    ("kiosk", KIOSK_3.replace("ROLE=kiosk", "ROLE=counter"), "make the card again with provision --role counter"),
+    ("counter", KIOSK_3.replace("ROLE=kiosk", "ROLE=counter").replace("STATION=", "STATION=wok"),
+     "RESTOBOX_STATION must be empty for role counter"),
     ("kds", KIOSK_3.replace("ROLE=kiosk", "ROLE=kds"), "RESTOBOX_STATION is missing"),
     ("kiosk", KIOSK_3.replace("192.168.1.10", "192.168.1.300"), "RESTOBOX_HUB_HOST '192.168.1.300' is neither"),
     ("kiosk", KIOSK_3.replace("PORT=8883", "PORT=88888"), "RESTOBOX_HUB_PORT '88888' is not a port number"),
     ("kiosk", KIOSK_3.replace("RESTOBOX_HUB_HOST=192.168.1.10\n", ""), "RESTOBOX_HUB_HOST is missing"),
     ("kiosk", KIOSK_3 + "rm -rf /\n", "line 6 is not KEY=VALUE"),
     ("kiosk", KIOSK_3 + "RESTOBOX_PASSWORD=x\n", "unknown key RESTOBOX_PASSWORD"),
-], ids=["bad-name", "unknown-role", "role-of-another-card", "kds-without-station", "bad-address",
+], ids=["bad-name", "unknown-role", "role-of-another-card", "kiosk-on-a-counter-card", "counter-on-a-kiosk-card",
+        "counter-with-a-station", "kds-without-station", "bad-address",
         "bad-port", "no-hub", "not-key-value", "unknown-key"])
 def test_a_bad_enrollment_is_refused_with_a_sentence_and_changes_nothing(tmp_path, source, card, role, conf, sentence):
     root = card(role)
@@ -475,6 +481,37 @@ def test_a_bad_enrollment_is_refused_with_a_sentence_and_changes_nothing(tmp_pat
     assert r.returncode == 1
     assert sentence in r.stderr, r.stderr
     assert "restobox-device.conf" in r.stderr and "nothing was changed" in r.stderr
+    assert snapshot(root) == before
+
+
+@needs_root
+def test_a_counters_first_boot_writes_its_config_and_enables_the_counter(tmp_path, source, card):
+    """The cashier's screen: counter.toml (MQTT over TLS to the hub, its
+    counter.db on the data partition, full screen), the password and the
+    store CA installed, the clock on the hub, restobox-counter enabled."""
+    root = card("counter")
+    conf = KIOSK_3.replace("kiosk-3", "counter-1").replace("ROLE=kiosk", "ROLE=counter")
+    boot = enroll(root, conf, device="counter-1")
+    r = firstboot(root)
+    assert not (boot / "counter-1.secret").exists(), "the password stayed on the boot partition"
+    cfg = load_on(root, "/etc/restobox/counter.toml")
+    assert (cfg.device.id, cfg.device.role, cfg.mqtt.host, cfg.mqtt.port) == ("counter-1", "counter", "192.168.1.10", 8883)
+    assert cfg.mqtt_password() == SECRET and cfg.mqtt.tls
+    assert cfg.mqtt_ca_file() == str(root / "etc/restobox/store-ca.crt")
+    assert (cfg.counter.database, cfg.counter.fullscreen) == ("/var/lib/restobox/counter.db", True)
+    assert cfg.counter.receipt_printer is None and cfg.counter.terminal is None  # the manager names them
+    text = (root / "etc/restobox/counter.toml").read_text()
+    assert "# receipt_printer = " in text and "# [counter.terminal]" in text
+    assert os.readlink(root / "etc/systemd/system/restobox.target.wants/restobox-counter.service") == \
+        "/etc/systemd/system/restobox-counter.service"
+    assert not (root / "etc/restobox/kiosk.toml").exists() and not (root / "etc/restobox/kds.toml").exists()
+    assert "NTP=192.168.1.10" in (root / "etc/systemd/timesyncd.conf.d/restobox.conf").read_text().splitlines()
+    # the screen is set up as a kiosk's: Kivy's settings, never blanking
+    dropin = (root / "etc/systemd/system/restobox-counter.service.d/10-restobox-display.conf").read_text()
+    assert "Environment=KIVY_HOME=/etc/restobox/kivy" in dropin
+    assert "changed" in r.stdout
+    before = snapshot(root)
+    assert changes(firstboot(root).stdout) == 0
     assert snapshot(root) == before
 
 

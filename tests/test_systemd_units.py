@@ -18,8 +18,9 @@ UNITS = REPO / "systemd"
 SERVICES = sorted(UNITS.glob("*.service"))
 OURS = [p for p in SERVICES if p.name != "restobox-broker.service"]  # run `restobox ...`
 WATCHDOG = {"restobox-hub.service", "restobox-printing.service", "restobox-sync.service",
-            "restobox-kiosk.service", "restobox-kds.service", "restobox-web.service"}
-SCREENS = ["restobox-kiosk.service", "restobox-kds.service"]
+            "restobox-kiosk.service", "restobox-kds.service", "restobox-web.service", "restobox-counter.service"}
+SCREENS = ["restobox-kiosk.service", "restobox-kds.service", "restobox-counter.service"]
+PROGRAM = {"restobox-kiosk.service": "kiosk", "restobox-kds.service": "kds", "restobox-counter.service": "counter"}
 
 
 def unit(path: Path) -> configparser.ConfigParser:
@@ -111,7 +112,7 @@ def test_the_screens_draw_on_the_display_without_a_desktop(name):
     env = dict(kv.split("=", 1) for kv in values(UNITS / name, "Service", "Environment"))
     assert env["KIVY_WINDOW"] == "sdl2" and env["SDL_VIDEODRIVER"] == "kmsdrm"
     assert "DISPLAY" not in env and "WAYLAND_DISPLAY" not in env
-    assert env["RESTOBOX_CONFIG"] == "/etc/restobox/" + ("kiosk.toml" if "kiosk" in name else "kds.toml")
+    assert env["RESTOBOX_CONFIG"] == f"/etc/restobox/{PROGRAM[name]}.toml"
     assert env["KIVY_LOG_MODE"] == "PYTHON"  # Kivy's log to the journal with the app's
     assert set(s.get("SupplementaryGroups", "").split()) >= {"video", "render", "input", "dialout"}
     assert s.get("TTYPath") == "/dev/tty1" and s.get("StandardInput", "").startswith("tty")
@@ -119,4 +120,6 @@ def test_the_screens_draw_on_the_display_without_a_desktop(name):
     assert s.get("PrivateDevices") in (None, "false")  # it needs /dev/dri and /dev/input
     assert "network-online.target" in values(UNITS / name, "Unit", "Wants")
     assert "network-online.target" in values(UNITS / name, "Unit", "After")
-    assert s.get("ExecStart") == "/opt/restobox/venv/bin/restobox " + ("kiosk" if "kiosk" in name else "kds")
+    assert s.get("ExecStart") == f"/opt/restobox/venv/bin/restobox {PROGRAM[name]}"
+    # its own runtime directory (XDG_RUNTIME_DIR), not another screen's
+    assert env["XDG_RUNTIME_DIR"] == f"%t/restobox-{PROGRAM[name]}" and s.get("RuntimeDirectory") == f"restobox-{PROGRAM[name]}"

@@ -413,16 +413,18 @@ role_units() {
         hub) echo restobox-broker.service restobox-hub.service restobox-printing.service restobox-sync.service restobox-web.service ;;
         kiosk) echo restobox-kiosk.service ;;
         kds) echo restobox-kds.service ;;
+        counter) echo restobox-counter.service ;;
         *) die "unknown role '$1'" ;;
     esac
 }
 
 # The extras of pyproject.toml each role installs: a screen's Pi carries no
-# hub, printing or charts, the hub no Kivy.
+# hub, printing or charts, the hub no Kivy. The counter prints through the
+# printing service (receipts, the drawer pulse), so it is a screen too.
 role_extras() {
     case "$1" in
         hub) echo hub,printing ;;
-        kiosk | kds) echo screens ;;
+        kiosk | kds | counter) echo screens ;;
         *) die "unknown role '$1'" ;;
     esac
 }
