@@ -322,6 +322,7 @@ def _insert_sql(model: type[pw.Model], verb: str = "INSERT") -> tuple[str, list[
 _ORDER_INSERT, _ORDER_NAMES = _insert_sql(Order)
 _TICKET_INSERT, _TICKET_NAMES = _insert_sql(Ticket)
 _OUTBOX_INSERT, _OUTBOX_NAMES = _insert_sql(Outbox, "INSERT OR IGNORE")
+_PAYMENT_INSERT, _PAYMENT_NAMES = _insert_sql(Payment)
 
 
 def insert_order(database: pw.Database, **values) -> None:
@@ -333,6 +334,11 @@ def insert_order(database: pw.Database, **values) -> None:
 def insert_tickets(database: pw.Database, rows: list[dict]) -> None:
     cur = database.cursor()
     cur.executemany(_TICKET_INSERT, [[r[n] for n in _TICKET_NAMES] for r in rows])
+
+
+def insert_payment(database: pw.Database, **values) -> None:
+    """A row of the payment ledger (every column given)."""
+    database.execute_sql(_PAYMENT_INSERT, [values[n] for n in _PAYMENT_NAMES])
 
 
 def insert_outbox(database: pw.Database, **values) -> None:

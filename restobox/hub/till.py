@@ -120,7 +120,7 @@ def _record(fx: Effects, order: db.Order, rows: list[dict], now: str) -> tuple[L
         row = {"tendered": 0, "reference": "", "lines": "", "reason": "", "staff": "", "device": "",
                "shift_id": "", "offline": False, **row, "order_id": order.id,
                "business_date": order.business_date, "recorded_at": now}
-        db.Payment.insert(**row).execute()
+        db.insert_payment(db.store_db, **row)
         e = LedgerEntry(entry_id=row["entry_id"], order_id=order.id, kind=row["kind"], method=row["method"],
                         amount=row["amount"], tendered=row["tendered"], reference=row["reference"],
                         staff=row["staff"], device=row["device"], shift_id=row["shift_id"], reason=row["reason"],
@@ -150,10 +150,10 @@ def record_kiosk_payment(fx: Effects, sub: OrderSubmit, device: str, number: int
     e = LedgerEntry(entry_id=f"{sub.order_id}:paid", order_id=sub.order_id, kind="payment",
                     method=sub.payment.method, amount=amount, reference=sub.payment.reference, device=device,
                     at=sub.placed_at or at)
-    db.Payment.insert(entry_id=e.entry_id, request_id=sub.order_id, order_id=sub.order_id, business_date=bdate,
-                      kind="payment", method=e.method, amount=amount, tendered=0, reference=e.reference, lines="",
-                      reason="", staff="", device=device, shift_id="", offline=sub.offline, at=e.at,
-                      recorded_at=at).execute()
+    db.insert_payment(db.store_db, entry_id=e.entry_id, request_id=sub.order_id, order_id=sub.order_id,
+                      business_date=bdate, kind="payment", method=e.method, amount=amount, tendered=0,
+                      reference=e.reference, lines="", reason="", staff="", device=device, shift_id="",
+                      offline=sub.offline, at=e.at, recorded_at=at)
     outbox(e.entry_id, "payment.recorded", sub.order_id,
            {**msgspec.to_builtins(e), "number": number, "business_date": bdate, "request_id": sub.order_id,
             "offline": sub.offline, "lines": [], "recorded_at": at}, at)
