@@ -42,6 +42,17 @@ What is counted, and how:
   (interrupted).
 - Refusals are not kept by the hub (only counted in its health since its last
   start): the report says so rather than show a zero.
+- The till, from the hub's payment ledger (``payment``: append-only rows of
+  money taken and given back) and the counters' shifts (``till_shift``):
+  sales by tender are each method's payments less its refunds, counted by
+  when the money moved (the row's time), whatever day its order was; each
+  refund with its order, reason, who gave it and the manager whose PIN
+  allowed it; each shift opened that day with its float, the cash taken and
+  given back during it (its rows), the cash expected (float + in - out, from
+  the ledger as it is now: a payment a counter sent after the close counts),
+  what was counted and the difference (negative: short); and the day's
+  orders still unpaid when the report is made, each named. A store.db from
+  before the ledger has no till: the report says so.
 
 The page's charts need matplotlib (the hub's extras); where it is not
 installed the page has its tables only and says why.
@@ -73,6 +84,13 @@ PAY_NAMES = {
 FAULT_NAMES = {r: (contract.REASONS[r].zh.rstrip("。"), contract.REASONS[r].en.rstrip("."))
                for r in ("paper_out", "cover_open", "printer_offline", "printer_error", "print_interrupted",
                          "unknown_printer", "printer_busy")}
+
+TENDER_NAMES = {"cash": ("现金", "Cash"), "card": ("银行卡", "Card"), "qr": ("扫码", "QR code"),
+                "voucher": ("券", "Voucher"), "points": ("积分", "Points"), "gateway": ("手机支付", "Phone payment")}
+CHANNEL_NAMES = {"kiosk": ("自助点餐", "Kiosk"), "counter": ("柜台", "Counter"), "qr": ("扫码点餐", "QR order"),
+                 "preorder": ("预订", "Pre-order"), "delivery": ("外卖", "Delivery")}
+TILL_TOP = 40
+"""Refunds and unpaid orders named one by one on the printed summary; the rest counted."""
 
 SHORT_FAULTS = {"paper_out": ("缺纸", "paper out"), "cover_open": ("开盖", "cover open"),
                 "printer_offline": ("无响应", "no answer"), "printer_error": ("故障", "error")}
@@ -161,6 +179,73 @@ class PrinterJobs:
 
 
 @dataclass
+class TenderSum:
+    """One way of paying over the day: money taken, money given back."""
+
+    method: str
+    payments: int = 0  # ledger rows
+    paid: int = 0  # fen
+    refunds: int = 0
+    refunded: int = 0
+
+    @property
+    def net(self) -> int:
+        return self.paid - self.refunded
+
+    @property
+    def names(self) -> tuple[str, str]:
+        return TENDER_NAMES.get(self.method, (self.method, self.method))
+
+
+@dataclass
+class Refund:
+    """One refund (a counter's request: its rows, one per way back)."""
+
+    at: str  # local HH:MM
+    number: int
+    amount: int
+    methods: str  # "cash", "card + cash"
+    reason: str
+    staff: str  # the cashier
+    device: str  # the counter
+    approved_by: str  # the manager whose PIN it took
+
+
+@dataclass
+class ShiftFigures:
+    device: str
+    staff: str
+    opened: str  # local HH:MM
+    closed: str  # local HH:MM, "" while open
+    float_fen: int
+    cash_in: int
+    cash_out: int
+    counted: int | None  # None: not closed (or closed without a count)
+
+    @property
+    def expected(self) -> int:
+        return self.float_fen + self.cash_in - self.cash_out
+
+    @property
+    def over_short(self) -> int | None:
+        return None if self.counted is None else self.counted - self.expected
+
+
+@dataclass
+class UnpaidOrder:
+    number: int
+    table: str | None
+    channel: str
+    total: int
+    paid: int  # part of it paid (a split not finished)
+    state: str  # "held": waiting for its payment before the kitchen cooks it
+
+    @property
+    def due(self) -> int:
+        return self.total - self.paid
+
+
+@dataclass
 class DayReport:
     business_date: str
     start: datetime  # local
@@ -187,6 +272,11 @@ class DayReport:
     cloud_outages: int = 0
     faults: list[Fault] = field(default_factory=list)
     printer_jobs: list[PrinterJobs] = field(default_factory=list)
+    till: bool = False  # the store has a payment ledger
+    tenders: list[TenderSum] = field(default_factory=list)
+    refunds: list[Refund] = field(default_factory=list)
+    shifts: list[ShiftFigures] = field(default_factory=list)
+    unpaid: list[UnpaidOrder] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # what could not be read
 
     @property
@@ -205,6 +295,14 @@ class DayReport:
     @property
     def loyalty(self) -> bool:
         return bool(self.member_orders or self.points_discount)
+
+    @property
+    def tenders_net(self) -> int:
+        return sum(t.net for t in self.tenders)
+
+    @property
+    def refunded(self) -> int:
+        return sum(f.amount for f in self.refunds)
 
 
 def nearest_rank(values: list[float], pct: float) -> float | None:
@@ -279,6 +377,7 @@ def compute(cfg: Config, business_date: str, *, now: datetime | None = None) -> 
                           "(the path is [hub] database in the config)")
     try:
         _orders(cfg, r, store, tz)
+        _till(r, store, tz)
     except sqlite3.DatabaseError as exc:
         raise ReportError(f"The store database {cfg.hub.database} cannot be read: {exc}") from None
     finally:
@@ -390,6 +489,78 @@ def _points(r: DayReport, store: sqlite3.Connection, live: set[str]) -> None:
             r.points_discount += discount
             discounted.add(oid)
     r.member_orders, r.points_discount_orders = len(members), len(discounted)
+
+
+def _columns(con: sqlite3.Connection, table: str) -> set[str]:
+    return {row[1] for row in con.execute(f'PRAGMA table_info("{table}")')}
+
+
+def _till(r: DayReport, store: sqlite3.Connection, tz: ZoneInfo) -> None:
+    """Tenders, refunds, shifts and the orders left unpaid (see the module's docstring)."""
+    if not (_table_exists(store, "payment") and _table_exists(store, "till_shift")
+            and "payment" in _columns(store, "order")):
+        r.notes.append("the store database has no payment ledger yet (the hub makes it when it next starts): "
+                       "the till is not shown")
+        return
+    r.till = True
+    # A row's money moved at its time (``at``, else when the hub recorded
+    # it). The hub writes recorded_at in UTC: rows recorded a day before the
+    # day began cannot have happened in it (a counter offline for days is
+    # still counted: its rows are recorded when it is back).
+    since = (r.start - timedelta(days=1)).astimezone(timezone.utc).isoformat(timespec="milliseconds")
+    tenders: dict[str, TenderSum] = {}
+    refunds: dict[str, Refund] = {}
+    numbers = dict(store.execute('SELECT id, number FROM "order"'
+                                 ' WHERE id IN (SELECT order_id FROM payment WHERE recorded_at >= ?)', (since,)))
+    for (kind, method, amount, at, recorded_at, request_id, order_id, reason, staff, device) in store.execute(
+            'SELECT kind, method, amount, at, recorded_at, request_id, order_id, reason, staff, device '
+            'FROM payment WHERE recorded_at >= ? ORDER BY seq', (since,)):
+        t = _at(at) or _at(recorded_at)
+        if t is None or not (r.start <= t < r.end):
+            continue
+        ts = tenders.setdefault(method, TenderSum(method))
+        if kind == "payment":
+            ts.payments += 1
+            ts.paid += amount
+            continue
+        ts.refunds += 1
+        ts.refunded += amount
+        f = refunds.get(request_id)
+        if f is None:
+            why, approved = _refund_reason(reason)
+            f = refunds[request_id] = Refund(at=t.astimezone(tz).strftime("%H:%M"), number=numbers.get(order_id, 0),
+                                             amount=0, methods="", reason=why, staff=staff, device=device,
+                                             approved_by=approved)
+        f.amount += amount
+        f.methods = " + ".join(dict.fromkeys([*filter(None, f.methods.split(" + ")), method]))
+    order_of = {m: k for k, m in enumerate(TENDER_NAMES)}
+    r.tenders = sorted(tenders.values(), key=lambda s: (order_of.get(s.method, 99), s.method))
+    r.refunds = list(refunds.values())
+    shifts = store.execute(
+        'SELECT s.id, s.device, s.staff, s.opened_at, s.closed_at, s.float_fen, s.counted_fen, '
+        "COALESCE(SUM(CASE WHEN p.kind = 'payment' THEN p.amount END), 0), "
+        "COALESCE(SUM(CASE WHEN p.kind = 'refund' THEN p.amount END), 0) "
+        "FROM till_shift s LEFT JOIN payment p ON p.shift_id = s.id AND p.method = 'cash' "
+        'WHERE s.business_date = ? GROUP BY s.id ORDER BY s.opened_at, s.device', (r.business_date,)).fetchall()
+    for _sid, device, staff, opened_at, closed_at, float_fen, counted, cash_in, cash_out in shifts:
+        opened, closed = _at(opened_at), _at(closed_at)
+        r.shifts.append(ShiftFigures(
+            device=device, staff=staff, opened=opened.astimezone(tz).strftime("%H:%M") if opened else "?",
+            closed=closed.astimezone(tz).strftime("%H:%M") if closed else "", float_fen=float_fen,
+            cash_in=cash_in, cash_out=cash_out, counted=counted if closed_at else None))
+    r.unpaid = [UnpaidOrder(number, table, channel, total, paid, state) for number, table, channel, total, paid, state
+                in store.execute(
+                    'SELECT number, "table", channel, total, paid, state FROM "order" WHERE business_date = ? '
+                    "AND state NOT IN ('voided', 'rejected') AND payment = 'unpaid' ORDER BY number",
+                    (r.business_date,))]
+
+
+def _refund_reason(reason: str) -> tuple[str, str]:
+    """(the reason given, the manager): the hub writes "<reason> (PIN <manager>)"."""
+    head, sep, tail = reason.rpartition(" (PIN ")
+    if sep and tail.endswith(")"):
+        return head, tail[:-1]
+    return reason, ""
 
 
 def _ticket_times(cfg, r: DayReport, store, live: set[str], names: dict) -> None:
@@ -715,6 +886,8 @@ def render_html(r: DayReport, images: list[tuple[str, str, str]]) -> str:
         parts.append("<p>被拒绝的订单（菜单外、价格不符等）不保存在门店数据库里，只在中心的运行状态里计数。"
                      "<br><span class=\"en\">Refused orders (not on the menu, a wrong price, ...) are not kept in "
                      "the store database; the hub only counts them in its health since it last started.</span></p>")
+    if r.till:
+        parts.append(_till_html(r))
     parts.append(_h("离线", "Offline"))
     cloud = ("没有记录 not recorded" if r.cloud_outage_minutes is None
              else f"{minutes(r.cloud_outage_minutes)} ({r.cloud_outages} ×)")
@@ -744,6 +917,64 @@ def render_html(r: DayReport, images: list[tuple[str, str, str]]) -> str:
         parts.append(f'<p class="note">{e(n)}</p>')
     parts.append("</body></html>\n")
     return "\n".join(parts)
+
+
+def signed(fen: int) -> str:
+    return ("+" if fen > 0 else "-" if fen < 0 else "") + yuan(abs(fen))
+
+
+def over_short_text(fen: int | None) -> tuple[str, str]:
+    if fen is None:
+        return "-", "-"
+    if fen == 0:
+        return "相符", "even"
+    return (f"长款 {yuan(fen)}", f"over {yuan(fen)}") if fen > 0 else (f"短款 {yuan(-fen)}", f"short {yuan(-fen)}")
+
+
+def where_text(u: UnpaidOrder) -> tuple[str, str]:
+    zh, en = CHANNEL_NAMES.get(u.channel, (u.channel, u.channel))
+    if u.table:
+        zh, en = f"{zh} · {u.table}号桌", f"{en} · table {u.table}"
+    return zh, en
+
+
+def _till_html(r: DayReport) -> str:
+    e = html.escape
+    out = [_h("收银", "The till")]
+    out.append("<p>按钱实际收付的时间计（不论订单是哪天的）；每种方式的收款减去退款。"
+               "<br><span class=\"en\">By when the money moved, whatever day its order was: each way of paying, "
+               "what was taken less what was given back.</span></p>")
+    out.append(_table(
+        [("方式", "Tender", False), ("收款笔数", "Payments", True), ("收款", "Taken", True), ("退款笔数", "Refunds", True),
+         ("退款", "Given back", True), ("净额", "Net", True)],
+        [[e(f"{t.names[0]} · {t.names[1]}"), str(t.payments), yuan(t.paid), str(t.refunds), yuan(t.refunded),
+          yuan(t.net)] for t in r.tenders]
+        + [["<b>合计 · Total</b>", str(sum(t.payments for t in r.tenders)), yuan(sum(t.paid for t in r.tenders)),
+            str(sum(t.refunds for t in r.tenders)), yuan(sum(t.refunded for t in r.tenders)),
+            f"<b>{yuan(r.tenders_net)}</b>"]]) if r.tenders else "<p>没有收付款 No money taken or given back.</p>")
+    out.append(f"<h3>退款 Refunds · {len(r.refunds)} · {yuan(r.refunded)}</h3>")
+    out.append(_table(
+        [("时间", "At", False), ("单号", "No.", True), ("金额", "Amount", True), ("方式", "Back by", False),
+         ("原因", "Reason", False), ("收银员", "Cashier", False), ("批准", "Manager", False)],
+        [[f.at, str(f.number), yuan(f.amount), e(f.methods), e(f.reason), e(f"{f.staff} @ {f.device}".strip(" @")),
+          e(f.approved_by)] for f in r.refunds]) if r.refunds else "<p>没有 None.</p>")
+    out.append("<h3>班次 Shifts</h3>")
+    out.append(_table(
+        [("收银台", "Counter", False), ("收银员", "Cashier", False), ("开始", "Opened", False), ("结束", "Closed", False),
+         ("备用金", "Float", True), ("现金收入", "Cash in", True), ("现金退出", "Cash out", True),
+         ("应有", "Expected", True), ("清点", "Counted", True), ("长短款", "Over/short", True)],
+        [[e(s.device), e(s.staff), s.opened, s.closed or "仍在进行 still open", yuan(s.float_fen), yuan(s.cash_in),
+          yuan(s.cash_out), yuan(s.expected), "-" if s.counted is None else yuan(s.counted),
+          f'<span class="{"late" if s.over_short else ""}">{e(" · ".join(over_short_text(s.over_short)))}</span>']
+         for s in r.shifts]) if r.shifts else "<p>没有 None.</p>")
+    out.append(f"<h3>未付款的订单 Orders left unpaid · {len(r.unpaid)} · {yuan(sum(u.due for u in r.unpaid))}</h3>")
+    out.append(_table(
+        [("单号", "No.", True), ("来源", "Where", False), ("金额", "Total", True), ("已付", "Paid", True),
+         ("未付", "Due", True), ("状态", "State", False)],
+        [[str(u.number), e(" · ".join(where_text(u))), yuan(u.total), yuan(u.paid), f"<b>{yuan(u.due)}</b>",
+          "待付款后制作 held until paid" if u.state == "held" else e(u.state)] for u in r.unpaid])
+        if r.unpaid else "<p>没有 None.</p>")
+    return "\n".join(out)
 
 
 NO_CHARTS = ("没有图表：这台设备没有安装 matplotlib（restobox[hub]）。表格里的数字是完整的。",
@@ -804,6 +1035,8 @@ def summary_for_printer(r: DayReport, cfg: Config, top: int | None = None) -> co
             sections.append(Sec(title=W("出餐时间 中位/P90/超时", "Tickets: median p90 late"), rows=tuple(
                 Row(label=W(st.name_zh, st.name_en),
                     value=f"{mmss(st.median_s)} {mmss(st.p90_s)} {st.late}/{len(st.times)}") for st in r.stations)))
+    if r.till:
+        sections += _till_sections(r)
     cloud = "-" if r.cloud_outage_minutes is None else minutes(r.cloud_outage_minutes)
     sections.append(Sec(title=W("离线", "Offline"), rows=(
         Row(label=W("离线订单", "Offline orders"), value=str(r.offline_orders)),
@@ -819,6 +1052,50 @@ def summary_for_printer(r: DayReport, cfg: Config, top: int | None = None) -> co
         Row(label=W("没有", "None"), value=""),)))
     return contract.ReportData(store=header, business_date=r.business_date, made_at=f"{r.made_at:%Y-%m-%d %H:%M}",
                                sections=tuple(sections))
+
+
+def _till_sections(r: DayReport) -> list[contract.ReportSection]:
+    """The till on paper: tenders, refunds, shifts, unpaid orders. At most
+    TILL_TOP refunds and unpaid orders are named; the rest are counted (the
+    page names them all)."""
+    W, Row, Sec = contract.Words, contract.ReportRow, contract.ReportSection
+    tender_rows = [Row(label=W(*t.names), value=yuan(t.net) + (f" (-{yuan(t.refunded)})" if t.refunded else ""))
+                   for t in r.tenders]
+    tender_rows.append(Row(label=W("合计", "Total"), value=yuan(r.tenders_net)))
+    refund_rows = [Row(label=W("退款", "Refunds"), value=f"{len(r.refunds)} / {yuan(r.refunded)}")]
+    for f in r.refunds[:TILL_TOP]:
+        who = f"{f.staff}/{f.approved_by}" if f.approved_by else f.staff
+        refund_rows.append(Row(label=W(f"#{f.number} {f.reason}", f"#{f.number} {f.reason}"),
+                               value=f"{f.at} {yuan(f.amount)} {who}"[:40]))
+    if len(r.refunds) > TILL_TOP:
+        refund_rows.append(Row(label=W("其余见报表页", "more on the page"), value=str(len(r.refunds) - TILL_TOP)))
+    shift_rows = []
+    for s in r.shifts[:9]:  # 6 rows each: a section holds 60
+        zh_os, en_os = over_short_text(s.over_short)
+        shift_rows += [
+            Row(label=W(f"{s.device} {s.staff}", f"{s.device} {s.staff}"),
+                value=f"{s.opened}-{s.closed}" if s.closed else f"{s.opened}- 进行中 open"),
+            Row(label=W("  备用金", "  Float"), value=yuan(s.float_fen)),
+            Row(label=W("  现金收/退", "  Cash in/out"), value=f"{yuan(s.cash_in)} / {yuan(s.cash_out)}"),
+            Row(label=W("  应有", "  Expected"), value=yuan(s.expected)),
+            Row(label=W("  清点", "  Counted"), value="-" if s.counted is None else yuan(s.counted)),
+            Row(label=W("  长短款", "  Over/short"), value=en_os if zh_os == "-" else f"{signed(s.over_short)}"),
+        ]
+    if len(r.shifts) > 9:
+        shift_rows.append(Row(label=W("其余见报表页", "more on the page"), value=str(len(r.shifts) - 9)))
+    unpaid_rows = [Row(label=W("未付款订单", "Orders unpaid"),
+                       value=f"{len(r.unpaid)} / {yuan(sum(u.due for u in r.unpaid))}")]
+    for u in r.unpaid[:TILL_TOP]:
+        zh, en = where_text(u)
+        held = " 待付" if u.state == "held" else ""
+        unpaid_rows.append(Row(label=W(f"{zh}{held}", en + (" held" if held else "")),
+                               value=f"#{u.number} {yuan(u.due)}"))
+    if len(r.unpaid) > TILL_TOP:
+        unpaid_rows.append(Row(label=W("其余见报表页", "more on the page"), value=str(len(r.unpaid) - TILL_TOP)))
+    return [Sec(title=W("收银 按方式(净额)", "Till: by tender (net)"), rows=tuple(tender_rows)),
+            Sec(title=W("退款", "Refunds"), rows=tuple(refund_rows)),
+            Sec(title=W("收银班次", "Shifts"), rows=tuple(shift_rows) or (Row(label=W("没有", "None"), value=""),)),
+            Sec(title=W("未付款订单", "Left unpaid"), rows=tuple(unpaid_rows))]
 
 
 def _short_pay(p: Payment) -> tuple[str, str]:
@@ -851,6 +1128,22 @@ def print_summary(r: DayReport, console) -> None:
                           f"redeemed {r.points_redeemed} · discounts -{yuan(r.points_discount)}")
         console.print("Payments 付款: " + " · ".join(f"{p.names[1]} {p.count} {yuan(p.amount)}" for p in r.payments))
         console.print("Top items 热销: " + " · ".join(f"{i.name_en} ×{i.qty}" for i in r.items[:5]))
+    if r.till:
+        console.print("Till 收银 (net): " + (" · ".join(f"{t.names[1]} {yuan(t.net)}" for t in r.tenders) or "nothing")
+                      + f" · total {yuan(r.tenders_net)}")
+        console.print(f"Refunds 退款: {len(r.refunds)} {yuan(r.refunded)}" + "".join(
+            f"\n  {f.at} #{f.number} {yuan(f.amount)} {f.methods} — {f.reason} ({f.staff} @ {f.device}"
+            + (f", approved by {f.approved_by}" if f.approved_by else "") + ")" for f in r.refunds))
+        for s in r.shifts:
+            console.print(f"Shift 班次 {s.device} {s.staff} {s.opened}–{s.closed or 'open'}: float {yuan(s.float_fen)}, "
+                          f"cash in {yuan(s.cash_in)}, out {yuan(s.cash_out)}, expected {yuan(s.expected)}, counted "
+                          + ("-" if s.counted is None else yuan(s.counted)) + f", {over_short_text(s.over_short)[1]}")
+        if r.unpaid:
+            console.print(f"[yellow]Unpaid 未付款 {len(r.unpaid)}: " + " · ".join(
+                f"#{u.number} {where_text(u)[1]} {yuan(u.due)}" + (" (held)" if u.state == "held" else "")
+                for u in r.unpaid) + "[/]")
+        else:
+            console.print("Unpaid 未付款: none")
     cloud = "not recorded" if r.cloud_outage_minutes is None else minutes(r.cloud_outage_minutes)
     console.print(f"Offline 离线: orders taken by kiosks offline {r.offline_orders} "
                   f"(waited {minutes(r.kiosk_offline_minutes)}); cloud unreachable {cloud}")

@@ -27,10 +27,24 @@ The day, business day 2026-11-22 in Shanghai (04:00 to 04:00 local):
   orders 6, sales 32+45+34+44+12+10.80 = 177.80, tax 1.81+2.55+1.92+2.49+0.68+0.61 = 10.06
   (6 % included, rounded per order), voided 1 (12.00). Items 179.00 less points discounts 1.20
   = sales 177.80; points: 1 member order, 108 earned, 120 redeemed (#4's are given back: voided).
+
+The till, through the hub's ledger (counter-1 and counter-2, manager wang's PIN):
+
+  10:55  counter-1 (li) opens a shift with a float of 500.00
+  11:25  #3 paid in cash: 34.00 (50.00 handed over)
+  11:40  #3: one of its two teas refunded, "spilled": 17.00 back in cash
+  12:26  #5 paid 20.00 cash + 24.00 card
+  13:00  counter-2 (zhao) opens a shift with 300.00, still open at the report
+  13:05  #1 refunded whole, "wrong dish": 32.00 back on its card
+  14:00  counter-1 closes: counted 536.00, expected 500 + 54 - 17 = 537.00: short 1.00
+
+  card 32 + 12 (#6, kiosk) + 24 = 68.00 less 32.00 = 36.00; QR 45.00; cash 54.00 less 17.00 =
+  37.00; net 118.00, what the day's orders hold as paid. Unpaid at the close: #7 (10.80).
 """
 
 from __future__ import annotations
 
+import hashlib
 import re
 import sqlite3
 import time
@@ -44,7 +58,8 @@ import pytest
 from rich.console import Console
 
 from restobox import cli, config, contract, db, report
-from restobox.contract import LoyaltyClaim, StaffCommand, StationEvent, SubmitPayment, topics
+from restobox.contract import (LoyaltyClaim, RefundLine, StaffCommand, StationEvent, SubmitPayment, Tender,
+                               TillRequest, topics)
 from restobox.data import load_sample_menu
 from restobox.hub import Hub
 from restobox.printing import layouts
@@ -58,6 +73,7 @@ SH = ZoneInfo("Asia/Shanghai")
 DAY = "2026-11-22"
 LARGE_TEAS = ("bubble-milk-tea", 2, ("sugar-half", "ice-less", "size-large"))
 MEMBER = "13812345678"
+PIN = "2468"
 
 
 def local(day: int, hh: int, mm: int, ss: int = 0) -> datetime:
@@ -115,20 +131,26 @@ class Store:
 
     def __init__(self, broker, tmp: Path) -> None:
         self.clock = Clock()
-        self.hub = in_process_hub(broker, tmp, self.clock, extra="""[hub.loyalty]
+        pins = tmp / "manager-pins"
+        pins.write_text(f"wang:{hashlib.sha256(PIN.encode()).hexdigest()}\n", encoding="utf-8")
+        self.hub = in_process_hub(broker, tmp, self.clock, extra=f"""[hub.loyalty]
 enabled = true
 points_per_yuan = 10
 point_value_fen = 1
 min_redeem_points = 100
+[hub.till]
+manager_pin_file = "{pins}"
 """)
         self.hub.start()
         self.db = tmp / "store.db"
         self.kiosk = Kiosk(broker, "kiosk-1")
         self.kds = {s: Device(broker, f"kds-{s}-1", role="kds") for s in ("wok", "fryer", "drinks")}
         self.staff = Device(broker, "staff-1", (topics.staff_reply("staff-1"),), role="staff")
+        self.counters = {c: Device(broker, c, (topics.till_reply(c),), role="counter")
+                         for c in ("counter-1", "counter-2")}
 
     def close(self) -> None:
-        for d in (self.kiosk, self.staff, *self.kds.values()):
+        for d in (self.kiosk, self.staff, *self.kds.values(), *self.counters.values()):
             d.close()
         self.hub.stop()
 
@@ -166,6 +188,18 @@ min_redeem_points = 100
         ev = StationEvent(event_id=str(uuid.uuid4()), kind=kind, order_id=order_id, device=f"kds-{station}-1")
         self.kds[station].publish(topics.station_event(station), contract.encode(ev))
         self._processed(ev.event_id)
+
+    def till(self, t: datetime, counter: str, kind: str, **kw) -> dict:
+        """A counter's request, as the counter sends it; the hub's answer."""
+        self.at(t)
+        dev = self.counters[counter]
+        req = TillRequest(request_id=str(uuid.uuid4()), kind=kind, **kw)
+        corr = uuid.uuid4().bytes
+        dev.publish(topics.till_request(counter), contract.encode(req), correlation=corr,
+                    response_topic=topics.till_reply(counter))
+        reply = msgspec.json.decode(dev.wait_for(lambda m: m.correlation == corr).payload)
+        assert reply["ok"], reply
+        return reply
 
     def void(self, t: datetime, order_id: str) -> None:
         self.at(t)
@@ -238,6 +272,21 @@ def day(broker, tmp_path):
         s.station(local(22, 11, 23), "drinks", o3)
         s.station(local(22, 12, 20), "fryer", o5)
         s.station(local(22, 12, 24), "wok", o5)
+        s1, s2 = str(uuid.uuid4()), str(uuid.uuid4())
+        s.till(local(22, 10, 55), "counter-1", "shift_open", shift_id=s1, float_fen=50000, staff="li")
+        paid = s.till(local(22, 11, 25), "counter-1", "pay", order_id=o3, shift_id=s1, staff="li",
+                      tenders=(Tender(method="cash", amount=3400, tendered=5000),))
+        assert (paid["change"], paid["payment"]) == (1600, "paid")
+        back = s.till(local(22, 11, 40), "counter-1", "refund", order_id=o3, shift_id=s1, staff="li",
+                      lines=(RefundLine(line=1, qty=1),), reason="spilled", manager_pin=PIN)
+        assert (back["paid"], back["payment"]) == (1700, "partly_refunded")
+        s.till(local(22, 12, 26), "counter-1", "pay", order_id=o5, shift_id=s1, staff="li",
+               tenders=(Tender(method="cash", amount=2000), Tender(method="card", amount=2400, reference="T-2400")))
+        s.till(local(22, 13, 0), "counter-2", "shift_open", shift_id=s2, float_fen=30000, staff="zhao")
+        s.till(local(22, 13, 5), "counter-2", "refund", order_id=o1, shift_id=s2, staff="zhao", reason="wrong dish",
+               manager_pin=PIN)
+        closed = s.till(local(22, 14, 0), "counter-1", "shift_close", shift_id=s1, counted_fen=53600, staff="li")
+        assert (closed["shift"]["expected"], closed["shift"]["over_short"]) == (53700, -100)
     finally:
         s.close()
     seed_printing_and_sync(tmp_path)
@@ -283,6 +332,64 @@ def test_the_days_figures_match_the_hand_checked_ones(day):
     assert [(p.printer, p.jobs, p.done, p.interrupted, p.held, p.failed) for p in r.printer_jobs] == [
         ("kitchen-1", 1, 1, 1, {}, {}), ("receipt-1", 3, 1, 0, {"paper_out": 1}, {"printer_error": 1})]
     assert r.notes == []
+
+
+def test_the_till_by_tender_refunds_shifts_and_the_orders_left_unpaid(day, tmp_path):
+    r = report.compute(day, DAY, now=NOW)
+    assert r.till
+    assert [(t.method, t.payments, t.paid, t.refunds, t.refunded, t.net) for t in r.tenders] == [
+        ("cash", 2, 5400, 1, 1700, 3700), ("card", 3, 6800, 1, 3200, 3600), ("qr", 1, 4500, 0, 0, 4500)]
+    # the ledger's sums are what the day's orders hold as paid
+    con = sqlite3.connect(day.hub.database)
+    try:
+        (held,) = con.execute('SELECT SUM(paid) FROM "order" WHERE business_date = ?', (DAY,)).fetchone()
+    finally:
+        con.close()
+    assert r.tenders_net == held == 11800
+    assert [(f.at, f.number, f.amount, f.methods, f.reason, f.staff, f.device, f.approved_by) for f in r.refunds] == [
+        ("11:40", 3, 1700, "cash", "spilled", "li", "counter-1", "wang"),
+        ("13:05", 1, 3200, "card", "wrong dish", "zhao", "counter-2", "wang")]
+    assert [(s.device, s.staff, s.opened, s.closed, s.float_fen, s.cash_in, s.cash_out, s.expected, s.counted,
+             s.over_short) for s in r.shifts] == [
+        ("counter-1", "li", "10:55", "14:00", 50000, 5400, 1700, 53700, 53600, -100),
+        ("counter-2", "zhao", "13:00", "", 30000, 0, 0, 30000, None, None)]
+    assert [(u.number, u.table, u.channel, u.total, u.due, u.state) for u in r.unpaid] == [
+        (7, None, "kiosk", 1080, 1080, "accepted")]
+    # on the page
+    text = report.render_html(r, [])
+    for words in ("收银", "The till", "现金 · Cash", "¥54.00", "¥17.00", "¥37.00", "¥118.00", "退款 Refunds · 2 · ¥49.00",
+                  "spilled", "wrong dish", "li @ counter-1", "zhao @ counter-2", "wang", "短款 ¥1.00 · short ¥1.00",
+                  "仍在进行 still open", "¥537.00", "¥536.00", "Orders left unpaid · 1 · ¥10.80",
+                  "自助点餐 · Kiosk", "¥10.80"):
+        assert words in text, words
+    # and on paper: within the summary's limits, every shift and unpaid order named
+    data = report.summary_for_printer(r, day)
+    assert len(data.sections) <= 20 and all(len(s.rows) <= 60 for s in data.sections)
+    paper = read_escpos(layouts.day_report(data, PrintOptions(80, "ascii", "en"))).all_text()
+    for words in ("Till: by tender (net)", "Cash", "RMB 37.00 (-RMB 17.00)", "Total", "RMB 118.00",
+                  "Refunds", "2 / RMB 49.00", "#3 spilled", "11:40 RMB 17.00 li/wang", "#1 wrong dish",
+                  "counter-1 li", "10:55-14:00", "Expected", "RMB 537.00", "Counted", "RMB 536.00", "-RMB 1.00",
+                  "counter-2 zhao", "Left unpaid", "1 / RMB 10.80", "#7 RMB 10.80"):
+        assert words in paper, words
+
+
+def test_a_store_database_from_before_the_ledger_reports_without_a_till(tmp_path):
+    """A store.db the hub has not opened since the ledger came: the day is
+    reported, and the page says why the till is missing."""
+    store = tmp_path / "store.db"
+    db.open_store_db(store)
+    db.store_db.close()
+    con = sqlite3.connect(store)
+    try:
+        con.execute("DROP TABLE payment")
+    finally:
+        con.close()
+    cfg = config.parse(f'[device]\nid = "staff-1"\nrole = "staff"\n[hub]\ndatabase = "{store}"\n'
+                       f'[printing]\ndatabase = "{tmp_path / "p.db"}"\n[sync]\ndatabase = "{tmp_path / "s.db"}"\n')
+    r = report.compute(cfg, DAY, now=NOW)
+    assert not r.till and r.tenders == [] and any("no payment ledger" in n for n in r.notes)
+    assert "The till" not in report.render_html(r, [])
+    assert not any(s.title.en.startswith("Till") for s in report.summary_for_printer(r, cfg).sections)
 
 
 def test_the_page_and_its_charts(day, tmp_path):
