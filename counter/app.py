@@ -123,6 +123,9 @@ def build_app(cfg):
         title = f"Restobox counter — {cfg.store.name_zh} {cfg.store.name_en}"
         locals().update(props)
 
+        def load_kv(self, filename=None):
+            return True  # counter.kv is loaded above (once: Kivy would load <app name>.kv again)
+
         def build(self):
             self._redraw = Clock.create_trigger(self.refresh, 0)
             self._dump = Clock.create_trigger(lambda dt: self._dump_state(), 0.08)
@@ -222,10 +225,10 @@ def build_app(cfg):
                                  "+50": "¥50", "+100": "¥100"}.get(k, k)
                         ids.keypad.add_widget(self._button(f"key:{k}", label, "key", height=dp(64)))
                 ids.buttons.clear_widgets()
-                ids.buttons.cols = 3 if len(v.buttons) > 6 else 2
+                ids.buttons.cols = 3 if len(v.buttons) > 4 else 2
                 for b in v.buttons:
                     ids.buttons.add_widget(self._button(b.target, b.text, b.style,
-                                                        height=dp(72 if len(v.buttons) > 6 else 80)))
+                                                        height=dp(72 if len(v.buttons) > 4 else 80)))
             if state_file:
                 self._dump()
 

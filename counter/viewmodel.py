@@ -410,8 +410,6 @@ class CounterViewModel:
             self._go("pay")
         else:
             self._to_refund()
-            if o.payment in ("paid", "partly_refunded") and o.paid_by:
-                self._notice = self._already(o)
 
     def _dispatch(self, target: str) -> None:
         verb, _, arg = target.partition(":")
@@ -642,7 +640,9 @@ class CounterViewModel:
         if ln is None:
             raise ActionRefused("unknown_line", Words("没有这一项。", "No such line."))
         n = self.refund_lines.get(ln["line"], 0) + (1 if d == "+" else -1)
-        n = max(0, min(int(ln["qty"]), n))
+        if n > int(ln["qty"]):
+            n = 0  # tapped past the line's quantity: none of it again
+        n = max(0, n)
         if n:
             self.refund_lines[ln["line"]] = n
         else:
@@ -821,7 +821,7 @@ class CounterViewModel:
 
     def _who(self, entries) -> str:
         e = entries[-1]
-        who = " / ".join(x for x in (e.staff, e.device) if x) or "?"
+        who = " / ".join(dict.fromkeys(x for x in (e.staff, e.device) if x)) or "?"
         total = sum(x.amount for x in entries)
         at = e.at[11:16] if len(e.at) >= 16 else e.at
         w = words("pay.paid_by", who=who, amount=money(total), at=at)
@@ -1028,7 +1028,7 @@ class CounterViewModel:
             text = f"{ln['qty']} × {name}   {money(ln['line_total'])}"
             if refund:
                 n = self.refund_lines.get(ln["line"], 0)
-                rows.append(Row(f"{text}   − {n}" if n else text, f"rl:{ln['line']}:+",
+                rows.append(Row(f"{text}   · {tx(words('refund.qty', n=n))}" if n else text, f"rl:{ln['line']}:+",
                                 "chosen" if n else "order"))
             else:
                 rows.append(Row(text))
@@ -1038,7 +1038,7 @@ class CounterViewModel:
             else:
                 rows.append(Row(tx(T["refund.whole"])))
         if o.paid_by:
-            rows.append(Row(o.paid_by, style="warn" if o.open is False and refund is False else "plain"))
+            rows.append(Row(o.paid_by))
         if o.paid:
             rows.append(Row(tx(words("pay.paid", paid=money(o.paid)))))
         return rows
