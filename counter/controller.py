@@ -45,6 +45,7 @@ from counter.viewmodel import (
     SendTill,
     SubmitWalkin,
 )
+from kiosk.controller import offline_receipt
 from kiosk.payment import PaymentFlow, PaymentTerminal, PaymentUpdate
 from kiosk.store import offline_number
 from kiosk.viewmodel.model import QueryBalance
@@ -62,6 +63,7 @@ from restobox.contract import (
     PaymentUpdate as LedgerUpdate,
     Presence,
     PrintJob,
+    ReceiptData,
     Rejection,
     SoldOut,
     StaffCommand,
@@ -79,6 +81,8 @@ log = logging.getLogger("restobox.counter")
 RESEND_S = (2.0, 5.0, 10.0, 30.0)
 """Wait before sending an unanswered request again, by attempt (then the last)."""
 HEALTH_EVERY_S = 15.0
+PROBE_EVERY_S = 5.0
+"""How often the io thread checks that counter.db takes a write."""
 STALLED_S = 30.0
 
 
@@ -98,6 +102,7 @@ class CounterController:
         self.vm = CounterViewModel(clock=clock, device=self.device, loyalty=c.loyalty,
                                    phone_patterns=tuple(c.phone_patterns), card_methods=methods,
                                    business_date=self.business_date)
+        self.vm.hub_reachable = False  # until the broker is connected and the hub not known to be down
         self.bad: dict[str, int] = {}
         self.counters: dict[str, int] = {"till_sent": 0, "till_answered": 0, "till_refused": 0, "drawer": 0,
                                          "walkin": 0, "offline_orders": 0, "recovered": 0}
@@ -118,6 +123,7 @@ class CounterController:
         self._asked: dict[str, float] = {}  # UI: request id -> when it was first sent (for the offline notice)
         self._saved_shift: dict | None | bool = False  # UI: the shift last written to counter.db
         self._walkin_at: dict[str, float] = {}  # UI: walk-in order id -> when submitted
+        self._receipts: dict[str, ReceiptData | None] = {}  # UI: its provisional receipt, if the hub is away
         self._balance_asked: tuple[str, float] | None = None
         self._pruner: Pruner | None = None
         self._io_round = time.monotonic()
@@ -192,7 +198,7 @@ class CounterController:
             self._terminal_device.close()
 
     def _loop(self, q: queue.Queue, io: bool) -> None:
-        next_health = 0.0
+        next_health = next_probe = 0.0
         while True:
             if io:
                 self._io_round = time.monotonic()
@@ -206,6 +212,9 @@ class CounterController:
                 if job:
                     job()
                 if io and self._ready.is_set() and self._store is not None:
+                    if time.monotonic() >= next_probe:
+                        next_probe = time.monotonic() + PROBE_EVERY_S
+                        self._probe()
                     self._pump()
                     if not job and q.empty():
                         self._prune()
@@ -214,6 +223,16 @@ class CounterController:
                         self._publish_health()
             except Exception:
                 log.exception("counter %s job failed", "io" if io else "pay")
+
+    def _probe(self) -> None:
+        """Does counter.db take a write? (io thread; the watchdog reads the answer)"""
+        problem = db.write_problem(self._store.database)
+        if problem != self.db_problem:
+            if problem:
+                log.error("counter unhealthy: %s", problem)
+            else:
+                log.info("counter.db takes writes again")
+            self.db_problem = problem
 
     def health_check(self) -> tuple[bool, str]:
         dead = [t.name for t in self._threads if not t.is_alive()]
@@ -224,6 +243,8 @@ class CounterController:
         stalled = time.monotonic() - self._io_round
         if stalled > STALLED_S:
             return False, f"the io thread has not come round for {stalled:.0f} s"
+        if self.db_problem:
+            return False, self.db_problem
         return True, "ready" if self.reachable else "ready (payments wait to be sent)"
 
     # ------------------------------------------------------- io: the store
@@ -426,6 +447,7 @@ class CounterController:
 
         def apply() -> None:
             self._walkin_at.pop(r.order_id, None)
+            self._receipts.pop(r.order_id, None)
             self.vm.on_order_reply(r)
             o = self.vm.orders.get(r.order_id)
             if o is not None and r.status == "accepted":
@@ -495,7 +517,8 @@ class CounterController:
         for oid, at in list(self._walkin_at.items()):
             if now - at >= self.cfg.counter.reply_timeout_s or not self.reachable:
                 self._walkin_at.pop(oid)
-                self._io.put(lambda oid=oid: self._queue_walkin(oid))
+                receipt = self._receipts.pop(oid, None)
+                self._io.put(lambda oid=oid, r=receipt: self._queue_walkin(oid, r))
         if self._balance_asked is not None and (
                 not self.reachable or now - self._balance_asked[1] >= self.cfg.kiosk.loyalty_timeout_s):
             qid, self._balance_asked = self._balance_asked[0], None
@@ -525,6 +548,10 @@ class CounterController:
             elif isinstance(cmd, OpenDrawer):
                 self._io.put(lambda c=cmd: self._drawer(c.request_id))
             elif isinstance(cmd, SubmitWalkin):
+                if self.cfg.counter.receipt_printer:
+                    vm = self.vm
+                    self._receipts[cmd.order.order_id] = offline_receipt(self.cfg.store, cmd.order, vm.idx, vm.menu,
+                                                                         cmd.discount)
                 self._submit_walkin(cmd.order)
             elif isinstance(cmd, Reprint):
                 sc = StaffCommand(command_id=str(uuid.uuid4()), kind="reprint", order_id=cmd.order_id)
@@ -553,8 +580,9 @@ class CounterController:
         self.counters["walkin"] += 1
         payload = contract.encode(order)
         if not self.reachable:
+            receipt = self._receipts.pop(order.order_id, None)
             self._io.put(lambda: (self.store.order_sending(order.order_id, payload, order.expected_total or 0),
-                                  self._queue_walkin(order.order_id)))
+                                  self._queue_walkin(order.order_id, receipt)))
             return
         self._walkin_at[order.order_id] = self.clock()
 
@@ -564,7 +592,7 @@ class CounterController:
                              response_topic=topics.order_reply(self.device))
         self._io.put(send)
 
-    def _queue_walkin(self, order_id: str) -> None:
+    def _queue_walkin(self, order_id: str, receipt: ReceiptData | None = None) -> None:
         """No answer from the hub: the order stays here with a provisional number (io thread)."""
         w = self.store.order(order_id)
         if w is None or w.state in ("delivered", "refused"):
@@ -576,6 +604,12 @@ class CounterController:
         self.store.know(order_id, total=w.total, channel="counter", provisional_number=number)
         self.counters["offline_orders"] += 1
         log.warning("walk-in order %s kept at the counter as %s until the hub is back", order_id, number)
+        printer = self.cfg.counter.receipt_printer
+        if receipt is not None and printer and self.bus.connected:
+            # the printing service is reachable even when the hub is not
+            job = PrintJob(job_id=f"{order_id}:receipt:{printer}", printer=printer, kind="receipt",
+                           order_id=order_id, receipt=msgspec.structs.replace(receipt, provisional_number=number))
+            self.bus.publish(topics.PRINT_JOB, contract.encode(job))
         self.post(lambda: (self.vm.on_offline_order(order_id, number), self.changed()))
 
     # ------------------------------------------------------ card payments

@@ -100,6 +100,7 @@ class OpenDrawer:
 @dataclass(frozen=True, slots=True)
 class SubmitWalkin:
     order: OrderSubmit
+    discount: int = 0  # fen the member's points took off (the hub prices it again)
 
 
 @dataclass(frozen=True, slots=True)
@@ -746,15 +747,15 @@ class CounterViewModel:
         finally:
             self._notice = w._notice
         if w.ready is not None:
-            self._place(w.ready)
+            self._place(w.ready, w.discount if w.ready.loyalty else 0)
 
-    def _place(self, order: OrderSubmit) -> None:
+    def _place(self, order: OrderSubmit, discount: int = 0) -> None:
         self.walkin = None
         self.placing = order
         o = OrderInfo(order_id=order.order_id, total=order.expected_total or 0, channel="counter",
                       seen=self.clock(), lines=[])
         self.orders[order.order_id] = o
-        self._commands.append(SubmitWalkin(order))
+        self._commands.append(SubmitWalkin(order, discount))
         self.selected, self.request_id = order.order_id, self._new_id()
         self._go("pay")
         self._notice = T["walkin.placing"]

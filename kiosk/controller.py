@@ -132,6 +132,36 @@ class Staff:
         return Words("；".join(parts_zh), "; ".join(parts_en))
 
 
+def offline_receipt(s, order: OrderSubmit, idx, menu: Menu, discount: int = 0) -> ReceiptData | None:
+    """The receipt of an order the hub cannot number yet (a kiosk's or a
+    counter's, while the hub is away), priced with the menu the diner saw;
+    ``s`` is the store's config. Its provisional number is added when it is
+    given. None if the order cannot be priced."""
+    try:
+        priced = price_order(order, idx, discount=discount)
+    except Rejection as exc:
+        log.error("no provisional receipt for %s: %s", order.order_id, exc)
+        return None
+    try:
+        local = datetime.now(ZoneInfo(s.timezone))
+    except (ZoneInfoNotFoundError, ValueError):
+        local = datetime.now().astimezone()
+    return ReceiptData(
+        store=StoreHeader(name_zh=s.name_zh, name_en=s.name_en, address=s.address, phone=s.phone,
+                          tax_id=s.tax_id),
+        order_id=order.order_id, number=0, business_date=local.date().isoformat(),
+        accepted_at=local.strftime("%Y-%m-%d %H:%M"), channel=order.channel, service=order.service,
+        table=order.table, lang=order.lang, lines=priced.lines, subtotal=priced.subtotal, tax=priced.tax,
+        total=priced.total, currency=priced.currency, tax_rate_bp=menu.tax_rate_bp,
+        tax_inclusive=menu.tax_inclusive, payment_method=order.payment.method,
+        payment_status=order.payment.status, payment_reference=order.payment.reference, offline=True,
+        note=order.note,
+        # the masked number only; the hub counts the points when it has the order
+        loyalty=LoyaltyResult(member=mask(order.loyalty.phone), redeemed=order.loyalty.redeem_points,
+                              discount=priced.discount) if order.loyalty else None,
+    )
+
+
 class KioskController:
     def __init__(self, cfg: Config, *, post: Callable[[Callable[[], None]], None],
                  changed: Callable[[], None], bus: Bus | None = None,
@@ -632,34 +662,10 @@ class KioskController:
     def _offline_receipt(self, order: OrderSubmit) -> ReceiptData | None:
         """The diner's receipt while the hub cannot number the order (UI
         thread: priced with the menu the diner saw)."""
-        printer = self.cfg.kiosk.receipt_printer
-        if not printer:
+        if not self.cfg.kiosk.receipt_printer:
             return None
         vm = self.vm
-        try:
-            priced = price_order(order, vm.idx, discount=vm.discount if order.loyalty else 0)
-        except Rejection as exc:
-            log.error("no provisional receipt for %s: %s", order.order_id, exc)
-            return None
-        s = self.cfg.store
-        try:
-            local = datetime.now(ZoneInfo(s.timezone))
-        except (ZoneInfoNotFoundError, ValueError):
-            local = datetime.now().astimezone()
-        return ReceiptData(
-            store=StoreHeader(name_zh=s.name_zh, name_en=s.name_en, address=s.address, phone=s.phone,
-                              tax_id=s.tax_id),
-            order_id=order.order_id, number=0, business_date=local.date().isoformat(),
-            accepted_at=local.strftime("%Y-%m-%d %H:%M"), channel=order.channel, service=order.service,
-            table=order.table, lang=order.lang, lines=priced.lines, subtotal=priced.subtotal, tax=priced.tax,
-            total=priced.total, currency=priced.currency, tax_rate_bp=vm.menu.tax_rate_bp,
-            tax_inclusive=vm.menu.tax_inclusive, payment_method=order.payment.method,
-            payment_status=order.payment.status, payment_reference=order.payment.reference, offline=True,
-            note=order.note,
-            # the masked number only; the hub counts the points when it has the order
-            loyalty=LoyaltyResult(member=mask(order.loyalty.phone), redeemed=order.loyalty.redeem_points,
-                                  discount=priced.discount) if order.loyalty else None,
-        )
+        return offline_receipt(self.cfg.store, order, vm.idx, vm.menu, vm.discount if order.loyalty else 0)
 
     # ------------------------------------------------------- io-thread side
     def _publish_online(self, order_id: str, payload: bytes, total: int, status: str) -> None:

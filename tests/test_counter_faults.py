@@ -29,6 +29,7 @@ import pytest
 
 from counter.controller import CounterController
 from restobox import config
+from restobox.contract import topics
 from restobox.dev.terminal_sim import TerminalSim
 from tests.support import UIThread, Kiosk, new_order, SPRING_ROLLS, KUNG_PAO, wait
 from tests.test_counter_ui import CounterProcess, counter_config, till_hub  # noqa: F401 (fixture)
@@ -51,7 +52,7 @@ class RunningCounter:
     def tap(self, *targets: str) -> None:
         for t in targets:
             self.ui.call(lambda t=t: self.ctl.tap(t))
-            time.sleep(0.02)  # not the same touch twice
+            time.sleep(0.07)  # the same key twice is two digits (not one touch delivered twice)
 
     def get(self, fn):
         return self.ui.call(fn)
@@ -210,3 +211,39 @@ def test_counter_killed_between_the_charge_and_the_record_records_it_once_after_
     finally:
         p.stop()
         x.close()
+
+
+def test_walk_in_cash_sale_with_the_hub_down_gets_a_provisional_number_and_reaches_the_hub_once(
+        broker, till_hub, monitor, tmp_path):
+    c = RunningCounter(broker, tmp_path)
+    try:
+        c.open_shift()
+        wait(lambda: c.get(lambda: c.ctl.has_menu), 15, "the menu")
+        wait(lambda: c.ctl.store.waiting() == 0, 10, "the shift at the hub")
+        till_hub.process.stop()
+        wait(lambda: c.get(lambda: not c.vm.hub_reachable), 10, "the hub seen offline")
+        c.tap("walkin", "walk:category:snacks", "walk:item:spring-rolls", "walk:add", "walk:checkout")
+        provisional = wait(lambda: c.get(lambda: c.vm.order() and c.vm.order().provisional), 10,
+                           "a provisional number")
+        assert provisional == "C1-001"
+        order_id, due = c.get(lambda: (c.vm.selected, c.vm.due))
+        receipt = monitor.wait_json(topics.PRINT_JOB, lambda j: j.get("kind") == "receipt"
+                                    and j["order_id"] == order_id)
+        assert receipt["receipt"]["provisional_number"] == "C1-001" and receipt["printer"] == "front"
+        c.tap("key:1", "key:0", "key:0", "cash")
+        wait(lambda: c.get(lambda: c.vm.result_state) == "offline", 10, "saved here")
+        assert c.get(lambda: c.vm.view().big) == f"找零 ¥{(10000 - due) // 100}.{(10000 - due) % 100:02d}"
+        till_hub.process.start(monitor)
+        wait(lambda: payments(till_hub.database, order_id), 20, "the payment at the hub")
+        wait(lambda: c.ctl.store.waiting() == 0, 15, "the hub's answer")
+        time.sleep(0.5)  # nothing more comes
+        assert payments(till_hub.database, order_id) == [("payment", "cash", due, "counter-1")]
+        con = sqlite3.connect(till_hub.database)
+        try:
+            rows = con.execute('SELECT "provisional_number", "channel", "payment" FROM "order" WHERE "id" = ?',
+                               (order_id,)).fetchall()
+        finally:
+            con.close()
+        assert rows == [("C1-001", "counter", "paid")]
+    finally:
+        c.close()

@@ -25,16 +25,20 @@ from pathlib import Path
 import msgspec
 import pytest
 
+from restobox import config
 from restobox.contract import topics
+from restobox.dev.emulators import TcpPrinter
 from restobox.dev.terminal_sim import TerminalSim
+from restobox.printing.spooler import Spooler
 from tests.conftest import broker_with_standard_devices
 from tests.support import Device, HubProcess, Kiosk, KUNG_PAO, MILK_TEA, SPRING_ROLLS, device_config, hub_config, \
-    new_order
+    new_order, wait
 from tests.ui_support import REPO, ScreenProcess, Xvfb
 
 pytestmark = pytest.mark.integration
 
 PIN = "2468"
+PULSE = b"\x1bp\x00\x32\x32"  # ESC p, pin 2: the drawer's kick (python-escpos cashdraw(2))
 
 
 def counter_config(path: Path, broker, device: str = "counter-1", *, terminal: str | None = None,
@@ -142,6 +146,7 @@ class Store:
     kiosk: Kiosk
     sim: TerminalSim
     counter: CounterProcess
+    printer: TcpPrinter  # the counter's receipt printer ("front"), with the cash drawer on it
 
 
 @pytest.fixture(scope="module")
@@ -158,16 +163,49 @@ def store(tmp_path_factory, standard_devices_dir):
         stack.append(kiosk.close)
         sim = TerminalSim(mode="approve")
         stack.append(sim.close)
+        printer = TcpPrinter()
+        stack.append(printer.close)
+        spooler = Spooler(config.load(printing_config(work / "printing.toml", b, work, printer)))
+        spooler.start()
+        stack.append(spooler.stop)
         x = Xvfb(1280, 800)
         stack.append(x.close)
         c = CounterProcess(x, counter_config(work / "counter.toml", b, terminal=sim.device), work, "1280x800")
         c.start()
         stack.append(c.stop)
         c.wait(lambda st: st["link"] and st["menu"], 20)
-        yield Store(b, monitor, hub, kiosk, sim, c)
+        yield Store(b, monitor, hub, kiosk, sim, c, printer)
     finally:
         for fn in reversed(stack):
             fn()
+
+
+def printing_config(path: Path, broker, workdir: Path, printer: TcpPrinter) -> Path:
+    """The printing service with one printer, the counter's ("front")."""
+    path.write_text(f"""
+[device]
+id = "printing"
+role = "printing"
+[store]
+timezone = "Asia/Shanghai"
+[mqtt]
+port = {broker.port}
+password_file = "{broker.creds['printing'].password_file}"
+keepalive_s = 5
+reconnect_max_s = 1
+[printing]
+database = "{workdir / 'printing.db'}"
+retry_max_s = 1
+[[printing.printers]]
+id = "front"
+port = "network"
+host = "127.0.0.1"
+tcp_port = {printer.port}
+connect_timeout_s = 1
+write_timeout_s = 2
+status_timeout_s = 0.5
+""", encoding="utf-8")
+    return path
 
 
 def ledger(db: Path, order_id: str) -> list[tuple]:
@@ -228,6 +266,8 @@ def test_take_cash_with_change_and_the_drawer_opens(store):
     assert ledger(store.hub.database, reply.order_id) == [("payment", "cash", reply.total, 10000)]
     job = drawer_job(store.monitor, since)
     assert job["printer"] == "front" and job["job_id"].endswith(":drawer")
+    # the printing service sent the drawer's pulse to the printer, and nothing else for it
+    wait(lambda: store.printer.received.count(PULSE) == 1, 10, "the drawer pulse at the printer")
     c.tap("done")
     st = c.wait(lambda st: st["screen"] == "orders")
     assert reply.order_id not in [o for _, o in st["unpaid"]]
@@ -294,5 +334,7 @@ def test_a_walk_in_order_paid_then_a_line_refunded_with_the_managers_pin(store):
     assert st["order"]["payment"] == "partly_refunded"
     drawer_job(store.monitor, since)
     c.keep("counter-refunded.png")
+    # the cash given back opened the drawer again (the walk-in's cash took it to 3)
+    wait(lambda: store.printer.received.count(PULSE) == 4, 10, "the refund's drawer pulse")
     c.tap("done")
     c.wait(lambda st: st["screen"] == "orders")
