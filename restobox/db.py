@@ -336,6 +336,51 @@ def insert_tickets(database: pw.Database, rows: list[dict]) -> None:
     cur.executemany(_TICKET_INSERT, [[r[n] for n in _TICKET_NAMES] for r in rows])
 
 
+_SELECTS: dict[tuple, tuple[str, tuple]] = {}
+
+
+def rows_by(database: pw.Database, model: type[pw.Model], column: str, value) -> list:
+    """The rows of ``model`` whose ``column`` equals ``value``, as model
+    instances, in the caller's transaction. The statement is made once per
+    model and column: peewee builds a query's SQL anew on every call, which
+    on the hub's busiest paths costs more than running it."""
+    key = (model, column)
+    made = _SELECTS.get(key)
+    if made is None:
+        fields = tuple(model._meta.sorted_fields)
+        cols = ", ".join(f'"{f.column_name}"' for f in fields)
+        made = _SELECTS[key] = (f'SELECT {cols} FROM "{model._meta.table_name}" WHERE "{column}" = ?', fields)
+    sql, fields = made
+    out = []
+    for row in database.execute_sql(sql, (value,)):
+        inst = model(__no_default__=1)
+        inst.__data__ = {f.name: f.python_value(v) for f, v in zip(fields, row)}
+        out.append(inst)
+    return out
+
+
+def row_by(database: pw.Database, model: type[pw.Model], column: str, value):
+    """The first row of ``rows_by``, or None."""
+    rows = rows_by(database, model, column, value)
+    return rows[0] if rows else None
+
+
+def processed(database: pw.Database, message_id: str) -> bool:
+    """Was this message (a command or request id) already carried out?"""
+    return database.execute_sql('SELECT 1 FROM "processed_message" WHERE "id" = ?', (message_id,)).fetchone() \
+        is not None
+
+
+def mark_processed(database: pw.Database, message_id: str, at: str) -> None:
+    database.execute_sql('INSERT INTO "processed_message" ("id", "at") VALUES (?, ?)', (message_id, at))
+
+
+def set_order_paid(database: pw.Database, order_id: str, paid: int, payment: str, at: str) -> None:
+    """An order's ledger sums (``paid``, ``payment``), in the ledger's transaction."""
+    database.execute_sql('UPDATE "order" SET "paid" = ?, "payment" = ?, "updated_at" = ? WHERE "id" = ?',
+                         (paid, payment, at, order_id))
+
+
 def insert_payment(database: pw.Database, **values) -> None:
     """A row of the payment ledger (every column given)."""
     database.execute_sql(_PAYMENT_INSERT, [values[n] for n in _PAYMENT_NAMES])

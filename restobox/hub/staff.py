@@ -41,7 +41,7 @@ def refusal(command_id: str, r: Rejection) -> StaffReply:
 def _order_for(hub: "Hub", cmd: StaffCommand) -> db.Order:
     """The order a command names: by id, or by today's order number."""
     if cmd.order_id:
-        order = db.Order.get_or_none(db.Order.id == cmd.order_id)
+        order = db.row_by(db.store_db, db.Order, "id", cmd.order_id)
     elif cmd.order_number:
         order = (db.Order.select().where(db.Order.business_date == hub.business_date(hub.clock()),
                                          db.Order.number == cmd.order_number).first())

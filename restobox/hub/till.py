@@ -74,7 +74,7 @@ def due_of(total: int, paid_in: int, refunded: int) -> int:
 def handle(hub: "Hub", fx: Effects, req: Request) -> None:
     r: TillRequest = req.msg
     now = iso(hub.clock())
-    if db.ProcessedMessage.get_or_none(db.ProcessedMessage.id == r.request_id) is not None:
+    if db.processed(db.store_db, r.request_id):
         reply = _again(r)
         fx.counters["till.duplicates"] += 1
     else:
@@ -86,7 +86,7 @@ def handle(hub: "Hub", fx: Effects, req: Request) -> None:
             reply = _shift_open(hub, fx, r, req.device, now)
         else:
             reply = _shift_close(hub, fx, r, req.device, now)
-        db.ProcessedMessage.insert(id=r.request_id, at=now).execute()
+        db.mark_processed(db.store_db, r.request_id, now)
         fx.counters[f"till.{r.kind}"] += 1
     fx.publish(topics.till_reply(req.device), reply, correlation=req.correlation, answer=True)
 
@@ -135,7 +135,7 @@ def _record(fx: Effects, order: db.Order, rows: list[dict], now: str) -> tuple[L
     paid_in, refunded = db.ledger_sums(db.store_db, order.id)
     order.paid = paid_in - refunded
     order.payment = payment_state(order.total, paid_in, refunded)
-    db.Order.update(paid=order.paid, payment=order.payment, updated_at=now).where(db.Order.id == order.id).execute()
+    db.set_order_paid(db.store_db, order.id, order.paid, order.payment, now)
     fx.publish(topics.PAYMENT_UPDATE, PaymentUpdate(
         order_id=order.id, number=order.number, business_date=order.business_date, payment=order.payment,
         paid=order.paid, total=order.total, entries=tuple(out), at=now))
@@ -168,7 +168,7 @@ def _shift_checked(r: TillRequest, device: str) -> str:
     (or, taken offline, one that has closed since)."""
     if r.shift_id is None:
         return ""
-    shift = db.Shift.get_or_none(db.Shift.id == r.shift_id)
+    shift = db.row_by(db.store_db, db.Shift, "id", r.shift_id)
     if shift is None or shift.device != device or (shift.closed_at is not None and not r.offline):
         raise Rejection("shift_not_open", f"shift {r.shift_id} of {device}")
     return shift.id
@@ -230,7 +230,7 @@ def _release(hub: "Hub", fx: Effects, order: db.Order, now: str) -> None:
 
 def _changed(fx: Effects, order: db.Order, now: str) -> None:
     """order/update with the order's new payment, its state unchanged."""
-    tickets = {t.station: t for t in db.Ticket.select().where(db.Ticket.order == order.id)}
+    tickets = {t.station: t for t in db.rows_by(db.store_db, db.Ticket, "order_id", order.id)}
     order_changed(fx, order, order.state, progress(order, tickets), now)
 
 
