@@ -44,6 +44,8 @@ COLOURS = {
 STYLE_BG = {"primary": "green", "pay": "green", "warn": "red", "key": "card", "normal": "card",
             "order": "card", "chosen": "chosen", "toggle_on": "chosen"}
 STYLE_INK = {"primary": "on_red", "pay": "on_red", "warn": "on_red"}
+KEYS_AMOUNT = ("7", "8", "9", "del", "4", "5", "6", "clear", "1", "2", "3", "+50", "0", "00", ".", "+100")
+KEYS_PIN = ("7", "8", "9", "del", "4", "5", "6", "clear", "1", "2", "3", "0")
 
 
 def window_size(cfg=None) -> tuple[int, int]:
@@ -133,7 +135,7 @@ def build_app(cfg):
                                          changed=lambda: self._redraw())
             Window.clearcolor = self.c_paper
             self.root_w = Factory.CounterRoot()
-            self._shown = None
+            self._specs: dict[int, list] = {}  # what each panel shows (_sync)
             Window.bind(on_key_down=self._on_key)
             signal.signal(signal.SIGTERM, lambda *_: Clock.schedule_once(lambda dt: self.stop()))
             self.watchdog = ScreenWatchdog(self.ctl.health_check).attach(self)
@@ -186,6 +188,39 @@ def build_app(cfg):
                 b.height = height
             return b
 
+        def _row_widget(self, spec):
+            from kivy.metrics import dp
+
+            target, text, style = spec
+            if target:
+                return self._button(target, text, style, height=dp(64))
+            lab = Factory.CLabel(text=text, size_hint_y=None, height=dp(44), bold=style == "head")
+            if style == "warn":
+                lab.color = self.c_warn
+            return lab
+
+        def _sync(self, box, specs: list, make) -> None:
+            """``box`` shows ``specs`` (target, text, style): the widgets
+            there are kept when the targets are the same, in the same order
+            (text and colours set in place); otherwise made again."""
+            old = self._specs.get(id(box))
+            if old == specs:
+                return
+            self._specs[id(box)] = specs
+            kids = list(reversed(box.children))
+            if old is not None and [s[0] for s in old] == [s[0] for s in specs] and len(kids) == len(specs):
+                for wdg, (target, text, style) in zip(kids, specs):
+                    wdg.text = text
+                    if isinstance(wdg, CButton):
+                        wdg.background_color = getattr(self, f"c_{STYLE_BG.get(style, 'card')}")
+                        wdg.color = getattr(self, f"c_{STYLE_INK.get(style, 'ink')}")
+                    else:
+                        wdg.bold = style == "head"
+                return
+            box.clear_widgets()
+            for spec in specs:
+                box.add_widget(make(spec))
+
         def refresh(self, *_):
             from kivy.metrics import dp
 
@@ -200,35 +235,22 @@ def build_app(cfg):
             ids.notice.text = v.notice
             ids.big.text = v.big
             ids.sub.text = v.sub
-            shown = (v.rows, v.keypad, v.buttons, vm.lang)
-            if shown != self._shown:
-                self._shown = shown
-                ids.rows.clear_widgets()
-                for r in v.rows:
-                    if r.target:
-                        ids.rows.add_widget(self._button(r.target, r.text, r.style, height=dp(64)))
-                    else:
-                        lab = Factory.CLabel(text=r.text, size_hint_y=None, height=dp(44),
-                                             bold=r.style == "head")
-                        if r.style == "warn":
-                            lab.color = self.c_warn
-                        ids.rows.add_widget(lab)
-                ids.keypad.clear_widgets()
-                if v.keypad:
-                    keys = ["7", "8", "9", "del", "4", "5", "6", "clear", "1", "2", "3", "+50", "0", "00", ".",
-                            "+100"]
-                    if vm.screen == "refund":
-                        keys = ["7", "8", "9", "del", "4", "5", "6", "clear", "1", "2", "3", "0"]
-                    for k in keys:
-                        label = {"del": vm.text(CT["key.del"]),
-                                 "clear": vm.text(CT["key.clear"]),
-                                 "+50": "¥50", "+100": "¥100"}.get(k, k)
-                        ids.keypad.add_widget(self._button(f"key:{k}", label, "key", height=dp(64)))
-                ids.buttons.clear_widgets()
-                ids.buttons.cols = 3 if len(v.buttons) > 4 else 2
-                for b in v.buttons:
-                    ids.buttons.add_widget(self._button(b.target, b.text, b.style,
-                                                        height=dp(72 if len(v.buttons) > 4 else 80)))
+            # each panel rebuilt only when what it holds changed, and a
+            # button only restyled when its place is the same: a touch
+            # going on is not lost to a redraw the bus asked for
+            rows = [(r.target, r.text, r.style) for r in v.rows]
+            self._sync(ids.rows, rows, self._row_widget)
+            keys: list = []
+            if v.keypad:
+                pad = KEYS_PIN if vm.screen == "refund" else KEYS_AMOUNT
+                names = {"del": vm.text(CT["key.del"]), "clear": vm.text(CT["key.clear"]), "+50": "¥50",
+                         "+100": "¥100"}
+                keys = [(f"key:{k}", names.get(k, k), "key") for k in pad]
+            self._sync(ids.keypad, keys, lambda spec: self._button(*spec, height=dp(64)))
+            many = len(v.buttons) > 4
+            ids.buttons.cols = 3 if many else 2
+            self._sync(ids.buttons, [(b.target, b.text, b.style) for b in v.buttons],
+                       lambda spec: self._button(*spec, height=dp(72 if many else 80)))
             if state_file:
                 self._dump()
 

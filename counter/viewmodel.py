@@ -961,9 +961,11 @@ class CounterViewModel:
         elif s == "done":
             o = self.order()
             rows = self._order_rows(o) + [Row(self._tender_line(t), style="chosen") for t in self.tenders]
-            big = tx(words("pay.change", change=money(self.change))) if self.tenders else ""
-            if self.result is not None:
-                sub = tx(self.result)
+            if self.tenders:
+                big = tx(words("pay.change", change=money(self.change)))
+                sub = tx(self.result) if self.result is not None else ""
+            elif self.result is not None:  # a refund: what was given back, big
+                big = tx(self.result)
             buttons.append(Btn("done", tx(T["done"]), "primary"))
             if o is not None:
                 buttons.append(Btn("reprint", tx(T["reprint"])))

@@ -338,3 +338,27 @@ def test_a_walk_in_order_paid_then_a_line_refunded_with_the_managers_pin(store):
     wait(lambda: store.printer.received.count(PULSE) == 4, 10, "the refund's drawer pulse")
     c.tap("done")
     c.wait(lambda st: st["screen"] == "orders")
+
+
+def test_close_the_shift_with_a_counted_drawer_shows_over_or_short(store):
+    c = store.counter
+    c.wait(lambda st: st["screen"] == "orders")
+    c.tap("shift_close")
+    c.wait(lambda st: st["screen"] == "close")
+    # the float (500) and the cash taken so far, less the refund, less one yuan: short by ¥1.00
+    con = sqlite3.connect(store.hub.database)
+    try:
+        cash = con.execute('SELECT COALESCE(SUM(CASE "kind" WHEN \'payment\' THEN "amount" ELSE -"amount" END), 0) '
+                           'FROM "payment" WHERE "method" = \'cash\'').fetchone()[0]
+    finally:
+        con.close()
+    counted = 50000 + cash - 100
+    c.amount(f"{counted // 100}.{counted % 100:02d}")
+    c.wait(lambda st: st["big"] == f"¥{counted // 100}.{counted % 100:02d}")
+    c.tap("close")
+    st = c.wait(lambda st: "¥1.00" in st["big"])
+    assert st["big"] == "短款 ¥1.00"
+    c.keep("counter-close.png")
+    c.tap("done")
+    st = c.wait(lambda st: st["screen"] == "shift")
+    assert st["shift"] is None

@@ -13,14 +13,17 @@ from counter.viewmodel import (
     ChargeCard,
     CounterViewModel,
     OpenDrawer,
+    OrderInfo,
     Reprint,
     SendTill,
     SubmitWalkin,
 )
 from kiosk.payment import PaymentUpdate
+from kiosk.viewmodel.model import QueryBalance
 from restobox.contract import (
     REASONS,
     LedgerEntry,
+    LoyaltyBalance,
     MenuMessage,
     OrderReply,
     OrderUpdate,
@@ -248,7 +251,7 @@ def test_refund_a_line_needs_a_reason_and_the_pin(clock):
                                paid=2300, total=3800, entries=(LedgerEntry(
                                    entry_id="e", order_id=OID, kind="refund", method="cash", amount=1500,
                                    at="x"),)))
-    assert vm.screen == "done" and vm.view().sub == "Refunded ¥15.00"
+    assert vm.screen == "done" and vm.view().big == "Refunded ¥15.00"
     assert any(isinstance(c, OpenDrawer) for c in vm.take_commands())
 
 
@@ -289,3 +292,62 @@ def test_walk_in_order_uses_the_kiosks_cart_and_goes_to_payment(clock):
                                      qty=1, unit_price=cmd.order.expected_total,
                                      line_total=cmd.order.expected_total, station="wok"),)))
     assert vm.order().number == 41 and vm.notice == ""
+
+
+def test_a_provisional_receipt_is_found_by_its_code(clock):
+    vm = opened(clock)
+    vm.on_known(OrderInfo(order_id=OID, total=2600, provisional="C1-004", channel="counter"))
+    for ch in "P20261205C1-004":
+        vm.key(ch)
+    vm.enter()
+    assert vm.screen == "pay" and vm.selected == OID and vm.due == 2600
+
+
+def test_refund_lines_cycle_and_void_with_refund(clock):
+    vm = opened(clock, lang="en")
+    unpaid(vm)
+    o = vm.orders[OID]
+    o.payment, o.paid = "paid", 3800
+    o.lines = [{"line": 1, "name_zh": "宫保鸡丁", "name_en": "Kung pao", "qty": 2, "line_total": 3000}]
+    tap(vm, f"order:{OID}", "rl:1:+", "rl:1:+")
+    assert vm.refund_lines == {1: 2}
+    tap(vm, "rl:1:+")  # past the quantity: none of it
+    assert vm.refund_lines == {}
+    tap(vm, "void", "reason:wrong_item", "key:1", "key:2", "key:3", "key:4", "refund_go")
+    [send] = vm.take_commands()
+    assert send.request.void and send.request.lines == () and send.request.manager_pin == "1234"
+
+
+def test_a_cash_sale_with_the_hub_away_is_shown_kept_here(clock):
+    vm = opened(clock, lang="en")
+    unpaid(vm)
+    vm.hub_reachable = False
+    tap(vm, f"order:{OID}", "cash:exact")
+    [send] = [c for c in vm.take_commands() if isinstance(c, SendTill)]
+    assert send.request.offline and vm.result_state == "offline"
+    assert vm.view().sub == "Saved here; sent to the hub as soon as it is back."
+    assert vm.view().status.startswith("Store hub offline")
+    # no refund without the hub (the manager's PIN is checked there)
+    o = vm.orders[OID]
+    tap(vm, "done", f"order:{OID}", "reason:quality", "key:1", "key:2", "key:3", "key:4", "refund_go")
+    assert o.payment == "paid" and vm.notice == "The store hub is offline: refunds wait until it is back."
+    assert vm.take_commands() == []
+
+
+def test_walk_in_member_phone_asks_the_hub_and_the_order_carries_the_claim(clock):
+    vm = opened(clock, lang="en", loyalty=True)
+    vm.on_menu(MenuMessage(menu=load_sample_menu(), at="x"))
+    tap(vm, "walkin", "walk:category:snacks", "walk:item:spring-rolls", "walk:add", "walk:checkout")
+    assert vm.walkin.screen == "member"
+    for k in "13800138000":
+        tap(vm, f"walk:phone:key:{k}")
+    tap(vm, "walk:phone:ok")
+    [q] = vm.take_commands()
+    assert isinstance(q, QueryBalance) and q.phone == "13800138000"
+    assert vm.on_balance(LoyaltyBalance(query_id=q.query_id, ok=True, member="138****8000", balance=20,
+                                        point_value_fen=10, max_share_pct=50, points_per_yuan=1.0))
+    assert "138****8000" in vm.view().sub
+    tap(vm, "walk:phone:continue")
+    [cmd] = vm.take_commands()
+    assert isinstance(cmd, SubmitWalkin) and cmd.order.loyalty.phone == "13800138000"
+    assert vm.screen == "pay"
