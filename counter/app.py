@@ -242,7 +242,7 @@ def build_app(cfg):
             self._sync(ids.rows, rows, self._row_widget)
             keys: list = []
             if v.keypad:
-                pad = KEYS_PIN if vm.screen == "refund" else KEYS_AMOUNT
+                pad = KEYS_PIN if vm.screen in ("refund", "orders") else KEYS_AMOUNT
                 names = {"del": vm.text(CT["key.del"]), "clear": vm.text(CT["key.clear"]), "+50": "¥50",
                          "+100": "¥100"}
                 keys = [(f"key:{k}", names.get(k, k), "key") for k in pad]

@@ -29,7 +29,6 @@ drawer; over/short from the hub's ShiftSummary).
 
 from __future__ import annotations
 
-import re
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -57,12 +56,11 @@ from restobox.contract import (
     Words,
 )
 from restobox.menu import Menu, MenuIndex
+from restobox.ordercode import parse_order_code
 from counter.texts import T, words
 
 Clock = Callable[[], float]
 
-SCAN_RE = re.compile(r"([RP])(\d{8})([A-Z0-9][A-Z0-9-]{0,15})")
-"""The receipt's code: R<business date><number>, or P<business date><provisional number>."""
 REASON_KEYS = ("wrong_item", "quality", "changed_mind", "overcharged")
 KEY_GUARD_S = 0.06
 
@@ -377,17 +375,16 @@ class CounterViewModel:
             self._notice = exc.words
 
     def _find(self, q: str) -> None:
-        m = SCAN_RE.fullmatch(q)
+        code = parse_order_code(q)  # the receipt's barcode (restobox.ordercode)
         number: int | None = None
-        if m and (m.group(1) == "P" or m.group(3).isdigit()):
-            date = m.group(2)
-            today = self.business_date().replace("-", "")
-            if today and date != today:
-                raise ActionRefused("other_day", words("find.other_day", date=f"{date[:4]}-{date[4:6]}-{date[6:]}"))
-            if m.group(1) == "R":
-                number = int(m.group(3))
+        if code is not None:
+            today = self.business_date()
+            if today and code.business_date != today:
+                raise ActionRefused("other_day", words("find.other_day", date=code.business_date))
+            if code.provisional:
+                q = code.provisional_number
             else:
-                q = m.group(3)
+                number = code.number
         elif q.isdigit():
             number = int(q)
         found = None
@@ -442,6 +439,15 @@ class CounterViewModel:
 
     # -------------------------------------------------------------- keypad
     def _keypad(self, k: str) -> None:
+        if self.screen == "orders":  # the find box, by touch
+            if k == "del":
+                self.backspace()
+            elif k == "clear":
+                self.find = ""
+            elif k.isdigit():
+                for ch in k:
+                    self.key(ch)
+            return
         if self.screen == "refund":
             if k == "del":
                 self.pin = self.pin[:-1]
@@ -940,7 +946,11 @@ class CounterViewModel:
             if done:
                 rows.append(Row(tx(T["orders.paid"]), style="head"))
                 rows += [Row(self._order_line(o), f"order:{o.order_id}", "order") for o in done]
-            buttons += [Btn("walkin", tx(T["orders.new"]), "primary"), Btn("shift_close", tx(T["shift.close"]))]
+            keypad = True
+            big = self.find or tx(words("orders.count", n=len(self.unpaid())))
+            sub = tx(T["find"])
+            buttons += [Btn("find", tx(T["find.go"]), "primary"), Btn("walkin", tx(T["orders.new"]), "primary"),
+                        Btn("shift_close", tx(T["shift.close"]))]
         elif s == "pay":
             o = self.order()
             rows = self._order_rows(o)

@@ -131,6 +131,9 @@ def test_orders_newest_first_found_by_number_table_and_scan(clock):
         vm.key(ch)
     vm.enter()
     assert vm.notice == "No order 99 found."
+    # by touch: the keypad types into the find box
+    tap(vm, "key:1", "key:8", "find")
+    assert vm.screen == "pay" and vm.selected == OID2
 
 
 def test_cash_shows_the_change_big_and_opens_the_drawer(clock):
