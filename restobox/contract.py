@@ -803,6 +803,17 @@ class ReceiptData(msgspec.Struct, kw_only=True):
     loyalty: LoyaltyResult | None = None
     """Points of the order (masked phone); on a provisional receipt only the
     masked phone: points are counted when the hub has the order."""
+    payment: str = ""
+    """The ledger's payment state when printed (PaymentState); empty when no
+    money is recorded for the order yet: ``payment_status`` then says what
+    the ordering device said."""
+    tenders: tuple["Tender", ...] = ()
+    """How it was paid (a receipt printed at the counter: each tender, the
+    cash handed over)."""
+    change: int = 0
+    """Cash given back as change (fen)."""
+    refunded: int = 0
+    """Fen given back by refunds."""
 
 
 class KitchenData(msgspec.Struct, kw_only=True):
@@ -858,6 +869,9 @@ class PrintJob(Message, kw_only=True):
     receipt: ReceiptData | None = None
     kitchen: KitchenData | None = None
     report: ReportData | None = None
+    drawer_pin: Literal[2, 5] = 2
+    """``drawer``: the connector pin of the pulse (ESC p m; the counter's
+    [counter] drawer_pin)."""
 
 
 JobStateName = Literal["queued", "printing", "done", "held", "failed"]

@@ -16,7 +16,7 @@ folder away from the checkout so nothing can be imported from it:
 - the hub: ``restobox add-device`` with the wheel's restobox-broker-user and
   role templates on a real broker, then ``restobox devices`` through it; the
   modules of its services import;
-- the screens: the kitchen screens' and the kiosk's modules import and
+- the screens: the kitchen screens', the kiosk's and the counter's modules import and
   their .kv files load into Kivy's Builder (windows are started by the
   screens' own tests).
 
@@ -48,13 +48,13 @@ pytestmark = pytest.mark.integration
 
 COMMON = REPO / "firmware_scripts" / "lib" / "common.sh"
 CONSTRAINTS = REPO / "firmware_scripts" / "files" / "constraints.txt"
-ROLES = ("hub", "kiosk", "kds")
-EXTRAS = {"hub": "hub,printing", "kiosk": "screens", "kds": "screens"}
+ROLES = ("hub", "kiosk", "kds", "counter")
+EXTRAS = {"hub": "hub,printing", "kiosk": "screens", "kds": "screens", "counter": "screens"}
 # What only some roles may carry.
 SCREEN_ONLY = {"kivy"}
 HUB_ONLY = {"matplotlib", "numpy", "starlette", "uvicorn", "httpx", "python-escpos", "qrcode"}
 # The checkout's files a Pi copies to /opt/restobox (30-app.sh's parts that make the program).
-APP_PARTS = ("pyproject.toml", "README.md", "restobox", "kiosk", "kds", "firmware_scripts")
+APP_PARTS = ("pyproject.toml", "README.md", "restobox", "kiosk", "kds", "counter", "firmware_scripts")
 
 
 def _name(req: str) -> str:
@@ -229,10 +229,10 @@ def installed(tmp_path_factory, app, wheel, pip_env):
 def test_the_wheel_carries_every_file_the_program_reads(wheel):
     with zipfile.ZipFile(wheel) as z:
         names = {i.filename: i for i in z.infolist()}
-    tracked = subprocess.run(["git", "ls-files", "restobox", "kds", "kiosk"], cwd=REPO, capture_output=True,
+    tracked = subprocess.run(["git", "ls-files", "restobox", "kds", "kiosk", "counter"], cwd=REPO, capture_output=True,
                              text=True, check=True).stdout.split()
     runtime = [f for f in tracked if not f.endswith((".py", ".md")) and (REPO / f).exists()]
-    assert {"kds/station.kv", "kds/expo.kv", "kds/board.kv", "kds/alerts.kv", "kiosk/screens.kv",
+    assert {"kds/station.kv", "kds/expo.kv", "kds/board.kv", "kds/alerts.kv", "kiosk/screens.kv", "counter/counter.kv",
             "restobox/broker_config/mosquitto.conf", "restobox/broker_config/acl.base",
             "restobox/broker_config/roles/kiosk.acl", "restobox/data/sample_menu.json",
             "restobox/webpage/index.html"} <= set(runtime)
@@ -337,23 +337,26 @@ import sys
 from pathlib import Path
 import kds.app, kds.expo_screen, kds.board_screen, kds.bumpbar, kds.health, kds.controller
 import kiosk.app, kiosk.controller, kiosk.payment, kiosk.store, kiosk.tiles
+import counter.app, counter.controller, counter.store, counter.viewmodel
 from kivy.lang import Builder
-from kds.cardkit import register_solid
+from kds.cardkit import register_lines_label, register_solid
 from kds.common import load_kv
 register_solid()
+register_lines_label()
 for name in ("alerts.kv", "station.kv", "expo.kv", "board.kv"):
     load_kv(name)
 Builder.load_file(str(Path(kiosk.app.__file__).with_name("screens.kv")))
-ours = [Path(f) for f in Builder.files if Path(f).parent.name in ("kds", "kiosk")]  # besides Kivy's style.kv
+Builder.load_file(str(Path(counter.app.__file__).with_name("counter.kv")))
+ours = [Path(f) for f in Builder.files if Path(f).parent.name in ("kds", "kiosk", "counter")]  # besides Kivy's style.kv
 assert all(Path(sys.prefix) in f.parents for f in ours), ours
 loaded = sorted(f.name for f in ours)
-assert loaded == ["alerts.kv", "board.kv", "expo.kv", "screens.kv", "station.kv"], loaded
+assert loaded == ["alerts.kv", "board.kv", "counter.kv", "expo.kv", "screens.kv", "station.kv"], loaded
 print(len(Builder.rules))
 assert "matplotlib" not in sys.modules and "escpos" not in sys.modules
 """
 
 
-@pytest.mark.parametrize("role", ["kiosk", "kds"])
+@pytest.mark.parametrize("role", ["kiosk", "kds", "counter"])
 def test_the_screens_import_and_load_their_kv_files_with_the_screens_extras(installed, role):
     r = installed(role).python(SCREENS)
     rules = int(r.stdout.split()[-1])

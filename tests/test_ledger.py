@@ -86,6 +86,7 @@ hold_unpaid = ["qr"]
 manager_pin_file = "{pins}"
 [hub.printing]
 stations = {{wok = {{printer = "kitchen", mode = "always"}}}}
+receipt_printers = {{counter-1 = "receipt-1", counter-2 = "receipt-2"}}
 """)
     proc = HubProcess(cfg, tmp_path / "hub.log")
     proc.start(monitor)
@@ -133,6 +134,31 @@ def test_cash_with_change_is_one_ledger_row_and_everyone_sees_the_order_paid(til
     events = rows(till.database, 'SELECT "kind", "payload" FROM "outbox" WHERE "kind" LIKE \'payment.%\' AND "order_id" = ?',
                   order.order_id)
     assert [(k, json.loads(p)["amount"]) for k, p in events] == [("payment.recorded", total)]
+
+
+def test_an_order_taken_at_the_counter_gets_its_receipt_when_paid_with_the_tenders_and_change(
+        broker, till, counter, monitor):
+    """Taken at counter-2, unpaid: no receipt then; paid at counter-1 in
+    cash and by card: the receipt comes out of counter-1's printer with
+    each tender, the cash handed over and the change."""
+    taker = Kiosk(broker, "counter-2")
+    try:
+        order = new_order(KUNG_PAO, MILK_TEA, channel="counter")
+        total = taker.submit(order).total
+    finally:
+        taker.close()
+    reply = counter.pay(order.order_id, cash(1000, tendered=5000), card(total - 1000))
+    assert reply["ok"] and reply["change"] == 4000
+    job = monitor.wait_json(topics.PRINT_JOB, lambda j: j["order_id"] == order.order_id and j["kind"] == "receipt")
+    assert job["job_id"].startswith(f"{order.order_id}:receipt:receipt-1:paid-") and job["printer"] == "receipt-1"
+    r = job["receipt"]
+    assert (r["payment"], r["change"], r["refunded"]) == ("paid", 4000, 0)
+    assert [(t["method"], t["amount"], t["tendered"]) for t in r["tenders"]] == \
+        [("cash", 1000, 5000), ("card", total - 1000, 0)]
+    # the order's acceptance printed nothing at counter-2 (nor anywhere)
+    receipts = [j for j in monitor.all_json(topics.PRINT_JOB) if j["kind"] == "receipt"
+                and j["order_id"] == order.order_id]
+    assert [j["printer"] for j in receipts] == ["receipt-1"]
 
 
 def test_split_cash_and_card_add_up_to_what_is_due(till, kiosk, counter):

@@ -104,6 +104,11 @@ def test_a_drawer_job_opens_the_drawer_once_prints_nothing_and_is_reported_done(
     store.send(again)
     store.state(again.job_id, "done")
     assert store.receipt.received.count(PULSE) == 2
+    # a drawer wired to pin 5 (the counter's [counter] drawer_pin), named by the job
+    pin5 = PrintJob(job_id=f"drawer:{uuid.uuid4()}", printer="receipt-1", kind="drawer", drawer_pin=5)
+    store.send(pin5)
+    store.state(pin5.job_id, "done")
+    assert store.receipt.received.endswith(b"\x1bp\x01\x32\x32")
 
 
 def test_a_drawer_job_that_may_have_gone_out_before_a_stop_is_never_sent_again(store):

@@ -34,6 +34,7 @@ from restobox.contract import (
     PricedModifier,
     ReceiptData,
     StationTicket,
+    Tender,
     StoreHeader,
     SubmitLine,
     SubmitPayment,
@@ -335,6 +336,8 @@ OFFLINE_B = order(ORDER_B, LINES_B, offline=True, provisional_number="K-17")
 MEMBER_B = order(ORDER_B, LINES_B, channel="qr", lang="en",
                  payment=SubmitPayment(method="qr", status="approved", amount=4100, reference="WX4201"))
 
+COUNTER_C = order(ORDER_A, LINES_A, channel="counter", service="dine_in", table="5")
+
 W80_ZH = PrintOptions(80, "gb18030", "zh")
 W80_BOTH = PrintOptions(80, "gb18030", "both")
 W80_ASCII = PrintOptions(80, "ascii", "en")
@@ -358,6 +361,11 @@ GOLDEN_CASES = {
         DINE_IN_A, 61, loyalty=LoyaltyResult(member="139****0001", earned=150, balance=150)), W80_ZH),
     "receipt_provisional_58_both": lambda: layouts.receipt(receipt_data(OFFLINE_B, 0), W58_BOTH),
     "test_page": lambda: layouts.test_page("receipt-1", W80_BOTH, now="2026-11-01 09:00:00"),
+    # paid at the counter: cash with change, the rest by card
+    "receipt_counter_split_80_both": lambda: layouts.receipt(receipt_data(
+        COUNTER_C, 62, payment="paid", change=5000,
+        tenders=(Tender(method="cash", amount=10000, tendered=15000),
+                 Tender(method="card", amount=5000, reference="TRM-7731"))), W80_BOTH),
 }
 
 

@@ -55,10 +55,36 @@ def receipt_data(hub: "Hub", order: db.Order | None, **direct) -> contract.Recei
             payment_method=order.payment_method, payment_status=order.payment_status,
             payment_reference=order.payment_reference, offline=order.offline,
             provisional_number=order.provisional_number, note=order.note,
-            loyalty=points.of_order(order.id),
+            loyalty=points.of_order(order.id), **ledger_of(order),
         )
     return contract.ReceiptData(store=header, tax_rate_bp=hub.menu.tax_rate_bp,
                                 tax_inclusive=hub.menu.tax_inclusive, **direct)
+
+
+def ledger_of(order: db.Order) -> dict:
+    """What a receipt shows of the money the ledger holds for ``order``:
+    its payment state, each payment's tender, the change, the refunds."""
+    rows = db.rows_by(db.store_db, db.Payment, "order_id", order.id)
+    if not rows:
+        return {}
+    rows.sort(key=lambda p: p.seq)
+    pays = [p for p in rows if p.kind == "payment"]
+    return dict(payment=order.payment,
+                tenders=tuple(contract.Tender(method=p.method, amount=p.amount, tendered=p.tendered,
+                                              reference=p.reference) for p in pays),
+                change=sum(max(0, p.tendered - p.amount) for p in pays if p.method == "cash"),
+                refunded=sum(p.amount for p in rows if p.kind == "refund"))
+
+
+def paid_receipt(hub: "Hub", fx: Effects, order: db.Order, device: str, request_id: str, now: str) -> None:
+    """The receipt of an order paid at a counter, with how it was paid and
+    the change, on that counter's receipt printer ([hub.printing]
+    receipt_printers), if it has one."""
+    printer = hub.cfg.hub.printing.receipt_printers.get(device)
+    if printer is None:
+        return
+    request(fx, contract.PrintJob(job_id=f"{order.id}:receipt:{printer}:paid-{request_id}", printer=printer,
+                                  kind="receipt", order_id=order.id, receipt=receipt_data(hub, order)), now)
 
 
 def request(fx: Effects, job: contract.PrintJob, at: str) -> None:
@@ -94,6 +120,10 @@ def for_new_order(hub: "Hub", fx: Effects, sub: OrderSubmit, device: str, number
     if not held:
         kitchen_tickets(hub, fx, sub.order_id, now, tickets)
     printer = routes.receipt_printers.get(device)
+    # an order taken at the counter and not paid yet gets its receipt when
+    # it is paid there (paid_receipt), with the tenders and the change
+    if sub.channel == "counter" and sub.payment.status != "approved":
+        printer = None
     if printer is not None:
         data = receipt_data(
             hub, None, order_id=sub.order_id, number=number, business_date=bdate,

@@ -203,6 +203,7 @@ def _pay(hub: "Hub", fx: Effects, r: TillRequest, device: str, now: str) -> Till
         _release(hub, fx, order, now)
     else:
         _changed(fx, order, now)
+    printing.paid_receipt(hub, fx, order, device, r.request_id, now)
     return _reply(r, order, entries)
 
 

@@ -89,6 +89,10 @@ PAY_METHODS = {
     "counter": ("柜台", "at the counter"),
     "card": ("银行卡", "card"),
     "qr": ("扫码", "QR code"),
+    "cash": ("现金", "cash"),
+    "voucher": ("团购券", "voucher"),
+    "points": ("积分", "points"),
+    "gateway": ("手机支付", "phone payment"),
 }
 CURRENCY_SYMBOLS = {"CNY": "¥"}
 
@@ -593,7 +597,29 @@ def _receipt_line(pg: _Page, line: PricedLine, cur: str) -> None:
         pg.row(f"{pg.say('备注', 'Note')}: {line.note}", indent=hang, hang=hang + 2)
 
 
+def _paid(pg: _Page, data: ReceiptData) -> None:
+    """Money the ledger holds for the order: each tender (the cash handed
+    over and the change), then what was given back."""
+    cur = data.currency
+    title = {"paid": ("已付款", "Paid"), "partly_refunded": ("已付款（部分退款）", "Paid, partly refunded"),
+             "refunded": ("已退款", "Refunded")}.get(data.payment, ("付款", "Payment"))
+    pg.text(pg.say(*title), bold=True)
+    for t in data.tenders:
+        zh_m, en_m = PAY_METHODS.get(t.method, (t.method, t.method))
+        ref = f" {t.reference}" if t.reference and t.method != "cash" else ""
+        pg.row(pg.say(zh_m, en_m.capitalize()) + ref, money(t.amount, cur))
+        if t.method == "cash" and t.tendered > t.amount:
+            pg.row("  " + pg.say("收到现金", "Cash tendered"), money(t.tendered, cur))
+    if data.change:
+        pg.row(pg.say("找零", "Change"), money(data.change, cur), bold=True)
+    if data.refunded:
+        pg.row(pg.say("已退款", "Refunded"), signed_money(-data.refunded, cur), bold=True)
+
+
 def _payment(pg: _Page, data: ReceiptData) -> None:
+    if data.payment and data.payment != "unpaid" and data.tenders:
+        _paid(pg, data)
+        return
     zh_m, en_m = PAY_METHODS.get(data.payment_method, (data.payment_method, data.payment_method))
     ref = data.payment_reference
     if data.payment_status == "approved":

@@ -132,9 +132,6 @@ class PrinterWorker:
 
     def _print(self, row: db.PrintJobRow) -> None:
         sp = self.spooler
-        if row.kind == "drawer":
-            self._kick(row)
-            return
         job = row.job
         raw = job.encode() if isinstance(job, str) else job if isinstance(job, bytes) else b""
         try:
@@ -147,6 +144,9 @@ class PrinterWorker:
             sp.counters[f"rejected.{r.reason}"] += 1
             sp._health_dirty = True
             sp.set_state(row.job_id, "failed", reason=r.reason, detail=r.detail)
+            return
+        if row.kind == "drawer":
+            self._kick(row, pj.drawer_pin)
             return
         reprint = row.reprint or row.interrupted
         try:
@@ -183,7 +183,7 @@ class PrinterWorker:
             return
         sp.set_state(row.job_id, "done", printed=True)
 
-    def _kick(self, row: db.PrintJobRow) -> None:
+    def _kick(self, row: db.PrintJobRow, pin: int) -> None:
         """A drawer job: the pulse, at most once per job id. Unlike paper, a
         pulse that may have gone out is never sent again: a job interrupted
         by a stop, or whose write failed part-way, fails (print_interrupted)
@@ -202,7 +202,7 @@ class PrinterWorker:
             return
         sp.set_state(row.job_id, "printing", attempts=row.attempts + 1)
         try:
-            self.port.write(layouts.drawer_pulse(), job_id=row.job_id)
+            self.port.write(layouts.drawer_pulse(pin), job_id=row.job_id)
         except PortError as exc:
             self._set_status(PrinterState(state="offline", paper_near_end=False, reason=exc.reason))
             if not exc.nothing_sent:
