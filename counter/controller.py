@@ -127,6 +127,7 @@ class CounterController:
         self._balance_asked: tuple[str, float] | None = None
         self._pruner: Pruner | None = None
         self._io_round = time.monotonic()
+        self._health_soon = False
         self.db_problem: str | None = None
 
     # ------------------------------------------------------------ helpers
@@ -140,8 +141,11 @@ class CounterController:
         self._ui_post(run)
 
     def _bad(self, topic: str, reason: str, detail: str = "") -> None:
+        """A message this counter does not use: counted by reason, logged
+        (rate-limited), in the health within a second or so."""
         self.bad[reason] = self.bad.get(reason, 0) + 1
         refused(topic, reason, detail, logger=log)
+        self._health_soon = True
 
     def _decode(self, m: Incoming, type_, **kw):
         try:
@@ -198,7 +202,7 @@ class CounterController:
             self._terminal_device.close()
 
     def _loop(self, q: queue.Queue, io: bool) -> None:
-        next_health = next_probe = 0.0
+        next_health = next_probe = last_health = 0.0
         while True:
             if io:
                 self._io_round = time.monotonic()
@@ -218,8 +222,12 @@ class CounterController:
                     self._pump()
                     if not job and q.empty():
                         self._prune()
+                    if self._health_soon and time.monotonic() - last_health >= 1.0:
+                        next_health = 0.0  # a refusal: in the health at most once a second
                     if time.monotonic() >= next_health:
                         next_health = time.monotonic() + HEALTH_EVERY_S
+                        last_health = time.monotonic()
+                        self._health_soon = False
                         self._publish_health()
             except Exception:
                 log.exception("counter %s job failed", "io" if io else "pay")
@@ -354,8 +362,9 @@ class CounterController:
         refused_n = len(self.store.refused_requests(self.clock() - 86400))
         state = "degraded" if refused_n or self.db_problem else "ready"
         out = {**self.counters}
-        for k, n in self.bad.items():
+        for k, n in dict(self.bad).items():
             out[f"bad_message_{k}"] = n
+        out["bad_messages"] = sum(dict(self.bad).values())
         h = Health(device=self.device, role=self.cfg.device.role, state=state,
                    reason=f"{refused_n} payment request(s) refused by the hub today" if refused_n else "",
                    at=datetime.now(timezone.utc).isoformat(timespec="milliseconds"), counters=out,
@@ -368,7 +377,11 @@ class CounterController:
         msg = self._decode(m, MenuMessage, max_bytes=contract.MAX_MENU_BYTES)
         if msg is not None:
             def apply() -> None:
-                self.vm.on_menu(msg)
+                try:
+                    self.vm.on_menu(msg)
+                except Exception as exc:  # breaks the menu's rules: the menu shown stays
+                    self._bad(m.topic, "bad_menu", repr(exc)[:200])
+                    return
                 self.has_menu = bool(msg.menu.items)
                 self.changed()
             self.post(apply)
