@@ -268,8 +268,10 @@ class CounterController:
         known = s.known()
         offline = {w.order_id: w.provisional_number for w in s.orders_waiting()}
         waiting = s.waiting()
+        refused_n = len(s.refused_requests(self.clock() - 86400))
 
         def apply() -> None:
+            self.vm.refused = refused_n
             self.vm.shift = shift
             self._saved_shift = shift
             for k in known:
@@ -319,7 +321,12 @@ class CounterController:
 
     def _count_waiting(self) -> None:
         n = self.store.waiting()
-        self.post(lambda: (setattr(self.vm, "waiting", n), self.changed()))
+        refused_n = len(self.store.refused_requests(self.clock() - 86400))
+
+        def apply() -> None:
+            self.vm.waiting, self.vm.refused = n, refused_n
+            self.changed()
+        self.post(apply)
 
     def _pump(self) -> None:
         """Send again what the hub has not answered (walk-in orders first)."""

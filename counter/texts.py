@@ -21,6 +21,7 @@ T: dict[str, Words] = {
     "hub.up": Words("门店主机在线", "Store hub online"),
     "hub.down": Words("门店主机离线：收款先保存在本机", "Store hub offline: payments are kept here"),
     "hub.waiting": Words("{n} 笔等待发送", "{n} waiting to send"),
+    "hub.refused": Words("{n} 笔被主机拒绝，请核对", "{n} refused by the hub: check them"),
     "shift.none": Words("没有班次", "No shift"),
     "shift.open_at": Words("班次 {since} 起 · 备用金 {float}", "Shift since {since} · float {float}"),
     "shift.float": Words("请输入钱箱备用金（元）", "Cash in the drawer to start (yuan)"),

@@ -266,6 +266,7 @@ class CounterViewModel:
         self.sold_out: frozenset[str] = frozenset()
         self.hub_reachable = True
         self.waiting = 0  # requests the hub has not answered yet (the app says)
+        self.refused = 0  # requests the hub refused in the last day (money to give back or to check)
         self.orders: dict[str, OrderInfo] = {}
         self.shift: dict | None = None  # {"shift_id", "float", "opened_at"}
         self.screen = "shift"
@@ -885,6 +886,10 @@ class CounterViewModel:
                 said = r.message or REASONS.get(r.reason or "") or REASONS["internal_error"]
                 self.result, self.result_state = said, "refused"
             return True
+        if self.shift is not None and r.request_id == self.shift["shift_id"]:
+            if not r.ok:  # e.g. the hub has another shift of this counter open
+                self._notice = r.message or REASONS.get(r.reason or "") or REASONS["internal_error"]
+            return True
         if r.request_id != self.request_id:
             return False
         if r.ok:
@@ -922,7 +927,8 @@ class CounterViewModel:
     def view(self) -> CounterView:
         tx = self.text
         hub = T["hub.up"] if self.hub_reachable else T["hub.down"]
-        status = tx(hub) + (" · " + tx(words("hub.waiting", n=self.waiting)) if self.waiting else "")
+        status = tx(hub) + (" · " + tx(words("hub.waiting", n=self.waiting)) if self.waiting else "") \
+            + (" · " + tx(words("hub.refused", n=self.refused)) if self.refused else "")
         shift = tx(T["shift.none"]) if self.shift is None else tx(words(
             "shift.open_at", since=self.shift["opened_at"][11:16], float=money(self.shift["float"])))
         rows: list[Row] = []
