@@ -31,14 +31,27 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
+from counter.model import (
+    Btn,
+    CancelCharge,
+    ChargeCard,
+    Clock,
+    Command,
+    CounterView,
+    OpenDrawer,
+    OrderInfo,
+    Reprint,
+    Row,
+    SendTill,
+    SubmitWalkin,
+)
+from counter.texts import T, words
+from counter.walkin import WalkIn, walkin_tap, walkin_view
 from kiosk.payment import PaymentUpdate
-from kiosk.viewmodel.cart import CartSteps
-from kiosk.viewmodel.member import MemberSteps
-from kiosk.viewmodel.model import ActionRefused, CartLine, QueryBalance, _Editor
-from kiosk.viewmodel.texts import T as KT, money
+from kiosk.viewmodel.model import ActionRefused, QueryBalance
+from kiosk.viewmodel.texts import money
 from restobox.contract import (
     REASONS,
     LoyaltyBalance,
@@ -49,7 +62,6 @@ from restobox.contract import (
     PaymentUpdate as LedgerUpdate,
     RefundLine,
     SoldOut,
-    SubmitPayment,
     Tender,
     TillReply,
     TillRequest,
@@ -57,188 +69,9 @@ from restobox.contract import (
 )
 from restobox.menu import Menu, MenuIndex
 from restobox.ordercode import parse_order_code
-from counter.texts import T, words
-
-Clock = Callable[[], float]
 
 REASON_KEYS = ("wrong_item", "quality", "changed_mind", "overcharged")
 KEY_GUARD_S = 0.06
-
-
-# =========================================================================
-# Commands
-# =========================================================================
-
-
-@dataclass(frozen=True, slots=True)
-class SendTill:
-    request: TillRequest
-    due: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class ChargeCard:
-    intent_id: str
-    method: str  # card | qr
-    amount: int
-    draft: TillRequest  # the payment with the tenders before this card, and its due
-    due: int
-
-
-@dataclass(frozen=True, slots=True)
-class CancelCharge:
-    intent_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class OpenDrawer:
-    request_id: str
-
-
-@dataclass(frozen=True, slots=True)
-class SubmitWalkin:
-    order: OrderSubmit
-    discount: int = 0  # fen the member's points took off (the hub prices it again)
-
-
-@dataclass(frozen=True, slots=True)
-class Reprint:
-    order_id: str
-
-
-Command = SendTill | ChargeCard | CancelCharge | OpenDrawer | SubmitWalkin | Reprint | QueryBalance
-
-
-# =========================================================================
-# State
-# =========================================================================
-
-
-@dataclass(slots=True)
-class OrderInfo:
-    """An order as the counter knows it."""
-
-    order_id: str
-    number: int = 0
-    total: int = 0
-    paid: int = 0
-    payment: str = "unpaid"
-    state: str = "accepted"
-    channel: str = ""
-    table: str = ""
-    provisional: str = ""
-    lines: list = field(default_factory=list)  # [{"line", "name_zh", "name_en", "qty", "line_total"}]
-    paid_by: str = ""
-    seen: float = 0.0
-
-    @property
-    def due(self) -> int:
-        return max(0, self.total - self.paid) if self.payment == "unpaid" else 0
-
-    @property
-    def open(self) -> bool:
-        return self.payment == "unpaid" and self.state not in ("voided", "rejected")
-
-
-@dataclass(frozen=True, slots=True)
-class Row:
-    """A line of the left panel: text, and a target when it can be tapped."""
-
-    text: str
-    target: str = ""
-    style: str = "plain"  # plain | order | chosen | warn | head
-
-
-@dataclass(frozen=True, slots=True)
-class Btn:
-    target: str
-    text: str
-    style: str = "normal"  # normal | primary | pay | warn | key | toggle_on
-
-
-@dataclass(frozen=True, slots=True)
-class CounterView:
-    screen: str
-    title: str
-    status: str
-    shift: str
-    notice: str
-    big: str
-    sub: str
-    find: str
-    rows: tuple[Row, ...]
-    keypad: bool
-    buttons: tuple[Btn, ...]
-    hub_ok: bool
-
-
-class WalkIn(CartSteps, MemberSteps):
-    """A walk-in diner's order at the counter: the kiosk's own cart,
-    modifier, pricing and member steps over the counter's menu (its state
-    lives here; its ``screen`` is menu, item, cart or member)."""
-
-    def __init__(self, vm: "CounterViewModel") -> None:
-        self._vm = vm
-        self.idx, self.menu, self._sold_out = vm.idx, vm.menu, vm.sold_out
-        self.order_id = vm._new_id()
-        self.channel = "counter"
-        self.service = "takeaway"
-        self.table = ""
-        self.table_required = False
-        self.upsell_category = None
-        self.loyalty = vm.loyalty
-        self.phone_patterns = vm.phone_patterns
-        self.hub_reachable = vm.hub_reachable
-        self.clock = vm.clock
-        self._new_id = vm._new_id
-        self._commands = vm._commands
-        self.lang = vm.lang
-        self.screen = "menu"
-        self.category = self._first_category()
-        self.cart: list[CartLine] = []
-        self._next_line = 1
-        self.editor: _Editor | None = None
-        self._notice: Words | None = None
-        self._quote = None
-        self.pay_phase = "choose"
-        self.payment_update = None
-        self.intent_id = None
-        self.phone_typed = ""
-        self.phone: str | None = None
-        self.member_phase = "entry"
-        self.member: LoyaltyBalance | None = None
-        self.redeem = 0
-        self._query_id: str | None = None
-        self._member_words: Words | None = None
-        self._last_activity = 0.0
-        self.ready: OrderSubmit | None = None
-
-    def _first_category(self) -> str | None:
-        used = {i.category for i in self.menu.items}
-        return next((c.id for c in self.menu.categories if c.id in used), None)
-
-    def _need(self, *screens: str) -> None:
-        if self.screen not in screens:
-            raise ActionRefused("not_now", Words("现在不能这样操作。", "That is not possible right now."))
-
-    def _go(self, screen: str) -> None:
-        self.screen = screen
-        self._notice = None
-
-    @staticmethod
-    def _unknown() -> None:
-        raise ActionRefused("unknown_target", Words("无法识别的操作。", "Unknown action."))
-
-    def _item_sold_out(self, item) -> bool:
-        return not item.available or item.id in self._sold_out
-
-    def _to_pay(self) -> None:
-        try:
-            self.ready = self.build_order()
-        except Exception as exc:
-            w = getattr(exc, "words", None)
-            raise ActionRefused(getattr(exc, "reason", "cart_blocked"), w() if callable(w) else KT["cart.blocked"]) \
-                from None
 
 
 class CounterViewModel:
@@ -707,54 +540,7 @@ class CounterViewModel:
         self._go("walkin")
 
     def _walkin_tap(self, arg: str) -> None:
-        w = self.walkin
-        w.lang = self.lang
-        w.hub_reachable = self.hub_reachable
-        verb, _, rest = arg.partition(":")
-        try:
-            if verb == "category":
-                if rest not in w.idx.categories:
-                    w._unknown()
-                w.category, w.editor = rest, None
-                w._go("menu")
-            elif verb == "item":
-                w.open_item(rest)
-            elif verb == "option":
-                w.toggle_option(rest)
-            elif verb == "qty":
-                w.change_item_qty(+1 if rest == "+" else -1)
-            elif verb == "add":
-                w.add_to_cart()
-            elif verb == "line":
-                lid, _, action = rest.partition(":")
-                n = int(lid) if lid.isdigit() else -1
-                if w.screen != "cart":
-                    w._go("cart")
-                {"+": lambda: w.change_line_qty(n, +1), "-": lambda: w.change_line_qty(n, -1),
-                 "remove": lambda: w.remove_line(n)}.get(action, w._unknown)()
-            elif verb == "cart":
-                w.editor = None
-                w._go("cart")
-            elif verb == "menu":
-                w.editor = None
-                w._go("menu")
-            elif verb == "checkout":
-                if w.screen != "cart":
-                    w._go("cart")
-                w.checkout()
-            elif verb == "phone":
-                key, _, k = rest.partition(":")
-                {"key": lambda: w.phone_key(k), "del": w.phone_delete, "ok": w.phone_ok, "skip": w.skip_member,
-                 "redeem": w.toggle_redeem, "continue": w.member_continue,
-                 "change": w.change_phone}.get(key, w._unknown)()
-            else:
-                w._unknown()
-        except ActionRefused:
-            raise
-        finally:
-            self._notice = w._notice
-        if w.ready is not None:
-            self._place(w.ready, w.discount if w.ready.loyalty else 0)
+        walkin_tap(self, arg)
 
     def _place(self, order: OrderSubmit, discount: int = 0) -> None:
         self.walkin = None
@@ -1017,7 +803,7 @@ class CounterViewModel:
                 keypad = True
                 buttons += [Btn("close", tx(T["shift.close"]), "warn"), Btn("back", tx(T["back"]))]
         elif s == "walkin":
-            rows, buttons, big, sub, keypad = self._walkin_view()
+            rows, buttons, big, sub, keypad = walkin_view(self)
         return CounterView(screen=s, title=title, status=status, shift=shift, notice=self.notice, big=big, sub=sub,
                            find=self.find, rows=tuple(rows), keypad=keypad, buttons=tuple(buttons),
                            hub_ok=self.hub_reachable)
@@ -1070,74 +856,6 @@ class CounterViewModel:
             s += tx(words("pay.tendered", tendered=money(t.tendered)))
         return s
 
-    def _walkin_view(self):
-        w = self.walkin
-        tx = self.text
-        rows: list[Row] = []
-        buttons: list[Btn] = []
-        big = sub = ""
-        keypad = False
-        name = (lambda n: n.zh if self.lang == "zh" else n.en)
-        if w.screen == "menu":
-            used = {i.category for i in self.menu.items}
-            for c in self.menu.categories:
-                if c.id in used:
-                    buttons.append(Btn(f"walk:category:{c.id}", name(c.name),
-                                       "toggle_on" if c.id == w.category else "normal"))
-            for i in self.menu.items:
-                if i.category == w.category:
-                    sold = w._item_sold_out(i)
-                    rows.append(Row(f"{name(i.name)}   {money(i.price)}"
-                                    + (f"  ({tx(KT['sold_out'])})" if sold else ""),
-                                    "" if sold else f"walk:item:{i.id}", "order"))
-        elif w.screen == "item":
-            ed = w.editor
-            item = w.idx.items[ed.item_id]
-            rows.append(Row(f"{name(item.name)}   {money(w.editor_unit_price())} × {ed.qty}", style="head"))
-            for gid in item.modifier_groups:
-                g = w.idx.groups[gid]
-                rows.append(Row(name(g.name) + ("  *" if gid in ed.missing else ""), style="head"))
-                for opt in g.options:
-                    on = opt.id in ed.chosen.get(gid, ())
-                    delta = f"  +{money(opt.price_delta)}" if opt.price_delta > 0 else ""
-                    rows.append(Row(name(opt.name) + delta, f"walk:option:{opt.id}", "chosen" if on else "order"))
-            buttons += [Btn("walk:add", tx(KT["item.add"]), "primary"), Btn("walk:qty:+", "+"),
-                        Btn("walk:qty:-", "−"), Btn("walk:menu", tx(T["back"]))]
-        elif w.screen == "cart":
-            for ln in w.cart:
-                rows.append(Row(f"{ln.qty} × {name(ln.name)}", f"walk:line:{ln.line_id}:+", "order"))
-                rows.append(Row(f"   − {name(ln.name)}", f"walk:line:{ln.line_id}:-", "plain"))
-            big = tx(words("pay.total", total=money(w.total)))
-        elif w.screen == "member":
-            big = tx(T["walkin.member"])
-            if w.member_phase == "found" and w.member is not None:
-                sub = tx(KT["member.balance"]).format(member=w.member.member, balance=w.member.balance)
-                n = w.redeem or w.redeemable()
-                if n:
-                    rows.append(Row(tx(KT["member.redeeming" if w.redeem else "member.redeem"]).format(
-                        points=n, amount=money(n * w.member.point_value_fen)), "walk:phone:redeem",
-                        "chosen" if w.redeem else "order"))
-                buttons += [Btn("walk:phone:continue", tx(T["walkin.place"]), "primary"),
-                            Btn("walk:phone:change", tx(KT["member.change"]))]
-            elif w.member_phase == "checking":
-                sub = tx(KT["member.checking"])
-            elif w.member_phase == "unavailable":
-                sub = tx(w._member_words or KT["member.offline"])
-                buttons.append(Btn("walk:phone:continue", tx(T["walkin.place"]), "primary"))
-            else:
-                sub = w.phone_typed or tx(KT["member.prompt"])
-                for k in "123456789":
-                    buttons.append(Btn(f"walk:phone:key:{k}", k, "key"))
-                buttons += [Btn("walk:phone:del", tx(T["key.del"]), "key"), Btn("walk:phone:key:0", "0", "key"),
-                            Btn("walk:phone:ok", tx(KT["member.ok"]), "key"),
-                            Btn("walk:phone:skip", tx(KT["member.skip"]))]
-        if w.screen in ("menu", "cart"):
-            if w.cart:
-                big = big or tx(words("pay.total", total=money(w.total)))
-                buttons += [Btn("walk:checkout", tx(T["walkin.place"]), "primary")]
-                if w.screen == "menu":
-                    buttons.append(Btn("walk:cart", f"{tx(KT['menu.cart'])} ({sum(x.qty for x in w.cart)})"))
-            if w.screen == "cart":
-                buttons.append(Btn("walk:menu", tx(KT["menu.title"])))
-            buttons.append(Btn("back", tx(T["back"])))
-        return rows, buttons, big, sub, keypad
+
+__all__ = ["Btn", "CancelCharge", "ChargeCard", "Command", "CounterView", "CounterViewModel", "OpenDrawer",
+           "OrderInfo", "QueryBalance", "Reprint", "Row", "SendTill", "SubmitWalkin", "WalkIn"]
