@@ -590,7 +590,8 @@ class CounterController:
         printer = self.cfg.counter.receipt_printer
         if not printer:
             return
-        job = PrintJob(job_id=f"{request_id}:drawer", printer=printer, kind="drawer")
+        job = PrintJob(job_id=f"{request_id}:drawer", printer=printer, kind="drawer",
+                       drawer_pin=self.cfg.counter.drawer_pin)
         self.counters["drawer"] += 1
         self._publish(topics.PRINT_JOB, contract.encode(job))
         log.info("drawer opened (%s) on %s", request_id, printer)

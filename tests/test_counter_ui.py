@@ -265,7 +265,7 @@ def test_take_cash_with_change_and_the_drawer_opens(store):
     c.keep("counter-change.png")
     assert ledger(store.hub.database, reply.order_id) == [("payment", "cash", reply.total, 10000)]
     job = drawer_job(store.monitor, since)
-    assert job["printer"] == "front" and job["job_id"].endswith(":drawer")
+    assert job["printer"] == "front" and job["job_id"].endswith(":drawer") and job["drawer_pin"] == 2
     # the printing service sent the drawer's pulse to the printer, and nothing else for it
     wait(lambda: store.printer.received.count(PULSE) == 1, 10, "the drawer pulse at the printer")
     c.tap("done")
