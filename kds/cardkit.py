@@ -138,7 +138,10 @@ class Measure:
             lbl.resolve_font_name()
             h = lbl.render()[1]
             if len(self.cache) >= self.LIMIT:
-                self.cache.clear()
+                # the oldest quarter goes, not all: a full clear had the next
+                # bump lay out every block on the page again
+                for k in list(self.cache)[:self.LIMIT // 4]:
+                    del self.cache[k]
             self.cache[key] = h
         return h
 

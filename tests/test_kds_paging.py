@@ -181,3 +181,35 @@ def test_a_card_drawn_ahead_moves_onto_the_grid_with_its_part():
     spares = place(grid, cards, [("b",)], 3, _fill)
     assert [c.key for c in reversed(grid.children)] == ["b", None, None]
     assert e in spares and e.key == "e"
+
+
+def test_the_block_measure_stays_bounded_and_keeps_its_newest_heights():
+    """The heights cache of kds.cardkit.Measure: at its limit the oldest
+    quarter goes, not everything (a full clear had the next bump lay out
+    every block of the page again)."""
+    from kds.cardkit import Measure
+
+    m = Measure(15)
+    m.LIMIT = 8
+    for k in range(20):
+        m(f"line {k}", 200)
+    assert len(m.cache) <= m.LIMIT
+    assert ("line 19", 200) in m.cache and ("line 18", 200) in m.cache
+    assert ("line 0", 200) not in m.cache
+    h = m.cache[("line 19", 200)]
+    assert h > 0 and m("line 19", 200) == h
+
+
+def test_a_bumped_ticket_is_not_measured_again():
+    """Only open tickets take room on the pages: the bump's frame lays out
+    nothing for the ticket it removes; a recall measures it again."""
+    measured = []
+    vm, _ = station()
+    vm.set_measure(lambda items, note: measured.append(tuple(i.done for i in items)) or 1)
+    vm.on_ticket(ticket(1, items=[item(1), item(2, "Mapo Tofu", "麻婆豆腐")]))
+    vm.tickets_on_page()
+    measured.clear()
+    vm.bump(vm.tickets_on_page()[0].ticket_id)
+    assert measured == []
+    vm.recall_last()
+    assert measured and not any(measured[-1])

@@ -504,7 +504,10 @@ class StationViewModel(_PagedGrid):
         was = e.state
         e.items = items
         e.state = state
-        if self._measure_entry(e):
+        # only an open ticket takes room on the pages: a bumped one is not
+        # measured (its greyed lines laid out for nothing in the bump's own
+        # frame); recalled, it is measured then
+        if state == "open" and self._measure_entry(e):
             self._order = None
         tid = e.hub.ticket_id
         if state == "done" and e.done_at is None:
