@@ -47,6 +47,10 @@ def _setup_logging(verbose: bool) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # Kivy sets the root logger's level from its own config when a screen
+    # starts (often DEBUG): peewee's statement of every query would then
+    # fill the journal (a counter looks at its outbox four times a second)
+    logging.getLogger("peewee").setLevel(logging.DEBUG if verbose else logging.INFO)
 
 
 def _load_menu(spec: str):

@@ -85,6 +85,10 @@ def test_demo_places_cooks_and_completes_orders_then_stops_cleanly(tmp_path):
     assert "Kitchen screens" in r.stdout
     for picture in ("kds-wok.png", "kds-expo.png", "board.png", "kiosk.png"):
         assert (state / "screens" / picture).stat().st_size > 20_000
+    # the counter's window ran too, and no service wrote a log line per query
+    assert "Start application main loop" in (state / "counter-2.log").read_text()
+    for log in state.glob("*.log"):
+        assert " DEBUG peewee:" not in log.read_text(errors="replace"), log.name
     picture = svg.read_text()
     assert picture.startswith("<svg") and "Order" in picture and "Wok" in picture
     assert processes_mentioning(str(state)) == []

@@ -37,7 +37,8 @@ STATIONS = ("wok", "fryer", "drinks")
 COOKS = {"wok": "kds-wok-1", "fryer": "kds-fryer-1", "drinks": "kds-drinks-1", "expo": "expo-1"}
 # The kitchen screens the demo opens: (device, role, station, kds mode).
 SCREENS = [("kds-wok-2", "kds", "wok", "station"), ("expo-2", "expo", "expo", "expo"),
-           ("board-2", "board", None, "board"), ("kiosk-2", "kiosk", None, "kiosk")]
+           ("board-2", "board", None, "board"), ("kiosk-2", "kiosk", None, "kiosk"),
+           ("counter-2", "counter", None, "counter")]
 
 
 def _screen_config(path: Path, port: int, password_file: Path, device: str, role: str, station: str | None,
@@ -49,7 +50,8 @@ def _screen_config(path: Path, port: int, password_file: Path, device: str, role
         f"cache = \"{state / (device + '.db')}\"\nwidth = {size[0]}\nheight = {size[1]}\n"
         # short thresholds so the demo shows every colour within minutes
         "warn_s = 30\nlate_s = 60\n\n"
-        f"[kiosk]\ndatabase = \"{state / (device + '-kiosk.db')}\"\n",
+        f"[kiosk]\ndatabase = \"{state / (device + '-kiosk.db')}\"\n\n"
+        f"[counter]\ndatabase = \"{state / (device + '-counter.db')}\"\nreceipt_printer = \"receipt-1\"\n",
         encoding="utf-8",
     )
 
@@ -67,22 +69,23 @@ def _start_screens(broker: Broker, state: Path, port: int) -> tuple[list, list, 
     for device, role, station, mode in SCREENS:
         cfg = state / f"{device}.toml"
         kiosk = mode == "kiosk"
-        # the kiosk is a portrait screen
-        wh = ((540, 960) if desktop else (1080, 1920)) if kiosk else size
+        # the kiosk is a portrait screen; the counter a landscape one at the till
+        wh = ((540, 960) if desktop else (1080, 1920)) if kiosk else (1280, 800) if mode == "counter" else size
         _screen_config(cfg, port, broker.creds[device].password_file, device, role, station,
-                       "station" if kiosk else mode, state, wh)
+                       mode if mode in ("station", "expo", "board") else "station", state, wh)
         env = dict(os.environ)
         if not desktop:
             x = Xvfb(*wh)
             displays.append(x)
             env = x.env()
         env.update(RESTOBOX_SCREENSHOT_DIR=str(shots), RESTOBOX_SCREENSHOT_EVERY="5",
-                   RESTOBOX_KIOSK_SIZE=f"{wh[0]}x{wh[1]}")
+                   RESTOBOX_KIOSK_SIZE=f"{wh[0]}x{wh[1]}", RESTOBOX_COUNTER_SIZE=f"{wh[0]}x{wh[1]}")
         with open(state / f"{device}.log", "wb") as log:
-            procs.append(subprocess.Popen([sys.executable, "-m", "kiosk" if kiosk else "kds", "--config", str(cfg)],
+            app = "kiosk" if kiosk else "counter" if mode == "counter" else "kds"
+            procs.append(subprocess.Popen([sys.executable, "-m", app, "--config", str(cfg)],
                                           stdout=log, stderr=subprocess.STDOUT, env=env))
     where = "on this display" if desktop else "on virtual displays (Xvfb)"
-    note = (f"Kitchen screens (wok station, expo, pickup board) and a kiosk are open {where}; "
+    note = (f"Kitchen screens (wok station, expo, pickup board), a kiosk and the counter are open {where}; "
             f"a picture of each every 5 s: {shots}/\n")
     return procs, displays, note
 
@@ -218,7 +221,7 @@ def _hub_config(path: Path, port: int, password_file: Path, database: Path) -> N
         "[hub.loyalty]\nenabled = true\n\n"
         # receipts for the kiosk; the wok and the fryer print every ticket,
         # the drinks station only those its screen does not confirm
-        "[hub.printing.receipt_printers]\nkiosk-1 = \"receipt-1\"\n"
+        "[hub.printing.receipt_printers]\nkiosk-1 = \"receipt-1\"\ncounter-2 = \"receipt-1\"\n"
         "[hub.printing.stations.wok]\nprinter = \"kitchen-1\"\nmode = \"always\"\n"
         "[hub.printing.stations.fryer]\nprinter = \"kitchen-1\"\nmode = \"always\"\n"
         "[hub.printing.stations.drinks]\nprinter = \"kitchen-1\"\nmode = \"fallback\"\nfallback_after_s = 20\n",
