@@ -137,6 +137,8 @@ class topics:
     TILL_REQUEST_ALL = f"{ROOT}/till/+/request"
     # hub -> counters and staff: every payment or refund recorded (PaymentUpdate)
     PAYMENT_UPDATE = f"{ROOT}/till/payment"
+    # hub -> counters and staff, retained: the business day's orders still to be paid (UnpaidOrders)
+    TILL_UNPAID = f"{ROOT}/till/unpaid"
 
     # hub -> everyone, retained
     BOARD = f"{ROOT}/board/ready"
@@ -473,6 +475,9 @@ class OrderUpdate(Message, kw_only=True):
     total: int = 0
     channel: str = ""
     table: str | None = None
+    provisional_number: str = ""
+    """The number the diner holds when the order was placed offline (the
+    ``P`` code of its provisional receipt); "" otherwise."""
 
 
 class Board(Message, kw_only=True):
@@ -718,6 +723,40 @@ class PaymentUpdate(Message, kw_only=True):
     total: int
     entries: tuple[LedgerEntry, ...]
     at: str
+
+
+class UnpaidOrder(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """One order of :class:`UnpaidOrders`: what a counter shows and finds it by."""
+
+    order_id: str
+    number: int
+    channel: str
+    service: str
+    table: str | None = None
+    total: int
+    paid: int = 0
+    due: int
+    state: OrderState
+    accepted_at: str = ""
+    provisional_number: str = ""
+
+
+class UnpaidOrders(Message, kw_only=True):
+    """The business day's orders still to be paid (hub -> counters, staff;
+    retained): payment ``unpaid``, neither voided nor rejected. The newest
+    :data:`UNPAID_MAX` by number (fewer if they would not fit in
+    :data:`MAX_PAYLOAD_BYTES`), newest first; ``more`` counts the older ones
+    left out. Published again whenever it changes, and at the turn of the
+    business day (empty)."""
+
+    business_date: str
+    orders: tuple[UnpaidOrder, ...]
+    more: int = 0
+    at: str
+
+
+UNPAID_MAX = 200
+"""Orders listed in one UnpaidOrders message."""
 
 
 class MenuMessage(Message, kw_only=True):

@@ -407,7 +407,7 @@ def test_counter_asks_the_till_as_itself_reads_payments_and_never_touches_the_ki
         assert counter.subscribe(topic) in (GRANTED_QOS1, NOT_AUTHORIZED)
 
     for topic in (topics.till_request("counter-2"), topics.order_submit("kiosk-1"), topics.station_event("wok"),
-                  topics.staff_command("staff-1"), topics.PAYMENT_UPDATE, topics.ORDER_UPDATE):
+                  topics.staff_command("staff-1"), topics.PAYMENT_UPDATE, topics.TILL_UNPAID, topics.ORDER_UPDATE):
         assert counter.publish(topic) == NOT_AUTHORIZED, topic
     allowed = (topics.order_submit("counter-1"), topics.till_request("counter-1"),
                topics.loyalty_query("counter-1"), topics.staff_command("counter-1"), topics.PRINT_JOB)
@@ -421,7 +421,7 @@ def test_counter_asks_the_till_as_itself_reads_payments_and_never_touches_the_ki
         assert hub.publish(topic) == SUCCESS
     readable = (topics.till_reply("counter-1"), topics.order_reply("counter-1"), topics.staff_reply("counter-1"),
                 topics.loyalty_reply("counter-1"), topics.PAYMENT_UPDATE, topics.PRINT_JOB_STATE,
-                topics.ORDER_UPDATE, topics.BOARD)
+                topics.TILL_UNPAID, topics.ORDER_UPDATE, topics.BOARD)
     for topic in readable:
         assert hub.publish(topic) == SUCCESS
     for topic in readable:  # the last is the barrier for the forbidden ones

@@ -387,6 +387,10 @@ MESSAGES = [
                                amount=3000, reason="cold", at="2026-11-01T12:09:00+08:00"),)),
     contract.Alert(source="printing", code="paper_out", message=REASONS["paper_out"], severity="critical",
                    subject="kitchen-1", at="2026-11-01T12:03:00+08:00"),
+    contract.UnpaidOrders(business_date="2026-11-01", more=3, at="2026-11-01T12:10:00+08:00", orders=(
+        contract.UnpaidOrder(order_id=ORDER_ID, number=17, channel="kiosk", service="takeaway", total=9000,
+                             due=9000, state="held", accepted_at="2026-11-01T12:00:00+08:00",
+                             provisional_number="K1-007"),)),
 ]
 
 

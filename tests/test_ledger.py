@@ -12,7 +12,9 @@ import hashlib
 import json
 import random
 import sqlite3
+import time
 import uuid
+from datetime import datetime, timezone
 
 import msgspec
 import pytest
@@ -23,7 +25,8 @@ from restobox.data import load_sample_menu
 from restobox.menu import MenuIndex
 from restobox.orders import price_order
 from tests.hub_fixtures import RunningHub
-from tests.support import KUNG_PAO, MILK_TEA, SPRING_ROLLS, Device, HubProcess, Kiosk, hub_config, new_order, wait
+from tests.support import KUNG_PAO, MILK_TEA, SPRING_ROLLS, Device, HubProcess, Kiosk, hub_config, in_process_hub, \
+    new_order, wait
 
 pytestmark = pytest.mark.integration
 
@@ -526,3 +529,92 @@ def test_till_pin_writes_a_line_the_hub_accepts_and_replaces_a_managers_old_pin(
     bad = till_pin("li", "12ab")
     assert bad.returncode == 2 and "4 to 12 digits" in bad.stderr
     assert len(pins.read_text(encoding="utf-8").splitlines()) == 2
+
+
+def unpaid_list(dev: Device, want: set[str], since: float = 0.0, timeout: float = 10.0) -> dict:
+    """The first till/unpaid ``dev`` heard (after ``since``) listing exactly ``want``."""
+    m = dev.wait_for(lambda m: m.topic == topics.TILL_UNPAID and m.received >= since
+                     and {o["order_id"] for o in msgspec.json.decode(m.payload)["orders"]} == want, timeout)
+    return msgspec.json.decode(m.payload)
+
+
+def test_the_tills_unpaid_list_is_retained_kept_by_payments_and_voids_and_survives_a_restart(
+        broker, till, kiosk, counter, monitor):
+    idx = MenuIndex(load_sample_menu())
+    web = Kiosk(broker, "web")
+    staff = Device(broker, "staff-1", (topics.staff_reply("staff-1"),), role="staff")
+    try:
+        at_kiosk = new_order(KUNG_PAO)
+        at_table = new_order(SPRING_ROLLS, channel="qr", service="dine_in", table="7")
+        offline = new_order(MILK_TEA, offline=True, provisional_number="K1-007")
+        card_paid = new_order(SPRING_ROLLS)
+        card_paid = msgspec.structs.replace(card_paid, payment=contract.SubmitPayment(
+            method="card", status="approved", amount=price_order(card_paid, idx).total, reference="T1"))
+        kiosk.submit(at_kiosk)
+        web.submit(at_table)
+        kiosk.submit(offline)
+        kiosk.submit(card_paid)  # paid at the kiosk: nothing to take at the counter
+        listed = unpaid_list(monitor, {at_kiosk.order_id, at_table.order_id, offline.order_id})
+        by_id = {o["order_id"]: o for o in listed["orders"]}
+        assert listed["more"] == 0 and listed["business_date"]
+        assert [o["number"] for o in listed["orders"]] == [3, 2, 1]  # newest first
+        t = by_id[at_table.order_id]
+        assert (t["channel"], t["service"], t["table"], t["state"], t["paid"]) == ("qr", "dine_in", "7", "held", 0)
+        assert t["total"] == t["due"] == price_order(at_table, idx).total
+        assert by_id[offline.order_id]["provisional_number"] == "K1-007"
+        assert by_id[at_kiosk.order_id]["provisional_number"] == ""
+        upd = monitor.wait_json(topics.ORDER_UPDATE, lambda u: u["order_id"] == offline.order_id)
+        assert upd["provisional_number"] == "K1-007"
+
+        assert counter.pay(at_kiosk.order_id, cash(by_id[at_kiosk.order_id]["due"]))["ok"]
+        unpaid_list(monitor, {at_table.order_id, offline.order_id})
+        staff.publish(topics.staff_command("staff-1"), contract.encode(
+            StaffCommand(command_id=str(uuid.uuid4()), kind="void", order_id=offline.order_id, reason="left")))
+        assert staff.wait_json(topics.staff_reply("staff-1"))["ok"]
+        unpaid_list(monitor, {at_table.order_id})
+
+        # a counter that connects now gets the list at once (retained)
+        late = Device(broker, "counter-2", (topics.TILL_UNPAID,), role="counter")
+        try:
+            got = late.wait_for(lambda m: m.topic == topics.TILL_UNPAID)
+            assert got.retain
+            assert [o["order_id"] for o in msgspec.json.decode(got.payload)["orders"]] == [at_table.order_id]
+        finally:
+            late.close()
+
+        # the hub's next life lists the same from store.db
+        till.process.stop()
+        since = time.monotonic()
+        till.process.start(monitor)
+        again = unpaid_list(monitor, {at_table.order_id}, since=since)
+        assert again["orders"][0] == by_id[at_table.order_id]
+    finally:
+        web.close()
+        staff.close()
+
+
+def test_the_unpaid_list_starts_again_when_the_business_day_turns(broker, tmp_path, monitor):
+    class Clock:
+        t = datetime(2026, 11, 22, 19, 58, tzinfo=timezone.utc)  # 03:58 in Shanghai: still the 22nd
+
+        def __call__(self) -> datetime:
+            return self.t
+
+    clock = Clock()
+    hub = in_process_hub(broker, tmp_path, clock)
+    hub.start()
+    kiosk = Kiosk(broker, "kiosk-1")
+    try:
+        late = new_order(SPRING_ROLLS)
+        kiosk.submit(late)
+        assert unpaid_list(monitor, {late.order_id})["business_date"] == "2026-11-22"
+        since = time.monotonic()
+        clock.t = datetime(2026, 11, 22, 20, 1, tzinfo=timezone.utc)  # 04:01: the 23rd
+        turned = unpaid_list(monitor, set(), since=since)
+        assert (turned["business_date"], turned["more"]) == ("2026-11-23", 0)
+        first = new_order(MILK_TEA)
+        kiosk.submit(first)
+        assert unpaid_list(monitor, {first.order_id})["business_date"] == "2026-11-23"
+    finally:
+        kiosk.close()
+        hub.stop()

@@ -218,7 +218,7 @@ def message_types() -> dict[str, tuple[type, ...]]:
         "3.10": (c.Presence,), "3.11": (c.Health,), "3.12": (c.RejectNotice,),
         "3.13": (c.PrintJob, c.PrintJobState, c.PrinterStatus), "3.14": (c.Alert,),
         "3.15": (c.SyncRequest,), "3.16": (c.LoyaltyQuery, c.LoyaltyBalance), "3.17": (c.MenuImages,),
-        "3.18": (c.TillRequest, c.TillReply, c.PaymentUpdate),
+        "3.18": (c.TillRequest, c.TillReply, c.PaymentUpdate), "3.19": (c.UnpaidOrders,),
     }
 
 
@@ -315,6 +315,7 @@ def field_tables() -> dict[type, tuple[str, str | None]]:
         c.RefundLine: ("3.18", "#### RefundLine"), c.TillReply: ("3.18", "`TillReply`:"),
         c.LedgerEntry: ("3.18", "#### LedgerEntry"), c.ShiftSummary: ("3.18", "#### ShiftSummary"),
         c.PaymentUpdate: ("3.18", "`PaymentUpdate` (on"),
+        c.UnpaidOrders: ("3.19", None), c.UnpaidOrder: ("3.19", "#### UnpaidOrder"),
     }
 
 

@@ -3,14 +3,16 @@ the effects it may have besides the database, and small helpers.
 
 A handler changes the store database inside its message's savepoint and
 says everything else it wants to happen — messages to publish, the pickup
-board, the 86 list, a new menu, counters — in its :class:`Effects`. The
+board, the till's unpaid orders, the 86 list, a new menu, counters — in its
+:class:`Effects`. The
 dispatcher (restobox/hub/service.py) merges those into the batch only when
 the handler returned: a message that fails leaves no trace but its refusal.
 """
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import ChainMap, Counter
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any, Callable
@@ -19,7 +21,7 @@ import msgspec
 
 from restobox import contract, db
 from restobox.bus import Incoming
-from restobox.contract import OrderUpdate, PricedLine, RejectNotice, StationTicket, TicketItem, topics
+from restobox.contract import OrderUpdate, PricedLine, RejectNotice, StationTicket, TicketItem, UnpaidOrder, topics
 from restobox.menu import Menu, MenuIndex
 from restobox.orders import OPEN_STATES, OrderProgress
 
@@ -70,10 +72,17 @@ class Request:
 class Effects:
     """What one message does besides the database, kept apart until its
     savepoint is released. ``sold_out`` and ``board`` start as copies of the
-    batch's, so a handler sees what the messages before it did."""
+    batch's, so a handler sees what the messages before it did. The till's
+    unpaid orders (every unpaid order of the day: too many to copy per
+    message) are the hub's map under the batch's changes (``unpaid_base``)
+    and this message's changes (``unpaid``: order id -> its entry, or None
+    when it left the list); :func:`unpaid_changed` keeps them."""
 
     sold_out: set[str]
     board: dict[str, tuple[int, str]]  # order_id -> (number, state), open orders
+    unpaid_base: Mapping[str, UnpaidOrder | None] = field(default_factory=dict)
+    unpaid_date: str = ""  # the business day the unpaid list is of
+    unpaid: dict[str, UnpaidOrder | None] = field(default_factory=dict)
     out: list[Out] = field(default_factory=list)
     counters: Counter = field(default_factory=Counter)
     rejects: list[RejectNotice] = field(default_factory=list)
@@ -93,6 +102,9 @@ class Batch:
 
     sold_out: set[str]
     board: dict[str, tuple[int, str]]
+    unpaid_of: Mapping[str, UnpaidOrder] = field(default_factory=dict)  # the hub's, as committed
+    unpaid_date: str = ""
+    unpaid: dict[str, UnpaidOrder | None] = field(default_factory=dict)  # this batch's changes to it
     out: list[Out] = field(default_factory=list)
     counters: Counter = field(default_factory=Counter)
     rejects: list[RejectNotice] = field(default_factory=list)
@@ -102,10 +114,12 @@ class Batch:
     menu_before: tuple | None = None  # (menu, idx, previous versions) to restore if the batch fails
 
     def begin(self) -> Effects:
-        return Effects(sold_out=set(self.sold_out), board=dict(self.board))
+        return Effects(sold_out=set(self.sold_out), board=dict(self.board),
+                       unpaid_base=ChainMap(self.unpaid, self.unpaid_of), unpaid_date=self.unpaid_date)
 
     def merge(self, fx: Effects) -> None:
         self.sold_out, self.board = fx.sold_out, fx.board
+        self.unpaid.update(fx.unpaid)
         self.out += fx.out
         self.counters.update(fx.counters)
         self.rejects += fx.rejects
@@ -163,7 +177,8 @@ def order_update(order: db.Order, state: str, stations, now: str, reason: str | 
     return OrderUpdate(
         order_id=order.id, number=order.number, business_date=order.business_date, state=state,
         stations=stations, reason=reason, at=now, payment=order.payment, paid=order.paid, total=order.total,
-        channel=order.channel, table=order.table)
+        channel=order.channel, table=order.table,
+        provisional_number=order.provisional_number if order.offline else "")
 
 
 def stored_ticket_msg(order: db.Order, t: db.Ticket) -> StationTicket:
@@ -183,6 +198,7 @@ def order_changed(fx: Effects, order: db.Order, state: str, prog: OrderProgress,
                {"order_id": order.id, "number": order.number, "state": state, "reason": reason, "at": now}, now)
         order.state = state
     fx.publish(topics.ORDER_UPDATE, order_update(order, state, prog.statuses(), now, reason))
+    unpaid_changed(fx, order)
     if state in OPEN_STATES:
         new = (order.number, state)
         if fx.board.get(order.id) != new:
@@ -191,3 +207,27 @@ def order_changed(fx: Effects, order: db.Order, state: str, prog: OrderProgress,
     elif order.id in fx.board:
         del fx.board[order.id]
         fx.board_changed = True
+
+
+def unpaid_entry(order: db.Order) -> UnpaidOrder | None:
+    """The order as the till's unpaid list shows it, or None when it has
+    nothing left to pay (paid, refunded, voided, rejected, free)."""
+    due = order.total - order.paid
+    if order.payment != "unpaid" or order.state in ("voided", "rejected") or due <= 0:
+        return None
+    return UnpaidOrder(
+        order_id=order.id, number=order.number, channel=order.channel, service=order.service, table=order.table,
+        total=order.total, paid=order.paid, due=due, state=order.state, accepted_at=order.accepted_at or "",
+        provisional_number=order.provisional_number if order.offline else "")
+
+
+def unpaid_changed(fx: Effects, order: db.Order) -> None:
+    """Keep the till's unpaid list in step with an order just changed (its
+    row as stored now): it comes in, changes, or leaves. Orders of another
+    business day than the list's are not on it."""
+    if order.business_date != fx.unpaid_date:
+        return
+    entry = unpaid_entry(order)
+    now = fx.unpaid[order.id] if order.id in fx.unpaid else fx.unpaid_base.get(order.id)
+    if entry != now:
+        fx.unpaid[order.id] = entry

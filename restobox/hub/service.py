@@ -35,9 +35,10 @@ import peewee as pw
 from restobox import contract, db
 from restobox.bus import Bus, Incoming, bus_from_config, refusal_log
 from restobox.config import Config
-from restobox.contract import Board, Health, Rejection, RejectNotice, SoldOut, topics
+from restobox.contract import UNPAID_MAX, Board, Health, Rejection, RejectNotice, SoldOut, UnpaidOrder, UnpaidOrders, \
+    topics
 from restobox.hub import catalog, kitchen, points, printing, staff, submit, till
-from restobox.hub.common import Batch, Request, Route, iso, stored_ticket_msg, ticket_topic, utcnow
+from restobox.hub.common import Batch, Request, Route, iso, stored_ticket_msg, ticket_topic, unpaid_entry, utcnow
 from restobox.hub.retention import Retention
 from restobox.retention_common import prune_step
 from restobox.menu import Menu, MenuIndex
@@ -70,6 +71,11 @@ ROUTES: dict[str, Route] = {r.kind: r for r in (
 #: Numbers in each list of the pickup board (docs/protocol.md §3.7).
 BOARD_MAX = 1000
 
+#: The till's unpaid list goes out at most this often (s): in a rush each
+#: batch changes it, and it is the largest message the hub sends often. A
+#: counter hears each new order at once on order/update anyway.
+UNPAID_EVERY_S = 0.5
+
 #: What the hub subscribes to: message kind -> topic filter.
 SUBSCRIPTIONS: dict[str, str] = {k: r.topic for k, r in ROUTES.items()}
 
@@ -100,6 +106,12 @@ class Hub:
         self.last_errors: deque[RejectNotice] = deque(maxlen=20)
         self.sold_out: set[str] = set()
         self.board: dict[str, tuple[int, str]] = {}
+        # the till's list (topics.TILL_UNPAID): the business day's unpaid
+        # orders, oldest number first (loaded so, new ones added at the end)
+        self.unpaid: dict[str, UnpaidOrder] = {}
+        self.unpaid_date = ""
+        self._unpaid_due = False  # changed since last published
+        self._unpaid_sent = float("-inf")  # when last published (monotonic)
         self.print_sent: dict[str, float] = {}  # job id -> when last sent or heard of (monotonic)
         self.print_rechecked = float("-inf")  # when the jobs not yet done were last looked at
         self.member_key = cfg.hub.loyalty.member_key()
@@ -214,6 +226,7 @@ class Hub:
         while not self._stop.is_set():
             self._beat = time.monotonic()
             self._maybe_tick()
+            self._flush_unpaid()
             try:
                 first = self.q.get(timeout=0.05 if self.retention.busy else 0.2)
             except queue.Empty:
@@ -241,7 +254,8 @@ class Hub:
                     self._ack(m)
 
     def _process(self, msgs: list[tuple[str, Incoming]]) -> None:
-        batch = Batch(sold_out=set(self.sold_out), board=dict(self.board))
+        self._check_day()
+        batch = self._batch()
         stock_before = self.stock_limited
         retry: list[tuple[str, Incoming]] = []
         try:
@@ -258,7 +272,7 @@ class Hub:
             if batch.menu_before is not None:  # the new menu was not stored: keep pricing with the old
                 self.menu, self.idx, self.previous_menus = batch.menu_before
             self.stock_limited = stock_before
-            batch = Batch(sold_out=set(self.sold_out), board=dict(self.board))
+            batch = self._batch()
             for kind, m in msgs:
                 self.counters["storage_errors"] += 1
                 if kind == "submit":
@@ -267,6 +281,11 @@ class Hub:
                     retry.append((kind, m))
         else:
             self.sold_out, self.board = batch.sold_out, batch.board
+            for order_id, entry in batch.unpaid.items():
+                if entry is None:
+                    self.unpaid.pop(order_id, None)
+                else:
+                    self.unpaid[order_id] = entry
             self._retry.succeeded()
             if self.runtime.code == "store_database_error":
                 self._set_state("ready", "store database writable again")
@@ -279,6 +298,10 @@ class Hub:
             self._stop.wait(self._retry.failed())
             for item in retry:
                 self.q.put(item)
+
+    def _batch(self) -> Batch:
+        return Batch(sold_out=set(self.sold_out), board=dict(self.board), unpaid_of=self.unpaid,
+                     unpaid_date=self.unpaid_date)
 
     def _one(self, batch: Batch, kind: str, m: Incoming) -> None:
         """One message, in a savepoint of its own: decoded once, handled by
@@ -366,6 +389,9 @@ class Hub:
         try:
             if batch.board_changed:
                 self._publish_board()
+            if batch.unpaid:
+                self._unpaid_due = True
+                self._flush_unpaid()
             if batch.sold_out_changed:
                 self._publish_soldout()
             if batch.menu_changed:
@@ -407,10 +433,12 @@ class Hub:
         if t - self._last_tick < 1.0:
             return
         self._last_tick = t
+        self._check_day()
         try:
             printing.resend_unconfirmed(self, t)
             if any(c.mode == "fallback" for c in self.cfg.hub.printing.stations.values()):
-                batch = Batch(sold_out=self.sold_out, board=self.board)
+                batch = Batch(sold_out=self.sold_out, board=self.board, unpaid_of=self.unpaid,
+                              unpaid_date=self.unpaid_date)
                 fx = batch.begin()
                 with self._db.atomic():
                     printing.fallbacks(self, fx)
@@ -450,12 +478,36 @@ class Hub:
             for o in db.Order.select(db.Order.id, db.Order.number, db.Order.state).where(
                 db.Order.state.in_(sorted(OPEN_STATES)))
         }
-        log.info("loaded %d open orders, %d sold-out items", len(self.board), len(self.sold_out))
+        self._turn_day()
+        log.info("loaded %d open orders (%d unpaid), %d sold-out items", len(self.board), len(self.unpaid),
+                 len(self.sold_out))
+
+    def _check_day(self) -> None:
+        """The business day turned over: the till's unpaid list starts again
+        (yesterday's unpaid orders stay in the day's report)."""
+        if self.business_date(self.clock()) == self.unpaid_date:
+            return
+        try:
+            self._turn_day()
+            self._publish_unpaid()
+        except Exception:  # tried again on the next round
+            log.exception("could not turn the till's unpaid list to the new business day")
+
+    def _turn_day(self) -> None:
+        """The till's unpaid list for the business day now (at start, and
+        when the day turns over): one query, then kept by the handlers."""
+        bdate = self.business_date(self.clock())
+        q = (db.Order.select().where(db.Order.business_date == bdate, db.Order.payment == "unpaid",
+                                     db.Order.state.not_in(("voided", "rejected")))
+             .order_by(db.Order.number))
+        self.unpaid = {o.id: e for o in q if (e := unpaid_entry(o)) is not None}
+        self.unpaid_date = bdate
 
     def _publish_retained_state(self) -> None:
         self._publish_menu(again=True)
         self._publish_soldout()
         self._publish_board()
+        self._publish_unpaid()
 
     def _publish_menu(self, *, again: bool = False) -> None:
         self.bus.publish(topics.MENU, contract.encode(
@@ -486,6 +538,33 @@ class Hub:
         self.bus.publish(topics.BOARD, contract.encode(Board(
             business_date=self.business_date(self.clock()), preparing=tuple(prep), ready=tuple(ready),
             at=iso(self.clock()))), retain=True)
+
+    def _flush_unpaid(self) -> None:
+        """Publish the unpaid list if it changed, once ``UNPAID_EVERY_S`` has
+        passed since it last went (the worker's next round sends it otherwise)."""
+        if self._unpaid_due and time.monotonic() - self._unpaid_sent >= UNPAID_EVERY_S:
+            try:
+                self._publish_unpaid()
+            except Exception:  # tried again on the worker's next round
+                log.exception("could not publish the till's unpaid list")
+                self.counters["publish_errors"] += 1
+
+    def _publish_unpaid(self) -> None:
+        self._unpaid_sent = time.monotonic()
+        newest = []
+        for entry in reversed(self.unpaid.values()):
+            if len(newest) == UNPAID_MAX:
+                break
+            newest.append(entry)
+        while True:
+            payload = contract.encode(UnpaidOrders(
+                business_date=self.unpaid_date, orders=tuple(newest), more=len(self.unpaid) - len(newest),
+                at=iso(self.clock())))
+            if len(payload) <= contract.MAX_PAYLOAD_BYTES or not newest:
+                break
+            del newest[-(len(newest) // 4 or 1):]  # long tables or numbers: fewer, so every reader takes it
+        self.bus.publish(topics.TILL_UNPAID, payload, retain=True)
+        self._unpaid_due = False
 
     def _republish_unacked_tickets(self) -> None:
         """Tickets no KDS has acknowledged may have died with a previous hub

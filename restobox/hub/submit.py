@@ -13,9 +13,10 @@ from typing import TYPE_CHECKING
 import msgspec
 
 from restobox import contract, db
-from restobox.contract import OrderReply, OrderSubmit, OrderUpdate, Rejection, StationTicket, topics
+from restobox.contract import OrderReply, OrderSubmit, OrderUpdate, Rejection, StationTicket, UnpaidOrder, topics
 from restobox.hub import points, printing, till
-from restobox.hub.common import Effects, Request, iso, json_enc, lines_dec, outbox, stored_ticket_msg, ticket_topic
+from restobox.hub.common import Effects, Request, iso, json_enc, lines_dec, outbox, stored_ticket_msg, ticket_topic, \
+    unpaid_changed
 from restobox.menu import MenuIndex
 from restobox.orders import OrderProgress, price_order, split_by_station
 
@@ -116,7 +117,13 @@ def handle(hub: "Hub", fx: Effects, req: Request) -> None:
         order_id=sub.order_id, number=number, business_date=bdate, state=state,
         stations=OrderProgress(state, dict(by_station)).statuses(), at=at,
         payment=payment, paid=priced.total if paid else 0, total=priced.total, channel=sub.channel, table=sub.table,
+        provisional_number=sub.provisional_number if sub.offline else "",
     ))
+    if not paid and priced.total > 0 and bdate == fx.unpaid_date:  # the till's list of orders to take money for
+        fx.unpaid[sub.order_id] = UnpaidOrder(
+            order_id=sub.order_id, number=number, channel=sub.channel, service=sub.service, table=sub.table,
+            total=priced.total, due=priced.total, state=state, accepted_at=at,
+            provisional_number=sub.provisional_number if sub.offline else "")
     if not held:  # a held order is not on the pickup board until it is paid
         fx.board[sub.order_id] = (number, "accepted")
         fx.board_changed = True
@@ -169,6 +176,7 @@ def _mark_offline(hub: "Hub", fx: Effects, order: db.Order, provisional: str) ->
     outbox(f"{order.id}:provisional", "order.provisional", order.id,
            {"order_id": order.id, "number": order.number, "provisional_number": provisional, "at": now}, now)
     order.offline, order.provisional_number = True, provisional
+    unpaid_changed(fx, order)
     for t in db.Ticket.select().where((db.Ticket.order == order.id) & (db.Ticket.state.in_(("open", "held")))):
         t.revision += 1
         db.Ticket.update(revision=t.revision, updated_at=now).where(db.Ticket.id == t.id).execute()
