@@ -71,6 +71,7 @@ from restobox.contract import (
     Tender,
     TillReply,
     TillRequest,
+    UnpaidOrders,
     topics,
 )
 from restobox.retention_common import Pruner, prune_step
@@ -181,6 +182,7 @@ class CounterController:
         self.bus.subscribe(topics.SOLDOUT, self._on_soldout)
         self.bus.subscribe(topics.ORDER_UPDATE, self._on_order_update)
         self.bus.subscribe(topics.PAYMENT_UPDATE, self._on_payment_update)
+        self.bus.subscribe(topics.TILL_UNPAID, self._on_unpaid)
         self.bus.subscribe(topics.till_reply(self.device), self._on_till_reply)
         self.bus.subscribe(topics.order_reply(self.device), self._on_order_reply)
         self.bus.subscribe(topics.loyalty_reply(self.device), self._on_balance)
@@ -420,6 +422,22 @@ class CounterController:
             if o is not None:
                 self._io.put(lambda: self.store.know(u.order_id, number=u.number, payment=u.payment, paid=u.paid,
                                                      total=o.total, paid_by=o.paid_by[:80]))
+            self.changed()
+        self.post(apply)
+
+    def _on_unpaid(self, m: Incoming) -> None:
+        """The hub's list of the day's unpaid orders (retained): the orders
+        to take money for, also those placed while this counter was off."""
+        msg = self._decode(m, UnpaidOrders)
+        if msg is None:
+            return
+
+        def apply() -> None:
+            new = [(o.order_id, dict(number=o.number, state=o.state, payment=o.payment, paid=o.paid, total=o.total,
+                                     channel=o.channel, table=o.table or None, provisional_number=o.provisional))
+                   for o in self.vm.on_unpaid(msg)]
+            if new:
+                self._io.put(lambda: [self.store.know(order_id, **fields) for order_id, fields in new])
             self.changed()
         self.post(apply)
 

@@ -65,6 +65,7 @@ from restobox.contract import (
     Tender,
     TillReply,
     TillRequest,
+    UnpaidOrders,
     Words,
 )
 from restobox.menu import Menu, MenuIndex
@@ -101,6 +102,10 @@ class CounterViewModel:
         self.waiting = 0  # requests the hub has not answered yet (the app says)
         self.refused = 0  # requests the hub refused in the last day (money to give back or to check)
         self.orders: dict[str, OrderInfo] = {}
+        # the hub's unpaid orders (till/unpaid): their ids, with those heard
+        # of on order/update since; None until the first list
+        self.hub_unpaid: set[str] | None = None
+        self.unpaid_floor = 0  # the lowest number listed when the list left older ones out
         self.shift: dict | None = None  # {"shift_id", "float", "opened_at"}
         self.screen = "shift"
         self.find = ""
@@ -152,9 +157,16 @@ class CounterViewModel:
         return datetime.fromtimestamp(self.clock(), timezone.utc).isoformat(timespec="milliseconds")
 
     def unpaid(self) -> list[OrderInfo]:
-        """Orders with money due, newest first."""
-        return sorted((o for o in self.orders.values() if o.open and o.total > 0),
+        """Orders with money due, newest first: the hub's list (and the
+        orders it announced since), and this counter's own orders not yet
+        at the hub (no number yet)."""
+        return sorted((o for o in self.orders.values() if o.open and o.total > 0 and self._listed(o)),
                       key=lambda o: (o.seen, o.number), reverse=True)
+
+    def _listed(self, o: OrderInfo) -> bool:
+        if self.hub_unpaid is None or not o.number or o.order_id in self.hub_unpaid:
+            return True
+        return 0 < o.number < self.unpaid_floor  # older than the list shows: as this counter knows it
 
     def order(self) -> OrderInfo | None:
         return self.orders.get(self.selected) if self.selected else None
@@ -226,7 +238,8 @@ class CounterViewModel:
             if number is not None and o.number == number:
                 found = o
                 break
-            if (o.table and o.table.upper() == q.upper() and o.open) or (o.provisional and o.provisional == q):
+            if (o.table and o.table.upper() == q.upper() and o.open) or \
+                    (o.provisional and o.provisional.upper() == q.upper()):
                 found = o
                 break
         if found is None:
@@ -587,10 +600,36 @@ class CounterViewModel:
             o.channel = u.channel
         if u.table:
             o.table = u.table
+        if u.provisional_number:
+            o.provisional = u.provisional_number
         pending_here = self.selected == u.order_id and self.screen == "done" and self.result_state != "refused"
         if not pending_here:
             o.payment, o.paid = u.payment, u.paid
+        if self.hub_unpaid is not None and o.open:
+            self.hub_unpaid.add(u.order_id)  # until the hub's next list
         return o
+
+    def on_unpaid(self, msg: UnpaidOrders) -> list[OrderInfo]:
+        """The hub's list of the day's unpaid orders (retained: the counter
+        has it as soon as it connects, orders placed while it was off
+        included). Returns the orders it did not know. An order this
+        counter knows as paid (its payment maybe not at the hub yet) or
+        voided stays so."""
+        new = []
+        for e in msg.orders:
+            o = self.orders.get(e.order_id)
+            if o is None:
+                o = self.orders[e.order_id] = OrderInfo(order_id=e.order_id, seen=self.clock())
+                new.append(o)
+            elif not o.open:
+                continue
+            o.number, o.total, o.paid, o.payment, o.state = e.number, e.total, e.paid, "unpaid", e.state
+            o.channel, o.table = e.channel, e.table or ""
+            if e.provisional_number:
+                o.provisional = e.provisional_number
+        self.hub_unpaid = {e.order_id for e in msg.orders}
+        self.unpaid_floor = min((e.number for e in msg.orders), default=0) if msg.more else 0
+        return new
 
     def on_payment_update(self, u: LedgerUpdate) -> OrderInfo | None:
         o = self.orders.get(u.order_id)

@@ -27,6 +27,8 @@ from restobox.contract import (
     OrderUpdate,
     PaymentUpdate,
     TillReply,
+    UnpaidOrder,
+    UnpaidOrders,
     Words,
     topics,
 )
@@ -56,7 +58,8 @@ def test_the_counter_counts_poison_keeps_its_data_and_takes_the_next_payment(bro
             ui.call(lambda t=t: ctl.tap(t))
         wait(lambda: ctl.store.waiting() == 0, 10, "the shift at the hub")
         me = "counter-1"
-        mine = (topics.MENU, topics.SOLDOUT, topics.ORDER_UPDATE, topics.PAYMENT_UPDATE, topics.till_reply(me),
+        mine = (topics.MENU, topics.SOLDOUT, topics.ORDER_UPDATE, topics.PAYMENT_UPDATE, topics.TILL_UNPAID,
+                topics.till_reply(me),
                 topics.order_reply(me), topics.loyalty_reply(me), topics.staff_reply(me), topics.presence("hub"))
         for topic in mine:
             flood(hub2, topic)
@@ -75,6 +78,9 @@ def test_the_counter_counts_poison_keeps_its_data_and_takes_the_next_payment(bro
             entries=(entry,), at="")))
         hub2.publish(topics.ORDER_UPDATE, contract.encode(OrderUpdate(
             order_id="", number=BIG, business_date="", state="voided", at="", total=-BIG, table="T" * 8)))
+        hub2.publish(topics.TILL_UNPAID, contract.encode(UnpaidOrders(business_date="", more=-BIG, at="", orders=(
+            UnpaidOrder(order_id="", number=BIG, channel="", service="", total=-BIG, paid=BIG, due=-BIG,
+                        state="voided", provisional_number="P" * 3000),) * 50)))
         hub2.publish(topics.order_reply(me), contract.encode(OrderReply(
             order_id=str(uuid.uuid4()), status="accepted", number=BIG, total=-BIG)))
 

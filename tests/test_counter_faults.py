@@ -15,7 +15,11 @@ own process (a real window under Xvfb) and is SIGKILLed.
 - the hub is down during a cash sale: recorded at the counter, sent when the
   hub is back, once;
 - two counters pay the same order at once: one payment, the other is told
-  it is paid, and by whom.
+  it is paid, and by whom;
+- a counter started after orders were placed lists them (the hub's retained
+  list of unpaid orders), finds a kiosk's offline order by its provisional
+  receipt's code and takes its payment; an order paid at another counter
+  while it was off is not listed again.
 """
 
 from __future__ import annotations
@@ -247,3 +251,54 @@ def test_walk_in_cash_sale_with_the_hub_down_gets_a_provisional_number_and_reach
         assert rows == [("C1-001", "counter", "paid")]
     finally:
         c.close()
+
+
+def test_a_counter_started_after_the_orders_lists_them_finds_the_offline_one_by_its_code_and_takes_its_money(
+        broker, till_hub, kiosk, tmp_path):
+    """Orders placed while the counter was off: the hub's till/unpaid (retained)
+    lists them at once, the kiosk's provisional receipt (P code) finds its
+    offline order, and an order paid at another counter meanwhile is not
+    listed again."""
+    from tests.test_ledger import Counter as TillClient, cash
+
+    at_kiosk = new_order(KUNG_PAO)
+    offline = new_order(SPRING_ROLLS, offline=True, provisional_number="K1-007")
+    kiosk.submit(at_kiosk)
+    total = kiosk.submit(offline).total
+    c = RunningCounter(broker, tmp_path)
+    try:
+        c.open_shift()
+        wait(lambda: c.get(lambda: {o.order_id for o in c.vm.unpaid()}) == {at_kiosk.order_id, offline.order_id},
+             15, "both orders listed")
+        day = c.ctl.business_date().replace("-", "")
+        for ch in f"P{day}K1-007":
+            c.get(lambda ch=ch: c.ctl.key(ch))
+        c.get(c.ctl.enter)
+        assert c.get(lambda: (c.vm.selected, c.vm.screen)) == (offline.order_id, "pay")
+        c.tap("cash:exact")
+        wait(lambda: c.get(lambda: c.vm.result_state) == "recorded", 10, "the hub's answer")
+        assert payments(till_hub.database, offline.order_id) == [("payment", "cash", total, "counter-1")]
+        wait(lambda: c.get(lambda: [o.order_id for o in c.vm.unpaid()]) == [at_kiosk.order_id], 10,
+             "the paid order off the list")
+    finally:
+        c.close()
+    other = TillClient(broker, "counter-2")  # while counter-1 is off
+    try:
+        assert other.pay(at_kiosk.order_id, cash(kiosk_total(till_hub.database, at_kiosk.order_id)))["ok"]
+    finally:
+        other.close()
+    c = RunningCounter(broker, tmp_path)  # the same counter.db: it knew the order as unpaid
+    try:
+        wait(lambda: c.get(lambda: c.vm.hub_unpaid) == set(), 15, "the hub's list")
+        assert at_kiosk.order_id in c.get(lambda: c.vm.orders)
+        assert c.get(c.vm.unpaid) == []
+    finally:
+        c.close()
+
+
+def kiosk_total(db: Path, order_id: str) -> int:
+    con = sqlite3.connect(db)
+    try:
+        return con.execute('SELECT "total" FROM "order" WHERE "id" = ?', (order_id,)).fetchone()[0]
+    finally:
+        con.close()

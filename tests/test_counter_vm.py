@@ -31,6 +31,8 @@ from restobox.contract import (
     PricedLine,
     ShiftSummary,
     TillReply,
+    UnpaidOrder,
+    UnpaidOrders,
     Words,
 )
 from restobox.data import load_sample_menu
@@ -354,3 +356,37 @@ def test_walk_in_member_phone_asks_the_hub_and_the_order_carries_the_claim(clock
     [cmd] = vm.take_commands()
     assert isinstance(cmd, SubmitWalkin) and cmd.order.loyalty.phone == "13800138000"
     assert vm.screen == "pay"
+
+
+def listed(*entries, more=0) -> UnpaidOrders:
+    return UnpaidOrders(business_date="2026-12-05", more=more, at="x", orders=tuple(
+        UnpaidOrder(order_id=oid, number=n, channel="kiosk", service="takeaway", total=total, due=total,
+                    state="accepted", provisional_number=prov) for oid, n, total, prov in entries))
+
+
+def test_the_hubs_unpaid_list_is_the_counters_list_with_its_own_orders_not_yet_at_the_hub(clock):
+    oid3, local = "33333333-3333-4333-8333-333333333333", "44444444-4444-4444-8444-444444444444"
+    vm = opened(clock)
+    unpaid(vm, OID, number=17)  # known before (counter.db, order/update); paid elsewhere since
+    vm.on_known(OrderInfo(order_id=local, total=1200, channel="counter", provisional="C1-003"))  # offline here
+    new = vm.on_unpaid(listed((OID2, 19, 2600, "K1-007"), (oid3, 18, 900, "")))
+    assert [o.order_id for o in new] == [OID2, oid3]
+    assert [o.order_id for o in vm.unpaid()] == [OID2, oid3, local]  # order 17 is off the hub's list
+    unpaid(vm, OID, number=20)  # a new order announced after the list: listed until the next one
+    assert OID in {o.order_id for o in vm.unpaid()}
+
+    vm.enter()  # nothing typed: nothing found
+    for ch in "p20261205k1-007":  # the kiosk's provisional receipt, scanned
+        vm.key(ch)
+    vm.enter()
+    assert (vm.selected, vm.screen) == (OID2, "pay")
+    tap(vm, "cash:exact")
+    assert vm.orders[OID2].payment == "paid"  # recorded here, not yet at the hub
+    vm.on_unpaid(listed((OID2, 19, 2600, "K1-007"), (oid3, 18, 900, "")))  # a list from before the payment
+    assert vm.orders[OID2].payment == "paid" and OID2 not in {o.order_id for o in vm.unpaid()}
+
+    # a list that leaves older orders out: those below it stay as the counter knows them
+    paid_since = "55555555-5555-4555-8555-555555555555"
+    unpaid(vm, paid_since, number=21)
+    vm.on_unpaid(listed((OID, 20, 3800, ""), more=2))
+    assert {o.order_id for o in vm.unpaid()} == {local, OID, oid3}  # 18 < 20: older than the list
