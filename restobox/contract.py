@@ -643,6 +643,13 @@ class TillRequest(Message, kw_only=True):
     void: bool = False
     reason: Text = ""
     manager_pin: Annotated[str, msgspec.Meta(max_length=12)] = ""
+    member_phone: Annotated[str, msgspec.Meta(max_length=24)] = ""
+    """``pay`` with a ``points`` tender: the member whose points pay it
+    (with LoyaltyClaim and LoyaltyQuery, the only places a full phone
+    number travels, device to hub). The hub checks it (phone_invalid), takes
+    ``amount / [hub.loyalty] point_value_fen`` points off the member's
+    balance in the payment's transaction (points_insufficient), and gives
+    them back when that money is refunded."""
     staff: Annotated[str, msgspec.Meta(max_length=32)] = ""
     shift_id: OrderId | None = None
     float_fen: Fen = 0

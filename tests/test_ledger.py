@@ -84,6 +84,9 @@ def till(broker, monitor, tmp_path):
     db = tmp_path / "store.db"
     cfg = hub_config(tmp_path / "hub.toml", port=broker.port, password_file=broker.creds["hub"].password_file,
                      database=db, extra=f"""
+[hub.loyalty]
+enabled = true
+point_value_fen = 10
 [hub.till]
 hold_unpaid = ["qr"]
 manager_pin_file = "{pins}"
@@ -162,6 +165,44 @@ def test_an_order_taken_at_the_counter_gets_its_receipt_when_paid_with_the_tende
     receipts = [j for j in monitor.all_json(topics.PRINT_JOB) if j["kind"] == "receipt"
                 and j["order_id"] == order.order_id]
     assert [j["printer"] for j in receipts] == ["receipt-1"]
+
+
+MEMBER = "13812345678"
+
+
+def member_points(db, order_id: str) -> list[tuple]:
+    return rows(db, 'SELECT "kind", "points", "discount" FROM "points_entry" WHERE "order_id" = ? ORDER BY "seq"',
+                order_id)
+
+
+def test_a_members_points_pay_part_of_an_order_and_come_back_with_its_refund(till, kiosk, counter):
+    """Points as a tender at the counter ([hub.loyalty] 10 fen a point):
+    taken off the member's balance in the payment's transaction, refused
+    when there are not enough (nothing recorded), given back by the refund."""
+    earned = kiosk.submit(new_order(KUNG_PAO, MILK_TEA, loyalty=contract.LoyaltyClaim(phone=MEMBER)))
+    balance = earned.loyalty.balance
+    assert balance > 20
+    order = new_order(KUNG_PAO)
+    total = kiosk.submit(order).total
+    too_many = counter.pay(order.order_id, Tender(method="points", amount=(balance + 1) * 10),
+                           cash(total - (balance + 1) * 10), member_phone=MEMBER)
+    assert (too_many["ok"], too_many["reason"]) == (False, "points_insufficient")
+    bad = counter.pay(order.order_id, Tender(method="points", amount=200), cash(total - 200), member_phone="12")
+    assert (bad["ok"], bad["reason"]) == (False, "phone_invalid")
+    assert ledger(till.database, order.order_id) == [] and member_points(till.database, order.order_id) == []
+    paid = counter.pay(order.order_id, Tender(method="points", amount=200), cash(total - 200, tendered=total),
+                       member_phone=MEMBER)
+    assert paid["ok"] and paid["payment"] == "paid"
+    assert [(e["method"], e["amount"], e["reference"]) for e in paid["entries"]] == \
+        [("points", 200, "138****5678"), ("cash", total - 200, "")]
+    assert member_points(till.database, order.order_id) == [("redeem", -20, 200)]
+    # the whole order back: the points to the member, the rest in cash
+    back = counter.refund(order.order_id, reason="wrong dish")
+    assert back["ok"] and back["payment"] == "refunded"
+    assert sorted((e["method"], e["amount"]) for e in back["entries"]) == [("cash", total - 200), ("points", 200)]
+    assert member_points(till.database, order.order_id) == [("redeem", -20, 200), ("reverse", 20, -200)]
+    q = kiosk.submit(new_order(MILK_TEA, loyalty=contract.LoyaltyClaim(phone=MEMBER)))
+    assert q.loyalty.balance == balance + q.loyalty.earned
 
 
 def test_split_cash_and_card_add_up_to_what_is_due(till, kiosk, counter):

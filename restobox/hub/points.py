@@ -125,16 +125,59 @@ def of_order(order_id: str) -> contract.LoyaltyResult | None:
 
 def reverse(fx: Effects, order: db.Order, now: str) -> None:
     """A voided order gives back what it redeemed and takes back what it
-    earned (the balance may go below 0 if those points were spent)."""
+    earned (the balance may go below 0 if those points were spent). Points
+    that paid at the counter are not among them: a paid order is voided
+    only with its refund, which gives them back (pay_with, give_back)."""
     rows = list(db.PointsEntry.select().where(db.PointsEntry.order_id == order.id).order_by(db.PointsEntry.seq))
     done = {r.entry_id for r in rows}
     for r in rows:
         entry_id = f"{order.id}:reverse-{r.kind}"
-        if r.kind == "reverse" or entry_id in done or r.points == 0:
+        if r.kind == "reverse" or entry_id in done or r.points == 0 or not r.entry_id.startswith(f"{order.id}:"):
             continue
         balance = db.points_balance(db.store_db, r.member) - r.points
         _ledger(fx, entry_id, r.member, r.member_masked, "reverse", -r.points, -r.discount, balance,
                 order.id, order.number, order.business_date, now, reverses=r.kind)
+
+
+def pay_with(hub: "Hub", fx: Effects, phone: str, amount: int, entry_id: str, order: db.Order,
+             at: str) -> str:
+    """A ``points`` tender at the counter: ``amount`` fen paid with the
+    member's points, taken off the balance in the payment's transaction.
+    Returns the masked number (the ledger row's reference)."""
+    lc = hub.cfg.hub.loyalty
+    if not lc.enabled:
+        raise Rejection("loyalty_disabled", "a points tender")
+    _phone_checked(hub, phone)
+    if amount % lc.point_value_fen:
+        raise Rejection("points_not_allowed", f"{amount} fen is not a whole number of points "
+                                              f"({lc.point_value_fen} fen each)")
+    points = amount // lc.point_value_fen
+    member, masked = loyalty.member_id(phone, hub.member_key), loyalty.mask(phone)
+    balance = db.points_balance(db.store_db, member)
+    if balance < points:
+        raise Rejection("points_insufficient", f"{points} points asked, {balance} held", balance=str(balance))
+    _ledger(fx, entry_id, member, masked, "redeem", -points, amount, balance - points, order.id, order.number,
+            order.business_date, at)
+    return masked
+
+
+def give_back(hub: "Hub", fx: Effects, order: db.Order, amount: int, entry_id: str, at: str) -> int:
+    """Points that paid at the counter given back by a refund of ``amount``
+    fen of them (whole points, as many as ``amount`` is worth). Returns the
+    fen they are worth."""
+    lc = hub.cfg.hub.loyalty
+    paid = [r for r in db.rows_by(db.store_db, db.PointsEntry, "order_id", order.id)
+            if r.kind == "redeem" and not r.entry_id.startswith(f"{order.id}:")]
+    if not paid:
+        return 0
+    points = amount // lc.point_value_fen
+    if points <= 0:
+        return 0
+    member, masked = paid[-1].member, paid[-1].member_masked
+    balance = db.points_balance(db.store_db, member) + points
+    _ledger(fx, entry_id, member, masked, "reverse", points, -points * lc.point_value_fen, balance, order.id,
+            order.number, order.business_date, at, reverses="redeem")
+    return points * lc.point_value_fen
 
 
 def handle_query(hub: "Hub", fx: Effects, req: Request) -> None:

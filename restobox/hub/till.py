@@ -26,7 +26,7 @@ import msgspec
 from restobox import db
 from restobox.contract import (LedgerEntry, OrderSubmit, PaymentUpdate, RefundLine, Rejection, ShiftSummary,
                                TillReply, TillRequest, topics)
-from restobox.hub import printing
+from restobox.hub import points, printing
 from restobox.hub.common import (Effects, Request, iso, json_enc, lines_dec, order_changed, outbox, progress,
                                  stored_ticket_msg, ticket_topic)
 from restobox.hub.staff import _order_for, void_order
@@ -193,9 +193,13 @@ def _pay(hub: "Hub", fx: Effects, r: TillRequest, device: str, now: str) -> Till
             raise TillRefusal("tendered_short", f"{t.tendered} handed over for {t.amount}", order=order)
     shift = _shift_checked(r, device)
     at = r.at or now
+    refs = [t.reference or t.intent_id for t in r.tenders]
+    for n, t in enumerate(r.tenders, start=1):
+        if t.method == "points":  # the member's points, taken in this transaction
+            refs[n - 1] = points.pay_with(hub, fx, r.member_phone, t.amount, f"{r.request_id}:{n}", order, at)
     rows = [dict(entry_id=f"{r.request_id}:{n}", request_id=r.request_id, kind="payment", method=t.method,
                  amount=t.amount, tendered=t.tendered if t.method == "cash" else 0,
-                 reference=t.reference or t.intent_id, staff=r.staff, device=device, shift_id=shift,
+                 reference=refs[n - 1], staff=r.staff, device=device, shift_id=shift,
                  offline=r.offline, at=at)
             for n, t in enumerate(r.tenders, start=1)]
     entries = _record(fx, order, rows, now)
@@ -292,6 +296,7 @@ def _refund(hub: "Hub", fx: Effects, r: TillRequest, device: str, now: str) -> T
         back = [(t.method, t.amount, t.reference or t.intent_id) for t in r.tenders]
     else:
         back = _as_paid(order.id, amount)
+    back = _points_back(hub, fx, order, r.request_id, back, at)
     lines = json_enc.encode(r.lines).decode() if r.lines else ""
     reason = f"{r.reason.strip()} (PIN {manager})"[:200]
     rows = [dict(entry_id=f"{r.request_id}:{n}", request_id=r.request_id, kind="refund", method=method,
@@ -305,6 +310,23 @@ def _refund(hub: "Hub", fx: Effects, r: TillRequest, device: str, now: str) -> T
         _changed(fx, order, now)
     fx.counters["refunds"] += 1
     return _reply(r, order, entries)
+
+
+def _points_back(hub: "Hub", fx: Effects, order: db.Order, request_id: str,
+                 back: list[tuple[str, int, str]], at: str) -> list[tuple[str, int, str]]:
+    """Money given back in points goes back to the member's balance, in
+    whole points; what is less than a point comes back in cash."""
+    out = []
+    for method, amount, ref in back:
+        if method != "points":
+            out.append((method, amount, ref))
+            continue
+        worth = points.give_back(hub, fx, order, amount, f"{request_id}:points-back", at)
+        if worth:
+            out.append(("points", worth, ref))
+        if amount > worth:
+            out.append(("cash", amount - worth, ""))
+    return out
 
 
 def _lines_amount(order: db.Order, chosen: tuple[RefundLine, ...], net: int) -> int:
