@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import json
 import logging
-import queue
-import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -36,7 +34,7 @@ import msgspec
 
 from counter.store import CounterStore
 from counter.viewmodel import (
-    CancelCharge,
+    CancelPayment,
     ChargeCard,
     CounterViewModel,
     OpenDrawer,
@@ -46,11 +44,11 @@ from counter.viewmodel import (
     SubmitWalkin,
 )
 from kiosk.controller import offline_receipt
-from kiosk.payment import PaymentFlow, PaymentTerminal, PaymentUpdate
+from kiosk.payment import PaymentTerminal, PaymentUpdate, TerminalPayments
 from kiosk.store import offline_number
 from kiosk.viewmodel.model import QueryBalance
-from restobox import contract, db
-from restobox.bus import Bus, Incoming, bus_from_config, refused
+from restobox import contract
+from restobox.bus import Bus, Incoming, bus_from_config
 from restobox.config import Config
 from restobox.contract import (
     Health,
@@ -61,10 +59,8 @@ from restobox.contract import (
     OrderSubmit,
     OrderUpdate,
     PaymentUpdate as LedgerUpdate,
-    Presence,
     PrintJob,
     ReceiptData,
-    Rejection,
     SoldOut,
     StaffCommand,
     StaffReply,
@@ -74,103 +70,43 @@ from restobox.contract import (
     UnpaidOrders,
     topics,
 )
-from restobox.retention_common import Pruner, prune_step
 from restobox.service import disk_details
+from restobox.touchdevice import TouchDeviceController
 
 log = logging.getLogger("restobox.counter")
 
-RESEND_S = (2.0, 5.0, 10.0, 30.0)
-"""Wait before sending an unanswered request again, by attempt (then the last)."""
-HEALTH_EVERY_S = 15.0
-PROBE_EVERY_S = 5.0
-"""How often the io thread checks that counter.db takes a write."""
-STALLED_S = 30.0
 
+class CounterController(TouchDeviceController, TerminalPayments):
+    NOUN = "counter"
+    log = log
+    IO_WAIT_S = 0.25
+    WAITING = "ready (payments wait to be sent)"
 
-class CounterController:
     def __init__(self, cfg: Config, *, post: Callable[[Callable[[], None]], None], changed: Callable[[], None],
                  bus: Bus | None = None, clock: Callable[[], float] = time.time,
                  terminal: PaymentTerminal | None = None) -> None:
-        self.cfg = cfg
+        self._init_device(cfg, cfg.counter, post=post, changed=changed, clock=clock, terminal=terminal)
         c = cfg.counter
-        self._ui_post = post
-        self.changed = changed
-        self.clock = clock
-        self.device = cfg.device.id
         self.bus = bus or bus_from_config(cfg)
-        self._terminal_device = terminal
         methods = ("card", "qr") if (c.terminal is not None or terminal is not None) else ()
         self.vm = CounterViewModel(clock=clock, device=self.device, loyalty=c.loyalty,
                                    phone_patterns=tuple(c.phone_patterns), card_methods=methods,
                                    business_date=self.business_date)
         self.vm.hub_reachable = False  # until the broker is connected and the hub not known to be down
-        self.bad: dict[str, int] = {}
         self.counters: dict[str, int] = {"till_sent": 0, "till_answered": 0, "till_refused": 0, "drawer": 0,
                                          "walkin": 0, "offline_orders": 0, "recovered": 0}
-        self.link_up = False
-        self.hub_up: bool | None = None
-        self.has_menu = False
-        self._store: CounterStore | None = None
-        self._ready = threading.Event()
-        self._stopping = threading.Event()
-        self._io: queue.Queue = queue.Queue()
-        self._pay: queue.Queue = queue.Queue()
-        self._threads = [threading.Thread(target=self._loop, args=(self._io, True), name="counter-io", daemon=True),
-                         threading.Thread(target=self._loop, args=(self._pay, False), name="counter-pay",
-                                          daemon=True)]
-        self._sent_at: dict[str, float] = {}  # io: request/order id -> last publish (monotonic)
-        self._flows: dict[str, PaymentFlow] = {}
-        self._cancel: set[str] = set()
+        self._threads = self._worker_threads()
         self._asked: dict[str, float] = {}  # UI: request id -> when it was first sent (for the offline notice)
         self._saved_shift: dict | None | bool = False  # UI: the shift last written to counter.db
         self._walkin_at: dict[str, float] = {}  # UI: walk-in order id -> when submitted
         self._receipts: dict[str, ReceiptData | None] = {}  # UI: its provisional receipt, if the hub is away
-        self._balance_asked: tuple[str, float] | None = None
-        self._pruner: Pruner | None = None
-        self._io_round = time.monotonic()
-        self._health_soon = False
-        self.db_problem: str | None = None
 
     # ------------------------------------------------------------ helpers
-    def post(self, fn: Callable[[], None]) -> None:
-        def run() -> None:
-            try:
-                fn()
-            except Exception as exc:
-                self._bad("(applied on the UI thread)", "unusable", repr(exc))
-                log.exception("applying a message failed")
-        self._ui_post(run)
-
-    def _bad(self, topic: str, reason: str, detail: str = "") -> None:
-        """A message this counter does not use: counted by reason, logged
-        (rate-limited), in the health within a second or so."""
-        self.bad[reason] = self.bad.get(reason, 0) + 1
-        refused(topic, reason, detail, logger=log)
-        self._health_soon = True
-
-    def _decode(self, m: Incoming, type_, **kw):
-        try:
-            return contract.decode(m.payload, type_, **kw)
-        except Rejection as r:
-            self._bad(m.topic, r.reason, r.detail)
-            return None
-
-    @property
-    def store(self) -> CounterStore:
-        self._ready.wait(10)
-        if self._store is None:
-            raise RuntimeError("counter.db could not be opened")
-        return self._store
-
     def business_date(self) -> str:
         try:
             return self.cfg.store.business_date(datetime.fromtimestamp(self.clock(), timezone.utc))
         except Exception:
             return ""
-
-    @property
-    def reachable(self) -> bool:
-        return self.link_up and self.hub_up is not False
 
     # ---------------------------------------------------------- lifecycle
     def start(self) -> None:
@@ -187,75 +123,16 @@ class CounterController:
         self.bus.subscribe(topics.order_reply(self.device), self._on_order_reply)
         self.bus.subscribe(topics.loyalty_reply(self.device), self._on_balance)
         self.bus.subscribe(topics.staff_reply(self.device), self._on_staff_reply)
-        self.bus.subscribe(topics.presence(self.cfg.counter.hub_device), self._on_hub_presence)
+        self.bus.subscribe(topics.presence(self.section.hub_device), self._on_hub_presence)
         self.bus.start()
         self.bus.announce()
 
     def stop(self) -> None:
-        self._stopping.set()
-        self._io.put(None)
-        self._pay.put(None)
-        for t in self._threads:
-            t.join(timeout=3)
-        self.bus.stop()
+        self._stop_device()
         if self._store is not None:
             self._store.close()
         if self._terminal_device is not None:
             self._terminal_device.close()
-
-    def _loop(self, q: queue.Queue, io: bool) -> None:
-        next_health = next_probe = last_health = 0.0
-        while True:
-            if io:
-                self._io_round = time.monotonic()
-            try:
-                job = q.get(timeout=0.25 if io else None)
-            except queue.Empty:
-                job = False
-            if job is None:
-                return
-            try:
-                if job:
-                    job()
-                if io and self._ready.is_set() and self._store is not None:
-                    if time.monotonic() >= next_probe:
-                        next_probe = time.monotonic() + PROBE_EVERY_S
-                        self._probe()
-                    self._pump()
-                    if not job and q.empty():
-                        self._prune()
-                    if self._health_soon and time.monotonic() - last_health >= 1.0:
-                        next_health = 0.0  # a refusal: in the health at most once a second
-                    if time.monotonic() >= next_health:
-                        next_health = time.monotonic() + HEALTH_EVERY_S
-                        last_health = time.monotonic()
-                        self._health_soon = False
-                        self._publish_health()
-            except Exception:
-                log.exception("counter %s job failed", "io" if io else "pay")
-
-    def _probe(self) -> None:
-        """Does counter.db take a write? (io thread; the watchdog reads the answer)"""
-        problem = db.write_problem(self._store.database)
-        if problem != self.db_problem:
-            if problem:
-                log.error("counter unhealthy: %s", problem)
-            else:
-                log.info("counter.db takes writes again")
-            self.db_problem = problem
-
-    def health_check(self) -> tuple[bool, str]:
-        dead = [t.name for t in self._threads if not t.is_alive()]
-        if dead:
-            return False, f"thread {', '.join(dead)} has stopped"
-        if not self.bus.network_alive:
-            return False, "the MQTT network thread has stopped"
-        stalled = time.monotonic() - self._io_round
-        if stalled > STALLED_S:
-            return False, f"the io thread has not come round for {stalled:.0f} s"
-        if self.db_problem:
-            return False, self.db_problem
-        return True, "ready" if self.reachable else "ready (payments wait to be sent)"
 
     # ------------------------------------------------------- io: the store
     def _open_store(self) -> None:
@@ -288,11 +165,6 @@ class CounterController:
             self.changed()
         self.post(apply)
         self._pay.put(self._recover)
-
-    def _prune(self) -> None:
-        if self._pruner is None:
-            self._pruner = self._store.pruner(self.cfg.counter.keep_days)
-        prune_step(self._pruner, lambda: self._pruner.step(self._store.database, self.clock()), self.counters)
 
     def _publish(self, topic: str, payload: bytes, **kw) -> None:
         if self.bus.connected:
@@ -338,8 +210,7 @@ class CounterController:
         for w in self.store.orders_waiting():
             if w.state != "queued":
                 continue
-            last = self._sent_at.get(w.order_id)
-            if last is not None and now - last < RESEND_S[min(w.attempts, len(RESEND_S) - 1)]:
+            if not self._resend_due(w.order_id, w.attempts, now):
                 continue
             self._sent_at[w.order_id] = now
             self.store.order_attempted(w.order_id)
@@ -349,11 +220,10 @@ class CounterController:
         for t in self.store.pending():
             if self._hold(t.order_id):
                 continue
-            last = self._sent_at.get(t.request_id)
-            if last is not None and now - last < RESEND_S[min(max(t.attempts - 1, 0), len(RESEND_S) - 1)]:
+            if not self._resend_due(t.request_id, t.attempts - 1, now):
                 continue
             payload = t.payload
-            if last is not None or t.attempts:
+            if t.request_id in self._sent_at or t.attempts:
                 req = contract.decode(payload, TillRequest)
                 if not req.offline and req.kind == "pay":
                     payload = contract.encode(msgspec.structs.replace(req, offline=True))
@@ -370,10 +240,7 @@ class CounterController:
         waiting = self.store.waiting()
         refused_n = len(self.store.refused_requests(self.clock() - 86400))
         state = "degraded" if refused_n or self.db_problem else "ready"
-        out = {**self.counters}
-        for k, n in dict(self.bad).items():
-            out[f"bad_message_{k}"] = n
-        out["bad_messages"] = sum(dict(self.bad).values())
+        out = {**self.counters, **self.bad_counters()}
         h = Health(device=self.device, role=self.cfg.device.role, state=state,
                    reason=f"{refused_n} payment request(s) refused by the hub today" if refused_n else "",
                    at=datetime.now(timezone.utc).isoformat(timespec="milliseconds"), counters=out,
@@ -504,25 +371,6 @@ class CounterController:
         if r is not None and not r.ok:
             log.warning("staff command %s refused: %s", r.command_id, r.reason)
 
-    def _on_hub_presence(self, m: Incoming) -> None:
-        p = self._decode(m, Presence)
-        if p is None:
-            return
-        if p.device != self.cfg.counter.hub_device:
-            self._bad(m.topic, "unusable", f"the presence of {p.device[:40]!r} on the hub's topic")
-            return
-        self.post(lambda: self._hub(p.state == "online"))
-
-    def _hub(self, up: bool) -> None:
-        self.hub_up = up
-        self.vm.hub_reachable = self.reachable
-        self.changed()
-
-    def _link(self, up: bool) -> None:
-        self.link_up = up
-        self.vm.hub_reachable = self.reachable
-        self.changed()
-
     # -------------------------------------------------------------- input
     def tap(self, target: str) -> bool:
         handled = self.vm.tap(target)
@@ -581,7 +429,7 @@ class CounterController:
                 self._io.put(lambda c=cmd: self._send_till(c.request, c.due))
             elif isinstance(cmd, ChargeCard):
                 self._io.put(lambda c=cmd: self._start_charge(c))
-            elif isinstance(cmd, CancelCharge):
+            elif isinstance(cmd, CancelPayment):
                 self._cancel.add(cmd.intent_id)
             elif isinstance(cmd, OpenDrawer):
                 self._io.put(lambda c=cmd: self._drawer(c.request_id))
@@ -643,32 +491,10 @@ class CounterController:
         self.store.know(order_id, total=w.total, channel="counter", provisional_number=number)
         self.counters["offline_orders"] += 1
         log.warning("walk-in order %s kept at the counter as %s until the hub is back", order_id, number)
-        printer = self.cfg.counter.receipt_printer
-        if receipt is not None and printer and self.bus.connected:
-            # the printing service is reachable even when the hub is not
-            job = PrintJob(job_id=f"{order_id}:receipt:{printer}", printer=printer, kind="receipt",
-                           order_id=order_id, receipt=msgspec.structs.replace(receipt, provisional_number=number))
-            self.bus.publish(topics.PRINT_JOB, contract.encode(job))
+        self._print_provisional(self.cfg.counter.receipt_printer, order_id, receipt, number)
         self.post(lambda: (self.vm.on_offline_order(order_id, number), self.changed()))
 
     # ------------------------------------------------------ card payments
-    def _terminal(self, method: str) -> PaymentTerminal:
-        t = self._terminal_device
-        if t is None:
-            tc = self.cfg.counter.terminal
-            if tc is None:
-                raise ValueError("no payment terminal at this counter")
-            from kiosk.payment import SerialTerminal
-
-            t = self._terminal_device = SerialTerminal(tc.device, tc.baudrate, tc.timeout_s)
-        t.method = method
-        return t
-
-    def _flow(self, method: str) -> PaymentFlow:
-        tc = self.cfg.counter.terminal
-        kw = {"pay_timeout_s": tc.pay_timeout_s} if tc is not None else {}
-        return PaymentFlow(self._terminal(method), self.store, **kw)
-
     def _start_charge(self, c: ChargeCard) -> None:
         """io thread: the payment's draft committed, then the terminal asked (pay thread)."""
         self.store.record(c.draft.request_id, "pay", contract.encode(c.draft), order_id=c.draft.order_id or "",
@@ -691,19 +517,6 @@ class CounterController:
             return
         self._follow(flow, u)
 
-    def _follow(self, flow: PaymentFlow, u: PaymentUpdate) -> None:
-        self._report(u)
-        while not u.final and not self._stopping.is_set():
-            time.sleep(0.05)
-            last = u
-            if u.intent_id in self._cancel:
-                self._cancel.discard(u.intent_id)
-                u = flow.cancel()
-            else:
-                u = flow.poll()
-            if u != last:
-                self._report(u)
-
     def _report(self, u: PaymentUpdate) -> None:
         def apply() -> None:
             self.vm.on_card(u)
@@ -719,11 +532,7 @@ class CounterController:
             if intent.state == "unknown":
                 continue
             try:
-                flow = self._flow(intent.method)
-                u = flow.resume(intent.intent_id)
-                while not u.final and not self._stopping.is_set():
-                    time.sleep(0.1)
-                    u = flow.poll()
+                u = self._settle(intent)
                 log.warning("card payment %s left unfinished by the last run: %s", intent.intent_id, u.state)
             except Exception:
                 log.exception("card payment %s could not be checked after the restart", intent.intent_id)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from kiosk.viewmodel.model import QueryBalance
+from kiosk.viewmodel.model import CancelPayment, QueryBalance
 from restobox.contract import OrderSubmit, TillRequest
 
 Clock = Callable[[], float]
@@ -33,11 +33,6 @@ class ChargeCard:
 
 
 @dataclass(frozen=True, slots=True)
-class CancelCharge:
-    intent_id: str
-
-
-@dataclass(frozen=True, slots=True)
 class OpenDrawer:
     request_id: str
 
@@ -53,7 +48,7 @@ class Reprint:
     order_id: str
 
 
-Command = SendTill | ChargeCard | CancelCharge | OpenDrawer | SubmitWalkin | Reprint | QueryBalance
+Command = SendTill | ChargeCard | CancelPayment | OpenDrawer | SubmitWalkin | Reprint | QueryBalance
 
 
 # =========================================================================

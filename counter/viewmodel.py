@@ -9,7 +9,7 @@ It takes what the hub says (``on_order_update``, ``on_payment_update``,
 
 - :class:`SendTill`: commit a TillRequest to counter.db and send it until the
   hub answers (``on_till_reply``);
-- :class:`ChargeCard` / :class:`CancelCharge`: a card or QR payment through
+- :class:`ChargeCard` / :class:`CancelPayment`: a card or QR payment through
   the terminal (kiosk.payment.PaymentFlow, intent committed first), its
   ``draft`` (the split payment's tenders so far) committed with it;
 - :class:`OpenDrawer`: the receipt printer's drawer pulse (cash taken or
@@ -35,7 +35,7 @@ from datetime import datetime, timezone
 
 from counter.model import (
     Btn,
-    CancelCharge,
+    CancelPayment,
     ChargeCard,
     Clock,
     Command,
@@ -440,7 +440,7 @@ class CounterViewModel:
     def _cancel_card(self) -> None:
         if self.charging is None:
             raise ActionRefused("not_now", Words("现在不能这样操作。", "That is not possible right now."))
-        self._commands.append(CancelCharge(self.charging.intent_id))
+        self._commands.append(CancelPayment(self.charging.intent_id))
 
     def on_card(self, u: PaymentUpdate) -> bool:
         """Progress of the card payment at the terminal."""
@@ -896,5 +896,5 @@ class CounterViewModel:
         return s
 
 
-__all__ = ["Btn", "CancelCharge", "ChargeCard", "Command", "CounterView", "CounterViewModel", "OpenDrawer",
+__all__ = ["Btn", "CancelPayment", "ChargeCard", "Command", "CounterView", "CounterViewModel", "OpenDrawer",
            "OrderInfo", "QueryBalance", "Reprint", "Row", "SendTill", "SubmitWalkin", "WalkIn"]

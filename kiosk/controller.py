@@ -28,8 +28,6 @@ accepted exactly once.
 from __future__ import annotations
 
 import logging
-import queue
-import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -40,7 +38,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 
-from kiosk.payment import CounterPayment, PaymentFlow, PaymentIntentStore, PaymentTerminal, PaymentUpdate
+from kiosk.payment import PaymentFlow, PaymentIntentStore, PaymentTerminal, PaymentUpdate, TerminalPayments
 from kiosk.store import Backlog, KioskStore, offline_number
 from kiosk.viewmodel import (
     CancelPayment,
@@ -50,9 +48,9 @@ from kiosk.viewmodel import (
     StartPayment,
     SubmitOrder,
 )
-from restobox import contract, db
+from restobox import contract
 from restobox.alerts import StoreAlert, StoreWatch
-from restobox.bus import Bus, Incoming, bus_from_config, refusal_log, refused
+from restobox.bus import Bus, Incoming, bus_from_config
 from restobox.config import Config
 from restobox.contract import (
     REASONS,
@@ -63,8 +61,6 @@ from restobox.contract import (
     MenuMessage,
     OrderReply,
     OrderSubmit,
-    Presence,
-    PrintJob,
     ReceiptData,
     Rejection,
     SoldOut,
@@ -76,8 +72,8 @@ from restobox.loyalty import mask
 from restobox.menu import Menu
 from restobox.orders import price_order
 from restobox.photos import PhotoShelf
-from restobox.retention_common import Pruner, prune_step
 from restobox.service import disk_details
+from restobox.touchdevice import TouchDeviceController
 
 log = logging.getLogger("restobox.kiosk")
 
@@ -89,19 +85,10 @@ NO_MENU = Words("菜单正在加载，请稍候……", "The menu is loading, on
 # Correlation data tags: which copy of an order a reply answers.
 ONLINE, OUTBOX = b"o:", b"q:"
 
-RESEND_S = (2.0, 5.0, 10.0, 30.0)
-"""Wait before sending a queued order again, by attempt (then the last)."""
-
-HEALTH_EVERY_S = 15.0
-PROBE_EVERY_S = 5.0
-"""How often the io thread checks that kiosk.db takes a write."""
 ALERTS_EVERY_S = 60.0
 PHOTO_TILE = (480, 360)
 """Pixels of a menu photo as the kiosk keeps it (a tile's picture, 4:3)."""
 PHOTO_CACHE_MB = 32.0
-STALLED_S = 30.0
-"""The io thread not back this long (a write waits at most the database's
-busy timeout, 5 s): the kiosk is unhealthy."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -162,23 +149,17 @@ def offline_receipt(s, order: OrderSubmit, idx, menu: Menu, discount: int = 0) -
     )
 
 
-class KioskController:
+class KioskController(TouchDeviceController, TerminalPayments):
+    NOUN = "kiosk"
+    log = log
+    WAITING = "ready (orders wait in the outbox)"
+
     def __init__(self, cfg: Config, *, post: Callable[[Callable[[], None]], None],
                  changed: Callable[[], None], bus: Bus | None = None,
                  clock: Callable[[], float] = time.time, store: KioskStore | None = None,
                  terminal: PaymentTerminal | None = None, **vm_kwargs) -> None:
-        self.cfg = cfg
-        #: messages from the bus not used, by reason: those of contract.decode
-        #: (paho's thread), ``bad_menu``, ``unusable`` (applying it raised)
-        self.bad: dict[str, int] = {}
-        self._health_soon = False
-        self._ui_post = post
-        self.changed = changed
-        self.clock = clock
-        self.device = cfg.device.id
+        self._init_device(cfg, cfg.kiosk, post=post, changed=changed, clock=clock, store=store, terminal=terminal)
         self.bus = bus or bus_from_config(cfg)
-        self._store = store
-        self._terminal_device = terminal
         k = cfg.kiosk
         vm_kwargs.setdefault("payment_methods", tuple(k.payment_methods))
         vm_kwargs.setdefault("idle_s", k.idle_s)
@@ -188,87 +169,30 @@ class KioskController:
         self.vm = KioskViewModel(EMPTY_MENU, clock=clock, device=self.device, **vm_kwargs)
         self.reply_timeout_s = k.reply_timeout_s
         # UI-thread state
-        self.has_menu = False
-        self.link_up = False
-        self.hub_up: bool | None = None  # the hub's presence; None: not heard yet
         self.staff: Staff | None = None
         self.notice: Words | None = None
         self.notice_until = 0.0
         self._submit_started: float | None = None  # the VM's order is out, waiting for the hub
         self._going_offline: str | None = None  # order id being committed as queued
         self._live_menu = False
-        self._balance_asked: tuple[str, float] | None = None  # (query id, when): waiting for the hub
         # worker state
-        self._flows: dict[str, PaymentFlow] = {}
-        self._cancel: set[str] = set()
-        self._io: queue.Queue[Callable[[], None] | None] = queue.Queue()
-        self._pay: queue.Queue[Callable[[], None] | None] = queue.Queue()
         self._orphans: list[str] = []  # pay thread: intents approved after a restart, no order
-        self._sent_at: dict[str, float] = {}  # io thread: queued order id -> last send
-        self._pruner: Pruner | None = None  # io thread: retention of kiosk.db
-        self._ready = threading.Event()  # the store is open
-        self._stopping = threading.Event()
-        self._threads = [threading.Thread(target=self._io_loop, name="kiosk-io", daemon=True),
-                         threading.Thread(target=self._pay_loop, name="kiosk-pay", daemon=True)]
+        self._threads = self._worker_threads()
         self.counters: dict[str, int] = {"submitted": 0, "offline": 0, "delivered": 0, "refused": 0,
                                          "late_replies": 0}
         # the store's alerts, for staff (fed on paho's thread; ``alerts`` is the UI thread's)
         self.watch = StoreWatch.from_config(cfg, me=self.device)
         self.alerts: list[StoreAlert] = []
-        # io thread -> UI thread (the watchdog's check): plain attribute reads
-        self.db_problem: str | None = None
-        self._io_round = time.monotonic()
+        self._next_alerts = time.monotonic() + ALERTS_EVERY_S  # io thread
         # the menu's photos, cut once to the tile's size on a thread of their
         # own and kept beside kiosk.db (a restart shows them at once)
         self.photos = PhotoShelf(Path(cfg.kiosk.database).resolve().parent / "photos", tile=PHOTO_TILE,
                                  bound_mb=PHOTO_CACHE_MB, on_change=self._photos_changed,
                                  on_bad=lambda topic, reason, detail: self._bad(topic, reason, detail))
 
-    def post(self, fn: Callable[[], None]) -> None:
-        """Run ``fn`` on the UI thread. What it raises (a message the kiosk
-        cannot use) is logged and counted, never raised into Kivy's clock,
-        which would stop the app."""
-        def run() -> None:
-            try:
-                fn()
-            except Exception as exc:
-                self._bad("(applied on the UI thread)", "unusable", repr(exc), exc_info=True)
-        self._ui_post(run)
-
-    def _bad(self, topic: str, reason: str, detail: str = "", *, exc_info: bool = False) -> None:
-        """A message this kiosk does not use: counted by reason, logged
-        (rate-limited), in the health within a second or so."""
-        self.bad[reason] = self.bad.get(reason, 0) + 1
-        if exc_info:
-            refusal_log.warn(log, f"messages the kiosk could not use ({reason})", "a message the kiosk could "
-                             "not use: %s", detail[:300], exc_info=True)
-        else:
-            refused(topic, reason, detail, logger=log)
-        self._health_soon = True
-
-    def _decode(self, m: Incoming, type_, **kw):
-        try:
-            return contract.decode(m.payload, type_, **kw)
-        except Rejection as r:
-            self._bad(m.topic, r.reason, r.detail)
-            return None
-
-    def bad_counters(self) -> dict[str, int]:
-        """``bad_messages`` and ``bad_message_<reason>``: this kiosk's
-        topics and the alert sources (StoreWatch's), for its health."""
-        out: dict[str, int] = {}
-        for c in (self.bad, self.watch.rejected):
-            for k, n in dict(c).items():
-                out[f"bad_message_{k}"] = out.get(f"bad_message_{k}", 0) + n
-        out["bad_messages"] = sum(out.values())
-        return out
-
-    @property
-    def store(self) -> KioskStore:
-        self._ready.wait(10)
-        if self._store is None:
-            raise RuntimeError("the kiosk database could not be opened")
-        return self._store
+    def _bad_sources(self):
+        """This kiosk's topics and the alert sources (StoreWatch's)."""
+        return (self.bad, self.watch.rejected)
 
     # ------------------------------------------------------------- lifecycle
     def start(self) -> None:
@@ -280,7 +204,7 @@ class KioskController:
             self.bus.subscribe(topic, self._on_retained(key, type_, apply))
         self.bus.subscribe(topics.order_reply(self.device), self._on_reply)
         self.bus.subscribe(topics.loyalty_reply(self.device), self._on_balance)
-        self.bus.subscribe(topics.presence(self.cfg.kiosk.hub_device), self._on_hub_presence)
+        self.bus.subscribe(topics.presence(self.section.hub_device), self._on_hub_presence)
         for topic in self.watch.TOPICS:
             self.bus.subscribe(topic, self._on_store)
         self.photos.start()
@@ -291,91 +215,17 @@ class KioskController:
         self._pay.put(self._resume_payments)
 
     def stop(self) -> None:
-        self._stopping.set()
-        self._io.put(None)
-        self._pay.put(None)
-        for t in self._threads:
-            t.join(timeout=3)
-        self.bus.stop()
+        self._stop_device()
         self.photos.stop()
         if self._store is not None:
             self._store.close()
         if isinstance(self._terminal_device, PaymentTerminal):
             self._terminal_device.close()
 
-    def _io_loop(self) -> None:
-        next_health = 0.0
-        last_health = 0.0
-        next_probe = 0.0
-        next_alerts = time.monotonic() + ALERTS_EVERY_S
-        while True:
-            self._io_round = time.monotonic()
-            try:
-                job = self._io.get(timeout=0.5)
-            except queue.Empty:
-                job = False
-            if job is None:
-                return
-            try:
-                if job:
-                    job()
-                now = time.monotonic()
-                if now >= next_alerts:
-                    next_alerts = now + ALERTS_EVERY_S
-                    self.post(self._refresh_alerts)  # an alert's age is part of it
-                if self._ready.is_set() and self._store is not None:
-                    if now >= next_probe:
-                        next_probe = now + PROBE_EVERY_S
-                        if self._probe():
-                            next_health = 0.0
-                    self._pump_outbox()
-                    if not job and self._io.empty():  # idle: one batch of retention, if due
-                        self._prune()
-                    if self._health_soon and time.monotonic() - last_health >= 1.0:
-                        next_health = 0.0  # a refusal: counted in the health at most once a second
-                    if time.monotonic() >= next_health:
-                        next_health = time.monotonic() + HEALTH_EVERY_S
-                        last_health = time.monotonic()
-                        self._health_soon = False
-                        self._publish_health()
-            except Exception:
-                log.exception("kiosk io job failed")
-
-    def _prune(self) -> None:
-        """One batch of retention of kiosk.db ([kiosk] keep_days; io thread,
-        never the UI thread), counted in the health as ``pruned.<table>``."""
-        if self._pruner is None:
-            self._pruner = self._store.pruner(self.cfg.kiosk.keep_days)
-        prune_step(self._pruner, lambda: self._pruner.step(self._store.database, self.clock()), self.counters)
-
-    def _probe(self) -> bool:
-        """Does kiosk.db take a write? True when the answer changed."""
-        problem = db.write_problem(self._store.database)
-        if problem == self.db_problem:
-            return False
-        if problem:
-            log.error("kiosk unhealthy: %s", problem)
-        else:
-            log.info("kiosk.db takes writes again")
-        self.db_problem = problem
-        return True
-
-    def health_check(self) -> tuple[bool, str]:
-        """For the watchdog, on the UI thread: cheap, no I/O. The worker
-        threads are alive and the io thread comes round, kiosk.db takes
-        writes. (A lost broker or hub is not this process's fault: the kiosk
-        keeps selling into its outbox.)"""
-        dead = [t.name for t in self._threads if not t.is_alive()]
-        if dead:
-            return False, f"thread {', '.join(dead)} has stopped"
-        if not self.bus.network_alive:
-            return False, "the MQTT network thread has stopped"
-        stalled = time.monotonic() - self._io_round
-        if stalled > STALLED_S:
-            return False, f"the io thread has not come round for {stalled:.0f} s"
-        if self.db_problem:
-            return False, self.db_problem
-        return True, "ready" if self.reachable else "ready (orders wait in the outbox)"
+    def _io_extra(self, now: float) -> None:
+        if now >= self._next_alerts:
+            self._next_alerts = now + ALERTS_EVERY_S
+            self.post(self._refresh_alerts)  # an alert's age is part of it
 
     def _on_store(self, m: Incoming) -> None:
         bad = self.watch.bad
@@ -395,16 +245,6 @@ class KioskController:
         if now != self.alerts:
             self.alerts = now
             self.changed()
-
-    def _pay_loop(self) -> None:
-        while True:
-            job = self._pay.get()
-            if job is None:
-                return
-            try:
-                job()
-            except Exception:
-                log.exception("kiosk payment job failed")
 
     # ------------------------------------------------------- io: the store
     def _open_store(self) -> None:
@@ -497,33 +337,11 @@ class KioskController:
         self.changed()
         return True
 
-    def _on_hub_presence(self, m: Incoming) -> None:
-        p = self._decode(m, Presence)
-        if p is None:
-            return
-        if p.device != self.cfg.kiosk.hub_device:  # not the hub's word about itself
-            self._bad(m.topic, "unusable", f"the presence of {p.device[:40]!r} on the hub's topic")
-            return
-        self.post(lambda: self._hub(p.state == "online"))
-
-    def _hub(self, up: bool) -> None:
-        self.hub_up = up
+    def _reachability_changed(self) -> None:
         self.vm.hub_reachable = self.reachable
         self._check_balance()
         self._check_submission()
         self.changed()
-
-    def _link(self, up: bool) -> None:
-        self.link_up = up
-        self.vm.hub_reachable = self.reachable
-        self._check_balance()
-        self._check_submission()
-        self.changed()
-
-    @property
-    def reachable(self) -> bool:
-        """The broker is connected and the hub is not known to be down."""
-        return self.link_up and self.hub_up is not False
 
     def _on_balance(self, m: Incoming) -> None:
         reply = self._decode(m, LoyaltyBalance)
@@ -687,13 +505,8 @@ class KioskController:
         self._sent_at.pop(order.order_id, None)
         self.counters["offline"] += 1
         self._refresh_staff()
-        if receipt is not None and self.bus.connected:
-            # the printing service is reachable even when the hub is not
-            printer = self.cfg.kiosk.receipt_printer
-            job = PrintJob(job_id=f"{order.order_id}:receipt:{printer}", printer=printer, kind="receipt",
-                           order_id=order.order_id,
-                           receipt=msgspec.structs.replace(receipt, provisional_number=number))
-            self.bus.publish(topics.PRINT_JOB, contract.encode(job))
+        printer = self.cfg.kiosk.receipt_printer
+        if self._print_provisional(printer, order.order_id, receipt, number):
             log.info("provisional receipt %s for order %s sent to %s", number, order.order_id, printer)
 
         def show() -> None:  # committed: now the diner may see the number
@@ -705,7 +518,7 @@ class KioskController:
                 self.changed()
         self.post(show)
 
-    def _pump_outbox(self) -> None:
+    def _pump(self) -> None:
         """Send queued orders again while the hub is reachable."""
         if not (self.bus.connected and self.hub_up is not False):
             return
@@ -713,9 +526,7 @@ class KioskController:
         for row in self.store.waiting(limit=50):
             if row.state != "queued":
                 continue
-            last = self._sent_at.get(row.order_id)
-            wait = RESEND_S[min(row.attempts, len(RESEND_S) - 1)]
-            if last is not None and now - last < wait:
+            if not self._resend_due(row.order_id, row.attempts, now):
                 continue
             self._sent_at[row.order_id] = now
             self.store.attempted(row.order_id)
@@ -778,25 +589,6 @@ class KioskController:
         self.bus.publish(topics.health(self.device), contract.encode(h), retain=True)
 
     # ------------------------------------------------------ payment thread
-    def _terminal(self, method: str) -> PaymentTerminal:
-        if method == "counter":
-            return CounterPayment()
-        t = self._terminal_device
-        if t is None:
-            tc = self.cfg.kiosk.terminal
-            if tc is None:
-                raise ValueError(f"payment method {method!r} is not set up on this kiosk")
-            from kiosk.payment import SerialTerminal
-
-            t = self._terminal_device = SerialTerminal(tc.device, tc.baudrate, tc.timeout_s)
-        t.method = method  # one terminal takes cards and QR codes
-        return t
-
-    def _flow(self, method: str) -> PaymentFlow:
-        tc = self.cfg.kiosk.terminal
-        kw = {"pay_timeout_s": tc.pay_timeout_s} if tc is not None else {}
-        return PaymentFlow(self._terminal(method), self.store, **kw)
-
     def _run_payment(self, cmd: StartPayment) -> None:
         try:
             flow = self._flow(cmd.method)
@@ -812,21 +604,11 @@ class KioskController:
             raise
         self._follow(flow, update)
 
-    def _follow(self, flow: PaymentFlow, update: PaymentUpdate) -> None:
-        self._report(update)
-        while not update.final and not self._stopping.is_set():
-            time.sleep(0.05)
-            last = update
-            if update.intent_id in self._cancel:
-                self._cancel.discard(update.intent_id)
-                update = flow.cancel()
-            else:
-                update = flow.poll()
-            if update != last:
-                self._report(update)
-        self._cancel.discard(update.intent_id)
+    def _follow(self, flow: PaymentFlow, update: PaymentUpdate) -> PaymentUpdate:
+        update = super()._follow(flow, update)
         if update.state == "unknown":
             self._io.put(self._refresh_staff)
+        return update
 
     def _check_again(self, intent_id: str) -> None:
         flow = self._flows.get(intent_id)
@@ -839,11 +621,7 @@ class KioskController:
             if intent.state == "unknown":
                 continue  # staff check these (shown on the attract screen)
             try:
-                flow = self._flow(intent.method)
-                u = flow.resume(intent.intent_id)
-                while not u.final and not self._stopping.is_set():
-                    time.sleep(0.1)
-                    u = flow.poll()
+                u = self._settle(intent)
             except Exception:
                 log.exception("payment %s could not be checked after the restart", intent.intent_id)
                 continue

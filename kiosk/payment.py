@@ -891,3 +891,56 @@ class PaymentFlow:
             # never "retry": a second intent could charge the diner twice
             return ("check_again", "pay_at_counter")
         return ()
+
+
+class TerminalPayments:
+    """The payment terminal's side of a selling screen's controller (the
+    kiosk's and the counter's; pay thread). The controller has ``section``
+    (its config section: ``terminal``), ``store`` (the intents),
+    ``_terminal_device``, ``_flows``, ``_cancel``, ``_stopping`` and
+    ``_report(update)`` (to the UI thread)."""
+
+    NOUN = "device"
+
+    def _terminal(self, method: str) -> PaymentTerminal:
+        if method == "counter":
+            return CounterPayment()
+        t = self._terminal_device
+        if t is None:
+            tc = self.section.terminal
+            if tc is None:
+                raise ValueError(f"payment method {method!r} is not set up on this {self.NOUN}")
+            t = self._terminal_device = SerialTerminal(tc.device, tc.baudrate, tc.timeout_s)
+        t.method = method  # one terminal takes cards and QR codes
+        return t
+
+    def _flow(self, method: str) -> PaymentFlow:
+        tc = self.section.terminal
+        kw = {"pay_timeout_s": tc.pay_timeout_s} if tc is not None else {}
+        return PaymentFlow(self._terminal(method), self.store, **kw)
+
+    def _follow(self, flow: PaymentFlow, update: PaymentUpdate) -> PaymentUpdate:
+        """Report each change until the payment is final (or the controller
+        stops); a cancel asked for on the UI thread is passed on."""
+        self._report(update)
+        while not update.final and not self._stopping.is_set():
+            time.sleep(0.05)
+            last = update
+            if update.intent_id in self._cancel:
+                self._cancel.discard(update.intent_id)
+                update = flow.cancel()
+            else:
+                update = flow.poll()
+            if update != last:
+                self._report(update)
+        self._cancel.discard(update.intent_id)
+        return update
+
+    def _settle(self, intent: PaymentIntent) -> PaymentUpdate:
+        """After a restart: the terminal asked about an intent left unfinished, until it answers."""
+        flow = self._flow(intent.method)
+        u = flow.resume(intent.intent_id)
+        while not u.final and not self._stopping.is_set():
+            time.sleep(0.1)
+            u = flow.poll()
+        return u
