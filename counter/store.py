@@ -32,7 +32,14 @@ from pathlib import Path
 
 import peewee as pw
 
-from kiosk.store import SqlIntentStore, next_in_sequence
+from kiosk.store import (
+    SqlIntentStore,
+    next_in_sequence,
+    outbox_attempted,
+    outbox_delivered,
+    outbox_queue,
+    outbox_sending,
+)
 from restobox import db
 from restobox.retention_common import Pruner, Rule
 
@@ -45,21 +52,13 @@ class _Base(pw.Model):
         legacy_table_names = False
 
 
-class CounterIntent(_Base):
-    """A card or QR payment intent (kiosk.payment.PaymentIntent); ``order_id``
-    is the TillRequest's ``request_id`` it pays into."""
-
-    intent_id = pw.CharField(primary_key=True, max_length=64)
-    order_id = pw.CharField(max_length=36, index=True)
-    method = pw.CharField(max_length=16)
-    amount = pw.IntegerField()
-    state = pw.CharField(max_length=24, index=True)
-    reason = pw.CharField(max_length=48, default="")
-    auth_ref = pw.CharField(max_length=64, default="")
-    created_at = pw.FloatField()
-    updated_at = pw.FloatField()
+class CounterIntent(db.KioskIntent):
+    """A card or QR payment intent (kiosk.payment.PaymentIntent): the
+    kiosk's table, in counter.db; ``order_id`` is the TillRequest's
+    ``request_id`` it pays into."""
 
     class Meta:
+        database = counter_db
         table_name = "payment_intent"
 
 
@@ -125,12 +124,12 @@ class KnownOrder(_Base):
         table_name = "known_order"
 
 
-class CounterValue(_Base):
-    key = pw.CharField(primary_key=True, max_length=64)
-    value = pw.BlobField()
-    updated_at = pw.FloatField()
+class CounterValue(db.KioskValue):
+    """Small named values (the kiosk's table, in counter.db): the open
+    shift, the provisional-number counter."""
 
     class Meta:
+        database = counter_db
         table_name = "counter_value"
 
 
@@ -273,25 +272,11 @@ class CounterStore(SqlIntentStore):
 
     # -------------------------------------------------- walk-in orders
     def order_sending(self, order_id: str, payload: bytes, total: int) -> None:
-        now = self.clock()
-        with self.database.atomic():
-            row = CounterOrder.get_or_none(CounterOrder.order_id == order_id)
-            if row is not None and row.state in ("queued", "delivered"):
-                return
-            CounterOrder.insert(order_id=order_id, state="sending", payload=payload, total=total, attempts=0,
-                                created_at=row.created_at if row else now,
-                                updated_at=now).on_conflict_replace().execute()
+        outbox_sending(CounterOrder, self.database, order_id, self.clock(), payload=payload, total=total)
 
     def order_queue(self, order_id: str, payload: bytes, provisional_number: str, total: int) -> None:
-        now = self.clock()
-        with self.database.atomic():
-            row = CounterOrder.get_or_none(CounterOrder.order_id == order_id)
-            if row is not None and row.state == "delivered":
-                return
-            CounterOrder.insert(order_id=order_id, state="queued", payload=payload,
-                                provisional_number=provisional_number, total=total,
-                                attempts=row.attempts if row else 0, created_at=row.created_at if row else now,
-                                updated_at=now).on_conflict_replace().execute()
+        outbox_queue(CounterOrder, self.database, order_id, self.clock(), payload=payload,
+                     provisional_number=provisional_number, total=total)
 
     def order(self, order_id: str) -> Walkin | None:
         r = CounterOrder.get_or_none(CounterOrder.order_id == order_id)
@@ -305,13 +290,10 @@ class CounterStore(SqlIntentStore):
                        r.number) for r in q]
 
     def order_attempted(self, order_id: str) -> None:
-        CounterOrder.update(attempts=CounterOrder.attempts + 1, updated_at=self.clock()).where(
-            CounterOrder.order_id == order_id).execute()
+        outbox_attempted(CounterOrder, order_id, self.clock())
 
     def order_delivered(self, order_id: str, number: int | None) -> bool:
-        now = self.clock()
-        return CounterOrder.update(state="delivered", number=number, delivered_at=now, updated_at=now).where(
-            (CounterOrder.order_id == order_id) & (CounterOrder.state != "delivered")).execute() == 1
+        return outbox_delivered(CounterOrder, order_id, number, self.clock())
 
     def order_refused(self, order_id: str, reason: str) -> bool:
         return CounterOrder.update(state="refused", reason=reason[:48], updated_at=self.clock()).where(

@@ -158,6 +158,44 @@ def offline_number(existing: str, next_counter: Callable[[], int], device: str, 
     return existing or provisional_number(device, next_counter(), prefix)
 
 
+# An order outbox (the kiosk's order_outbox, the counter's counter_order):
+# ``sending`` -> ``delivered``, or ``queued`` with a provisional number while
+# the hub cannot be reached; sent again until the hub answers.
+
+def outbox_sending(model, database, order_id: str, now: float, **fields) -> None:
+    """Commit an order about to be published (before it is). A new version
+    of the same order replaces the old one; one already ``queued`` or
+    ``delivered`` is kept (the diner's for good: never go back)."""
+    with database.atomic():
+        row = model.get_or_none(model.order_id == order_id)
+        if row is not None and row.state in ("queued", "delivered"):
+            return
+        model.insert(order_id=order_id, state="sending", attempts=0, created_at=row.created_at if row else now,
+                     updated_at=now, **fields).on_conflict_replace().execute()
+
+
+def outbox_queue(model, database, order_id: str, now: float, **fields) -> None:
+    """Commit an order the hub could not take now (with its provisional
+    number, in ``fields``); one the hub has is kept."""
+    with database.atomic():
+        row = model.get_or_none(model.order_id == order_id)
+        if row is not None and row.state == "delivered":
+            return
+        model.insert(order_id=order_id, state="queued", attempts=row.attempts if row else 0,
+                     created_at=row.created_at if row else now, updated_at=now,
+                     **fields).on_conflict_replace().execute()
+
+
+def outbox_attempted(model, order_id: str, now: float) -> None:
+    model.update(attempts=model.attempts + 1, updated_at=now).where(model.order_id == order_id).execute()
+
+
+def outbox_delivered(model, order_id: str, number: int | None, now: float) -> bool:
+    """The hub has the order. True if this changed the row."""
+    return model.update(state="delivered", number=number, delivered_at=now, updated_at=now).where(
+        (model.order_id == order_id) & (model.state != "delivered")).execute() == 1
+
+
 class KioskStore(SqlIntentStore):
     """kiosk.db. ``open`` creates it (and its folder) if needed."""
 
@@ -181,40 +219,22 @@ class KioskStore(SqlIntentStore):
         """Commit an order about to be published (before it is). A new
         version of the same order (the diner changed the cart after a
         refusal) replaces the old one."""
-        now = self.clock()
-        with self.database.atomic():
-            row = db.KioskOrder.get_or_none(db.KioskOrder.order_id == order_id)
-            if row is not None and row.state in ("queued", "delivered"):
-                return  # already the diner's for good; never go back
-            db.KioskOrder.insert(
-                order_id=order_id, state="sending", payload=payload, total=total, payment_status=payment_status,
-                attempts=0, created_at=row.created_at if row else now, updated_at=now,
-            ).on_conflict_replace().execute()
+        outbox_sending(db.KioskOrder, self.database, order_id, self.clock(), payload=payload, total=total,
+                       payment_status=payment_status)
 
     def queue(self, order_id: str, payload: bytes, provisional_number: str, *, total: int,
               payment_status: str) -> None:
         """Commit an order the hub could not take now; the diner gets
         ``provisional_number`` once this returns."""
-        now = self.clock()
-        with self.database.atomic():
-            row = db.KioskOrder.get_or_none(db.KioskOrder.order_id == order_id)
-            if row is not None and row.state == "delivered":
-                return
-            db.KioskOrder.insert(
-                order_id=order_id, state="queued", payload=payload, provisional_number=provisional_number,
-                total=total, payment_status=payment_status, attempts=row.attempts if row else 0,
-                created_at=row.created_at if row else now, updated_at=now,
-            ).on_conflict_replace().execute()
+        outbox_queue(db.KioskOrder, self.database, order_id, self.clock(), payload=payload,
+                     provisional_number=provisional_number, total=total, payment_status=payment_status)
 
     def attempted(self, order_id: str) -> None:
-        db.KioskOrder.update(attempts=db.KioskOrder.attempts + 1, updated_at=self.clock()).where(
-            db.KioskOrder.order_id == order_id).execute()
+        outbox_attempted(db.KioskOrder, order_id, self.clock())
 
     def delivered(self, order_id: str, number: int | None) -> bool:
         """The hub has the order. True if this changed the row."""
-        now = self.clock()
-        return db.KioskOrder.update(state="delivered", number=number, delivered_at=now, updated_at=now).where(
-            (db.KioskOrder.order_id == order_id) & (db.KioskOrder.state != "delivered")).execute() == 1
+        return outbox_delivered(db.KioskOrder, order_id, number, self.clock())
 
     def refused(self, order_id: str, reason: str, message: str) -> bool:
         """The hub refused an order the diner already holds a number for, or
