@@ -16,7 +16,6 @@ RESTOBOX_SCREENSHOT_DIR (F12 screenshots).
 
 from __future__ import annotations
 
-import logging
 import os
 import signal
 import time
@@ -25,9 +24,8 @@ from pathlib import Path
 os.environ.setdefault("KIVY_NO_ARGS", "1")
 os.environ.setdefault("KIVY_NO_CONSOLELOG", "1")
 
+from kiosk.app import configure_window  # noqa: E402
 from restobox import config as config_mod  # noqa: E402
-
-log = logging.getLogger("restobox.counter")
 
 BASE_WIDTH = 1280
 ENTER_KEYS = (13, 271)  # Return, keypad Enter
@@ -48,35 +46,10 @@ KEYS_AMOUNT = ("7", "8", "9", "del", "4", "5", "6", "clear", "1", "2", "3", "+50
 KEYS_PIN = ("7", "8", "9", "del", "4", "5", "6", "clear", "1", "2", "3", "0")
 
 
-def window_size(cfg=None) -> tuple[int, int]:
-    """[counter] width × height, or RESTOBOX_COUNTER_SIZE=WxH when set."""
-    default = (cfg.counter.width, cfg.counter.height) if cfg is not None else (1280, 800)
-    raw = os.environ.get("RESTOBOX_COUNTER_SIZE")
-    if not raw:
-        return default
-    try:
-        w, h = (int(v) for v in raw.lower().split("x"))
-    except ValueError:
-        log.warning("RESTOBOX_COUNTER_SIZE=%r is not WIDTHxHEIGHT; using %dx%d", raw, *default)
-        return default
-    return w, h
-
-
 def configure_kivy(cfg=None) -> tuple[int, int]:
-    w, h = window_size(cfg)
-    os.environ.setdefault("KIVY_METRICS_DENSITY", f"{w / BASE_WIDTH:.4f}")
-    from kivy.config import Config as KivyConfig
-
-    KivyConfig.set("graphics", "width", str(w))
-    KivyConfig.set("graphics", "height", str(h))
-    KivyConfig.set("graphics", "fullscreen", "auto" if cfg is not None and cfg.counter.fullscreen else "0")
-    KivyConfig.set("graphics", "resizable", "0")
-    KivyConfig.set("graphics", "position", "custom")
-    KivyConfig.set("graphics", "left", "0")
-    KivyConfig.set("graphics", "top", "0")
-    KivyConfig.set("kivy", "exit_on_escape", "0")
-    KivyConfig.set("input", "mouse", "mouse,disable_multitouch")
-    return w, h
+    """The counter's window: [counter] width × height, or RESTOBOX_COUNTER_SIZE=WxH when set."""
+    return configure_window(cfg.counter if cfg is not None else None, env="RESTOBOX_COUNTER_SIZE",
+                            default=(1280, 800), base_width=BASE_WIDTH)
 
 
 def run(cfg_path: str | None) -> int:
@@ -100,8 +73,8 @@ def build_app(cfg):
 
     from counter.controller import CounterController
     from counter.texts import T as CT
-    from kds.common import save_screenshot, window_rect, write_state
-    from kiosk.app import use_screen_font, use_screen_text
+    from kds.common import window_rect, write_state
+    from kiosk.app import TouchApp, use_screen_font, use_screen_text
     from restobox.service import ScreenWatchdog
 
     use_screen_text(faux_bold=use_screen_font())
@@ -118,10 +91,10 @@ def build_app(cfg):
     Builder.load_file(path)
 
     state_file = os.environ.get("RESTOBOX_COUNTER_STATE")
-    shot_dir = Path(os.environ.get("RESTOBOX_SCREENSHOT_DIR", "."))
     props = {f"c_{k}": ListProperty(list(v)) for k, v in COLOURS.items()}
 
-    class CounterApp(App):
+    class CounterApp(TouchApp, App):
+        SHOT_NAME = "counter"
         title = f"Restobox counter — {cfg.store.name_zh} {cfg.store.name_en}"
         locals().update(props)
 
@@ -148,11 +121,6 @@ def build_app(cfg):
             self.ctl.stop()
 
         # ---------------------------------------------------------- input
-        def tap(self, target: str) -> None:
-            self.ctl.tap(target)
-            self._redraw.cancel()
-            self.refresh()
-
         def _on_key(self, window, key, scancode, codepoint, modifiers):
             if key == F12:
                 self.screenshot()
@@ -168,14 +136,6 @@ def build_app(cfg):
                 self.ctl.key(codepoint)
                 return True
             return False
-
-        def screenshot(self, path: str | None = None) -> str | None:
-            target = path or str(shot_dir / f"counter-{int(time.time() * 1000)}.png")
-            try:
-                return save_screenshot(target)
-            except OSError:
-                log.exception("screenshot failed")
-                return None
 
         # -------------------------------------------------------- drawing
         def _button(self, target: str, text: str, style: str, *, height=None):

@@ -48,30 +48,34 @@ WARM_LABELS = 10
 PRESS_SHOWN_S = 0.1  # a button is drawn pressed once held this long (KButton)
 
 
-def window_size(cfg=None) -> tuple[int, int]:
-    """[kiosk] width × height, or RESTOBOX_KIOSK_SIZE=WxH when set."""
-    default = (cfg.kiosk.width, cfg.kiosk.height) if cfg is not None else (1080, 1920)
-    raw = os.environ.get("RESTOBOX_KIOSK_SIZE")
+def screen_size(env: str, default: tuple[int, int]) -> tuple[int, int]:
+    """``default``, or the environment's ``env``=WIDTHxHEIGHT when set (the
+    kiosk's and the counter's windows)."""
+    raw = os.environ.get(env)
     if not raw:
         return default
     try:
         w, h = (int(v) for v in raw.lower().split("x"))
     except ValueError:
-        log.warning("RESTOBOX_KIOSK_SIZE=%r is not WIDTHxHEIGHT; using %dx%d", raw, *default)
+        log.warning("%s=%r is not WIDTHxHEIGHT; using %dx%d", env, raw, *default)
         return default
     return w, h
 
 
-def configure_kivy(cfg=None) -> tuple[int, int]:
-    """Window settings; call before Kivy opens its window. Sizes in the .kv
-    are in dp for a 1080 wide screen: the density scales them to the width."""
-    w, h = window_size(cfg)
-    os.environ.setdefault("KIVY_METRICS_DENSITY", f"{w / BASE_WIDTH:.4f}")
+def configure_window(section, *, env: str, default: tuple[int, int], base_width: int) -> tuple[int, int]:
+    """Window settings (the kiosk's and the counter's); call before Kivy
+    opens its window. The size is the config ``section``'s width × height
+    (``default`` without a config), or ``env``=WxH when set. Sizes in a .kv
+    are in dp for a ``base_width`` wide screen: the density scales them to
+    the width."""
+    w, h = screen_size(env, (section.width, section.height) if section is not None else default)
+    fullscreen = section is not None and section.fullscreen
+    os.environ.setdefault("KIVY_METRICS_DENSITY", f"{w / base_width:.4f}")
     from kivy.config import Config as KivyConfig
 
     KivyConfig.set("graphics", "width", str(w))
     KivyConfig.set("graphics", "height", str(h))
-    KivyConfig.set("graphics", "fullscreen", "auto" if cfg is not None and cfg.kiosk.fullscreen else "0")
+    KivyConfig.set("graphics", "fullscreen", "auto" if fullscreen else "0")
     KivyConfig.set("graphics", "resizable", "0")
     KivyConfig.set("graphics", "position", "custom")
     KivyConfig.set("graphics", "left", "0")
@@ -80,6 +84,41 @@ def configure_kivy(cfg=None) -> tuple[int, int]:
     # one input provider: a touch screen seen twice would deliver every tap twice
     KivyConfig.set("input", "mouse", "mouse,disable_multitouch")
     return w, h
+
+
+class TouchApp:
+    """What the kiosk's and the counter's Kivy apps share (mixed in before
+    kivy's App): a touch goes to the controller (``ctl``) and is drawn at
+    once; a screenshot of the window (F12)."""
+
+    SHOT_NAME = "screen"
+
+    def tap(self, target: str) -> None:
+        self.ctl.tap(target)
+        # at once, not on the next frame: the frame that draws the
+        # released button then draws the new screen too (one frame less
+        # between a touch and its answer)
+        self._redraw.cancel()
+        self.refresh()
+
+    def screenshot(self, path: str | None = None) -> str | None:
+        """The window as a PNG at ``path``, or as ``<SHOT_NAME>-<ms>.png`` in
+        RESTOBOX_SCREENSHOT_DIR; None (logged) when it cannot be written."""
+        from kds.common import save_screenshot
+
+        shot_dir = Path(os.environ.get("RESTOBOX_SCREENSHOT_DIR", "."))
+        target = path or str(shot_dir / f"{self.SHOT_NAME}-{int(time.time() * 1000)}.png")
+        try:
+            return save_screenshot(target)
+        except OSError:
+            log.exception("screenshot failed")
+            return None
+
+
+def configure_kivy(cfg=None) -> tuple[int, int]:
+    """The kiosk's window: [kiosk] width × height, or RESTOBOX_KIOSK_SIZE=WxH when set."""
+    return configure_window(cfg.kiosk if cfg is not None else None, env="RESTOBOX_KIOSK_SIZE",
+                            default=(1080, 1920), base_width=BASE_WIDTH)
 
 
 def run(cfg_path: str | None, deep_link: str | None = None) -> int:
@@ -335,7 +374,7 @@ def build_app(cfg, deep_link: str | None = None):
     from kivy.uix.scrollview import ScrollView
     from kivy.uix.widget import Widget
 
-    from kds.common import save_screenshot, trim_heap, window_rect, write_state
+    from kds.common import trim_heap, window_rect, write_state
     from kds.health import alert_rows, alert_strip
     from restobox.service import ScreenWatchdog
     from kiosk.controller import KioskController
@@ -657,7 +696,8 @@ def build_app(cfg, deep_link: str | None = None):
     def esc(s: str) -> str:
         return s.replace("&", "&amp;").replace("[", "&bl;").replace("]", "&br;")
 
-    class KioskApp(App):
+    class KioskApp(TouchApp, App):
+        SHOT_NAME = "kiosk"
         title = f"Restobox — {cfg.store.name_zh} {cfg.store.name_en}"
         text_scale = NumericProperty(1.0)
         store_zh = StringProperty(cfg.store.name_zh)
@@ -770,27 +810,11 @@ def build_app(cfg, deep_link: str | None = None):
             self.ctl.stop()
 
         # ------------------------------------------------------ input
-        def tap(self, target: str) -> None:
-            self.ctl.tap(target)
-            # at once, not on the next frame: the frame that draws the
-            # released button then draws the new screen too (one frame less
-            # between a touch and its answer)
-            self._redraw.cancel()
-            self.refresh()
-
         def _on_key(self, window, key, scancode, codepoint, modifiers):
             if key == 293:  # F12
                 self.screenshot()
                 return True
             return False
-
-        def screenshot(self, path: str | None = None) -> str | None:
-            target = path or str(shot_dir / f"kiosk-{int(time.time() * 1000)}.png")
-            try:
-                return save_screenshot(target)
-            except OSError:
-                log.exception("screenshot failed")
-                return None
 
         # ---------------------------------------------------- drawing
         def _new_root(self) -> None:
