@@ -68,6 +68,7 @@ from restobox.contract import (
     UnpaidOrders,
     Words,
 )
+from restobox.loyalty import valid_phone
 from restobox.menu import Menu, MenuIndex
 from restobox.ordercode import parse_order_code
 
@@ -133,6 +134,11 @@ class CounterViewModel:
         self.summary = None
         self.walkin: WalkIn | None = None
         self.placing: OrderSubmit | None = None
+        # a member's points as a tender: the phone typed on the keypad
+        # (None: not typing one), the balance asked, the member who pays
+        self.points_phone: str | None = None
+        self.points_query: str | None = None
+        self.member_phone = ""
 
     # ================================================================ state
     def text(self, w: Words) -> str:
@@ -274,7 +280,8 @@ class CounterViewModel:
             "cancel_pay": self._cancel_pay, "done": self._done, "refund": self._to_refund,
             "rl": lambda: self._refund_line(arg), "reason": lambda: self._reason(arg),
             "void": self._toggle_void, "refund_go": self._refund_go, "reprint": self._reprint,
-            "walkin": self._start_walkin, "find": self.enter,
+            "walkin": self._start_walkin, "find": self.enter, "points": self._points,
+            "points_ok": self._points_ask,
         }.get(verb)
         if handler is None:
             raise ActionRefused("unknown_target", Words("无法识别的操作。", "Unknown action."))
@@ -294,6 +301,14 @@ class CounterViewModel:
             elif k.isdigit():
                 for ch in k:
                     self.key(ch)
+            return
+        if self.screen == "pay" and self.points_phone is not None:
+            if k == "del":
+                self.points_phone = self.points_phone[:-1]
+            elif k == "clear":
+                self.points_phone = ""
+            elif k.isdigit() and len(self.points_phone) + len(k) <= 20:
+                self.points_phone += k
             return
         if self.screen == "refund":
             if k == "del":
@@ -437,6 +452,46 @@ class CounterViewModel:
         self._commands.append(ChargeCard(intent_id, method, amount, draft, o.due))
         self._notice = None
 
+    def _points(self) -> None:
+        """Pay with a member's points: the keypad takes the phone number
+        (tapped again: back to amounts)."""
+        self._check_payable()
+        if not self.loyalty:
+            raise ActionRefused("loyalty_disabled", REASONS["loyalty_disabled"])
+        if self.points_query is not None:
+            raise ActionRefused("busy", T["pay.points_wait"])
+        self.points_phone = None if self.points_phone is not None else ""
+        self._notice = T["pay.points_phone"] if self.points_phone is not None else None
+
+    def _points_ask(self) -> None:
+        """The member's balance from the hub (points are the hub's to count)."""
+        self._check_payable()
+        phone = self.points_phone or ""
+        if not valid_phone(phone, self.phone_patterns):
+            raise ActionRefused("phone_invalid", REASONS["phone_invalid"])
+        self.points_query = self._new_id()
+        self._points_for = phone
+        self._commands.append(QueryBalance(self.points_query, phone))
+        self._notice = T["pay.points_wait"]
+
+    def _points_balance(self, reply: LoyaltyBalance) -> None:
+        self.points_query = None
+        if not reply.ok:
+            self._notice = reply.message or REASONS["phone_invalid"]
+            return
+        pv = max(1, reply.point_value_fen)
+        points = min(reply.balance, self.due // pv)
+        if points <= 0:
+            self._notice = words("pay.points_none", balance=str(reply.balance))
+            return
+        self.tenders.append(Tender(method="points", amount=points * pv, reference=reply.member))
+        self.member_phone, self.points_phone = self._points_for, None
+        self.change = 0
+        if self.due == 0:
+            self._finish_pay()
+        else:
+            self._notice = words("pay.short", due=money(self.due))
+
     def _cancel_card(self) -> None:
         if self.charging is None:
             raise ActionRefused("not_now", Words("现在不能这样操作。", "That is not possible right now."))
@@ -464,7 +519,8 @@ class CounterViewModel:
 
     def _pay_request(self, o: OrderInfo) -> TillRequest:
         return TillRequest(request_id=self.request_id, kind="pay", order_id=o.order_id,
-                           tenders=tuple(self.tenders), staff=self.staff, shift_id=self.shift["shift_id"],
+                           tenders=tuple(self.tenders), member_phone=self.member_phone,
+                           staff=self.staff, shift_id=self.shift["shift_id"],
                            offline=not self.hub_reachable, at=self._now_iso())
 
     def _finish_pay(self) -> None:
@@ -567,6 +623,9 @@ class CounterViewModel:
         self._notice = T["walkin.placing"]
 
     def on_balance(self, reply: LoyaltyBalance) -> bool:
+        if self.points_query is not None and reply.query_id == self.points_query:
+            self._points_balance(reply)
+            return True
         if self.walkin is None:
             return False
         ok = self.walkin.on_balance(reply)
@@ -574,6 +633,10 @@ class CounterViewModel:
         return ok
 
     def balance_unavailable(self, query_id: str | None) -> None:
+        if self.points_query is not None and query_id in (None, self.points_query):
+            self.points_query = None
+            self._notice = T["pay.points_unavailable"]
+            return
         if self.walkin is not None:
             self.walkin.balance_unavailable(query_id)
 
@@ -789,6 +852,8 @@ class CounterViewModel:
                 rows.append(Row(self._tender_line(t), style="chosen"))
             big = tx(words("pay.due", due=money(self.due)))
             sub = tx(words("pay.entry", entry=money(self.entry_fen()))) if self.entry else ""
+            if self.points_phone is not None:
+                sub = tx(words("pay.points_typed", phone=self.points_phone or "—"))
             if self.charging is not None:
                 sub = tx(self.charging.words)
                 buttons.append(Btn("cancel_card", tx(T["pay.cancel"]), "warn"))
@@ -797,6 +862,11 @@ class CounterViewModel:
                 buttons += [Btn("cash", tx(T["pay.cash"]), "pay"), Btn("cash:exact", tx(T["pay.exact"]), "pay")]
                 for m in self.card_methods:
                     buttons.append(Btn(f"card:{m}", tx(T[f"pay.{m}"]), "pay"))
+                if self.loyalty:
+                    buttons.append(Btn("points", tx(T["pay.points"]),
+                                       "toggle_on" if self.points_phone is not None else "pay"))
+                    if self.points_phone is not None:
+                        buttons.append(Btn("points_ok", tx(T["pay.points_ok"]), "primary"))
                 buttons.append(Btn("cancel_pay" if self.tenders else "back", tx(T["pay.cancel"] if self.tenders
                                                                                  else T["back"])))
         elif s == "done":

@@ -390,3 +390,38 @@ def test_the_hubs_unpaid_list_is_the_counters_list_with_its_own_orders_not_yet_a
     unpaid(vm, paid_since, number=21)
     vm.on_unpaid(listed((OID, 20, 3800, ""), more=2))
     assert {o.order_id for o in vm.unpaid()} == {local, OID, oid3}  # 18 < 20: older than the list
+
+
+def test_a_members_points_pay_part_and_the_request_names_the_member(clock):
+    """Points as a tender: the phone typed on the keypad, the balance from
+    the hub, as many whole points as are due (at most the balance), the
+    rest in cash; the request carries the member's number for the hub."""
+    vm = opened(clock, loyalty=True, phone_patterns=())
+    unpaid(vm)
+    tap(vm, f"order:{OID}", "points")
+    for k in "13800138000":
+        tap(vm, f"key:{k}")
+    assert "13800138000" in vm.view().sub and vm.entry == ""
+    tap(vm, "points_ok")
+    [q] = vm.take_commands()
+    assert isinstance(q, QueryBalance) and q.phone == "13800138000"
+    assert vm.on_balance(LoyaltyBalance(query_id=q.query_id, ok=True, member="138****8000", balance=150,
+                                        point_value_fen=10, max_share_pct=50, points_per_yuan=1.0))
+    assert vm.due == 2300 and vm.screen == "pay"
+    type_amount(vm, "23")
+    tap(vm, "cash")
+    [send] = [c for c in vm.take_commands() if isinstance(c, SendTill)]
+    assert [(t.method, t.amount) for t in send.request.tenders] == [("points", 1500), ("cash", 2300)]
+    assert send.request.member_phone == "13800138000" and send.request.tenders[0].reference == "138****8000"
+
+
+def test_points_cannot_be_checked_without_the_hub_and_a_bad_number_is_refused(clock):
+    vm = opened(clock, loyalty=True)
+    unpaid(vm)
+    tap(vm, f"order:{OID}", "points", "key:13", "points_ok")
+    assert vm.take_commands() == [] and "手机号" in vm.notice
+    tap(vm, "key:800138000", "points_ok")
+    [q] = vm.take_commands()
+    vm.balance_unavailable(q.query_id)
+    assert vm.due == 3800 and vm.tenders == [] and "查不到积分" in vm.notice
+
