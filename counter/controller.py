@@ -85,7 +85,7 @@ class CounterController(TouchDeviceController, TerminalPayments):
     def __init__(self, cfg: Config, *, post: Callable[[Callable[[], None]], None], changed: Callable[[], None],
                  bus: Bus | None = None, clock: Callable[[], float] = time.time,
                  terminal: PaymentTerminal | None = None) -> None:
-        self._init_device(cfg, cfg.counter, post=post, changed=changed, clock=clock, terminal=terminal)
+        self._init_device(cfg, post=post, changed=changed, clock=clock, terminal=terminal)
         c = cfg.counter
         self.bus = bus or bus_from_config(cfg)
         methods = ("card", "qr") if (c.terminal is not None or terminal is not None) else ()

@@ -158,7 +158,7 @@ class KioskController(TouchDeviceController, TerminalPayments):
                  changed: Callable[[], None], bus: Bus | None = None,
                  clock: Callable[[], float] = time.time, store: KioskStore | None = None,
                  terminal: PaymentTerminal | None = None, **vm_kwargs) -> None:
-        self._init_device(cfg, cfg.kiosk, post=post, changed=changed, clock=clock, store=store, terminal=terminal)
+        self._init_device(cfg, post=post, changed=changed, clock=clock, store=store, terminal=terminal)
         self.bus = bus or bus_from_config(cfg)
         k = cfg.kiosk
         vm_kwargs.setdefault("payment_methods", tuple(k.payment_methods))

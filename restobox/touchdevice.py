@@ -2,11 +2,11 @@
 counter) share: their glue between the bus, a local SQLite file and a view
 model, with no Kivy in it.
 
-A subclass sets ``NOUN`` ("kiosk", "counter"), ``log``, ``section`` (its
-config section: ``database``, ``keep_days``, ``hub_device``) and, before
-``start``, ``vm``, ``bus``, ``_threads``, ``_io`` and the state set by
-``_init_device``. It writes ``_pump`` (send again what waits, io thread)
-and ``_publish_health``.
+A subclass sets ``NOUN`` ("kiosk", "counter": also the name of its config
+section, with ``database``, ``keep_days``, ``hub_device``) and ``log``; its
+``__init__`` calls ``_init_device``, then sets ``bus``, ``vm``, ``counters``
+and ``_threads`` (``_worker_threads()``). It writes ``_pump`` (send again
+what waits, io thread) and ``_publish_health``.
 
 Threads: the UI thread owns the view model; ``<noun>-io`` owns the local
 file, publishing and the health; ``<noun>-pay`` the payment terminal. The
@@ -55,10 +55,9 @@ class TouchDeviceController:
     bus: Bus
     _threads: list[threading.Thread]
 
-    def _init_device(self, cfg, section, *, post: Callable[[Callable[[], None]], None],
+    def _init_device(self, cfg, *, post: Callable[[Callable[[], None]], None],
                      changed: Callable[[], None], clock: Callable[[], float], store=None, terminal=None) -> None:
         self.cfg = cfg
-        self.section = section
         #: messages from the bus not used, by reason: those of contract.decode
         #: (paho's thread), ``bad_menu``, ``unusable`` (applying it raised)
         self.bad: dict[str, int] = {}
@@ -84,6 +83,11 @@ class TouchDeviceController:
         # io thread -> UI thread (the watchdog's check): plain attribute reads
         self.db_problem: str | None = None
         self._io_round = time.monotonic()
+
+    @property
+    def section(self):
+        """This device's config section ([kiosk], [counter])."""
+        return getattr(self.cfg, self.NOUN)
 
     def _worker_threads(self) -> list[threading.Thread]:
         return [threading.Thread(target=self._io_loop, name=f"{self.NOUN}-io", daemon=True),
