@@ -6,6 +6,7 @@ import logging
 import os
 import queue
 import signal
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -16,11 +17,13 @@ from pathlib import Path
 from typing import Callable
 
 import msgspec
+import pytest
 
 from restobox import contract
 from restobox.brokerconf import terminate
 from restobox.bus import Bus, Incoming
 from restobox.contract import OrderReply, OrderSubmit, SubmitLine, topics
+from restobox.dev.terminal_sim import TerminalSim
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -89,6 +92,68 @@ reconnect_max_s = 1
 {sections}
 """, encoding="utf-8")
     return path
+
+
+def tcp_printer(printer_id: str, port: int) -> str:
+    """A [[printing.printers]] table: a network printer on this machine (a
+    restobox.dev.emulators.TcpPrinter at ``port``), with quick timeouts."""
+    return f"""
+[[printing.printers]]
+id = "{printer_id}"
+port = "network"
+host = "127.0.0.1"
+tcp_port = {port}
+connect_timeout_s = 1
+write_timeout_s = 2
+status_timeout_s = 0.5
+"""
+
+
+def printing_service_config(path: Path, broker, workdir: Path, printers: str, *, printing: str = "") -> Path:
+    """The printing service's config on the test broker, its printing.db in
+    ``workdir``. ``printing``: more lines for [printing]; ``printers``: its
+    [[printing.printers]] tables (``tcp_printer``)."""
+    path.write_text(f"""
+[device]
+id = "printing"
+role = "printing"
+
+[store]
+timezone = "Asia/Shanghai"
+
+[mqtt]
+port = {broker.port}
+password_file = "{broker.creds['printing'].password_file}"
+keepalive_s = 5
+reconnect_max_s = 1
+
+[printing]
+database = "{workdir / 'printing.db'}"
+retry_max_s = 1
+{printing}
+{printers}""", encoding="utf-8")
+    return path
+
+
+def ledger_rows(db: Path, order_id: str, *columns: str) -> list[tuple]:
+    """An order's rows of the hub's payment ledger (store.db's ``payment``),
+    in the order recorded: the ``columns`` asked for."""
+    cols = ", ".join(f'"{c}"' for c in columns)
+    con = sqlite3.connect(db)
+    try:
+        return con.execute(f'SELECT {cols} FROM "payment" WHERE "order_id" = ? ORDER BY "seq"',
+                           (order_id,)).fetchall()
+    finally:
+        con.close()
+
+
+@pytest.fixture
+def sim():
+    """A payment terminal simulator on a real pty, approving (import it
+    into a test module to use it)."""
+    s = TerminalSim(mode="approve")
+    yield s
+    s.close()
 
 
 def kiosk_config(path: Path, broker, *, kiosk: str = "", more: str = "", device: str = "kiosk-1") -> Path:

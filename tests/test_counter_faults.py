@@ -34,8 +34,7 @@ import pytest
 from counter.controller import CounterController
 from restobox import config
 from restobox.contract import topics
-from restobox.dev.terminal_sim import TerminalSim
-from tests.support import UIThread, Kiosk, new_order, SPRING_ROLLS, KUNG_PAO, wait
+from tests.support import UIThread, Kiosk, ledger_rows, new_order, SPRING_ROLLS, KUNG_PAO, sim, wait  # noqa: F401 (sim)
 from tests.test_counter_ui import CounterProcess, counter_config, till_hub  # noqa: F401 (fixture)
 from tests.ui_support import Xvfb
 
@@ -76,19 +75,7 @@ class RunningCounter:
 
 
 def payments(db: Path, order_id: str) -> list[tuple]:
-    con = sqlite3.connect(db)
-    try:
-        return con.execute('SELECT "kind", "method", "amount", "device" FROM "payment" WHERE "order_id" = ? '
-                           'ORDER BY "seq"', (order_id,)).fetchall()
-    finally:
-        con.close()
-
-
-@pytest.fixture
-def sim():
-    s = TerminalSim(mode="approve")
-    yield s
-    s.close()
+    return ledger_rows(db, order_id, "kind", "method", "amount", "device")
 
 
 @pytest.fixture

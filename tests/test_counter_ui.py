@@ -13,11 +13,7 @@ screenshots for the docs.
 from __future__ import annotations
 
 import hashlib
-import os
-import shutil
 import sqlite3
-import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,8 +28,8 @@ from restobox.dev.terminal_sim import TerminalSim
 from restobox.printing.spooler import Spooler
 from tests.conftest import broker_with_standard_devices
 from tests.support import Device, HubProcess, Kiosk, KUNG_PAO, MILK_TEA, SPRING_ROLLS, device_config, hub_config, \
-    new_order, wait
-from tests.ui_support import REPO, ScreenProcess, Xvfb
+    ledger_rows, new_order, printing_service_config, tcp_printer, wait
+from tests.ui_support import TouchAppProcess, Xvfb
 
 pytestmark = pytest.mark.integration
 
@@ -78,43 +74,15 @@ def till_hub(broker, monitor, tmp_path):
     h.process.stop()
 
 
-class CounterProcess(ScreenProcess):
+class CounterProcess(TouchAppProcess):
     """``python -m counter`` on its own Xvfb; taps buttons by their view-model id."""
 
-    def __init__(self, x: Xvfb, config: Path, workdir: Path, size: str) -> None:
-        super().__init__(x, config, workdir)
-        self.size = size
-
-    def start(self, timeout: float = 30.0) -> float:
-        self.state_file.unlink(missing_ok=True)
-        env = {**self.x.env(), "RESTOBOX_COUNTER_STATE": str(self.state_file),
-               "RESTOBOX_SCREENSHOT_DIR": str(self.workdir), "RESTOBOX_COUNTER_SIZE": self.size}
-        t0 = time.monotonic()
-        with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "counter", "--config", str(self.config)],
-                                         stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO)
-        while not self.state_file.exists():
-            if self.proc.poll() is not None or time.monotonic() - t0 > timeout:
-                self.stop()
-                raise RuntimeError(f"the counter did not start; log:\n{self.log.read_text()[-3000:]}")
-            time.sleep(0.05)
-        return time.monotonic() - t0
+    MODULE = NAME = "counter"
 
     def kill(self) -> None:
         """SIGKILL: the counter gone mid-payment (no goodbye, nothing flushed)."""
         self.proc.kill()
         self.proc.wait(10)
-
-    def state(self) -> dict:
-        if self.proc is not None and self.proc.poll() is not None:
-            raise RuntimeError(f"the counter exited; log:\n{self.log.read_text()[-3000:]}")
-        return super().state()
-
-    def tap(self, target: str, timeout: float = 15.0) -> dict:
-        st = self.wait(lambda st: target in st["buttons"], timeout)
-        x, y, w, h = st["buttons"][target]
-        self.x.click(x + w / 2, y + h / 2)
-        return st
 
     def amount(self, yuan: str) -> None:
         for k in yuan:
@@ -125,14 +93,6 @@ class CounterProcess(ScreenProcess):
         """A keyboard-wedge scanner: the code's keys, then Enter."""
         self.x.xdotool("type", "--delay", "15", code)
         self.x.key("Return")
-
-    def keep(self, name: str) -> Path:
-        time.sleep(0.6)
-        shot = self.screenshot(name)
-        keep = os.environ.get("RESTOBOX_DOCS_SCREENSHOTS")
-        if keep:
-            shutil.copy(shot, REPO / keep / name)
-        return shot
 
 
 # ---------------------------------------------------------------- the module's store
@@ -182,39 +142,11 @@ def store(tmp_path_factory, standard_devices_dir):
 
 def printing_config(path: Path, broker, workdir: Path, printer: TcpPrinter) -> Path:
     """The printing service with one printer, the counter's ("front")."""
-    path.write_text(f"""
-[device]
-id = "printing"
-role = "printing"
-[store]
-timezone = "Asia/Shanghai"
-[mqtt]
-port = {broker.port}
-password_file = "{broker.creds['printing'].password_file}"
-keepalive_s = 5
-reconnect_max_s = 1
-[printing]
-database = "{workdir / 'printing.db'}"
-retry_max_s = 1
-[[printing.printers]]
-id = "front"
-port = "network"
-host = "127.0.0.1"
-tcp_port = {printer.port}
-connect_timeout_s = 1
-write_timeout_s = 2
-status_timeout_s = 0.5
-""", encoding="utf-8")
-    return path
+    return printing_service_config(path, broker, workdir, tcp_printer("front", printer.port))
 
 
 def ledger(db: Path, order_id: str) -> list[tuple]:
-    con = sqlite3.connect(db)
-    try:
-        return con.execute('SELECT "kind", "method", "amount", "tendered" FROM "payment" WHERE "order_id" = ? '
-                           'ORDER BY "seq"', (order_id,)).fetchall()
-    finally:
-        con.close()
+    return ledger_rows(db, order_id, "kind", "method", "amount", "tendered")
 
 
 def drawer_job(monitor: Device, after: float) -> dict:

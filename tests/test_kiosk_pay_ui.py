@@ -13,8 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from restobox.dev.terminal_sim import TerminalSim
-from tests.support import kiosk_config
+from tests.support import kiosk_config, sim  # noqa: F401 (a fixture)
 from tests.test_kiosk_ui import KioskProcess, wok_ticket_for
 from tests.ui_support import Xvfb
 
@@ -24,13 +23,6 @@ pytestmark = pytest.mark.integration
 def config(path: Path, broker, terminal: str | None, methods: str) -> Path:
     term = f'[kiosk.terminal]\ndevice = "{terminal}"\ntimeout_s = 1\npay_timeout_s = 10\n' if terminal else ""
     return kiosk_config(path, broker, kiosk=f"reply_timeout_s = 3\npayment_methods = {methods}", more=term)
-
-
-@pytest.fixture
-def sim():
-    s = TerminalSim(mode="approve")
-    yield s
-    s.close()
 
 
 @pytest.fixture

@@ -7,10 +7,6 @@ RESTOBOX_DOCS_SCREENSHOTS=docs/screenshots keeps the screenshots for the README.
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -18,60 +14,19 @@ import pytest
 
 from restobox.contract import topics
 from tests.support import kiosk_config
-from tests.ui_support import REPO, ScreenProcess, Xvfb
+from tests.ui_support import TouchAppProcess, Xvfb
 
 pytestmark = pytest.mark.integration
 
 
-class KioskProcess(ScreenProcess):
+class KioskProcess(TouchAppProcess):
     """``python -m kiosk`` on its own Xvfb; taps buttons by their view-model id."""
 
-    def __init__(self, x: Xvfb, config: Path, workdir: Path, size: str, args: tuple[str, ...] = (),
-                 env: dict[str, str] | None = None) -> None:
-        super().__init__(x, config, workdir, env)
-        self.size = size
-        self.args = args
-
-    def start(self, timeout: float = 30.0) -> float:
-        self.state_file.unlink(missing_ok=True)
-        env = {**self.x.env(), "RESTOBOX_KIOSK_STATE": str(self.state_file),
-               "RESTOBOX_SCREENSHOT_DIR": str(self.workdir), "RESTOBOX_KIOSK_SIZE": self.size, **self.env}
-        t0 = time.monotonic()
-        with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "kiosk", "--config", str(self.config), *self.args],
-                                         stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO)
-        while not self.state_file.exists():
-            if self.proc.poll() is not None or time.monotonic() - t0 > timeout:
-                self.stop()
-                raise RuntimeError(f"the kiosk did not start; log:\n{self.log.read_text()[-3000:]}")
-            time.sleep(0.05)
-        return time.monotonic() - t0
-
-    def state(self) -> dict:
-        if self.proc is not None and self.proc.poll() is not None:
-            raise RuntimeError(f"the kiosk exited; log:\n{self.log.read_text()[-3000:]}")
-        return super().state()
-
-    def tap(self, target: str, timeout: float = 15.0) -> dict:
-        """Wait until the button is on the screen, then click its middle."""
-        # the dump is written 0.08 s after the last change, its layout done
-        # (a later change writes it again): the button is where it says
-        st = self.wait(lambda st: target in st["buttons"], timeout)
-        x, y, w, h = st["buttons"][target]
-        self.x.click(x + w / 2, y + h / 2)
-        return st
+    MODULE = NAME = "kiosk"
 
     def on(self, screen: str, timeout: float = 15.0, **more) -> dict:
         return self.wait(lambda st: st["screen"] == screen and all(st.get(k) == v for k, v in more.items()),
                          timeout)
-
-    def keep(self, name: str) -> Path:
-        time.sleep(0.6)  # the frame after the last change is drawn
-        shot = self.screenshot(name)
-        keep = os.environ.get("RESTOBOX_DOCS_SCREENSHOTS")
-        if keep:
-            shutil.copy(shot, REPO / keep / name)
-        return shot
 
 
 def start_kiosk(broker, tmp_path: Path, size: str):

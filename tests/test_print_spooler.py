@@ -19,7 +19,8 @@ from restobox.contract import StaffCommand, topics
 from restobox.dev.emulators import PtyPrinter, TcpPrinter
 from restobox.ordercode import order_code
 from restobox.printing import layouts
-from tests.support import KUNG_PAO, MILK_TEA, Device, HubProcess, Kiosk, hub_config, new_order, wait
+from tests.support import KUNG_PAO, MILK_TEA, Device, HubProcess, Kiosk, hub_config, new_order, \
+    printing_service_config, tcp_printer, wait
 
 pytestmark = pytest.mark.integration
 
@@ -39,42 +40,14 @@ fallback_after_s = 1.5
 
 
 def printing_config(path: Path, broker, tmp_path: Path, kitchen: TcpPrinter, receipt: PtyPrinter) -> Path:
-    path.write_text(f"""
-[device]
-id = "printing"
-role = "printing"
-
-[store]
-timezone = "Asia/Shanghai"
-
-[mqtt]
-port = {broker.port}
-password_file = "{broker.creds['printing'].password_file}"
-keepalive_s = 5
-reconnect_max_s = 1
-
-[printing]
-database = "{tmp_path / 'printing.db'}"
-retry_max_s = 1
-status_interval_s = 0.3
-
-[[printing.printers]]
-id = "kitchen-1"
-port = "network"
-host = "127.0.0.1"
-tcp_port = {kitchen.port}
-connect_timeout_s = 1
-write_timeout_s = 2
-status_timeout_s = 0.5
-
+    return printing_service_config(path, broker, tmp_path, tcp_printer("kitchen-1", kitchen.port) + f"""
 [[printing.printers]]
 id = "receipt-1"
 port = "serial"
 device = "{receipt.device}"
 width_mm = 58
 status_timeout_s = 0.5
-""", encoding="utf-8")
-    return path
+""", printing="status_interval_s = 0.3")
 
 
 @dataclass

@@ -4,6 +4,7 @@ driven with real X input (xdotool)."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -25,6 +26,10 @@ POLL_S = 0.025
 class ScreenProcess:
     """A Kivy screen (``python -m kds``) in its own process on an Xvfb."""
 
+    MODULE = "kds"  # python -m <MODULE>; it writes its state where RESTOBOX_<MODULE>_STATE says
+    NAME = "screen"  # in the error when it does not start
+    args: tuple[str, ...] = ()
+
     def __init__(self, x: Xvfb, config: Path, workdir: Path, env: dict[str, str] | None = None) -> None:
         self.x = x
         self.env = env or {}
@@ -37,18 +42,22 @@ class ScreenProcess:
     def start(self, timeout: float = 30.0) -> float:
         """Start; return the seconds until the first frame was drawn."""
         self.state_file.unlink(missing_ok=True)
-        env = {**self.x.env(), "RESTOBOX_KDS_STATE": str(self.state_file),
-               "RESTOBOX_SCREENSHOT_DIR": str(self.workdir), **self.env}
+        env = {**self.x.env(), f"RESTOBOX_{self.MODULE.upper()}_STATE": str(self.state_file),
+               "RESTOBOX_SCREENSHOT_DIR": str(self.workdir), **self.start_env(), **self.env}
         t0 = time.monotonic()
         with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen([sys.executable, "-m", "kds", "--config", str(self.config)],
+            self.proc = subprocess.Popen([sys.executable, "-m", self.MODULE, "--config", str(self.config), *self.args],
                                          stdout=log, stderr=subprocess.STDOUT, env=env, cwd=REPO)
         while not self.state_file.exists():
             if self.proc.poll() is not None or time.monotonic() - t0 > timeout:
                 self.stop()
-                raise RuntimeError(f"the screen did not start; log:\n{self.log.read_text()[-3000:]}")
+                raise RuntimeError(f"the {self.NAME} did not start; log:\n{self.log.read_text()[-3000:]}")
             time.sleep(0.05)
         return time.monotonic() - t0
+
+    def start_env(self) -> dict[str, str]:
+        """The screen's own environment at start."""
+        return {}
 
     def state(self) -> dict:
         for _ in range(20):
@@ -98,3 +107,42 @@ class ScreenProcess:
     def stop(self) -> None:
         if self.proc is not None:
             terminate(self.proc, 10)
+
+
+class TouchAppProcess(ScreenProcess):
+    """A selling screen's app (``python -m kiosk``, ``python -m counter``) on
+    its own Xvfb, at ``size`` (RESTOBOX_<MODULE>_SIZE); taps buttons by their
+    view-model id (the state dump's ``buttons``)."""
+
+    def __init__(self, x: Xvfb, config: Path, workdir: Path, size: str, args: tuple[str, ...] = (),
+                 env: dict[str, str] | None = None) -> None:
+        super().__init__(x, config, workdir, env)
+        self.size = size
+        self.args = args
+
+    def start_env(self) -> dict[str, str]:
+        return {f"RESTOBOX_{self.MODULE.upper()}_SIZE": self.size}
+
+    def state(self) -> dict:
+        if self.proc is not None and self.proc.poll() is not None:
+            raise RuntimeError(f"the {self.NAME} exited; log:\n{self.log.read_text()[-3000:]}")
+        return super().state()
+
+    def tap(self, target: str, timeout: float = 15.0) -> dict:
+        """Wait until the button is on the screen, then click its middle."""
+        # the dump is written 0.08 s after the last change, its layout done
+        # (a later change writes it again): the button is where it says
+        st = self.wait(lambda st: target in st["buttons"], timeout)
+        x, y, w, h = st["buttons"][target]
+        self.x.click(x + w / 2, y + h / 2)
+        return st
+
+    def keep(self, name: str) -> Path:
+        """A screenshot named ``name``; with RESTOBOX_DOCS_SCREENSHOTS=<folder>
+        a copy there too (the docs' pictures)."""
+        time.sleep(0.6)  # the frame after the last change is drawn
+        shot = self.screenshot(name)
+        keep = os.environ.get("RESTOBOX_DOCS_SCREENSHOTS")
+        if keep:
+            shutil.copy(shot, REPO / keep / name)
+        return shot
