@@ -204,19 +204,10 @@ class CounterController(TouchDeviceController, TerminalPayments):
 
     def _pump(self) -> None:
         """Send again what the hub has not answered (walk-in orders first)."""
-        if not (self.bus.connected and self.hub_up is not False):
+        if not self._can_send():
             return
         now = time.monotonic()
-        for w in self.store.orders_waiting():
-            if w.state != "queued":
-                continue
-            if not self._resend_due(w.order_id, w.attempts, now):
-                continue
-            self._sent_at[w.order_id] = now
-            self.store.order_attempted(w.order_id)
-            log.info("sending walk-in order %s (%s) again", w.order_id, w.provisional_number)
-            self.bus.publish(topics.order_submit(self.device), w.payload, correlation=b"q:" + uuid.uuid4().bytes,
-                             response_topic=topics.order_reply(self.device))
+        self._resend_queued(self.store.orders_waiting(), self.store.order_attempted, now)
         for t in self.store.pending():
             if self._hold(t.order_id):
                 continue
@@ -475,8 +466,7 @@ class CounterController(TouchDeviceController, TerminalPayments):
 
         def send() -> None:
             self.store.order_sending(order.order_id, payload, order.expected_total or 0)
-            self.bus.publish(topics.order_submit(self.device), payload, correlation=b"o:" + uuid.uuid4().bytes,
-                             response_topic=topics.order_reply(self.device))
+            self._submit_order(payload)
         self._io.put(send)
 
     def _queue_walkin(self, order_id: str, receipt: ReceiptData | None = None) -> None:

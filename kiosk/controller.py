@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import logging
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 from dataclasses import dataclass
@@ -73,7 +72,7 @@ from restobox.menu import Menu
 from restobox.orders import price_order
 from restobox.photos import PhotoShelf
 from restobox.service import disk_details
-from restobox.touchdevice import TouchDeviceController
+from restobox.touchdevice import OUTBOX, TouchDeviceController
 
 log = logging.getLogger("restobox.kiosk")
 
@@ -81,9 +80,6 @@ EMPTY_MENU = Menu(version="none", currency="CNY", tax_rate_bp=0, tax_inclusive=T
                   categories=(), modifier_groups=(), items=())
 
 NO_MENU = Words("菜单正在加载，请稍候……", "The menu is loading, one moment…")
-
-# Correlation data tags: which copy of an order a reply answers.
-ONLINE, OUTBOX = b"o:", b"q:"
 
 ALERTS_EVERY_S = 60.0
 PHOTO_TILE = (480, 360)
@@ -489,8 +485,7 @@ class KioskController(TouchDeviceController, TerminalPayments):
     def _publish_online(self, order_id: str, payload: bytes, total: int, status: str) -> None:
         self.store.sending(order_id, payload, total=total, payment_status=status)  # committed before it is sent
         log.info("submitting order %s", order_id)
-        self.bus.publish(topics.order_submit(self.device), payload, correlation=ONLINE + uuid.uuid4().bytes,
-                         response_topic=topics.order_reply(self.device))
+        self._submit_order(payload)
 
     def _queue_offline(self, order: OrderSubmit, receipt: ReceiptData | None = None) -> None:
         row = self.store.get_order(order.order_id)
@@ -520,20 +515,8 @@ class KioskController(TouchDeviceController, TerminalPayments):
 
     def _pump(self) -> None:
         """Send queued orders again while the hub is reachable."""
-        if not (self.bus.connected and self.hub_up is not False):
-            return
-        now = time.monotonic()
-        for row in self.store.waiting(limit=50):
-            if row.state != "queued":
-                continue
-            if not self._resend_due(row.order_id, row.attempts, now):
-                continue
-            self._sent_at[row.order_id] = now
-            self.store.attempted(row.order_id)
-            log.info("sending queued order %s (%s), attempt %d", row.order_id, row.provisional_number,
-                     row.attempts + 1)
-            self.bus.publish(topics.order_submit(self.device), row.payload, correlation=OUTBOX + uuid.uuid4().bytes,
-                             response_topic=topics.order_reply(self.device))
+        if self._can_send():
+            self._resend_queued(self.store.waiting(limit=50), self.store.attempted, time.monotonic())
 
     def _record_reply(self, reply: OrderReply, corr: bytes) -> None:
         row = self.store.get_order(reply.order_id)

@@ -19,6 +19,7 @@ import logging
 import queue
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable
 
 import msgspec
@@ -37,6 +38,10 @@ PROBE_EVERY_S = 5.0
 STALLED_S = 30.0
 """The io thread not back this long (a write waits at most the database's
 busy timeout, 5 s): the device is unhealthy."""
+
+# Correlation data tags of an order sent to the hub: which copy a reply
+# answers (the first, or one sent again from the outbox).
+ONLINE, OUTBOX = b"o:", b"q:"
 
 
 def resend_wait(attempt: int) -> float:
@@ -268,6 +273,30 @@ class TouchDeviceController:
         self.changed()
 
     # ------------------------------------------------------------ io thread
+    def _can_send(self) -> bool:
+        """The broker is connected and the hub not known to be down."""
+        return self.bus.connected and self.hub_up is not False
+
+    def _submit_order(self, payload: bytes) -> None:
+        """An order (contract.OrderSubmit, encoded and committed) to the hub, the first time."""
+        self.bus.publish(topics.order_submit(self.device), payload, correlation=ONLINE + uuid.uuid4().bytes,
+                         response_topic=topics.order_reply(self.device))
+
+    def _resend_queued(self, rows, attempted: Callable[[str], None], now: float) -> None:
+        """Send again the orders kept here with a provisional number (``rows``:
+        the outbox's, each with ``order_id``, ``state``, ``payload``,
+        ``provisional_number``, ``attempts``) whose wait is over; ``attempted``
+        counts a send in the outbox."""
+        for row in rows:
+            if row.state != "queued" or not self._resend_due(row.order_id, row.attempts, now):
+                continue
+            self._sent_at[row.order_id] = now
+            attempted(row.order_id)
+            self.log.info("sending queued order %s (%s), attempt %d", row.order_id, row.provisional_number,
+                          row.attempts + 1)
+            self.bus.publish(topics.order_submit(self.device), row.payload, correlation=OUTBOX + uuid.uuid4().bytes,
+                             response_topic=topics.order_reply(self.device))
+
     def _resend_due(self, key: str, attempt: int, now: float) -> bool:
         """Is it time to send ``key`` again (it was sent ``attempt`` times)?"""
         last = self._sent_at.get(key)
