@@ -100,8 +100,10 @@ def test_the_counter_counts_poison_keeps_its_data_and_takes_the_next_payment(bro
         assert rows == [("cash", total)]
         assert ui.errors == [] and ui.alive
         assert ui.call(lambda: ctl.vm.menu.version) == menu.version
-        # nothing it never asked for is in counter.db as sent or answered
-        assert ctl.store.waiting() == 0 and ctl.store.refused_requests() == []
+        # nothing it never asked for is in counter.db as sent or answered (the
+        # answer is stored by the counter's io thread after the screen shows it)
+        wait(lambda: ctl.store.waiting() == 0, 10, "the hub's answer stored in counter.db")
+        assert ctl.store.refused_requests() == []
         want = expected(POISON, times=len(mine)) + Counter(bad_menu=1)
         h = monitor.wait_json(topics.health(me), lambda h: counted(h["counters"], want, "bad_message_{}")
                               and h["counters"]["bad_messages"] >= sum(want.values()), 10)
