@@ -28,7 +28,6 @@ import json
 import os
 import random
 import sqlite3
-import subprocess
 import sys
 import tempfile
 import threading
@@ -42,6 +41,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 from bench.hub_throughput import baseline_commit_rate, bus_for, pct  # noqa: E402
+from bench.kds_frames import start_hub  # noqa: E402
 from restobox import contract  # noqa: E402
 from restobox.brokerconf import STANDARD_DEVICES, Broker, terminate  # noqa: E402
 from restobox.contract import Tender, TillRequest, topics  # noqa: E402
@@ -51,27 +51,6 @@ from restobox.dev.sim import random_order  # noqa: E402
 
 def say(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
-
-
-def start_hub(tmp: Path, broker: Broker, info: dict) -> subprocess.Popen:
-    cfg = tmp / "hub.toml"
-    cfg.write_text(
-        f'[device]\nid = "hub"\nrole = "hub"\n[mqtt]\nport = {broker.port}\n'
-        f'password_file = "{broker.creds["hub"].password_file}"\n'
-        f'[hub]\ndatabase = "{tmp / "store.db"}"\nhealth_interval_s = 5\nmax_qty_per_line = 99\n',
-        encoding="utf-8")
-    mon = bus_for(info, "monitor-1", "monitor")
-    ready = threading.Event()
-    mon.subscribe(topics.health("hub"), lambda m: json.loads(m.payload).get("state") == "ready" and ready.set())
-    mon.start()
-    hub = subprocess.Popen([sys.executable, "-m", "restobox.cli", "hub", "--config", str(cfg)],
-                           stdout=open(tmp / "hub.log", "wb"), stderr=subprocess.STDOUT)
-    try:
-        if not ready.wait(20):
-            raise RuntimeError("hub did not start:\n" + (tmp / "hub.log").read_text()[-2000:])
-    finally:
-        mon.stop()
-    return hub
 
 
 class Requester:
@@ -172,7 +151,7 @@ def main() -> int:
             info = {"port": broker.port, "creds": {n: c.password for n, c in broker.creds.items()}}
             say("baseline: SQLite FULL commits ...")
             commit_rate = baseline_commit_rate(tmp, 1.5 if args.quick else 4.0)
-            hub = start_hub(tmp, broker, info)
+            hub = start_hub(tmp, broker)
             say(f"placing {n_lat + n_load} unpaid orders from a kiosk ...")
             orders = place_unpaid(info, n_lat + n_load)
 

@@ -25,20 +25,13 @@ from restobox.data import load_sample_menu
 from restobox.menu import MenuIndex
 from restobox.orders import price_order
 from tests.hub_fixtures import RunningHub
+from tests.test_hub_flow import rows
 from tests.support import KUNG_PAO, MILK_TEA, SPRING_ROLLS, Device, HubProcess, Kiosk, hub_config, in_process_hub, \
     new_order, wait
 
 pytestmark = pytest.mark.integration
 
 PIN = "2468"
-
-
-def rows(db_path, sql, *args):
-    con = sqlite3.connect(db_path)
-    try:
-        return con.execute(sql, args).fetchall()
-    finally:
-        con.close()
 
 
 class Counter(Device):
