@@ -85,9 +85,16 @@ class CounterProcess(TouchAppProcess):
         self.proc.wait(10)
 
     def amount(self, yuan: str) -> None:
+        """Digits on the keypad, each seen in the entry before the next (the
+        same key twice is two digits, never one touch taken twice)."""
+        def typed(st: dict) -> int:  # the PIN on the refund screen, else the amount
+            return st["pin_digits"] if st["screen"] == "refund" else len(st["entry"])
+
+        n = typed(self.state())
         for k in yuan:
+            n += 1
             self.tap(f"key:{k}")
-            time.sleep(0.07)  # the same key twice is two digits
+            self.wait(lambda st, want=n: typed(st) == want, 5)
 
     def scan(self, code: str) -> None:
         """A keyboard-wedge scanner: the code's keys, then Enter."""
