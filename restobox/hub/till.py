@@ -106,7 +106,9 @@ def _entries(order_id: str, kind: str | None = None) -> tuple[LedgerEntry, ...]:
 
 
 def _order_fields(order: db.Order) -> dict:
-    paid_in, refunded = db.ledger_sums(db.store_db, order.id)
+    # the sums _record just read, when it ran for this order (read again otherwise)
+    sums = getattr(order, "ledger_sums", None)
+    paid_in, refunded = sums if sums is not None else db.ledger_sums(db.store_db, order.id)
     return dict(order_id=order.id, number=order.number, total=order.total,
                 payment=payment_state(order.total, paid_in, refunded), paid=paid_in - refunded,
                 due=due_of(order.total, paid_in, refunded))
@@ -132,7 +134,7 @@ def _record(fx: Effects, order: db.Order, rows: list[dict], now: str) -> tuple[L
                 "lines": msgspec.to_builtins(refund_lines_dec.decode(row["lines"])) if row["lines"] else [],
                 "recorded_at": now}, now)
         fx.counters[f"ledger.{e.kind}.{e.method}"] += 1
-    paid_in, refunded = db.ledger_sums(db.store_db, order.id)
+    paid_in, refunded = order.ledger_sums = db.ledger_sums(db.store_db, order.id)
     order.paid = paid_in - refunded
     order.payment = payment_state(order.total, paid_in, refunded)
     db.set_order_paid(db.store_db, order.id, order.paid, order.payment, now)
