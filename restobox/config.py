@@ -502,6 +502,55 @@ class SyncConfig(_Strict):
 TableId = Annotated[str, msgspec.Meta(pattern=r"\A[A-Za-z0-9-]{1,8}\Z")]
 
 
+class PaygateConfig(_Strict):
+    """Phone payment on the table QR page through the aggregated payment
+    gateway (docs/paygate.md). The hub, the sync service and the page all
+    read it: the page creates payments, the sync service asks the gateway
+    and closes or refunds them, the hub checks every answer's signature."""
+
+    enabled: bool = False
+    """Offer "pay on the phone" on the table QR page."""
+    url: str = "https://pay.example.com"
+    """The gateway's API base URL (``restobox paygate-dev`` for the demo and tests)."""
+    mch_id: Annotated[str, msgspec.Meta(max_length=32)] = ""
+    """The store's merchant number at the gateway."""
+    key_file: str | None = None
+    """File holding the merchant key the gateway signs with (HMAC-SHA256; one line).
+    RESTOBOX_PAYGATE_KEY overrides."""
+    notify_url: str = ""
+    """Where the gateway posts its notifications: the chain's cloud, which
+    passes them down to the store. Empty: <[sync] cloud_url>/v1/paygate/notify/<store>."""
+    timeout_s: Annotated[float, msgspec.Meta(gt=0, le=60)] = 5.0
+    """How long one call to the gateway waits for its answer."""
+    expire_s: Annotated[int, msgspec.Meta(ge=30, le=7200)] = 300
+    """An unpaid phone payment is closed this long after it was created."""
+    query_first_s: Annotated[float, msgspec.Meta(gt=0, le=600)] = 3.0
+    """The store asks the gateway about an open payment this long after it
+    was created, then ever less often (doubling, up to query_max_s), so a
+    lost notification never leaves an order unpaid."""
+    query_max_s: Annotated[float, msgspec.Meta(gt=0, le=3600)] = 30.0
+    notify_wait_s: Annotated[float, msgspec.Meta(ge=0, le=60)] = 20.0
+    """How long one request for notifications waits at the cloud for the
+    next one (long poll; 0: ask every second)."""
+
+    def key(self) -> bytes:
+        env = os.environ.get("RESTOBOX_PAYGATE_KEY")
+        if env:
+            return env.strip().encode()
+        if not self.key_file:
+            raise ConfigError("[paygate] key_file is not set: phone payment needs the merchant key")
+        try:
+            text = Path(self.key_file).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(f"cannot read the payment gateway key file {self.key_file}: {exc.strerror}") from None
+        if not text:
+            raise ConfigError(f"the payment gateway key file {self.key_file} is empty")
+        return text.encode()
+
+    def notify_url_for(self, cloud_url: str, store: str) -> str:
+        return self.notify_url or f"{cloud_url.rstrip('/')}/v1/paygate/notify/{store}"
+
+
 class WebConfig(_Strict):
     """The table QR ordering page (`restobox web`) and its QR codes
     (`restobox table-qr`)."""
@@ -612,6 +661,7 @@ class Config(_Strict):
     alerts: AlertsConfig = msgspec.field(default_factory=AlertsConfig)
     staff: StaffConfig = msgspec.field(default_factory=StaffConfig)
     web: WebConfig = msgspec.field(default_factory=WebConfig)
+    paygate: PaygateConfig = msgspec.field(default_factory=PaygateConfig)
     report: ReportConfig = msgspec.field(default_factory=ReportConfig)
 
     def mqtt_username(self) -> str:

@@ -140,6 +140,23 @@ class topics:
     # hub -> counters and staff, retained: the business day's orders still to be paid (UnpaidOrders)
     TILL_UNPAID = f"{ROOT}/till/unpaid"
 
+    # the table QR page -> hub, request/reply: a phone payment for an order (PayRequest)
+    @classmethod
+    def pay_request(cls, device: str) -> str:
+        return f"{ROOT}/pay/{cls._dev(device)}/request"
+
+    @classmethod
+    def pay_reply(cls, device: str) -> str:
+        return f"{ROOT}/pay/{cls._dev(device)}/reply"
+
+    PAY_REQUEST_ALL = f"{ROOT}/pay/+/request"
+    # the sync service and the page -> hub: what the payment gateway said, signed (PayResult)
+    PAY_RESULT = f"{ROOT}/pay/result"
+    # hub -> the page, the sync service, staff: a phone payment's state changed (PayIntent)
+    PAY_INTENT = f"{ROOT}/pay/intent"
+    # sync -> the page, retained: can phone payments be taken now (PayStatus)
+    PAY_STATUS = f"{ROOT}/pay/status"
+
     # hub -> everyone, retained
     BOARD = f"{ROOT}/board/ready"
     MENU = f"{ROOT}/menu/current"
@@ -197,7 +214,7 @@ class topics:
 
 
 _SCOPED = {("station", "ticket"), ("station", "event"), ("station", "sync"), ("staff", "command"),
-           ("staff", "reply"), ("till", "request"), ("till", "reply")}
+           ("staff", "reply"), ("till", "request"), ("till", "reply"), ("pay", "request"), ("pay", "reply")}
 
 
 def parse_topic(topic: str) -> tuple[str, str] | None:
@@ -732,6 +749,89 @@ class PaymentUpdate(Message, kw_only=True):
     at: str
 
 
+# ------------------------------------------------------- phone payment
+PayIntentState = Literal["open", "paid", "closed", "refund_due", "refunded"]
+
+
+class PayRequest(Message, kw_only=True):
+    """The table QR page asks the hub for the phone payment of an order
+    (web -> hub, request/reply on pay/<device>/request and
+    pay/<device>/reply). The hub answers the order's open payment intent
+    (the same merchant number on every retry while it is open) or makes a
+    new one for what is due. ``request_id`` is the idempotency key."""
+
+    request_id: OrderId
+    order_id: OrderId
+
+
+class PayIntent(Message, kw_only=True):
+    """A phone payment of an order (hub -> page, sync, staff on pay/intent;
+    also the answer's ``intent``). ``merchant_no`` is the gateway's
+    out_trade_no and the idempotency key of the payment there.
+
+    ``state``: ``open`` (the diner may pay until ``expires_at``), ``paid``
+    (recorded in the ledger), ``closed`` (closed at the gateway unpaid),
+    ``refund_due`` (money the gateway took that the order cannot keep: the
+    order was paid already, voided, or the amount was wrong — ``reason``
+    says which; it goes back to the diner), ``refunded`` (it went back)."""
+
+    merchant_no: str
+    order_id: str
+    number: int = 0
+    table: str | None = None
+    attempt: int
+    amount: int
+    state: PayIntentState
+    reason: str = ""
+    trade_no: str = ""
+    created_at: str
+    expires_at: str
+    at: str
+
+
+class PayReply(Message, kw_only=True):
+    """The hub's answer to a PayRequest: ``intent``, or ``ok`` false with
+    ``reason`` and ``message`` (already_paid, unknown_order, bad_transition,
+    pay_disabled). ``payment``/``paid``/``due`` are the order's."""
+
+    request_id: str
+    ok: bool
+    reason: str | None = None
+    message: Words | None = None
+    order_id: str = ""
+    payment: PaymentState = "unpaid"
+    paid: int = 0
+    due: int = 0
+    intent: PayIntent | None = None
+    duplicate: bool = False
+
+
+PayResultSource = Literal["notify", "query", "return", "close", "refund"]
+
+
+class PayResult(Message, kw_only=True):
+    """What the payment gateway said about a payment (sync or page ->
+    hub): its notification passed down by the chain's cloud (``notify``),
+    the answer to an enquiry (``query``, ``return``: asked when the diner
+    came back from the wallet), to a close (``close``) or to a refund
+    (``refund``). ``fields`` are the gateway's own, with its ``sign``: the
+    hub believes only what the merchant key's signature checks."""
+
+    source: PayResultSource
+    fields: dict[str, str | int]
+    at: Timestamp = ""
+
+
+class PayStatus(Message, kw_only=True):
+    """Can phone payments be taken now (sync -> page, retained on
+    pay/status): the gateway answers the store. ``reason`` is why not
+    (gateway_unreachable, gateway_timeout ...)."""
+
+    available: bool
+    reason: str = ""
+    at: str
+
+
 class UnpaidOrder(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """One order of :class:`UnpaidOrders`: what a counter shows and finds it by."""
 
@@ -1039,6 +1139,11 @@ REASONS: dict[str, Words] = {
     "shift_not_open": Words("收银班次没有开始或已结束。", "No open shift at this counter: open one first."),
     "shift_already_open": Words("这个收银台已经有一个班次在进行。", "This counter already has a shift open."),
     "till_disabled": Words("本店没有设置收银台。", "This store has no counter set up."),
+    "pay_disabled": Words("本店暂不支持手机支付，请到柜台付款。",
+                          "This store does not take payment on the phone; please pay at the counter."),
+    "bad_signature": Words("支付通知的签名不正确，已拒绝。",
+                           "The payment message's signature does not check: it was not believed."),
+    "unknown_payment": Words("找不到这笔支付。", "There is no such payment in this store."),
 }
 
 

@@ -206,6 +206,40 @@ class Payment(_Base):
     offline = pw.BooleanField(default=False)  # taken while the counter could not reach the hub
     at = pw.CharField(max_length=40)  # when it happened (at the counter)
     recorded_at = pw.CharField(max_length=40)  # when the hub recorded it
+    stray = pw.BooleanField(default=False)
+    """Money the gateway took that its order cannot keep (the order was paid
+    already or voided, or the amount was wrong), with the refund that gives
+    it back: in the ledger, so it equals the gateway's records, and out of
+    the order's sums (``ledger_sums``)."""
+
+
+class PayIntent(_Base):
+    """A phone payment of an order through the gateway (restobox/hub/phonepay.py):
+    ``merchant_no`` is the gateway's out_trade_no (its idempotency key),
+    one per attempt; an order has at most one ``open`` intent at a time.
+    The sync service reads the open ones (and those whose money must go
+    back, ``refund_due``) to ask the gateway about them."""
+
+    merchant_no = pw.CharField(primary_key=True, max_length=32)
+    order_id = pw.CharField(max_length=36, index=True)
+    business_date = pw.CharField(max_length=10, index=True)
+    attempt = pw.IntegerField()
+    amount = pw.IntegerField()
+    state = pw.CharField(max_length=12)  # contract.PayIntentState
+    reason = pw.CharField(max_length=48, default="")
+    trade_no = pw.CharField(max_length=64, default="")
+    refund_amount = pw.IntegerField(default=0)  # what goes back (refund_due) or went back
+    created_at = pw.CharField(max_length=40)
+    expires_at = pw.CharField(max_length=40)
+    updated_at = pw.CharField(max_length=40)
+
+    class Meta:
+        table_name = "pay_intent"
+
+
+PayIntent.add_index(pw.SQL(
+    'CREATE INDEX IF NOT EXISTS "pay_intent_active" ON "pay_intent" ("state") '
+    """WHERE "state" IN ('open', 'refund_due')"""))
 
 
 class Shift(_Base):
@@ -234,7 +268,7 @@ PrintRequest.add_index(pw.SQL(
     """WHERE "state" NOT IN ('done', 'failed')"""))
 
 STORE_TABLES = (Order, Ticket, DayCounter, Outbox, ProcessedMessage, SoldOutItem, PrintRequest, MenuVersion,
-                StockLevel, PointsEntry, Payment, Shift)
+                StockLevel, PointsEntry, Payment, Shift, PayIntent)
 
 
 def points_balance(database: pw.Database, member: str) -> int:
@@ -249,7 +283,7 @@ def ledger_sums(database: pw.Database, order_id: str) -> tuple[int, int]:
     return database.execute_sql(
         'SELECT COALESCE(SUM(CASE WHEN "kind" = \'payment\' THEN "amount" END), 0), '
         'COALESCE(SUM(CASE WHEN "kind" = \'refund\' THEN "amount" END), 0) '
-        'FROM "payment" WHERE "order_id" = ?', (order_id,)).fetchone()
+        'FROM "payment" WHERE "order_id" = ? AND NOT "stray"', (order_id,)).fetchone()
 
 
 def _open(path: str | Path, proxy: pw.DatabaseProxy, tables, kind: str,

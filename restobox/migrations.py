@@ -194,3 +194,26 @@ def _store_ledger(m: SqliteMigrator, database: pw.SqliteDatabase) -> None:
 
 
 register("store", Step(2, "the payment ledger: payment, till_shift; order: add paid, payment", _store_ledger))
+
+
+def _store_phone_pay(m: SqliteMigrator, database: pw.SqliteDatabase) -> None:
+    """Version 3: phone payment through the gateway: its intents
+    (pay_intent) and the ledger's ``stray`` rows (money the gateway took
+    that its order cannot keep, and its refund)."""
+    if "stray" not in {c.name for c in database.get_columns("payment")}:
+        m.add_column("payment", "stray", pw.BooleanField(default=False)).run()
+    for sql in (
+        'CREATE TABLE IF NOT EXISTS "pay_intent" ("merchant_no" VARCHAR(32) NOT NULL PRIMARY KEY, '
+        '"order_id" VARCHAR(36) NOT NULL, "business_date" VARCHAR(10) NOT NULL, "attempt" INTEGER NOT NULL, '
+        '"amount" INTEGER NOT NULL, "state" VARCHAR(12) NOT NULL, "reason" VARCHAR(48) NOT NULL, '
+        '"trade_no" VARCHAR(64) NOT NULL, "refund_amount" INTEGER NOT NULL, "created_at" VARCHAR(40) NOT NULL, '
+        '"expires_at" VARCHAR(40) NOT NULL, "updated_at" VARCHAR(40) NOT NULL)',
+        'CREATE INDEX IF NOT EXISTS "pay_intent_order_id" ON "pay_intent" ("order_id")',
+        'CREATE INDEX IF NOT EXISTS "pay_intent_business_date" ON "pay_intent" ("business_date")',
+        'CREATE INDEX IF NOT EXISTS "pay_intent_active" ON "pay_intent" ("state") '
+        "WHERE \"state\" IN ('open', 'refund_due')",
+    ):
+        database.execute_sql(sql)
+
+
+register("store", Step(3, "phone payment: pay_intent; payment: add stray", _store_phone_pay))

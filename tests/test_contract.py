@@ -391,6 +391,18 @@ MESSAGES = [
         contract.UnpaidOrder(order_id=ORDER_ID, number=17, channel="kiosk", service="takeaway", total=9000,
                              due=9000, state="held", accepted_at="2026-11-01T12:00:00+08:00",
                              provisional_number="K1-007"),)),
+    contract.PayRequest(request_id=EVENT_ID, order_id=ORDER_ID),
+    contract.PayReply(request_id=EVENT_ID, ok=True, order_id=ORDER_ID, due=9000, intent=contract.PayIntent(
+        merchant_no="RB0123456789abcdef0123456701", order_id=ORDER_ID, number=17, table="5", attempt=1,
+        amount=9000, state="open", created_at="2026-11-01T12:00:00+08:00",
+        expires_at="2026-11-01T12:05:00+08:00", at="2026-11-01T12:00:00+08:00")),
+    contract.PayIntent(merchant_no="RB0123456789abcdef0123456702", order_id=ORDER_ID, attempt=2, amount=9000,
+                       state="refund_due", reason="already_paid", trade_no="T42",
+                       created_at="2026-11-01T12:00:00+08:00", expires_at="2026-11-01T12:05:00+08:00",
+                       at="2026-11-01T12:01:00+08:00"),
+    contract.PayResult(source="notify", fields={"out_trade_no": "RB0123456789abcdef0123456701", "amount": 9000,
+                                                "status": "SUCCESS", "sign": "ABC"}),
+    contract.PayStatus(available=False, reason="gateway_unreachable", at="2026-11-01T12:00:00+08:00"),
 ]
 
 
