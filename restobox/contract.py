@@ -1144,6 +1144,10 @@ REASONS: dict[str, Words] = {
     "bad_signature": Words("支付通知的签名不正确，已拒绝。",
                            "The payment message's signature does not check: it was not believed."),
     "unknown_payment": Words("找不到这笔支付。", "There is no such payment in this store."),
+    "stray_payment": Words(
+        "有一笔手机支付不能记到订单上（订单已付款、已作废或金额不对），正在自动退款。",
+        "A phone payment could not be kept for its order (paid already, voided, or a wrong amount); "
+        "it is being refunded automatically."),
 }
 
 

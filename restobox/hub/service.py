@@ -37,7 +37,7 @@ from restobox.bus import Bus, Incoming, bus_from_config, refusal_log
 from restobox.config import Config
 from restobox.contract import UNPAID_MAX, Board, Health, Rejection, RejectNotice, SoldOut, UnpaidOrder, UnpaidOrders, \
     topics
-from restobox.hub import catalog, kitchen, points, printing, staff, submit, till
+from restobox.hub import catalog, kitchen, phonepay, points, printing, staff, submit, till
 from restobox.hub.common import Batch, Request, Route, iso, stored_ticket_msg, ticket_topic, unpaid_entry, utcnow
 from restobox.hub.retention import Retention
 from restobox.retention_common import prune_step
@@ -60,6 +60,9 @@ ROUTES: dict[str, Route] = {r.kind: r for r in (
           answer=staff.refusal, reply_topic=topics.staff_reply, id_field="command_id"),
     Route("till", topics.TILL_REQUEST_ALL, "till/request", contract.TillRequest, till.handle,
           answer=till.refusal, reply_topic=topics.till_reply, id_field="request_id"),
+    Route("pay", topics.PAY_REQUEST_ALL, "pay/request", contract.PayRequest, phonepay.handle_request,
+          answer=phonepay.refusal, reply_topic=topics.pay_reply, id_field="request_id"),
+    Route("pay_result", topics.PAY_RESULT, None, contract.PayResult, phonepay.handle_result),
     Route("loyalty", topics.LOYALTY_QUERY_ALL, "loyalty/query", contract.LoyaltyQuery, points.handle_query,
           answer=points.refusal, reply_topic=topics.loyalty_reply, id_field="query_id"),
     Route("print_state", topics.PRINT_JOB_STATE, None, contract.PrintJobState, printing.handle_state,

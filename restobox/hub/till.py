@@ -99,7 +99,7 @@ def entry(row: db.Payment) -> LedgerEntry:
 
 
 def _entries(order_id: str, kind: str | None = None) -> tuple[LedgerEntry, ...]:
-    q = db.Payment.select().where(db.Payment.order_id == order_id)
+    q = db.Payment.select().where(db.Payment.order_id == order_id, ~db.Payment.stray)
     if kind is not None:
         q = q.where(db.Payment.kind == kind)
     return tuple(entry(p) for p in q.order_by(db.Payment.seq))
@@ -120,7 +120,7 @@ def _record(fx: Effects, order: db.Order, rows: list[dict], now: str) -> tuple[L
     out = []
     for row in rows:
         row = {"tendered": 0, "reference": "", "lines": "", "reason": "", "staff": "", "device": "",
-               "shift_id": "", "offline": False, **row, "order_id": order.id,
+               "shift_id": "", "offline": False, "stray": False, **row, "order_id": order.id,
                "business_date": order.business_date, "recorded_at": now}
         db.insert_payment(db.store_db, **row)
         e = LedgerEntry(entry_id=row["entry_id"], order_id=order.id, kind=row["kind"], method=row["method"],
@@ -130,7 +130,7 @@ def _record(fx: Effects, order: db.Order, rows: list[dict], now: str) -> tuple[L
         out.append(e)
         outbox(e.entry_id, "payment.recorded" if e.kind == "payment" else "payment.refunded", order.id,
                {**msgspec.to_builtins(e), "number": order.number, "business_date": order.business_date,
-                "request_id": row["request_id"], "offline": row["offline"],
+                "request_id": row["request_id"], "offline": row["offline"], "stray": row["stray"],
                 "lines": msgspec.to_builtins(refund_lines_dec.decode(row["lines"])) if row["lines"] else [],
                 "recorded_at": now}, now)
         fx.counters[f"ledger.{e.kind}.{e.method}"] += 1
@@ -155,7 +155,7 @@ def record_kiosk_payment(fx: Effects, sub: OrderSubmit, device: str, number: int
     db.insert_payment(db.store_db, entry_id=e.entry_id, request_id=sub.order_id, order_id=sub.order_id,
                       business_date=bdate, kind="payment", method=e.method, amount=amount, tendered=0,
                       reference=e.reference, lines="", reason="", staff="", device=device, shift_id="",
-                      offline=sub.offline, at=e.at, recorded_at=at)
+                      offline=sub.offline, at=e.at, recorded_at=at, stray=False)
     outbox(e.entry_id, "payment.recorded", sub.order_id,
            {**msgspec.to_builtins(e), "number": number, "business_date": bdate, "request_id": sub.order_id,
             "offline": sub.offline, "lines": [], "recorded_at": at}, at)
@@ -364,7 +364,7 @@ def _as_paid(order_id: str, amount: int) -> list[tuple[str, int, str]]:
     backwards, each method at most what it paid and has not had back."""
     left: dict[str, int] = {}
     refs: dict[str, str] = {}
-    for p in db.Payment.select().where(db.Payment.order_id == order_id).order_by(db.Payment.seq):
+    for p in db.Payment.select().where(db.Payment.order_id == order_id, ~db.Payment.stray).order_by(db.Payment.seq):
         sign = 1 if p.kind == "payment" else -1
         left[p.method] = left.get(p.method, 0) + sign * p.amount
         if p.kind == "payment":
