@@ -20,6 +20,16 @@ that many requests, then goes back to ``ok`` (0: until changed).
 ``POST /_dev/menu`` (a menu's JSON) changes the menu it serves;
 ``POST /_dev/preorders`` (a list of pre-orders) queues pre-orders;
 ``POST /_dev/stock`` sets the stock counts it serves.
+
+The payment gateway's notifications pass through it: the gateway posts
+each to ``POST /v1/paygate/notify/{store}`` (no store token: the gateway
+calls it; the cloud keeps the raw body and does not check its signature,
+the store does), answered ``{"code": "SUCCESS"}`` once stored, and the
+store's sync service fetches them in order with
+``GET /v1/stores/{store}/paygate/notifications?after=<cursor>&wait=<s>``,
+held open until one comes or ``wait`` (at most 30 s) is over. The modes
+apply to that fetch too (not to the gateway's posts).
+``GET /_dev/paygate`` lists the notifications received.
 """
 
 from __future__ import annotations
@@ -42,6 +52,19 @@ MODES = ("ok", "fail", "hang", "slow", "close", "partial", "bad_json", "bad_sche
 _batch = msgspec.json.Decoder(EventBatch)
 
 
+NOTIFY_MAX_BYTES = 64 * 1024
+"""A notification larger than this is refused (413) unread."""
+NOTIFY_WAIT_MAX_S = 30.0
+"""The longest a store's fetch of notifications is held open."""
+NOTIFY_BATCH = 100
+
+
+def _iso(t: float) -> str:
+    from datetime import datetime, timezone
+
+    return datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="milliseconds")
+
+
 class Mode(msgspec.Struct, forbid_unknown_fields=True):
     mode: str = "ok"
     count: int = 0
@@ -60,6 +83,10 @@ class CloudStore:
             arrival INTEGER PRIMARY KEY AUTOINCREMENT, store_id TEXT NOT NULL, event_id TEXT NOT NULL,
             seq INTEGER NOT NULL, kind TEXT NOT NULL, order_id TEXT, at TEXT NOT NULL, payload TEXT NOT NULL,
             received_at REAL NOT NULL, UNIQUE (store_id, event_id))""")
+        # the payment gateway's notifications, numbered per store in arrival order
+        self.con.execute("""CREATE TABLE IF NOT EXISTS paygate_notification (
+            store_id TEXT NOT NULL, seq INTEGER NOT NULL, body TEXT NOT NULL, received_at REAL NOT NULL,
+            PRIMARY KEY (store_id, seq))""")
         self.con.execute("""CREATE TABLE IF NOT EXISTS stat (key TEXT PRIMARY KEY, value INTEGER NOT NULL)""")
         self.con.commit()
         self.lock = threading.Lock()
@@ -109,6 +136,26 @@ class CloudStore:
             m["balance"] += e["points"]
             m["entries"] += 1
         return out
+
+    def add_notification(self, store_id: str, body: str) -> int:
+        """Keep a notification's raw body (committed before this returns);
+        its sequence number in the store's stream."""
+        with self.lock, self.con:
+            (last,) = self.con.execute("SELECT COALESCE(MAX(seq), 0) FROM paygate_notification WHERE store_id = ?",
+                                       (store_id,)).fetchone()
+            self.con.execute("INSERT INTO paygate_notification (store_id, seq, body, received_at) VALUES (?, ?, ?, ?)",
+                             (store_id, last + 1, body, time.time()))
+            self._count("paygate.notifications")
+        return last + 1
+
+    def notifications(self, store_id: str | None, after: int = 0, limit: int = 100) -> list[dict]:
+        q = "SELECT store_id, seq, body, received_at FROM paygate_notification WHERE seq > ?"
+        args: tuple = (after,)
+        if store_id is not None:
+            q, args = q + " AND store_id = ?", args + (store_id,)
+        with self.lock:
+            rows = self.con.execute(q + " ORDER BY store_id, seq LIMIT ?", args + (limit,)).fetchall()
+        return [{"store": st, "seq": seq, "body": body, "received_at": _iso(at)} for st, seq, body, at in rows]
 
     def stats(self) -> dict[str, int]:
         with self.lock:
@@ -217,6 +264,87 @@ def make_app(db_path: str | Path, token: str | None = "dev-token", menu_json: by
         preorders.extend(got if isinstance(got, list) else [got])
         return JSONResponse({"preorders": len(preorders)})
 
+    # a new notification wakes every fetch waiting for one: each waits on
+    # the event current when it looked, and a new one replaces it
+    arrived = {"event": None}
+
+    def arrival_event() -> asyncio.Event:
+        if arrived["event"] is None:
+            arrived["event"] = asyncio.Event()
+        return arrived["event"]
+
+    async def paygate_notify(request: Request):
+        """The gateway's notification: kept as it came, then SUCCESS. A body
+        that is not a JSON object is refused (the gateway tries again)."""
+        store_id = request.path_params["store"]
+        if int(request.headers.get("content-length") or 0) > NOTIFY_MAX_BYTES:
+            store.count("paygate.too_large")
+            return JSONResponse({"code": "FAIL", "message": f"larger than {NOTIFY_MAX_BYTES} bytes"},
+                                status_code=413)
+        body = await request.body()
+        try:
+            fields = msgspec.json.decode(body)
+        except msgspec.DecodeError as exc:
+            fields, why = None, f"not JSON: {exc}"
+        else:
+            why = "not a JSON object"
+        if not isinstance(fields, dict) or len(body) > NOTIFY_MAX_BYTES:
+            store.count("paygate.bad_notifications")
+            return JSONResponse({"code": "FAIL", "message": why}, status_code=400)
+        store.add_notification(store_id, body.decode("utf-8", "replace"))
+        ev = arrival_event()
+        arrived["event"] = None
+        ev.set()
+        return JSONResponse({"code": "SUCCESS"})
+
+    async def paygate_notifications(request: Request):
+        """The store's fetch: the notifications after its cursor, waiting up
+        to ``wait`` seconds for one when there are none."""
+        if not authorized(request):
+            store.count("unauthorized")
+            return JSONResponse({"error": "unauthorized"}, status_code=401)
+        store_id = request.path_params["store"]
+        after_s = request.query_params.get("after", "0")
+        after = int(after_s) if after_s.isdigit() else 0
+        try:
+            wait = min(NOTIFY_WAIT_MAX_S, max(0.0, float(request.query_params.get("wait", "0"))))
+        except ValueError:
+            wait = 0.0
+        m = take_mode()
+        store.count(f"paygate.fetch.{m.mode}")
+        if m.mode == "unauthorized":
+            return JSONResponse({"error": "unauthorized"}, status_code=401)
+        if m.mode == "fail":
+            return JSONResponse({"error": "internal"}, status_code=500)
+        if m.mode == "hang":
+            await asyncio.sleep(3600)
+        if m.mode == "slow":
+            await asyncio.sleep(m.slow_s)
+        if m.mode == "bad_json":
+            return Response(b"<html>502 Bad Gateway</html>", status_code=200, media_type="application/json")
+        deadline = time.monotonic() + wait
+        while True:
+            ev = arrival_event()
+            got = store.notifications(store_id, after, NOTIFY_BATCH)
+            left = deadline - time.monotonic()
+            if got or left <= 0:
+                break
+            try:
+                await asyncio.wait_for(ev.wait(), left)
+            except asyncio.TimeoutError:
+                pass
+        if m.mode == "bad_schema":
+            return JSONResponse({"ok": True, "notifications": len(got)})
+        payload = msgspec.json.encode({
+            "v": 1, "notifications": [{k: n[k] for k in ("seq", "body", "received_at")} for n in got],
+            "cursor": str(got[-1]["seq"] if got else after)})
+        if m.mode == "close":
+            return _Truncated(payload)
+        return Response(payload, media_type="application/json")
+
+    async def dev_paygate(request: Request):
+        return JSONResponse(store.notifications(request.query_params.get("store"), 0, 1_000_000))
+
     async def set_mode(request: Request):
         try:
             m = msgspec.json.decode(await request.body(), type=Mode)
@@ -248,6 +376,9 @@ def make_app(db_path: str | Path, token: str | None = "dev-token", menu_json: by
         Route("/_dev/events", dev_events, methods=["GET"]),
         Route("/_dev/stats", dev_stats, methods=["GET"]),
         Route("/_dev/loyalty", dev_loyalty, methods=["GET"]),
+        Route("/v1/paygate/notify/{store}", paygate_notify, methods=["POST"]),
+        Route("/v1/stores/{store}/paygate/notifications", paygate_notifications, methods=["GET"]),
+        Route("/_dev/paygate", dev_paygate, methods=["GET"]),
     ])
     app.state.store = store
     return app
