@@ -62,7 +62,7 @@ from typing import Annotated, Any
 
 import msgspec
 
-from restobox import contract, loyalty, photos
+from restobox import contract, loyalty, paygate, photos
 from restobox.bus import Bus, Incoming, bus_from_config, refused
 from restobox.config import Config
 from restobox.contract import (
@@ -74,6 +74,11 @@ from restobox.contract import (
     OrderReply,
     OrderSubmit,
     OrderUpdate,
+    PayIntent,
+    PayReply,
+    PayRequest,
+    PayResult,
+    PayStatus,
     Presence,
     RejectNotice,
     SoldOut,
@@ -131,6 +136,14 @@ WEB_REASONS: dict[str, Words] = {
                          "The kitchen cannot take orders right now; try again in a moment or order at the counter."),
     "pending": Words("订单已发出，正在等待厨房确认……", "Your order is on its way; waiting for the kitchen to confirm…"),
     "loyalty_disabled": contract.REASONS["loyalty_disabled"],
+    "pay_disabled": contract.REASONS["pay_disabled"],
+    "pay_unavailable": Words("手机支付暂时不可用（网络中断），请到柜台付款。",
+                             "Payment on the phone is not available right now (no internet); please pay at the counter."),
+    "pay_gateway_failed": Words("支付平台没有响应。请再试一次（不会重复扣款），或到柜台付款。",
+                                "The payment service did not answer. Try again (you will not be charged twice), "
+                                "or pay at the counter."),
+    "pay_pending": Words("正在准备支付，请稍候再试……", "Getting your payment ready; please try again in a moment…"),
+    "already_paid": contract.REASONS["already_paid"],
 }
 
 
@@ -165,9 +178,26 @@ class OrderView(msgspec.Struct, kw_only=True):
     lines: tuple[LineView, ...]
     accepted_at: str
     updated_at: str
-    payment: str = "counter"
+    payment: str = "unpaid"
+    """The ledger's word (contract.PaymentState): unpaid, paid, partly_refunded, refunded."""
+    paid: int = 0
     loyalty: contract.LoyaltyResult | None = None
     """The order's points, with the masked number only (as the hub answered)."""
+    pay: "PayView | None" = None
+    """Its latest phone payment, if one was started."""
+
+
+class PayView(msgspec.Struct, kw_only=True):
+    """An order's phone payment as the diner sees it: ``state`` is the
+    hub's (contract.PayIntentState), ``expired`` once an open one is past
+    its time (it is being closed; a new one may start)."""
+
+    state: str
+    amount: int
+    attempt: int
+    expires_at: str
+    expired: bool = False
+    reason: str = ""
 
 
 def _view(reply: OrderReply, table: str | None) -> OrderView:
@@ -213,6 +243,13 @@ class WebService:
         # in memory, served at /photos/<sha256>.jpg, never changing
         self.photo_index: MenuImages | None = None
         self.photo_bytes: OrderedDict[str, bytes] = OrderedDict()
+        # phone payment ([paygate]): each order's latest intent, the hub's
+        # answers awaited, whether the gateway can be reached (the sync
+        # service's retained pay/status), and the gateway client
+        self.intents: OrderedDict[str, PayIntent] = OrderedDict()
+        self._pay_waiters: dict[str, asyncio.Future] = {}
+        self.pay_status: PayStatus | None = None
+        self._gateway: paygate.PaygateClient | None = None
 
     # ------------------------------------------------------------ lifecycle
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -230,6 +267,10 @@ class WebService:
         self.bus.subscribe(topics.presence(self.cfg.web.hub_device), self._on_hub_presence)
         self.bus.subscribe(topics.MENU_IMAGES, self._on_photo_index)
         self.bus.subscribe(topics.MENU_IMAGE_ALL, self._on_photo)
+        if self.cfg.paygate.enabled:
+            self.bus.subscribe(topics.pay_reply(self.device), self._on_pay_reply)
+            self.bus.subscribe(topics.PAY_INTENT, self._on_intent)
+            self.bus.subscribe(topics.PAY_STATUS, self._on_pay_status)
         self.bus.start()
         self.bus.announce()
 
@@ -241,6 +282,8 @@ class WebService:
                 self.publish_health("stopping", "asked to stop")
         finally:
             self.bus.stop()
+            if self._gateway is not None:
+                self._gateway.close()
 
     # ------------------------------------------------------- incoming (paho)
     def _mark_changed(self, *, health: bool = False) -> None:
@@ -389,8 +432,168 @@ class WebService:
             view = self.orders.get(u.order_id)
             if view is None:
                 return  # not ordered here
-            self.orders[u.order_id] = msgspec.structs.replace(view, state=u.state, updated_at=u.at)
+            self.orders[u.order_id] = msgspec.structs.replace(view, state=u.state, updated_at=u.at,
+                                                              payment=u.payment, paid=u.paid)
         self._mark_changed()
+
+    # ------------------------------------------------------ phone payment
+    def _on_pay_reply(self, m: Incoming) -> None:
+        reply = self._decode(m, PayReply)
+        if reply is None:
+            return
+        if reply.intent is not None:
+            self._keep_intent(reply.intent)
+        loop = self.loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._pay_answer, reply)
+
+    def _pay_answer(self, reply: PayReply) -> None:
+        fut = self._pay_waiters.pop(reply.request_id, None)
+        if fut is not None and not fut.done():
+            fut.set_result(reply)
+
+    def _on_intent(self, m: Incoming) -> None:
+        intent = self._decode(m, PayIntent)
+        if intent is not None:
+            self._keep_intent(intent)
+
+    def _keep_intent(self, intent: PayIntent) -> None:
+        with self._lock:
+            if intent.order_id not in self.orders and intent.order_id not in self._tables_of:
+                return  # not ordered here
+            now = self.intents.get(intent.order_id)
+            if now is not None and (now.attempt, _STATE_RANK[now.state]) > (intent.attempt, _STATE_RANK[intent.state]):
+                return  # an older word
+            self.intents[intent.order_id] = intent
+            self.intents.move_to_end(intent.order_id)
+            while len(self.intents) > MAX_ORDERS_KEPT:
+                self.intents.popitem(last=False)
+        self._mark_changed()
+
+    def _on_pay_status(self, m: Incoming) -> None:
+        if not m.payload:
+            return
+        st = self._decode(m, PayStatus)
+        if st is not None:
+            with self._lock:
+                self.pay_status = st
+            self._mark_changed(health=True)
+
+    def pay_available(self) -> tuple[bool, str]:
+        """(phone payment can be offered now, the reason code if not)."""
+        if not self.cfg.paygate.enabled:
+            return False, "pay_disabled"
+        if not self.can_order():
+            return False, "hub_offline"
+        st = self.pay_status
+        if st is not None and not st.available:
+            return False, "pay_unavailable"
+        return True, ""
+
+    def gateway(self) -> paygate.PaygateClient:
+        if self._gateway is None:
+            self._gateway = paygate.PaygateClient.from_config(self.cfg)
+        return self._gateway
+
+    async def _ask_hub_pay(self, order_id: str) -> PayReply | None:
+        """The hub's answer to a PayRequest for ``order_id`` (None: no answer in time)."""
+        import uuid
+
+        assert self.loop is not None
+        rid = str(uuid.uuid4())
+        fut = self.loop.create_future()
+        self._pay_waiters[rid] = fut
+        self.bus.publish(topics.pay_request(self.device), contract.encode(PayRequest(request_id=rid, order_id=order_id)),
+                         correlation=rid.encode(), response_topic=topics.pay_reply(self.device))
+        try:
+            return await asyncio.wait_for(fut, self.cfg.web.reply_timeout_s)
+        except asyncio.TimeoutError:
+            return None
+        finally:
+            self._pay_waiters.pop(rid, None)
+
+    def _result(self, source: str, fields: dict) -> None:
+        """Pass what the gateway said (signed) to the hub, which records it once."""
+        self.bus.publish(topics.PAY_RESULT, contract.encode(PayResult(source=source, fields=fields, at=_now())))
+
+    def _pay_refusal(self, reason: str, status: int = 503, **more) -> tuple[int, dict[str, Any]]:
+        self.counters[f"pay_{reason}"] += 1
+        return status, {"status": "unavailable", "reason": reason, "message": WEB_REASONS.get(reason) or
+                        contract.REASONS.get(reason) or WEB_REASONS["pay_gateway_failed"], **more}
+
+    async def pay(self, order_id: str, base_url: str) -> tuple[int, dict[str, Any]]:
+        """Start (or go on with) the phone payment of an order placed here:
+        (HTTP status, body). ``redirect`` gives the wallet's address; the
+        same payment (merchant number) on every retry while it is open."""
+        with self._lock:
+            view = self.orders.get(order_id)
+        if view is None:
+            raise BadRequest(404, "unknown_order", order_id)
+        if not self.cfg.paygate.enabled:
+            raise BadRequest(400, "pay_disabled", "[paygate] enabled is false")
+        self.counters["pay_requested"] += 1
+        if view.payment != "unpaid":
+            return 200, {"status": "paid", "payment": view.payment}
+        ok, why = self.pay_available()
+        if not ok:
+            return self._pay_refusal(why)
+        reply = await self._ask_hub_pay(order_id)
+        if reply is None:
+            return self._pay_refusal("pay_pending")
+        if not reply.ok:
+            if reply.reason == "already_paid":
+                return 200, {"status": "paid", "payment": reply.payment}
+            return 200, {"status": "rejected", "reason": reply.reason,
+                         "message": reply.message or contract.REASONS["internal_error"]}
+        intent = reply.intent
+        assert intent is not None
+        left = int((datetime.fromisoformat(intent.expires_at) - datetime.now(timezone.utc)).total_seconds())
+        s = self.cfg.store
+        try:
+            trade, fields = await asyncio.to_thread(
+                self.gateway().create, intent.merchant_no, intent.amount,
+                description=f"{s.name_zh} {intent.number}号 · {s.name_en} #{intent.number}",
+                notify_url=self.cfg.paygate.notify_url_for(self.cfg.sync.cloud_url, s.id),
+                return_url=f"{base_url.rstrip('/')}/t/{view.table or ''}?paid={order_id}",
+                expire_s=max(1, left))
+        except paygate.GatewayError as exc:
+            if exc.reason == "order_paid" and exc.answer:
+                self._result("return", exc.answer)
+                return 200, {"status": "checking"}
+            log.warning("phone payment %s of order %s: %s", intent.merchant_no, view.number, exc)
+            self.counters[f"pay_gateway.{exc.reason}"] += 1
+            return self._pay_refusal("pay_gateway_failed", detail=exc.reason)
+        except Exception as exc:  # the key file, a surprise: the diner pays at the counter
+            log.exception("phone payment %s of order %s failed", intent.merchant_no, view.number)
+            return self._pay_refusal("pay_gateway_failed", detail=type(exc).__name__)
+        if trade.status == "SUCCESS":
+            self._result("return", fields)
+            return 200, {"status": "checking"}
+        self.counters["pay_redirects"] += 1
+        return 200, {"status": "redirect", "cashier_url": trade.cashier_url, "amount": intent.amount,
+                     "expires_at": intent.expires_at}
+
+    async def pay_check(self, order_id: str) -> tuple[int, dict[str, Any]]:
+        """The diner came back from the wallet: ask the gateway about the
+        order's payment at once and pass the answer to the hub."""
+        with self._lock:
+            view = self.orders.get(order_id)
+            intent = self.intents.get(order_id)
+        if view is None:
+            raise BadRequest(404, "unknown_order", order_id)
+        if view.payment != "unpaid":
+            return 200, {"status": "paid", "payment": view.payment}
+        if intent is None or not self.cfg.paygate.enabled:
+            return 200, {"status": "none"}
+        self.counters["pay_checks"] += 1
+        try:
+            trade, fields = await asyncio.to_thread(self.gateway().query, intent.merchant_no)
+        except paygate.GatewayError as exc:
+            self.counters[f"pay_gateway.{exc.reason}"] += 1
+            return 200, {"status": "unknown", "reason": exc.reason}
+        if trade.status in ("SUCCESS", "CLOSED", "REFUND"):
+            self._result("return", fields)
+        return 200, {"status": trade.status.lower()}
 
     # ----------------------------------------------------------- for the page
     def menu_payload(self) -> bytes | None:
@@ -405,6 +608,7 @@ class WebService:
                     "photos": self._photo_urls(),
                     # the page checks a phone number with loyalty.valid_phone's rule
                     "loyalty": {"patterns": [loyalty.CN_MOBILE, *w.phone_patterns]} if w.loyalty else None,
+                    "phone_pay": self.cfg.paygate.enabled,
                 })
             return self._menu_json
 
@@ -418,6 +622,7 @@ class WebService:
                 if self.photo_index else None,
                 "soldout": {"items": list(self.soldout)},
                 "hub": {"online": self.can_order()},
+                "pay": self.pay_offer(),
                 **{f"order:{oid}": self.order_view(oid) for oid in order_ids},
             }
 
@@ -427,7 +632,24 @@ class WebService:
                 and self.board.business_date == view.business_date and view.number in self.board.ready:
             # an update this service missed while it was away; the board is retained
             view = msgspec.structs.replace(view, state="ready")
+        intent = self.intents.get(order_id) if view is not None else None
+        if intent is not None:
+            try:
+                expired = intent.state == "open" and datetime.fromisoformat(intent.expires_at) <= datetime.now(timezone.utc)
+            except ValueError:
+                expired = True
+            view = msgspec.structs.replace(view, pay=PayView(
+                state=intent.state, amount=intent.amount, attempt=intent.attempt, expires_at=intent.expires_at,
+                expired=expired, reason=intent.reason))
         return view
+
+    def pay_offer(self) -> dict[str, Any] | None:
+        """Under ``_lock``: what the page offers for payment (None: the counter only)."""
+        if not self.cfg.paygate.enabled:
+            return None
+        ok, why = self.pay_available()
+        return {"available": ok, "reason": why,
+                "message": _words_json(WEB_REASONS.get(why) or contract.REASONS[why]) if why else None}
 
     def can_order(self) -> bool:
         return self.bus.connected and self.hub_online is not False and self.menu is not None
@@ -614,6 +836,19 @@ def make_app(service: WebService):
                        "message": _words_json(WEB_REASONS["unknown_order"])}, 404)
         return js({"status": "accepted", "order": view})
 
+    async def post_pay(request: Request) -> Response:
+        try:
+            oid = request.path_params["order_id"]
+            if not _UUID.fullmatch(oid):
+                raise BadRequest(400, "bad_schema", "not an order id")
+            check = request.url.path.endswith("/check")
+            status, out = await (service.pay_check(oid) if check else service.pay(oid, str(request.base_url)))
+        except BadRequest as r:
+            return refuse(request, r)
+        if isinstance(out.get("message"), Words):
+            out["message"] = _words_json(out["message"])
+        return js(out, status)
+
     async def get_menu(request: Request) -> Response:
         body = service.menu_payload()
         if body is None:
@@ -679,6 +914,8 @@ def make_app(service: WebService):
         Route("/api/menu", get_menu),
         Route("/api/orders", post_order, methods=["POST"]),
         Route("/api/orders/{order_id}", get_order),
+        Route("/api/orders/{order_id}/pay", post_pay, methods=["POST"]),
+        Route("/api/orders/{order_id}/pay/check", post_pay, methods=["POST"]),
         Route("/api/events", events),
         Route("/photos/{name}", get_photo),
         Route("/healthz", healthz),
@@ -687,6 +924,8 @@ def make_app(service: WebService):
 
 
 _UUID = re.compile(contract.UUID_PATTERN)
+# an intent's word that comes later in its life wins over an earlier one arriving late
+_STATE_RANK = {"open": 0, "closed": 1, "paid": 2, "refund_due": 3, "refunded": 4}
 _PHOTO = re.compile(r"([0-9a-f]{64})\.jpg")
 
 _NO_TABLE = """<!doctype html><html lang="zh"><head><meta charset="utf-8">

@@ -13,7 +13,8 @@
       removeGone: "移除售罄的菜品", number: "您的取餐号", orderMore: "再点一些", myOrders: "我的订单",
       steps: ["已接单", "制作中", "可取餐", "已完成"],
       states: { accepted: "厨房已收到您的订单", in_progress: "厨房正在制作", ready: "做好了！请留意叫号",
-                completed: "已完成，祝您用餐愉快", voided: "订单已取消，如有疑问请咨询店员" },
+                completed: "已完成，祝您用餐愉快", voided: "订单已取消，如有疑问请咨询店员",
+                held: "等待付款：付款后厨房开始制作" },
       payAt: (p) => `请到柜台付款 ${p}`, tax: "其中税额", subtotal: "小计", empty: "购物车是空的",
       hubOff: "厨房系统暂时无法接单，请稍候或到柜台点餐。", allergens: "过敏原：", itemGone: (n) => `「${n}」已售罄`,
       network: "网络不稳定，正在重试……", close: "关闭",
@@ -21,6 +22,12 @@
       badPhone: "手机号码不正确：请输入 11 位手机号（1 开头）。",
       points: (m, e, b) => `会员 ${m}：本单积分 +${e}，余额 ${b}`, pointsUsed: (n, p) => `已用 ${n} 积分，抵 ${p}`,
       pointsOff: (m) => `会员 ${m}：本店暂未开通积分`,
+      payPhone: (p) => `手机支付 ${p}`, payStarting: "正在打开支付……", orCounter: (p) => `也可以到柜台付款 ${p}`,
+      paid: "已付款", payOpen: "支付尚未完成。可以继续支付（不会重复扣款）。", checking: "正在确认支付结果……",
+      payExpired: "支付没有完成。可以重新支付，或到柜台付款。", notPaid: "还没有收到这笔付款。可以继续支付，或到柜台付款。",
+      strayRefund: "这笔手机支付无法记入订单（订单已付款、已取消或金额不符），款项正在原路退回。",
+      refundedOrder: "这个订单的款项已退回。", network: "网络不稳定，正在重试……",
+      payContinue: (p) => `继续支付 ${p}`,
     },
     en: {
       table: (t) => `Table ${t}`, lang: "中文", loading: "Loading the menu…", add: "Add", addTo: (p) => `Add to order · ${p}`,
@@ -31,7 +38,8 @@
       removeGone: "Remove sold-out items", number: "Your order number", orderMore: "Order more", myOrders: "My orders",
       steps: ["Received", "Cooking", "Ready", "Served"],
       states: { accepted: "The kitchen has your order", in_progress: "The kitchen is cooking it", ready: "Ready! Listen for your number",
-                completed: "Served. Enjoy your meal!", voided: "This order was cancelled; please ask the staff" },
+                completed: "Served. Enjoy your meal!", voided: "This order was cancelled; please ask the staff",
+                held: "Waiting for payment: the kitchen starts once it is paid" },
       payAt: (p) => `Please pay at the counter: ${p}`, tax: "incl. tax", subtotal: "Subtotal", empty: "Your order is empty",
       hubOff: "The kitchen cannot take orders right now; please wait a moment or order at the counter.",
       allergens: "Allergens: ", itemGone: (n) => `${n} is sold out`, network: "The network is unsteady; trying again…", close: "Close",
@@ -39,6 +47,14 @@
       badPhone: "That number is not valid: please enter your 11-digit mobile number (starting with 1).",
       points: (m, e, b) => `Member ${m}: +${e} points, balance ${b}`, pointsUsed: (n, p) => `${n} points used: ${p} off`,
       pointsOff: (m) => `Member ${m}: this store offers no points right now`,
+      payPhone: (p) => `Pay on the phone ${p}`, payStarting: "Opening the payment…", orCounter: (p) => `Or pay at the counter: ${p}`,
+      paid: "Paid", payOpen: "The payment is not finished yet. You can go on with it (you will not be charged twice).",
+      checking: "Checking your payment…",
+      payExpired: "The payment was not completed. Pay again, or pay at the counter.",
+      notPaid: "This payment has not reached us. Go on with it, or pay at the counter.",
+      strayRefund: "This phone payment could not be kept for the order (paid already, cancelled or a wrong amount): it is being refunded to you.",
+      refundedOrder: "The money for this order was refunded.",
+      payContinue: (p) => `Continue payment ${p}`,
     },
   };
   const ALLERGENS = {
@@ -47,7 +63,7 @@
     mustard: ["芥末", "mustard"], peanut: ["花生", "peanut"], sesame: ["芝麻", "sesame"], soy: ["大豆", "soy"],
     sulphites: ["亚硫酸盐", "sulphites"], "tree-nut": ["坚果", "tree nuts"],
   };
-  const STEP_OF = { accepted: 0, in_progress: 1, ready: 2, completed: 3 };
+  const STEP_OF = { held: 0, accepted: 0, in_progress: 1, ready: 2, completed: 3 };
 
   const $ = (id) => document.getElementById(id);
   const esc = (s) => String(s).replace(/[&<>"']/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c]));
@@ -73,6 +89,8 @@
     orders: saved.orders || [],   // OrderView, newest first
     view: "menu", editor: null, refusal: null, sending: false, retryNote: false, cat: null,
     phoneRules: null, phoneError: false,   // phoneRules: RegExps from the menu's loyalty; null: no points here
+    phonePay: false, payOffer: null,       // phone payment offered here; can it be taken now (pay/status)
+    paying: null, checking: null, payError: null,  // the order being sent to the wallet / checked on return
   };
   if (S.lang !== "zh" && S.lang !== "en") S.lang = "zh";
   let idx = { items: {}, groups: {}, options: {}, cats: [] };
@@ -117,6 +135,7 @@
       const j = await r.json();
       S.menu = j.menu; S.store = j.store; S.photos = j.photos || {}; indexMenu(j.menu);
       S.phoneRules = j.loyalty ? j.loyalty.patterns.map((pat) => new RegExp(`^(?:${pat})$`)) : null;
+      S.phonePay = !!j.phone_pay;
       if (!S.cat && idx.cats.length) S.cat = idx.cats[0].id;
     } catch (e) {
       S.hubOnline = false;
@@ -394,10 +413,68 @@
           <span>${money(l.line_total)}</span></li>`).join("")}</ul>
         <div class="ticket-sum"><div><span>${esc(t().tax)}</span><span>${money(o.tax)}</span></div>
           <div class="total"><span>${esc(t().total)}</span><span class="hub-total">${money(o.total)}</span></div>
-          ${o.state === "voided" ? "" : `<div class="pay-note">${esc(t().payAt(money(o.total)))}</div>`}</div>
+          ${payBlock(o)}</div>
         ${memberLine(o.loyalty)}
       </article>`;
     }).join("") + `<div class="actions"><button type="button" class="primary" id="order-more">${esc(t().orderMore)}</button></div>`;
+  }
+
+  // how the order is paid: at the counter, or on the phone through the
+  // gateway (restobox/web.py pay); every failure says what to do next
+  function payBlock(o) {
+    if (o.state === "voided" || o.state === "rejected") return "";
+    const due = Math.max(0, o.total - (o.paid || 0));
+    if (o.payment === "paid") return `<div class="pay-done" data-paid="1">✓ ${esc(t().paid)} ${money(o.paid || o.total)}</div>`;
+    if (o.payment && o.payment !== "unpaid") return `<div class="pay-note">${esc(t().refundedOrder)}</div>`;
+    if (!S.phonePay) return `<div class="pay-note">${esc(t().payAt(money(o.total)))}</div>`;
+    const p = o.pay, offer = S.payOffer, id = o.order_id;
+    const open = p && p.state === "open" && !p.expired;
+    let msg = "";
+    if (S.checking === id) msg = t().checking;
+    else if (p && (p.state === "refund_due" || p.state === "refunded")) msg = t().strayRefund;
+    else if (open) msg = t().payOpen;
+    else if (p && (p.state === "closed" || p.expired)) msg = t().payExpired;
+    if (S.payError && S.payError.order === id) msg = S.payError.message;
+    const can = !offer || offer.available;
+    if (!can && offer.message) msg = offer.message[S.lang];
+    const busy = S.paying === id;
+    const label = busy ? t().payStarting : (open ? t().payContinue(money(due)) : t().payPhone(money(due)));
+    return `<div class="pay-box" data-pay-state="${esc(p ? (p.expired ? "expired" : p.state) : "none")}">
+      ${msg ? `<p class="pay-msg" role="status">${esc(msg)}</p>` : ""}
+      ${can ? `<button type="button" class="primary pay-phone" data-pay="${esc(id)}" ${busy ? "disabled" : ""}>${esc(label)}</button>` : ""}
+      <p class="pay-note">${esc(t().orCounter(money(due)))}</p></div>`;
+  }
+
+  async function startPay(id) {
+    if (S.paying) return;
+    S.paying = id; S.payError = null; render();
+    let j;
+    try {
+      const r = await fetch(`/api/orders/${id}/pay`, { method: "POST" });
+      j = await r.json();
+    } catch (e) {
+      j = { status: "network" };
+    }
+    S.paying = null;
+    if (j.status === "redirect" && j.cashier_url) { save(); location.href = j.cashier_url; return; }
+    if (j.status === "checking" || j.status === "paid") { S.checking = id; render(); return; }
+    S.payError = { order: id, message: j.message ? j.message[S.lang] : t().network };
+    render();
+  }
+
+  // back from the wallet: ask at once; the hub's word comes with the order's update
+  async function checkReturn(id) {
+    S.checking = id; render();
+    let j = { status: "unknown" };
+    for (let attempt = 0; attempt < 3; attempt++) {
+      try { const r = await fetch(`/api/orders/${id}/pay/check`, { method: "POST" }); j = await r.json(); break; }
+      catch (e) { await new Promise((res) => setTimeout(res, 1000)); }
+    }
+    if (j.status === "notpay" || j.status === "closed" || j.status === "none") {
+      S.checking = null;
+      S.payError = { order: id, message: j.status === "notpay" ? t().notPaid : t().payExpired };
+    }
+    render();
   }
 
   // the hub's answer about points: the masked number only
@@ -417,11 +494,16 @@
       es = new EventSource(`/api/events${ids ? `?orders=${ids}` : ""}`);
       es.addEventListener("soldout", (e) => { S.soldout = new Set(JSON.parse(e.data).items); render(); });
       es.addEventListener("hub", (e) => { S.hubOnline = JSON.parse(e.data).online; render(); });
+      es.addEventListener("pay", (e) => { S.payOffer = JSON.parse(e.data); render(); });
       es.addEventListener("photos", () => { if (S.menu) loadMenu(); });
       es.addEventListener("menu", (e) => { const v = JSON.parse(e.data).version; if (v && (!S.menu || S.menu.version !== v)) loadMenu(); });
       es.addEventListener("order", (e) => {
         const o = JSON.parse(e.data);
         S.orders = S.orders.map((x) => (x.order_id === o.order_id ? o : x));
+        if (o.payment !== "unpaid" || (o.pay && o.pay.state !== "open")) {
+          if (S.checking === o.order_id) S.checking = null;
+          if (S.payError && S.payError.order === o.order_id && o.payment === "paid") S.payError = null;
+        }
         save(); render();
       });
     } else if (!poll) {
@@ -450,6 +532,7 @@
     if (el.id === "place-btn") { placeOrder(); return; }
     if (el.id === "order-more") { S.view = "menu"; render(); window.scrollTo(0, 0); return; }
     if (el.id === "orders-btn") { S.view = "status"; render(); window.scrollTo(0, 0); return; }
+    if (el.dataset.pay) { startPay(el.dataset.pay); return; }
     if (el.id === "remove-gone") {
       S.cart.lines = S.cart.lines.filter((l) => idx.items[l.item_id] && !isOut(idx.items[l.item_id]) && !l.modifiers.some((m) => S.soldout.has(m)));
       S.refusal = null;
@@ -483,9 +566,16 @@
     if (bad !== S.phoneError) { S.phoneError = bad; renderCart(); }
   });
 
+  // back from the wallet (the gateway's return address: ?paid=<order id>)
+  const back = params.get("paid");
+  if (back && S.orders.some((o) => o.order_id === back)) {
+    S.view = "status";
+    history.replaceState(null, "", location.pathname);
+  }
   render();
   loadMenu().then(() => {
     listen();
+    if (back && S.orders.some((o) => o.order_id === back)) checkReturn(back);
     if (S.cart.locked && S.cart.maybeSent) { show("cart-sheet"); placeOrder(); }  // a reload while sending
     else if (S.cart.locked) { S.cart.locked = false; save(); render(); }
   });
