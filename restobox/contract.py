@@ -803,7 +803,6 @@ class PayReply(Message, kw_only=True):
     paid: int = 0
     due: int = 0
     intent: PayIntent | None = None
-    duplicate: bool = False
 
 
 PayResultSource = Literal["notify", "query", "return", "close", "refund"]

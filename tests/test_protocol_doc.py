@@ -219,6 +219,7 @@ def message_types() -> dict[str, tuple[type, ...]]:
         "3.13": (c.PrintJob, c.PrintJobState, c.PrinterStatus), "3.14": (c.Alert,),
         "3.15": (c.SyncRequest,), "3.16": (c.LoyaltyQuery, c.LoyaltyBalance), "3.17": (c.MenuImages,),
         "3.18": (c.TillRequest, c.TillReply, c.PaymentUpdate), "3.19": (c.UnpaidOrders,),
+        "3.20": (c.PayRequest, c.PayReply, c.PayIntent, c.PayResult, c.PayStatus),
     }
 
 
@@ -316,6 +317,9 @@ def field_tables() -> dict[type, tuple[str, str | None]]:
         c.LedgerEntry: ("3.18", "#### LedgerEntry"), c.ShiftSummary: ("3.18", "#### ShiftSummary"),
         c.PaymentUpdate: ("3.18", "`PaymentUpdate` (on"),
         c.UnpaidOrders: ("3.19", None), c.UnpaidOrder: ("3.19", "#### UnpaidOrder"),
+        c.PayRequest: ("3.20", "`PayRequest`:"), c.PayReply: ("3.20", "`PayReply`:"),
+        c.PayIntent: ("3.20", "#### PayIntent"), c.PayResult: ("3.20", "`PayResult` (sync"),
+        c.PayStatus: ("3.20", "`PayStatus` (sync"),
     }
 
 

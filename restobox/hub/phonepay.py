@@ -161,7 +161,7 @@ def _set(row: db.PayIntent, now: str, **values) -> None:
 
 def _closed(fx: Effects, row: db.PayIntent, order: db.Order | None, now: str) -> None:
     if row.state != "open":
-        fx.counters["pay.close_after_" + row.state] += 1
+        fx.counters[f"pay.close_after.{row.state}"] += 1
         return
     _set(row, now, state="closed")
     fx.counters["pay.closed"] += 1
