@@ -73,6 +73,7 @@ from zoneinfo import ZoneInfo
 
 from restobox import contract, db
 from restobox.config import Config
+from restobox.reconcile import Reconciliation
 
 BUCKET_MIN = 15
 
@@ -277,6 +278,7 @@ class DayReport:
     refunds: list[Refund] = field(default_factory=list)
     shifts: list[ShiftFigures] = field(default_factory=list)
     unpaid: list[UnpaidOrder] = field(default_factory=list)
+    reconciliation: "Reconciliation | None" = None  # phone payments vs the gateway's statement ([paygate])
     notes: list[str] = field(default_factory=list)  # what could not be read
 
     @property
@@ -378,6 +380,10 @@ def compute(cfg: Config, business_date: str, *, now: datetime | None = None) -> 
     try:
         _orders(cfg, r, store, tz)
         _till(r, store, tz)
+        if r.till and cfg.paygate.enabled:
+            from restobox.reconcile import reconcile
+
+            r.reconciliation = reconcile(cfg, store, start, end)
     except sqlite3.DatabaseError as exc:
         raise ReportError(f"The store database {cfg.hub.database} cannot be read: {exc}") from None
     finally:
@@ -974,6 +980,23 @@ def _till_html(r: DayReport) -> str:
         [[str(u.number), e(" · ".join(where_text(u))), yuan(u.total), yuan(u.paid), f"<b>{yuan(u.due)}</b>",
           "待付款后制作 held until paid" if u.state == "held" else e(u.state)] for u in r.unpaid])
         if r.unpaid else "<p>没有 None.</p>")
+    rc = r.reconciliation
+    if rc is not None:
+        out.append("<h3>手机支付对账 Phone payments reconciled with the gateway</h3>")
+        if not rc.checked:
+            out.append(f'<p class="late">没有对账：拿不到支付网关的对账单。<br><span class="en">Not reconciled: the '
+                       f'gateway&#39;s statement could not be had: {e(rc.reason)}</span></p>')
+        else:
+            out.append(f"<p>对账单 {rc.statement_lines} 笔，账本 {rc.ledger_lines} 笔，相符 {rc.matched} 笔，"
+                       f"差异 {len(rc.differences)} 笔。<br><span class=\"en\">Statement {rc.statement_lines} lines, "
+                       f"ledger {rc.ledger_lines}, matched {rc.matched}, differences {len(rc.differences)}.</span></p>")
+            out.append(_table(
+                [("差异", "Difference", False), ("类型", "Type", False), ("商户单号", "Merchant no.", False),
+                 ("单号", "No.", True), ("账本", "Ledger", True), ("网关", "Gateway", True), ("时间", "At", False)],
+                [[f'<span class="late">{e(" · ".join(d.names))}</span>', d.type, e(d.out_trade_no),
+                  str(d.number or ""), "-" if d.ledger_amount is None else yuan(d.ledger_amount),
+                  "-" if d.gateway_amount is None else yuan(d.gateway_amount), e(d.at)] for d in rc.differences])
+                if rc.differences else "<p>没有差异 No differences.</p>")
     return "\n".join(out)
 
 
@@ -1144,6 +1167,17 @@ def print_summary(r: DayReport, console) -> None:
                 for u in r.unpaid) + "[/]")
         else:
             console.print("Unpaid 未付款: none")
+        rc = r.reconciliation
+        if rc is not None and not rc.checked:
+            console.print(f"[yellow]Phone payments 手机支付: not reconciled — {rc.reason}[/]")
+        elif rc is not None:
+            console.print(f"Phone payments 手机支付 reconciled: {rc.matched} matched of {rc.statement_lines} "
+                          f"(statement) / {rc.ledger_lines} (ledger)" + ("" if rc.differences else ", no differences"))
+            for d in rc.differences:
+                console.print(f"  [red]{d.names[1]}[/]: {d.type} {d.out_trade_no}"
+                              + (f" (#{d.number})" if d.number else "")
+                              + f" ledger {'-' if d.ledger_amount is None else yuan(d.ledger_amount)}"
+                              + f" gateway {'-' if d.gateway_amount is None else yuan(d.gateway_amount)} at {d.at}")
     cloud = "not recorded" if r.cloud_outage_minutes is None else minutes(r.cloud_outage_minutes)
     console.print(f"Offline 离线: orders taken by kiosks offline {r.offline_orders} "
                   f"(waited {minutes(r.kiosk_offline_minutes)}); cloud unreachable {cloud}")
