@@ -11,6 +11,7 @@
                                         a scripted kiosk and cook
     restobox sync  [--config FILE] [--drain]   send the outbox to the chain's cloud
     restobox cloud-dev [--port N] [--db FILE]  a reference cloud receiver (demo, tests)
+    restobox paygate-dev [--port N] [--key-file FILE]  the payment gateway, simulated (demo, tests)
     restobox menu-check FILE            check a menu file and its photos before installing it
     restobox rush [--quick]             the lunch rush benchmark, with chaos (bench/rush.py)
 
@@ -138,6 +139,32 @@ def cmd_cloud_dev(args) -> int:
     from restobox.dev.cloud_dev import serve
 
     return serve(args.port, args.db, args.token or None, host=args.host)
+
+
+def cmd_paygate_dev(args) -> int:
+    from restobox.dev.paygate_dev import serve
+
+    if args.key_file:
+        try:
+            key = Path(args.key_file).read_text(encoding="utf-8").strip().encode()
+        except OSError as exc:
+            raise config_mod.ConfigError(f"cannot read the merchant key file {args.key_file}: {exc.strerror}") from None
+    else:
+        key = os.environ.get("RESTOBOX_PAYGATE_KEY", "").strip().encode()
+    if not key:
+        raise config_mod.ConfigError("the merchant key is empty: give --key-file or set RESTOBOX_PAYGATE_KEY")
+    return serve(args.port, args.db, key, args.mch_id, host=args.host, public_url=args.public_url,
+                 notify_delay=args.notify_delay, notify_retry=args.notify_retry)
+
+
+def _seconds_list(text: str) -> tuple[float, ...]:
+    try:
+        out = tuple(float(s) for s in text.split(",") if s.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a comma list of seconds, e.g. 1,2,4") from None
+    if any(s < 0 for s in out):
+        raise argparse.ArgumentTypeError(f"{text!r}: a wait cannot be negative")
+    return out
 
 
 def cmd_menu_check(args) -> int:
@@ -412,6 +439,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--db", default="cloud-dev.db", help="where it keeps what it received (SQLite)")
     p.add_argument("--token", default="dev-token", help="the store token it accepts ('' for none)")
     p.set_defaults(func=cmd_cloud_dev)
+
+    p = sub.add_parser("paygate-dev", help="the aggregated payment gateway, simulated, with fault modes (demo, tests)")
+    p.add_argument("--port", type=int, default=8710)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--db", default="paygate-dev.db", help="where it keeps its trades and notifications (SQLite)")
+    p.add_argument("--mch-id", default="m-store-1", help="the one merchant number it knows")
+    p.add_argument("--key-file", help="file holding the merchant key (default: $RESTOBOX_PAYGATE_KEY)")
+    p.add_argument("--public-url", default="",
+                   help="its address as diners' phones reach it, for the cashier pages (default http://127.0.0.1:PORT)")
+    p.add_argument("--notify-delay", type=float, default=0.2, metavar="S",
+                   help="seconds from a payment to its notification's first attempt (default 0.2)")
+    p.add_argument("--notify-retry", type=_seconds_list, default=(1.0, 2.0, 4.0, 8.0, 15.0, 30.0), metavar="S,S,...",
+                   help="waits before each retry of a notification not acknowledged, then it is given up "
+                        "(default 1,2,4,8,15,30)")
+    p.set_defaults(func=cmd_paygate_dev)
 
     p = sub.add_parser("demo", help="run a whole store on this machine")
     p.add_argument("--duration", type=float, default=0, help="stop after this many seconds (0: until Ctrl-C)")
