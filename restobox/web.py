@@ -230,6 +230,7 @@ class WebService:
         self.board: Board | None = None
         self.orders: OrderedDict[str, OrderView] = OrderedDict()
         self._tables_of: dict[str, str] = {}  # order id -> table, for requests in flight
+        self._early: OrderedDict[str, OrderUpdate] = OrderedDict()  # updates that came before their answer
         self.counters: Counter = Counter()
         self.last_errors: deque[RejectNotice] = deque(maxlen=20)
         self.loop: asyncio.AbstractEventLoop | None = None
@@ -411,6 +412,10 @@ class WebService:
                 view = self.orders.get(reply.order_id)
                 if view is None:
                     view = _view(reply, self._tables_of.get(reply.order_id))
+                    early = self._early.pop(reply.order_id, None)
+                    if early is not None:  # its update came first (e.g. held for its payment)
+                        view = msgspec.structs.replace(view, state=early.state, updated_at=early.at,
+                                                       payment=early.payment, paid=early.paid)
                     self.orders[reply.order_id] = view
                     while len(self.orders) > MAX_ORDERS_KEPT:
                         self.orders.popitem(last=False)
@@ -431,6 +436,10 @@ class WebService:
         with self._lock:
             view = self.orders.get(u.order_id)
             if view is None:
+                if u.order_id in self._tables_of:  # placed here, its answer still on its way
+                    self._early[u.order_id] = u
+                    while len(self._early) > MAX_STREAM_ORDERS * 10:
+                        self._early.pop(next(iter(self._early)))
                 return  # not ordered here
             self.orders[u.order_id] = msgspec.structs.replace(view, state=u.state, updated_at=u.at,
                                                               payment=u.payment, paid=u.paid)

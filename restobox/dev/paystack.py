@@ -1,0 +1,244 @@
+"""A store that takes phone payments, on this machine: what the phone
+payment's tests, its soak and ``bench/phone_pay.py`` run.
+
+A private mosquitto with the project's broker_config, and each in its own
+process: ``restobox hub`` (table QR orders held until paid, [paygate] on),
+``restobox sync`` (the outbox, and the gateway's notifications passed down
+from the cloud, enquiries, closes and refunds), ``restobox web`` (the table
+QR page), ``restobox cloud-dev`` (the chain's cloud, which receives the
+gateway's notifications) and ``restobox paygate-dev`` (the gateway). Every
+process can be killed and started again; ``stop`` leaves none behind.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import msgspec
+
+from restobox.brokerconf import STANDARD_DEVICES, Broker, free_port, terminate
+
+KEY = "dev-merchant-key-7f3a9c"
+MCH = "m-demo-store"
+TOKEN = "dev-token"
+STORE = "[store]\nid = \"store-1\"\nname_zh = \"川味小馆\"\nname_en = \"Sichuan Kitchen\"\ntimezone = \"Asia/Shanghai\"\n\n"
+
+
+class PayStack:
+    """The store's phone-payment path in ``workdir``. ``expire_s``: how
+    long a phone payment stays open; ``query_first_s``: the first enquiry."""
+
+    SERVICES = ("paygate", "cloud", "hub", "sync", "web")
+
+    def __init__(self, workdir: Path, *, expire_s: int = 30, query_first_s: float = 1.0, query_max_s: float = 5.0,
+                 notify_delay_s: float = 0.05, web: bool = True, tables: int = 20) -> None:
+        self.dir = Path(workdir)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.expire_s, self.query_first_s, self.query_max_s = expire_s, query_first_s, query_max_s
+        self.notify_delay_s = notify_delay_s
+        self.with_web = web
+        self.tables = tables
+        self.broker: Broker | None = None
+        self.procs: dict[str, subprocess.Popen] = {}
+        self.healths: dict[str, dict] = {}  # device -> its latest retained health
+        self._monitor = None
+        self.ports = {"paygate": free_port(), "cloud": free_port(), "web": free_port()}
+        self.key_file = self.dir / "paygate.key"
+        self.key_file.write_text(KEY + "\n", encoding="utf-8")
+        (self.dir / "cloud.token").write_text(TOKEN + "\n", encoding="utf-8")
+        self.store_db = self.dir / "store.db"
+
+    # ------------------------------------------------------------ addresses
+    @property
+    def paygate_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['paygate']}"
+
+    @property
+    def cloud_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['cloud']}"
+
+    @property
+    def web_url(self) -> str:
+        return f"http://127.0.0.1:{self.ports['web']}"
+
+    # --------------------------------------------------------------- config
+    def _mqtt(self, device: str) -> str:
+        assert self.broker is not None
+        return (f"[mqtt]\nhost = \"127.0.0.1\"\nport = {self.broker.port}\n"
+                f"password_file = \"{self.broker.creds[device].password_file}\"\nkeepalive_s = 5\n"
+                "reconnect_max_s = 1\n\n")
+
+    def _paygate(self) -> str:
+        return (f"[paygate]\nenabled = true\nurl = \"{self.paygate_url}\"\nmch_id = \"{MCH}\"\n"
+                f"key_file = \"{self.key_file}\"\nexpire_s = {self.expire_s}\ntimeout_s = 3\n"
+                f"query_first_s = {self.query_first_s}\nquery_max_s = {self.query_max_s}\nnotify_wait_s = 10\n\n")
+
+    def _sync_section(self) -> str:
+        return (f"[sync]\ncloud_url = \"{self.cloud_url}\"\ntoken_file = \"{self.dir / 'cloud.token'}\"\n"
+                f"database = \"{self.dir / 'sync.db'}\"\nstore_database = \"{self.store_db}\"\n"
+                "health_interval_s = 1\npoll_s = 0.5\nmenu_poll_s = 0\npreorder_poll_s = 0\n"
+                "backoff_min_s = 0.2\nbackoff_max_s = 2\n\n")
+
+    def write_configs(self) -> None:
+        d = self.dir
+        (d / "hub.toml").write_text(
+            "[device]\nid = \"hub\"\nrole = \"hub\"\n" + STORE + self._mqtt("hub")
+            + f"[hub]\ndatabase = \"{self.store_db}\"\nhealth_interval_s = 1\n\n"
+            + "[hub.till]\nhold_unpaid = [\"qr\"]\n\n" + self._paygate(), encoding="utf-8")
+        (d / "sync.toml").write_text(
+            "[device]\nid = \"sync\"\nrole = \"sync\"\n" + STORE + self._mqtt("sync") + self._sync_section()
+            + self._paygate(), encoding="utf-8")
+        (d / "web.toml").write_text(
+            "[device]\nid = \"web\"\nrole = \"web\"\n" + STORE + self._mqtt("web")
+            + f"[web]\nhost = \"127.0.0.1\"\nport = {self.ports['web']}\npublic_url = \"{self.web_url}\"\n"
+            + f"table_count = {self.tables}\nreply_timeout_s = 3\nhealth_interval_s = 1\n"
+            + f"qr_dir = \"{d / 'qr'}\"\n\n" + self._sync_section() + self._paygate(), encoding="utf-8")
+
+    # ------------------------------------------------------------ processes
+    def argv(self, name: str) -> list[str]:
+        py = [sys.executable, "-m", "restobox.cli"]
+        if name == "paygate":
+            return py + ["paygate-dev", "--port", str(self.ports["paygate"]), "--db", str(self.dir / "paygate.db"),
+                         "--mch-id", MCH, "--key-file", str(self.key_file),
+                         "--notify-delay", str(self.notify_delay_s), "--notify-retry", "0.5,1,2,4,8"]
+        if name == "cloud":
+            return py + ["cloud-dev", "--port", str(self.ports["cloud"]), "--db", str(self.dir / "cloud.db"),
+                         "--token", TOKEN]
+        return py + [name, "--config", str(self.dir / f"{name}.toml")]
+
+    def spawn(self, name: str) -> subprocess.Popen:
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("RESTOBOX_MQTT_PASSWORD", "RESTOBOX_CLOUD_TOKEN", "RESTOBOX_PAYGATE_KEY")}
+        with open(self.dir / f"{name}.log", "ab") as log:
+            p = subprocess.Popen(self.argv(name), stdout=log, stderr=subprocess.STDOUT, env=env)
+        self.procs[name] = p
+        return p
+
+    def start(self, timeout: float = 30) -> "PayStack":
+        if self.broker is None:
+            self.broker = Broker(self.dir / "broker").start_with_devices(STANDARD_DEVICES)
+        if self._monitor is None:
+            self._watch()
+        self.write_configs()
+        try:
+            # the sync service reads the store database the hub makes
+            for wave in (("paygate", "cloud", "hub"), ("sync", "web")):
+                names = [n for n in wave if n != "web" or self.with_web]
+                for name in names:
+                    self.spawn(name)
+                for name in names:
+                    self.wait_ready(name, timeout)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def wait_ready(self, name: str, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            p = self.procs[name]
+            if p.poll() is not None:
+                raise RuntimeError(f"{name} exited ({p.returncode}):\n{self.log(name)[-3000:]}")
+            if self._ready(name):
+                return
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{name} did not become ready:\n{self.log(name)[-3000:]}")
+            time.sleep(0.05)
+
+    def _ready(self, name: str) -> bool:
+        try:
+            if name == "paygate":
+                return httpx.get(f"{self.paygate_url}/_dev/stats", timeout=1).status_code == 200
+            if name == "cloud":
+                return httpx.get(f"{self.cloud_url}/_dev/stats", timeout=1).status_code == 200
+            if name == "web":
+                return httpx.get(f"{self.web_url}/healthz", timeout=1).json().get("state") == "ready"
+        except (httpx.HTTPError, ValueError):
+            return False
+        return self._health_state(name) == "ready"
+
+    def _health_state(self, device: str) -> str | None:
+        h = self.healths.get(device)
+        return h.get("state") if h else None
+
+    def bus(self, device: str, role: str):
+        """A connected client of the store's broker as ``device`` (one of
+        STANDARD_DEVICES), for the caller to stop."""
+        from restobox.bus import Bus
+
+        assert self.broker is not None
+        c = self.broker.creds[device]
+        b = Bus(device=device, role=role, host=self.broker.host, port=self.broker.port, username=c.username,
+                password=c.password, persistent=False, reconnect_max_s=1)
+        return b
+
+    def _watch(self) -> None:
+        """Every service's retained health, as it changes."""
+        self._monitor = self.bus("monitor-1", "monitor")
+
+        def got(m) -> None:
+            try:
+                h = msgspec.json.decode(m.payload)
+            except msgspec.DecodeError:
+                return
+            if isinstance(h, dict):
+                self.healths[m.topic.rsplit("/", 1)[-1]] = h
+
+        self._monitor.subscribe("restobox/v1/health/+", got)
+        self._monitor.start()
+        self._monitor.wait_connected(10)
+
+    def log(self, name: str) -> str:
+        p = self.dir / f"{name}.log"
+        return p.read_text(errors="replace") if p.exists() else ""
+
+    def kill(self, name: str) -> None:
+        """SIGKILL: no goodbye, as a power cut or the OOM killer."""
+        p = self.procs.get(name)
+        if p is not None and p.poll() is None:
+            p.kill()
+            p.wait(10)
+
+    def restart(self, name: str, *, wait: bool = True) -> None:
+        self.kill(name)
+        self.healths.pop(name, None)
+        self.spawn(name)
+        if wait:
+            self.wait_ready(name)
+
+    def stop(self) -> None:
+        for name in reversed(list(self.procs)):
+            p = self.procs[name]
+            if p.poll() is None:
+                terminate(p, 10)
+        self.procs.clear()
+        if self._monitor is not None:
+            self._monitor.stop()
+            self._monitor = None
+        if self.broker is not None:
+            self.broker.stop()
+            self.broker = None
+
+    def __enter__(self) -> "PayStack":
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    # --------------------------------------------------------- the gateway
+    def fault(self, mode: str, count: int = 0, **kw) -> dict:
+        r = httpx.post(f"{self.paygate_url}/_dev/fault", json={"mode": mode, "count": count, **kw}, timeout=5)
+        r.raise_for_status()
+        return r.json()
+
+    def trades(self) -> list[dict]:
+        return httpx.get(f"{self.paygate_url}/_dev/trades", timeout=30).json()
+
+    def wallet_pay(self, out_trade_no: str) -> dict:
+        """The diner confirms in the wallet (without a browser)."""
+        return httpx.post(f"{self.paygate_url}/_dev/pay", json={"out_trade_no": out_trade_no}, timeout=10).json()
