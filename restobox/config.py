@@ -522,8 +522,9 @@ class PaygateConfig(_Strict):
     passes them down to the store. Empty: <[sync] cloud_url>/v1/paygate/notify/<store>."""
     timeout_s: Annotated[float, msgspec.Meta(gt=0, le=60)] = 5.0
     """How long one call to the gateway waits for its answer."""
-    expire_s: Annotated[int, msgspec.Meta(ge=30, le=7200)] = 300
-    """An unpaid phone payment is closed this long after it was created."""
+    expire_s: Annotated[int, msgspec.Meta(ge=5, le=7200)] = 300
+    """An unpaid phone payment is closed this long after it was created
+    (the wallets' own limit is usually 5 to 30 minutes)."""
     query_first_s: Annotated[float, msgspec.Meta(gt=0, le=600)] = 3.0
     """The store asks the gateway about an open payment this long after it
     was created, then ever less often (doubling, up to query_max_s), so a
