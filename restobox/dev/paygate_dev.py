@@ -151,6 +151,17 @@ class GatewayStore:
             CREATE TABLE IF NOT EXISTS setting (key TEXT PRIMARY KEY, value TEXT NOT NULL);
         """)
 
+    @contextlib.contextmanager
+    def tx(self):
+        """One transaction: all of it is kept, or none (each statement commits on its own otherwise)."""
+        self.con.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+        except BaseException:
+            self.con.execute("ROLLBACK")
+            raise
+        self.con.execute("COMMIT")
+
     def count(self, key: str, n: int = 1) -> None:
         self.con.execute("INSERT INTO stat (key, value) VALUES (?, ?) "
                          "ON CONFLICT (key) DO UPDATE SET value = value + excluded.value", (key, n))
@@ -251,13 +262,14 @@ class Gateway:
                 "amount": t["charged"] if t["charged"] is not None else t["amount"], "paid_at": t["paid_at"],
                 "refunded": t["refunded"], "cashier_url": t["cashier_url"]}
 
-    def _note_fault(self, t: sqlite3.Row, mode: str) -> None:
-        self.store.update(t["out_trade_no"], faults=",".join(filter(None, [t["faults"], mode])))
-
     def pay(self, t: sqlite3.Row) -> tuple[sqlite3.Row, int | None, bool]:
         """The diner paid ``t`` (NOTPAY, or CLOSED with a payment in flight):
         the trade, its notification's id (None when lost) and whether its
         first attempt must be made before the payer is answered."""
+        with self.store.tx():
+            return self._pay(t)
+
+    def _pay(self, t: sqlite3.Row) -> tuple[sqlite3.Row, int | None, bool]:
         mode = self.take_fault("payment")
         charged = t["amount"] - 1 if mode == "amount_mismatch" else t["amount"]
         t = self.store.update(t["out_trade_no"], status="SUCCESS", charged=charged, paid_at=now_cst(),
@@ -405,12 +417,13 @@ class Gateway:
         if t["status"] in ("SUCCESS", "REFUND"):
             raise Refused("ORDER_PAID", f"{t['out_trade_no']} is paid", fields=self.trade_fields(t))
         if t["status"] == "NOTPAY":
-            late = self.take_fault("close") == "success_after_close"
-            t = self.store.update(t["out_trade_no"], status="CLOSED", closed_at=now_cst(),
-                                  late_pay_at=time.time() + LATE_PAY_S if late else None)
-            self.store.count("closes")
+            with self.store.tx():
+                late = self.take_fault("close") == "success_after_close"
+                faults = ",".join(filter(None, [t["faults"], "success_after_close" if late else ""]))
+                t = self.store.update(t["out_trade_no"], status="CLOSED", closed_at=now_cst(), faults=faults,
+                                      late_pay_at=time.time() + LATE_PAY_S if late else None)
+                self.store.count("closes")
             if late:
-                self._note_fault(t, "success_after_close")
                 self.spawn(f"late-{t['out_trade_no']}", self.late_pay(t["out_trade_no"]))
         return self.trade_fields(t)
 
@@ -432,12 +445,13 @@ class Gateway:
         if amount > left:
             raise Refused("REFUND_EXCEEDS", f"{amount} fen is more than the {left} fen left of {no}",
                           fields={"out_trade_no": no})
-        self.store.con.execute(
-            "INSERT INTO refund (out_refund_no, out_trade_no, refund_id, amount, reason, refunded_at) "
-            "VALUES (?, ?, ?, ?, ?, ?)", (refund_no, no, "R" + secrets.token_hex(12), amount, reason, now_cst()))
         refunded = t["refunded"] + amount
-        self.store.update(no, refunded=refunded, status="REFUND" if refunded >= t["charged"] else t["status"])
-        self.store.count("refunds")
+        with self.store.tx():
+            self.store.con.execute(
+                "INSERT INTO refund (out_refund_no, out_trade_no, refund_id, amount, reason, refunded_at) "
+                "VALUES (?, ?, ?, ?, ?, ?)", (refund_no, no, "R" + secrets.token_hex(12), amount, reason, now_cst()))
+            self.store.update(no, refunded=refunded, status="REFUND" if refunded >= t["charged"] else t["status"])
+            self.store.count("refunds")
         return _refund_fields(self.store.con.execute("SELECT * FROM refund WHERE out_refund_no = ?",
                                                      (refund_no,)).fetchone())
 
