@@ -94,6 +94,8 @@ PAGE_DIR = Path(__file__).resolve().parent / "webpage"
 MAX_ORDERS_KEPT = 5000
 """Orders placed here whose state is kept for the diners (oldest forgotten first)."""
 MAX_STREAM_ORDERS = 20
+GATEWAY_GRACE_S = 120
+"""A phone payment's limit at the gateway is this much later than the store's [paygate] expire_s."""
 KEEPALIVE_S = 15.0
 HEALTH_MIN_GAP_S = 1.0
 PHOTOS_PENDING_MAX = 64
@@ -564,7 +566,9 @@ class WebService:
                 description=f"{s.name_zh} {intent.number}号 · {s.name_en} #{intent.number}",
                 notify_url=self.cfg.paygate.notify_url_for(self.cfg.sync.cloud_url, s.id),
                 return_url=f"{base_url.rstrip('/')}/t/{view.table or ''}?paid={order_id}",
-                expire_s=max(1, left))
+                # the store closes it at its time (the sync service); the
+                # gateway's own limit comes later, so that close is what ends it
+                expire_s=max(1, left) + GATEWAY_GRACE_S)
         except paygate.GatewayError as exc:
             if exc.reason == "order_paid" and exc.answer:
                 self._result("return", exc.answer)
