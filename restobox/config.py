@@ -533,6 +533,10 @@ class PaygateConfig(_Strict):
     notify_wait_s: Annotated[float, msgspec.Meta(ge=0, le=60)] = 20.0
     """How long one request for notifications waits at the cloud for the
     next one (long poll; 0: ask every second)."""
+    probe_s: Annotated[float, msgspec.Meta(ge=0.2, le=600)] = 10.0
+    """When nothing else asked the gateway for this long, the sync service
+    asks it about a made-up payment, so the page knows whether phone
+    payment can be offered (pay/status)."""
 
     def key(self) -> bytes:
         env = os.environ.get("RESTOBOX_PAYGATE_KEY")

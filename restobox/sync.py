@@ -43,6 +43,8 @@ from restobox.runtime import Backoff, Runtime
 from restobox.service import disk_details
 from restobox.cloudapi import CloudEvent, EventAck, EventBatch, acked_prefix
 from restobox.config import Config
+from restobox.paygate import REASONS as PAYGATE_REASONS
+from restobox.paygate import GatewayError, parse_notification
 
 log = logging.getLogger("restobox.sync")
 
@@ -62,6 +64,8 @@ REASONS = {
     "menu_invalid": "the cloud's menu breaks the menu's rules (restobox menu-check)",
     "menu_too_large": "the cloud's menu is larger than the store's broker carries (restobox menu-check)",
     "stock_too_large": "the cloud's stock counts are larger than the store's broker carries",
+    "pay_publish_failed": "the broker did not take a payment result for the hub (sent again)",
+    "pay_internal": "relaying a payment notification failed in the sync service (see its log)",
 }
 
 
@@ -82,6 +86,14 @@ def count_bad(counters: Counter, topic: str, reason: str, detail: str = "") -> N
     counters["bad_messages"] += 1
     counters[f"bad_message_{reason}"] += 1
     refused(topic, reason, detail, logger=log)
+
+
+def _warn(key: str, msg: str, *args) -> None:
+    """Logged the first few times per ``key``, then summed up once a minute
+    (restobox.bus's refusal log): a flood must not fill the disk."""
+    from restobox.bus import refusal_log
+
+    refusal_log.warn(log, key, msg, *args)
 
 
 def _summed(*counters: Counter) -> dict[str, int]:
@@ -592,6 +604,395 @@ class PreorderRunner:
         self.cloud.close()
 
 
+# ------------------------------------------------------------ phone payment
+class PayNotification(msgspec.Struct, kw_only=True):
+    """One of the gateway's notifications as the cloud kept it: ``body`` is
+    the raw JSON the gateway posted (the store checks its signature)."""
+
+    seq: int
+    body: str
+    received_at: str = ""
+
+
+class PayNotifications(msgspec.Struct, kw_only=True):
+    """The cloud's answer to ``GET .../paygate/notifications?after=``."""
+
+    notifications: tuple[PayNotification, ...]
+    cursor: str
+    v: int = 1
+
+
+PAY_CURSOR = "paynotify_cursor"
+"""sync.db's SyncValue: the seq of the last notification handed to the hub."""
+PAY_ROUND_S = 0.5
+"""How often the active intents are read from store.db."""
+PAY_PROBE_NO = "RBPROBE0000000000000000000000000"
+"""The made-up merchant order number the gateway is asked about to see that it answers."""
+GATEWAY_DOWN = frozenset({"gateway_unreachable", "gateway_timeout", "gateway_http_error", "gateway_bad_json",
+                          "gateway_bad_schema", "bad_signature"})
+"""Failures that say the gateway cannot be used now (not a signed answer)."""
+
+_INTENTS_SQL = ('SELECT "merchant_no", "state", "amount", "reason", "refund_amount", "created_at", "expires_at" '
+                "FROM \"pay_intent\" WHERE \"state\" IN ('open', 'refund_due') LIMIT 1000")
+
+
+@dataclass(slots=True)
+class _Intent:
+    merchant_no: str
+    state: str
+    amount: int
+    reason: str
+    refund_amount: int
+    created: float
+    expires: float
+
+
+@dataclass(slots=True)
+class _Asking:
+    """When to ask the gateway next about one intent: ``due`` (wall time),
+    then ``gap`` later, doubling up to [paygate] query_max_s."""
+
+    state: str
+    due: float
+    gap: float
+    closing: bool = False
+
+
+class PayAgent:
+    """The store's side of the payment gateway's asynchronous parts
+    (docs/cloud-api.md, "Payment notifications"); it writes nothing to
+    store.db: the hub records what the gateway said.
+
+    - The relay (thread ``pay-notify``) long-polls the cloud for the
+      gateway's notifications, checks each one's signature with the
+      merchant key and hands the good ones to the hub (PayResult
+      ``notify`` on pay/result, QoS 1); the cursor in sync.db moves past a
+      notification only once the broker has it, so one may reach the hub
+      twice (the hub counts it once), none is lost. A bad one is counted
+      with its reason and goes no further.
+    - The enquiry (thread ``pay-enquiry``) reads the open and refund_due
+      intents from store.db every 0.5 s and asks the gateway about them,
+      until the hub's row changes: an open one is queried
+      ``query_first_s`` after it was made, then ever less often (up to
+      ``query_max_s``); past its ``expires_at`` it is closed; money due
+      back is refunded (``out_refund_no`` = merchant_no + "R"). Every
+      answer is handed to the hub as it came, signed; every call is
+      idempotent at the gateway, so repeating one is harmless.
+    - The gateway's availability (retained PayStatus on pay/status): any
+      signed answer says it answers; a failure says at once it does not,
+      with its reason; with nothing else to ask, a made-up payment is
+      queried every ``probe_s``. Published on a change and after each
+      reconnect.
+    """
+
+    def __init__(self, cfg: Config, bus, *, clock: Callable[[], float] = time.time, transport=None,
+                 gateway_transport=None) -> None:
+        from restobox.paygate import PaygateClient
+
+        self.cfg = cfg
+        self.p = cfg.paygate
+        self.bus = bus
+        self.clock = clock
+        self.key = self.p.key()
+        self.gateway = PaygateClient.from_config(cfg, transport=gateway_transport)
+        self.cloud = CloudClient(cfg, transport=transport)
+        self.counters: Counter[str] = Counter()
+        self._stop = threading.Event()
+        s = cfg.sync
+        self.relay_backoff = Backoff(s.backoff_min_s, s.backoff_max_s)
+        # capped at the probe's interval: a gateway back is seen as soon as a probe would see it
+        self.gateway_backoff = Backoff(min(s.backoff_min_s, self.p.probe_s), min(s.backoff_max_s, self.p.probe_s))
+        self.gateway_wait_until = 0.0  # monotonic: no call to the gateway before
+        self.last_call = float("-inf")  # monotonic: the last call to the gateway
+        self.status: tuple[bool, str] | None = None  # (available, reason) as last published
+        self._status_connects = -1
+        self.asking: dict[str, _Asking] = {}
+        self.active: dict[str, int] = {}  # state -> intents, as last read
+        self.relay_error = ""
+        self._store = None  # store.db, read-only, opened by the enquiry thread
+        row = db.SyncValue.get_or_none(db.SyncValue.key == PAY_CURSOR)
+        self.cursor = row.value if row else "0"
+
+    def threads(self) -> list[threading.Thread]:
+        return [threading.Thread(target=self.run_relay, name="pay-notify", daemon=True),
+                threading.Thread(target=self.run_enquiry, name="pay-enquiry", daemon=True)]
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def close(self) -> None:
+        self.gateway.close()
+        self.cloud.close()
+        if self._store is not None:
+            self._store.close()
+
+    def details(self) -> dict:
+        st = self.status
+        return {"pay_gateway": "unknown" if st is None else "available" if st[0] else st[1],
+                "pay_open_intents": self.active.get("open", 0),
+                "pay_refunds_due": self.active.get("refund_due", 0),
+                "pay_notify_cursor": self.cursor, "pay_notify_error": self.relay_error or None}
+
+    # ------------------------------------------------------------ to the hub
+    def _result(self, source: str, fields: dict) -> None:
+        """The gateway's signed fields to the hub (pay/result, QoS 1), once
+        the broker has them; PublishError if it does not take them."""
+        payload = contract.encode(contract.PayResult(source=source, fields=fields, at=iso(self.clock())))
+        if len(payload) > contract.MAX_PAYLOAD_BYTES:  # the hub would refuse it; the gateway's, not ours
+            self.counters["pay.too_large"] += 1
+            _warn("the payment results too large", "a payment result (%s, %s) is %d bytes, "
+                  "more than the bus carries: not sent", source,
+                  str(fields.get("out_trade_no", ""))[:40], len(payload))
+            return
+        self.bus.publish_wait(contract.topics.PAY_RESULT, payload, qos=1)
+        self.counters[f"pay.results_{source}"] += 1
+
+    def _set_status(self, available: bool, reason: str = "") -> None:
+        if self.status == (available, reason):
+            return
+        if available:
+            log.info("the payment gateway answers: phone payment is available")
+        else:
+            log.warning("phone payment is unavailable: %s", PAYGATE_REASONS.get(reason, reason))
+        self.status = (available, reason)
+        self._publish_status()
+
+    def _publish_status(self) -> None:
+        if self.status is None:
+            return
+        self._status_connects = self.bus.connects
+        available, reason = self.status
+        self.bus.publish(contract.topics.PAY_STATUS, contract.encode(contract.PayStatus(
+            available=available, reason=reason, at=iso(self.clock()))), qos=1, retain=True)
+
+    # ---------------------------------------------------------------- relay
+    def relay_once(self) -> int:
+        """One fetch of notifications (held at the cloud up to
+        notify_wait_s); each good one handed to the hub, the cursor moved
+        past each one handled. Returns how many came. CloudError or
+        PublishError on a failure (the cursor stays before the one that
+        failed)."""
+        wait = self.p.notify_wait_s
+        r = self.cloud.request("GET", "paygate/notifications", params={"after": self.cursor, "wait": f"{wait:g}"},
+                               timeout=wait + self.cfg.sync.timeout_s)
+        got = decode_answer(r.content, PayNotifications)
+        for n in got.notifications:
+            self._relay(n)
+            self._save_cursor(str(n.seq))
+        return len(got.notifications)
+
+    def _relay(self, n: PayNotification) -> None:
+        try:
+            fields = parse_notification(n.body.encode("utf-8", "surrogatepass"), self.key)
+        except GatewayError as exc:
+            self.counters["pay.bad_notifications"] += 1
+            self.counters[f"pay.{exc.reason}"] += 1
+            _warn(f"the bad payment notifications ({exc.reason})",
+                  "payment notification %d from the cloud not used: %s (%s)", n.seq, exc.words,
+                  exc.detail[:200])
+            return
+        self._result("notify", fields)
+        self.counters["pay.notifications"] += 1
+
+    def _save_cursor(self, cursor: str) -> None:
+        db.SyncValue.insert(key=PAY_CURSOR, value=cursor).on_conflict_replace().execute()
+        self.cursor = cursor
+
+    def run_relay(self) -> None:
+        from restobox.bus import PublishError
+
+        while not self._stop.is_set():
+            if not self.bus.connected:  # nothing can be handed on: ask the cloud later
+                self._stop.wait(0.2)
+                continue
+            try:
+                n = self.relay_once()
+            except CloudError as exc:
+                self._relay_failed(exc.reason, exc.detail)
+                continue
+            except PublishError as exc:
+                self._relay_failed("pay_publish_failed", str(exc))
+                continue
+            except Exception as exc:  # sync.db refused the cursor, or a surprise: asked again after the backoff
+                log.exception("relaying payment notifications failed")
+                self._relay_failed("pay_internal", repr(exc))
+                continue
+            if self.relay_error:
+                log.info("payment notifications come again from the cloud")
+            self.relay_error = ""
+            self.relay_backoff.succeeded()
+            if n == 0 and self.p.notify_wait_s == 0:
+                self._stop.wait(1.0)
+
+    def _relay_failed(self, reason: str, detail: str) -> None:
+        self.counters["pay.notify_failures"] += 1
+        self.counters[f"pay.{reason}"] += 1
+        if reason != self.relay_error:
+            log.warning("fetching payment notifications failed: %s: %s", REASONS.get(reason, reason), detail[:200])
+        self.relay_error = reason
+        self._stop.wait(self.relay_backoff.failed())
+
+    # -------------------------------------------------------------- enquiry
+    def run_enquiry(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.enquiry_round()
+            except Exception:
+                if not self._stop.is_set():  # not the clients closed under it at the end
+                    log.exception("phone payment: a round of enquiries failed")
+            self._stop.wait(PAY_ROUND_S)
+
+    def intents(self) -> list[_Intent] | None:
+        """The open and refund_due intents in store.db (none in a store.db
+        from before phone payment); None if it cannot be read now."""
+        import sqlite3
+
+        try:
+            if self._store is None:
+                self._store = db.open_store_readonly(self.cfg.sync.store_database)
+            rows = self._store.execute(_INTENTS_SQL).fetchall()
+        except sqlite3.OperationalError as exc:
+            if "no such table" in str(exc):
+                return []
+            self.counters["pay.store_unreadable"] += 1
+            _warn("the unreadable store.db", "cannot read the payment intents: %s", exc)
+            return None
+        out = []
+        for merchant_no, state, amount, reason, refund_amount, created_at, expires_at in rows:
+            created, expires = parse_iso(created_at), parse_iso(expires_at)
+            if created is None or expires is None:
+                self.counters["pay.bad_intent"] += 1
+                _warn("the unreadable payment intents", "payment intent %s has no readable "
+                      "created_at/expires_at (%r, %r): not asked about", merchant_no, created_at,
+                      expires_at)
+                continue
+            out.append(_Intent(merchant_no, state, amount or 0, reason or "", refund_amount or 0, created, expires))
+        return out
+
+    def _plan(self, rows: list[_Intent], now: float) -> None:
+        """``asking`` follows the rows: a new intent (or one in a new state)
+        starts its schedule; an expired open one is closed now; one that
+        left (paid, closed, refunded) is forgotten."""
+        first = self.p.query_first_s
+        for it in rows:
+            a = self.asking.get(it.merchant_no)
+            if a is None or a.state != it.state:
+                if it.state == "open":
+                    a = _Asking(it.state, due=it.created + first, gap=min(2 * first, self.p.query_max_s))
+                else:
+                    a = _Asking(it.state, due=now, gap=first)
+                self.asking[it.merchant_no] = a
+            if it.state == "open" and not a.closing and now >= it.expires:
+                a.closing, a.due, a.gap = True, now, first
+        active = {it.merchant_no for it in rows}
+        for gone in [k for k in self.asking if k not in active]:
+            del self.asking[gone]
+        self.active = dict(Counter(it.state for it in rows))
+
+    def enquiry_round(self) -> None:
+        from restobox.bus import PublishError
+
+        if self.bus.connected and self.bus.connects != self._status_connects:
+            self._publish_status()  # again after a reconnect (retained, but the broker may be new)
+        rows = self.intents()
+        if rows is None:
+            return
+        now = self.clock()
+        self._plan(rows, now)
+        if not self.bus.connected or time.monotonic() < self.gateway_wait_until:
+            return  # an answer could not be handed on now, or the gateway failed: later
+        try:
+            for it in sorted((it for it in rows if self.asking[it.merchant_no].due <= now),
+                             key=lambda it: self.asking[it.merchant_no].due):
+                if self._stop.is_set() or not self._ask(it, self.asking[it.merchant_no]):
+                    return
+            if time.monotonic() - self.last_call >= (self.p.probe_s if self.status and self.status[0] else 0):
+                self._probe()
+        except PublishError as exc:  # asked again next round
+            self.counters["pay.pay_publish_failed"] += 1
+            log.warning("a payment result could not be handed to the hub: %s", exc)
+
+    def _ask(self, it: _Intent, a: _Asking) -> bool:
+        """One call about ``it``; its answer to the hub. False if the
+        gateway failed (the round stops; the call is made again after the
+        backoff)."""
+        self.last_call = time.monotonic()
+        try:
+            if it.state == "refund_due":
+                self._refund(it)
+            elif a.closing:
+                self._close(it)
+            else:
+                self.counters["pay.queries"] += 1
+                trade, fields = self.gateway.query(it.merchant_no)
+                if trade.status != "NOTPAY":
+                    self._result("query", fields)
+        except GatewayError as exc:
+            self.counters[f"pay.{exc.reason}"] += 1
+            if exc.reason in GATEWAY_DOWN:
+                self._gateway_failed(exc)
+                return False
+            # a signed refusal: asked again later. An open payment the
+            # gateway does not know yet is no news (the page creates it after the hub)
+            if not (exc.reason == "order_not_exist" and it.state == "open" and not a.closing):
+                _warn(f"the gateway's refusals ({exc.reason})", "the gateway refused %s for %s: %s",
+                      "the refund" if it.state == "refund_due" else "the close" if a.closing else "the query",
+                      it.merchant_no, exc.detail[:200])
+        self._answered()
+        a.due = self.clock() + a.gap
+        a.gap = min(2 * a.gap, self.p.query_max_s)
+        return True
+
+    def _close(self, it: _Intent) -> None:
+        self.counters["pay.closes"] += 1
+        try:
+            trade, fields = self.gateway.close_trade(it.merchant_no)
+        except GatewayError as exc:
+            if exc.reason == "order_paid" and exc.answer:  # paid first: the answer is the paid trade, signed
+                self.counters["pay.order_paid"] += 1
+                self._result("query", exc.answer)
+            elif exc.reason in ("order_not_exist", "order_closed") and exc.answer:
+                self.counters[f"pay.{exc.reason}"] += 1  # never made, or closed already: closed for the hub
+                self._result("close", exc.answer)
+            else:
+                raise
+            return
+        self._result("close" if trade.status == "CLOSED" else "query", fields)
+
+    def _refund(self, it: _Intent) -> None:
+        if it.refund_amount <= 0:
+            self.counters["pay.bad_intent"] += 1
+            _warn("the refunds of nothing", "payment intent %s is refund_due with refund_amount "
+                  "%d: nothing to refund", it.merchant_no, it.refund_amount)
+            return
+        self.counters["pay.refunds"] += 1
+        _, fields = self.gateway.refund(it.merchant_no, it.merchant_no + "R", it.refund_amount, it.reason)
+        self._result("refund", fields)
+
+    def _probe(self) -> None:
+        self.last_call = time.monotonic()
+        self.counters["pay.probes"] += 1
+        try:
+            self.gateway.query(PAY_PROBE_NO)
+        except GatewayError as exc:
+            if exc.reason in GATEWAY_DOWN:
+                self.counters[f"pay.{exc.reason}"] += 1
+                self._gateway_failed(exc)
+                return
+        self._answered()
+
+    def _answered(self) -> None:
+        self.gateway_backoff.succeeded()
+        self._set_status(True)
+
+    def _gateway_failed(self, exc) -> None:
+        self.counters["pay.gateway_failures"] += 1
+        self.gateway_wait_until = time.monotonic() + self.gateway_backoff.failed()
+        if self.status != (False, exc.reason):
+            log.warning("the payment gateway failed: %s", exc)
+        self._set_status(False, exc.reason)
+
+
 def pw_errors():
     import peewee as pw
 
@@ -606,7 +1007,8 @@ def pw_count():
 
 class SyncService:
     """The forwarder as a store service: health on the bus, the menu puller,
-    SIGTERM stops it."""
+    the pre-orders, phone payment's notifications and enquiries (PayAgent,
+    when [paygate] enabled), SIGTERM stops it."""
 
     def __init__(self, cfg: Config, **kw) -> None:
         from restobox.bus import bus_from_config
@@ -618,11 +1020,14 @@ class SyncService:
         self.menu = MenuPuller(cfg, self.bus)
         self.bus.subscribe(topics.MENU, self.menu.on_hub_menu)
         self.preorders = PreorderRunner(cfg, self.bus, clock=self.fw.clock)
+        self.pay = PayAgent(cfg, self.bus, clock=self.fw.clock) if cfg.paygate.enabled else None
         self._threads: list[threading.Thread] = []
         # the process's lifecycle: state, signals, systemd, periodic health (restobox/runtime.py)
         self.runtime = Runtime("sync", check=self.health_check, publish_health=self.publish_health,
                                health_every_s=cfg.sync.health_interval_s)
         self.runtime.on_stop(self.fw.stop)
+        if self.pay is not None:
+            self.runtime.on_stop(self.pay.stop)
 
     def _preorder_loop(self) -> None:
         every = self.cfg.sync.preorder_poll_s
@@ -665,13 +1070,15 @@ class SyncService:
         return Health(
             device=self.cfg.device.id, role="sync", state=rt.state, at=iso(self.fw.clock()),
             reason_code=rt.code, reason=rt.reason if rt.state != "stopping" else "stopping",
-            counters=_summed(self.fw.counters, self.menu.counters, self.preorders.counters),
+            counters=_summed(self.fw.counters, self.menu.counters, self.preorders.counters,
+                             self.pay.counters if self.pay is not None else Counter()),
             details={"backlog": b.events, "oldest_unsent_s": round(b.oldest_s, 1),
                      "menu_cloud": self.menu.cloud_version, "menu_hub": self.menu.hub_version,
                      "menu_error": self.menu.last_error or None,
                      **{f"preorders_{k}": v for k, v in self.preorders.counts().items()},
                      "last_success": iso(b.last_success_at) if b.last_success_at else None,
                      "cursor": self.fw.cursor, "failures_in_a_row": self.fw.failures,
+                     **(self.pay.details() if self.pay is not None else {}),
                      **disk_details(self.cfg.sync.database)},
         ), contract
 
@@ -699,6 +1106,8 @@ class SyncService:
             self._threads.append(threading.Thread(target=self._menu_loop, name="menu", daemon=True))
         if self.cfg.sync.preorder_poll_s > 0:
             self._threads.append(threading.Thread(target=self._preorder_loop, name="preorders", daemon=True))
+        if self.pay is not None:
+            self._threads += self.pay.threads()
         for t in self._threads:
             t.start()
 
@@ -712,8 +1121,12 @@ class SyncService:
     def _stop(self) -> None:
         self.runtime.enter("stopping", "stopping")
         self.fw.stop()
+        if self.pay is not None:
+            self.pay.stop()
         for t in self._threads:
-            t.join(5)
+            # the notifications' thread may be waiting at the cloud for the
+            # next one; it has nothing unsaved (the cursor moves after each)
+            t.join(1 if t.name.startswith("pay-") else 5)
         try:
             self.publish_health()
         except Exception:  # the broker may be gone; stopping anyway
@@ -722,6 +1135,8 @@ class SyncService:
         self.fw.close()
         self.menu.close()
         self.preorders.close()
+        if self.pay is not None:
+            self.pay.close()
 
     def run_forever(self) -> None:
         """Run until SIGTERM/SIGINT, telling systemd READY once started and
