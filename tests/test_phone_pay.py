@@ -201,12 +201,12 @@ def test_repeated_and_early_notifications_record_the_payment_once(store, phone):
 def test_a_gateway_that_times_out_is_asked_again_with_the_same_payment_and_charges_once(store, phone):
     page = phone
     oid, _ = order_at_a_table(store, page)
-    store.fault("timeout", count=1)
+    store.fault("timeout", count=1, calls=["create"])
     page.click(f'[data-pay="{oid}"]')
     msg = page.wait_for_selector('.ticket .pay-msg:has-text("did not answer")').inner_text()
     assert "not be charged twice" in msg and "counter" in msg
     shot(page, "web-pay-timeout")
-    store.fault("slow", count=1, slow_s=1.0)  # slow, but within the page's time
+    store.fault("slow", count=1, slow_s=1.0, calls=["create"])  # slow, but within the page's time
     page.click(f'[data-pay="{oid}"]')
     pay_in_the_wallet(page)
     paid_on_the_page(page)

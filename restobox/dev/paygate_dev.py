@@ -86,6 +86,9 @@ class Fault(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     slow_s: float = 2.0
     rate: float = 0.3
     seed: int | None = None
+    calls: list[str] = []
+    """API faults (slow, timeout): only these calls (create, query, close,
+    refund, statement); empty: any."""
 
 
 class Refused(Exception):
@@ -230,10 +233,13 @@ class Gateway:
         self.rng = random.Random(f.seed)
         self.store.set_setting("fault", msgspec.json.encode(f).decode())
 
-    def take_fault(self, kind: str) -> str | None:
+    def take_fault(self, kind: str, call: str = "") -> str | None:
         """The fault mode that applies to this event of ``kind`` (api,
-        payment, close, statement), if any; counts it down."""
+        payment, close, statement; ``call``: the API call's name), if any;
+        counts it down."""
         f = self.fault
+        if kind == "api" and f.calls and call not in f.calls:
+            return None
         if f.mode == "random":
             if self.rng.random() >= f.rate:
                 return None
@@ -628,7 +634,7 @@ def make_app(db_path: str | Path, key: bytes, mch_id: str = "m-store-1", *, publ
                 status, fields = exc.status, {**known, **exc.fields, "code": exc.code, "message": exc.message}
             if verified:  # the faults count the store's own calls
                 slow_s = gw.fault.slow_s
-                mode = gw.take_fault("api")
+                mode = gw.take_fault("api", name)
                 if mode == "slow":
                     await asyncio.sleep(slow_s)
                 elif mode == "timeout":
