@@ -653,6 +653,38 @@ class ReportConfig(_Strict):
         return self.station_late_after_s.get(station, self.late_after_s)
 
 
+class VoucherConfig(_Strict):
+    """Group-buy vouchers (团购券) taken at the counter (restobox/vouchers.py):
+    the sync service verifies and redeems them at the voucher platform; the
+    counter shows its Voucher button when enabled."""
+
+    enabled: bool = False
+    url: str = "https://vouchers.example.com"
+    """The platform's API base URL (``restobox voucher-dev`` for the demo and tests)."""
+    app_id: Annotated[str, msgspec.Meta(max_length=64)] = ""
+    """The store's account at the platform."""
+    key_file: str | None = None
+    """File holding the key the platform signs with (HMAC-SHA256; one line).
+    RESTOBOX_VOUCHER_KEY overrides. Only the sync service needs it."""
+    timeout_s: Annotated[float, msgspec.Meta(gt=0, le=60)] = 5.0
+    """How long one call to the platform waits for its answer (the counter
+    waits this long more than [counter] reply_timeout_s)."""
+
+    def key(self) -> bytes:
+        env = os.environ.get("RESTOBOX_VOUCHER_KEY")
+        if env:
+            return env.strip().encode()
+        if not self.key_file:
+            raise ConfigError("[vouchers] key_file is not set: the voucher platform needs the store's key")
+        try:
+            text = Path(self.key_file).read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise ConfigError(f"cannot read the voucher platform key file {self.key_file}: {exc.strerror}") from None
+        if not text:
+            raise ConfigError(f"the voucher platform key file {self.key_file} is empty")
+        return text.encode()
+
+
 class Config(_Strict):
     device: DeviceConfig
     store: StoreConfig = msgspec.field(default_factory=StoreConfig)
@@ -668,6 +700,7 @@ class Config(_Strict):
     web: WebConfig = msgspec.field(default_factory=WebConfig)
     paygate: PaygateConfig = msgspec.field(default_factory=PaygateConfig)
     report: ReportConfig = msgspec.field(default_factory=ReportConfig)
+    vouchers: VoucherConfig = msgspec.field(default_factory=VoucherConfig)
 
     def mqtt_username(self) -> str:
         return self.mqtt.username or self.device.id

@@ -157,6 +157,17 @@ class topics:
     # sync -> the page, retained: can phone payments be taken now (PayStatus)
     PAY_STATUS = f"{ROOT}/pay/status"
 
+    # the counter -> sync, request/reply: a group-buy voucher verified or redeemed at its platform (VoucherRequest)
+    @classmethod
+    def voucher_request(cls, device: str) -> str:
+        return f"{ROOT}/voucher/{cls._dev(device)}/request"
+
+    @classmethod
+    def voucher_reply(cls, device: str) -> str:
+        return f"{ROOT}/voucher/{cls._dev(device)}/reply"
+
+    VOUCHER_REQUEST_ALL = f"{ROOT}/voucher/+/request"
+
     # hub -> everyone, retained
     BOARD = f"{ROOT}/board/ready"
     MENU = f"{ROOT}/menu/current"
@@ -214,7 +225,8 @@ class topics:
 
 
 _SCOPED = {("station", "ticket"), ("station", "event"), ("station", "sync"), ("staff", "command"),
-           ("staff", "reply"), ("till", "request"), ("till", "reply"), ("pay", "request"), ("pay", "reply")}
+           ("staff", "reply"), ("till", "request"), ("till", "reply"), ("pay", "request"), ("pay", "reply"),
+           ("voucher", "request"), ("voucher", "reply")}
 
 
 def parse_topic(topic: str) -> tuple[str, str] | None:
@@ -606,8 +618,10 @@ class Tender(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     """One way money was taken or given back. ``amount`` is what counts
     toward the order (fen); ``tendered`` is the cash handed over (the change
     is ``tendered - amount``; 0: exact). ``intent_id`` and ``reference``:
-    the payment terminal's intent and its approval (card, qr), a voucher's
-    code, the gateway's transaction."""
+    the payment terminal's intent and its approval (card, qr), the
+    gateway's transaction; a ``voucher``: its code in ``reference``, the
+    platform's redemption id in ``intent_id`` (both required; the hub
+    refuses a code already paying an order, voucher_used)."""
 
     method: TenderMethod
     amount: Annotated[int, msgspec.Meta(ge=1, le=100_000_000)]
@@ -829,6 +843,53 @@ class PayStatus(Message, kw_only=True):
     available: bool
     reason: str = ""
     at: str
+
+
+# ------------------------------------------------------ group-buy vouchers
+VOUCHER_CODE_PATTERN = r"\A[A-Za-z0-9][A-Za-z0-9-]{3,31}\Z"
+VoucherCode = Annotated[str, msgspec.Meta(pattern=VOUCHER_CODE_PATTERN)]
+VoucherStatus = Literal["valid", "redeemed", "expired", "unknown"]
+
+
+class VoucherRequest(Message, kw_only=True):
+    """The counter asks about a group-buy voucher the diner shows (counter
+    -> sync, request/reply on voucher/<device>/request and
+    voucher/<device>/reply); the sync service asks the voucher platform.
+
+    - ``verify``: what the voucher is (title, value) and whether it can be
+      used; nothing changes at the platform.
+    - ``redeem``: use it up, for ``order_id``. ``request_id`` is the
+      idempotency key at the platform: the counter commits it to counter.db
+      before it sends it, and sends the same id on every retry (a lost
+      answer, a restart), so the voucher is redeemed once and every answer
+      is that redemption."""
+
+    request_id: OrderId
+    kind: Literal["verify", "redeem"]
+    code: VoucherCode
+    order_id: OrderId | None = None
+
+
+class VoucherReply(Message, kw_only=True):
+    """The sync service's answer to a VoucherRequest, on the asking
+    device's reply topic. ``ok`` false: ``reason`` and ``message``
+    (voucher_unreachable, voucher_timeout, voucher_unknown,
+    voucher_redeemed, voucher_expired, voucher_bad_answer ...). ``title``,
+    ``value_fen`` and ``status`` are the platform's when it said them;
+    ``redemption_id`` is the platform's id of the redemption (``redeem``,
+    ``ok``)."""
+
+    request_id: str
+    kind: Literal["verify", "redeem", ""] = ""
+    """The request's (empty: the request did not decode)."""
+    ok: bool
+    reason: str | None = None
+    message: Words | None = None
+    code: str = ""
+    title: Words | None = None
+    value_fen: int = 0
+    redemption_id: str = ""
+    status: VoucherStatus | Literal[""] = ""
 
 
 class UnpaidOrder(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
@@ -1147,6 +1208,30 @@ REASONS: dict[str, Words] = {
         "有一笔手机支付不能记到订单上（订单已付款、已作废或金额不对），正在自动退款。",
         "A phone payment could not be kept for its order (paid already, voided, or a wrong amount); "
         "it is being refunded automatically."),
+    "voucher_unreachable": Words(
+        "团购平台暂时连不上，这张券现在无法核销，请换一种付款方式。",
+        "The group-buy platform cannot be reached: this voucher cannot be redeemed now; please take another "
+        "payment."),
+    "voucher_timeout": Words(
+        "团购平台没有及时回应，这张券可能已经核销：请再扫一次同一张券（不会重复核销），或换一种付款方式。",
+        "The group-buy platform did not answer in time and the voucher may be redeemed already: scan the same "
+        "voucher again (it is never redeemed twice), or take another payment."),
+    "voucher_unknown": Words("团购平台没有这张券，请核对券码。",
+                             "The group-buy platform does not know this voucher: check its code."),
+    "voucher_redeemed": Words("这张券已经核销过了，不能再用。", "This voucher has been redeemed already: it cannot be used again."),
+    "voucher_expired": Words("这张券已过期，不能使用。", "This voucher has expired: it cannot be used."),
+    "voucher_bad_answer": Words(
+        "团购平台的回应无法确认（不是签名正确的答复），这张券现在无法核销，请换一种付款方式。",
+        "The group-buy platform's answer cannot be trusted (not a correctly signed answer): this voucher cannot "
+        "be redeemed now; please take another payment."),
+    "voucher_refused": Words(
+        "团购平台拒绝了门店的请求（门店的账号或密钥设置有误），请联系经理，并换一种付款方式。",
+        "The group-buy platform refused the store's request (the store's account or key is set wrong): call the "
+        "manager, and take another payment."),
+    "voucher_busy": Words("团购券核销请求太多，请稍后再试。", "Too many voucher requests at once: please try again in a moment."),
+    "voucher_used": Words(
+        "这张团购券已经用来支付过订单了，不能再用。",
+        "This voucher has already paid for an order in this store: it cannot be used again."),
 }
 
 

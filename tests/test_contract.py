@@ -403,6 +403,10 @@ MESSAGES = [
     contract.PayResult(source="notify", fields={"out_trade_no": "RB0123456789abcdef0123456701", "amount": 9000,
                                                 "status": "SUCCESS", "sign": "ABC"}),
     contract.PayStatus(available=False, reason="gateway_unreachable", at="2026-11-01T12:00:00+08:00"),
+    contract.VoucherRequest(request_id=EVENT_ID, kind="redeem", code="880000000002", order_id=ORDER_ID),
+    contract.VoucherReply(request_id=EVENT_ID, kind="verify", ok=False, reason="voucher_expired",
+                          message=REASONS["voucher_expired"], code="880000000009",
+                          title=Words("过期的代金券", "An expired voucher"), value_fen=2000, status="expired"),
 ]
 
 

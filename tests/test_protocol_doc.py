@@ -220,6 +220,7 @@ def message_types() -> dict[str, tuple[type, ...]]:
         "3.15": (c.SyncRequest,), "3.16": (c.LoyaltyQuery, c.LoyaltyBalance), "3.17": (c.MenuImages,),
         "3.18": (c.TillRequest, c.TillReply, c.PaymentUpdate), "3.19": (c.UnpaidOrders,),
         "3.20": (c.PayRequest, c.PayReply, c.PayIntent, c.PayResult, c.PayStatus),
+        "3.21": (c.VoucherRequest, c.VoucherReply),
     }
 
 
@@ -320,6 +321,7 @@ def field_tables() -> dict[type, tuple[str, str | None]]:
         c.PayRequest: ("3.20", "`PayRequest`:"), c.PayReply: ("3.20", "`PayReply`:"),
         c.PayIntent: ("3.20", "#### PayIntent"), c.PayResult: ("3.20", "`PayResult` (sync"),
         c.PayStatus: ("3.20", "`PayStatus` (sync"),
+        c.VoucherRequest: ("3.21", "`VoucherRequest`:"), c.VoucherReply: ("3.21", "`VoucherReply`:"),
     }
 
 
