@@ -12,6 +12,7 @@
     restobox sync  [--config FILE] [--drain]   send the outbox to the chain's cloud
     restobox cloud-dev [--port N] [--db FILE]  a reference cloud receiver (demo, tests)
     restobox paygate-dev [--port N] [--key-file FILE]  the payment gateway, simulated (demo, tests)
+    restobox voucher-dev [--port N] [--key-file FILE]  the group-buy voucher platform, simulated (demo, tests)
     restobox menu-check FILE            check a menu file and its photos before installing it
     restobox rush [--quick]             the lunch rush benchmark, with chaos (bench/rush.py)
 
@@ -165,6 +166,21 @@ def _seconds_list(text: str) -> tuple[float, ...]:
     if any(s < 0 for s in out):
         raise argparse.ArgumentTypeError(f"{text!r}: a wait cannot be negative")
     return out
+
+
+def cmd_voucher_dev(args) -> int:
+    from restobox.dev.voucher_dev import serve
+
+    if args.key_file:
+        try:
+            key = Path(args.key_file).read_text(encoding="utf-8").strip().encode()
+        except OSError as exc:
+            raise config_mod.ConfigError(f"cannot read the voucher key file {args.key_file}: {exc.strerror}") from None
+    else:
+        key = os.environ.get("RESTOBOX_VOUCHER_KEY", "").strip().encode()
+    if not key:
+        raise config_mod.ConfigError("the voucher key is empty: give --key-file or set RESTOBOX_VOUCHER_KEY")
+    return serve(args.port, args.db, key, args.app_id, host=args.host)
 
 
 def cmd_menu_check(args) -> int:
@@ -454,6 +470,14 @@ def main(argv: list[str] | None = None) -> int:
                    help="waits before each retry of a notification not acknowledged, then it is given up "
                         "(default 1,2,4,8,15,30)")
     p.set_defaults(func=cmd_paygate_dev)
+
+    p = sub.add_parser("voucher-dev", help="the group-buy voucher platform, simulated, with fault modes (demo, tests)")
+    p.add_argument("--port", type=int, default=8720)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--db", default="voucher-dev.db", help="where it keeps its vouchers and redemptions (SQLite)")
+    p.add_argument("--app-id", default="store-app-1", help="the one store account it knows")
+    p.add_argument("--key-file", help="file holding the store's key (default: $RESTOBOX_VOUCHER_KEY)")
+    p.set_defaults(func=cmd_voucher_dev)
 
     p = sub.add_parser("demo", help="run a whole store on this machine")
     p.add_argument("--duration", type=float, default=0, help="stop after this many seconds (0: until Ctrl-C)")
