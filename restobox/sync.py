@@ -1100,6 +1100,10 @@ class SyncService:
         return True, f"retrying: {REASONS.get(err.reason, err.reason)}" if err else "sending the outbox"
 
     def _start(self) -> None:
+        if self.cfg.vouchers.enabled:  # the counters' group-buy vouchers (restobox/vouchers.py), counted with the rest
+            from restobox.vouchers import VoucherAgent
+
+            self.runtime.on_stop(VoucherAgent.from_config(self.cfg, self.bus, counters=self.fw.counters).start().stop)
         self.bus.start()
         self.bus.announce()
         if self.cfg.sync.menu_poll_s > 0:
