@@ -193,6 +193,7 @@ def _pay(hub: "Hub", fx: Effects, r: TillRequest, device: str, now: str) -> Till
     for t in r.tenders:
         if t.method == "cash" and t.tendered and t.tendered < t.amount:
             raise TillRefusal("tendered_short", f"{t.tendered} handed over for {t.amount}", order=order)
+    _vouchers_checked(order, r.tenders)
     shift = _shift_checked(r, device)
     at = r.at or now
     refs = [t.reference or t.intent_id for t in r.tenders]
@@ -211,6 +212,33 @@ def _pay(hub: "Hub", fx: Effects, r: TillRequest, device: str, now: str) -> Till
         _changed(fx, order, now)
     printing.paid_receipt(hub, fx, order, device, r.request_id, now)
     return _reply(r, order, entries)
+
+
+def _vouchers_checked(order: db.Order, tenders) -> None:
+    """A group-buy voucher pays one order once: a ``voucher`` tender names
+    its code (``reference``) and the platform's redemption (``intent_id``),
+    and a code the ledger has as a payment not refunded is refused
+    (voucher_used), whichever counter sends it: the hub records one request
+    at a time, so of two counters with the same code one is refused. The
+    ledger's voucher rows are read whole (no index on ``reference``:
+    vouchers are few, and this runs only for a payment with one)."""
+    codes = []
+    for t in tenders:
+        if t.method != "voucher":
+            continue
+        if not t.reference or not t.intent_id:
+            raise TillRefusal("bad_schema", "a voucher tender needs its code (reference) and its redemption "
+                                            "(intent_id)", order=order)
+        if t.reference in codes:
+            raise TillRefusal("voucher_used", f"voucher {t.reference} twice in one payment", order=order)
+        codes.append(t.reference)
+    for code in codes:
+        used = db.store_db.execute_sql(
+            'SELECT "order_id", SUM(CASE WHEN "kind" = \'payment\' THEN "amount" ELSE -"amount" END) AS "net" '
+            'FROM "payment" WHERE "method" = \'voucher\' AND "reference" = ? AND NOT "stray" '
+            'GROUP BY "order_id" HAVING "net" > 0 LIMIT 1', (code,)).fetchone()
+        if used is not None:
+            raise TillRefusal("voucher_used", f"voucher {code} pays order {used[0]} ({used[1]} fen)", order=order)
 
 
 def _release(hub: "Hub", fx: Effects, order: db.Order, now: str) -> None:
@@ -361,21 +389,24 @@ def _lines_amount(order: db.Order, chosen: tuple[RefundLine, ...], net: int) -> 
 
 def _as_paid(order_id: str, amount: int) -> list[tuple[str, int, str]]:
     """Give ``amount`` back the way it was paid: from the last tender paid
-    backwards, each method at most what it paid and has not had back."""
-    left: dict[str, int] = {}
-    refs: dict[str, str] = {}
+    backwards, each method (each voucher by its code) at most what it paid
+    and has not had back."""
+    left: dict[tuple[str, str], int] = {}
+    refs: dict[tuple[str, str], str] = {}
     for p in db.Payment.select().where(db.Payment.order_id == order_id, ~db.Payment.stray).order_by(db.Payment.seq):
         sign = 1 if p.kind == "payment" else -1
-        left[p.method] = left.get(p.method, 0) + sign * p.amount
+        # each voucher by its code: it goes back as itself (voucher_used counts by code)
+        key = (p.method, p.reference if p.method == "voucher" else "")
+        left[key] = left.get(key, 0) + sign * p.amount
         if p.kind == "payment":
-            refs[p.method] = p.reference
+            refs[key] = p.reference
     out = []
-    for method in reversed(list(left)):
+    for key in reversed(list(left)):
         if amount <= 0:
             break
-        take = min(amount, left[method])
+        take = min(amount, left[key])
         if take > 0:
-            out.append((method, take, refs.get(method, "")))
+            out.append((key[0], take, refs.get(key, "")))
             amount -= take
     return out
 
