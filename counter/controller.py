@@ -19,6 +19,13 @@ charge and the record asks the terminal after the restart and sends the
 payment once. While the hub cannot be reached the cashier goes on: cash is
 taken and recorded here, a walk-in order gets a provisional number, and
 both go to the hub when it is back (the order first).
+
+A group-buy voucher is asked of the sync service (voucher/<device>/request,
+restobox/vouchers.py). Its redemption's request id is committed to
+counter.db (``voucher:<code>``) before the request is sent and used for
+every later request about that code until the hub has recorded a payment
+with it: a lost answer, a timeout or a restart, then the same voucher
+scanned again, is the same redemption at the platform, never a second.
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ import msgspec
 
 from counter.store import CounterStore
 from counter.viewmodel import (
+    AskVoucher,
     CancelPayment,
     ChargeCard,
     CounterViewModel,
@@ -68,6 +76,8 @@ from restobox.contract import (
     TillReply,
     TillRequest,
     UnpaidOrders,
+    VoucherReply,
+    VoucherRequest,
     topics,
 )
 from restobox.service import disk_details
@@ -91,15 +101,17 @@ class CounterController(TouchDeviceController, TerminalPayments):
         methods = ("card", "qr") if (c.terminal is not None or terminal is not None) else ()
         self.vm = CounterViewModel(clock=clock, device=self.device, loyalty=c.loyalty,
                                    phone_patterns=tuple(c.phone_patterns), card_methods=methods,
-                                   business_date=self.business_date)
+                                   business_date=self.business_date, vouchers=cfg.vouchers.enabled)
         self.vm.hub_reachable = False  # until the broker is connected and the hub not known to be down
         self.counters: dict[str, int] = {"till_sent": 0, "till_answered": 0, "till_refused": 0, "drawer": 0,
-                                         "walkin": 0, "offline_orders": 0, "recovered": 0}
+                                         "walkin": 0, "offline_orders": 0, "recovered": 0, "voucher_asked": 0,
+                                         "voucher_unanswered": 0}
         self._threads = self._worker_threads()
         self._asked: dict[str, float] = {}  # UI: request id -> when it was first sent (for the offline notice)
         self._saved_shift: dict | None | bool = False  # UI: the shift last written to counter.db
         self._walkin_at: dict[str, float] = {}  # UI: walk-in order id -> when submitted
         self._receipts: dict[str, ReceiptData | None] = {}  # UI: its provisional receipt, if the hub is away
+        self._voucher_asked: tuple[str, float] | None = None  # UI: (code, when) waiting for the sync service
 
     # ------------------------------------------------------------ helpers
     def business_date(self) -> str:
@@ -123,6 +135,7 @@ class CounterController(TouchDeviceController, TerminalPayments):
         self.bus.subscribe(topics.order_reply(self.device), self._on_order_reply)
         self.bus.subscribe(topics.loyalty_reply(self.device), self._on_balance)
         self.bus.subscribe(topics.staff_reply(self.device), self._on_staff_reply)
+        self.bus.subscribe(topics.voucher_reply(self.device), self._on_voucher_reply)
         self.bus.subscribe(topics.presence(self.section.hub_device), self._on_hub_presence)
         self.bus.start()
         self.bus.announce()
@@ -236,6 +249,7 @@ class CounterController(TouchDeviceController, TerminalPayments):
                    reason=f"{refused_n} payment request(s) refused by the hub today" if refused_n else "",
                    at=datetime.now(timezone.utc).isoformat(timespec="milliseconds"), counters=out,
                    details={"till_waiting": waiting, "till_refused_today": refused_n,
+                            "vouchers_not_applied": self.store.vouchers_kept(),
                             **disk_details(self.cfg.counter.database)})
         self.bus.publish(topics.health(self.device), contract.encode(h), retain=True)
 
@@ -314,6 +328,10 @@ class CounterController(TouchDeviceController, TerminalPayments):
             t = self.store.till(r.request_id)
             if t is not None and t.kind == "shift_close" and r.ok:
                 self.store.put("shift", None)
+            if r.ok:  # a voucher the hub has recorded: the next request about its code is a new one
+                for e in r.entries:
+                    if e.kind == "payment" and e.method == "voucher":
+                        self.store.voucher_applied(e.reference)
             self._count_waiting()
         self._io.put(record)
 
@@ -356,6 +374,38 @@ class CounterController(TouchDeviceController, TerminalPayments):
         r = self._decode(m, LoyaltyBalance)
         if r is not None:
             self.post(lambda: (self.vm.on_balance(r), setattr(self, "_balance_asked", None), self.changed()))
+
+    def _on_voucher_reply(self, m: Incoming) -> None:
+        r = self._decode(m, VoucherReply)
+        if r is None:
+            return
+        if r.kind == "redeem" and r.ok:
+            self._io.put(lambda: self.store.voucher_redeemed(r.code, r.redemption_id))
+
+        def apply() -> None:
+            if self.vm.on_voucher_reply(r):
+                self._voucher_asked = None
+            self._run_commands()
+            self.changed()
+        self.post(apply)
+
+    def _ask_voucher(self, cmd: AskVoucher) -> None:
+        """io thread: a redemption's request id committed (or the one kept
+        for the code), then the request published. A code this counter
+        asked to redeem before is redeemed again with its kept id even when
+        only checked: the cashier confirmed it then, and the platform answers
+        that redemption."""
+        kind, request_id = cmd.kind, cmd.request_id
+        kept = self.store.voucher_kept_request(cmd.code)
+        if kept is not None:
+            kind, request_id = "redeem", kept
+        elif kind == "redeem":
+            request_id = self.store.voucher_request(cmd.code, cmd.order_id, request_id)
+        req = VoucherRequest(request_id=request_id, kind=kind, code=cmd.code, order_id=cmd.order_id or None)
+        self.counters["voucher_asked"] += 1
+        log.info("voucher %s: %s (request %s, order %s)", cmd.code, kind, request_id, cmd.order_id)
+        self._publish(topics.voucher_request(self.device), contract.encode(req), correlation=request_id.encode(),
+                      response_topic=topics.voucher_reply(self.device))
 
     def _on_staff_reply(self, m: Incoming) -> None:
         r = self._decode(m, StaffReply)
@@ -400,6 +450,11 @@ class CounterController(TouchDeviceController, TerminalPayments):
                 not self.reachable or now - self._balance_asked[1] >= self.cfg.kiosk.loyalty_timeout_s):
             qid, self._balance_asked = self._balance_asked[0], None
             self.vm.balance_unavailable(qid)
+        if self._voucher_asked is not None and (not self.link_up or now - self._voucher_asked[1] >= (
+                self.cfg.vouchers.timeout_s + self.cfg.counter.reply_timeout_s)):
+            code, self._voucher_asked = self._voucher_asked[0], None
+            self.counters["voucher_unanswered"] += 1
+            self.vm.voucher_unavailable(code)
         self._save_shift()
         self.changed()
 
@@ -434,6 +489,12 @@ class CounterController(TouchDeviceController, TerminalPayments):
                 sc = StaffCommand(command_id=str(uuid.uuid4()), kind="reprint", order_id=cmd.order_id)
                 self._io.put(lambda p=contract.encode(sc): self._publish(
                     topics.staff_command(self.device), p, response_topic=topics.staff_reply(self.device)))
+            elif isinstance(cmd, AskVoucher):
+                self._voucher_asked = (cmd.code, self.clock())
+                if not self.link_up:
+                    self._voucher_asked = (cmd.code, float("-inf"))  # told at the next tick
+                    continue
+                self._io.put(lambda c=cmd: self._ask_voucher(c))
             elif isinstance(cmd, QueryBalance):
                 self._balance_asked = (cmd.query_id, self.clock())
                 if self.reachable:

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from kiosk.viewmodel.model import CancelPayment, QueryBalance
-from restobox.contract import OrderSubmit, TillRequest
+from restobox.contract import OrderSubmit, TillRequest, Words
 
 Clock = Callable[[], float]
 
@@ -48,7 +48,20 @@ class Reprint:
     order_id: str
 
 
-Command = SendTill | ChargeCard | CancelPayment | OpenDrawer | SubmitWalkin | Reprint | QueryBalance
+@dataclass(frozen=True, slots=True)
+class AskVoucher:
+    """A group-buy voucher verified or redeemed at its platform, through the
+    sync service (VoucherRequest). For a ``redeem`` the app sends the request
+    id counter.db keeps for the code (``request_id`` when it has none yet,
+    committed before it is sent): every retry is the same redemption."""
+
+    request_id: str
+    kind: str  # verify | redeem
+    code: str
+    order_id: str
+
+
+Command = SendTill | ChargeCard | CancelPayment | OpenDrawer | SubmitWalkin | Reprint | QueryBalance | AskVoucher
 
 
 # =========================================================================
@@ -80,6 +93,19 @@ class OrderInfo:
     @property
     def open(self) -> bool:
         return self.payment == "unpaid" and self.state not in ("voided", "rejected")
+
+
+@dataclass(slots=True)
+class VoucherWork:
+    """The voucher being taken on the pay screen: ``verifying`` (asked),
+    ``confirm`` (the platform says it can be used: the cashier confirms),
+    ``redeeming`` (asked to use it up)."""
+
+    code: str
+    stage: str
+    request_id: str
+    title: Words | None = None
+    value: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -15,7 +15,10 @@ before anything is sent or charged.
   or ``queued`` with a provisional number while the hub cannot be reached.
 - ``known_order``: the orders the counter has heard of (order/update, the
   hub's answers), so a restart shows the unpaid ones at once.
-- ``counter_value``: the open shift, the provisional-number counter.
+- ``counter_value``: the open shift, the provisional-number counter, and
+  each group-buy voucher this counter asked to redeem (``voucher:<code>``:
+  its request id, committed before the request is sent, kept until the hub
+  has recorded a payment with it).
 
 Every write is one transaction (WAL, ``synchronous=FULL``), from the
 counter's io and pay threads (peewee: a connection per thread), never from
@@ -44,6 +47,7 @@ from restobox import db
 from restobox.retention_common import Pruner, Rule
 
 counter_db = pw.DatabaseProxy()
+VOUCHER_KEY = "voucher:"
 
 
 class _Base(pw.Model):
@@ -333,3 +337,34 @@ class CounterStore(SqlIntentStore):
     def get_value(self, key: str) -> bytes | None:
         r = CounterValue.get_or_none(CounterValue.key == key)
         return bytes(r.value) if r else None
+
+    # ---------------------------------------------------------- vouchers
+    def voucher_request(self, code: str, order_id: str, new_id: str) -> str:
+        """The request id of ``code``'s redemption from this counter: the
+        one kept (a retry), or ``new_id``, committed before it is sent."""
+        with self.database.atomic():
+            kept = self.voucher_kept_request(code)
+            if kept is not None:
+                return kept
+            self.put(VOUCHER_KEY + code, json.dumps({"request_id": new_id, "order_id": order_id,
+                                                      "at": self.clock()}).encode())
+        return new_id
+
+    def voucher_kept_request(self, code: str) -> str | None:
+        raw = self.get_value(VOUCHER_KEY + code)
+        return json.loads(raw)["request_id"] if raw else None
+
+    def voucher_redeemed(self, code: str, redemption_id: str) -> None:
+        """The platform's redemption, kept with its request (for staff)."""
+        with self.database.atomic():
+            raw = self.get_value(VOUCHER_KEY + code)
+            if raw:
+                self.put(VOUCHER_KEY + code, json.dumps({**json.loads(raw), "redemption_id": redemption_id}).encode())
+
+    def voucher_applied(self, code: str) -> None:
+        """The hub recorded a payment with it: a later request about the code is a new one."""
+        self.put(VOUCHER_KEY + code, None)
+
+    def vouchers_kept(self) -> int:
+        """Vouchers asked to be redeemed here and not yet in a payment the hub recorded."""
+        return CounterValue.select().where(CounterValue.key.startswith(VOUCHER_KEY)).count()

@@ -16,12 +16,15 @@ It takes what the hub says (``on_order_update``, ``on_payment_update``,
   given back);
 - :class:`SubmitWalkin`: a walk-in order (channel ``counter``);
 - :class:`Reprint`: a StaffCommand reprint; :class:`QueryBalance`: a
-  member's points (the kiosk's).
+  member's points (the kiosk's);
+- :class:`AskVoucher`: a group-buy voucher verified, then (confirmed by the
+  cashier) redeemed at its platform through the sync service
+  (``on_voucher_reply``, ``voucher_unavailable``).
 
 Screens: ``shift`` (no shift: open one with a float; no payments without
 one), ``orders`` (unpaid orders newest first, found by number, table or a
-scan), ``pay`` (due, tenders: cash with change, card, QR; split until
-nothing is due), ``done`` (the change, big), ``refund`` (lines, reason,
+scan), ``pay`` (due, tenders: cash with change, card, QR, points, a
+group-buy voucher; split until nothing is due), ``done`` (the change, big), ``refund`` (lines, reason,
 manager PIN, void), ``walkin`` (the kiosk's menu, item, cart and member
 steps, reused: kiosk.viewmodel.cart and member), ``close`` (the counted
 drawer; over/short from the hub's ShiftSummary).
@@ -29,11 +32,13 @@ drawer; over/short from the hub's ShiftSummary).
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Callable
 from datetime import datetime, timezone
 
 from counter.model import (
+    AskVoucher,
     Btn,
     CancelPayment,
     ChargeCard,
@@ -46,6 +51,7 @@ from counter.model import (
     Row,
     SendTill,
     SubmitWalkin,
+    VoucherWork,
 )
 from counter.texts import T, words
 from counter.walkin import WalkIn, walkin_tap, walkin_view
@@ -54,6 +60,7 @@ from kiosk.viewmodel.model import ActionRefused, QueryBalance
 from kiosk.viewmodel.texts import money
 from restobox.contract import (
     REASONS,
+    VOUCHER_CODE_PATTERN,
     LoyaltyBalance,
     MenuMessage,
     OrderReply,
@@ -66,6 +73,7 @@ from restobox.contract import (
     TillReply,
     TillRequest,
     UnpaidOrders,
+    VoucherReply,
     Words,
 )
 from restobox.loyalty import valid_phone
@@ -74,6 +82,7 @@ from restobox.ordercode import parse_order_code
 
 REASON_KEYS = ("wrong_item", "quality", "changed_mind", "overcharged")
 KEY_GUARD_S = 0.06
+_VOUCHER_CODE = re.compile(VOUCHER_CODE_PATTERN)
 
 
 class CounterViewModel:
@@ -84,10 +93,11 @@ class CounterViewModel:
                  phone_patterns: tuple[str, ...] = (), card_methods: tuple[str, ...] = (),
                  business_date: Callable[[], str] = lambda: "", staff: str = "",
                  new_id: Callable[[], str] = lambda: str(uuid.uuid4()), tap_guard_s: float = 0.3,
-                 lang: str = "zh") -> None:
+                 lang: str = "zh", vouchers: bool = False) -> None:
         self.clock = clock
         self.device = device
         self.loyalty = loyalty
+        self.vouchers = vouchers
         self.phone_patterns = tuple(phone_patterns)
         self.card_methods = tuple(card_methods)
         self.business_date = business_date
@@ -139,6 +149,10 @@ class CounterViewModel:
         self.points_phone: str | None = None
         self.points_query: str | None = None
         self.member_phone = ""
+        # a group-buy voucher: its code being typed or scanned (None: not
+        # typing one), then the one asked of the platform
+        self.voucher_code: str | None = None
+        self.voucher: VoucherWork | None = None
 
     # ================================================================ state
     def text(self, w: Words) -> str:
@@ -204,15 +218,33 @@ class CounterViewModel:
 
     def key(self, ch: str) -> None:
         """A character typed (a keyboard-wedge scanner, or a keyboard):
-        it goes to the find box, wherever the cashier is."""
+        it goes to the find box, wherever the cashier is; to the voucher's
+        code while one is being typed on the pay screen."""
+        if self._typing_voucher():
+            if len(ch) == 1 and (ch.isalnum() and ch.isascii() or ch == "-") and len(self.voucher_code) < 32:
+                self.voucher_code += ch.upper()
+            return
         if len(ch) == 1 and ch.isprintable() and len(self.find) < 24:
             self.find += ch.upper()
 
     def backspace(self) -> None:
+        if self._typing_voucher():
+            self.voucher_code = self.voucher_code[:-1]
+            return
         self.find = self.find[:-1]
 
+    def _typing_voucher(self) -> bool:
+        return self.screen == "pay" and self.voucher_code is not None
+
     def enter(self) -> None:
-        """The scanner's Enter: find the order typed or scanned."""
+        """The scanner's Enter: find the order typed or scanned (or check
+        the voucher whose code is being typed)."""
+        if self._typing_voucher():
+            try:
+                self._voucher_check()
+            except ActionRefused as exc:
+                self._notice = exc.words
+            return
         q, self.find = self.find.strip(), ""
         if not q:
             return
@@ -281,7 +313,8 @@ class CounterViewModel:
             "rl": lambda: self._refund_line(arg), "reason": lambda: self._reason(arg),
             "void": self._toggle_void, "refund_go": self._refund_go, "reprint": self._reprint,
             "walkin": self._start_walkin, "find": self.enter, "points": self._points,
-            "points_ok": self._points_ask,
+            "points_ok": self._points_ask, "voucher": self._voucher, "voucher_ok": self._voucher_check,
+            "voucher_redeem": self._voucher_redeem, "voucher_cancel": self._voucher_cancel,
         }.get(verb)
         if handler is None:
             raise ActionRefused("unknown_target", Words("无法识别的操作。", "Unknown action."))
@@ -301,6 +334,14 @@ class CounterViewModel:
             elif k.isdigit():
                 for ch in k:
                     self.key(ch)
+            return
+        if self._typing_voucher():
+            if k == "del":
+                self.voucher_code = self.voucher_code[:-1]
+            elif k == "clear":
+                self.voucher_code = ""
+            elif k.isdigit() and len(self.voucher_code) + len(k) <= 32:
+                self.voucher_code += k
             return
         if self.screen == "pay" and self.points_phone is not None:
             if k == "del":
@@ -382,6 +423,7 @@ class CounterViewModel:
     def _back(self) -> None:
         if self.charging is not None:
             raise ActionRefused("busy", words("pay.card_wait", amount=money(self.card_amount)))
+        self._voucher_idle()
         if self.screen == "pay" and self.tenders:
             raise ActionRefused("busy", T["pay.cancel"])
         if self.screen == "close" and self.closing is not None and self.summary is None:
@@ -394,8 +436,12 @@ class CounterViewModel:
         self._need("pay")
         if self.charging is not None:
             raise ActionRefused("busy", words("pay.card_wait", amount=money(self.card_amount)))
+        self._voucher_idle()
+        kept = any(t.method == "voucher" for t in self.tenders)
         self._clear_work()
         self._go(self._home())
+        if kept:  # redeemed at the platform; counter.db keeps its request: scanned again, the same redemption
+            self._notice = T["pay.voucher_kept"]
 
     def _done(self) -> None:
         if self.screen == "close" and self.summary is None and self.closing is None:
@@ -412,6 +458,7 @@ class CounterViewModel:
             raise ActionRefused("no_shift", T["shift.need"])
         if self.charging is not None:
             raise ActionRefused("busy", words("pay.card_wait", amount=money(self.card_amount)))
+        self._voucher_idle()
         o = self.order()
         if o is None or not o.open:
             raise ActionRefused("already_paid", self._already(o))
@@ -425,6 +472,7 @@ class CounterViewModel:
         tendered = due if arg == "exact" else self.entry_fen()
         if tendered <= 0:
             raise ActionRefused("no_amount", T["pay.amount"])
+        self.voucher = self.voucher_code = None
         amount = min(tendered, due)
         self.tenders.append(Tender(method="cash", amount=amount, tendered=tendered))
         self.entry = ""
@@ -442,6 +490,7 @@ class CounterViewModel:
         amount = self.entry_fen() or self.due
         if amount > self.due:
             raise ActionRefused("too_much", T["pay.too_much"])
+        self.voucher = self.voucher_code = None
         intent_id = f"{self.request_id}-{len(self.tenders) + 1}"
         draft = self._pay_request(o)
         self.card_amount = amount
@@ -461,6 +510,7 @@ class CounterViewModel:
         if self.points_query is not None:
             raise ActionRefused("busy", T["pay.points_wait"])
         self.points_phone = None if self.points_phone is not None else ""
+        self.voucher = self.voucher_code = None
         self._notice = T["pay.points_phone"] if self.points_phone is not None else None
 
     def _points_ask(self) -> None:
@@ -491,6 +541,112 @@ class CounterViewModel:
             self._finish_pay()
         else:
             self._notice = words("pay.short", due=money(self.due))
+
+    # ------------------------------------------------------------ vouchers
+    def _voucher_idle(self) -> None:
+        """Nothing else while the platform is asked about a voucher (a
+        redemption may come, which pays part of the order)."""
+        if self.voucher is not None and self.voucher.stage != "confirm":
+            raise ActionRefused("busy", T["pay.voucher_wait" if self.voucher.stage == "verifying"
+                                          else "pay.voucher_redeeming"])
+
+    def _voucher(self) -> None:
+        """A group-buy voucher: the keypad (or the scanner) types its code
+        (tapped again: back to amounts)."""
+        self._check_payable()
+        if not self.vouchers:
+            raise ActionRefused("vouchers_off", T["pay.voucher_off"])
+        typing = self.voucher_code is None and self.voucher is None
+        self.voucher = None
+        self.voucher_code = "" if typing else None
+        self.points_phone = None
+        self._notice = T["pay.voucher_type"] if typing else None
+
+    def _voucher_check(self) -> None:
+        """Ask the platform what the voucher is (nothing is used up yet)."""
+        o = self._check_payable()
+        code = (self.voucher_code or "").strip()
+        if not _VOUCHER_CODE.fullmatch(code):
+            raise ActionRefused("voucher_code", T["pay.voucher_bad_code"])
+        self.voucher = VoucherWork(code=code, stage="verifying", request_id=self._new_id())
+        self.voucher_code = None
+        self._commands.append(AskVoucher(self.voucher.request_id, "verify", code, o.order_id))
+        self._notice = T["pay.voucher_wait"]
+
+    def _voucher_redeem(self) -> None:
+        """The cashier confirms: use the voucher up for this order."""
+        o = self._check_payable()
+        v = self.voucher
+        if v is None or v.stage != "confirm":
+            raise ActionRefused("not_now", Words("现在不能这样操作。", "That is not possible right now."))
+        v.stage, v.request_id = "redeeming", self._new_id()
+        self._commands.append(AskVoucher(v.request_id, "redeem", v.code, o.order_id))
+        self._notice = T["pay.voucher_redeeming"]
+
+    def _voucher_cancel(self) -> None:
+        self._need("pay")
+        if self.voucher is not None and self.voucher.stage == "confirm":
+            self.voucher = None
+        self.voucher_code = None
+        self._notice = None
+
+    def _voucher_pays(self, value: int) -> int:
+        return min(value, self.due)
+
+    def on_voucher_reply(self, r: VoucherReply) -> bool:
+        """The platform's answer, through the sync service. A redemption is
+        taken in either stage: a voucher this counter asked to redeem before
+        (a lost answer, a restart) is redeemed again with its kept request
+        id when it is checked, and that answer is its redemption."""
+        v = self.voucher
+        if v is None or r.code != v.code:
+            return False
+        if r.kind == "redeem" and v.stage in ("verifying", "redeeming"):
+            self.voucher = None
+            if not r.ok:
+                self._notice = r.message or REASONS.get(r.reason or "") or REASONS["voucher_unreachable"]
+                return True
+            if self.screen != "pay" or self.due <= 0:
+                self._notice = T["pay.voucher_kept"]
+                return True
+            amount = self._voucher_pays(r.value_fen)
+            if amount <= 0 or not r.redemption_id:  # nothing a payment can carry
+                self._notice = REASONS["voucher_bad_answer"]
+                return True
+            self.tenders.append(Tender(method="voucher", amount=amount, reference=v.code, intent_id=r.redemption_id))
+            self.change = 0
+            if self.due == 0:
+                self._finish_pay()
+            else:
+                self._notice = words("pay.short", due=money(self.due))
+            return True
+        if r.request_id != v.request_id or v.stage != "verifying":
+            return False  # a late answer to an earlier question
+        if not r.ok:
+            self.voucher = None
+            self._notice = r.message or REASONS.get(r.reason or "") or REASONS["voucher_unreachable"]
+            return True
+        v.stage, v.title, v.value = "confirm", r.title, r.value_fen
+        self._notice = None
+        return True
+
+    def voucher_unavailable(self, code: str | None = None) -> None:
+        """No answer in time, or no broker: the cashier takes another tender."""
+        v = self.voucher
+        if v is None or v.stage == "confirm" or code not in (None, v.code):
+            return
+        self.voucher = None
+        self._notice = T["pay.voucher_no_answer"]
+
+    def _voucher_line(self) -> str:
+        v = self.voucher
+        tx = self.text
+        title = tx(v.title) if v.title else v.code
+        pays = self._voucher_pays(v.value)
+        s = tx(words("pay.voucher_shows", title=title, value=money(v.value), pays=money(pays)))
+        if v.value > pays:
+            s += " " + tx(words("pay.voucher_no_change", rest=money(v.value - pays)))
+        return s
 
     def _cancel_card(self) -> None:
         if self.charging is None:
@@ -854,6 +1010,11 @@ class CounterViewModel:
             sub = tx(words("pay.entry", entry=money(self.entry_fen()))) if self.entry else ""
             if self.points_phone is not None:
                 sub = tx(words("pay.points_typed", phone=self.points_phone or "—"))
+            if self.voucher_code is not None:
+                sub = tx(words("pay.voucher_typed", code=self.voucher_code or "—"))
+            elif self.voucher is not None:
+                sub = self._voucher_line() if self.voucher.stage == "confirm" else tx(
+                    T["pay.voucher_wait" if self.voucher.stage == "verifying" else "pay.voucher_redeeming"])
             if self.charging is not None:
                 sub = tx(self.charging.words)
                 buttons.append(Btn("cancel_card", tx(T["pay.cancel"]), "warn"))
@@ -867,6 +1028,14 @@ class CounterViewModel:
                                        "toggle_on" if self.points_phone is not None else "pay"))
                     if self.points_phone is not None:
                         buttons.append(Btn("points_ok", tx(T["pay.points_ok"]), "primary"))
+                if self.vouchers:
+                    buttons.append(Btn("voucher", tx(T["pay.voucher"]),
+                                       "toggle_on" if self.voucher_code is not None or self.voucher else "pay"))
+                    if self.voucher_code is not None:
+                        buttons.append(Btn("voucher_ok", tx(T["pay.voucher_ok"]), "primary"))
+                    elif self.voucher is not None and self.voucher.stage == "confirm":
+                        buttons += [Btn("voucher_redeem", tx(T["pay.voucher_redeem"]), "primary"),
+                                    Btn("voucher_cancel", tx(T["pay.voucher_cancel"]))]
                 buttons.append(Btn("cancel_pay" if self.tenders else "back", tx(T["pay.cancel"] if self.tenders
                                                                                  else T["back"])))
         elif s == "done":
@@ -963,8 +1132,10 @@ class CounterViewModel:
         s = tx(words("pay.tender", method=name, amount=money(t.amount)))
         if t.method == "cash" and t.tendered and t.tendered != t.amount:
             s += tx(words("pay.tendered", tendered=money(t.tendered)))
+        if t.method == "voucher":
+            s += f"  ·  {t.reference}"
         return s
 
 
-__all__ = ["Btn", "CancelPayment", "ChargeCard", "Command", "CounterView", "CounterViewModel", "OpenDrawer",
+__all__ = ["AskVoucher", "Btn", "CancelPayment", "ChargeCard", "Command", "CounterView", "CounterViewModel", "OpenDrawer",
            "OrderInfo", "QueryBalance", "Reprint", "Row", "SendTill", "SubmitWalkin", "WalkIn"]

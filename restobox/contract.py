@@ -885,10 +885,10 @@ class VoucherReply(Message, kw_only=True):
     ok: bool
     reason: str | None = None
     message: Words | None = None
-    code: str = ""
+    code: Annotated[str, msgspec.Meta(max_length=32)] = ""
     title: Words | None = None
-    value_fen: int = 0
-    redemption_id: str = ""
+    value_fen: Fen = 0
+    redemption_id: Annotated[str, msgspec.Meta(max_length=64)] = ""
     status: VoucherStatus | Literal[""] = ""
 
 
