@@ -420,7 +420,7 @@ def running_counter(broker, workdir: Path):
 
 @pytest.mark.integration
 def test_the_counter_checks_redeems_and_pays_the_rest_and_says_when_the_platform_is_down(
-        broker, store, till_hub, platform, tmp_path):
+        broker, store, till_hub, platform, monitor, tmp_path):
     platform.add("660000000001", 1000, "十元代金券", "¥10 voucher")
     c = running_counter(broker, tmp_path)
     try:
@@ -464,6 +464,10 @@ def test_the_counter_checks_redeems_and_pays_the_rest_and_says_when_the_platform
         wait(lambda: c.get(lambda: c.vm.result_state) == "recorded", 10, "paid in cash")
         assert ledger_rows(till_hub.database, second.order_id, "method") == [("cash",)]
         assert platform.redemptions(CODE) == []
+        # the sync service counts what it was asked and what was refused, in its health
+        want = {"vouchers.verify": 3, "vouchers.redeem": 1, "vouchers.redeemed": 1, "vouchers.voucher_redeemed": 1,
+                "vouchers.voucher_unreachable": 1}
+        monitor.wait_json(topics.health("sync"), lambda h: all(h["counters"].get(k) == n for k, n in want.items()))
     finally:
         c.close()
 
