@@ -633,7 +633,12 @@ GATEWAY_DOWN = frozenset({"gateway_unreachable", "gateway_timeout", "gateway_htt
 """Failures that say the gateway cannot be used now (not a signed answer)."""
 
 _INTENTS_SQL = ('SELECT "merchant_no", "state", "amount", "reason", "refund_amount", "created_at", "expires_at" '
-                "FROM \"pay_intent\" WHERE \"state\" IN ('open', 'refund_due') LIMIT 1000")
+                "FROM \"pay_intent\" WHERE \"state\" IN ('open', 'refund_due') "
+                "OR (\"state\" = 'closed' AND \"updated_at\" >= ?) LIMIT 1000")
+CLOSED_WATCH_S = 300.0
+"""A payment closed unpaid is still asked about this long (every [paygate]
+query_max_s): a gateway may take the diner's money after it said closed
+(a payment in flight), and its notification may be lost too."""
 
 
 @dataclass(slots=True)
@@ -677,7 +682,10 @@ class PayAgent:
       ``query_max_s``); past its ``expires_at`` it is closed; money due
       back is refunded (``out_refund_no`` = merchant_no + "R"). Every
       answer is handed to the hub as it came, signed; every call is
-      idempotent at the gateway, so repeating one is harmless.
+      idempotent at the gateway, so repeating one is harmless. A payment
+      closed unpaid is still queried for ``CLOSED_WATCH_S`` (every
+      ``query_max_s``): a gateway may take the money after it said closed,
+      and lose that notification too.
     - The gateway's availability (retained PayStatus on pay/status): any
       signed answer says it answers; a failure says at once it does not,
       with its reason; with nothing else to ask, a made-up payment is
@@ -850,7 +858,7 @@ class PayAgent:
         try:
             if self._store is None:
                 self._store = db.open_store_readonly(self.cfg.sync.store_database)
-            rows = self._store.execute(_INTENTS_SQL).fetchall()
+            rows = self._store.execute(_INTENTS_SQL, (iso(self.clock() - CLOSED_WATCH_S),)).fetchall()
         except sqlite3.OperationalError as exc:
             if "no such table" in str(exc):
                 return []
@@ -879,6 +887,8 @@ class PayAgent:
             if a is None or a.state != it.state:
                 if it.state == "open":
                     a = _Asking(it.state, due=it.created + first, gap=min(2 * first, self.p.query_max_s))
+                elif it.state == "closed":  # watched for a late success
+                    a = _Asking(it.state, due=now + first, gap=self.p.query_max_s)
                 else:
                     a = _Asking(it.state, due=now, gap=first)
                 self.asking[it.merchant_no] = a
@@ -925,7 +935,7 @@ class PayAgent:
             else:
                 self.counters["pay.queries"] += 1
                 trade, fields = self.gateway.query(it.merchant_no)
-                if trade.status != "NOTPAY":
+                if trade.status != "NOTPAY" and not (it.state == "closed" and trade.status == "CLOSED"):
                     self._result("query", fields)
         except GatewayError as exc:
             self.counters[f"pay.{exc.reason}"] += 1
@@ -934,7 +944,7 @@ class PayAgent:
                 return False
             # a signed refusal: asked again later. An open payment the
             # gateway does not know yet is no news (the page creates it after the hub)
-            if not (exc.reason == "order_not_exist" and it.state == "open" and not a.closing):
+            if not (exc.reason == "order_not_exist" and it.state in ("open", "closed") and not a.closing):
                 _warn(f"the gateway's refusals ({exc.reason})", "the gateway refused %s for %s: %s",
                       "the refund" if it.state == "refund_due" else "the close" if a.closing else "the query",
                       it.merchant_no, exc.detail[:200])
