@@ -776,6 +776,9 @@ class PayRequest(Message, kw_only=True):
 
     request_id: OrderId
     order_id: OrderId
+    lookup: bool = False
+    """Only the order as it stands (``order``), no payment made: the page's
+    service, restarted, learns an order a diner placed before."""
 
 
 class PayIntent(Message, kw_only=True):
@@ -817,6 +820,11 @@ class PayReply(Message, kw_only=True):
     paid: int = 0
     due: int = 0
     intent: PayIntent | None = None
+    state: str = ""
+    """The order's state (OrderState)."""
+    table: str | None = None
+    order: "OrderReply | None" = None
+    """The order as the hub answered it when it was placed (number, lines, totals)."""
 
 
 PayResultSource = Literal["notify", "query", "return", "close", "refund"]

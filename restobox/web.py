@@ -94,6 +94,8 @@ PAGE_DIR = Path(__file__).resolve().parent / "webpage"
 MAX_ORDERS_KEPT = 5000
 """Orders placed here whose state is kept for the diners (oldest forgotten first)."""
 MAX_STREAM_ORDERS = 20
+GATEWAY_THREADS = 32
+"""Calls to the payment gateway at once (diners paying at the same moment); each waits at most [paygate] timeout_s."""
 GATEWAY_GRACE_S = 120
 """A phone payment's limit at the gateway is this much later than the store's [paygate] expire_s."""
 KEEPALIVE_S = 15.0
@@ -253,6 +255,7 @@ class WebService:
         self._pay_waiters: dict[str, asyncio.Future] = {}
         self.pay_status: PayStatus | None = None
         self._gateway: paygate.PaygateClient | None = None
+        self._gateway_pool = None
 
     # ------------------------------------------------------------ lifecycle
     def attach(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -285,6 +288,8 @@ class WebService:
                 self.publish_health("stopping", "asked to stop")
         finally:
             self.bus.stop()
+            if self._gateway_pool is not None:
+                self._gateway_pool.shutdown(wait=False, cancel_futures=True)
             if self._gateway is not None:
                 self._gateway.close()
 
@@ -501,12 +506,24 @@ class WebService:
             return False, "pay_unavailable"
         return True, ""
 
+    async def _off_loop(self, fn, *args, **kw):
+        """A call to the gateway in a thread of the page's own: a gateway
+        that hangs holds at most these threads, never the event loop nor
+        the threads anything else uses."""
+        if self._gateway_pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._gateway_pool = ThreadPoolExecutor(GATEWAY_THREADS, thread_name_prefix="paygate")
+        import functools
+
+        return await asyncio.get_running_loop().run_in_executor(self._gateway_pool, functools.partial(fn, *args, **kw))
+
     def gateway(self) -> paygate.PaygateClient:
         if self._gateway is None:
             self._gateway = paygate.PaygateClient.from_config(self.cfg)
         return self._gateway
 
-    async def _ask_hub_pay(self, order_id: str) -> PayReply | None:
+    async def _ask_hub_pay(self, order_id: str, *, lookup: bool = False) -> PayReply | None:
         """The hub's answer to a PayRequest for ``order_id`` (None: no answer in time)."""
         import uuid
 
@@ -514,7 +531,8 @@ class WebService:
         rid = str(uuid.uuid4())
         fut = self.loop.create_future()
         self._pay_waiters[rid] = fut
-        self.bus.publish(topics.pay_request(self.device), contract.encode(PayRequest(request_id=rid, order_id=order_id)),
+        self.bus.publish(topics.pay_request(self.device),
+                         contract.encode(PayRequest(request_id=rid, order_id=order_id, lookup=lookup)),
                          correlation=rid.encode(), response_topic=topics.pay_reply(self.device))
         try:
             return await asyncio.wait_for(fut, self.cfg.web.reply_timeout_s)
@@ -522,6 +540,28 @@ class WebService:
             return None
         finally:
             self._pay_waiters.pop(rid, None)
+
+    async def learn(self, order_id: str) -> OrderView | None:
+        """An order this service does not hold (placed before it restarted:
+        it stores nothing), as the hub has it; kept from then on. None if
+        the hub does not know it, does not answer, or it is not a table
+        order of this store's page."""
+        if not self.cfg.paygate.enabled or not self.bus.connected or self.loop is None:
+            return None
+        reply = await self._ask_hub_pay(order_id, lookup=True)
+        if reply is None or not reply.ok or reply.order is None or reply.table not in self._table_set:
+            return None
+        view = msgspec.structs.replace(_view(reply.order, reply.table), state=reply.state or "accepted",
+                                       payment=reply.payment, paid=reply.paid)
+        with self._lock:
+            view = self.orders.setdefault(order_id, view)
+            while len(self.orders) > MAX_ORDERS_KEPT:
+                self.orders.popitem(last=False)
+        if reply.intent is not None:
+            self._keep_intent(reply.intent)
+        self.counters["orders_learnt"] += 1
+        self._mark_changed()
+        return view
 
     def _result(self, source: str, fields: dict) -> None:
         """Pass what the gateway said (signed) to the hub, which records it once."""
@@ -536,12 +576,14 @@ class WebService:
         """Start (or go on with) the phone payment of an order placed here:
         (HTTP status, body). ``redirect`` gives the wallet's address; the
         same payment (merchant number) on every retry while it is open."""
+        if not self.cfg.paygate.enabled:
+            raise BadRequest(400, "pay_disabled", "[paygate] enabled is false")
         with self._lock:
             view = self.orders.get(order_id)
         if view is None:
+            view = await self.learn(order_id)
+        if view is None:
             raise BadRequest(404, "unknown_order", order_id)
-        if not self.cfg.paygate.enabled:
-            raise BadRequest(400, "pay_disabled", "[paygate] enabled is false")
         self.counters["pay_requested"] += 1
         if view.payment != "unpaid":
             return 200, {"status": "paid", "payment": view.payment}
@@ -561,7 +603,7 @@ class WebService:
         left = int((datetime.fromisoformat(intent.expires_at) - datetime.now(timezone.utc)).total_seconds())
         s = self.cfg.store
         try:
-            trade, fields = await asyncio.to_thread(
+            trade, fields = await self._off_loop(
                 self.gateway().create, intent.merchant_no, intent.amount,
                 description=f"{s.name_zh} {intent.number}号 · {s.name_en} #{intent.number}",
                 notify_url=self.cfg.paygate.notify_url_for(self.cfg.sync.cloud_url, s.id),
@@ -592,6 +634,9 @@ class WebService:
         with self._lock:
             view = self.orders.get(order_id)
             intent = self.intents.get(order_id)
+        if view is None and await self.learn(order_id) is not None:
+            with self._lock:
+                view, intent = self.orders.get(order_id), self.intents.get(order_id)
         if view is None:
             raise BadRequest(404, "unknown_order", order_id)
         if view.payment != "unpaid":
@@ -600,7 +645,7 @@ class WebService:
             return 200, {"status": "none"}
         self.counters["pay_checks"] += 1
         try:
-            trade, fields = await asyncio.to_thread(self.gateway().query, intent.merchant_no)
+            trade, fields = await self._off_loop(self.gateway().query, intent.merchant_no)
         except paygate.GatewayError as exc:
             self.counters[f"pay_gateway.{exc.reason}"] += 1
             return 200, {"status": "unknown", "reason": exc.reason}
@@ -844,6 +889,9 @@ def make_app(service: WebService):
         oid = request.path_params["order_id"]
         with service._lock:
             view = service.order_view(oid)
+        if view is None and _UUID.fullmatch(oid) and await service.learn(oid) is not None:
+            with service._lock:
+                view = service.order_view(oid)
         if view is None:
             return js({"status": "unknown", "reason": "unknown_order",
                        "message": _words_json(WEB_REASONS["unknown_order"])}, 404)
@@ -879,6 +927,10 @@ def make_app(service: WebService):
             last: dict[str, Any] = {}
             try:
                 yield "retry: 2000\n\n"
+                with service._lock:
+                    unknown = [i for i in ids if i not in service.orders]
+                for oid in unknown:  # placed before this service restarted
+                    await service.learn(oid)
                 while not service.stopping:
                     changed = service._changed
                     snap = service.snapshot(ids)

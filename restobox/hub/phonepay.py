@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 
 from restobox import db, paygate
 from restobox.contract import Alert, PayIntent, PayReply, PayRequest, PayResult, Rejection, REASONS, topics
-from restobox.hub import till
+from restobox.hub import submit, till
 from restobox.hub.common import Effects, Request, iso
 
 if TYPE_CHECKING:
@@ -89,6 +89,14 @@ def handle_request(hub: "Hub", fx: Effects, req: Request) -> None:
         raise Rejection("unknown_order", r.order_id)
     if order.state in ("voided", "rejected"):
         raise PayRefusal("bad_transition", f"order {order.number} is {order.state}", order=order)
+    if r.lookup:  # the order as it stands, nothing made
+        f = till._order_fields(order)
+        fx.counters["pay.lookups"] += 1
+        fx.publish(topics.pay_reply(req.device), PayReply(
+            request_id=r.request_id, ok=True, order_id=order.id, payment=f["payment"], paid=f["paid"], due=f["due"],
+            intent=_latest(order, now), state=order.state, table=order.table,
+            order=submit.reply_from_row(order, duplicate=False)), correlation=req.correlation, answer=True)
+        return
     paid_in, refunded = db.ledger_sums(db.store_db, order.id)
     due = till.due_of(order.total, paid_in, refunded)
     if due == 0:
@@ -111,7 +119,14 @@ def handle_request(hub: "Hub", fx: Effects, req: Request) -> None:
     f = till._order_fields(order)
     fx.publish(topics.pay_reply(req.device), PayReply(
         request_id=r.request_id, ok=True, order_id=order.id, payment=f["payment"], paid=f["paid"], due=f["due"],
-        intent=intent_msg(row, order, now)), correlation=req.correlation, answer=True)
+        intent=intent_msg(row, order, now), state=order.state, table=order.table,
+        order=submit.reply_from_row(order, duplicate=False)), correlation=req.correlation, answer=True)
+
+
+def _latest(order: db.Order, now: str) -> PayIntent | None:
+    row = (db.PayIntent.select().where(db.PayIntent.order_id == order.id)
+           .order_by(db.PayIntent.attempt.desc()).first())
+    return intent_msg(row, order, now) if row is not None else None
 
 
 # ---------------------------------------------------------------- result
