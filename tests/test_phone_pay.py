@@ -322,3 +322,17 @@ def test_the_days_report_lists_every_difference_with_the_gateways_statement(stor
     assert [d.kind for d in missing.differences] == ["missing_in_statement"]
     page_html = report.write_page(report.compute(cfg, day), tmp_path / "report").read_text()
     assert "Phone payments reconciled" in page_html
+
+
+def test_a_page_service_restarted_before_the_diner_pays_still_takes_the_payment(store, phone):
+    """``restobox web`` keeps nothing: restarted (SIGKILL), it learns the
+    diner's order from the hub when the page asks about it again."""
+    page = phone
+    oid, table = order_at_a_table(store, page)
+    store.restart("web")
+    page.goto(f"{store.web_url}/t/{table}?lang=en")
+    page.click("#orders-btn")
+    page.click(f'[data-pay="{oid}"]')
+    pay_in_the_wallet(page)
+    assert "Paid" in paid_on_the_page(page)
+    settled(store, oid)

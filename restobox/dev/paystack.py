@@ -242,3 +242,118 @@ class PayStack:
     def wallet_pay(self, out_trade_no: str) -> dict:
         """The diner confirms in the wallet (without a browser)."""
         return httpx.post(f"{self.paygate_url}/_dev/pay", json={"out_trade_no": out_trade_no}, timeout=10).json()
+
+
+# ------------------------------------------------------------------ diners
+ITEMS = ("spring-rolls", "fries", "potstickers", "mango-pudding")  # no choices to make
+
+
+def diner(stack: PayStack, table: str, rng, http: httpx.Client, *, abandon: float = 0.08,
+          check: float = 0.5, deadline_s: float = 120.0) -> dict:
+    """One diner through the page's own HTTP API, as the page does it:
+    order (the same order again until the hub answers), ask to pay (the
+    same payment on every retry), pay in the wallet — or leave it unpaid
+    (``abandon``) — and sometimes come back to the page (``check``).
+    Returns what happened."""
+    import uuid as _uuid
+
+    end = time.monotonic() + deadline_s
+    oid = str(_uuid.uuid4())
+    body = {"order_id": oid, "table": table,
+            "lines": [{"item_id": rng.choice(ITEMS), "qty": rng.randint(1, 3)}]}
+    out = {"order_id": oid, "placed": False, "paid_in_wallet": 0, "abandoned": False, "retries": 0}
+    while time.monotonic() < end:
+        try:
+            r = http.post(f"{stack.web_url}/api/orders", json=body).json()
+        except (httpx.HTTPError, ValueError):
+            r = {"status": "network"}
+        if r.get("status") == "accepted":
+            out["placed"] = True
+            break
+        if r.get("status") in ("rejected", "bad_request"):
+            return out
+        out["retries"] += 1
+        time.sleep(0.3)
+    if not out["placed"]:
+        return out
+    if rng.random() < abandon:
+        out["abandoned"] = True
+        try:  # asks to pay, goes to the wallet, never pays
+            http.post(f"{stack.web_url}/api/orders/{oid}/pay")
+        except httpx.HTTPError:
+            pass
+        return out
+    while time.monotonic() < end:
+        try:
+            r = http.post(f"{stack.web_url}/api/orders/{oid}/pay").json()
+        except (httpx.HTTPError, ValueError):
+            r = {"status": "network"}
+        st = r.get("status")
+        if st in ("paid", "checking"):
+            break
+        if st == "redirect":
+            try:
+                w = http.post(r["cashier_url"] + "/pay", headers={"Accept": "application/json"}).json()
+            except (httpx.HTTPError, ValueError):
+                w = {}
+            if w.get("status") in ("SUCCESS", "REFUND"):
+                out["paid_in_wallet"] += 1
+                if rng.random() < check:
+                    try:
+                        http.post(f"{stack.web_url}/api/orders/{oid}/pay/check")
+                    except httpx.HTTPError:
+                        pass
+                break
+        elif st == "rejected":  # voided, or paid by then
+            break
+        out["retries"] += 1
+        time.sleep(0.3)
+    return out
+
+
+# ------------------------------------------------------------------ the check
+def ledger_vs_gateway(stack: PayStack) -> dict:
+    """The store's ledger against the gateway's records, every phone
+    payment of every order: ``lost`` (money the gateway took or gave back
+    that the ledger does not have, or the other way round), ``mismatched``
+    (another amount), ``double_charges`` (orders the gateway kept more money
+    for than the order's total), ``open`` (payments still open or still to
+    give back), and the orders each concerns."""
+    import sqlite3
+
+    trades = {t["out_trade_no"]: t for t in stack.trades()}
+    con = sqlite3.connect(f"file:{stack.store_db}?mode=ro", uri=True, timeout=10)
+    try:
+        rows = con.execute("SELECT entry_id, kind, amount, order_id FROM payment WHERE method = 'gateway'").fetchall()
+        totals = dict(con.execute('SELECT id, total FROM "order"').fetchall())
+        intents = con.execute("SELECT merchant_no, order_id, state FROM pay_intent").fetchall()
+    finally:
+        con.close()
+    ledger = {e: (k, a, o) for e, k, a, o in rows}
+    order_of = {m: o for m, o, _ in intents}
+    lost, mismatched = [], []
+    kept: dict[str, int] = {}
+    for no, t in trades.items():
+        charged = t["charged"] if t["status"] in ("SUCCESS", "REFUND") else None
+        paid = ledger.get(f"{no}:paid")
+        if charged is not None:
+            if paid is None:
+                lost.append(("gateway took, ledger has not", no))
+            elif paid[1] != charged:
+                mismatched.append((no, paid[1], charged))
+            oid = order_of.get(no, "?")
+            kept[oid] = kept.get(oid, 0) + charged - t["refunded"]
+        elif paid is not None:
+            lost.append(("ledger has, gateway did not take", no))
+        back = ledger.get(f"{no}:refund")
+        if t["refunded"] and back is None:
+            lost.append(("gateway gave back, ledger has not", no))
+        elif back is not None and back[1] != t["refunded"]:
+            mismatched.append((f"{no}:refund", back[1], t["refunded"]))
+    for entry in ledger:
+        if entry.rsplit(":", 1)[0] not in trades:
+            lost.append(("ledger has, gateway never made", entry))
+    double = sorted(o for o, k in kept.items() if k > totals.get(o, 0))
+    still = sorted(m for m, _, s in intents if s in ("open", "refund_due"))
+    return {"trades": len(trades), "ledger_rows": len(ledger), "lost": lost, "mismatched": mismatched,
+            "double_charges": double, "open": still}
