@@ -40,6 +40,7 @@ def test_demo_places_cooks_and_completes_orders_then_stops_cleanly(tmp_path):
                     assert c.get("/t/1").status_code == 200
                     menu = c.get("/api/menu").json()
                     assert menu["store"]["en"] == "Sichuan Kitchen" and menu["loyalty"]["patterns"]
+                    assert menu["phone_pay"] is True  # paying on the phone, through the simulated gateway
                 break
         seen.append(proc.stdout.read())  # to the end: the demo stops after --duration
         proc.wait(timeout=60)
@@ -53,6 +54,7 @@ def test_demo_places_cooks_and_completes_orders_then_stops_cleanly(tmp_path):
     assert m, r.stdout[-2000:]
     # it tells a person how to watch the raw messages
     assert "mosquitto_sub -V mqttv5" in r.stdout
+    assert "Paying on the phone goes to a simulated payment gateway" in r.stdout
     # and where the tables' QR codes are
     assert f"The tables' QR codes: {state / 'table-qr'}/" in r.stdout
     assert (state / "table-qr" / "tables.pdf").exists() and (state / "table-qr" / "table-8.png").exists()

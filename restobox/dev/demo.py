@@ -212,7 +212,7 @@ timezone = "Asia/Shanghai"
 """
 
 
-def _hub_config(path: Path, port: int, password_file: Path, database: Path) -> None:
+def _hub_config(path: Path, port: int, password_file: Path, database: Path, extra: str = "") -> None:
     path.write_text(
         "[device]\nid = \"hub\"\nrole = \"hub\"\n" + STORE +
         f"[mqtt]\nhost = \"127.0.0.1\"\nport = {port}\npassword_file = \"{password_file}\"\n\n"
@@ -224,7 +224,8 @@ def _hub_config(path: Path, port: int, password_file: Path, database: Path) -> N
         "[hub.printing.receipt_printers]\nkiosk-1 = \"receipt-1\"\ncounter-2 = \"receipt-1\"\n"
         "[hub.printing.stations.wok]\nprinter = \"kitchen-1\"\nmode = \"always\"\n"
         "[hub.printing.stations.fryer]\nprinter = \"kitchen-1\"\nmode = \"always\"\n"
-        "[hub.printing.stations.drinks]\nprinter = \"kitchen-1\"\nmode = \"fallback\"\nfallback_after_s = 20\n",
+        "[hub.printing.stations.drinks]\nprinter = \"kitchen-1\"\nmode = \"fallback\"\nfallback_after_s = 20\n\n"
+        + extra,
         encoding="utf-8",
     )
 
@@ -242,7 +243,7 @@ def _printing_config(path: Path, port: int, password_file: Path, state: Path) ->
     )
 
 
-def _sync_config(path: Path, port: int, password_file: Path, state: Path, cloud_port: int) -> None:
+def _sync_config(path: Path, port: int, password_file: Path, state: Path, cloud_port: int, extra: str = "") -> None:
     token = state / "cloud.token"
     token.write_text("dev-token\n", encoding="utf-8")
     path.write_text(
@@ -250,7 +251,7 @@ def _sync_config(path: Path, port: int, password_file: Path, state: Path, cloud_
         f"[mqtt]\nhost = \"127.0.0.1\"\nport = {port}\npassword_file = \"{password_file}\"\n\n"
         f"[sync]\ncloud_url = \"http://127.0.0.1:{cloud_port}\"\ntoken_file = \"{token}\"\n"
         f"database = \"{state / 'sync.db'}\"\nstore_database = \"{state / 'store.db'}\"\n"
-        "health_interval_s = 2\npoll_s = 0.5\n",
+        "health_interval_s = 2\npoll_s = 0.5\n\n" + extra,
         encoding="utf-8",
     )
 
@@ -258,7 +259,7 @@ def _sync_config(path: Path, port: int, password_file: Path, state: Path, cloud_
 WEB_TABLES = 8
 
 
-def _web_config(path: Path, port: int, password_file: Path, state: Path, web_port: int) -> None:
+def _web_config(path: Path, port: int, password_file: Path, state: Path, web_port: int, extra: str = "") -> None:
     # on every network of this machine, so a phone on the same Wi-Fi can
     # scan a table's code (which holds this machine's LAN address: the
     # default of an empty public_url)
@@ -266,7 +267,8 @@ def _web_config(path: Path, port: int, password_file: Path, state: Path, web_por
         "[device]\nid = \"web\"\nrole = \"web\"\n" + STORE +
         f"[mqtt]\nhost = \"127.0.0.1\"\nport = {port}\npassword_file = \"{password_file}\"\n\n"
         f"[web]\nhost = \"0.0.0.0\"\nport = {web_port}\n"
-        f"table_count = {WEB_TABLES}\nhealth_interval_s = 2\nqr_dir = \"{state / 'table-qr'}\"\nloyalty = true\n",
+        f"table_count = {WEB_TABLES}\nhealth_interval_s = 2\nqr_dir = \"{state / 'table-qr'}\"\nloyalty = true\n\n"
+        + extra,
         encoding="utf-8",
     )
 
@@ -279,6 +281,22 @@ def _start_cloud(state: Path) -> tuple[subprocess.Popen, int]:
                                  "--db", str(state / "cloud.db"), "--token", "dev-token"],
                                 stdout=log, stderr=subprocess.STDOUT)
     return proc, port
+
+
+def _start_paygate(state: Path, cloud_port: int) -> tuple[subprocess.Popen, int, str]:
+    """The payment gateway, simulated (``restobox paygate-dev``): the
+    diners' wallet for paying on the phone. Returns (process, port, the
+    ``[paygate]`` section the hub, the sync service and the page share)."""
+    port = free_port()
+    key = state / "paygate.key"
+    key.write_text("demo-merchant-key\n", encoding="utf-8")
+    with open(state / "paygate.log", "wb") as log:
+        proc = subprocess.Popen([sys.executable, "-m", "restobox.cli", "paygate-dev", "--port", str(port),
+                                 "--db", str(state / "paygate.db"), "--mch-id", "m-demo", "--key-file", str(key)],
+                                stdout=log, stderr=subprocess.STDOUT)
+    section = (f"[paygate]\nenabled = true\nurl = \"http://127.0.0.1:{port}\"\nmch_id = \"m-demo\"\n"
+               f"key_file = \"{key}\"\nnotify_url = \"http://127.0.0.1:{cloud_port}/v1/paygate/notify/store-1\"\n")
+    return proc, port, section
 
 
 def _spawn(name: str, cfg: Path, log_path: Path, *more: str) -> subprocess.Popen:
@@ -333,7 +351,7 @@ def run_demo(duration: float = 0, live: bool = True, rate: float = 0.5,
     # since two connections with one name take turns throwing each other off
     broker = Broker(state / "broker", port=port).start_with_devices(
         [*STANDARD_DEVICES, ("watcher", "monitor", None), *((d, r, s) for d, r, s, _ in SCREENS)])
-    hub_proc = print_proc = sync_proc = cloud_proc = web_proc = qr_proc = None
+    hub_proc = print_proc = sync_proc = cloud_proc = web_proc = qr_proc = pay_proc = None
     screen_procs: list = []
     displays: list = []
     screens_note = ""
@@ -342,8 +360,11 @@ def run_demo(duration: float = 0, live: bool = True, rate: float = 0.5,
     stop = threading.Event()
     old = signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
+        # the chain's cloud and the payment gateway: the internet's side, on this machine
+        cloud_proc, cloud_port = _start_cloud(state)
+        pay_proc, pay_port, pay_section = _start_paygate(state, cloud_port)
         cfg = state / "hub.toml"
-        _hub_config(cfg, port, broker.creds["hub"].password_file, state / "store.db")
+        _hub_config(cfg, port, broker.creds["hub"].password_file, state / "store.db", pay_section)
         book = OrderBook()
         mon = _device_bus(broker, "monitor-1", "monitor")
         buses.append(mon)
@@ -356,7 +377,7 @@ def run_demo(duration: float = 0, live: bool = True, rate: float = 0.5,
         # the table QR page and its codes start meanwhile (ready is awaited below)
         web_port = free_port()
         wcfg = state / "web.toml"
-        _web_config(wcfg, port, broker.creds["web"].password_file, state, web_port)
+        _web_config(wcfg, port, broker.creds["web"].password_file, state, web_port, pay_section)
         web_proc = _spawn("web", wcfg, state / "web.log")
         qr_proc = _spawn("table-qr", wcfg, state / "table-qr.log")
         pcfg = state / "printing.toml"
@@ -364,9 +385,8 @@ def run_demo(duration: float = 0, live: bool = True, rate: float = 0.5,
         print_proc = _start_service("printing", pcfg, state / "printing.log", book, "printing")
         if print_proc is None:
             return 1
-        cloud_proc, cloud_port = _start_cloud(state)
         scfg = state / "sync.toml"
-        _sync_config(scfg, port, broker.creds["sync"].password_file, state, cloud_port)
+        _sync_config(scfg, port, broker.creds["sync"].password_file, state, cloud_port, pay_section)
         sync_proc = _start_service("sync", scfg, state / "sync.log", book, "sync")
         if sync_proc is None:
             return 1
@@ -401,7 +421,9 @@ def run_demo(duration: float = 0, live: bool = True, rate: float = 0.5,
             f"Printed tickets and pictures of the paper: {state / 'printers'}/\n"
             f"Table QR ordering page: http://127.0.0.1:{web_port}/t/1 (tables 1 to {WEB_TABLES}; "
             f"from a phone on this network, scan a code)\n"
-            f"The tables' QR codes: {state / 'table-qr'}/ (tables.pdf to print)\n" + screens_note,
+            f"The tables' QR codes: {state / 'table-qr'}/ (tables.pdf to print)\n"
+            f"Paying on the phone goes to a simulated payment gateway: http://127.0.0.1:{pay_port}/_dev/trades\n"
+            + screens_note,
             file=out, flush=True,
         )
         t_end = time.monotonic() + duration if duration > 0 else float("inf")
@@ -443,7 +465,7 @@ def run_demo(duration: float = 0, live: bool = True, rate: float = 0.5,
             a.stop()
         for b in buses:
             b.stop()
-        for proc in (*screen_procs, qr_proc, web_proc, sync_proc, cloud_proc, print_proc, hub_proc):
+        for proc in (*screen_procs, qr_proc, web_proc, sync_proc, cloud_proc, pay_proc, print_proc, hub_proc):
             if proc is not None:
                 terminate(proc, 10)
         for x in displays:
