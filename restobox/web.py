@@ -126,7 +126,15 @@ class WebOrder(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     Passed to the hub only, never logged nor answered back (only masked)."""
 
 
+class PayBody(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
+    """What the page may send with "pay on the phone": the diner's mobile
+    number, for the wallet (optional)."""
+
+    phone: Annotated[str, msgspec.Meta(max_length=24)] = ""
+
+
 _web_order = msgspec.json.Decoder(WebOrder)
+_pay_body = msgspec.json.Decoder(PayBody)
 _json = msgspec.json.Encoder()
 
 # This service's own refusals (the hub's are contract.REASONS).
@@ -572,10 +580,12 @@ class WebService:
         return status, {"status": "unavailable", "reason": reason, "message": WEB_REASONS.get(reason) or
                         contract.REASONS.get(reason) or WEB_REASONS["pay_gateway_failed"], **more}
 
-    async def pay(self, order_id: str, base_url: str) -> tuple[int, dict[str, Any]]:
+    async def pay(self, order_id: str, base_url: str, phone: str = "") -> tuple[int, dict[str, Any]]:
         """Start (or go on with) the phone payment of an order placed here:
         (HTTP status, body). ``redirect`` gives the wallet's address; the
-        same payment (merchant number) on every retry while it is open."""
+        same payment (merchant number) on every retry while it is open.
+        ``phone``: the diner's mobile number, if they gave one, for the
+        wallet (passed to the gateway only: never kept nor logged here)."""
         if not self.cfg.paygate.enabled:
             raise BadRequest(400, "pay_disabled", "[paygate] enabled is false")
         with self._lock:
@@ -608,6 +618,7 @@ class WebService:
                 description=f"{s.name_zh} {intent.number}号 · {s.name_en} #{intent.number}",
                 notify_url=self.cfg.paygate.notify_url_for(self.cfg.sync.cloud_url, s.id),
                 return_url=f"{base_url.rstrip('/')}/t/{view.table or ''}?paid={order_id}",
+                payer_phone=phone,
                 # the store closes it at its time (the sync service); the
                 # gateway's own limit comes later, so that close is what ends it
                 expire_s=max(1, left) + GATEWAY_GRACE_S)
@@ -903,7 +914,19 @@ def make_app(service: WebService):
             if not _UUID.fullmatch(oid):
                 raise BadRequest(400, "bad_schema", "not an order id")
             check = request.url.path.endswith("/check")
-            status, out = await (service.pay_check(oid) if check else service.pay(oid, str(request.base_url)))
+            phone = ""
+            if not check:
+                body = await read_body(request)
+                if body.strip():
+                    try:
+                        phone = loyalty.normalise(_pay_body.decode(body).phone)
+                    except msgspec.ValidationError as exc:
+                        raise BadRequest(400, "bad_schema", str(exc)) from None
+                    except msgspec.DecodeError as exc:
+                        raise BadRequest(400, "bad_json", str(exc)) from None
+                    if phone and not loyalty.valid_phone(phone, service.cfg.web.phone_patterns):
+                        phone = ""  # not a number the wallet could use: left out, the payment goes on
+            status, out = await (service.pay_check(oid) if check else service.pay(oid, str(request.base_url), phone))
         except BadRequest as r:
             return refuse(request, r)
         if isinstance(out.get("message"), Words):

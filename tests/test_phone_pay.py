@@ -336,3 +336,22 @@ def test_a_page_service_restarted_before_the_diner_pays_still_takes_the_payment(
     pay_in_the_wallet(page)
     assert "Paid" in paid_on_the_page(page)
     settled(store, oid)
+
+
+def test_the_diners_phone_number_goes_to_the_wallet_and_a_bad_one_is_left_out(store):
+    """The page sends the number the diner typed (kept on their phone);
+    the service passes it to the gateway only."""
+    with httpx.Client(base_url=store.web_url, timeout=10) as web:
+        ids = []
+        for phone in ("138 0013 8000", "12345"):
+            oid = str(uuid.uuid4())
+            r = web.post("/api/orders", json={"order_id": oid, "table": "20",
+                                               "lines": [{"item_id": "fries", "qty": 1}]}).json()
+            assert r["status"] == "accepted"
+            assert web.post(f"/api/orders/{oid}/pay", json={"phone": phone}).json()["status"] == "redirect"
+            ids.append(oid)
+        bad = web.post(f"/api/orders/{ids[0]}/pay", content=b'{"phone": 5}')
+        assert bad.status_code == 400 and bad.json()["reason"] == "bad_schema"
+    good, left_out = (trades_of(store, o)[0]["payer_phone"] for o in ids)
+    assert good in ("13800138000", "138****8000") and left_out == ""
+    assert "13800138000" not in store.log("web")

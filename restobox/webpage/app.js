@@ -390,6 +390,9 @@
   }
 
   function accepted(order) {
+    // the number the diner typed stays on their phone, for the wallet (the service keeps only the masked form)
+    const phone = S.phoneRules && S.cart.phone ? normalisePhone(S.cart.phone) : "";
+    if (phone && validPhone(phone)) order = { ...order, payer_phone: phone };
     S.orders = [order, ...S.orders.filter((o) => o.order_id !== order.order_id)];
     S.cart = { order_id: null, lines: [], note: "", locked: false, maybeSent: false };
     S.sending = false; S.retryNote = false; S.refusal = null; S.view = "status";
@@ -450,7 +453,9 @@
     S.paying = id; S.payError = null; render();
     let j;
     try {
-      const r = await fetch(`/api/orders/${id}/pay`, { method: "POST" });
+      const o = S.orders.find((x) => x.order_id === id);
+      const r = await fetch(`/api/orders/${id}/pay`, { method: "POST", headers: { "Content-Type": "application/json" },
+        body: JSON.stringify(o && o.payer_phone ? { phone: o.payer_phone } : {}) });
       j = await r.json();
     } catch (e) {
       j = { status: "network" };
@@ -499,7 +504,7 @@
       es.addEventListener("menu", (e) => { const v = JSON.parse(e.data).version; if (v && (!S.menu || S.menu.version !== v)) loadMenu(); });
       es.addEventListener("order", (e) => {
         const o = JSON.parse(e.data);
-        S.orders = S.orders.map((x) => (x.order_id === o.order_id ? o : x));
+        S.orders = S.orders.map((x) => (x.order_id === o.order_id ? { ...o, payer_phone: x.payer_phone } : x));
         if (o.payment !== "unpaid" || (o.pay && o.pay.state !== "open")) {
           if (S.checking === o.order_id) S.checking = null;
           if (S.payError && S.payError.order === o.order_id && o.payment === "paid") S.payError = null;
@@ -509,7 +514,7 @@
     } else if (!poll) {
       poll = setInterval(async () => {
         for (const o of S.orders.slice(0, 3)) {
-          try { const r = await fetch(`/api/orders/${o.order_id}`); if (r.ok) { const j = await r.json(); S.orders = S.orders.map((x) => (x.order_id === j.order.order_id ? j.order : x)); } } catch (e) { /* next time */ }
+          try { const r = await fetch(`/api/orders/${o.order_id}`); if (r.ok) { const j = await r.json(); S.orders = S.orders.map((x) => (x.order_id === j.order.order_id ? { ...j.order, payer_phone: x.payer_phone } : x)); } } catch (e) { /* next time */ }
         }
         save(); render();
       }, 4000);
