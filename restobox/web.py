@@ -37,10 +37,20 @@ HTTP API (JSON):
   offline). A body that is too large (413) or does not decode (400) is
   refused with a reason code and a sentence, counted in the service's health
   and never sent on.
-- ``GET /api/orders/<id>``: an order placed here (polling).
+- ``GET /api/orders/<id>``: an order placed here (polling); one placed
+  before this service restarted is learnt from the hub.
+- ``POST /api/orders/<id>/pay`` (optional JSON ``{"phone": ...}``, for the
+  wallet): pay on the phone ([paygate]). ``redirect`` with the wallet's
+  ``cashier_url`` (the hub's intent for the order, created at the gateway:
+  the same payment on every retry), ``paid``/``checking``, or
+  ``unavailable`` with the reason and a sentence (no internet, the gateway
+  did not answer, the hub is away: pay at the counter).
+- ``POST /api/orders/<id>/pay/check``: back from the wallet: the gateway is
+  asked at once and its answer passed to the hub.
 - ``GET /api/events?orders=<id>,<id>``: server-sent events: ``menu`` (a new
-  menu version: fetch it again), ``soldout``, ``hub``, ``order`` (an order's
-  state).
+  menu version: fetch it again), ``soldout``, ``hub``, ``pay`` (can phone
+  payment be offered now), ``order`` (an order's state, its payment and its
+  phone payment's).
 - ``GET /photos/<sha256>.jpg``: a menu photo as the hub published it
   (``menu/image/<sha256>``), cached by browsers for good (its name is the
   hash of its bytes); ``/api/menu`` gives each image name's URL.
