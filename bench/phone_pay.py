@@ -128,18 +128,8 @@ def main() -> int:
             # 2. chaos: faults at random, processes killed
             stop = threading.Event()
             kills: list[str] = []
-
-            def chaos() -> None:
-                k = random.Random(7)
-                i = 0
-                while not stop.wait(k.uniform(2.0, 4.0)):
-                    name = KILLED[i % len(KILLED)]
-                    i += 1
-                    stack.restart(name, wait=False)
-                    kills.append(name)
-
             stack.fault("random", rate=0.25, seed=11)
-            killer = threading.Thread(target=chaos, daemon=True)
+            killer = threading.Thread(target=lambda: kills.extend(stack.kill_in_turn(KILLED, stop)), daemon=True)
             killer.start()
             t2 = time.monotonic()
             chaos_done = diners(stack, timed_n, chaos_n, 24)

@@ -26,7 +26,7 @@ from restobox import contract
 from restobox.contract import StaffCommand, topics
 from restobox.dev.paystack import PayStack
 from tests.support import wait
-from tests.test_web_qr import CHROMIUM, PHONE, WAIT_MS, add_item, shot
+from tests.test_web_qr import PHONE, WAIT_MS, add_item, browser, shot  # noqa: F401  (browser: the module's chromium)
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -49,18 +49,6 @@ def store(tmp_path_factory):
     finally:
         watch.stop()
         st.stop()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not CHROMIUM.exists():
-        pytest.fail("Debian's chromium is missing: ./run setup installs it")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
-        yield b
-        b.close()
 
 
 @pytest.fixture

@@ -38,19 +38,10 @@ def test_a_thousand_phone_payments_with_faults_and_kills_leave_the_ledger_equal_
     stop = threading.Event()
     kills: list[str] = []
 
-    def chaos() -> None:
-        """Every 2 to 4 s a SIGKILL, each process in turn, started again at once."""
-        krng = random.Random(7)
-        n = 0
-        while not stop.wait(krng.uniform(2.0, 4.0)):
-            name = KILLED[n % len(KILLED)]
-            n += 1
-            stack.restart(name, wait=False)
-            kills.append(name)
-
     try:
         stack.fault("random", rate=0.25, seed=11)
-        killer = threading.Thread(target=chaos, name="chaos", daemon=True)
+        killer = threading.Thread(target=lambda: kills.extend(stack.kill_in_turn(KILLED, stop)), name="chaos",
+                                  daemon=True)
         killer.start()
 
         def one(n: int) -> dict:

@@ -180,6 +180,21 @@ def make_app(db_path: str | Path, token: str | None = "dev-token", menu_json: by
                 return msgspec.structs.replace(m, count=0)
         return m
 
+    async def misbehave(m: Mode):
+        """The answer of a fault mode that answers before the work is done
+        (None: go on; ``hang`` and ``slow`` wait first)."""
+        if m.mode == "unauthorized":
+            return JSONResponse({"error": "unauthorized"}, status_code=401)
+        if m.mode == "fail":
+            return JSONResponse({"error": "internal"}, status_code=500)
+        if m.mode == "hang":
+            await asyncio.sleep(3600)
+        if m.mode == "slow":
+            await asyncio.sleep(m.slow_s)
+        if m.mode == "bad_json":
+            return Response(b"<html>502 Bad Gateway</html>", status_code=200, media_type="application/json")
+        return None
+
     def authorized(request: Request) -> bool:
         return token is None or request.headers.get("authorization") == f"Bearer {token}"
 
@@ -197,16 +212,9 @@ def make_app(db_path: str | Path, token: str | None = "dev-token", menu_json: by
             return JSONResponse({"error": "store_mismatch"}, status_code=400)
         m = take_mode()
         store.count(f"requests.{m.mode}")
-        if m.mode == "unauthorized":
-            return JSONResponse({"error": "unauthorized"}, status_code=401)
-        if m.mode == "fail":
-            return JSONResponse({"error": "internal"}, status_code=500)
-        if m.mode == "hang":
-            await asyncio.sleep(3600)
-        if m.mode == "slow":
-            await asyncio.sleep(m.slow_s)
-        if m.mode == "bad_json":
-            return Response(b"<html>502 Bad Gateway</html>", status_code=200, media_type="application/json")
+        bad = await misbehave(m)
+        if bad is not None:
+            return bad
         upto = len(batch.events) // 2 if m.mode == "partial" else len(batch.events)
         ids = store.store(batch, upto)
         if m.mode == "bad_schema":
@@ -312,16 +320,9 @@ def make_app(db_path: str | Path, token: str | None = "dev-token", menu_json: by
             wait = 0.0
         m = take_mode()
         store.count(f"paygate.fetch.{m.mode}")
-        if m.mode == "unauthorized":
-            return JSONResponse({"error": "unauthorized"}, status_code=401)
-        if m.mode == "fail":
-            return JSONResponse({"error": "internal"}, status_code=500)
-        if m.mode == "hang":
-            await asyncio.sleep(3600)
-        if m.mode == "slow":
-            await asyncio.sleep(m.slow_s)
-        if m.mode == "bad_json":
-            return Response(b"<html>502 Bad Gateway</html>", status_code=200, media_type="application/json")
+        bad = await misbehave(m)
+        if bad is not None:
+            return bad
         deadline = time.monotonic() + wait
         while True:
             ev = arrival_event()

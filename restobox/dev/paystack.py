@@ -211,6 +211,22 @@ class PayStack:
         if wait:
             self.wait_ready(name)
 
+    def kill_in_turn(self, names: tuple[str, ...], stop, every: tuple[float, float] = (2.0, 4.0),
+                     seed: int = 7) -> list[str]:
+        """Until ``stop`` (a threading.Event) is set: every ``every`` seconds
+        (at random between the two) a SIGKILL of the next of ``names``, in
+        turn, started again at once (not awaited). Returns the names killed,
+        in order. Run it in a thread of its own."""
+        import random
+
+        rng = random.Random(seed)
+        kills: list[str] = []
+        while not stop.wait(rng.uniform(*every)):
+            name = names[len(kills) % len(names)]
+            self.restart(name, wait=False)
+            kills.append(name)
+        return kills
+
     def stop(self) -> None:
         for name in reversed(list(self.procs)):
             p = self.procs[name]
