@@ -764,7 +764,7 @@ class PaymentUpdate(Message, kw_only=True):
 
 
 # ------------------------------------------------------- phone payment
-PayIntentState = Literal["open", "paid", "closed", "refund_due", "refunded"]
+PayIntentState = Literal["open", "paid", "closed", "refund_due", "refunding", "refunded"]
 
 
 class PayRequest(Message, kw_only=True):
@@ -790,7 +790,9 @@ class PayIntent(Message, kw_only=True):
     (recorded in the ledger), ``closed`` (closed at the gateway unpaid),
     ``refund_due`` (money the gateway took that the order cannot keep: the
     order was paid already, voided, or the amount was wrong — ``reason``
-    says which; it goes back to the diner), ``refunded`` (it went back)."""
+    says which; it goes back to the diner), ``refunding`` (paid, and
+    refunded at the counter: the gateway is to give ``refund_amount`` back
+    in all), ``refunded`` (it went back, all of it)."""
 
     merchant_no: str
     order_id: str

@@ -239,7 +239,7 @@ class PayIntent(_Base):
 
 PayIntent.add_index(pw.SQL(
     'CREATE INDEX IF NOT EXISTS "pay_intent_active" ON "pay_intent" ("state") '
-    """WHERE "state" IN ('open', 'refund_due')"""))
+    """WHERE "state" IN ('open', 'refund_due', 'refunding')"""))
 
 
 class Shift(_Base):

@@ -211,7 +211,7 @@ def _store_phone_pay(m: SqliteMigrator, database: pw.SqliteDatabase) -> None:
         'CREATE INDEX IF NOT EXISTS "pay_intent_order_id" ON "pay_intent" ("order_id")',
         'CREATE INDEX IF NOT EXISTS "pay_intent_business_date" ON "pay_intent" ("business_date")',
         'CREATE INDEX IF NOT EXISTS "pay_intent_active" ON "pay_intent" ("state") '
-        "WHERE \"state\" IN ('open', 'refund_due')",
+        "WHERE \"state\" IN ('open', 'refund_due', 'refunding')",
     ):
         database.execute_sql(sql)
 

@@ -203,6 +203,13 @@ def merchant_no(order_id: str, attempt: int) -> str:
     return f"RB{order_id.replace('-', '')[:26]}{attempt:02d}"
 
 
+def refund_key(merchant_no: str, target: int) -> str:
+    """The out_refund_no that brings a payment's refunds up to ``target``
+    fen in all (a refund made at the counter): the same for every retry,
+    another for the next refund."""
+    return "F" + hashlib.sha1(f"{merchant_no}:{target}".encode()).hexdigest()[:31]
+
+
 # -------------------------------------------------------------- client
 class PaygateClient:
     """Calls to the gateway (synchronous; the page runs them in a thread).

@@ -74,14 +74,20 @@ def _at(s: str) -> datetime | None:
 
 def ledger_lines(store: sqlite3.Connection, start: datetime, end: datetime) -> list[Line]:
     """The ledger's phone payments and refunds whose time is in [start, end)."""
-    out = []
-    for kind, request_id, amount, at, number in store.execute(
-            'SELECT p.kind, p.request_id, p.amount, p.at, COALESCE(o.number, 0) FROM payment p '
-            'LEFT JOIN "order" o ON o.id = p.order_id WHERE p.method = \'gateway\' ORDER BY p.seq'):
+    out: dict[tuple[str, str], Line] = {}
+    for kind, request_id, reference, stray, amount, at, number in store.execute(
+            'SELECT p.kind, p.request_id, p.reference, p.stray, p.amount, p.at, COALESCE(o.number, 0) '
+            'FROM payment p LEFT JOIN "order" o ON o.id = p.order_id WHERE p.method = \'gateway\' ORDER BY p.seq'):
         t = _at(at)
-        if t is not None and start <= t < end:
-            out.append(Line("PAY" if kind == "payment" else "REFUND", request_id, amount, at, number))
-    return out
+        if t is None or not start <= t < end:
+            continue
+        # a payment and a stray refund carry the merchant number as their
+        # request; a refund made at the counter names it in its reference
+        no = request_id if kind == "payment" or stray else reference
+        key = ("PAY" if kind == "payment" else "REFUND", no)
+        ln = out.get(key)
+        out[key] = Line(key[0], no, amount + (ln.amount if ln else 0), ln.at if ln else at, number)
+    return list(out.values())
 
 
 def statement_dates(start: datetime, end: datetime) -> list[str]:
@@ -101,6 +107,14 @@ def compare(ledger: list[Line], statement: list[Line]) -> Reconciliation:
     mine: dict[tuple[str, str], list[Line]] = {}
     for ln in ledger:
         mine.setdefault((ln.type, ln.out_trade_no), []).append(ln)
+    summed: dict[tuple[str, str], Line] = {}  # a payment's refunds, each side summed
+    for g in statement:
+        k = (g.type, g.out_trade_no)
+        was = summed.get(k) if g.type == "REFUND" else None
+        summed[k if g.type == "REFUND" else (g.type, g.out_trade_no, len(summed))] = \
+            Line(g.type, g.out_trade_no, g.amount + (was.amount if was else 0), was.at if was else g.at)
+    statement = list(summed.values())
+    r.statement_lines = len(statement)
     for g in statement:
         found = mine.get((g.type, g.out_trade_no))
         if not found:

@@ -633,7 +633,7 @@ GATEWAY_DOWN = frozenset({"gateway_unreachable", "gateway_timeout", "gateway_htt
 """Failures that say the gateway cannot be used now (not a signed answer)."""
 
 _INTENTS_SQL = ('SELECT "merchant_no", "state", "amount", "reason", "refund_amount", "created_at", "expires_at" '
-                "FROM \"pay_intent\" WHERE \"state\" IN ('open', 'refund_due') "
+                "FROM \"pay_intent\" WHERE \"state\" IN ('open', 'refund_due', 'refunding') "
                 "OR (\"state\" = 'closed' AND \"updated_at\" >= ?) LIMIT 1000")
 CLOSED_WATCH_S = 300.0
 """A payment closed unpaid is still asked about this long (every [paygate]
@@ -675,7 +675,7 @@ class PayAgent:
       notification only once the broker has it, so one may reach the hub
       twice (the hub counts it once), none is lost. A bad one is counted
       with its reason and goes no further.
-    - The enquiry (thread ``pay-enquiry``) reads the open and refund_due
+    - The enquiry (thread ``pay-enquiry``) reads the open, refund_due and refunding
       intents from store.db every 0.5 s and asks the gateway about them,
       until the hub's row changes: an open one is queried
       ``query_first_s`` after it was made, then ever less often (up to
@@ -930,6 +930,8 @@ class PayAgent:
         try:
             if it.state == "refund_due":
                 self._refund(it)
+            elif it.state == "refunding":
+                self._counter_refund(it)
             elif a.closing:
                 self._close(it)
             else:
@@ -978,6 +980,20 @@ class PayAgent:
         self.counters["pay.refunds"] += 1
         _, fields = self.gateway.refund(it.merchant_no, it.merchant_no + "R", it.refund_amount, it.reason)
         self._result("refund", fields)
+
+    def _counter_refund(self, it: _Intent) -> None:
+        """A payment refunded at the counter: the gateway gives back what
+        it has not given back yet (one refund per target, so a repeat is
+        the same refund); its state after that goes to the hub."""
+        from restobox.paygate import refund_key
+
+        trade, fields = self.gateway.query(it.merchant_no)
+        if trade.refunded < it.refund_amount:
+            self.counters["pay.refunds"] += 1
+            self.gateway.refund(it.merchant_no, refund_key(it.merchant_no, it.refund_amount),
+                                it.refund_amount - trade.refunded, it.reason)
+            trade, fields = self.gateway.query(it.merchant_no)
+        self._result("query", fields)
 
     def _probe(self) -> None:
         self.last_call = time.monotonic()

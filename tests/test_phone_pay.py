@@ -24,7 +24,7 @@ import pytest
 from restobox import config as rconfig
 from restobox import contract
 from restobox.contract import StaffCommand, topics
-from restobox.dev.paystack import PayStack
+from restobox.dev.paystack import PayStack, ledger_vs_gateway
 from tests.support import wait
 from tests.test_web_qr import PHONE, WAIT_MS, add_item, browser, shot  # noqa: F401  (browser: the module's chromium)
 
@@ -343,3 +343,53 @@ def test_the_diners_phone_number_goes_to_the_wallet_and_a_bad_one_is_left_out(st
     good, left_out = (trades_of(store, o)[0]["payer_phone"] for o in ids)
     assert good in ("13800138000", "138****8000") and left_out == ""
     assert "13800138000" not in store.log("web")
+
+
+def test_a_refund_at_the_counter_of_a_phone_payment_goes_back_through_the_gateway(store):
+    """The manager refunds part of a phone-paid order, then the rest: the
+    ledger records each at once, and the gateway gives each back (the
+    same refund however often it is asked), until the two agree."""
+    import threading
+
+    from restobox.contract import TillRequest
+    from restobox.dev.paystack import MANAGER_PIN, diner
+
+    with httpx.Client(timeout=10) as http:
+        r = diner(store, "19", __import__("random").Random(5), http, abandon=0.0, check=1.0)
+    oid = r["order_id"]
+    wait(lambda: [s for _, s, _ in intents(store, oid)] == ["paid"], what="paid on the phone")
+    total = ledger(store, oid)[0][2]
+    counter = store.bus("counter-1", "counter")
+    got: dict[str, dict] = {}
+    ready = threading.Event()
+
+    def answer(m) -> None:
+        d = msgspec.json.decode(m.payload)
+        got[d["request_id"]] = d
+        ready.set()
+
+    counter.subscribe(topics.till_reply("counter-1"), answer)
+    counter.start()
+    try:
+        counter.wait_connected(10)
+        for amount in (300, None):  # 3 yuan, then the rest
+            rid = str(uuid.uuid4())
+            req = TillRequest(request_id=rid, kind="refund", order_id=oid, amount=amount, reason="cold",
+                              manager_pin=MANAGER_PIN, staff="li")
+            for _ in range(2):  # the counter's retry: the same request
+                counter.publish(topics.till_request("counter-1"), contract.encode(req), correlation=rid.encode(),
+                                response_topic=topics.till_reply("counter-1"))
+            wait(lambda: rid in got, what="the hub's answer")
+            assert got[rid]["ok"], got[rid]
+            mno = intents(store, oid)[0][0]
+            want = 300 if amount else total
+            wait(lambda: trades_of(store, oid)[0]["refunded"] == want, 15, what="the gateway to give it back")
+    finally:
+        counter.stop()
+    wait(lambda: [s for _, s, _ in intents(store, oid)] == ["refunded"], 15, what="all given back")
+    t = trades_of(store, oid)[0]
+    assert t["refunded"] == total and len(t["refunds"]) == 2 and t["status"] == "REFUND"
+    back = [(k, m, a, s) for k, m, a, s in ledger(store, oid) if k == "refund"]
+    assert back == [("refund", "gateway", 300, 0), ("refund", "gateway", total - 300, 0)]
+    check = ledger_vs_gateway(store)
+    assert mno not in [x[0] for x in check["mismatched"]] and not check["lost"], check

@@ -12,6 +12,7 @@ process can be killed and started again; ``stop`` leaves none behind.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import subprocess
 import sys
@@ -26,6 +27,7 @@ from restobox.brokerconf import STANDARD_DEVICES, Broker, free_port, terminate
 KEY = "dev-merchant-key-7f3a9c"
 MCH = "m-demo-store"
 TOKEN = "dev-token"
+MANAGER_PIN = "2468"
 STORE = "[store]\nid = \"store-1\"\nname_zh = \"川味小馆\"\nname_en = \"Sichuan Kitchen\"\ntimezone = \"Asia/Shanghai\"\n\n"
 
 
@@ -52,6 +54,8 @@ class PayStack:
         self.key_file.write_text(KEY + "\n", encoding="utf-8")
         (self.dir / "cloud.token").write_text(TOKEN + "\n", encoding="utf-8")
         self.store_db = self.dir / "store.db"
+        # a manager's PIN for refunds at the counter
+        (self.dir / "pins").write_text(f"wang:{hashlib.sha256(MANAGER_PIN.encode()).hexdigest()}\n", encoding="utf-8")
 
     # ------------------------------------------------------------ addresses
     @property
@@ -89,7 +93,8 @@ class PayStack:
         (d / "hub.toml").write_text(
             "[device]\nid = \"hub\"\nrole = \"hub\"\n" + STORE + self._mqtt("hub")
             + f"[hub]\ndatabase = \"{self.store_db}\"\nhealth_interval_s = 1\n\n"
-            + "[hub.till]\nhold_unpaid = [\"qr\"]\n\n" + self._paygate(), encoding="utf-8")
+            + f"[hub.till]\nhold_unpaid = [\"qr\"]\nmanager_pin_file = \"{self.dir / 'pins'}\"\n\n"
+            + self._paygate(), encoding="utf-8")
         (d / "sync.toml").write_text(
             "[device]\nid = \"sync\"\nrole = \"sync\"\n" + STORE + self._mqtt("sync") + self._sync_section()
             + self._paygate(), encoding="utf-8")
@@ -340,12 +345,18 @@ def ledger_vs_gateway(stack: PayStack) -> dict:
     trades = {t["out_trade_no"]: t for t in stack.trades()}
     con = sqlite3.connect(f"file:{stack.store_db}?mode=ro", uri=True, timeout=10)
     try:
-        rows = con.execute("SELECT entry_id, kind, amount, order_id FROM payment WHERE method = 'gateway'").fetchall()
+        rows = con.execute("SELECT entry_id, kind, amount, order_id, reference, stray FROM payment "
+                           "WHERE method = 'gateway'").fetchall()
         totals = dict(con.execute('SELECT id, total FROM "order"').fetchall())
         intents = con.execute("SELECT merchant_no, order_id, state FROM pay_intent").fetchall()
     finally:
         con.close()
-    ledger = {e: (k, a, o) for e, k, a, o in rows}
+    ledger = {e: (k, a, o) for e, k, a, o, _, _ in rows}
+    # refunds made at the counter name the payment (its merchant number) in their reference
+    counter_back: dict[str, int] = {}
+    for _, k, a, _, ref, stray in rows:
+        if k == "refund" and not stray:
+            counter_back[ref] = counter_back.get(ref, 0) + a
     order_of = {m: o for m, o, _ in intents}
     lost, mismatched = [], []
     kept: dict[str, int] = {}
@@ -362,14 +373,18 @@ def ledger_vs_gateway(stack: PayStack) -> dict:
         elif paid is not None:
             lost.append(("ledger has, gateway did not take", no))
         back = ledger.get(f"{no}:refund")
-        if t["refunded"] and back is None:
+        given = (back[1] if back is not None else 0) + counter_back.get(no, 0)
+        if t["refunded"] and back is None and no not in counter_back:
             lost.append(("gateway gave back, ledger has not", no))
-        elif back is not None and back[1] != t["refunded"]:
-            mismatched.append((f"{no}:refund", back[1], t["refunded"]))
-    for entry in ledger:
-        if entry.rsplit(":", 1)[0] not in trades:
+        elif given != t["refunded"]:
+            mismatched.append((f"{no}:refund", given, t["refunded"]))
+    for entry, (kind, _, _) in ledger.items():
+        if entry.endswith((":paid", ":refund")) and entry.rsplit(":", 1)[0] not in trades:
             lost.append(("ledger has, gateway never made", entry))
+    for ref in counter_back:
+        if ref not in trades:
+            lost.append(("ledger gave back, gateway never made", ref))
     double = sorted(o for o, k in kept.items() if k > totals.get(o, 0))
-    still = sorted(m for m, _, s in intents if s in ("open", "refund_due"))
+    still = sorted(m for m, _, s in intents if s in ("open", "refund_due", "refunding"))
     return {"trades": len(trades), "ledger_rows": len(ledger), "lost": lost, "mismatched": mismatched,
             "double_charges": double, "open": still}

@@ -185,6 +185,9 @@ def _closed(fx: Effects, row: db.PayIntent, order: db.Order | None, now: str) ->
 
 def _succeeded(hub: "Hub", fx: Effects, row: db.PayIntent, order: db.Order | None, trade: paygate.Trade,
                device: str, now: str) -> None:
+    if row.state == "refunding":
+        _refund_progress(fx, row, order, trade, now)
+        return
     entry_id = f"{row.merchant_no}:paid"
     if db.row_by(db.store_db, db.Payment, "entry_id", entry_id) is not None:
         fx.counters["pay.duplicates"] += 1
@@ -222,9 +225,47 @@ def _succeeded(hub: "Hub", fx: Effects, row: db.PayIntent, order: db.Order | Non
     fx.publish(topics.PAY_INTENT, intent_msg(row, order, now))
 
 
+def refund_through_gateway(fx: Effects, order: db.Order, back: list[tuple[str, int, str]], reason: str,
+                           now: str) -> list[tuple[str, int, str]]:
+    """A refund at the counter that gives money back the way it was paid
+    on the phone: the order's paid intent is to be refunded that much more
+    by the gateway (``refunding``; the sync service asks it), and the
+    ledger's refund row names the payment (its merchant number)."""
+    out = []
+    for method, amount, ref in back:
+        row = None
+        if method == "gateway":
+            row = (db.PayIntent.select().where(db.PayIntent.order_id == order.id,
+                                               db.PayIntent.state.in_(("paid", "refunding")))
+                   .order_by(db.PayIntent.attempt.desc()).first())
+        if row is None:
+            out.append((method, amount, ref))
+            continue
+        _set(row, now, state="refunding", refund_amount=row.refund_amount + amount, reason=reason[:48])
+        fx.counters["pay.refunds_asked"] += 1
+        fx.publish(topics.PAY_INTENT, intent_msg(row, order, now))
+        out.append((method, amount, row.merchant_no))
+    return out
+
+
+def _refund_progress(fx: Effects, row: db.PayIntent, order: db.Order | None, trade: paygate.Trade,
+                     now: str) -> None:
+    """A ``refunding`` payment as the gateway has it now: done once it has
+    given back what the counter refunded."""
+    if trade.refunded < row.refund_amount:
+        fx.counters["pay.refund_waiting"] += 1
+        return
+    _set(row, now, state="refunded" if trade.refunded >= trade.amount else "paid")
+    fx.counters["pay.refunds_done"] += 1
+    fx.publish(topics.PAY_INTENT, intent_msg(row, order, now))
+
+
 def _refunded(hub: "Hub", fx: Effects, row: db.PayIntent, order: db.Order | None, refund: paygate.Refund,
               now: str) -> None:
     entry_id = f"{row.merchant_no}:refund"
+    if row.state == "refunding":  # the counter's refund: its row is in the ledger; the query says when it is done
+        fx.counters["pay.refund_progress"] += 1
+        return
     if refund.status != "SUCCESS":
         fx.counters["pay.refund_processing"] += 1
         return

@@ -327,6 +327,9 @@ def _refund(hub: "Hub", fx: Effects, r: TillRequest, device: str, now: str) -> T
     else:
         back = _as_paid(order.id, amount)
     back = _points_back(hub, fx, order, r.request_id, back, at)
+    from restobox.hub import phonepay  # (it uses this module)
+
+    back = phonepay.refund_through_gateway(fx, order, back, f"counter: {r.reason.strip()}", now)
     lines = json_enc.encode(r.lines).decode() if r.lines else ""
     reason = f"{r.reason.strip()} (PIN {manager})"[:200]
     rows = [dict(entry_id=f"{r.request_id}:{n}", request_id=r.request_id, kind="refund", method=method,
