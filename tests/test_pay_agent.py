@@ -11,13 +11,21 @@ Real parts: mosquitto, ``restobox sync`` and ``restobox cloud-dev`` and
 ``restobox paygate-dev`` in their own processes, a store.db made by the
 hub's own schema. The hub is not here: the test writes the pay_intent rows
 the hub would, and reads pay/result and pay/status as the hub and the page
-would (the monitor)."""
+would (the monitor).
+
+The tests that leave every process running share one stack (``stack``,
+started once for the module): each uses merchant numbers of its own, starts
+with the faults reset, counts the sync service's counters and cursor from
+where they stood when it started, and takes its intents out of store.db when
+it ends. A test that kills or stops one of the processes has a stack of its
+own (``own_stack``)."""
 
 from __future__ import annotations
 
 import sqlite3
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -26,6 +34,7 @@ import pytest
 
 from restobox import db, paygate
 from restobox.contract import topics
+from tests.conftest import broker_with_standard_devices
 from tests.paygate_support import PaygateDev
 from tests.support import Device, HubProcess, wait
 from tests.test_sync import Cloud, sync_config
@@ -47,8 +56,17 @@ def iso(t: float) -> str:
     return sync_iso(t)
 
 
+def together(*calls) -> None:
+    """Run ``calls`` side by side (each in a thread); re-raises the first failure once all have ended."""
+    with ThreadPoolExecutor(len(calls)) as pool:
+        futures = [pool.submit(c) for c in calls]
+    for f in futures:
+        f.result()
+
+
 class Stack:
-    """The cloud, the gateway, store.db and the sync service of one test."""
+    """The cloud, the gateway, store.db and the sync service. ``begin()``
+    and ``end()`` frame each test that uses it."""
 
     def __init__(self, broker, monitor, tmp_path: Path) -> None:
         self.broker = broker
@@ -57,12 +75,14 @@ class Stack:
         self.store_db = tmp_path / "store.db"
         db.open_store_db(self.store_db).close()  # the hub's schema, pay_intent included
         self.cloud = Cloud(tmp_path)
-        self.gw = PaygateDev(tmp_path, key=KEY, mch_id=MCH)
+        self.gw = PaygateDev(tmp_path, key=KEY, mch_id=MCH, notify_delay=0.05)
         self.svc: HubProcess | None = None
+        self.mine: set[str] = set()  # the merchant numbers of the test's intents
+        self.base: dict = {}  # the sync service's health when the test began
 
     def start(self, **paygate_kw) -> "Stack":
-        self.cloud.start()
-        self.gw.start()
+        # the cloud and the gateway side by side; the sync service once both answer
+        together(self.cloud.start, self.gw.start)
         self.config(**paygate_kw)
         self.svc = HubProcess(self.tmp / "sync.toml", self.tmp / "sync.log", service="sync", device="sync")
         self.svc.start(self.monitor)
@@ -70,8 +90,9 @@ class Stack:
 
     def config(self, **paygate_kw) -> Path:
         path = sync_config(self.tmp / "sync.toml", self.cloud, self.tmp, self.broker, menu_poll_s=0,
-                           preorder_poll_s=0, health_interval_s=0.3)
-        pg = {"timeout_s": 2, "query_first_s": 0.3, "query_max_s": 1.0, "notify_wait_s": 2, "probe_s": 0.5,
+                           preorder_poll_s=0, health_interval_s=0.1)
+        # quick enquiries and probes; the cloud holds a fetch 0.5 s, so the service stops that soon
+        pg = {"timeout_s": 2, "query_first_s": 0.2, "query_max_s": 1.0, "notify_wait_s": 0.5, "probe_s": 0.2,
               **paygate_kw}
         with open(path, "a", encoding="utf-8") as f:
             f.write(f'\n[paygate]\nenabled = true\nurl = "{self.gw.url}"\nmch_id = "{MCH}"\n'
@@ -79,10 +100,31 @@ class Stack:
         return path
 
     def stop(self) -> None:
-        if self.svc is not None:
-            self.svc.stop()
-        self.gw.stop()
-        self.cloud.stop()
+        """Every process stopped, side by side."""
+        together(*(p.stop for p in (self.svc, self.gw, self.cloud) if p is not None))
+
+    def begin(self) -> None:
+        """A test begins: no fault at the gateway or the cloud; the counters
+        and the cursor counted from the health published now."""
+        self.gw.fault("ok")
+        self.cloud.mode("ok")
+        self.mine = set()
+        self.base = self.health(lambda h: True)
+
+    def end(self) -> None:
+        """A test ends: whatever it left stopped runs again; its intents are
+        taken out of store.db, so the next test finds none of them open and
+        the service asks no more about them."""
+        if self.cloud.proc is None:
+            self.cloud.start()
+        if self.gw.proc is None:
+            self.gw.start()
+        if self.svc.proc.poll() is not None:
+            self.svc.start(self.monitor)
+        con = sqlite3.connect(self.store_db)
+        with con:
+            con.executemany('DELETE FROM "pay_intent" WHERE "merchant_no" = ?', [(no,) for no in self.mine])
+        con.close()
 
     # -- the gateway, as the page and the diner use it
     def create(self, no: str, amount: int = 3200) -> None:
@@ -96,6 +138,7 @@ class Stack:
     # -- store.db, as the hub writes it
     def intent(self, no: str, *, state: str = "open", amount: int = 3200, age_s: float = 0.0,
                expires_in_s: float = 300.0, refund_amount: int = 0, reason: str = "") -> None:
+        self.mine.add(no)
         now = time.time()
         con = sqlite3.connect(self.store_db)
         with con:
@@ -128,6 +171,21 @@ class Stack:
         """The first health the sync service publishes from now on that ``pred`` likes."""
         return self.fresh(topics.health("sync"), pred, timeout)
 
+    def grown(self, h: dict) -> dict[str, int]:
+        """The counters of health ``h``, less what they were when the test
+        began (both from the same run of the service: they start at zero
+        when it starts)."""
+        was = self.base["counters"]
+        return {k: v - was.get(k, 0) for k, v in h["counters"].items()}
+
+    def counted(self, name: str, n: int = 1):
+        """``health()``'s predicate: counter ``name`` grew by ``n`` or more since the test began."""
+        return lambda h: self.grown(h).get(name, 0) >= n
+
+    def cursor(self, h: dict) -> int:
+        """How many notifications the service's cursor moved past since the test began."""
+        return int(h["details"]["pay_notify_cursor"]) - int(self.base["details"]["pay_notify_cursor"])
+
     def status(self, pred, since: float, timeout: float = 10.0) -> dict:
         """The first PayStatus received since ``since`` (monotonic) that ``pred`` likes."""
         return self.fresh(topics.PAY_STATUS, pred, timeout, since)
@@ -142,21 +200,45 @@ class Stack:
         return httpx.get(f"{self.cloud.url}/_dev/paygate", timeout=5).json()
 
 
+@pytest.fixture(scope="module")
+def shared_stack(tmp_path_factory, standard_devices_dir):
+    """One broker, monitor and stack for the module's tests that leave every process running."""
+    work = tmp_path_factory.mktemp("pay-agent")
+    b = broker_with_standard_devices(work / "broker", standard_devices_dir).start()
+    monitor = s = None
+    try:
+        monitor = Device(b, "monitor-1", ("restobox/v1/#",), role="monitor")
+        s = Stack(b, monitor, work)
+        yield s.start()
+    finally:
+        if s is not None:
+            s.stop()
+        if monitor is not None:
+            monitor.close()
+        b.stop()
+
+
 @pytest.fixture
-def stack(broker, monitor, tmp_path):
+def stack(shared_stack):
+    """The shared stack, framed for this test (Stack.begin, Stack.end)."""
+    shared_stack.begin()
+    yield shared_stack
+    shared_stack.end()
+
+
+@pytest.fixture
+def own_stack(broker, monitor, tmp_path):
+    """A stack of this test's own, on its own broker: for a test that kills or stops one of its processes."""
     s = Stack(broker, monitor, tmp_path)
     try:
+        s.start().begin()
         yield s
     finally:
         s.stop()
 
 
-def counted(name: str, n: int = 1):
-    return lambda h: h["counters"].get(name, 0) >= n
-
-
 def test_notifications_reach_the_hub_verified_and_an_enquiry_finds_what_they_did_not_say(stack):
-    s = stack.start()
+    s = stack
     # a payment's notification, posted by the gateway to the cloud, reaches the hub as it was signed
     plain = new_no()
     s.create(plain)
@@ -177,7 +259,7 @@ def test_notifications_reach_the_hub_verified_and_an_enquiry_finds_what_they_did
     s.gw.fault("bad_signature", count=1)
     s.gw.pay(forged)
     s.result(forged, "query", lambda f: f["status"] == "SUCCESS")
-    h = s.health(lambda h: counted("pay.bad_signature")(h) and counted("pay.bad_notifications")(h))
+    h = s.health(lambda h: s.counted("pay.bad_signature")(h) and s.counted("pay.bad_notifications")(h))
     assert any(forged in n["body"] for n in s.cloud_notifications())  # it did come
     assert s.results(forged, "notify") == []
 
@@ -191,14 +273,14 @@ def test_notifications_reach_the_hub_verified_and_an_enquiry_finds_what_they_did
     assert not any(lost in n["body"] for n in s.cloud_notifications())
 
     h = s.health(lambda h: h["details"].get("pay_open_intents") == 2 and h["details"]["pay_gateway"] == "available")
-    c = h["counters"]
+    c = s.grown(h)
     assert c["pay.notifications"] == 4 and c["pay.bad_notifications"] == 1 and c["pay.queries"] >= 2, c
-    assert h["details"]["pay_notify_cursor"] == "5"  # 1 + 3 repeats + the forged one
+    assert s.cursor(h) == 5  # 1 + 3 repeats + the forged one
     assert s.svc.proc.poll() is None
 
 
 def test_an_expired_payment_is_closed_and_one_paid_after_its_close_still_reaches_the_hub(stack):
-    s = stack.start()
+    s = stack
     unpaid = new_no()
     s.create(unpaid)
     s.intent(unpaid, age_s=400, expires_in_s=-100)
@@ -212,21 +294,23 @@ def test_an_expired_payment_is_closed_and_one_paid_after_its_close_still_reaches
     s.create(late)
     s.gw.fault("success_after_close", count=1)
     s.intent(late, age_s=400, expires_in_s=-100)
+    # and a payment never made at the gateway (the page did not get to create it), expired at
+    # the same time (its close is refused before any fault could be taken)
+    never = new_no()
+    s.intent(never, age_s=400, expires_in_s=-100)
     assert s.result(late, "close")["status"] == "CLOSED"
     assert s.result(late, "notify")["status"] == "SUCCESS"
     # and while the hub's row stays open, closing again brings the paid trade (ORDER_PAID), signed
     assert s.result(late, "query", lambda f: f.get("code") == "ORDER_PAID")["status"] == "SUCCESS"
 
-    # a payment never made at the gateway (the page did not get to create it): closed for the hub
-    never = new_no()
-    s.intent(never, age_s=400, expires_in_s=-100)
+    # the one never made is closed for the hub
     assert s.result(never, "close")["code"] == "ORDER_NOT_EXIST"
     assert never not in s.gw.trades()
-    s.health(counted("pay.order_not_exist"))
+    s.health(s.counted("pay.order_not_exist"))
 
 
-def test_money_due_back_is_refunded_once_though_the_sync_service_is_killed_waiting_for_the_answer(stack):
-    s = stack.start()
+def test_money_due_back_is_refunded_once_though_the_sync_service_is_killed_waiting_for_the_answer(own_stack):
+    s = own_stack
     no = new_no()
     s.create(no, 4500)
     s.gw.pay(no)
@@ -245,14 +329,14 @@ def test_money_due_back_is_refunded_once_though_the_sync_service_is_killed_waiti
     assert len(s.gw.trades()[no]["refunds"]) == 1
 
 
-def test_the_page_is_told_at_once_when_the_gateway_cannot_be_reached_and_when_it_is_back(stack):
-    s = stack.start()
+def test_the_page_is_told_at_once_when_the_gateway_cannot_be_reached_and_when_it_is_back(own_stack):
+    s = own_stack
     s.monitor.wait_json(topics.PAY_STATUS, lambda st: st["available"])
     t = time.monotonic()
     s.gw.stop()
     st = s.status(lambda st: not st["available"], t, 5)
     assert st["reason"] == "gateway_unreachable" and time.monotonic() - t < 3
-    s.health(lambda h: h["details"]["pay_gateway"] == "gateway_unreachable" and counted("pay.gateway_unreachable")(h))
+    s.health(lambda h: h["details"]["pay_gateway"] == "gateway_unreachable" and s.counted("pay.gateway_unreachable")(h))
     t = time.monotonic()
     s.gw.start()
     s.status(lambda st: st["available"], t, 5)
@@ -265,8 +349,8 @@ def test_the_page_is_told_at_once_when_the_gateway_cannot_be_reached_and_when_it
         late.close()
 
 
-def test_notifications_kept_while_the_store_could_not_fetch_them_all_arrive_in_order_once(stack):
-    s = stack.start()
+def test_notifications_kept_while_the_store_could_not_fetch_them_all_arrive_in_order_once(own_stack):
+    s = own_stack
     first = new_no()
     s.create(first)
     s.gw.pay(first)
@@ -277,7 +361,7 @@ def test_notifications_kept_while_the_store_could_not_fetch_them_all_arrive_in_o
         s.create(no)
         s.gw.pay(no)
     wait(lambda: len(s.cloud_notifications()) == 4, 10, "the cloud keeping the notifications")
-    s.health(counted("pay.cloud_http_error"))
+    s.health(s.counted("pay.cloud_http_error"))
     s.cloud.stop()  # and the cloud goes away altogether; it keeps what it stored
     s.health(lambda h: h["details"]["pay_notify_error"] in ("cloud_unreachable", "cloud_closed"))
     s.cloud.start()
