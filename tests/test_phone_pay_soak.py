@@ -27,26 +27,27 @@ from tests.support import wait
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
 PAYMENTS = 1000
-DINERS = 24
+DINERS = 32
 KILLED = ("sync", "hub", "web", "cloud")
 
 
 def test_a_thousand_phone_payments_with_faults_and_kills_leave_the_ledger_equal_to_the_gateway(tmp_path):
     rng = random.Random(20261205)
-    stack = PayStack(tmp_path, expire_s=6, query_first_s=0.5, query_max_s=2.0, notify_delay_s=0.02, tables=DINERS)
+    stack = PayStack(tmp_path, expire_s=6, query_first_s=0.5, query_max_s=2.0, notify_delay_s=0.02, tables=DINERS,
+                     gateway_timeout_s=1.0)
     stack.start()
     stop = threading.Event()
     kills: list[str] = []
 
     try:
-        stack.fault("random", rate=0.25, seed=11)
+        stack.fault("random", rate=0.25, seed=11, slow_s=0.5)  # slow: within the page's 1 s
         killer = threading.Thread(target=lambda: kills.extend(stack.kill_in_turn(KILLED, stop)), name="chaos",
                                   daemon=True)
         killer.start()
 
         def one(n: int) -> dict:
             with httpx.Client(timeout=10) as http:
-                return diner(stack, str(n % DINERS + 1), random.Random(n), http, abandon=0.05)
+                return diner(stack, str(n % DINERS + 1), random.Random(n), http, abandon=0.05, again_s=0.1)
 
         t0 = time.monotonic()
         with ThreadPoolExecutor(DINERS) as pool:

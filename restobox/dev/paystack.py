@@ -38,11 +38,13 @@ class PayStack:
     SERVICES = ("paygate", "cloud", "hub", "sync", "web")
 
     def __init__(self, workdir: Path, *, expire_s: int = 30, query_first_s: float = 1.0, query_max_s: float = 5.0,
-                 notify_delay_s: float = 0.05, web: bool = True, tables: int = 20) -> None:
+                 notify_delay_s: float = 0.05, web: bool = True, tables: int = 20,
+                 gateway_timeout_s: float = 3.0) -> None:
         self.dir = Path(workdir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.expire_s, self.query_first_s, self.query_max_s = expire_s, query_first_s, query_max_s
         self.notify_delay_s = notify_delay_s
+        self.gateway_timeout_s = gateway_timeout_s
         self.with_web = web
         self.tables = tables
         self.broker: Broker | None = None
@@ -79,8 +81,9 @@ class PayStack:
 
     def _paygate(self) -> str:
         return (f"[paygate]\nenabled = true\nurl = \"{self.paygate_url}\"\nmch_id = \"{MCH}\"\n"
-                f"key_file = \"{self.key_file}\"\nexpire_s = {self.expire_s}\ntimeout_s = 3\n"
-                f"query_first_s = {self.query_first_s}\nquery_max_s = {self.query_max_s}\nnotify_wait_s = 10\n\n")
+                f"key_file = \"{self.key_file}\"\nexpire_s = {self.expire_s}\ntimeout_s = {self.gateway_timeout_s}\n"
+                f"query_first_s = {self.query_first_s}\nquery_max_s = {self.query_max_s}\nnotify_wait_s = 10\n"
+                "probe_s = 1\n\n")
 
     def _sync_section(self) -> str:
         return (f"[sync]\ncloud_url = \"{self.cloud_url}\"\ntoken_file = \"{self.dir / 'cloud.token'}\"\n"
@@ -270,11 +273,12 @@ ITEMS = ("spring-rolls", "fries", "potstickers", "mango-pudding")  # no choices 
 
 
 def diner(stack: PayStack, table: str, rng, http: httpx.Client, *, abandon: float = 0.08,
-          check: float = 0.5, deadline_s: float = 120.0) -> dict:
+          check: float = 0.5, deadline_s: float = 120.0, again_s: float = 0.3) -> dict:
     """One diner through the page's own HTTP API, as the page does it:
     order (the same order again until the hub answers), ask to pay (the
     same payment on every retry), pay in the wallet — or leave it unpaid
     (``abandon``) — and sometimes come back to the page (``check``).
+    ``again_s``: the wait before trying again (the page's own is longer).
     Returns what happened."""
     import uuid as _uuid
 
@@ -294,7 +298,7 @@ def diner(stack: PayStack, table: str, rng, http: httpx.Client, *, abandon: floa
         if r.get("status") in ("rejected", "bad_request"):
             return out
         out["retries"] += 1
-        time.sleep(0.3)
+        time.sleep(again_s)
     if not out["placed"]:
         return out
     if rng.random() < abandon:
@@ -328,7 +332,7 @@ def diner(stack: PayStack, table: str, rng, http: httpx.Client, *, abandon: floa
         elif st == "rejected":  # voided, or paid by then
             break
         out["retries"] += 1
-        time.sleep(0.3)
+        time.sleep(again_s)
     return out
 
 
