@@ -211,6 +211,31 @@ def refund_key(merchant_no: str, target: int) -> str:
 
 
 # -------------------------------------------------------------- client
+class Unreached(Exception):
+    """A signed request that got no answer: ``timeout`` (none in time) or
+    not (no connection, DNS, refused)."""
+
+    def __init__(self, timeout: bool, detail: str) -> None:
+        super().__init__(detail)
+        self.timeout = timeout
+        self.detail = detail
+
+
+def post_signed(client, url: str, fields: Fields, key: bytes):
+    """POST ``fields`` signed with ``key`` as JSON with the httpx ``client``;
+    the response (whatever its status), or Unreached. The gateway's and
+    the voucher platform's clients share it."""
+    import httpx
+
+    body = msgspec.json.encode(signed(fields, key))
+    try:
+        return client.post(url, content=body, headers={"Content-Type": "application/json"})
+    except httpx.TimeoutException as exc:
+        raise Unreached(True, str(exc) or type(exc).__name__) from None
+    except (httpx.TransportError, OSError) as exc:
+        raise Unreached(False, str(exc) or type(exc).__name__) from None
+
+
 class PaygateClient:
     """Calls to the gateway (synchronous; the page runs them in a thread).
     Every answer's signature is checked before it is believed."""
@@ -235,15 +260,7 @@ class PaygateClient:
     def call(self, path: str, fields: Fields) -> Fields:
         """POST the signed ``fields``; the answer's fields, signature checked.
         An answer whose ``code`` is not OK is a GatewayError (with ``answer``)."""
-        import httpx
-
-        body = msgspec.json.encode(signed({"mch_id": self.mch_id, **fields}, self.key))
-        try:
-            r = self.client.post(f"{self.base}{path}", content=body, headers={"Content-Type": "application/json"})
-        except httpx.TimeoutException as exc:
-            raise GatewayError("gateway_timeout", str(exc) or type(exc).__name__) from None
-        except (httpx.TransportError, OSError) as exc:
-            raise GatewayError("gateway_unreachable", str(exc) or type(exc).__name__) from None
+        r = self._post(path, {"mch_id": self.mch_id, **fields})
         if r.status_code >= 500 or r.status_code in (401, 403, 429):
             raise GatewayError("gateway_http_error", f"HTTP {r.status_code}: {r.text[:200]}")
         try:
@@ -258,6 +275,12 @@ class PaygateClient:
             reason = _CODE_REASONS.get(str(code), "gateway_refused")
             raise GatewayError(reason, f"{code}: {str(fields.get('message', ''))[:200]}", answer=fields)
         return fields
+
+    def _post(self, path: str, fields: Fields):
+        try:
+            return post_signed(self.client, f"{self.base}{path}", fields, self.key)
+        except Unreached as exc:
+            raise GatewayError("gateway_timeout" if exc.timeout else "gateway_unreachable", exc.detail) from None
 
     def create(self, out_trade_no: str, amount: int, *, description: str, notify_url: str, return_url: str,
                payer_phone: str = "", expire_s: int = 300) -> tuple[Trade, Fields]:
@@ -283,16 +306,7 @@ class PaygateClient:
         return as_refund(f), f
 
     def statement(self, date: str) -> Statement:
-        import httpx
-
-        body = msgspec.json.encode(signed({"mch_id": self.mch_id, "date": date}, self.key))
-        try:
-            r = self.client.post(f"{self.base}/{API}/statement", content=body,
-                                 headers={"Content-Type": "application/json"})
-        except httpx.TimeoutException as exc:
-            raise GatewayError("gateway_timeout", str(exc) or type(exc).__name__) from None
-        except (httpx.TransportError, OSError) as exc:
-            raise GatewayError("gateway_unreachable", str(exc) or type(exc).__name__) from None
+        r = self._post(f"/{API}/statement", {"mch_id": self.mch_id, "date": date})
         if r.status_code != 200:
             raise GatewayError("gateway_http_error", f"HTTP {r.status_code}: {r.text[:200]}")
         try:

@@ -143,15 +143,10 @@ class VoucherClient:
     def call(self, path: str, fields: dict) -> dict:
         """POST the signed ``fields``; the answer's fields once its signature
         checks and its ``code`` is OK (VoucherError otherwise)."""
-        import httpx
-
-        body = msgspec.json.encode(paygate.signed({"app_id": self.app_id, **fields}, self.key))
         try:
-            r = self.client.post(f"{self.base}{path}", content=body, headers={"Content-Type": "application/json"})
-        except httpx.TimeoutException as exc:
-            raise VoucherError("voucher_timeout", str(exc) or type(exc).__name__) from None
-        except (httpx.TransportError, OSError) as exc:
-            raise VoucherError("voucher_unreachable", str(exc) or type(exc).__name__) from None
+            r = paygate.post_signed(self.client, f"{self.base}{path}", {"app_id": self.app_id, **fields}, self.key)
+        except paygate.Unreached as exc:
+            raise VoucherError("voucher_timeout" if exc.timeout else "voucher_unreachable", exc.detail) from None
         if r.status_code >= 500:
             raise VoucherError("voucher_unreachable", f"HTTP {r.status_code}: {r.text[:200]}")
         try:
