@@ -18,6 +18,18 @@ the real sync service and the counter's real controller.
   a counter restarted is the same redemption when the voucher is scanned
   again;
 - the counter's view model alone: the flow, step by step.
+
+One platform serves the module's tests (started once: a process per test
+cost more than the tests), its fault mode reset as each test starts; each
+test redeems vouchers of its own (``platform.fresh()``), so the demo ¥50
+voucher (CODE) is only ever checked, never redeemed, here. The hub's and
+the counter's tests share one store on a broker of its own (the hub, the
+sync service and its dev cloud, started once): each test has a kiosk of its
+own, its own voucher codes (the hub's ledger refuses a code twice), a
+counter of its own (counter-1 or counter-2, each opening a shift once) and
+the sync service's counters read as they grew during the test. The agent's
+tests run it in this process on a broker of their own each (the store's
+sync service is device ``sync`` too).
 """
 
 from __future__ import annotations
@@ -37,19 +49,26 @@ import httpx
 import msgspec
 import pytest
 
-from restobox import contract
+from restobox import contract, db
 from restobox.brokerconf import terminate
 from restobox.bus import Bus
 from restobox.contract import REASONS, Tender, TillRequest, VoucherReply, VoucherRequest, Words, topics
 from restobox.vouchers import VoucherAgent, VoucherClient, VoucherError
+from tests.conftest import broker_with_standard_devices
 from tests.support import KUNG_PAO, MILK_TEA, Device, Kiosk, ledger_rows, new_order, wait
-from tests.test_counter_ui import till_hub  # noqa: F401 (fixture)
+from tests.test_counter_ui import TillHub, start_till_hub
+from tests.test_pay_agent import together
 
 REPO = Path(__file__).resolve().parent.parent
 KEY = b"voucher-test-key"
 APP = "store-app-1"
-CODE = "880000000002"  # voucher-dev's demo ¥50 voucher
+CODE = "880000000002"  # voucher-dev's demo ¥50 voucher: checked, never redeemed, in this module
 EXPIRED = "880000000009"
+
+
+def new_code() -> str:
+    """A voucher code of this test's own: 12 digits, as the platform's."""
+    return f"66{uuid.uuid4().int % 10**10:010d}"
 
 
 def free_port() -> int:
@@ -59,7 +78,9 @@ def free_port() -> int:
 
 
 class VoucherDev:
-    """``restobox voucher-dev`` in its own process, always stopped."""
+    """``restobox voucher-dev`` in its own process, always stopped. Its
+    _dev routes are asked through one HTTP client (a client made per call
+    cost 45 ms: its TLS context)."""
 
     def __init__(self, workdir: Path) -> None:
         self.port = free_port()
@@ -68,6 +89,8 @@ class VoucherDev:
         self.key_file = workdir / "voucher.key"
         self.log = workdir / "voucher-dev.log"
         self.proc: subprocess.Popen | None = None
+        self.http = httpx.Client(base_url=self.url, timeout=5)
+        weakref.finalize(self, self.http.close)
 
     def start(self) -> "VoucherDev":
         self.key_file.write_bytes(KEY + b"\n")
@@ -83,7 +106,7 @@ class VoucherDev:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"voucher-dev exited:\n{self.log.read_text()[-2000:]}")
             try:
-                return httpx.get(f"{self.url}/_dev/stats", timeout=1).status_code == 200
+                return self.http.get("/_dev/stats", timeout=1).status_code == 200
             except httpx.TransportError:
                 return False
         wait(up, 15, "voucher-dev answering")
@@ -93,31 +116,46 @@ class VoucherDev:
         if self.proc is not None:
             terminate(self.proc, 5)
             self.proc = None
+        self.http.close()
 
     def client(self, timeout_s: float = 5.0, key: bytes = KEY) -> VoucherClient:
         return VoucherClient(self.url, APP, key, timeout_s)
 
     def fault(self, mode: str, count: int = 0) -> None:
-        httpx.post(f"{self.url}/_dev/fault", json={"mode": mode, "count": count}, timeout=5).raise_for_status()
+        self.http.post("/_dev/fault", json={"mode": mode, "count": count}).raise_for_status()
 
     def add(self, code: str, value_fen: int, title_zh: str = "测试券", title_en: str = "Test voucher",
             expires: str = "2099-12-31") -> None:
-        httpx.post(f"{self.url}/_dev/vouchers", timeout=5, json=[{
+        self.http.post("/_dev/vouchers", json=[{
             "code": code, "title_zh": title_zh, "title_en": title_en, "value_fen": value_fen,
             "expires": expires}]).raise_for_status()
 
     def vouchers(self) -> dict[str, dict]:
-        return {v["code"]: v for v in httpx.get(f"{self.url}/_dev/vouchers", timeout=5).json()}
+        return {v["code"]: v for v in self.http.get("/_dev/vouchers").json()}
 
     def redemptions(self, code: str) -> list[dict]:
         return self.vouchers()[code]["redemptions"]
 
+    def fresh(self, value_fen: int = 5000, title_zh: str = "50元代金券", title_en: str = "¥50 voucher") -> str:
+        """A new voucher, valid (by default one like the demo ¥50 voucher); its code."""
+        code = new_code()
+        self.add(code, value_fen, title_zh, title_en)
+        return code
 
-@pytest.fixture
-def platform(tmp_path):
-    p = VoucherDev(tmp_path).start()
+
+@pytest.fixture(scope="module")
+def shared_platform(tmp_path_factory):
+    """The module's platform."""
+    p = VoucherDev(tmp_path_factory.mktemp("voucher-dev")).start()
     yield p
     p.stop()
+
+
+@pytest.fixture
+def platform(shared_platform):
+    """The module's platform, its fault mode reset for this test."""
+    shared_platform.fault("ok")
+    return shared_platform
 
 
 def rid() -> str:
@@ -135,15 +173,17 @@ def test_the_client_verifies_and_redeems_once_per_request_id(platform):
         assert (v.status, v.value_fen, v.title_zh, v.title_en) == ("valid", 5000, "50元代金券", "¥50 voucher")
         assert c.verify("12345678").status == "unknown"
         assert c.verify(EXPIRED).status == "expired"
+        code = platform.fresh()
+        assert c.verify(code).status == "valid"
         first = rid()
-        r1 = c.redeem(CODE, first, "store-1", "order-a")
-        r2 = c.redeem(CODE, first, "store-1", "order-a")  # the answer lost: asked again
+        r1 = c.redeem(code, first, "store-1", "order-a")
+        r2 = c.redeem(code, first, "store-1", "order-a")  # the answer lost: asked again
         assert r1 == r2 and r1.value_fen == 5000 and r1.redemption_id
         with pytest.raises(VoucherError) as e:
-            c.redeem(CODE, rid(), "store-1", "order-b")
+            c.redeem(code, rid(), "store-1", "order-b")
         assert e.value.reason == "voucher_redeemed" and e.value.words == REASONS["voucher_redeemed"]
-        assert c.verify(CODE).status == "redeemed"
-        [red] = platform.redemptions(CODE)
+        assert c.verify(code).status == "redeemed"
+        [red] = platform.redemptions(code)
         assert (red["redemption_id"], red["request_id"], red["order_ref"]) == (r1.redemption_id, first, "order-a")
         for code, reason in ((EXPIRED, "voucher_expired"), ("12345678", "voucher_unknown")):
             with pytest.raises(VoucherError) as e:
@@ -185,7 +225,8 @@ def test_every_failure_of_the_client_has_its_reason(platform):
     platform.fault("timeout", count=1)
     assert reason(platform.client(timeout_s=0.3)) == "voucher_timeout"
     portal = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _NotThePlatform)
-    t = threading.Thread(target=portal.serve_forever, daemon=True)
+    # polled every 0.05 s (not 0.5 s): shutdown() answers that soon
+    t = threading.Thread(target=portal.serve_forever, args=(0.05,), daemon=True)
     t.start()
     try:
         assert reason(VoucherClient(f"http://127.0.0.1:{portal.server_address[1]}", APP, KEY, 2)) == \
@@ -222,11 +263,11 @@ class Counter(Device):
 @pytest.fixture
 def agent(broker, platform):
     """The sync service's VoucherAgent on the broker as device ``sync``, its
-    platform calls waiting at most 1 s."""
+    platform calls waiting at most 0.5 s."""
     cred = broker.creds["sync"]
     bus = Bus(device="sync", role="sync", host=broker.host, port=broker.port, username=cred.username,
               password=cred.password, keepalive=5, reconnect_max_s=1)
-    a = VoucherAgent(platform.client(timeout_s=1.0), bus, store_id="store-1").start()
+    a = VoucherAgent(platform.client(timeout_s=0.5), bus, store_id="store-1").start()
     bus.start()
     assert bus.wait_connected(10)
     yield a
@@ -240,22 +281,23 @@ def test_the_agent_answers_each_counter_on_its_own_reply_topic(broker, agent, pl
     try:
         # counter-2 listens on counter-1's reply topic too: the broker does not let it read it
         two.bus.subscribe(topics.voucher_reply("counter-1"), two._got)
-        checked = one.ask("verify", CODE)
+        code = platform.fresh()
+        checked = one.ask("verify", code)
         assert (checked["ok"], checked["kind"], checked["status"], checked["value_fen"]) == (True, "verify", "valid",
                                                                                             5000)
         assert checked["title"] == {"zh": "50元代金券", "en": "¥50 voucher"}
         req = rid()
         # a response topic naming another counter is not where the answer goes
-        done = one.ask("redeem", CODE, req, response_topic=topics.voucher_reply("counter-2"))
+        done = one.ask("redeem", code, req, response_topic=topics.voucher_reply("counter-2"))
         assert done["ok"] and done["redemption_id"] and done["value_fen"] == 5000
-        again = one.ask("redeem", CODE, req)
+        again = one.ask("redeem", code, req)
         assert again["redemption_id"] == done["redemption_id"]
-        taken = two.ask("redeem", CODE)  # another request: the voucher is used
+        taken = two.ask("redeem", code)  # another request: the voucher is used
         assert (taken["ok"], taken["reason"]) == (False, "voucher_redeemed")
         assert taken["message"] == msgspec.to_builtins(REASONS["voucher_redeemed"])
         # after counter-2's own answer (the same publisher, in order), nothing of counter-1's came
         assert not two.by_topic.get(topics.voucher_reply("counter-1"))
-        assert len(platform.redemptions(CODE)) == 1
+        assert len(platform.redemptions(code)) == 1
         expired = one.ask("verify", EXPIRED)
         assert (expired["ok"], expired["reason"], expired["status"]) == (False, "voucher_expired", "expired")
         bad = one.ask_raw(b'{"v":1,"request_id":"' + req.encode() + b'","kind":"verify","code":"x"}')
@@ -273,23 +315,133 @@ def test_the_agent_answers_each_counter_on_its_own_reply_topic(broker, agent, pl
 @pytest.mark.integration
 def test_platform_down_then_a_lost_answer_asked_again_is_one_redemption(broker, agent, platform):
     one = Counter(broker)
+    code = platform.fresh()
     try:
         platform.fault("down")
-        down = one.ask("verify", CODE)
+        down = one.ask("verify", code)
         assert (down["ok"], down["reason"]) == (False, "voucher_unreachable")
         assert down["message"]["zh"] == "团购平台暂时连不上，这张券现在无法核销，请换一种付款方式。"
         assert down["message"]["en"] == REASONS["voucher_unreachable"].en
         platform.fault("timeout", count=1)  # redeemed at the platform; the answer never comes
         req = rid()
-        lost = one.ask("redeem", CODE, req)
+        lost = one.ask("redeem", code, req)
         assert (lost["ok"], lost["reason"]) == (False, "voucher_timeout")
-        [made] = platform.redemptions(CODE)
-        again = one.ask("redeem", CODE, req)  # the counter's retry: the same request id
+        [made] = platform.redemptions(code)
+        again = one.ask("redeem", code, req)  # the counter's retry: the same request id
         assert again["ok"] and again["redemption_id"] == made["redemption_id"]
-        assert len(platform.redemptions(CODE)) == 1
+        assert len(platform.redemptions(code)) == 1
         assert agent.counters["vouchers.voucher_unreachable"] == 1 and agent.counters["vouchers.voucher_timeout"] == 1
     finally:
         one.close()
+
+
+# ================================================== the module's store
+
+
+def sync_service(broker, platform, workdir: Path):
+    """The real sync service (`restobox sync`) with [vouchers] on, a dev
+    cloud for its outbox; returns (service, cloud), neither started. Its
+    health every 0.1 s (a test reads its counters from the next one), its
+    platform calls waiting at most 0.5 s."""
+    from tests.support import HubProcess
+    from tests.test_sync import Cloud, sync_config
+
+    cloud = Cloud(workdir)
+    cfg = sync_config(workdir / "sync.toml", cloud, workdir, broker, menu_poll_s=0, preorder_poll_s=0,
+                      health_interval_s=0.1)
+    cfg.write_text(cfg.read_text(encoding="utf-8") + f"""
+[vouchers]
+enabled = true
+url = "{platform.url}"
+app_id = "{APP}"
+key_file = "{platform.key_file}"
+timeout_s = 0.5
+""", encoding="utf-8")
+    return HubProcess(cfg, workdir / "sync.log", service="sync", device="sync"), cloud
+
+
+class Store:
+    """The module's store on a broker of its own: a hub with a manager's PIN
+    (its ledger), the sync service answering vouchers and its dev cloud, a
+    monitor. ``begin()`` and ``end()`` frame each test that uses it."""
+
+    def __init__(self, broker, monitor: Device, workdir: Path) -> None:
+        self.broker = broker
+        self.monitor = monitor
+        self.workdir = workdir
+        self.hub: TillHub | None = None
+        self.svc, self.cloud = None, None
+        self.kiosk: Kiosk | None = None
+        self.base: dict = {}  # the sync service's health when the test began
+
+    def start(self, platform: VoucherDev) -> "Store":
+        self.svc, self.cloud = sync_service(self.broker, platform, self.workdir)
+        # store.db made first (the hub's schema): the sync service opens it as it starts, so the
+        # hub, the cloud and the sync service can start side by side
+        db.open_store_db(self.workdir / "store.db").close()
+
+        def hub() -> None:
+            self.hub = start_till_hub(self.broker, self.monitor, self.workdir)
+        together(hub, self.cloud.start, lambda: self.svc.start(self.monitor))
+        return self
+
+    def stop(self, *also) -> None:
+        """Every process stopped (and ``also`` called), side by side."""
+        together(*(p.stop for p in (self.svc, self.cloud, self.hub and self.hub.process) if p is not None), *also)
+
+    def begin(self) -> None:
+        """A test begins: a kiosk of its own; the sync service's counters
+        counted from the health it publishes now."""
+        self.base = self.health(lambda h: True)
+        self.kiosk = Kiosk(self.broker)
+
+    def end(self) -> None:
+        if self.kiosk is not None:
+            self.kiosk.close()
+            self.kiosk = None
+
+    def health(self, pred, timeout: float = 10.0) -> dict:
+        """The first health the sync service publishes from now on that ``pred`` likes."""
+        since = time.monotonic()
+        m = self.monitor.wait_for(lambda m: m.topic == topics.health("sync") and m.received >= since
+                                  and pred(msgspec.json.decode(m.payload)), timeout)
+        return msgspec.json.decode(m.payload)
+
+    def grown(self, h: dict) -> dict[str, int]:
+        """The counters of health ``h``, less what they were when the test
+        began (both from the same run of the service)."""
+        was = self.base["counters"]
+        return {k: v - was.get(k, 0) for k, v in h["counters"].items()}
+
+
+@pytest.fixture(scope="module")
+def shared_store(tmp_path_factory, standard_devices_dir, shared_platform):
+    """One broker, monitor, hub and sync service for the module's tests of the hub and the counter."""
+    work = tmp_path_factory.mktemp("voucher-store")
+    b = broker_with_standard_devices(work / "broker", standard_devices_dir).start()
+    monitor = s = None
+    try:
+        monitor = Device(b, "monitor-1", ("restobox/v1/#",), role="monitor")
+        s = Store(b, monitor, work)
+        yield s.start(shared_platform)
+    finally:
+        # the platform too (the module's tests are over): its stop waits 1 s for the answers a
+        # timeout fault holds back, as long as the others take; shared_platform's then does nothing
+        if s is not None:
+            s.stop(shared_platform.stop)
+        if monitor is not None:
+            monitor.close()
+        b.stop()
+
+
+@pytest.fixture
+def store(shared_store, platform):
+    """The module's store, framed for this test (Store.begin, Store.end), the platform's faults reset."""
+    shared_store.begin()
+    try:
+        yield shared_store
+    finally:
+        shared_store.end()
 
 
 # ========================================================== the hub's ledger
@@ -309,84 +461,50 @@ class TillCounter(Device):
         return self.ask(TillRequest(request_id=rid(), kind="pay", order_id=order_id, tenders=tenders, staff="li"))
 
 
-def voucher(amount: int, code: str = CODE, redemption: str = "VR0001") -> Tender:
+def voucher(amount: int, code: str, redemption: str = "VR0001") -> Tender:
     return Tender(method="voucher", amount=amount, reference=code, intent_id=redemption)
 
 
 @pytest.mark.integration
-def test_the_hub_applies_a_voucher_to_one_order_once_and_a_refund_gives_it_back(broker, till_hub):
+def test_the_hub_applies_a_voucher_to_one_order_once_and_a_refund_gives_it_back(store):
     from tests.test_counter_ui import PIN
 
-    kiosk, one, two = Kiosk(broker), TillCounter(broker, "counter-1"), TillCounter(broker, "counter-2")
+    code = new_code()  # the hub asks no platform: a code of this test's own
+    kiosk, one, two = store.kiosk, TillCounter(store.broker, "counter-1"), TillCounter(store.broker, "counter-2")
     try:
         a, b = new_order(KUNG_PAO), new_order(MILK_TEA)
         total_a, total_b = kiosk.submit(a).total, kiosk.submit(b).total
-        paid = one.pay(a.order_id, voucher(1000), Tender(method="cash", amount=total_a - 1000))
+        paid = one.pay(a.order_id, voucher(1000, code), Tender(method="cash", amount=total_a - 1000))
         assert paid["ok"] and paid["payment"] == "paid"
-        assert ledger_rows(till_hub.database, a.order_id, "method", "amount", "reference") == \
-            [("voucher", 1000, CODE), ("cash", total_a - 1000, "")]
-        used = two.pay(b.order_id, voucher(1000), Tender(method="cash", amount=total_b - 1000))
+        assert ledger_rows(store.hub.database, a.order_id, "method", "amount", "reference") == \
+            [("voucher", 1000, code), ("cash", total_a - 1000, "")]
+        used = two.pay(b.order_id, voucher(1000, code), Tender(method="cash", amount=total_b - 1000))
         assert (used["ok"], used["reason"], used["due"]) == (False, "voucher_used", total_b)
         assert used["message"] == msgspec.to_builtins(REASONS["voucher_used"])
-        twice = two.pay(b.order_id, voucher(100), voucher(total_b - 100))
+        twice = two.pay(b.order_id, voucher(100, code), voucher(total_b - 100, code))
         assert twice["reason"] == "voucher_used"
         unredeemed = two.pay(b.order_id, Tender(method="voucher", amount=total_b, reference="880000000003"))
         assert unredeemed["reason"] == "bad_schema"
-        assert ledger_rows(till_hub.database, b.order_id, "method") == []
+        assert ledger_rows(store.hub.database, b.order_id, "method") == []
         # the whole order refunded: the voucher goes back as the voucher, the cash as cash
         back = one.ask(TillRequest(request_id=rid(), kind="refund", order_id=a.order_id, reason="cold",
                                    manager_pin=PIN, staff="li"))
         assert back["ok"], back
         assert sorted((e["method"], e["amount"], e["reference"]) for e in back["entries"]) == \
-            [("cash", total_a - 1000, ""), ("voucher", 1000, CODE)]
+            [("cash", total_a - 1000, ""), ("voucher", 1000, code)]
         # no longer paying an order: the code may pay again in this store
-        again = two.pay(b.order_id, voucher(total_b, redemption="VR0002"))
+        again = two.pay(b.order_id, voucher(total_b, code, redemption="VR0002"))
         assert again["ok"] and again["payment"] == "paid"
     finally:
-        for d in (kiosk, one, two):
+        for d in (one, two):
             d.close()
 
 
 # ================================================ the counter, end to end
 
 
-def sync_service(broker, platform, workdir: Path):
-    """The real sync service (`restobox sync`) with [vouchers] on, a dev
-    cloud for its outbox; returns (service, cloud) started."""
-    from tests.support import HubProcess
-    from tests.test_sync import Cloud, sync_config
-
-    cloud = Cloud(workdir).start()
-    cfg = sync_config(workdir / "sync.toml", cloud, workdir, broker, menu_poll_s=0, preorder_poll_s=0,
-                      health_interval_s=0.5)
-    cfg.write_text(cfg.read_text(encoding="utf-8") + f"""
-[vouchers]
-enabled = true
-url = "{platform.url}"
-app_id = "{APP}"
-key_file = "{platform.key_file}"
-timeout_s = 1
-""", encoding="utf-8")
-    return HubProcess(cfg, workdir / "sync.log", service="sync", device="sync"), cloud
-
-
-@pytest.fixture
-def store(broker, monitor, till_hub, platform, tmp_path):
-    """A hub, the sync service answering vouchers, the platform and a kiosk."""
-    svc, cloud = sync_service(broker, platform, tmp_path)
-    kiosk = None
-    try:
-        svc.start(monitor)
-        kiosk = Kiosk(broker)
-        yield kiosk
-    finally:
-        if kiosk is not None:
-            kiosk.close()
-        svc.stop()
-        cloud.stop()
-
-
-def running_counter(broker, workdir: Path):
+def running_counter(broker, workdir: Path, device: str):
+    """The counter's real controller as ``device``, its counter.db in ``workdir``."""
     from tests.test_counter_faults import RunningCounter
     from tests.test_counter_ui import counter_config
 
@@ -396,7 +514,7 @@ def running_counter(broker, workdir: Path):
             from restobox import config
             from tests.support import UIThread
 
-            self.cfg_path = counter_config(workdir / "counter-1.toml", broker, "counter-1", reply_timeout_s=2.0,
+            self.cfg_path = counter_config(workdir / f"{device}.toml", broker, device, reply_timeout_s=2.0,
                                            extra="[vouchers]\nenabled = true\ntimeout_s = 1\n")
             self.ui = UIThread(stop_on_error=False)
             self.ctl = CounterController(config.load(self.cfg_path), post=self.ui.post, changed=lambda: None)
@@ -420,93 +538,94 @@ def running_counter(broker, workdir: Path):
 
 @pytest.mark.integration
 def test_the_counter_checks_redeems_and_pays_the_rest_and_says_when_the_platform_is_down(
-        broker, store, till_hub, platform, monitor, tmp_path):
-    platform.add("660000000001", 1000, "十元代金券", "¥10 voucher")
-    c = running_counter(broker, tmp_path)
+        store, platform, tmp_path):
+    ten = platform.fresh(1000, "十元代金券", "¥10 voucher")
+    fifty = platform.fresh()
+    c = running_counter(store.broker, tmp_path, "counter-1")  # the hub's only shift of counter-1
     try:
         c.open_shift()
         order = new_order(KUNG_PAO)
-        total = store.submit(order).total
+        total = store.kiosk.submit(order).total
         c.known(order.order_id)
         c.tap(f"order:{order.order_id}", "voucher")
-        c.scan("660000000001")
+        c.scan(ten)
         wait(lambda: c.stage() == "confirm", 10, "the voucher checked")
         assert "十元代金券" in c.get(lambda: c.vm.view().sub)
-        assert platform.redemptions("660000000001") == []  # checked, not used
+        assert platform.redemptions(ten) == []  # checked, not used
         c.tap("voucher_redeem")
         wait(lambda: c.get(lambda: [t.method for t in c.vm.tenders]) == ["voucher"], 10, "the voucher redeemed")
         assert c.get(lambda: c.vm.due) == total - 1000
         c.tap("cash:exact")
         wait(lambda: c.get(lambda: c.vm.result_state) == "recorded", 10, "the hub's answer")
-        [red] = platform.redemptions("660000000001")
+        [red] = platform.redemptions(ten)
         assert red["order_ref"] == order.order_id
-        assert ledger_rows(till_hub.database, order.order_id, "method", "amount", "reference") == \
-            [("voucher", 1000, "660000000001"), ("cash", total - 1000, "")]
+        assert ledger_rows(store.hub.database, order.order_id, "method", "amount", "reference") == \
+            [("voucher", 1000, ten), ("cash", total - 1000, "")]
         wait(lambda: c.ctl.store.vouchers_kept() == 0, 10, "the voucher's request let go once recorded")
         c.tap("done")
 
         # the same voucher on the next order: used
         second = new_order(MILK_TEA)
-        store.submit(second)
+        store.kiosk.submit(second)
         c.known(second.order_id)
         c.tap(f"order:{second.order_id}", "voucher")
-        c.scan("660000000001")
+        c.scan(ten)
         wait(lambda: c.get(lambda: c.vm.voucher is None and c.vm.notice), 10, "the platform's answer")
         assert c.get(lambda: c.vm.notice) == REASONS["voucher_redeemed"].zh
 
         # the platform is down: the sentence, and the cashier takes cash
         platform.fault("down")
         c.tap("voucher")
-        c.scan(CODE)
+        c.scan(fifty)
         wait(lambda: c.get(lambda: c.vm.voucher is None and c.vm.notice), 10, "the platform's answer")
         assert c.get(lambda: c.vm.notice) == REASONS["voucher_unreachable"].zh
         c.tap("cash:exact")
         wait(lambda: c.get(lambda: c.vm.result_state) == "recorded", 10, "paid in cash")
-        assert ledger_rows(till_hub.database, second.order_id, "method") == [("cash",)]
-        assert platform.redemptions(CODE) == []
+        assert ledger_rows(store.hub.database, second.order_id, "method") == [("cash",)]
+        assert platform.redemptions(fifty) == []
         # the sync service counts what it was asked and what was refused, in its health
         want = {"vouchers.verify": 3, "vouchers.redeem": 1, "vouchers.redeemed": 1, "vouchers.voucher_redeemed": 1,
                 "vouchers.voucher_unreachable": 1}
-        monitor.wait_json(topics.health("sync"), lambda h: all(h["counters"].get(k) == n for k, n in want.items()))
+        store.health(lambda h: all(store.grown(h).get(k) == n for k, n in want.items()))
     finally:
         c.close()
 
 
 @pytest.mark.integration
-def test_a_redemption_whose_answer_was_lost_is_the_same_after_a_counter_restart(
-        broker, store, till_hub, platform, tmp_path):
-    c = running_counter(broker, tmp_path)
+def test_a_redemption_whose_answer_was_lost_is_the_same_after_a_counter_restart(store, platform, tmp_path):
+    code = platform.fresh()
+    c = running_counter(store.broker, tmp_path, "counter-2")  # the hub's only shift of counter-2
     try:
         c.open_shift()
         order = new_order(KUNG_PAO, MILK_TEA)
-        total = store.submit(order).total
+        total = store.kiosk.submit(order).total
         assert total > 5000
         c.known(order.order_id)
         c.tap(f"order:{order.order_id}", "voucher")
-        c.scan(CODE)
+        c.scan(code)
         wait(lambda: c.stage() == "confirm", 10, "the voucher checked")
         platform.fault("timeout", count=1)  # redeemed, and the answer never comes
         c.tap("voucher_redeem")
         wait(lambda: c.get(lambda: c.vm.voucher is None and c.vm.notice), 10, "the sync service's answer")
         assert c.get(lambda: c.vm.notice) == REASONS["voucher_timeout"].zh
         assert c.get(lambda: c.vm.tenders) == []
-        assert len(platform.redemptions(CODE)) == 1
-        kept = c.ctl.store.voucher_kept_request(CODE)
-        assert kept == platform.redemptions(CODE)[0]["request_id"]  # committed before it was sent
+        assert len(platform.redemptions(code)) == 1
+        kept = c.ctl.store.voucher_kept_request(code)
+        assert kept == platform.redemptions(code)[0]["request_id"]  # committed before it was sent
     finally:
         c.close()
-    c = running_counter(broker, tmp_path)  # the counter restarted: the same counter.db
+    c = running_counter(store.broker, tmp_path, "counter-2")  # the counter restarted: the same counter.db
     try:
         c.open_shift()
         c.known(order.order_id)
         c.tap(f"order:{order.order_id}", "voucher")
-        c.scan(CODE)  # checked again: the kept redemption, no second one
+        c.scan(code)  # checked again: the kept redemption, no second one
         wait(lambda: c.get(lambda: [t.method for t in c.vm.tenders]) == ["voucher"], 10, "the redemption")
         c.tap("cash:exact")
         wait(lambda: c.get(lambda: c.vm.result_state) == "recorded", 10, "the hub's answer")
-        [red] = platform.redemptions(CODE)
-        assert ledger_rows(till_hub.database, order.order_id, "method", "amount", "reference") == \
-            [("voucher", 5000, CODE), ("cash", total - 5000, "")]
+        [red] = platform.redemptions(code)
+        assert ledger_rows(store.hub.database, order.order_id, "method", "amount", "reference") == \
+            [("voucher", 5000, code), ("cash", total - 5000, "")]
         assert red["request_id"] == kept
     finally:
         c.close()
