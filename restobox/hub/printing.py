@@ -221,6 +221,11 @@ def resend_unconfirmed(hub: "Hub", t: float) -> None:
             hub.print_sent[r.job_id] = t
             hub.bus.publish(topics.PRINT_JOB, r.payload.encode())
     every = hub.cfg.hub.printing.recheck_s
+    due = hub.print_recheck_at
+    if due is not None and t >= due:  # connected again: every open job asked about once more
+        hub.print_recheck_at = None
+        hub.print_rechecked = float("-inf")
+        hub.print_sent.clear()
     if t - hub.print_rechecked < min(every, 5.0):
         return
     hub.print_rechecked = t

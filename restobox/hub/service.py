@@ -117,6 +117,7 @@ class Hub:
         self._unpaid_sent = float("-inf")  # when last published (monotonic)
         self.print_sent: dict[str, float] = {}  # job id -> when last sent or heard of (monotonic)
         self.print_rechecked = float("-inf")  # when the jobs not yet done were last looked at
+        self.print_recheck_at: float | None = None  # look at them again then (after a connect)
         self.member_key = cfg.hub.loyalty.member_key()
         self._stop = threading.Event()
         self._worker: threading.Thread | None = None
@@ -180,6 +181,10 @@ class Hub:
 
     def _on_link(self, up: bool, why: str) -> None:
         if up:
+            # the print jobs not done yet are asked about again a second after
+            # (re)connecting, once this connection's subscriptions are in place:
+            # an answer sent before them would be lost with a session that was
+            self.print_recheck_at = time.monotonic() + 1.0
             if self.state in ("degraded", "starting") and self._worker is not None:
                 self.q.put(("reconnected", None))  # type: ignore[arg-type]
         else:
