@@ -16,7 +16,6 @@ import os
 import socket
 import subprocess
 import sys
-import time
 import weakref
 from pathlib import Path
 from typing import Sequence
@@ -25,6 +24,7 @@ import httpx
 
 from restobox.brokerconf import terminate
 from restobox.paygate import PaygateClient
+from tests.support import wait
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -69,19 +69,22 @@ class PaygateDev:
         with open(self.log, "ab") as log:
             self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env=env)
         self._finalizer = weakref.finalize(self, terminate, self.proc)
-        end = time.monotonic() + timeout
-        while True:
+        def answers() -> bool:
             try:
                 httpx.get(f"{self.url}/_dev/stats", timeout=1)
-                return self
+                return True
             except httpx.TransportError:
                 if self.proc.poll() is not None:
                     self.proc = None
                     raise RuntimeError(f"paygate-dev exited:\n{self.log.read_text()[-2000:]}") from None
-                if time.monotonic() > end:
-                    self.stop()
-                    raise TimeoutError(f"paygate-dev did not answer within {timeout:g} s") from None
-                time.sleep(0.05)
+                return False
+
+        try:
+            wait(answers, timeout, what="answer from paygate-dev")
+        except TimeoutError:
+            self.stop()
+            raise
+        return self
 
     def stop(self) -> None:
         if self.proc is not None:
