@@ -13,6 +13,7 @@
     restobox cloud-dev [--port N] [--db FILE]  a reference cloud receiver (demo, tests)
     restobox paygate-dev [--port N] [--key-file FILE]  the payment gateway, simulated (demo, tests)
     restobox voucher-dev [--port N] [--key-file FILE]  the group-buy voucher platform, simulated (demo, tests)
+    restobox delivery-dev [--port N] --secret-file FILE --webhook-url URL  a delivery platform, simulated (demo, tests)
     restobox menu-check FILE            check a menu file and its photos before installing it
     restobox rush [--quick]             the lunch rush benchmark, with chaos (bench/rush.py)
 
@@ -156,6 +157,27 @@ def cmd_paygate_dev(args) -> int:
         raise config_mod.ConfigError("the merchant key is empty: give --key-file or set RESTOBOX_PAYGATE_KEY")
     return serve(args.port, args.db, key, args.mch_id, host=args.host, public_url=args.public_url,
                  notify_delay=args.notify_delay, notify_retry=args.notify_retry)
+
+
+def cmd_delivery_dev(args) -> int:
+    from restobox.dev.delivery_dev import serve
+
+    if args.secret_file:
+        try:
+            secret = Path(args.secret_file).read_text(encoding="utf-8").strip().encode()
+        except OSError as exc:
+            raise config_mod.ConfigError(f"cannot read the app secret file {args.secret_file}: "
+                                         f"{exc.strerror}") from None
+    else:
+        secret = os.environ.get("RESTOBOX_DELIVERY_SECRET", "").strip().encode()
+    if not secret:
+        raise config_mod.ConfigError("the app secret is empty: give --secret-file or set RESTOBOX_DELIVERY_SECRET")
+    if not args.webhook_url.startswith(("http://", "https://")):
+        raise config_mod.ConfigError(f"--webhook-url {args.webhook_url!r} is not an http(s) address")
+    if not args.platform.isascii() or not args.platform.isalpha() or not 1 <= len(args.platform) <= 8:
+        raise config_mod.ConfigError(f"--platform {args.platform!r} is not 1 to 8 letters (e.g. mt, ele)")
+    return serve(args.port, args.db, secret, args.app_id, webhook_url=args.webhook_url, host=args.host,
+                 accept_timeout_s=args.accept_timeout, platform=args.platform, webhook_retry=args.webhook_retry)
 
 
 def _seconds_list(text: str) -> tuple[float, ...]:
@@ -456,6 +478,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--token", default="dev-token", help="the store token it accepts ('' for none)")
     p.set_defaults(func=cmd_cloud_dev)
 
+    from restobox.cloud.cli import add_parser as add_cloud
+
+    add_cloud(sub)
+
     p = sub.add_parser("paygate-dev", help="the aggregated payment gateway, simulated, with fault modes (demo, tests)")
     p.add_argument("--port", type=int, default=8710)
     p.add_argument("--host", default="127.0.0.1")
@@ -478,6 +504,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--app-id", default="store-app-1", help="the one store account it knows")
     p.add_argument("--key-file", help="file holding the store's key (default: $RESTOBOX_VOUCHER_KEY)")
     p.set_defaults(func=cmd_voucher_dev)
+
+    p = sub.add_parser("delivery-dev", help="a delivery platform's open API, simulated, with fault modes (demo, tests)")
+    p.add_argument("--port", type=int, default=8730)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--db", default="delivery-dev.db", help="where it keeps shops, orders and webhooks (SQLite)")
+    p.add_argument("--app-id", default="chain-1", help="the one chain app it knows")
+    p.add_argument("--secret-file", help="file holding the app's secret (default: $RESTOBOX_DELIVERY_SECRET)")
+    p.add_argument("--webhook-url", required=True, help="the chain's address for the platform's webhooks")
+    p.add_argument("--accept-timeout", type=float, default=120.0, metavar="S",
+                   help="an order still new this many seconds after it was made is cancelled (default 120)")
+    p.add_argument("--platform", default="mt", help="its name, the prefix of its order ids (default mt: MT2026...)")
+    p.add_argument("--webhook-retry", type=_seconds_list, default=(1.0, 2.0, 4.0, 8.0, 15.0, 30.0), metavar="S,S,...",
+                   help="waits before each retry of a webhook not acknowledged, then it is given up "
+                        "(default 1,2,4,8,15,30)")
+    p.set_defaults(func=cmd_delivery_dev)
 
     p = sub.add_parser("demo", help="run a whole store on this machine")
     p.add_argument("--duration", type=float, default=0, help="stop after this many seconds (0: until Ctrl-C)")

@@ -170,6 +170,14 @@ class OrderCreated(msgspec.Struct, kw_only=True, tag_field="type", tag="order.cr
     shop_id: Id
     order: Order
 
+    @property
+    def type(self) -> str:
+        return "order.created"
+
+    @property
+    def platform_order_id(self) -> str:
+        return self.order.platform_order_id
+
 
 class OrderCancelled(msgspec.Struct, kw_only=True, tag_field="type", tag="order.cancelled"):
     event_id: Id
@@ -178,6 +186,10 @@ class OrderCancelled(msgspec.Struct, kw_only=True, tag_field="type", tag="order.
     reason: Id
     """One of :data:`CANCEL_REASONS` today (a reason not known here still decodes)."""
     message: Annotated[str, msgspec.Meta(max_length=500)] = ""
+
+    @property
+    def type(self) -> str:
+        return "order.cancelled"
 
 
 Webhook = OrderCreated | OrderCancelled
