@@ -1,14 +1,15 @@
 """The store's outbox reaches the chain's cloud exactly once, in order: after
 72 hours offline, with the sync service SIGKILLed mid-batch again and again,
 and with a cloud that fails, hangs, closes connections, stores half a batch
-or answers nonsense. Against the reference receiver (``restobox cloud-dev``,
-a real HTTP server in its own process) and real SQLite files."""
+or answers nonsense. Against ``restobox cloud`` (real processes) on
+PostgreSQL and on SQLite, behind a balancer that misbehaves on demand, with
+the store's real SQLite files; two cloud processes take the same store's
+retries at once and store each event once."""
 
 from __future__ import annotations
 
 import os
 import random
-import socket
 import subprocess
 import sys
 import time
@@ -21,6 +22,7 @@ import pytest
 from restobox import config, db
 from restobox.brokerconf import terminate
 from restobox.sync import Forwarder
+from tests.cloud_support import ChainCloud
 from tests.support import KUNG_PAO, REPO, HubProcess, new_order
 
 pytestmark = pytest.mark.integration
@@ -28,58 +30,21 @@ pytestmark = pytest.mark.integration
 T0 = 1_800_000_000.0  # the outage starts here (fake wall clock)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+BACKENDS = ["sqlite", "postgres"]
 
 
-class Cloud:
-    """``restobox cloud-dev`` in its own process."""
-
-    def __init__(self, workdir: Path, port: int | None = None) -> None:
-        self.port = port or free_port()
-        self.db = workdir / "cloud.db"
-        self.log = workdir / "cloud.log"
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.proc: subprocess.Popen | None = None
-
-    def start(self) -> "Cloud":
-        with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "restobox.cli", "cloud-dev", "--port", str(self.port), "--db", str(self.db),
-                 "--token", "t0ken"], stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
-        end = time.monotonic() + 15
-        while time.monotonic() < end:
-            try:
-                httpx.get(f"{self.url}/_dev/stats", timeout=1)
-                return self
-            except httpx.TransportError:
-                if self.proc.poll() is not None:
-                    raise RuntimeError(f"cloud-dev exited:\n{self.log.read_text()[-2000:]}")
-                time.sleep(0.05)
-        raise TimeoutError("cloud-dev did not start")
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            terminate(self.proc, 5)
-            self.proc = None
-
-    def mode(self, mode: str, count: int = 0, slow_s: float = 2.0) -> None:
-        httpx.post(f"{self.url}/_dev/mode", json={"mode": mode, "count": count, "slow_s": slow_s}, timeout=5)
-
-    def events(self) -> list[dict]:
-        return httpx.get(f"{self.url}/_dev/events", timeout=30).json()
-
-    def stats(self) -> dict:
-        return httpx.get(f"{self.url}/_dev/stats", timeout=5).json()
+@pytest.fixture(params=BACKENDS)
+def backend(request) -> str:
+    return request.param
 
 
 @pytest.fixture
-def cloud(tmp_path):
-    c = Cloud(tmp_path).start()
+def cloud(tmp_path, backend):
+    """The chain's cloud (``restobox cloud``) on each database, behind a
+    balancer that can misbehave (tests/cloud_balancer.py)."""
+    c = ChainCloud(tmp_path / "cloud", backend).start()
     yield c
-    c.stop()
+    c.close()
 
 
 def accepted_payload(order_id: str, number: int) -> str:
@@ -126,7 +91,7 @@ def db_iso(t: float) -> str:
     return iso(t)
 
 
-def sync_config(path: Path, cloud: Cloud, workdir: Path, broker=None, **sync) -> Path:
+def sync_config(path: Path, cloud: ChainCloud, workdir: Path, broker=None, **sync) -> Path:
     token = workdir / "cloud.token"
     token.write_text("t0ken\n")
     sync = {"backoff_min_s": 0.05, "backoff_max_s": 0.5, "timeout_s": 2, "poll_s": 0.1, **sync}
@@ -158,10 +123,10 @@ def assert_exactly_once_in_order(events: list[dict], n: int) -> None:
     assert seqs == sorted(seqs), "the cloud received events out of order"
 
 
-def test_72_hours_offline_then_50000_events_delivered_exactly_once_in_order(tmp_path):
+def test_72_hours_offline_then_50000_events_delivered_exactly_once_in_order(tmp_path, backend):
     fill_outbox(tmp_path / "store.db", 50_000)
     clock = [T0 + 72 * 3600]
-    cloud = Cloud(tmp_path)  # not started: the internet is down
+    cloud = ChainCloud(tmp_path / "cloud", backend)  # not started: the internet is down
     cfg = config.load(sync_config(tmp_path / "sync.toml", cloud, tmp_path))
     fw = Forwarder(cfg, clock=lambda: clock[0], sleep=lambda s: None)
     try:
@@ -183,7 +148,7 @@ def test_72_hours_offline_then_50000_events_delivered_exactly_once_in_order(tmp_
         print(f"drained 50,000 events in {took:.1f} s")
     finally:
         fw.close()
-        cloud.stop()
+        cloud.close()
 
 
 @pytest.mark.parametrize("mode,count,reason", [
@@ -236,7 +201,7 @@ def test_the_sync_service_killed_mid_batch_again_and_again(broker, monitor, tmp_
         svc.stop()
     assert kills == 12
     assert_exactly_once_in_order(cloud.events(), 3_000)
-    assert cloud.stats().get("duplicates", 0) >= 1  # a kill did land between storing and the cursor
+    assert cloud.stats().get("events_duplicate", 0) >= 1  # a kill did land between storing and the cursor
 
 
 def test_orders_accepted_by_the_hub_reach_the_cloud(broker, monitor, hub, tmp_path, cloud):
@@ -287,7 +252,7 @@ def test_an_outage_is_logged_from_the_first_failed_send_to_the_next_delivery(tmp
     from sync.db's outage log; a restart mid-outage keeps it one outage."""
     fill_outbox(tmp_path / "store.db", 10)
     clock = [T0]
-    cloud = Cloud(tmp_path)  # not started: the internet is down
+    cloud = ChainCloud(tmp_path / "cloud")  # not started: the internet is down
     cfg = config.load(sync_config(tmp_path / "sync.toml", cloud, tmp_path))
     fw = Forwarder(cfg, clock=lambda: clock[0], sleep=lambda s: None)
     try:
@@ -308,4 +273,72 @@ def test_an_outage_is_logged_from_the_first_failed_send_to_the_next_delivery(tmp
         assert rows == [(T0, T0 + 720, "cloud_unreachable", 3)]
     finally:
         fw.close()
-        cloud.stop()
+        cloud.close()
+
+
+def _batches(n: int, size: int) -> list[bytes]:
+    """The events of ``n`` accepted orders of store-1 as the store posts them."""
+    out = []
+    for start in range(0, n, size):
+        events = []
+        for i in range(start, min(n, start + size)):
+            oid = f"00000000-0000-4000-8000-{i:012d}"
+            events.append({"event_id": f"{oid}:accepted", "seq": i + 1, "kind": "order.accepted", "order_id": oid,
+                           "at": "2026-11-22T04:03:41.262+00:00",
+                           "payload": msgspec.json.decode(accepted_payload(oid, i % 999 + 1))})
+        out.append(msgspec.json.encode({"v": 1, "store_id": "store-1", "events": events}))
+    return out
+
+
+def test_two_cloud_processes_take_the_same_stores_retries_at_once_and_store_each_event_once(
+        tmp_path, backend, broker, monitor):
+    """Six senders post the same store's batches at once through one address
+    in front of two ``restobox cloud`` processes (a store retrying while its
+    first tries are still in flight, answered by whichever process the
+    balancer picks): every event is stored once and counted once in the
+    store's orders. Then one process dies and the store's own sync service
+    goes on through the other."""
+    import threading
+
+    with ChainCloud(tmp_path / "cloud", backend, processes=2) as cloud:
+        batches = _batches(600, 50)
+        start = threading.Barrier(6)
+        failures: list[str] = []
+
+        def sender(k: int) -> None:
+            order = batches[k % 2::2] + batches[(k + 1) % 2::2]  # not all in the same order
+            with httpx.Client(timeout=30, headers={"Authorization": "Bearer t0ken"}) as c:
+                start.wait()
+                for body in order:
+                    r = c.post(f"{cloud.url}/v1/stores/store-1/events", content=body)
+                    want = [e["event_id"] for e in msgspec.json.decode(body)["events"]]
+                    if r.status_code != 200 or r.json()["acked"] != want:
+                        failures.append(f"{r.status_code} {r.text[:200]}")
+
+        threads = [threading.Thread(target=sender, args=(k,)) for k in range(6)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        assert not failures, failures[:3]
+        got = cloud.events("store-1")
+        assert len(got) == len({e["event_id"] for e in got}) == 600
+        stats = cloud.stats()
+        assert stats["events_stored"] == 600 and stats["events_duplicate"] == 5 * 600, stats
+        lb = httpx.get(f"{cloud.url}/_lb/stats", timeout=5).json()
+        assert lb.get("upstream.0", 0) > 10 and lb.get("upstream.1", 0) > 10, lb
+        stores = {s["store_id"]: s for s in cloud.get("/v1/admin/stores")}
+        assert stores["store-1"]["events"] == 600  # folded once, not once per copy
+
+        # one process dies; the store's sync service sends through the other
+        cloud.procs[0].kill()
+        fill_outbox(tmp_path / "store.db", 900)  # the same 600 orders' events, and 300 more
+        cfg = config.load(sync_config(tmp_path / "sync.toml", cloud, tmp_path, batch_size=100))
+        fw = Forwarder(cfg)
+        try:
+            fw.run(until_empty=True)
+        finally:
+            fw.close()
+        got = cloud.events("store-1")
+        assert len(got) == len({e["event_id"] for e in got}) == 900
+        assert [e["seq"] for e in got[600:]] == list(range(601, 901))  # the new ones, in the store's order
