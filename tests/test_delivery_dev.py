@@ -11,7 +11,10 @@ shop. The accept window and the restart need a platform of their own."""
 
 from __future__ import annotations
 
+import os
 import re
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -417,3 +420,19 @@ def test_the_accept_window_and_a_restart(tmp_path, rx, shop):
         created = [w for w in dd.get(pending)["webhooks"] if w["type"] == "order.created"][0]
         assert created["state"] == "delivered" and len(created["attempts"]) >= 2
         assert len(rx.kept(pending, "order.created")) == 1
+
+
+def test_the_command_says_what_is_missing(tmp_path):
+    def run(*args: str) -> subprocess.CompletedProcess:
+        env = {k: v for k, v in os.environ.items() if k != "RESTOBOX_DELIVERY_SECRET"}
+        return subprocess.run([sys.executable, "-m", "restobox.cli", "delivery-dev", "--db", str(tmp_path / "d.db"),
+                               *args], capture_output=True, text=True, timeout=30, env=env)
+
+    r = run("--webhook-url", "http://127.0.0.1:9/hook")
+    assert r.returncode == 2 and "the app secret is empty" in r.stderr
+    (tmp_path / "secret").write_text("s\n")
+    r = run("--secret-file", str(tmp_path / "secret"), "--webhook-url", "chain.example/hook")
+    assert r.returncode == 2 and "is not an http(s) address" in r.stderr
+    r = run("--secret-file", str(tmp_path / "nope"), "--webhook-url", "http://127.0.0.1:9/hook")
+    assert r.returncode == 2 and "cannot read the app secret file" in r.stderr
+    assert not (tmp_path / "d.db").exists()
