@@ -478,6 +478,13 @@ class SyncConfig(_Strict):
     menu_poll_s: Annotated[float, msgspec.Meta(ge=0, le=86_400)] = 60.0
     """How often to ask the cloud for the store's menu (0: never; the hub
     then keeps its own [hub] menu)."""
+    delivery: bool = False
+    """Take delivery platforms' orders from the cloud (docs/cloud.md,
+    "Delivery platforms"): each goes to the hub like any order, and the
+    hub's answer back to the cloud, which answers the platform."""
+    delivery_wait_s: Annotated[float, msgspec.Meta(ge=0, le=30)] = 20.0
+    """How long one request for delivery orders waits at the cloud for the
+    next one (long poll; 0: ask every second)."""
     keep_days: Annotated[int, msgspec.Meta(ge=14, le=3650)] = 90
     """Days sync.db keeps cloud outages that are over and pre-orders the hub
     accepted or refused, from when they ended (docs/operations.md, "Upgrades

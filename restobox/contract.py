@@ -279,9 +279,12 @@ class SubmitLine(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
 
 
 class SubmitPayment(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
-    """How the diner pays. ``counter``: unpaid, pay at the counter."""
+    """How the diner pays. ``counter``: unpaid, pay at the counter.
+    ``platform``: paid on a delivery platform, which settles with the chain
+    (``approved``; no money in the store's ledger, nothing to take at the
+    counter)."""
 
-    method: Literal["counter", "card", "qr"]
+    method: Literal["counter", "card", "qr", "platform"]
     status: Literal["unpaid", "approved"] = "unpaid"
     amount: int = 0
     intent_id: Annotated[str, msgspec.Meta(max_length=64)] = ""

@@ -474,6 +474,9 @@ class PreorderRunner:
         # reply lost to a flood is asked for again by the next resend)
         self._replies: queue.Queue = queue.Queue(maxsize=REPLIES_KEPT)
         self._sent_at: dict[str, float] = {}
+        # another of the service's order senders (delivery) takes its own
+        # answers first: the service has one reply topic for orders
+        self.also: Callable[[contract.OrderReply], bool] | None = None
         bus.subscribe(topics.order_reply(self.device), self._on_reply)
 
     def _on_reply(self, m) -> None:
@@ -486,6 +489,8 @@ class PreorderRunner:
         except contract.Rejection as exc:
             self.counters["preorders.bad_reply"] += 1
             count_bad(self.counters, m.topic, exc.reason, exc.detail)
+            return
+        if self.also is not None and self.also(r):
             return
         try:
             self._replies.put_nowait(r)
@@ -1130,6 +1135,11 @@ class SyncService:
             from restobox.vouchers import VoucherAgent
 
             self.runtime.on_stop(VoucherAgent.from_config(self.cfg, self.bus, counters=self.fw.counters).start().stop)
+        if self.cfg.sync.delivery:  # delivery platforms' orders (restobox/sync_delivery.py)
+            from restobox.sync_delivery import DeliveryAgent
+
+            self.runtime.on_stop(DeliveryAgent(self.cfg, self.bus, self.preorders, counters=self.fw.counters)
+                                 .start().stop)
         self.bus.start()
         self.bus.announce()
         if self.cfg.sync.menu_poll_s > 0:

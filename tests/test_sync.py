@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import random
+import socket
 import subprocess
 import sys
 import time
@@ -28,6 +29,54 @@ from tests.support import KUNG_PAO, REPO, HubProcess, new_order
 pytestmark = pytest.mark.integration
 
 T0 = 1_800_000_000.0  # the outage starts here (fake wall clock)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Cloud:
+    """``restobox cloud-dev`` (the reference receiver with fault modes of its
+    own) in its own process: what the other store tests use."""
+
+    def __init__(self, workdir: Path, port: int | None = None) -> None:
+        self.port = port or free_port()
+        self.db = workdir / "cloud.db"
+        self.log = workdir / "cloud.log"
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> "Cloud":
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "restobox.cli", "cloud-dev", "--port", str(self.port), "--db", str(self.db),
+                 "--token", "t0ken"], stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+        end = time.monotonic() + 15
+        while time.monotonic() < end:
+            try:
+                httpx.get(f"{self.url}/_dev/stats", timeout=1)
+                return self
+            except httpx.TransportError:
+                if self.proc.poll() is not None:
+                    raise RuntimeError(f"cloud-dev exited:\n{self.log.read_text()[-2000:]}")
+                time.sleep(0.05)
+        raise TimeoutError("cloud-dev did not start")
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            terminate(self.proc, 5)
+            self.proc = None
+
+    def mode(self, mode: str, count: int = 0, slow_s: float = 2.0) -> None:
+        httpx.post(f"{self.url}/_dev/mode", json={"mode": mode, "count": count, "slow_s": slow_s}, timeout=5)
+
+    def events(self) -> list[dict]:
+        return httpx.get(f"{self.url}/_dev/events", timeout=30).json()
+
+    def stats(self) -> dict:
+        return httpx.get(f"{self.url}/_dev/stats", timeout=5).json()
 
 
 BACKENDS = ["sqlite", "postgres"]

@@ -124,6 +124,32 @@ STEPS: list[Step] = [
             store_id TEXT NOT NULL, seq {big} NOT NULL, body TEXT NOT NULL, received_at {ts} NOT NULL,
             PRIMARY KEY (store_id, seq))""",
     )),
+    Step(2, "delivery platforms: shops, skus, orders, webhooks, the stores' delivery stream, calls to make", (
+        """CREATE TABLE delivery_shop (
+            platform TEXT NOT NULL, shop_id TEXT NOT NULL, store_id TEXT NOT NULL, open_at_platform INTEGER,
+            status_at {ts}, PRIMARY KEY (platform, shop_id))""",
+        "CREATE INDEX delivery_shop_store ON delivery_shop (store_id)",
+        """CREATE TABLE delivery_sku (
+            platform TEXT NOT NULL, sku TEXT NOT NULL, item_id TEXT NOT NULL, PRIMARY KEY (platform, sku))""",
+        "CREATE INDEX delivery_sku_item ON delivery_sku (item_id)",
+        """CREATE TABLE delivery_webhook (
+            platform TEXT NOT NULL, event_id TEXT NOT NULL, received_at {ts} NOT NULL,
+            PRIMARY KEY (platform, event_id))""",
+        """CREATE TABLE delivery_order (
+            platform TEXT NOT NULL, platform_order_id TEXT NOT NULL, store_id TEXT NOT NULL,
+            order_id TEXT NOT NULL UNIQUE, state TEXT NOT NULL, body TEXT NOT NULL, created_at {ts} NOT NULL,
+            deadline {ts} NOT NULL, answered_at {ts}, number INTEGER, reason TEXT, message TEXT,
+            PRIMARY KEY (platform, platform_order_id))""",
+        "CREATE INDEX delivery_order_due ON delivery_order (state, deadline)",
+        """CREATE TABLE store_message (
+            store_id TEXT NOT NULL, seq {big} NOT NULL, kind TEXT NOT NULL, body TEXT NOT NULL,
+            created_at {ts} NOT NULL, PRIMARY KEY (store_id, seq))""",
+        """CREATE TABLE platform_call (
+            id {id}, platform TEXT NOT NULL, action TEXT NOT NULL, target TEXT NOT NULL, body TEXT NOT NULL,
+            state TEXT NOT NULL DEFAULT 'due', due_at {ts} NOT NULL, attempts INTEGER NOT NULL DEFAULT 0,
+            last_error TEXT, created_at {ts} NOT NULL, done_at {ts})""",
+        "CREATE INDEX platform_call_due ON platform_call (state, due_at)",
+    )),
 ]
 
 

@@ -62,11 +62,13 @@ def handle(hub: "Hub", fx: Effects, req: Request) -> None:
     number = db.next_order_number(db.store_db, bdate)
     at = iso(now)
     paid = sub.payment.status == "approved" and sub.payment.method in ("card", "qr") and priced.total > 0
+    # a delivery platform's order: the platform took the money and settles with the chain
+    platform_paid = sub.payment.status == "approved" and sub.payment.method == "platform"
     # an unpaid order from a channel the store holds waits for its payment
     # (at the counter) before the kitchen gets it
     held = sub.payment.status != "approved" and sub.channel in hub.cfg.hub.till.hold_unpaid
     state = "held" if held else "accepted"
-    payment = "paid" if paid else "unpaid"
+    payment = "paid" if paid or platform_paid else "unpaid"
     db.insert_order(
         db.store_db, id=sub.order_id, business_date=bdate, number=number, state=state,
         channel=sub.channel, service=sub.service, table=sub.table, device=device,
@@ -119,7 +121,7 @@ def handle(hub: "Hub", fx: Effects, req: Request) -> None:
         payment=payment, paid=priced.total if paid else 0, total=priced.total, channel=sub.channel, table=sub.table,
         provisional_number=sub.provisional_number if sub.offline else "",
     ))
-    if not paid and priced.total > 0 and bdate == fx.unpaid_date:  # the till's list of orders to take money for
+    if not paid and not platform_paid and priced.total > 0 and bdate == fx.unpaid_date:  # the till's list of orders to take money for
         fx.unpaid[sub.order_id] = UnpaidOrder(
             order_id=sub.order_id, number=number, channel=sub.channel, service=sub.service, table=sub.table,
             total=priced.total, due=priced.total, state=state, accepted_at=at,
