@@ -74,13 +74,16 @@ def test_demo_places_cooks_and_completes_orders_then_stops_cleanly(tmp_path):
         assert con.execute("select count(*) from \"order\" where state='completed'").fetchone()[0] >= completed
     finally:
         con.close()
-    # the sync service sent the orders to the reference cloud (the last
+    # the sync service sent the orders to the chain's cloud (the last
     # seconds' may still have been on their way when the demo stopped)
     con = sqlite3.connect(state / "cloud.db")
     try:
         sent = con.execute("select count(*) from event where kind = 'order.accepted'").fetchone()[0]
         assert accepted - 5 <= sent <= accepted
         assert con.execute("select count(*) - count(distinct event_id) from event").fetchone()[0] == 0
+        # a diner's order on the delivery platform went through the cloud to the kitchen and was accepted
+        states = [st for (st,) in con.execute("select state from delivery_order")]
+        assert {"accepted", "ready"} & set(states), states
     finally:
         con.close()
     # the kitchen screens ran on virtual displays and left their pictures

@@ -244,6 +244,7 @@ def _printing_config(path: Path, port: int, password_file: Path, state: Path) ->
 
 
 def _sync_config(path: Path, port: int, password_file: Path, state: Path, cloud_port: int, extra: str = "") -> None:
+    # delivery platforms' orders come down from the cloud (restobox/sync_delivery.py)
     token = state / "cloud.token"
     token.write_text("dev-token\n", encoding="utf-8")
     path.write_text(
@@ -251,7 +252,7 @@ def _sync_config(path: Path, port: int, password_file: Path, state: Path, cloud_
         f"[mqtt]\nhost = \"127.0.0.1\"\nport = {port}\npassword_file = \"{password_file}\"\n\n"
         f"[sync]\ncloud_url = \"http://127.0.0.1:{cloud_port}\"\ntoken_file = \"{token}\"\n"
         f"database = \"{state / 'sync.db'}\"\nstore_database = \"{state / 'store.db'}\"\n"
-        "health_interval_s = 2\npoll_s = 0.5\n\n" + extra,
+        "health_interval_s = 2\npoll_s = 0.5\ndelivery = true\ndelivery_wait_s = 10\n\n" + extra,
         encoding="utf-8",
     )
 
@@ -273,14 +274,97 @@ def _web_config(path: Path, port: int, password_file: Path, state: Path, web_por
     )
 
 
-def _start_cloud(state: Path) -> tuple[subprocess.Popen, int]:
-    """The reference cloud receiver: the chain's side, on this machine."""
-    port = free_port()
+OWNER_TOKEN = "demo-owner"
+PLATFORM = "mt"
+SHOP = "demo-shop"
+
+
+def _start_cloud(state: Path) -> tuple[subprocess.Popen, int, subprocess.Popen, int]:
+    """The chain's cloud, on this machine: ``restobox cloud`` on a SQLite
+    file (the code a chain runs on PostgreSQL), the store enrolled, the
+    sample menu published, and a delivery platform, simulated
+    (``restobox delivery-dev``), selling the store's dishes. Returns (the
+    cloud, its port, the platform, its port)."""
+    from restobox.cloud import db as cdb
+    from restobox.cloud.chain import Chain
+    from restobox.cloud.menus import publish
+    from restobox.data import sample_menu_bytes
+
+    port, platform_port = free_port(), free_port()
+    url = f"sqlite:///{state / 'cloud.db'}"
+    database = cdb.connect(url, pool=1)
+    cdb.migrate(database)
+    chain = Chain(database)
+    chain.enroll("store-1", "演示店 Demo store", "dev-token")
+    chain.issue("owner", "owner", OWNER_TOKEN)
+    publish(chain, sample_menu_bytes(), "demo")
+    with chain.tx():
+        chain.sql("INSERT INTO delivery_shop (platform, shop_id, store_id) VALUES (?, ?, 'store-1')", (PLATFORM, SHOP))
+        for sku, item in _platform_skus().items():
+            chain.sql("INSERT INTO delivery_sku (platform, sku, item_id) VALUES (?, ?, ?)", (PLATFORM, sku, item))
+    database.close()
+    secret = state / "platform.secret"
+    secret.write_text("demo-platform-secret\n", encoding="utf-8")
+    (state / "cloud.toml").write_text(
+        f"[cloud]\ndatabase = \"{url}\"\nport = {port}\noffline_after_s = 60\n\n"
+        f"[[cloud.platform]]\nname = \"{PLATFORM}\"\nurl = \"http://127.0.0.1:{platform_port}\"\n"
+        f"app_id = \"demo-chain\"\nsecret_file = \"{secret}\"\naccept_within_s = 60\n", encoding="utf-8")
     with open(state / "cloud.log", "wb") as log:
-        proc = subprocess.Popen([sys.executable, "-m", "restobox.cli", "cloud-dev", "--port", str(port),
-                                 "--db", str(state / "cloud.db"), "--token", "dev-token"],
-                                stdout=log, stderr=subprocess.STDOUT)
-    return proc, port
+        proc = subprocess.Popen([sys.executable, "-m", "restobox.cli", "cloud", "--config", str(state / "cloud.toml"),
+                                 "serve"], stdout=log, stderr=subprocess.STDOUT)
+    with open(state / "delivery.log", "wb") as log:
+        platform = subprocess.Popen([sys.executable, "-m", "restobox.cli", "delivery-dev", "--port", str(platform_port),
+                                     "--db", str(state / "delivery.db"), "--app-id", "demo-chain", "--platform", PLATFORM,
+                                     "--secret-file", str(secret),
+                                     "--webhook-url", f"http://127.0.0.1:{port}/v1/delivery/{PLATFORM}/webhook"],
+                                    stdout=log, stderr=subprocess.STDOUT)
+    return proc, port, platform, platform_port
+
+
+def _platform_skus() -> dict[str, str]:
+    """The platform's sku of every dish and option of the sample menu."""
+    menu = load_sample_menu()
+    ids = [i.id for i in menu.items] + [o.id for g in menu.modifier_groups for o in g.options]
+    return {f"{PLATFORM}-{i}": i for i in ids}
+
+
+class VirtualDeliveryDiner:
+    """Diners ordering on the delivery platform now and then: dishes with no
+    choices to make, posted to the simulated platform, which sends them to
+    the cloud like a real one."""
+
+    def __init__(self, platform_port: int, every_s: tuple[float, float] = (15.0, 30.0)) -> None:
+        import random
+
+        menu = load_sample_menu()
+        required = {g.id for g in menu.modifier_groups if g.required}
+        self.dishes = [(i.id, i.name.zh, i.price) for i in menu.items
+                       if i.available and not i.combo and not required & set(i.modifier_groups)]
+        self.url = f"http://127.0.0.1:{platform_port}/_dev/orders"
+        self.every_s = every_s
+        self.rng = random.Random()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="delivery-diner", daemon=True)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _run(self) -> None:
+        import httpx
+
+        wait = 3.0  # the first soon after the store opens, then now and then
+        while not self._stop.wait(wait):
+            wait = self.rng.uniform(*self.every_s)
+            item, name, price = self.rng.choice(self.dishes)
+            body = {"shop_id": SHOP, "items": [{"sku": f"{PLATFORM}-{item}", "name": name, "qty": 1,
+                                                "unit_price": price}], "note": "", "pickup_in_s": 1200}
+            try:
+                httpx.post(self.url, json=body, timeout=5)
+            except httpx.HTTPError:
+                pass  # the platform is starting or stopping: the next diner tries
 
 
 def _start_paygate(state: Path, cloud_port: int) -> tuple[subprocess.Popen, int, str]:
@@ -351,7 +435,7 @@ def run_demo(duration: float = 0, live: bool = True, rate: float = 0.5,
     # since two connections with one name take turns throwing each other off
     broker = Broker(state / "broker", port=port).start_with_devices(
         [*STANDARD_DEVICES, ("watcher", "monitor", None), *((d, r, s) for d, r, s, _ in SCREENS)])
-    hub_proc = print_proc = sync_proc = cloud_proc = web_proc = qr_proc = pay_proc = None
+    hub_proc = print_proc = sync_proc = cloud_proc = web_proc = qr_proc = pay_proc = platform_proc = None
     screen_procs: list = []
     displays: list = []
     screens_note = ""
@@ -361,7 +445,7 @@ def run_demo(duration: float = 0, live: bool = True, rate: float = 0.5,
     old = signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
         # the chain's cloud and the payment gateway: the internet's side, on this machine
-        cloud_proc, cloud_port = _start_cloud(state)
+        cloud_proc, cloud_port, platform_proc, platform_port = _start_cloud(state)
         pay_proc, pay_port, pay_section = _start_paygate(state, cloud_port)
         cfg = state / "hub.toml"
         _hub_config(cfg, port, broker.creds["hub"].password_file, state / "store.db", pay_section)
@@ -408,6 +492,7 @@ def run_demo(duration: float = 0, live: bool = True, rate: float = 0.5,
             b.wait_connected(10)
         if screens:
             screen_procs, displays, screens_note = _start_screens(broker, state, port)
+        actors.append(VirtualDeliveryDiner(platform_port))
         for a in actors:
             a.start()
         print(
@@ -417,7 +502,9 @@ def run_demo(duration: float = 0, live: bool = True, rate: float = 0.5,
             f"-P \"$(cat {broker.creds['watcher'].password_file})\" "
             f"-t 'restobox/v1/#' -v\n"
             f"Store database: {state / 'store.db'}   Logs: {state}/*.log\n"
-            f"The chain's cloud (reference receiver): http://127.0.0.1:{cloud_port}/_dev/events\n"
+            f"The chain's cloud (restobox cloud on {state / 'cloud.db'}): the owner's dashboard at "
+            f"http://127.0.0.1:{cloud_port}/dashboard (token: {OWNER_TOKEN})\n"
+            f"A delivery platform, simulated, sends its diners' orders through it: http://127.0.0.1:{platform_port}/\n"
             f"Printed tickets and pictures of the paper: {state / 'printers'}/\n"
             f"Table QR ordering page: http://127.0.0.1:{web_port}/t/1 (tables 1 to {WEB_TABLES}; "
             f"from a phone on this network, scan a code)\n"
@@ -465,7 +552,8 @@ def run_demo(duration: float = 0, live: bool = True, rate: float = 0.5,
             a.stop()
         for b in buses:
             b.stop()
-        for proc in (*screen_procs, qr_proc, web_proc, sync_proc, cloud_proc, pay_proc, print_proc, hub_proc):
+        for proc in (*screen_procs, qr_proc, web_proc, sync_proc, platform_proc, cloud_proc, pay_proc, print_proc,
+                     hub_proc):
             if proc is not None:
                 terminate(proc, 10)
         for x in displays:
