@@ -5,7 +5,7 @@ A private mosquitto with the project's broker_config, and each in its own
 process: ``restobox hub`` (table QR orders held until paid, [paygate] on),
 ``restobox sync`` (the outbox, and the gateway's notifications passed down
 from the cloud, enquiries, closes and refunds), ``restobox web`` (the table
-QR page), ``restobox cloud-dev`` (the chain's cloud, which receives the
+QR page), ``restobox cloud`` (the chain's cloud, which receives the
 gateway's notifications) and ``restobox paygate-dev`` (the gateway). Every
 process can be killed and started again; ``stop`` leaves none behind.
 """
@@ -114,9 +114,8 @@ class PayStack:
             return py + ["paygate-dev", "--port", str(self.ports["paygate"]), "--db", str(self.dir / "paygate.db"),
                          "--mch-id", MCH, "--key-file", str(self.key_file),
                          "--notify-delay", str(self.notify_delay_s), "--notify-retry", "0.5,1,2,4,8"]
-        if name == "cloud":
-            return py + ["cloud-dev", "--port", str(self.ports["cloud"]), "--db", str(self.dir / "cloud.db"),
-                         "--token", TOKEN]
+        if name == "cloud":  # the chain's cloud on a SQLite file, the store enrolled (prepare_cloud)
+            return py + ["cloud", "--database", self.cloud_database, "serve", "--port", str(self.ports["cloud"])]
         return py + [name, "--config", str(self.dir / f"{name}.toml")]
 
     def spawn(self, name: str) -> subprocess.Popen:
@@ -133,6 +132,7 @@ class PayStack:
         if self._monitor is None:
             self._watch()
         self.write_configs()
+        self.prepare_cloud()
         try:
             # the sync service reads the store database the hub makes
             for wave in (("paygate", "cloud", "hub"), ("sync", "web")):
@@ -145,6 +145,22 @@ class PayStack:
             self.stop()
             raise
         return self
+
+    @property
+    def cloud_database(self) -> str:
+        return f"sqlite:///{self.dir / 'cloud.db'}"
+
+    def prepare_cloud(self) -> None:
+        """The cloud's database with the store enrolled (again: a no-op)."""
+        from restobox.cloud import db as cdb
+        from restobox.cloud.chain import Chain
+
+        database = cdb.connect(self.cloud_database, pool=1)
+        try:
+            cdb.migrate(database)
+            Chain(database).enroll("store-1", "store-1", TOKEN)
+        finally:
+            database.close()
 
     def wait_ready(self, name: str, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
@@ -163,7 +179,7 @@ class PayStack:
             if name == "paygate":
                 return httpx.get(f"{self.paygate_url}/_dev/stats", timeout=1).status_code == 200
             if name == "cloud":
-                return httpx.get(f"{self.cloud_url}/_dev/stats", timeout=1).status_code == 200
+                return httpx.get(f"{self.cloud_url}/healthz", timeout=1).status_code == 200
             if name == "web":
                 return httpx.get(f"{self.web_url}/healthz", timeout=1).json().get("state") == "ready"
         except (httpx.HTTPError, ValueError):
