@@ -375,9 +375,12 @@ class MenuPuller:
 
         headers = {"If-None-Match": self._etag} if self._etag else {}
         try:
-            r = self.cloud.request("GET", "menu", ok=(200, 304), headers=headers)
+            r = self.cloud.request("GET", "menu", ok=(200, 304, 404), headers=headers)
         except CloudError as exc:
             return self._fail(exc.reason)
+        if r.status_code == 404:  # the chain has published no menu: the hub keeps its own
+            self.last_error = ""
+            return "none"
         if r.status_code == 304 and self._menu_payload is None:
             return self._fail("cloud_http_error")  # "not modified" before a first menu
         if r.status_code == 200:
