@@ -471,6 +471,11 @@ class SyncConfig(_Strict):
     poll_s: Annotated[float, msgspec.Meta(gt=0, le=60)] = 1.0
     """How often to look for new events when everything is sent."""
     health_interval_s: Seconds = 10.0
+    status_interval_s: Annotated[float, msgspec.Meta(ge=0, le=86_400)] = 30.0
+    """How often to tell the cloud the outbox's backlog and the store's
+    alerts (the owner's dashboard; 0: never), and at once when the alerts
+    change (restobox/store_status.py). Keep it well under the cloud's
+    [cloud] offline_after_s (90 s): it is what keeps a quiet store online."""
     preorder_poll_s: Annotated[float, msgspec.Meta(ge=0, le=86_400)] = 30.0
     """How often to ask the cloud for new pre-orders (0: never)."""
     preorder_lead_s: Annotated[float, msgspec.Meta(ge=0, le=86_400)] = 1200.0

@@ -1138,6 +1138,8 @@ class SyncService:
             from restobox.vouchers import VoucherAgent
 
             self.runtime.on_stop(VoucherAgent.from_config(self.cfg, self.bus, counters=self.fw.counters).start().stop)
+        from restobox.store_status import StatusReporter  # the heartbeat: backlog and alerts to the cloud's dashboard
+        self.runtime.on_stop(StatusReporter.for_forwarder(self.cfg, self.bus, self.fw).start().stop)
         if self.cfg.sync.delivery:  # delivery platforms' orders (restobox/sync_delivery.py)
             from restobox.sync_delivery import DeliveryAgent
 
