@@ -77,18 +77,18 @@ def priced(lines: list[tuple]):
 # number, channel, lines, accepted minutes ago, seconds to ready (None: not ready), how it ends
 STORE1_DAY = [
     (101, "kiosk", [KUNG_PAO], 52, 312, "completed"),
-    (102, "web", [COMBO], 46, 405, "completed"),
+    (102, "qr", [COMBO], 46, 405, "completed"),
     (103, "counter", [MILK_TEA], 40, 198, "completed"),
     (104, "kiosk", [KUNG_PAO, MILK_TEA], 31, 534, "ready"),
     (105, "kiosk", [SPRING_ROLLS], 24, None, "voided"),
     (106, "preorder", [COMBO, SPRING_ROLLS], 14, 287, "ready"),
-    (107, "web", [KUNG_PAO], 5, None, "in_progress"),
+    (107, "qr", [KUNG_PAO], 5, None, "in_progress"),
     (108, "kiosk", [MILK_TEA], 1, None, "accepted"),
 ]
 STORE2_DAY = [
     (31, "counter", [COMBO, MILK_TEA], 38, 420, "completed"),
     (32, "kiosk", [KUNG_PAO], 27, 250, "completed"),
-    (33, "web", [SPRING_ROLLS, MILK_TEA], 9, None, "in_progress"),
+    (33, "qr", [SPRING_ROLLS, MILK_TEA], 9, None, "in_progress"),
 ]
 
 

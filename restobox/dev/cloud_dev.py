@@ -356,6 +356,14 @@ def make_app(db_path: str | Path, token: str | None = "dev-token", menu_json: by
         state["mode"] = m
         return JSONResponse(msgspec.to_builtins(m))
 
+    async def status(request: Request):
+        """The store's heartbeat (docs/cloud-api.md): taken and counted."""
+        if not authorized(request):
+            return JSONResponse({"error": "unauthorized"}, status_code=401)
+        await request.body()
+        store.count("status_reports")
+        return JSONResponse({"v": 1})
+
     async def dev_events(request: Request):
         return JSONResponse(store.events(request.query_params.get("store")))
 
@@ -380,6 +388,7 @@ def make_app(db_path: str | Path, token: str | None = "dev-token", menu_json: by
         Route("/v1/paygate/notify/{store}", paygate_notify, methods=["POST"]),
         Route("/v1/stores/{store}/paygate/notifications", paygate_notifications, methods=["GET"]),
         Route("/_dev/paygate", dev_paygate, methods=["GET"]),
+        Route("/v1/stores/{store}/status", status, methods=["POST"]),
     ])
     app.state.store = store
     return app

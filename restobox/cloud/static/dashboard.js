@@ -29,7 +29,7 @@
       hour: (h) => `${h}时`, unknownStore: "没有这家门店。",
       states: { accepted: "已接单", in_progress: "制作中", ready: "待取餐", completed: "已完成", voided: "已作废",
                 held: "待付款" },
-      channelsN: { kiosk: "自助点餐机", counter: "柜台", web: "扫码点餐", preorder: "预订", delivery: "外卖", "": "其他" },
+      channelsN: { kiosk: "自助点餐机", counter: "柜台", qr: "扫码点餐", preorder: "预订", delivery: "外卖", "": "其他" },
       prev: "‹ 前一天", next: "后一天 ›", sev: { critical: "严重", warning: "注意", info: "提示" },
     },
     en: {
@@ -52,7 +52,7 @@
       hour: (h) => `${String(h).padStart(2, "0")}:00`, unknownStore: "No such store.",
       states: { accepted: "Accepted", in_progress: "Cooking", ready: "Ready", completed: "Done", voided: "Voided",
                 held: "Awaiting payment" },
-      channelsN: { kiosk: "Kiosk", counter: "Counter", web: "Table QR", preorder: "Pre-order", delivery: "Delivery", "": "Other" },
+      channelsN: { kiosk: "Kiosk", counter: "Counter", qr: "Table QR", preorder: "Pre-order", delivery: "Delivery", "": "Other" },
       prev: "‹ Day before", next: "Day after ›", sev: { critical: "Critical", warning: "Warning", info: "Info" },
     },
   };
