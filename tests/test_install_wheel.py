@@ -117,7 +117,7 @@ def build_wheelhouse(app: Path) -> Path:
     try:
         r = subprocess.run(
             [sys.executable, "-m", "pip", "wheel", "--quiet", "--wheel-dir", str(work), "--constraint", str(CONSTRAINTS),
-             f"{app}[hub,printing,screens]", "setuptools>=68", "wheel"],
+             f"{app}[hub,printing,screens,cloud]", "setuptools>=68", "wheel"],
             capture_output=True, text=True, timeout=900)
         assert r.returncode == 0, f"making the wheelhouse failed:\n{r.stdout}\n{r.stderr}"
         for w in work.glob("restobox-*.whl"):  # the program is built by each run, never taken from here
@@ -246,8 +246,9 @@ def test_the_wheel_carries_every_file_the_program_reads(wheel):
 def test_every_requirement_of_every_role_is_pinned():
     project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     extras = project["optional-dependencies"]
-    wanted = [*project["dependencies"], *(r for role in ("screens", "printing", "hub") for r in extras[role])]
-    assert {"screens", "printing", "hub"} <= set(extras)
+    wanted = [*project["dependencies"],
+              *(r for role in ("screens", "printing", "hub", "cloud") for r in extras[role] if not r.startswith("restobox"))]
+    assert {"screens", "printing", "hub", "cloud"} <= set(extras)
     unpinned = sorted({_name(r) for r in wanted} - set(pins()))
     assert not unpinned, f"firmware_scripts/files/constraints.txt has no version for {unpinned}"
 
@@ -361,3 +362,51 @@ def test_the_screens_import_and_load_their_kv_files_with_the_screens_extras(inst
     r = installed(role).python(SCREENS)
     rules = int(r.stdout.split()[-1])
     assert rules > 20, r.stdout
+
+
+def test_the_chains_cloud_installs_from_the_wheel_with_its_extra_and_serves(app, wheel, pip_env, tmp_path):
+    """``pip install 'restobox[cloud]'`` as docs/cloud.md says, from the
+    wheel, at the pinned versions: the cloud's commands run from that venv
+    (no screen packages), migrate a database and serve the API and the
+    owner's page (its files come with the wheel)."""
+    venv = tmp_path / "venv"
+    common_sh(f"make_venv {venv}", pip_env)
+    r = subprocess.run([str(venv / "bin" / "python"), "-m", "pip", "install", "--quiet", "--constraint",
+                        str(app / "firmware_scripts" / "files" / "constraints.txt"), f"{wheel}[cloud]"],
+                       capture_output=True, text=True, env=pip_env, timeout=600)
+    assert r.returncode == 0, r.stdout + r.stderr
+    home = tmp_path / "home"
+    home.mkdir()
+    pi = Installed("cloud", venv, clean_env(HOME=str(home), PATH=f"{venv / 'bin'}:/usr/bin:/bin"), cwd=home)
+    found = pi.freeze()
+    pinned = pins()
+    off = {n: v for n, v in found.items() if n not in ("restobox", "pip", "setuptools", "wheel") and pinned.get(n) != v}
+    assert not off and "psycopg2-binary" in found and not SCREEN_ONLY & set(found), (off, sorted(found))
+    db = f"sqlite:///{tmp_path / 'cloud.db'}"
+    assert "schema 0 -> " in pi.restobox("cloud", "--database", db, "migrate").stdout
+    token = tmp_path / "owner.token"
+    pi.restobox("cloud", "--database", db, "token", "owner", "boss", "--token-file", str(token))
+    import httpx
+
+    from tests.cloud_support import free_port
+    from tests.support import wait
+
+    port = free_port()
+    proc = subprocess.Popen([str(venv / "bin" / "restobox"), "cloud", "--database", db, "serve", "--port", str(port)],
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=pi.env, cwd=home)
+    try:
+        def answers():
+            try:
+                return httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).json()
+            except httpx.HTTPError:
+                assert proc.poll() is None, proc.stdout.read().decode()
+                return None
+        assert wait(answers, 30, "the installed cloud answers")["ok"] is True
+        page = httpx.get(f"http://127.0.0.1:{port}/dashboard", timeout=5)
+        assert page.status_code == 200 and "<html" in page.text.lower()
+        stores = httpx.get(f"http://127.0.0.1:{port}/v1/dashboard/stores", timeout=5,
+                           headers={"Authorization": f"Bearer {token.read_text().strip()}"})
+        assert stores.status_code == 200, stores.text
+    finally:
+        proc.terminate()
+        proc.wait(10)
