@@ -89,6 +89,8 @@ class Hooks:
         self._clients: dict[str, dp.PlatformClient] = {}
         self._stop = threading.Event()
         self._threads: list[threading.Thread] = []
+        for name in self.platforms:  # a secret that cannot be read stops the cloud at start, with the file named
+            self.secret(name)
 
     # ------------------------------------------------------------ plumbing
     def secret(self, platform: str) -> bytes:
