@@ -12,6 +12,7 @@ orders) are woken across processes by PostgreSQL's NOTIFY.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import threading
 import time
@@ -21,7 +22,7 @@ import msgspec
 import peewee as pw
 
 from restobox.cloud import db as cdb
-from restobox.cloud.chain import Chain, Refused
+from restobox.cloud.chain import BatchIn, Chain, Refused
 from restobox.cloud.config import CloudSection
 
 log = logging.getLogger("restobox.cloud.app")
@@ -97,6 +98,71 @@ class Wakeups:
         self._stop.set()
 
 
+class EventWriter:
+    """The stores' batches this process is answering, stored together:
+    ``WRITERS`` threads each take every batch waiting (up to
+    ``GROUP_EVENTS`` events) and store them in one transaction
+    (``Chain.ingest_many``), then answer each (group commit, as the hub
+    does with orders). A thousand stores posting what came in the last
+    second then cost a few statements and one commit per round, not per
+    store; a lone batch waits for no one."""
+
+    WRITERS = 2
+    """Two transactions at a time for each process on PostgreSQL (one is
+    being committed while the next is filled); one on SQLite, a single
+    writer anyway."""
+    GROUP_EVENTS = 5000
+
+    def __init__(self, chain: Chain) -> None:
+        self.chain = chain
+        self.writers = self.WRITERS if chain.pg else 1
+        self.waiting: collections.deque = collections.deque()
+        self.cv = threading.Condition()
+        self.threads: list[threading.Thread] = []
+
+    async def ingest(self, store_id: str, events: list, on_new, authorization: str | None) -> list[str]:
+        loop = asyncio.get_running_loop()
+        done = loop.create_future()
+        with self.cv:
+            self.waiting.append(((store_id, events, on_new, authorization), done, loop))
+            if not self.threads:  # started with the first batch: the threads are daemons, the process's end ends them
+                self.threads = [threading.Thread(target=self._run, name=f"event-writer-{i}", daemon=True)
+                                for i in range(self.writers)]
+                for t in self.threads:
+                    t.start()
+            self.cv.notify()
+        got = await done
+        if isinstance(got, BaseException):
+            raise got
+        return got
+
+    def _run(self) -> None:
+        while True:
+            with self.cv:
+                while not self.waiting:
+                    self.cv.wait()
+                group, n = [], 0
+                while self.waiting and (not group or n + len(self.waiting[0][0][1]) <= self.GROUP_EVENTS):
+                    item = self.waiting.popleft()
+                    group.append(item)
+                    n += len(item[0][1])
+            try:
+                answers = self.chain.ingest_many([item[0] for item in group])
+            except BaseException as exc:  # every batch is answered, whatever happened
+                log.exception("storing %d batches failed", len(group))
+                answers = [exc] * len(group)
+            for (_, done, loop), answer in zip(group, answers):
+                try:
+                    loop.call_soon_threadsafe(_settle, done, answer)
+                except RuntimeError:  # the loop is closed: shutting down
+                    pass
+
+
+def _settle(done: asyncio.Future, answer) -> None:
+    if not done.done():
+        done.set_result(answer)
+
+
 def _json(data, status: int = 200, headers: dict | None = None):
     from starlette.responses import Response
 
@@ -167,16 +233,33 @@ def make_app(cfg: CloudSection, *, database: pw.Database | None = None, clock: C
 
     # ----------------------------------------------------------- store API
     async def events(request: Request):
-        store_id = await store_auth(request)
-        body = json_of(await body_of(request, EVENTS_MAX_BYTES), "the batch")
-        if not isinstance(body, dict) or not isinstance(body.get("events"), list):
-            chain.count("bad_requests")
-            raise Refused(400, "bad_batch", "the batch is an object with a list of events")
+        """A store's batch: the token from this process's cache when it is
+        there (no thread, no query: the batch's transaction checks it again,
+        so a revoked token stores nothing), else from the database; then
+        its transaction, shared with the other batches waiting
+        (EventWriter)."""
+        store_id = request.path_params["store"]
+        authorization = request.headers.get("authorization")
+        if not chain.store_for(authorization, store_id, cached=True, wait=False):
+            await run_in_threadpool(chain.store_for, authorization, store_id, cached=True)
+        raw = await body_of(request, EVENTS_MAX_BYTES)
+        try:  # a batch that fits the contract: its payloads are kept as they came, not decoded
+            got = batch_decoder.decode(raw)
+            body, events = {"store_id": got.store_id}, got.events
+        except (msgspec.ValidationError, msgspec.DecodeError):  # anything else: each event looked at on its own
+            body = json_of(raw, "the batch")
+            if not isinstance(body, dict) or not isinstance(body.get("events"), list):
+                chain.count("bad_requests")
+                raise Refused(400, "bad_batch", "the batch is an object with a list of events")
+            events = body["events"]
         if body.get("store_id") != store_id:
             chain.count("bad_requests")
             raise Refused(400, "store_mismatch", f"the batch says store {body.get('store_id')!r}, the address {store_id}")
-        ids = await run_in_threadpool(chain.ingest, store_id, body["events"], hooks.on_new_events(store_id))
+        ids = await writer.ingest(store_id, events, hooks.on_new_events(store_id), authorization)
         return _json({"v": 1, "acked": ids})
+
+    batch_decoder = msgspec.json.Decoder(BatchIn)
+    writer = EventWriter(chain)
 
     menu_cache: dict[tuple, bytes] = {}
 

@@ -19,7 +19,7 @@ import secrets
 import threading
 import time
 from collections import Counter
-from typing import Any, Callable, Iterable
+from typing import Annotated, Any, Callable, Iterable
 
 import msgspec
 import peewee as pw
@@ -29,6 +29,11 @@ from restobox.cloud import db as cdb
 log = logging.getLogger("restobox.cloud")
 
 ROLES = ("store", "owner", "admin")
+AUTH_CACHE_S = 30.0
+"""How long a process takes a token it has checked on its word, where it is
+asked to (``authenticate(cached=True)``: the events, whose transaction
+checks the token again, so a revoked token stores nothing from the moment
+it is revoked)."""
 KIND_MAX = 32
 EVENT_ID_MAX = 160
 
@@ -85,6 +90,84 @@ def _event_fields(e: Any) -> tuple[dict | None, str | None]:
              "payload": msgspec.json.encode(payload).decode()}, "; ".join(bad) or None)
 
 
+class EventIn(msgspec.Struct):
+    """An event of a batch that fits the contract (restobox/cloudapi.py
+    ``CloudEvent``), decoded with its payload kept as the JSON text it came
+    as. A batch with anything else is decoded as plain JSON instead and
+    each event looked at by :func:`_event_fields`."""
+
+    event_id: Annotated[str, msgspec.Meta(min_length=1, max_length=EVENT_ID_MAX)]
+    seq: int
+    kind: Annotated[str, msgspec.Meta(min_length=1, max_length=KIND_MAX)]
+    at: str
+    payload: msgspec.Raw
+    order_id: str | None = None
+
+
+class BatchIn(msgspec.Struct):
+    """``POST /v1/stores/<store>/events`` when every event fits (``EventIn``)."""
+
+    store_id: str
+    events: list[EventIn]
+
+
+class _OrderIn(msgspec.Struct):
+    number: Any = None
+    business_date: Any = None
+    total: Any = None
+    accepted_at: Any = None
+
+
+class _AcceptedIn(msgspec.Struct):
+    """What the fold reads of an ``order.accepted`` payload (the rest, the
+    priced lines, is skipped unread)."""
+
+    order: _OrderIn | None = None
+    channel: Any = None
+    state: Any = None
+
+
+_accepted_decoder = msgspec.json.Decoder(_AcceptedIn)
+_STATES = {"order.released": ("accepted", None), "order.in_progress": ("in_progress", None),
+           "order.ready": ("ready", 0), "order.completed": ("completed", 1), "order.voided": ("voided", 2)}
+"""A state event: the order's state, and which time it sets (ready_at,
+completed_at, voided_at)."""
+
+
+_PG_INSERT_EVENTS = (
+    "INSERT INTO event (store_id, event_id, seq, kind, order_id, at, payload, received_at, flagged) "
+    "SELECT store_id, event_id, seq, kind, order_id, at, payload, received_at, flagged "
+    "FROM ROWS FROM (json_to_recordset(%s::json) AS (store_id text, event_id text, seq bigint, kind text, "
+    "order_id text, at text, payload text, received_at double precision, flagged text)) WITH ORDINALITY "
+    "AS x(store_id, event_id, seq, kind, order_id, at, payload, received_at, flagged, n) ORDER BY n "
+    "ON CONFLICT (store_id, event_id) DO NOTHING RETURNING store_id, event_id")
+"""A group's events on PostgreSQL, in their order."""
+
+
+def _accepted_row(store_id: str, oid: str, r: dict) -> list:
+    """An ``order.accepted`` event's ``store_order`` row (its state times
+    empty)."""
+    try:
+        a = _accepted_decoder.decode(r["payload"])
+        o = a.order
+        number, day, total, accepted_at = (o.number, o.business_date, o.total, o.accepted_at) if o else (None,) * 4
+        channel, state = a.channel, a.state
+    except (msgspec.ValidationError, msgspec.DecodeError):  # a payload of another shape: looked at as plain JSON
+        p = msgspec.json.decode(r["payload"])
+        o = p.get("order") if isinstance(p.get("order"), dict) else {}
+        number, day, total, accepted_at = o.get("number"), o.get("business_date"), o.get("total"), o.get("accepted_at")
+        channel, state = p.get("channel"), p.get("state")
+    # a number or total that is not one (true, or too large for its column) is left out, not refused:
+    # PostgreSQL would refuse the whole batch, again at every retry
+    return [store_id, oid, number if _int(number, 2**31) else None, str(day or r["at"][:10]),
+            str(channel or ""), total if _int(total, 2**63) else 0, str(state or "accepted"),
+            str(accepted_at or r["at"]), None, None, None]
+
+
+def _int(v: Any, bound: int) -> bool:
+    return type(v) is int and -bound <= v < bound
+
+
 class Chain:
     def __init__(self, database: pw.Database, *, clock: Callable[[], float] = time.time) -> None:
         self.db = database
@@ -93,6 +176,7 @@ class Chain:
         self.p = database.param
         self.counters: Counter = Counter()  # this process's, for its log and /v1/admin/stats
         self._lock = threading.Lock()
+        self._tokens: dict[str, tuple[float, tuple[str, str] | None]] = {}  # token hash -> (until, (role, subject))
 
     # -------------------------------------------------------------- plumbing
     @contextlib.contextmanager
@@ -154,25 +238,50 @@ class Chain:
                      "subject = excluded.subject", (token_hash(token), role, subject, self.clock()))
         return token
 
-    def authenticate(self, authorization: str | None, *roles: str) -> tuple[str, str]:
+    def authenticate(self, authorization: str | None, *roles: str, cached: bool = False,
+                     wait: bool = True) -> tuple[str, str] | None:
         """(role, subject) of a ``Bearer`` token that is not revoked and has
-        one of ``roles``; Refused (401) otherwise."""
+        one of ``roles``; Refused (401) otherwise. ``cached``: a token this
+        process found good less than ``AUTH_CACHE_S`` ago is taken on its
+        word, with no query; for the routes whose transaction checks the
+        token again (the events). ``wait=False``: None when only the
+        database could tell (not cached), rather than asking it."""
         if not authorization or not authorization.startswith("Bearer "):
             raise Refused(401, "unauthorized", "this needs a token: Authorization: Bearer <token>")
-        with self.tx():
-            rows = self.sql("SELECT role, subject FROM api_token WHERE token_hash = ? AND revoked_at IS NULL",
-                            (token_hash(authorization[7:].strip()),))
-        if not rows or rows[0][0] not in roles:
+        h = token_hash(authorization[7:].strip())
+        got = self._tokens.get(h) if cached else None
+        if got is None or got[0] < time.monotonic():
+            if not wait:
+                return None
+            with self.tx():
+                rows = self.sql("SELECT role, subject FROM api_token WHERE token_hash = ? AND revoked_at IS NULL",
+                                (h,))
+            if not rows:  # not kept: a token enrolled a moment later works at once
+                self._tokens.pop(h, None)
+                got = (0.0, None)
+            else:
+                if len(self._tokens) > 100_000:
+                    self._tokens.clear()
+                got = self._tokens[h] = (time.monotonic() + AUTH_CACHE_S, tuple(rows[0]))
+        row = got[1]
+        if row is None or row[0] not in roles:
             self.count("unauthorized")
             raise Refused(401, "unauthorized", "the token is not known, was revoked, or may not do this")
-        return rows[0]
+        return row
 
-    def store_for(self, authorization: str | None, store_id: str) -> None:
-        """A store's token, for its own routes only (admins may act for any)."""
-        role, subject = self.authenticate(authorization, "store", "admin")
+    def store_for(self, authorization: str | None, store_id: str, *, cached: bool = False,
+                  wait: bool = True) -> bool:
+        """A store's token, for its own routes only (admins may act for any).
+        ``cached`` and ``wait`` as for :meth:`authenticate`: False when it
+        could not tell without the database."""
+        got = self.authenticate(authorization, "store", "admin", cached=cached, wait=wait)
+        if got is None:
+            return False
+        role, subject = got
         if role == "store" and subject != store_id:
             self.count("wrong_store")
             raise Refused(403, "wrong_store", f"this token is store {subject}'s, not {store_id}'s")
+        return True
 
     def touch(self, store_id: str) -> None:
         """The store was heard from (at most one write per store every 5 s)."""
@@ -193,84 +302,238 @@ class Chain:
             return bool(self.sql("SELECT 1 FROM chain_store WHERE store_id = ?", (store_id,)))
 
     # --------------------------------------------------------------- events
-    def ingest(self, store_id: str, events: list, on_new: Callable[[list[dict]], None] | None = None) -> list[str]:
+    def ingest(self, store_id: str, events: list, on_new: Callable[[list[dict]], None] | None = None, *,
+               authorization: str | None = None) -> list[str]:
         """Store a batch's events in order, each (store, event id) once; the
         ids stored (new and before alike), a prefix of the batch: it stops
         at the first event without a usable id. An event with other faults
         is stored and flagged (a refused event would stop the store's
         stream for good). ``on_new(rows)`` runs in the same transaction with
-        the rows that were new."""
-        rows, ids = [], []
+        the rows that were new. ``events``: the batch's events as decoded
+        JSON, or as :class:`EventIn` (``BatchIn``: their payloads stored as
+        they came, never decoded and encoded again). With
+        ``authorization``, the transaction checks first that the token is
+        still good for the store (Refused otherwise: a token revoked since
+        the caller's check, ``store_for(cached=True)``, stores nothing)."""
+        out, work = self._rows([(store_id, events, on_new, authorization)])
+        if work:
+            self._store(out, work)
+        if isinstance(out[0], Refused):
+            raise out[0]
+        return out[0]
+
+    def ingest_many(self, batches: list[tuple[str, list, Callable[[list[dict]], None] | None, str | None]]
+                    ) -> list[list[str] | Exception]:
+        """Several stores' batches (``(store_id, events, on_new,
+        authorization)`` each, as for :meth:`ingest`) in one transaction:
+        each batch's answer, its ids or what refused it. The cloud's
+        processes store the batches they are answering together (group
+        commit: app.EventWriter), so a thousand stores posting a few events
+        a second cost a few statements a round, not a few per store. If the
+        transaction fails, each batch is tried again on its own, so one
+        batch the database will not take (or a deadlock with another
+        process) fails only itself."""
+        out, work = self._rows(batches)
+        if not work:
+            return out
+        ids = list(out)
+        try:
+            self._store(out, work)
+            return out
+        except Exception as exc:
+            if len(work) == 1:
+                out[work[0][1]] = exc
+                return out
+            log.warning("%d batches stored together failed (%s: %s); each on its own now", len(work),
+                        type(exc).__name__, exc)
+            self.count("ingest_groups_retried")
+        for w in work:
+            out[w[1]] = ids[w[1]]
+            try:
+                self._store(out, [w])
+            except Exception as exc:
+                out[w[1]] = exc
+        return out
+
+    def _rows(self, batches: list[tuple]) -> tuple[list, list[tuple]]:
+        """Each batch's ids (its answer, unless the transaction refuses it)
+        and rows: (answers, work), a work item ``(order, index, store_id,
+        rows, on_new, authorization)`` for each batch with rows."""
         now = self.clock()
-        for e in events:
-            row, why = _event_fields(e)
-            if row is None:
-                self.count("events_unusable")
-                log.warning("store %s: %s: the batch is acknowledged up to it", store_id, why)
-                break
-            if why:
-                self.count("events_flagged")
-            row.update(store_id=store_id, received_at=now, flagged=why)
-            rows.append(row)
-            ids.append(row["event_id"])
-        if not rows:
-            return ids
+        out: list = []
+        work: list[tuple] = []
+        for i, (store_id, events, on_new, authorization) in enumerate(batches):
+            rows, ids = [], []
+            for e in events:
+                if type(e) is EventIn:
+                    payload = bytes(e.payload)
+                    why = None if payload[:1] == b"{" else "payload is not an object"
+                    row = {"event_id": e.event_id, "seq": e.seq, "kind": e.kind, "order_id": e.order_id,
+                           "at": e.at, "payload": payload.decode()}
+                else:
+                    row, why = _event_fields(e)
+                    if row is None:
+                        self.count("events_unusable")
+                        log.warning("store %s: %s: the batch is acknowledged up to it", store_id, why)
+                        break
+                if why:
+                    self.count("events_flagged")
+                row["store_id"] = store_id
+                row["received_at"] = now
+                row["flagged"] = why
+                rows.append(row)
+                ids.append(row["event_id"])
+            out.append(ids)
+            if rows:
+                work.append(((store_id, rows[0]["seq"], len(rows)), i, store_id, rows, on_new, authorization))
+        return out, work
+
+    def _store(self, out: list, work: list[tuple]) -> None:
+        """Work items of :meth:`_rows` in one transaction of at most six
+        statements whatever the number of batches and events: the tokens
+        still good (a batch whose token is not gets Refused in ``out``),
+        the events (``INSERT ... ON CONFLICT DO NOTHING RETURNING``: which
+        are new), then of the new ones only the orders accepted and the
+        states of the others (:meth:`_fold`), and the stores' counts. The
+        batches go in by store and in the store's order, so two
+        transactions wait for each other's rows in one order, never in a
+        circle."""
+        work = sorted(work, key=lambda w: w[:2])
+        now = self.clock()
         cols = ("store_id", "event_id", "seq", "kind", "order_id", "at", "payload", "received_at", "flagged")
-        with self.tx():
-            new: list[dict] = []
-            for i in range(0, len(rows), 500):
-                part = rows[i:i + 500]
-                values = ", ".join(["(" + ", ".join([self.p] * len(cols)) + ")"] * len(part))
-                args = [r[c] for r in part for c in cols]
-                got = self.sql(f"INSERT INTO event ({', '.join(cols)}) VALUES {values} "
-                               "ON CONFLICT (store_id, event_id) DO NOTHING RETURNING event_id", args)
-                fresh = {g[0] for g in got}
-                new += [r for r in part if r["event_id"] in fresh]
-            if new:
-                self._fold(store_id, new)
-                if on_new is not None:
-                    on_new(new)
-            self.sql("UPDATE chain_store SET events = events + ?, last_contact = ?, "
-                     "last_event_at = COALESCE(?, last_event_at) WHERE store_id = ?",
-                     (len(new), now, new[-1]["at"] if new else None, store_id))
-        self.count("events_stored", len(new))
-        self.count("events_duplicate", len(rows) - len(new))
-        return ids
+        marks = "(" + ", ".join([self.p] * len(cols)) + ")"
+        if not self.pg:  # SQLite: the write lock from the start (a read first could not become a write after another's)
+            self.db.connect(reuse_if_open=True)
+        with self.tx() if self.pg else self.db.atomic("IMMEDIATE"):
+            hashes = {token_hash(w[5][7:].strip()) for w in work if w[5] is not None}
+            if hashes:
+                good = {h: (role, subject) for h, role, subject in self.sql(
+                    f"SELECT token_hash, role, subject FROM api_token WHERE token_hash IN "
+                    f"({', '.join('?' * len(hashes))}) AND revoked_at IS NULL", tuple(hashes))}
+                kept = []
+                for w in work:
+                    if w[5] is not None:
+                        h = token_hash(w[5][7:].strip())
+                        who = good.get(h)
+                        if who is None or (who[0] != "admin" and who != ("store", w[2])):
+                            self._tokens.pop(h, None)
+                            self.count("unauthorized")
+                            out[w[1]] = Refused(401, "unauthorized",
+                                                "the token is not known, was revoked, or may not do this")
+                            continue
+                    kept.append(w)
+                work = kept
+            rows = [r for w in work for r in w[3]]
+            received = len(rows)
+            fresh: set[tuple[str, str]] = set()
+            step = 2000 if self.pg else 500
+            for i in range(0, len(rows), step):
+                part = rows[i:i + step]
+                if self.pg:  # one parameter, the rows as JSON: psycopg2 quotes 9 parameters an event slowly
+                    got = self.db.execute_sql(_PG_INSERT_EVENTS, (msgspec.json.encode(part).decode(),)).fetchall()
+                else:
+                    got = self.db.execute_sql(
+                        f"INSERT INTO event ({', '.join(cols)}) VALUES {', '.join([marks] * len(part))} "
+                        "ON CONFLICT (store_id, event_id) DO NOTHING RETURNING store_id, event_id",
+                        [r[c] for r in part for c in cols]).fetchall()
+                fresh.update(tuple(g) for g in got)
+            new_all: list[dict] = []
+            news: list[list[dict]] = []
+            stores: dict[str, list] = {}  # store -> [new events, the last one's time]
+            for w in work:
+                new = []
+                for r in w[3]:
+                    key = (r["store_id"], r["event_id"])
+                    if key in fresh:
+                        fresh.discard(key)  # an id twice (in a batch, or in two of the group): new once
+                        new.append(r)
+                new_all += new
+                news.append(new)
+                st = stores.setdefault(w[2], [0, None])
+                st[0] += len(new)
+                if new:
+                    st[1] = new[-1]["at"]
+            if new_all:
+                self._fold(work[0][2], new_all)
+                for w, new in zip(work, news):
+                    if new and w[4] is not None:
+                        w[4](new)
+            values = ", ".join(["(" + ", ".join([self.p] * 3) + ")"] * len(stores))
+            if stores:
+                self.db.execute_sql(
+                    "UPDATE chain_store SET events = events + v.column2, last_contact = " + self.p + ", "
+                    f"last_event_at = COALESCE(v.column3, chain_store.last_event_at) FROM (VALUES {values}) AS v "
+                    "WHERE chain_store.store_id = v.column1",
+                    [now] + [v for sid, (n, at) in stores.items() for v in (sid, n, at)])
+        self.count("events_stored", len(new_all))
+        self.count("events_duplicate", received - len(new_all))
 
     def _fold(self, store_id: str, rows: list[dict]) -> None:
         """The new events into ``store_order``: an order's number, day,
-        channel, total and the times of its states."""
-        accepted: list[tuple] = []
+        channel, total and the times of its states, in two statements
+        whatever the number of orders (of one store or several: each row
+        names its store; ``store_id`` for a row that does not).
 
-        def flush() -> None:
-            if accepted:
-                values = ", ".join(["(" + ", ".join([self.p] * 8) + ")"] * len(accepted))
-                self.sql("INSERT INTO store_order (store_id, order_id, number, business_date, channel, total, "
-                         f"state, accepted_at) VALUES {values} ON CONFLICT (store_id, order_id) DO NOTHING",
-                         [v for a in accepted for v in a])
-                accepted.clear()
-
+        The same as taking the events one by one (an ``order.accepted``
+        inserts the order's row unless there is one; a state event updates
+        the row if there is one): an order accepted here is inserted with
+        the states that follow its acceptance already applied; every other
+        order's row, if it exists, takes its events' last state and last
+        time of each kind. So an order whose row was there before (accepted
+        in an earlier batch, or its acceptance a duplicate) is updated, a
+        new one is not updated again, and a state event before any
+        acceptance changes nothing."""
+        orders: dict[tuple[str, str], list] = {}
+        """(store, order) -> [the row to insert or None, then for a row
+        already there: state, ready_at, completed_at, voided_at (None:
+        unchanged)]"""
         for r in rows:
             kind, oid = r["kind"], r["order_id"]
             if not oid or r["flagged"]:
                 continue
+            key = (r.get("store_id") or store_id, oid)
             if kind == "order.accepted":
-                p = msgspec.json.decode(r["payload"])
-                o = p.get("order") if isinstance(p.get("order"), dict) else {}
-                total = o.get("total")
-                accepted.append((store_id, oid, o.get("number") if isinstance(o.get("number"), int) else None,
-                                 str(o.get("business_date") or r["at"][:10]), str(p.get("channel") or ""),
-                                 total if isinstance(total, int) else 0, str(p.get("state") or "accepted"),
-                                 str(o.get("accepted_at") or r["at"])))
-            elif kind in ("order.released", "order.in_progress", "order.ready", "order.completed", "order.voided"):
-                flush()  # the order's row first: events come in the store's order
-                state = kind.split(".", 1)[1]
-                state = "accepted" if state == "released" else state
-                col = {"ready": ", ready_at = ?", "completed": ", completed_at = ?", "voided": ", voided_at = ?"}
-                extra = col.get(state, "")
-                self.sql(f"UPDATE store_order SET state = ?{extra} WHERE store_id = ? AND order_id = ?",
-                         (state, r["at"], store_id, oid) if extra else (state, store_id, oid))
-        flush()
+                f = orders.get(key)
+                if f is None:
+                    f = orders[key] = [None, None, None, None, None]
+                if f[0] is None:  # a second acceptance changes nothing
+                    f[0] = _accepted_row(key[0], oid, r)
+            else:
+                st = _STATES.get(kind)
+                if st is None:
+                    continue
+                f = orders.get(key)
+                if f is None:
+                    f = orders[key] = [None, None, None, None, None]
+                state, col = st
+                f[1] = state
+                if col is not None:
+                    f[2 + col] = r["at"]
+                if f[0] is not None:  # after its acceptance here: the new row has it
+                    f[0][6] = state
+                    if col is not None:
+                        f[0][8 + col] = r["at"]
+        inserted: set[tuple[str, str]] = set()
+        ins = [f[0] for f in orders.values() if f[0] is not None]
+        for i in range(0, len(ins), 500):
+            part = ins[i:i + 500]
+            values = ", ".join(["(" + ", ".join([self.p] * 11) + ")"] * len(part))
+            got = self.db.execute_sql(
+                "INSERT INTO store_order (store_id, order_id, number, business_date, channel, total, state, "
+                f"accepted_at, ready_at, completed_at, voided_at) VALUES {values} "
+                "ON CONFLICT (store_id, order_id) DO NOTHING RETURNING store_id, order_id",
+                [v for a in part for v in a])
+            inserted.update(tuple(g) for g in got.fetchall())
+        upd = [(*key, f[1], f[2], f[3], f[4]) for key, f in orders.items() if f[1] is not None and key not in inserted]
+        for i in range(0, len(upd), 500):
+            part = upd[i:i + 500]
+            values = ", ".join(["(" + ", ".join([self.p] * 6) + ")"] * len(part))
+            self.db.execute_sql(
+                "UPDATE store_order SET state = v.column3, ready_at = COALESCE(v.column4, store_order.ready_at), "
+                "completed_at = COALESCE(v.column5, store_order.completed_at), "
+                f"voided_at = COALESCE(v.column6, store_order.voided_at) FROM (VALUES {values}) AS v "
+                "WHERE store_order.store_id = v.column1 AND store_order.order_id = v.column2",
+                [v for u in part for v in u])
 
     def events(self, store_id: str | None = None, after: int = 0, limit: int = 100_000) -> list[dict]:
         q = "SELECT id, store_id, event_id, seq, kind, order_id, at, received_at, flagged FROM event WHERE id > ?"
