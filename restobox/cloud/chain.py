@@ -283,12 +283,17 @@ class Chain:
             raise Refused(403, "wrong_store", f"this token is store {subject}'s, not {store_id}'s")
         return True
 
+    touch_every_s = 5.0
+    """At most one write of a store's last contact this often (the app sets
+    it to a quarter of ``[cloud] offline_after_s`` when that is shorter, so
+    a store in contact is never taken for offline)."""
+
     def touch(self, store_id: str) -> None:
-        """The store was heard from (at most one write per store every 5 s)."""
+        """The store was heard from."""
         now = self.clock()
         with self.tx():
             self.sql("UPDATE chain_store SET last_contact = ? WHERE store_id = ? "
-                     "AND (last_contact IS NULL OR last_contact < ?)", (now, store_id, now - 5))
+                     "AND (last_contact IS NULL OR last_contact < ?)", (now, store_id, now - self.touch_every_s))
 
     def stores(self) -> list[dict]:
         with self.tx():

@@ -529,6 +529,7 @@ def routes(hooks: Hooks, guarded, store_auth, wait_for, body_of, json_of) -> lis
             wait = 0.0
         await run_in_threadpool(chain.touch, store_id)
         got = await wait_for(store_id, lambda: hooks.stream(store_id, after), wait)
+        await run_in_threadpool(chain.touch, store_id)  # held open all along: in contact until now
         return _json({"v": 1, "messages": got, "cursor": str(got[-1]["seq"] if got else after)})
 
     async def answer(request: Request):
