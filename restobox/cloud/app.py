@@ -185,6 +185,7 @@ def make_app(cfg: CloudSection, *, database: pw.Database | None = None, clock: C
     database = database or cdb.connect(cfg.database, pool=cfg.pool)
     cdb.migrate(database)
     chain = Chain(database, clock=clock)
+    chain.touch_every_s = min(chain.touch_every_s, cfg.offline_after_s / 4)
     wakeups = Wakeups()
     sqlite = not chain.pg
 
