@@ -65,7 +65,7 @@ health_interval_s = 1.0
 menu_poll_s = 0
 preorder_poll_s = 0
 delivery = true
-delivery_wait_s = 5
+delivery_wait_s = 2
 """, encoding="utf-8")
     return path
 
