@@ -75,6 +75,7 @@ POLL_S = 1.0
 """The sync service's ``poll_s``: how long a store waits when its outbox is empty."""
 TIMEOUT_S = 10.0
 """The sync service's ``timeout_s``."""
+ADMIN_TOKEN = "bench-admin-token"
 COLS = ("store_id", "event_id", "seq", "kind", "order_id", "at", "payload", "received_at", "flagged")
 
 
@@ -102,9 +103,8 @@ class Event(msgspec.Struct, array_like=True):
 
 
 def _iso(t: float) -> str:
-    from datetime import datetime, timezone
-
-    return datetime.fromtimestamp(t, timezone.utc).isoformat(timespec="milliseconds")
+    s = int(t)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(s)) + f".{int((t - s) * 1000):03d}+00:00"
 
 
 class Outbox:
@@ -170,14 +170,19 @@ class Http:
     """One keep-alive HTTP/1.1 connection to a cloud process: a request
     written whole, the answer read by its Content-Length."""
 
+    timeout_s = TIMEOUT_S
+
     def __init__(self, port: int) -> None:
         self.port = port
         self.reader: asyncio.StreamReader | None = None
         self.writer: asyncio.StreamWriter | None = None
+        self.used = 0.0
 
     async def post(self, path: str, token: str, body: bytes) -> tuple[int, bytes]:
+        if self.writer is not None and (time.monotonic() - self.used > 4 or self.reader.at_eof()):
+            self.close()  # the server closes a connection idle for 5 s (uvicorn's keep-alive): a new one
         try:
-            async with asyncio.timeout(TIMEOUT_S):
+            async with asyncio.timeout(self.timeout_s):
                 if self.writer is None:
                     self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
                 self.writer.write(
@@ -195,6 +200,7 @@ class Http:
                     elif k == b"connection" and v.strip().lower() == b"close":
                         close = True
                 data = await self.reader.readexactly(n) if n else b""
+                self.used = time.monotonic()
                 if close:
                     self.close()
                 return status, data
@@ -347,8 +353,21 @@ def enroll(url: str, n: int) -> list[tuple[str, str]]:
     ids = [f"store-{i:04d}" for i in range(n)]
     with ThreadPoolExecutor(8) as pool:
         tokens = list(pool.map(lambda s: chain.enroll(s, s), ids))
+    chain.issue("admin", "bench", ADMIN_TOKEN)
     database.close_all()
     return list(zip(ids, tokens))
+
+
+def cloud_counters(procs: list[CloudProcess]) -> dict:
+    """Every process's counters (/v1/admin/stats), summed."""
+    import httpx
+
+    total: dict[str, int] = {}
+    for p in procs:
+        got = httpx.get(f"{p.url}/v1/admin/stats", headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}, timeout=10)
+        for k, v in got.json().items():
+            total[k] = total.get(k, 0) + v
+    return total
 
 
 def cpu_s(pids: list[int]) -> float:
@@ -509,7 +528,9 @@ def main() -> int:
     ap.add_argument("--orders-per-hour", type=float, default=600.0, help="each store's orders in the rush")
     ap.add_argument("--rush-s", type=float, help="seconds of rush (6; 60 without --quick)")
     ap.add_argument("--backlog", type=int, help="orders each store has waiting for the catch-up (25; 150)")
+    ap.add_argument("--timeout", type=float, default=TIMEOUT_S, help="a store's timeout_s (the sync service's: 10)")
     args = ap.parse_args()
+    Http.timeout_s = args.timeout
     rush_s = args.rush_s or (6.0 if args.quick else 60.0)
     backlog = args.backlog or (25 if args.quick else 150)
     t_start = time.monotonic()
@@ -579,6 +600,8 @@ def main() -> int:
             say(f"catch-up: {cs.events:,} events in {cs.batches:,} batches in {took:.2f} s: {events_per_s:,.0f} "
                 f"events/s; ack p50 {cu_p50:.0f} ms, p99 {cu_p99:.0f} ms (queueing); failures {cs.failures or 0}; "
                 f"cpu s {cpu_cu.used}")
+            counters = cloud_counters(procs)
+            say(f"the cloud's counters: {counters}")
             for p in procs:
                 p.stop()
             checked = check(url, stores)
@@ -596,6 +619,10 @@ def main() -> int:
         finally:
             for p in procs:
                 p.stop()
+            for p in procs:  # what went wrong in the cloud, if anything
+                text = p.log.read_text(errors="replace") if p.log.exists() else ""
+                if "Traceback" in text or "ERROR" in text:
+                    say(f"{p.log.name}:\n{text[-3000:]}")
             drop_pg_database(url)
             if raw_url:
                 drop_pg_database(raw_url)
@@ -618,6 +645,7 @@ def main() -> int:
                      "failures": cs.failures, "cpu_s": cpu_cu.used},
         "raw": {"connections": connections, "batches": len(batches), "cpu_s": raw_cpu},
         "stored_ok": stored_ok, **{k: v for k, v in checked.items() if k != "stored_ok"},
+        "cloud_counters": counters,
         "seconds_total": round(time.monotonic() - t_start, 1),
     }
     print(json.dumps(out))

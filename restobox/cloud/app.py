@@ -16,7 +16,7 @@ import collections
 import logging
 import threading
 import time
-from typing import Callable
+from typing import Awaitable, Callable
 
 import msgspec
 import peewee as pw
@@ -105,33 +105,88 @@ class EventWriter:
     (``Chain.ingest_many``), then answer each (group commit, as the hub
     does with orders). A thousand stores posting what came in the last
     second then cost a few statements and one commit per round, not per
-    store; a lone batch waits for no one."""
+    store; a lone batch waits for no one.
+
+    What waits is bounded in time: when the batches waiting would take
+    more than ``BUSY_AFTER_S`` to store (at the rate the writers have been
+    storing), or the oldest has waited that long, a new batch is refused
+    before its body is read (503 ``busy``; the store sends it again after
+    its backoff). After an outage a thousand stores sending their backlog
+    at once would otherwise wait longer than their timeout (the sync
+    service's ``timeout_s``, 10 s) and send again what the cloud was about
+    to store. A batch whose store closed its connection before a writer
+    took it is not stored at all (it will come again)."""
 
     WRITERS = 2
     """Two transactions at a time for each process on PostgreSQL (one is
     being committed while the next is filled); one on SQLite, a single
     writer anyway."""
-    GROUP_EVENTS = 5000
+    GROUP_EVENTS = 2000
+    BUSY_AFTER_S = 5.0
+    """Half the sync service's default timeout: what waits is answered
+    before the store gives up, with room for a slow moment."""
+
+    class Item:
+        __slots__ = ("batch", "nbytes", "done", "loop", "since")
+
+        def __init__(self, batch: tuple, nbytes: int, done: asyncio.Future, loop) -> None:
+            self.batch, self.nbytes, self.done, self.loop = batch, nbytes, done, loop
+            self.since = time.monotonic()
 
     def __init__(self, chain: Chain) -> None:
         self.chain = chain
         self.writers = self.WRITERS if chain.pg else 1
         self.waiting: collections.deque = collections.deque()
+        self.waiting_bytes = 0
+        self.stored = [0.0, 0.0]
+        """Bytes stored and seconds spent storing them by a writer, both
+        fading (×0.9 a group): their ratio is the writers' recent rate, led
+        by the large groups of a busy moment rather than the small ones of
+        a quiet one."""
         self.cv = threading.Condition()
         self.threads: list[threading.Thread] = []
 
-    async def ingest(self, store_id: str, events: list, on_new, authorization: str | None) -> list[str]:
-        loop = asyncio.get_running_loop()
-        done = loop.create_future()
+    def busy(self, nbytes: int) -> bool:
+        """Whether a batch of ``nbytes`` would wait more than ``BUSY_AFTER_S``."""
         with self.cv:
-            self.waiting.append(((store_id, events, on_new, authorization), done, loop))
+            if not self.waiting:
+                return False
+            if time.monotonic() - self.waiting[0].since > self.BUSY_AFTER_S:
+                return True
+            b, t = self.stored
+            return b > 0 and (self.waiting_bytes + nbytes) * t / (b * self.writers) > self.BUSY_AFTER_S
+
+    async def ingest(self, store_id: str, events: list, on_new, authorization: str | None, nbytes: int,
+                     gone: Callable[[], Awaitable] | None = None) -> list[str] | None:
+        """The batch's ids once stored; None if ``gone()`` (the store closed
+        its connection: it gave up waiting) returned before a writer took
+        the batch, which is then not stored."""
+        loop = asyncio.get_running_loop()
+        item = self.Item((store_id, events, on_new, authorization), nbytes, loop.create_future(), loop)
+        with self.cv:
+            self.waiting.append(item)
+            self.waiting_bytes += nbytes
             if not self.threads:  # started with the first batch: the threads are daemons, the process's end ends them
                 self.threads = [threading.Thread(target=self._run, name=f"event-writer-{i}", daemon=True)
                                 for i in range(self.writers)]
                 for t in self.threads:
                     t.start()
             self.cv.notify()
-        got = await done
+        if gone is not None:
+            watch = asyncio.ensure_future(gone())
+            await asyncio.wait((item.done, watch), return_when=asyncio.FIRST_COMPLETED)
+            watch.cancel()
+            if not item.done.done():
+                with self.cv:
+                    try:
+                        self.waiting.remove(item)
+                    except ValueError:  # a writer has it: it is stored, answered to no one
+                        pass
+                    else:
+                        self.waiting_bytes -= nbytes
+                        self.chain.count("batches_abandoned")
+                        return None
+        got = await item.done
         if isinstance(got, BaseException):
             raise got
         return got
@@ -141,19 +196,25 @@ class EventWriter:
             with self.cv:
                 while not self.waiting:
                     self.cv.wait()
-                group, n = [], 0
-                while self.waiting and (not group or n + len(self.waiting[0][0][1]) <= self.GROUP_EVENTS):
+                group, n, nbytes = [], 0, 0
+                while self.waiting and (not group or n + len(self.waiting[0].batch[1]) <= self.GROUP_EVENTS):
                     item = self.waiting.popleft()
                     group.append(item)
-                    n += len(item[0][1])
+                    n += len(item.batch[1])
+                    nbytes += item.nbytes
+                self.waiting_bytes -= nbytes
+            t = time.monotonic()
             try:
-                answers = self.chain.ingest_many([item[0] for item in group])
+                answers = self.chain.ingest_many([item.batch for item in group])
             except BaseException as exc:  # every batch is answered, whatever happened
                 log.exception("storing %d batches failed", len(group))
                 answers = [exc] * len(group)
-            for (_, done, loop), answer in zip(group, answers):
+            took = time.monotonic() - t
+            with self.cv:
+                self.stored = [0.9 * self.stored[0] + nbytes, 0.9 * self.stored[1] + took]
+            for item, answer in zip(group, answers):
                 try:
-                    loop.call_soon_threadsafe(_settle, done, answer)
+                    item.loop.call_soon_threadsafe(_settle, item.done, answer)
                 except RuntimeError:  # the loop is closed: shutting down
                     pass
 
@@ -243,6 +304,12 @@ def make_app(cfg: CloudSection, *, database: pw.Database | None = None, clock: C
         authorization = request.headers.get("authorization")
         if not chain.store_for(authorization, store_id, cached=True, wait=False):
             await run_in_threadpool(chain.store_for, authorization, store_id, cached=True)
+        nbytes = int(request.headers.get("content-length") or 0)
+        if writer.busy(nbytes):  # before reading the body: refusing it costs next to nothing
+            chain.count("batches_refused_busy")
+            return _json({"error": "busy", "message": f"the cloud has batches waiting for more than "
+                          f"{writer.BUSY_AFTER_S:g} s: send this one again in a moment"}, 503,
+                         headers={"Connection": "close"})  # (its body unread: the connection cannot carry on)
         raw = await body_of(request, EVENTS_MAX_BYTES)
         try:  # a batch that fits the contract: its payloads are kept as they came, not decoded
             got = batch_decoder.decode(raw)
@@ -256,7 +323,10 @@ def make_app(cfg: CloudSection, *, database: pw.Database | None = None, clock: C
         if body.get("store_id") != store_id:
             chain.count("bad_requests")
             raise Refused(400, "store_mismatch", f"the batch says store {body.get('store_id')!r}, the address {store_id}")
-        ids = await writer.ingest(store_id, events, hooks.on_new_events(store_id), authorization)
+        ids = await writer.ingest(store_id, events, hooks.on_new_events(store_id), authorization, len(raw),
+                                  gone=request.receive)  # (the body read, it answers only when the store goes)
+        if ids is None:  # no one to answer
+            return Response(status_code=499)
         return _json({"v": 1, "acked": ids})
 
     batch_decoder = msgspec.json.Decoder(BatchIn)
