@@ -126,12 +126,17 @@ class EventWriter:
     """Half the sync service's default timeout: what waits is answered
     before the store gives up, with room for a slow moment."""
 
+    WATCH_AFTER_S = 1.0
+    """A batch not stored after this long starts watching for its store
+    closing the connection (not sooner: watching costs every batch)."""
+
     class Item:
-        __slots__ = ("batch", "nbytes", "done", "loop", "since")
+        __slots__ = ("batch", "nbytes", "done", "loop", "since", "watch")
 
         def __init__(self, batch: tuple, nbytes: int, done: asyncio.Future, loop) -> None:
             self.batch, self.nbytes, self.done, self.loop = batch, nbytes, done, loop
             self.since = time.monotonic()
+            self.watch: asyncio.Future | None = None
 
     def __init__(self, chain: Chain) -> None:
         self.chain = chain
@@ -172,24 +177,32 @@ class EventWriter:
                 for t in self.threads:
                     t.start()
             self.cv.notify()
-        if gone is not None:
-            watch = asyncio.ensure_future(gone())
-            await asyncio.wait((item.done, watch), return_when=asyncio.FIRST_COMPLETED)
-            watch.cancel()
-            if not item.done.done():
-                with self.cv:
-                    try:
-                        self.waiting.remove(item)
-                    except ValueError:  # a writer has it: it is stored, answered to no one
-                        pass
-                    else:
-                        self.waiting_bytes -= nbytes
-                        self.chain.count("batches_abandoned")
-                        return None
-        got = await item.done
+        timer = loop.call_later(self.WATCH_AFTER_S, self._watch, item, gone) if gone is not None else None
+        try:
+            got = await item.done
+        finally:
+            if timer is not None:
+                timer.cancel()
+            if item.watch is not None:
+                item.watch.cancel()
         if isinstance(got, BaseException):
             raise got
         return got
+
+    def _watch(self, item: "EventWriter.Item", gone: Callable[[], Awaitable]) -> None:
+        async def watch() -> None:
+            await gone()  # (the body read, the server's next message is the store going away)
+            with self.cv:
+                try:
+                    self.waiting.remove(item)
+                except ValueError:  # a writer has it: it is stored, answered to no one
+                    return
+                self.waiting_bytes -= item.nbytes
+            self.chain.count("batches_abandoned")
+            _settle(item.done, None)
+
+        if not item.done.done():
+            item.watch = asyncio.ensure_future(watch())
 
     def _run(self) -> None:
         while True:
