@@ -320,7 +320,9 @@ def store2(cloud, now):
 
     t = threading.Thread(target=beat, name="store-2-heartbeat", daemon=True)
     t.start()
-    wait(lambda: store_of(dashboard(cloud.url), "store-2")["online"], 10, "store-2 online")
+    # online, and its first heartbeat in (the events alone make it online)
+    wait(lambda: (lambda s: s["online"] and s["sync"]["backlog"] == 12)(store_of(dashboard(cloud.url), "store-2")),
+         20, "store-2 online with its heartbeat")
     yield day
     stop.set()
     t.join(5)
