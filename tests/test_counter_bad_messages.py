@@ -90,7 +90,7 @@ def test_the_counter_counts_poison_keeps_its_data_and_takes_the_next_payment(bro
         wait(lambda: ui.call(lambda: order.order_id in ctl.vm.orders), 10, "the order at the counter")
         for t in (f"order:{order.order_id}", "cash:exact"):
             ui.call(lambda t=t: ctl.tap(t))
-        wait(lambda: ui.call(lambda: ctl.vm.result_state) == "recorded", 10, "the hub's answer")
+        wait(lambda: ui.call(lambda: ctl.vm.result_state) == "recorded", 30, "the hub's answer")
         con = sqlite3.connect(till_hub.database)
         try:
             rows = con.execute('SELECT "method", "amount" FROM "payment" WHERE "order_id" = ?',
