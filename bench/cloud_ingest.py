@@ -516,6 +516,8 @@ def check(url: str, stores: list[Store]) -> dict:
         orders, completed, ready = cur.fetchone()
         cur.execute("SELECT store_id, events FROM chain_store")
         counts = dict(cur.fetchall())
+        cur.execute("SELECT COALESCE(SUM(autovacuum_count + autoanalyze_count), 0) FROM pg_stat_user_tables")
+        (autovacuums,) = cur.fetchone()
     finally:
         con.close()
     sent = sum(s.sent for s in stores)
@@ -524,7 +526,7 @@ def check(url: str, stores: list[Store]) -> dict:
     ok = (rows == distinct == sent and orders == want_orders and completed == want_completed
           and all(counts.get(s.id) == s.sent for s in stores))
     return {"stored_ok": ok, "events_stored": rows, "events_sent": sent, "orders": orders,
-            "orders_completed": completed, "orders_ready": ready}
+            "orders_completed": completed, "orders_ready": ready, "autovacuum_runs": int(autovacuums)}
 
 
 # -------------------------------------------------------------------- run
