@@ -12,24 +12,40 @@ from pathlib import Path
 from restobox.brokerconf import terminate
 
 
+def _lock_pid(n: int) -> int | None:
+    """The pid of the X server holding display ``n`` (its lock file)."""
+    try:
+        return int(Path(f"/tmp/.X{n}-lock").read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
 class Xvfb:
     """A virtual display of its own (never :0 or another test's)."""
 
     def __init__(self, width: int = 1920, height: int = 1080) -> None:
         if shutil.which("Xvfb") is None:
             raise RuntimeError("Xvfb is not installed (apt-get install xvfb); ./run test installs it")
-        for n in range(120, 400):
-            if not Path(f"/tmp/.X{n}-lock").exists() and not Path(f"/tmp/.X11-unix/X{n}").exists():
+        # the lowest free display from 120 (never :0); another process may
+        # take the same number at the same moment (tests run side by side):
+        # its Xvfb then exits at once, and the next number is tried
+        n = 120
+        for _ in range(50):
+            while n < 400 and (Path(f"/tmp/.X{n}-lock").exists() or Path(f"/tmp/.X11-unix/X{n}").exists()):
+                n += 1
+            self.display = f":{n}"
+            self.proc = subprocess.Popen(["Xvfb", self.display, "-screen", "0", f"{width}x{height}x24",
+                                          "-nolisten", "tcp"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            deadline = time.monotonic() + 10
+            while self.proc.poll() is None and time.monotonic() < deadline:
+                if Path(f"/tmp/.X11-unix/X{n}").exists() and _lock_pid(n) == self.proc.pid:
+                    return  # this display is ours (its lock names our server)
+                time.sleep(0.05)
+            self.close()
+            if time.monotonic() >= deadline:
                 break
-        self.display = f":{n}"
-        self.proc = subprocess.Popen(["Xvfb", self.display, "-screen", "0", f"{width}x{height}x24",
-                                      "-nolisten", "tcp"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while not Path(f"/tmp/.X11-unix/X{n}").exists():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                self.close()
-                raise RuntimeError(f"Xvfb {self.display} did not start")
-            time.sleep(0.05)
+            n += 1
+        raise RuntimeError(f"Xvfb {self.display} did not start")
 
     def env(self) -> dict[str, str]:
         return {**os.environ, "DISPLAY": self.display}
