@@ -205,21 +205,31 @@ def cmd_voucher_dev(args) -> int:
     return serve(args.port, args.db, key, args.app_id, host=args.host)
 
 
-def cmd_menu_check(args) -> int:
+def checked_menu(spec: str, out=sys.stderr):
+    """The menu in ``spec`` if it keeps the menu's rules and fits the
+    store's bus; else None, with what is wrong said on ``out``, and the exit
+    status (2: unreadable, 1: wrong) as the second value."""
     from restobox.menu import MenuError
 
     try:
-        menu = _load_menu(args.file)
+        menu = _load_menu(spec)
     except OSError as exc:
-        print(f"cannot read {args.file}: {exc.strerror}", file=sys.stderr)
-        return 2
+        print(f"cannot read {spec}: {exc.strerror}", file=out)
+        return None, 2
     except MenuError as exc:
-        print(f"{args.file}: {exc}", file=sys.stderr)
-        return 1
+        print(f"{spec}: {exc}", file=out)
+        return None, 1
     too_large = contract.menu_too_large(menu)
     if too_large:
-        print(f"{args.file}: menu {menu.version} is too large for the store's bus: {too_large}", file=sys.stderr)
-        return 1
+        print(f"{spec}: menu {menu.version} is too large for the store's bus: {too_large}", file=out)
+        return None, 1
+    return menu, 0
+
+
+def cmd_menu_check(args) -> int:
+    menu, status = checked_menu(args.file)
+    if menu is None:
+        return status
     print(f"{args.file}: menu {menu.version} is good: {len(menu.items)} items, "
           f"{len(menu.categories)} categories, stations {', '.join(s.id for s in menu.stations)}")
     _check_photos(menu, args.file, args.images)

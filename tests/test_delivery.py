@@ -20,6 +20,7 @@ from tests.cloud_support import ChainCloud, free_port
 from tests.delivery_support import DeliveryDev
 from tests.support import Device, HubProcess, wait
 from tests.test_kds_station_ui import kds_config
+from tests.test_sync import sync_config
 from tests.ui_support import ScreenProcess, Xvfb
 
 pytestmark = pytest.mark.integration
@@ -33,41 +34,6 @@ CHOW_FUN = {"sku": "mt-chow-fun", "name": "干炒牛河", "qty": 2, "unit_price"
 KUNG_PAO = {"sku": "mt-kung-pao", "name": "宫保鸡丁", "qty": 1, "unit_price": 3200,
             "options": [{"sku": "mt-spice-mild", "name": "微辣", "price": 0},
                         {"sku": "mt-rice-white", "name": "白米饭", "price": 0}]}
-
-
-def sync_toml(tmp_path, broker, cloud: ChainCloud, database) -> object:
-    token = tmp_path / "cloud.token"
-    token.write_text("t0ken\n")
-    path = tmp_path / "sync.toml"
-    path.write_text(f"""
-[device]
-id = "sync"
-role = "sync"
-
-[store]
-id = "store-1"
-
-[mqtt]
-port = {broker.port}
-password_file = "{broker.creds["sync"].password_file}"
-keepalive_s = 5
-reconnect_max_s = 1
-
-[sync]
-cloud_url = "{cloud.url}"
-token_file = "{token}"
-database = "{tmp_path / 'sync.db'}"
-store_database = "{database}"
-backoff_min_s = 0.2
-backoff_max_s = 1.0
-poll_s = 0.2
-health_interval_s = 1.0
-menu_poll_s = 0
-preorder_poll_s = 0
-delivery = true
-delivery_wait_s = 2
-""", encoding="utf-8")
-    return path
 
 
 def staff_86(broker, item: str) -> None:
@@ -107,8 +73,11 @@ accept_within_s = 6
                          timeout=10).status_code == 200
         assert httpx.put(f"{cloud.url}/v1/admin/delivery/mt/skus", json=SKUS, headers=admin,
                          timeout=10).status_code == 200
-        sync = HubProcess(sync_toml(tmp_path, broker, cloud, hub.database), tmp_path / "sync.log",
-                          service="sync", device="sync")
+        assert hub.database == tmp_path / "store.db"  # what sync_config names
+        sync = HubProcess(sync_config(tmp_path / "sync.toml", cloud, tmp_path, broker, backoff_min_s=0.2,
+                                      backoff_max_s=1.0, poll_s=0.2, health_interval_s=1.0, menu_poll_s=0,
+                                      preorder_poll_s=0, delivery=True, delivery_wait_s=2),
+                          tmp_path / "sync.log", service="sync", device="sync")
         sync.start(monitor)
         screen = ScreenProcess(x, kds_config(tmp_path / "kds.toml", broker, tmp_path), tmp_path)
         screen.start()

@@ -141,10 +141,14 @@ def db_iso(t: float) -> str:
 
 
 def sync_config(path: Path, cloud: ChainCloud, workdir: Path, broker=None, **sync) -> Path:
+    """The sync service's config for store-1 (token ``t0ken``), talking to
+    ``cloud`` and, with ``broker``, to the store's bus; ``sync``: more of
+    its [sync] keys."""
     token = workdir / "cloud.token"
     token.write_text("t0ken\n")
     sync = {"backoff_min_s": 0.05, "backoff_max_s": 0.5, "timeout_s": 2, "poll_s": 0.1, **sync}
-    extra = "".join(f"{k} = {v!r}\n".replace("'", '"') for k, v in sync.items())
+    extra = "".join(f"{k} = {str(v).lower() if isinstance(v, bool) else repr(v)}\n".replace("'", '"')
+                    for k, v in sync.items())
     mqtt = (f'[mqtt]\nport = {broker.port}\npassword_file = "{broker.creds["sync"].password_file}"\n'
             "keepalive_s = 5\nreconnect_max_s = 1\n") if broker else ""
     path.write_text(f"""

@@ -89,27 +89,15 @@ def main(args) -> int:
         print(f"{args.role} {args.name}: " + (f"token in {args.token_file}" if args.token_file else token))
         return 0
     if args.cloud_cmd == "publish-menu":
-        from restobox import contract
+        from restobox.cli import checked_menu
         from restobox.cloud.chain import Refused
-        from restobox.menu import Menu, MenuError
+        from restobox.cloud.menus import publish
 
+        menu, status = checked_menu(args.file)
+        if menu is None:
+            return status
         try:
-            body = Path(args.file).read_bytes()
-            m = Menu.from_json(body)
-        except OSError as exc:
-            print(f"cannot read {args.file}: {exc.strerror}", file=sys.stderr)
-            return 2
-        except MenuError as exc:
-            print(f"{args.file}: {exc}", file=sys.stderr)
-            return 1
-        too_large = contract.menu_too_large(m)
-        if too_large:
-            print(f"{args.file}: too large for a store's bus: {too_large}", file=sys.stderr)
-            return 1
-        try:
-            from restobox.cloud.menus import publish
-
-            print(f"menu {publish(chain, body, 'cli')} published")
+            print(f"menu {publish(chain, Path(args.file).read_bytes(), 'cli')} published")
         except Refused as r:
             print(f"{args.file}: {r}", file=sys.stderr)
             return 1
