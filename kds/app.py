@@ -107,14 +107,14 @@ def build_app(cfg):
     from kivy.clock import Clock
     from kivy.core.window import Window
     from kivy.metrics import dp, sp
-    from kivy.properties import BooleanProperty, ListProperty, NumericProperty, ObjectProperty, StringProperty
+    from kivy.properties import NumericProperty, ObjectProperty, StringProperty
     from kivy.uix.boxlayout import BoxLayout
 
     from kds.controller import StationController
     from kds.health import alert_rows, alert_strip
     from kds.viewmodel import AllDayPager, BumpBarMap
     from kds.cardkit import (PAPER, STRIP_DP, Measure, body_height, cut, lines_report, paint_gaps, part_text, place,
-                             place_ahead, ref_boxes, register_lines_label, register_solid, resize_cards)
+                             place_ahead, register_solid, resize_cards)
     from kds.viewmodel.cards import pack
     from kds.common import (load_kv, register_cjk_font, run_screen_clock, screen_settings, try_screenshot,
                             window_rect, write_state)
@@ -124,48 +124,9 @@ def build_app(cfg):
     # around them (see station.kv, cardkit.paint_gaps)
     Window.clearcolor = PAPER
 
-    class TicketCard(BoxLayout):
-        """One card part of a ticket; the app keeps a fixed set of these and
-        moves them with their ticket, so a card's text is drawn once."""
-        ticket_id = StringProperty("")
-        number_text = StringProperty("")
-        timer_text = StringProperty("")
-        service_text = StringProperty("")
-        part_text = StringProperty("")
-        body_text = StringProperty("")
-        unpaid_text = StringProperty("")  # the badge: "" when the order is paid
-        header_rgba = ListProperty([0.2, 0.5, 0.2, 1])
-        selected = BooleanProperty(False)
-        app = ObjectProperty(None)
-        key = ObjectProperty(None, allownone=True)  # (ticket_id, part, parts) shown
-        lines = ListProperty([])  # the item lines of this part
-        body_h = NumericProperty(0)
+    from kds.ticketcard import ticket_card_class
 
-        def on_touch_down(self, touch):
-            if self.ticket_id and self.collide_point(*touch.pos):
-                touch.ud["card"] = self.ticket_id
-                return True
-            return super().on_touch_down(touch)
-
-        def on_touch_up(self, touch):
-            if not self.ticket_id or touch.ud.get("card") != self.ticket_id or not self.collide_point(*touch.pos):
-                return super().on_touch_up(touch)
-            if self.ids.header.collide_point(*touch.pos) or self.ids.part.collide_point(*touch.pos):
-                self.app.bump(self.ticket_id)
-                return True
-            line = self.line_at(*touch.pos)
-            if line is not None:
-                self.app.bump_item(self.ticket_id, line)
-                return True
-            self.app.select(self.ticket_id)
-            return True
-
-        def line_at(self, x, y):
-            wx, wy = self.to_window(x, y)
-            for name, (x0, y0, x1, y1) in ref_boxes(self.ids.body).items():
-                if name.startswith("L") and y0 <= wy <= y1 and self.x <= x <= self.right:
-                    return int(name[1:].split("~")[0])
-            return None
+    TicketCard = ticket_card_class()  # one card part; drawn by hand (kds.ticketcard)
 
     class AllDayRow(BoxLayout):
         """One dish on the all-day panel (station.kv)."""
@@ -190,7 +151,6 @@ def build_app(cfg):
         rows = NumericProperty(2)
 
     register_solid()  # before station.kv, which draws with them
-    register_lines_label()
     load_kv("alerts.kv")
     load_kv("station.kv")
     bump_keys, keynames, state_file, shot_dir = screen_settings(cfg)
@@ -218,11 +178,11 @@ def build_app(cfg):
             self.cards = []
             self.slots = cfg.kds.columns * cfg.kds.rows
             for _ in range(self.slots):
-                c = TicketCard(app=self, disabled=True)  # empty until a ticket comes
+                c = TicketCard(self)  # empty until a ticket comes
                 self.cards.append(c)
                 self.root_w.ids.grid.add_widget(c)
             # cards off the grid holding the tickets after the page, drawn ahead
-            self.spares = [TicketCard(app=self, disabled=True) for _ in range(AHEAD_CARDS)]
+            self.spares = [TicketCard(self) for _ in range(AHEAD_CARDS)]
             self._ahead = Clock.create_trigger(self._fill_ahead, AHEAD_DELAY_S)
             self.root_w.ids.grid.bind(size=self._grid_sized)
             paint_gaps(self.root_w.ids.grid)
@@ -440,31 +400,22 @@ def build_app(cfg):
             place_ahead(self.spares, parts, self._fill, self.cards[0].size)
 
         def _fill(self, card, key, v=None, blocks=None):
-            """Update one card part; only properties that changed redraw."""
+            """Update one card part; only the texts that changed are rendered."""
             if v is None:
-                if card.key is not None:
-                    card.disabled, card.ticket_id, card.key, card.selected = True, "", None, False
-                    card.body_text = card.part_text = card.number_text = card.timer_text = card.service_text = ""
-                    card.unpaid_text = ""
-                    card.body_h = 0
-                    card.lines = []
+                card.blank()
                 return
-            card.disabled = False
-            card.ticket_id, card.key = v.ticket_id, key
-            card.number_text = f"#{v.number} · {v.provisional}" if v.provisional else f"#{v.number}"
-            card.timer_text = v.elapsed_text
-            card.service_text = f"{v.service_text.zh} {v.channel_text.zh}"
-            card.unpaid_text = UNPAID_BADGE if v.unpaid else ""
-            card.selected = v.selected
-            card.header_rgba = list(FLASH_RGBA if v.flashing else HEADER_RGBA[v.colour])
             _, k, n = key
-            card.part_text = part_text(k, n)
+            body_h = 0
             if self.card_box is not None:
                 width, height = self.card_box
-                card.body_h = body_height([self.measure_body(b, width) for b, _ in blocks], dp(12),
-                                          height + dp(12) - (dp(STRIP_DP) if n > 1 else 0))
-            card.body_text = JOIN.join(b for b, _ in blocks)
-            card.lines = [line for _, line in blocks if line is not None]
+                body_h = body_height([self.measure_body(b, width) for b, _ in blocks], dp(12),
+                                     height + dp(12) - (dp(STRIP_DP) if n > 1 else 0))
+            card.show(v.ticket_id, key,
+                      f"#{v.number} · {v.provisional}" if v.provisional else f"#{v.number}",
+                      v.elapsed_text, f"{v.service_text.zh} {v.channel_text.zh}",
+                      UNPAID_BADGE if v.unpaid else "", v.selected,
+                      FLASH_RGBA if v.flashing else HEADER_RGBA[v.colour], part_text(k, n), body_h,
+                      JOIN.join(b for b, _ in blocks), [line for _, line in blocks if line is not None])
 
         def _dump_state(self):
             """For automated UI tests and diagnostics: where each ticket is,

@@ -1,0 +1,359 @@
+"""A station card part drawn by hand: one widget with no children and a
+canvas of its own, instead of a kv tree of layouts and labels.
+
+What a bump costs on the wall is mostly the cards that move: a card of
+nested layouts laid every child out again (and each child's kv rules ran
+again) when it only changed its place. This card keeps its texts as core
+labels and its boxes in a few instructions; moving it sets the position of
+each (no layout, no rule, no text rendered), and a text is rendered only
+when it changes. Opaque boxes are ``Solid`` (kds.cardkit.register_solid);
+what a card does not show (the unpaid badge, the "cont'd" strip, the
+selection frame) is not in its canvas at all.
+
+It looks as the kv card did (station.kv's history): a header in the
+ticket's colour (the number on the left, the timer over the service on the
+right, the "未付 UNPAID" badge between them), the strip of a ticket going
+on over more cards, then every line of the part in one markup text drawn
+line by line (kds.cardkit.line_quads). For the state dump and taps it has
+``ids.header``, ``ids.part`` and ``ids.body``: boxes in window coordinates
+(the station's widgets are never transformed), the body with the text's
+``refs`` and ``texture_size`` as a Label's."""
+
+from __future__ import annotations
+
+
+from kds.cardkit import BACKDROP, STRIP_DP, line_quads, nearest, register_solid
+
+SELECTED_RGBA = (1, 0.80, 0.10, 1)
+STRIP_RGBA = (0.36, 0.25, 0.62, 1)
+BODY_RGBA = (0.08, 0.08, 0.08, 1)
+UNPAID_RGBA = (0.78, 0.10, 0.10, 1)
+
+_CLASS = None
+
+
+class Box:
+    """A part of a card (header, strip, body): where it is, in window
+    coordinates, with what kds.common.window_rect and a tap need."""
+
+    __slots__ = ("x", "y", "width", "height", "refs", "texture_size")
+
+    def __init__(self) -> None:
+        self.x = self.y = self.width = self.height = 0.0
+        self.refs: dict = {}
+        self.texture_size = [0, 0]
+
+    def set(self, x: float, y: float, w: float, h: float) -> None:
+        self.x, self.y, self.width, self.height = x, y, w, h
+
+    @property
+    def right(self) -> float:
+        return self.x + self.width
+
+    @property
+    def top(self) -> float:
+        return self.y + self.height
+
+    @property
+    def center_x(self) -> float:
+        return self.x + self.width / 2.0
+
+    @property
+    def center_y(self) -> float:
+        return self.y + self.height / 2.0
+
+    def to_window(self, x, y, initial=True, relative=False):
+        return x, y
+
+    def collide_point(self, x, y) -> bool:
+        return self.x <= x <= self.x + self.width and self.y <= y <= self.y + self.height
+
+
+def ticket_card_class():
+    """The TicketCard widget class (Kivy imported on the first call)."""
+    global _CLASS
+    if _CLASS is not None:
+        return _CLASS
+    from kivy.clock import Clock
+    from kivy.core.text import Label as CoreLabel
+    from kivy.core.text.markup import MarkupLabel as CoreMarkupLabel
+    from kivy.graphics import Color, InstructionGroup, Line, Mesh, Rectangle
+    from kivy.metrics import dp, sp
+    from kivy.uix.widget import Widget
+    from kivy.utils import get_hex_from_color
+
+    solid = register_solid()
+
+    class Text:
+        """One text of a card: a core label rendered only when its text or
+        its wrapping width changes, and the rectangle that draws it."""
+
+        def __init__(self, markup: bool = False, colour=(1, 1, 1, 1), **options) -> None:
+            self.markup = markup
+            self.colour = colour
+            options.setdefault("color", colour)
+            self.core = (CoreMarkupLabel if markup else CoreLabel)(**options)
+            self.text = None
+            self.usersize = (None, None)
+            self.rect = Rectangle(size=(0, 0))
+            self.size = (0, 0)
+
+        def set(self, text: str, usersize=(None, None)) -> bool:
+            """True when the texture's size changed (the card places it again)."""
+            usersize = tuple(usersize)
+            if text == self.text and usersize == self.usersize:
+                return False
+            self.text, self.usersize = text, usersize
+            core = self.core
+            core.usersize = usersize
+            if not text:
+                core.text = ""
+                self.rect.texture = None
+                old, self.size = self.size, (0, 0)
+                return old != self.size
+            # as kivy.uix.label.Label renders markup: its colour around it
+            core.text = f"[color={get_hex_from_color(self.colour)}]{text}[/color]" if self.markup else text
+            core.refresh()
+            tex = core.texture
+            if tex is not None and tex is not core.texture_1px:
+                tex.bind()  # rendered now (and a markup label's refs made)
+                nearest(tex)
+                self.rect.texture = tex
+                size = tuple(tex.size)
+            else:
+                self.rect.texture = None
+                size = (0, 0)
+            old, self.size = self.size, size
+            return old != size
+
+        def place(self, x: float, y: float) -> None:
+            """The texture's bottom left corner at (x, y), whole pixels."""
+            self.rect.pos = (int(x), int(y))
+            self.rect.size = self.size
+
+    class TicketCard(Widget):
+        """One card part of a ticket on the station's grid; the app keeps a
+        fixed set of these and moves them with their ticket (see
+        kds.cardkit.place)."""
+
+        def __init__(self, app, **kwargs) -> None:
+            super().__init__(**kwargs)
+            self.app = app
+            self.ticket_id = ""
+            self.key = None  # (ticket_id, part, parts) shown
+            self.lines: list = []  # the item lines of this part
+            self.selected = False
+            self.number_text = self.timer_text = self.service_text = ""
+            self.part_text = self.body_text = self.unpaid_text = ""
+            self.header_rgba = (0.2, 0.5, 0.2, 1)
+            self.body_h = 0.0
+            self.ids = {"header": Box(), "part": Box(), "body": Box()}  # as a kv widget's ids
+            self._number = Text(font_size=sp(40), bold=True, halign="left", valign="middle")
+            self._unpaid = Text(font_size=sp(14), bold=True, colour=UNPAID_RGBA, halign="center", valign="middle")
+            self._timer = Text(markup=True, font_size=sp(15), halign="right", valign="middle")
+            self._part = Text(font_size=sp(15), bold=True, halign="left", valign="middle",
+                              padding=[dp(10), 0, dp(10), 0])
+            self._body = Text(markup=True, colour=BODY_RGBA, font_size=sp(15), line_height=0.9,
+                              halign="left", valign="top", padding=[dp(10), dp(6), dp(10), dp(6)])
+            # the boxes first (cleared, opaque), then the texts over them
+            self._backdrop = solid(rgba=BACKDROP)
+            self._head = solid(rgba=self.header_rgba)
+            self._badge = solid(rgba=(1, 1, 1, 1))
+            self._strip = solid(rgba=STRIP_RGBA)
+            self._texts = InstructionGroup()
+            self._texts.add(Color(1, 1, 1, 1))
+            for t in (self._number, self._timer):
+                self._texts.add(t.rect)
+            # (a vertex instruction is added with its texture's binding: add,
+            # never insert, or it is drawn with the texture bound before it)
+            self._badge_slot, self._strip_slot = InstructionGroup(), InstructionGroup()
+            self._texts.add(self._badge_slot)
+            self._texts.add(self._strip_slot)
+            self._mesh = Mesh(mode="triangles")
+            self._texts.add(self._mesh)
+            self._frame = InstructionGroup()
+            self._frame.add(Color(*SELECTED_RGBA))
+            self._frame_line = Line(points=[], close=True, width=dp(3))
+            self._frame.add(self._frame_line)
+            self._shown: dict[str, bool] = {}
+            self._show("backdrop", True)
+            # laid out once per frame, before it is drawn, whatever moved or changed
+            self._lay_soon = Clock.create_trigger(self._lay, -1)
+            self.fbind("pos", self._lay_soon)
+            self.fbind("size", self._resized)
+
+        # ----------------------------------------------------- content
+        def blank(self) -> None:
+            """An empty slot: the backdrop, nothing else."""
+            if self.key is None:
+                return
+            self.ticket_id, self.key, self.selected, self.lines = "", None, False, []
+            self.number_text = self.timer_text = self.service_text = ""
+            self.part_text = self.body_text = self.unpaid_text = ""
+            self.body_h = 0.0
+            for t in (self._number, self._unpaid, self._timer, self._part, self._body):
+                t.set("")
+            self._body_lines()
+            self._lay_soon()
+
+        def show(self, ticket_id: str, key, number_text: str, timer_text: str, service_text: str,
+                 unpaid_text: str, selected: bool, header_rgba, part_text: str, body_h: float,
+                 body_text: str, lines: list) -> None:
+            """The card part's content; only the texts that changed are rendered again."""
+            self.ticket_id, self.key, self.lines = ticket_id, key, lines
+            self.number_text, self.timer_text, self.service_text = number_text, timer_text, service_text
+            self.unpaid_text, self.selected, self.part_text = unpaid_text, selected, part_text
+            self.body_h, self.body_text = body_h, body_text
+            if tuple(header_rgba) != tuple(self.header_rgba):
+                self.header_rgba = tuple(header_rgba)
+                self._head.rgba = self.header_rgba
+            self._unpaid.set(unpaid_text)
+            self._timer.set(f"[size=26sp][b]{_esc(timer_text)}[/b][/size]\n{_esc(service_text)}")
+            self._part.set(part_text)
+            self._body_text()
+            self._lay_soon()
+
+        def _body_text(self) -> None:
+            w = max(0.0, self.width - 2 * dp(4))
+            self._body.set(self.body_text, (w, self.body_h or None) if self.body_text else (None, None))
+            self._body_lines()
+
+        def _body_lines(self) -> None:
+            core = self._body.core
+            b = self.ids.body
+            b.refs = dict(core.refs) if self.body_text else {}
+            b.texture_size = list(self._body.size)
+
+        def _resized(self, *_) -> None:
+            if self.key is not None:
+                self._body_text()
+            self._lay_soon()
+
+        # ------------------------------------------------------ drawing
+        def _show(self, name: str, on: bool) -> None:
+            if self._shown.get(name, False) == on:
+                return
+            self._shown[name] = on
+            group, where = {"backdrop": (self._backdrop, self.canvas.before),
+                            "head": (self._head, self.canvas.before),
+                            "badge": (self._badge, self.canvas.before),
+                            "strip": (self._strip, self.canvas.before),
+                            "texts": (self._texts, self.canvas),
+                            "badge_text": (self._unpaid.rect, self._badge_slot),
+                            "strip_text": (self._part.rect, self._strip_slot),
+                            "frame": (self._frame, self.canvas.after)}[name]
+            if on:
+                where.add(group)
+            else:
+                where.remove(group)
+
+        def _lay(self, *_) -> None:
+            """Every instruction where the card now is (a move: positions only)."""
+            x, y, w, h = self.x, self.y, self.width, self.height
+            filled = self.key is not None
+            self._show("backdrop", not filled)
+            if not filled:
+                self._backdrop.pos, self._backdrop.size = (x, y), (w, h)
+                for name in ("head", "badge", "strip", "texts", "frame"):
+                    self._show(name, False)
+                return
+            pad = dp(4)
+            hx, hw, hh = x + pad, w - 2 * pad, dp(74)
+            hy = y + h - pad - hh
+            self.ids.header.set(hx, hy, hw, hh)
+            self._show("head", True)
+            self._head.pos, self._head.size = (hx, hy), (hw, hh)
+            # the header's row: padding 10 / 4, the number, the badge, the timer
+            ix, iw, cy = hx + dp(10), hw - 2 * dp(10), hy + hh / 2.0
+            unpaid = bool(self.unpaid_text)
+            provisional = " · " in self.number_text
+            badge_w = dp(62) if unpaid else 0
+            if unpaid and not provisional:
+                # only as wide as the number: the timer and service keep the rest
+                self._number.set(self.number_text)
+                num_w = self._number.size[0] + dp(8)
+            else:
+                num_w = (iw - badge_w) / 2.0
+                self._number.set(self.number_text, (num_w, None) if provisional else (None, None))
+            tim_x = ix + num_w + badge_w
+            tim_w = iw - num_w - badge_w
+            self._number.place(ix, cy - self._number.size[1] / 2.0)
+            self._timer.place(tim_x + tim_w - self._timer.size[0], cy - self._timer.size[1] / 2.0)
+            self._show("badge", unpaid)
+            self._show("badge_text", unpaid)
+            if unpaid:
+                bx, th = ix + num_w, self._unpaid.size[1]
+                self._badge.pos, self._badge.size = (bx, cy - th / 2.0 - dp(4)), (badge_w, th + dp(8))
+                self._unpaid.place(bx + badge_w / 2.0 - self._unpaid.size[0] / 2.0, cy - th / 2.0)
+            top = hy
+            strip = bool(self.part_text)
+            self._show("strip", strip)
+            self._show("strip_text", strip)
+            if strip:
+                sh = dp(STRIP_DP)
+                top -= sh
+                self.ids.part.set(hx, top, hw, sh)
+                self._strip.pos, self._strip.size = (hx, top), (hw, sh)
+                self._part.place(hx, top + sh / 2.0 - self._part.size[1] / 2.0)
+            else:
+                self.ids.part.set(hx, top, hw, 0)
+            body = self.ids.body
+            body.set(hx, top - self.body_h, hw, self.body_h)
+            self._lay_body()
+            self._show("texts", True)
+            self._show("frame", self.selected)
+            if self.selected:
+                d = dp(2)
+                self._frame_line.points = [x + d, y + d, x + w - d, y + d, x + w - d, y + h - d, x + d, y + h - d]
+
+        def _lay_body(self) -> None:
+            tex = self._body.rect.texture
+            if tex is None or not self.body_text:
+                self._mesh.vertices, self._mesh.indices = [], []
+                return
+            b = self.ids.body
+            tw, th = tex.size
+            bx = int(b.center_x - tw / 2.0)
+            top = int(b.center_y - th / 2.0) + th
+            vs, idx = line_quads(self._body.core._cached_lines, tw, th, bx, top)
+            self._mesh.texture = tex
+            self._mesh.vertices, self._mesh.indices = vs, idx
+
+        # -------------------------------------------------------- touch
+        def on_touch_down(self, touch):
+            if not self.collide_point(*touch.pos):
+                return False
+            if self.ticket_id:
+                touch.ud["card"] = self.ticket_id
+            return True  # an empty slot takes its taps too (as a disabled card did)
+
+        def on_touch_up(self, touch):
+            if not self.ticket_id or touch.ud.get("card") != self.ticket_id or not self.collide_point(*touch.pos):
+                return False
+            ids = self.ids
+            if ids.header.collide_point(*touch.pos) or (self.part_text and ids.part.collide_point(*touch.pos)):
+                self.app.bump(self.ticket_id)
+                return True
+            line = self.line_at(*touch.pos)
+            if line is not None:
+                self.app.bump_item(self.ticket_id, line)
+                return True
+            self.app.select(self.ticket_id)
+            return True
+
+        def line_at(self, x, y):
+            from kds.cardkit import ref_boxes
+
+            for name, (x0, y0, x1, y1) in ref_boxes(self.ids.body).items():
+                if name.startswith("L") and y0 <= y <= y1 and self.x <= x <= self.right:
+                    return int(name[1:].split("~")[0])
+            return None
+
+    _CLASS = TicketCard
+    return TicketCard
+
+
+def _esc(s: str) -> str:
+    from kds.cardkit import esc
+
+    return esc(s)
