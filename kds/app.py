@@ -124,14 +124,11 @@ def build_app(cfg):
     # around them (see station.kv, cardkit.paint_gaps)
     Window.clearcolor = PAPER
 
-    from kds.ticketcard import ticket_card_class
+    from kds.ticketcard import all_day_row_class, ticket_card_class
 
-    TicketCard = ticket_card_class()  # one card part; drawn by hand (kds.ticketcard)
-
-    class AllDayRow(BoxLayout):
-        """One dish on the all-day panel (station.kv)."""
-        text = StringProperty("")
-        key = ObjectProperty(None, allownone=True)  # (name_zh, name_en)
+    # drawn by hand (kds.ticketcard): moving one is not laying it out again
+    TicketCard = ticket_card_class()  # one card part
+    AllDayRow = all_day_row_class()  # one dish on the all-day panel
 
     class StationRoot(BoxLayout):
         app = ObjectProperty(None)
@@ -350,7 +347,8 @@ def build_app(cfg):
                         w = AllDayRow()
                         self.allday_rows.append(w)
                     w.key = key
-                w.text, w.height = name, h
+                w.set_text(name)
+                w.height = h
                 order.append(w)
             self.allday_rows = order + free
             for w in free:  # rows belong to the panel or to nothing
@@ -383,7 +381,9 @@ def build_app(cfg):
                 for k in range(first, min(len(split), first + n)):
                     parts.append(((v.ticket_id, k, len(split)), v, split[k]))
             pool = self.cards + self.spares
-            self.spares = place(self.root_w.ids.grid, pool, parts, self.slots, self._fill)
+            grid = self.root_w.ids.grid
+            self.spares = place(grid, pool, parts, self.slots, self._fill)
+            grid.lay()  # the cards where they go now: each laid out once, before the frame
             self.cards = [c for c in pool if c not in self.spares]
             self._ahead()
 

@@ -71,14 +71,25 @@ class Box:
 
 def ticket_card_class():
     """The TicketCard widget class (Kivy imported on the first call)."""
+    return _classes()[0]
+
+
+def all_day_row_class():
+    """The AllDayRow widget class: one dish of the all-day panel."""
+    return _classes()[1]
+
+
+def _classes():
     global _CLASS
     if _CLASS is not None:
         return _CLASS
     from kivy.clock import Clock
     from kivy.core.text import Label as CoreLabel
     from kivy.core.text.markup import MarkupLabel as CoreMarkupLabel
+    from kivy.factory import Factory
     from kivy.graphics import Color, InstructionGroup, Line, Mesh, Rectangle
     from kivy.metrics import dp, sp
+    from kivy.properties import NumericProperty
     from kivy.uix.widget import Widget
     from kivy.utils import get_hex_from_color
 
@@ -349,8 +360,61 @@ def ticket_card_class():
                     return int(name[1:].split("~")[0])
             return None
 
-    _CLASS = TicketCard
-    return TicketCard
+    class AllDayRow(Widget):
+        """One dish on the all-day panel, its count first (markup), wrapped
+        at the row's width. A row keeps its dish while shown, so a bump
+        renders only the rows whose count changed; a row that moves only
+        changes its position."""
+
+        def __init__(self, **kwargs) -> None:
+            super().__init__(**kwargs)
+            self.key = None  # (name_zh, name_en)
+            self.text = ""
+            self._text = Text(markup=True, colour=BODY_RGBA, font_size=sp(15), halign="left", valign="top")
+            self.canvas.add(Color(1, 1, 1, 1))
+            self.canvas.add(self._text.rect)
+            self._lay_soon = Clock.create_trigger(self._lay, -1)
+            self.fbind("pos", self._lay_soon)
+            self.fbind("size", self._lay_soon)
+
+        def set_text(self, text: str) -> None:
+            if text != self.text:
+                self.text = text
+                self._lay_soon()
+
+        def _lay(self, *_) -> None:
+            self._text.set(self.text, (self.width, None))
+            self._text.place(self.x, self.top - self._text.size[1])
+
+    class CardGrid(Widget):
+        """The station's cards in ``cols`` x ``rows`` slots, in the order of
+        its children (as a GridLayout of cards sized by hint), laid out
+        before the frame or at once with :meth:`lay` (the app does after
+        placing the cards, so a card that moved is laid out once)."""
+
+        cols = NumericProperty(1)
+        rows = NumericProperty(1)
+        spacing = NumericProperty(0)
+
+        def __init__(self, **kwargs) -> None:
+            super().__init__(**kwargs)
+            trigger = Clock.create_trigger(self.lay, -1)
+            for name in ("pos", "size", "cols", "rows", "spacing", "children"):
+                self.fbind(name, trigger)
+
+        def lay(self, *_) -> None:
+            cols, rows, sp = max(1, int(self.cols or 1)), max(1, int(self.rows or 1)), self.spacing
+            cw = (self.width - sp * (cols - 1)) / cols
+            ch = (self.height - sp * (rows - 1)) / rows
+            x0, top = self.x, self.top
+            for k, c in enumerate(reversed(self.children)):
+                col, row = k % cols, k // cols
+                c.pos = (x0 + col * (cw + sp), top - (row + 1) * ch - row * sp)
+                c.size = (cw, ch)
+
+    Factory.register("CardGrid", cls=CardGrid)
+    _CLASS = (TicketCard, AllDayRow)
+    return _CLASS
 
 
 def _esc(s: str) -> str:
