@@ -161,7 +161,10 @@ def _classes():
             self.ids = {"header": Box(), "part": Box(), "body": Box()}  # as a kv widget's ids
             self._number = Text(font_size=sp(40), bold=True, halign="left", valign="middle")
             self._unpaid = Text(font_size=sp(14), bold=True, colour=UNPAID_RGBA, halign="center", valign="middle")
-            self._timer = Text(markup=True, font_size=sp(15), halign="right", valign="middle")
+            # the timer over the service; the timer's digits are drawn by the
+            # grid, all cards' in one mesh (see Digits), the service here
+            self._service = Text(font_size=sp(15), halign="right", valign="middle")
+            self.timer_at = None  # (right, bottom) of the timer on screen
             self._part = Text(font_size=sp(15), bold=True, halign="left", valign="middle",
                               padding=[dp(10), 0, dp(10), 0])
             self._body = Text(markup=True, colour=BODY_RGBA, font_size=sp(15), line_height=0.9,
@@ -173,7 +176,7 @@ def _classes():
             self._strip = solid(rgba=STRIP_RGBA)
             self._texts = InstructionGroup()
             self._texts.add(Color(1, 1, 1, 1))
-            for t in (self._number, self._timer):
+            for t in (self._number, self._service):
                 self._texts.add(t.rect)
             # (a vertex instruction is added with its texture's binding: add,
             # never insert, or it is drawn with the texture bound before it)
@@ -202,7 +205,7 @@ def _classes():
             self.number_text = self.timer_text = self.service_text = ""
             self.part_text = self.body_text = self.unpaid_text = ""
             self.body_h = 0.0
-            for t in (self._number, self._unpaid, self._timer, self._part, self._body):
+            for t in (self._number, self._unpaid, self._service, self._part, self._body):
                 t.set("")
             self._body_lines()
             self._lay_soon()
@@ -219,7 +222,10 @@ def _classes():
                 self.header_rgba = tuple(header_rgba)
                 self._head.rgba = self.header_rgba
             self._unpaid.set(unpaid_text)
-            self._timer.set(f"[size=26sp][b]{_esc(timer_text)}[/b][/size]\n{_esc(service_text)}")
+            if self.timer_text != getattr(self, "_timer_drawn", None):
+                self._timer_drawn = self.timer_text
+                self._timers_moved()
+            self._service.set(service_text)
             self._part.set(part_text)
             self._body_text()
             self._lay_soon()
@@ -264,6 +270,9 @@ def _classes():
             filled = self.key is not None
             self._show("backdrop", not filled)
             if not filled:
+                if self.timer_at is not None:
+                    self.timer_at = None
+                    self._timers_moved()
                 self._backdrop.pos, self._backdrop.size = (x, y), (w, h)
                 for name in ("head", "badge", "strip", "texts", "frame"):
                     self._show(name, False)
@@ -289,7 +298,16 @@ def _classes():
             tim_x = ix + num_w + badge_w
             tim_w = iw - num_w - badge_w
             self._number.place(ix, cy - self._number.size[1] / 2.0)
-            self._timer.place(tim_x + tim_w - self._timer.size[0], cy - self._timer.size[1] / 2.0)
+            # as one text of two lines, right aligned, in the middle of the header
+            digits = _digits()
+            h1, h2 = digits.height, self._service.size[1]
+            top = int(cy - (h1 + h2) / 2.0) + h1 + h2
+            right = tim_x + tim_w
+            timer_at = (int(right - digits.width(self.timer_text)), top - h1)
+            if timer_at != self.timer_at:
+                self.timer_at = timer_at
+                self._timers_moved()
+            self._service.place(right - self._service.size[0], top - h1 - h2)
             self._show("badge", unpaid)
             self._show("badge_text", unpaid)
             if unpaid:
@@ -316,6 +334,11 @@ def _classes():
             if self.selected:
                 d = dp(2)
                 self._frame_line.points = [x + d, y + d, x + w - d, y + d, x + w - d, y + h - d, x + d, y + h - d]
+
+        def _timers_moved(self) -> None:
+            grid = self.parent
+            if grid is not None and hasattr(grid, "timers_soon"):
+                grid.timers_soon()
 
         def _lay_body(self) -> None:
             tex = self._body.rect.texture
@@ -386,6 +409,49 @@ def _classes():
             self._text.set(self.text, (self.width, None))
             self._text.place(self.x, self.top - self._text.size[1])
 
+    class Digits:
+        """The timers' characters ("0"-"9", ":"), bold 26 sp, rendered once
+        into one texture: a timer is a few quads of it, so the timers that
+        change every second render no text, and all of a page's timers are
+        one mesh (one draw)."""
+
+        CHARS = "0123456789:"
+
+        def __init__(self) -> None:
+            core = CoreLabel(text=self.CHARS, font_size=sp(26), bold=True, color=(1, 1, 1, 1))
+            core.refresh()
+            tex = core.texture
+            tex.bind()
+            nearest(tex)
+            self.texture = tex
+            self.height = tex.height
+            xs = [0] + [core.get_extents(self.CHARS[:k + 1])[0] for k in range(len(self.CHARS))]
+            self.box = {c: (xs[k], xs[k + 1]) for k, c in enumerate(self.CHARS)}
+
+        def width(self, text: str) -> int:
+            return sum(self.box[c][1] - self.box[c][0] for c in text if c in self.box)
+
+        def quads(self, text: str, x: float, y: float, vs: list, idx: list) -> None:
+            """``text`` with its bottom left corner at (x, y), as quads of the texture."""
+            tw, th = self.texture.size
+            for c in text:
+                if c not in self.box:
+                    continue
+                x0, x1 = self.box[c]
+                w = x1 - x0
+                n = len(vs) // 4
+                u0, u1 = x0 / tw, x1 / tw
+                vs += [x, y, u0, 1.0, x + w, y, u1, 1.0, x + w, y + th, u1, 0.0, x, y + th, u0, 0.0]
+                idx += [n, n + 1, n + 2, n, n + 2, n + 3]
+                x += w
+
+    _DIGITS = []
+
+    def _digits() -> Digits:
+        if not _DIGITS:
+            _DIGITS.append(Digits())
+        return _DIGITS[0]
+
     class CardGrid(Widget):
         """The station's cards in ``cols`` x ``rows`` slots, in the order of
         its children (as a GridLayout of cards sized by hint), laid out
@@ -401,6 +467,23 @@ def _classes():
             trigger = Clock.create_trigger(self.lay, -1)
             for name in ("pos", "size", "cols", "rows", "spacing", "children"):
                 self.fbind(name, trigger)
+            self.timers_soon = Clock.create_trigger(self._draw_timers, -1)
+            self.fbind("children", self.timers_soon)
+            with self.canvas.after:
+                Color(1, 1, 1, 1)
+                self._timers = Mesh(mode="triangles")
+
+        def _draw_timers(self, *_) -> None:
+            """Every card's timer, in one mesh of the digits' texture."""
+            digits = _digits()
+            vs: list = []
+            idx: list = []
+            for c in self.children:
+                at = getattr(c, "timer_at", None)
+                if at is not None and c.timer_text:
+                    digits.quads(c.timer_text, at[0], at[1], vs, idx)
+            self._timers.texture = digits.texture
+            self._timers.vertices, self._timers.indices = vs, idx
 
         def lay(self, *_) -> None:
             cols, rows, sp = max(1, int(self.cols or 1)), max(1, int(self.rows or 1)), self.spacing
@@ -416,8 +499,3 @@ def _classes():
     _CLASS = (TicketCard, AllDayRow)
     return _CLASS
 
-
-def _esc(s: str) -> str:
-    from kds.cardkit import esc
-
-    return esc(s)
