@@ -113,15 +113,16 @@ def build_app(cfg):
     from kds.controller import StationController
     from kds.health import alert_rows, alert_strip
     from kds.viewmodel import AllDayPager, BumpBarMap
-    from kds.cardkit import (PAPER, STRIP_DP, Measure, body_height, cut, lines_report, paint_gaps, part_text, place,
-                             place_ahead, register_solid, resize_cards)
+    from kds.boxlayer import BoxLayer, register_opaque
+    from kds.cardkit import (PAPER, STRIP_DP, Measure, body_height, cut, lines_report, part_text, place, place_ahead,
+                             resize_cards)
     from kds.viewmodel.cards import pack
     from kds.common import (load_kv, register_cjk_font, run_screen_clock, screen_settings, try_screenshot,
                             window_rect, write_state)
 
     register_cjk_font()
     # The cards' paper is the window's clear colour; the backdrop is painted
-    # around them (see station.kv, cardkit.paint_gaps)
+    # around them (see station.kv and kds.boxlayer: the gaps are CardGrid's)
     Window.clearcolor = PAPER
 
     from kds.ticketcard import all_day_row_class, ticket_card_class
@@ -147,7 +148,7 @@ def build_app(cfg):
         columns = NumericProperty(5)
         rows = NumericProperty(2)
 
-    register_solid()  # before station.kv, which draws with them
+    register_opaque()  # before station.kv, which draws with them
     load_kv("alerts.kv")
     load_kv("station.kv")
     bump_keys, keynames, state_file, shot_dir = screen_settings(cfg)
@@ -162,7 +163,11 @@ def build_app(cfg):
             # the state dump reads the cards once their text and layout are
             # updated (Kivy does both just before the next frame)
             self._dump_soon = Clock.create_trigger(lambda dt: self._dump_state(), 0)
+            # every opaque box of the screen in one mesh, drawn first (kds.boxlayer)
+            self.boxes = BoxLayer()
+            self.boxes.make_current()
             self.root_w = StationRoot(app=self, columns=cfg.kds.columns, rows=cfg.kds.rows)
+            self.boxes.attach(self.root_w.canvas.before)
             st = self.ctl.station
             names = {"wok": "炒锅 Wok", "fryer": "炸炉烧烤 Fryer & Grill", "drinks": "饮品 Drinks"}
             self.root_w.title_text = names.get(st, st)
@@ -182,7 +187,6 @@ def build_app(cfg):
             self.spares = [TicketCard(self) for _ in range(AHEAD_CARDS)]
             self._ahead = Clock.create_trigger(self._fill_ahead, AHEAD_DELAY_S)
             self.root_w.ids.grid.bind(size=self._grid_sized)
-            paint_gaps(self.root_w.ids.grid)
             self.root_w.ids.allday_panel.bind(on_touch_up=self._allday_touch)
             self.root_w.ids.allday.bind(pos=self._stack_allday, size=self._stack_allday)
             run_screen_clock(self, shot_dir / f"kds-{cfg.kds.station}.png")
@@ -201,6 +205,7 @@ def build_app(cfg):
             return self.root_w
 
         def on_stop(self):
+            self.boxes.uninstall()
             if self.bumpbar is not None:
                 self.bumpbar.stop()
             self.ctl.stop()

@@ -6,7 +6,7 @@ nested layouts laid every child out again (and each child's kv rules ran
 again) when it only changed its place. This card keeps its texts as core
 labels and its boxes in a few instructions; moving it sets the position of
 each (no layout, no rule, no text rendered), and a text is rendered only
-when it changes. Opaque boxes are ``Solid`` (kds.cardkit.register_solid);
+when it changes. Its opaque boxes are the screen's box layer's (kds.boxlayer);
 what a card does not show (the unpaid badge, the "cont'd" strip, the
 selection frame) is not in its canvas at all.
 
@@ -22,7 +22,8 @@ line by line (kds.cardkit.line_quads). For the state dump and taps it has
 from __future__ import annotations
 
 
-from kds.cardkit import BACKDROP, STRIP_DP, line_quads, nearest, register_solid
+from kds.boxlayer import current_layer
+from kds.cardkit import BACKDROP, STRIP_DP, line_quads, nearest
 
 SELECTED_RGBA = (1, 0.80, 0.10, 1)
 STRIP_RGBA = (0.36, 0.25, 0.62, 1)
@@ -93,7 +94,6 @@ def _classes():
     from kivy.uix.widget import Widget
     from kivy.utils import get_hex_from_color
 
-    solid = register_solid()
 
     class Text:
         """One text of a card: a core label rendered only when its text or
@@ -170,10 +170,10 @@ def _classes():
             self._body = Text(markup=True, colour=BODY_RGBA, font_size=sp(15), line_height=0.9,
                               halign="left", valign="top", padding=[dp(10), dp(6), dp(10), dp(6)])
             # the boxes first (cleared, opaque), then the texts over them
-            self._backdrop = solid(rgba=BACKDROP)
-            self._head = solid(rgba=self.header_rgba)
-            self._badge = solid(rgba=(1, 1, 1, 1))
-            self._strip = solid(rgba=STRIP_RGBA)
+            # its opaque boxes are the screen's box layer's (kds.boxlayer),
+            # while the card is on the grid
+            self._layer = current_layer()
+            self._keys = {name: (id(self), name) for name in ("backdrop", "head", "badge", "strip")}
             self._texts = InstructionGroup()
             self._texts.add(Color(1, 1, 1, 1))
             for t in (self._number, self._service):
@@ -190,10 +190,10 @@ def _classes():
             self._frame_line = Line(points=[], close=True, width=dp(3))
             self._frame.add(self._frame_line)
             self._shown: dict[str, bool] = {}
-            self._show("backdrop", True)
             # laid out once per frame, before it is drawn, whatever moved or changed
             self._lay_soon = Clock.create_trigger(self._lay, -1)
             self.fbind("pos", self._lay_soon)
+            self.fbind("parent", self._lay_soon)
             self.fbind("size", self._resized)
 
         # ----------------------------------------------------- content
@@ -220,7 +220,6 @@ def _classes():
             self.body_h, self.body_text = body_h, body_text
             if tuple(header_rgba) != tuple(self.header_rgba):
                 self.header_rgba = tuple(header_rgba)
-                self._head.rgba = self.header_rgba
             self._unpaid.set(unpaid_text)
             if self.timer_text != getattr(self, "_timer_drawn", None):
                 self._timer_drawn = self.timer_text
@@ -251,11 +250,7 @@ def _classes():
             if self._shown.get(name, False) == on:
                 return
             self._shown[name] = on
-            group, where = {"backdrop": (self._backdrop, self.canvas.before),
-                            "head": (self._head, self.canvas.before),
-                            "badge": (self._badge, self.canvas.before),
-                            "strip": (self._strip, self.canvas.before),
-                            "texts": (self._texts, self.canvas),
+            group, where = {"texts": (self._texts, self.canvas),
                             "badge_text": (self._unpaid.rect, self._badge_slot),
                             "strip_text": (self._part.rect, self._strip_slot),
                             "frame": (self._frame, self.canvas.after)}[name]
@@ -268,21 +263,26 @@ def _classes():
             """Every instruction where the card now is (a move: positions only)."""
             x, y, w, h = self.x, self.y, self.width, self.height
             filled = self.key is not None
-            self._show("backdrop", not filled)
+            box = self._box
+            if self.parent is None:  # a spare: nothing of it on the screen
+                for name in ("backdrop", "head", "badge", "strip"):
+                    box(name, None)
             if not filled:
+                box("backdrop", ((x, y), (w, h), BACKDROP))
+                for name in ("head", "badge", "strip"):
+                    box(name, None)
                 if self.timer_at is not None:
                     self.timer_at = None
                     self._timers_moved()
-                self._backdrop.pos, self._backdrop.size = (x, y), (w, h)
-                for name in ("head", "badge", "strip", "texts", "frame"):
+                for name in ("texts", "frame"):
                     self._show(name, False)
                 return
             pad = dp(4)
             hx, hw, hh = x + pad, w - 2 * pad, dp(74)
             hy = y + h - pad - hh
             self.ids.header.set(hx, hy, hw, hh)
-            self._show("head", True)
-            self._head.pos, self._head.size = (hx, hy), (hw, hh)
+            box("backdrop", None)
+            box("head", ((hx, hy), (hw, hh), self.header_rgba), 1)
             # the header's row: padding 10 / 4, the number, the badge, the timer
             ix, iw, cy = hx + dp(10), hw - 2 * dp(10), hy + hh / 2.0
             unpaid = bool(self.unpaid_text)
@@ -308,21 +308,21 @@ def _classes():
                 self.timer_at = timer_at
                 self._timers_moved()
             self._service.place(right - self._service.size[0], top - h1 - h2)
-            self._show("badge", unpaid)
             self._show("badge_text", unpaid)
+            box("badge", None)
             if unpaid:
                 bx, th = ix + num_w, self._unpaid.size[1]
-                self._badge.pos, self._badge.size = (bx, cy - th / 2.0 - dp(4)), (badge_w, th + dp(8))
+                box("badge", ((bx, cy - th / 2.0 - dp(4)), (badge_w, th + dp(8)), (1, 1, 1, 1)), 2)
                 self._unpaid.place(bx + badge_w / 2.0 - self._unpaid.size[0] / 2.0, cy - th / 2.0)
             top = hy
             strip = bool(self.part_text)
-            self._show("strip", strip)
             self._show("strip_text", strip)
+            box("strip", None)
             if strip:
                 sh = dp(STRIP_DP)
                 top -= sh
                 self.ids.part.set(hx, top, hw, sh)
-                self._strip.pos, self._strip.size = (hx, top), (hw, sh)
+                box("strip", ((hx, top), (hw, sh), STRIP_RGBA), 1)
                 self._part.place(hx, top + sh / 2.0 - self._part.size[1] / 2.0)
             else:
                 self.ids.part.set(hx, top, hw, 0)
@@ -334,6 +334,16 @@ def _classes():
             if self.selected:
                 d = dp(2)
                 self._frame_line.points = [x + d, y + d, x + w - d, y + d, x + w - d, y + h - d, x + d, y + h - d]
+
+        def _box(self, name: str, spec, z: int = 0) -> None:
+            """One of the card's opaque boxes: ``(pos, size, rgba)``, or None."""
+            layer = self._layer
+            if layer is None:
+                return
+            if spec is None or self.parent is None:
+                layer.drop(self._keys[name])
+            else:
+                layer.set(self._keys[name], *spec, z)
 
         def _timers_moved(self) -> None:
             grid = self.parent
@@ -469,6 +479,7 @@ def _classes():
                 self.fbind(name, trigger)
             self.timers_soon = Clock.create_trigger(self._draw_timers, -1)
             self.fbind("children", self.timers_soon)
+            self._layer = current_layer()  # the gaps between the cards: backdrop
             with self.canvas.after:
                 Color(1, 1, 1, 1)
                 self._timers = Mesh(mode="triangles")
@@ -494,6 +505,15 @@ def _classes():
                 col, row = k % cols, k // cols
                 c.pos = (x0 + col * (cw + sp), top - (row + 1) * ch - row * sp)
                 c.size = (cw, ch)
+            if self._layer is not None:
+                gaps = [((x0 + k * (cw + sp) - sp, self.y), (sp, self.height)) for k in range(1, cols)]
+                gaps += [((x0, self.y + k * (ch + sp) - sp), (self.width, sp)) for k in range(1, rows)]
+                for k in range(16):
+                    key = (id(self), "gap", k)
+                    if k < len(gaps):
+                        self._layer.set(key, *gaps[k], BACKDROP)
+                    else:
+                        self._layer.drop(key)
 
     Factory.register("CardGrid", cls=CardGrid)
     _CLASS = (TicketCard, AllDayRow)
