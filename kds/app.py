@@ -175,6 +175,7 @@ def build_app(cfg):
             self.measure_allday = Measure(sp(15))
             self.allday_rows = []  # AllDayRow widgets, kept with their dish while shown
             self.card_box = None  # (text width, body height) of a card, once laid out
+            self._splits = {}  # ticket_id -> (items, note, card_box, card parts): see split_view
             self.allday_pager = AllDayPager()
             self.allday_pages = 1
             self.cards = []
@@ -224,6 +225,20 @@ def build_app(cfg):
             """The ticket's blocks cut into card parts: [[(markup, line), ...], ...]."""
             width, height = self.card_box
             return cut(ticket_blocks(items, note), lambda m: self.measure_body(m, width), height)
+
+        def split_view(self, v):
+            """split() of a shown ticket, kept while its items, note and the
+            cards' size stay the same: a bump's refresh builds the markup of
+            none of the tickets that only moved."""
+            hit = self._splits.get(v.ticket_id)
+            if hit is not None and hit[0] == v.items and hit[1] == v.note and hit[2] == self.card_box:
+                return hit[3]
+            parts = self.split(v.items, v.note)
+            if len(self._splits) >= 256:  # bounded: the oldest half goes
+                for k in list(self._splits)[:128]:
+                    del self._splits[k]
+            self._splits[v.ticket_id] = (v.items, v.note, self.card_box, parts)
+            return parts
 
         def _allday_touch(self, panel, touch):
             if panel.collide_point(*touch.pos) and self.allday_pages > 1:
@@ -380,7 +395,7 @@ def build_app(cfg):
             parts = []
             shown = {tid: (first, n) for tid, first, n in self.ctl.vm.page_parts()}
             for v in views:
-                split = (self.split(v.items, v.note) if self.card_box is not None
+                split = (self.split_view(v) if self.card_box is not None
                          else [[(m, line) for m, line, *_ in ticket_blocks(v.items, v.note)]])
                 first, n = shown.get(v.ticket_id, (0, len(split)))
                 for k in range(first, min(len(split), first + n)):
@@ -400,7 +415,7 @@ def build_app(cfg):
                 return
             parts = []
             for v in self.ctl.vm.tickets_after_page(len(self.spares)):
-                split = self.split(v.items, v.note)
+                split = self.split_view(v)
                 parts += [((v.ticket_id, k, len(split)), v, blocks) for k, blocks in enumerate(split)]
             place_ahead(self.spares, parts, self._fill, self.cards[0].size)
 
