@@ -45,6 +45,10 @@ class BoxLayer:
         self.group.add(Color(1, 1, 1, 1))
         self.mesh = Mesh(mode="triangles", texture=self.texture)
         self.group.add(self.mesh)
+        # opaque texts (the cards' bodies: their text on the paper, see
+        # kds.ticketcard), drawn here too, with blending off
+        self.opaque = InstructionGroup()
+        self.group.add(self.opaque)
         self.group.add(Callback(lambda instr: gl.glEnable(gl.GL_BLEND)))
         self._build_soon = Clock.create_trigger(self._build, -1)
 
@@ -74,6 +78,15 @@ class BoxLayer:
         if self.boxes.get(key) != box:
             self.boxes[key] = box
             self._build_soon()
+
+    def show_opaque(self, instruction, on: bool) -> None:
+        """Draw ``instruction`` (opaque: every pixel it covers is drawn
+        over, nothing shows through) with the boxes, blending off."""
+        shown = self.opaque.indexof(instruction) >= 0
+        if on and not shown:
+            self.opaque.add(instruction)
+        elif shown and not on:
+            self.opaque.remove(instruction)
 
     def drop(self, key) -> None:
         if self.boxes.pop(key, None) is not None:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 
 from kds.boxlayer import current_layer
-from kds.cardkit import BACKDROP, STRIP_DP, line_quads, nearest
+from kds.cardkit import BACKDROP, PAPER, STRIP_DP, line_quads, nearest
 
 SELECTED_RGBA = (1, 0.80, 0.10, 1)
 STRIP_RGBA = (0.36, 0.25, 0.62, 1)
@@ -86,6 +86,7 @@ def _classes():
         return _CLASS
     from kivy.clock import Clock
     from kivy.core.text import Label as CoreLabel
+    from kivy.core.image import ImageData
     from kivy.core.text.markup import MarkupLabel as CoreMarkupLabel
     from kivy.factory import Factory
     from kivy.graphics import Color, InstructionGroup, Line, Mesh, Rectangle
@@ -95,15 +96,32 @@ def _classes():
     from kivy.utils import get_hex_from_color
 
 
+    class OnPaper(CoreMarkupLabel):
+        """A markup label rendered on the paper: an opaque texture, drawn
+        with blending off (a blended text costs a software rasteriser about
+        half as much again per pixel). Only for text that lies on the paper."""
+
+        def _render_end(self):
+            data = super()._render_end()
+            w, h = data.width, data.height
+            if data.fmt != "rgba" or len(data.data) != w * h * 4:
+                return data
+            from PIL import Image
+
+            text = Image.frombytes("RGBA", (w, h), bytes(data.data))
+            paper = Image.new("RGB", (w, h), tuple(round(v * 255) for v in PAPER[:3]))
+            paper.paste(text, (0, 0), text)  # the text over the paper by its alpha
+            return ImageData(w, h, "rgba", paper.convert("RGBA").tobytes(), flip_vertical=data.flip_vertical)
+
     class Text:
         """One text of a card: a core label rendered only when its text or
         its wrapping width changes, and the rectangle that draws it."""
 
-        def __init__(self, markup: bool = False, colour=(1, 1, 1, 1), **options) -> None:
+        def __init__(self, markup: bool = False, colour=(1, 1, 1, 1), core=None, **options) -> None:
             self.markup = markup
             self.colour = colour
             options.setdefault("color", colour)
-            self.core = (CoreMarkupLabel if markup else CoreLabel)(**options)
+            self.core = (core or (CoreMarkupLabel if markup else CoreLabel))(**options)
             self.text = None
             self.usersize = (None, None)
             self.rect = Rectangle(size=(0, 0))
@@ -167,7 +185,7 @@ def _classes():
             self.timer_at = None  # (right, bottom) of the timer on screen
             self._part = Text(font_size=sp(15), bold=True, halign="left", valign="middle",
                               padding=[dp(10), 0, dp(10), 0])
-            self._body = Text(markup=True, colour=BODY_RGBA, font_size=sp(15), line_height=0.9,
+            self._body = Text(markup=True, core=OnPaper, colour=BODY_RGBA, font_size=sp(15), line_height=0.9,
                               halign="left", valign="top", padding=[dp(10), dp(6), dp(10), dp(6)])
             # the boxes first (cleared, opaque), then the texts over them
             # its opaque boxes are the screen's box layer's (kds.boxlayer),
@@ -183,8 +201,10 @@ def _classes():
             self._badge_slot, self._strip_slot = InstructionGroup(), InstructionGroup()
             self._texts.add(self._badge_slot)
             self._texts.add(self._strip_slot)
+            # the body's lines: drawn with the screen's opaque boxes (OnPaper)
             self._mesh = Mesh(mode="triangles")
-            self._texts.add(self._mesh)
+            if self._layer is None:  # no box layer: with the other texts
+                self._texts.add(self._mesh)
             self._frame = InstructionGroup()
             self._frame.add(Color(*SELECTED_RGBA))
             self._frame_line = Line(points=[], close=True, width=dp(3))
@@ -276,6 +296,7 @@ def _classes():
                     self._timers_moved()
                 for name in ("texts", "frame"):
                     self._show(name, False)
+                self._show_body(False)
                 return
             pad = dp(4)
             hx, hw, hh = x + pad, w - 2 * pad, dp(74)
@@ -329,6 +350,7 @@ def _classes():
             body = self.ids.body
             body.set(hx, top - self.body_h, hw, self.body_h)
             self._lay_body()
+            self._show_body(bool(self.body_text))
             self._show("texts", True)
             self._show("frame", self.selected)
             if self.selected:
@@ -344,6 +366,10 @@ def _classes():
                 layer.drop(self._keys[name])
             else:
                 layer.set(self._keys[name], *spec, z)
+
+        def _show_body(self, on: bool) -> None:
+            if self._layer is not None:
+                self._layer.show_opaque(self._mesh, on and self.parent is not None)
 
         def _timers_moved(self) -> None:
             grid = self.parent
