@@ -1,14 +1,19 @@
-"""A station card part drawn by hand: one widget with no children and a
-canvas of its own, instead of a kv tree of layouts and labels.
+"""The station screen's cards drawn by hand: a card part (TicketCard), an
+all-day row (AllDayRow) and the grid of cards (CardGrid), each one widget
+with no children and a canvas of its own, instead of a kv tree of layouts
+and labels.
 
 What a bump costs on the wall is mostly the cards that move: a card of
 nested layouts laid every child out again (and each child's kv rules ran
 again) when it only changed its place. This card keeps its texts as core
 labels and its boxes in a few instructions; moving it sets the position of
-each (no layout, no rule, no text rendered), and a text is rendered only
-when it changes. Its opaque boxes are the screen's box layer's (kds.boxlayer);
-what a card does not show (the unpaid badge, the "cont'd" strip, the
-selection frame) is not in its canvas at all.
+each, once per frame (no layout, no rule, no text rendered), and a text is
+rendered only when it changes. Its opaque boxes are the screen's box
+layer's (kds.boxlayer), and so is its body (its text rendered on the paper,
+drawn with blending off); the timers of all cards are one mesh of a texture
+of their digits, drawn by the grid (no text rendered as they tick). What a
+card does not show (the unpaid badge, the "cont'd" strip, the selection
+frame) is not in its canvas at all.
 
 It looks as the kv card did (station.kv's history): a header in the
 ticket's colour (the number on the left, the timer over the service on the
@@ -20,7 +25,6 @@ line by line (kds.cardkit.line_quads). For the state dump and taps it has
 ``refs`` and ``texture_size`` as a Label's."""
 
 from __future__ import annotations
-
 
 from kds.boxlayer import current_layer
 from kds.cardkit import BACKDROP, PAPER, STRIP_DP, line_quads, nearest
