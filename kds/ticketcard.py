@@ -99,7 +99,6 @@ def _classes():
     from kivy.uix.widget import Widget
     from kivy.utils import get_hex_from_color
 
-
     class OnPaper(CoreMarkupLabel):
         """A markup label rendered on the paper: an opaque texture, drawn
         with blending off (a blended text costs a software rasteriser about
@@ -187,13 +186,13 @@ def _classes():
             # grid, all cards' in one mesh (see Digits), the service here
             self._service = Text(font_size=sp(15), halign="right", valign="middle")
             self.timer_at = None  # (right, bottom) of the timer on screen
+            self._timer_drawn = None  # the timer text the grid was last told of
             self._part = Text(font_size=sp(15), bold=True, halign="left", valign="middle",
                               padding=[dp(10), 0, dp(10), 0])
             self._body = Text(markup=True, core=OnPaper, colour=BODY_RGBA, font_size=sp(15), line_height=0.9,
                               halign="left", valign="top", padding=[dp(10), dp(6), dp(10), dp(6)])
-            # the boxes first (cleared, opaque), then the texts over them
             # its opaque boxes are the screen's box layer's (kds.boxlayer),
-            # while the card is on the grid
+            # while the card is on the grid; its texts are drawn over them
             self._layer = current_layer()
             self._keys = {name: (id(self), name) for name in ("backdrop", "head", "badge", "strip")}
             self._texts = InstructionGroup()
@@ -242,10 +241,9 @@ def _classes():
             self.number_text, self.timer_text, self.service_text = number_text, timer_text, service_text
             self.unpaid_text, self.selected, self.part_text = unpaid_text, selected, part_text
             self.body_h, self.body_text = body_h, body_text
-            if tuple(header_rgba) != tuple(self.header_rgba):
-                self.header_rgba = tuple(header_rgba)
+            self.header_rgba = tuple(header_rgba)
             self._unpaid.set(unpaid_text)
-            if self.timer_text != getattr(self, "_timer_drawn", None):
+            if self.timer_text != self._timer_drawn:
                 self._timer_drawn = self.timer_text
                 self._timers_moved()
             self._service.set(service_text)
@@ -287,10 +285,7 @@ def _classes():
             """Every instruction where the card now is (a move: positions only)."""
             x, y, w, h = self.x, self.y, self.width, self.height
             filled = self.key is not None
-            box = self._box
-            if self.parent is None:  # a spare: nothing of it on the screen
-                for name in ("backdrop", "head", "badge", "strip"):
-                    box(name, None)
+            box = self._box  # (a spare, off the grid, has none on the screen)
             if not filled:
                 box("backdrop", ((x, y), (w, h), BACKDROP))
                 for name in ("head", "badge", "strip"):
