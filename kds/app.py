@@ -107,70 +107,29 @@ def build_app(cfg):
     from kivy.clock import Clock
     from kivy.core.window import Window
     from kivy.metrics import dp, sp
-    from kivy.properties import BooleanProperty, ListProperty, NumericProperty, ObjectProperty, StringProperty
+    from kivy.properties import NumericProperty, ObjectProperty, StringProperty
     from kivy.uix.boxlayout import BoxLayout
 
     from kds.controller import StationController
     from kds.health import alert_rows, alert_strip
     from kds.viewmodel import AllDayPager, BumpBarMap
-    from kds.cardkit import (PAPER, STRIP_DP, Measure, body_height, cut, lines_report, paint_gaps, part_text, place,
-                             place_ahead, ref_boxes, register_lines_label, register_solid, resize_cards)
+    from kds.boxlayer import BoxLayer, register_opaque
+    from kds.cardkit import (PAPER, STRIP_DP, Measure, body_height, cut, lines_report, part_text, place, place_ahead,
+                             resize_cards)
     from kds.viewmodel.cards import pack
     from kds.common import (load_kv, register_cjk_font, run_screen_clock, screen_settings, try_screenshot,
                             window_rect, write_state)
 
     register_cjk_font()
     # The cards' paper is the window's clear colour; the backdrop is painted
-    # around them (see station.kv, cardkit.paint_gaps)
+    # around them (see station.kv and kds.boxlayer: the gaps are CardGrid's)
     Window.clearcolor = PAPER
 
-    class TicketCard(BoxLayout):
-        """One card part of a ticket; the app keeps a fixed set of these and
-        moves them with their ticket, so a card's text is drawn once."""
-        ticket_id = StringProperty("")
-        number_text = StringProperty("")
-        timer_text = StringProperty("")
-        service_text = StringProperty("")
-        part_text = StringProperty("")
-        body_text = StringProperty("")
-        unpaid_text = StringProperty("")  # the badge: "" when the order is paid
-        header_rgba = ListProperty([0.2, 0.5, 0.2, 1])
-        selected = BooleanProperty(False)
-        app = ObjectProperty(None)
-        key = ObjectProperty(None, allownone=True)  # (ticket_id, part, parts) shown
-        lines = ListProperty([])  # the item lines of this part
-        body_h = NumericProperty(0)
+    from kds.ticketcard import all_day_row_class, ticket_card_class
 
-        def on_touch_down(self, touch):
-            if self.ticket_id and self.collide_point(*touch.pos):
-                touch.ud["card"] = self.ticket_id
-                return True
-            return super().on_touch_down(touch)
-
-        def on_touch_up(self, touch):
-            if not self.ticket_id or touch.ud.get("card") != self.ticket_id or not self.collide_point(*touch.pos):
-                return super().on_touch_up(touch)
-            if self.ids.header.collide_point(*touch.pos) or self.ids.part.collide_point(*touch.pos):
-                self.app.bump(self.ticket_id)
-                return True
-            line = self.line_at(*touch.pos)
-            if line is not None:
-                self.app.bump_item(self.ticket_id, line)
-                return True
-            self.app.select(self.ticket_id)
-            return True
-
-        def line_at(self, x, y):
-            wx, wy = self.to_window(x, y)
-            for name, (x0, y0, x1, y1) in ref_boxes(self.ids.body).items():
-                if name.startswith("L") and y0 <= wy <= y1 and self.x <= x <= self.right:
-                    return int(name[1:].split("~")[0])
-            return None
-
-    class AllDayRow(BoxLayout):
-        """One dish on the all-day panel (station.kv)."""
-        text = StringProperty("")
-        key = ObjectProperty(None, allownone=True)  # (name_zh, name_en)
+    # drawn by hand (kds.ticketcard): moving one is not laying it out again
+    TicketCard = ticket_card_class()  # one card part
+    AllDayRow = all_day_row_class()  # one dish on the all-day panel
 
     class StationRoot(BoxLayout):
         app = ObjectProperty(None)
@@ -189,8 +148,7 @@ def build_app(cfg):
         columns = NumericProperty(5)
         rows = NumericProperty(2)
 
-    register_solid()  # before station.kv, which draws with them
-    register_lines_label()
+    register_opaque()  # before station.kv, which draws with them
     load_kv("alerts.kv")
     load_kv("station.kv")
     bump_keys, keynames, state_file, shot_dir = screen_settings(cfg)
@@ -205,7 +163,11 @@ def build_app(cfg):
             # the state dump reads the cards once their text and layout are
             # updated (Kivy does both just before the next frame)
             self._dump_soon = Clock.create_trigger(lambda dt: self._dump_state(), 0)
+            # every opaque box of the screen in one mesh, drawn first (kds.boxlayer)
+            self.boxes = BoxLayer()
+            self.boxes.make_current()
             self.root_w = StationRoot(app=self, columns=cfg.kds.columns, rows=cfg.kds.rows)
+            self.boxes.attach(self.root_w.canvas.before)
             st = self.ctl.station
             names = {"wok": "炒锅 Wok", "fryer": "炸炉烧烤 Fryer & Grill", "drinks": "饮品 Drinks"}
             self.root_w.title_text = names.get(st, st)
@@ -213,19 +175,19 @@ def build_app(cfg):
             self.measure_allday = Measure(sp(15))
             self.allday_rows = []  # AllDayRow widgets, kept with their dish while shown
             self.card_box = None  # (text width, body height) of a card, once laid out
+            self._splits = {}  # ticket_id -> (items, note, card_box, card parts): see split_view
             self.allday_pager = AllDayPager()
             self.allday_pages = 1
             self.cards = []
             self.slots = cfg.kds.columns * cfg.kds.rows
             for _ in range(self.slots):
-                c = TicketCard(app=self, disabled=True)  # empty until a ticket comes
+                c = TicketCard(self)  # empty until a ticket comes
                 self.cards.append(c)
                 self.root_w.ids.grid.add_widget(c)
             # cards off the grid holding the tickets after the page, drawn ahead
-            self.spares = [TicketCard(app=self, disabled=True) for _ in range(AHEAD_CARDS)]
+            self.spares = [TicketCard(self) for _ in range(AHEAD_CARDS)]
             self._ahead = Clock.create_trigger(self._fill_ahead, AHEAD_DELAY_S)
             self.root_w.ids.grid.bind(size=self._grid_sized)
-            paint_gaps(self.root_w.ids.grid)
             self.root_w.ids.allday_panel.bind(on_touch_up=self._allday_touch)
             self.root_w.ids.allday.bind(pos=self._stack_allday, size=self._stack_allday)
             run_screen_clock(self, shot_dir / f"kds-{cfg.kds.station}.png")
@@ -244,6 +206,7 @@ def build_app(cfg):
             return self.root_w
 
         def on_stop(self):
+            self.boxes.uninstall()
             if self.bumpbar is not None:
                 self.bumpbar.stop()
             self.ctl.stop()
@@ -262,6 +225,20 @@ def build_app(cfg):
             """The ticket's blocks cut into card parts: [[(markup, line), ...], ...]."""
             width, height = self.card_box
             return cut(ticket_blocks(items, note), lambda m: self.measure_body(m, width), height)
+
+        def split_view(self, v):
+            """split() of a shown ticket, kept while its items, note and the
+            cards' size stay the same: a bump's refresh builds the markup of
+            none of the tickets that only moved."""
+            hit = self._splits.get(v.ticket_id)
+            if hit is not None and hit[0] == v.items and hit[1] == v.note and hit[2] == self.card_box:
+                return hit[3]
+            parts = self.split(v.items, v.note)
+            if len(self._splits) >= 256:  # bounded: the oldest half goes
+                for k in list(self._splits)[:128]:
+                    del self._splits[k]
+            self._splits[v.ticket_id] = (v.items, v.note, self.card_box, parts)
+            return parts
 
         def _allday_touch(self, panel, touch):
             if panel.collide_point(*touch.pos) and self.allday_pages > 1:
@@ -390,7 +367,8 @@ def build_app(cfg):
                         w = AllDayRow()
                         self.allday_rows.append(w)
                     w.key = key
-                w.text, w.height = name, h
+                w.set_text(name)
+                w.height = h
                 order.append(w)
             self.allday_rows = order + free
             for w in free:  # rows belong to the panel or to nothing
@@ -417,13 +395,15 @@ def build_app(cfg):
             parts = []
             shown = {tid: (first, n) for tid, first, n in self.ctl.vm.page_parts()}
             for v in views:
-                split = (self.split(v.items, v.note) if self.card_box is not None
+                split = (self.split_view(v) if self.card_box is not None
                          else [[(m, line) for m, line, *_ in ticket_blocks(v.items, v.note)]])
                 first, n = shown.get(v.ticket_id, (0, len(split)))
                 for k in range(first, min(len(split), first + n)):
                     parts.append(((v.ticket_id, k, len(split)), v, split[k]))
             pool = self.cards + self.spares
-            self.spares = place(self.root_w.ids.grid, pool, parts, self.slots, self._fill)
+            grid = self.root_w.ids.grid
+            self.spares = place(grid, pool, parts, self.slots, self._fill)
+            grid.lay()  # the cards where they go now: each laid out once, before the frame
             self.cards = [c for c in pool if c not in self.spares]
             self._ahead()
 
@@ -435,36 +415,27 @@ def build_app(cfg):
                 return
             parts = []
             for v in self.ctl.vm.tickets_after_page(len(self.spares)):
-                split = self.split(v.items, v.note)
+                split = self.split_view(v)
                 parts += [((v.ticket_id, k, len(split)), v, blocks) for k, blocks in enumerate(split)]
             place_ahead(self.spares, parts, self._fill, self.cards[0].size)
 
         def _fill(self, card, key, v=None, blocks=None):
-            """Update one card part; only properties that changed redraw."""
+            """Update one card part; only the texts that changed are rendered."""
             if v is None:
-                if card.key is not None:
-                    card.disabled, card.ticket_id, card.key, card.selected = True, "", None, False
-                    card.body_text = card.part_text = card.number_text = card.timer_text = card.service_text = ""
-                    card.unpaid_text = ""
-                    card.body_h = 0
-                    card.lines = []
+                card.blank()
                 return
-            card.disabled = False
-            card.ticket_id, card.key = v.ticket_id, key
-            card.number_text = f"#{v.number} · {v.provisional}" if v.provisional else f"#{v.number}"
-            card.timer_text = v.elapsed_text
-            card.service_text = f"{v.service_text.zh} {v.channel_text.zh}"
-            card.unpaid_text = UNPAID_BADGE if v.unpaid else ""
-            card.selected = v.selected
-            card.header_rgba = list(FLASH_RGBA if v.flashing else HEADER_RGBA[v.colour])
             _, k, n = key
-            card.part_text = part_text(k, n)
+            body_h = 0
             if self.card_box is not None:
                 width, height = self.card_box
-                card.body_h = body_height([self.measure_body(b, width) for b, _ in blocks], dp(12),
-                                          height + dp(12) - (dp(STRIP_DP) if n > 1 else 0))
-            card.body_text = JOIN.join(b for b, _ in blocks)
-            card.lines = [line for _, line in blocks if line is not None]
+                body_h = body_height([self.measure_body(b, width) for b, _ in blocks], dp(12),
+                                     height + dp(12) - (dp(STRIP_DP) if n > 1 else 0))
+            card.show(v.ticket_id, key,
+                      f"#{v.number} · {v.provisional}" if v.provisional else f"#{v.number}",
+                      v.elapsed_text, f"{v.service_text.zh} {v.channel_text.zh}",
+                      UNPAID_BADGE if v.unpaid else "", v.selected,
+                      FLASH_RGBA if v.flashing else HEADER_RGBA[v.colour], part_text(k, n), body_h,
+                      JOIN.join(b for b, _ in blocks), [line for _, line in blocks if line is not None])
 
         def _dump_state(self):
             """For automated UI tests and diagnostics: where each ticket is,
