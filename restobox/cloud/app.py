@@ -125,6 +125,9 @@ class EventWriter:
     BUSY_AFTER_S = 5.0
     """Half the sync service's default timeout: what waits is answered
     before the store gives up, with room for a slow moment."""
+    BUSY_MIN_BYTES = 4 << 20
+    """Less than this waiting (about ten batches of 500 events) is never
+    too much."""
 
     WATCH_AFTER_S = 1.0
     """A batch not stored after this long starts watching for its store
@@ -159,7 +162,9 @@ class EventWriter:
             if time.monotonic() - self.waiting[0].since > self.BUSY_AFTER_S:
                 return True
             b, t = self.stored
-            return b > 0 and (self.waiting_bytes + nbytes) * t / (b * self.writers) > self.BUSY_AFTER_S
+            waiting = self.waiting_bytes + nbytes
+            # a few batches are never refused on the rate alone (it is a guess after a quiet or a slow moment)
+            return waiting > self.BUSY_MIN_BYTES and b > 0 and waiting * t / (b * self.writers) > self.BUSY_AFTER_S
 
     async def ingest(self, store_id: str, events: list, on_new, authorization: str | None, nbytes: int,
                      gone: Callable[[], Awaitable] | None = None) -> list[str] | None:
