@@ -325,7 +325,7 @@ def make_app(cfg: CloudSection, *, database: pw.Database | None = None, clock: C
         nbytes = int(request.headers.get("content-length") or 0)
         if writer.busy(nbytes):  # before reading the body: refusing it costs next to nothing
             chain.count("batches_refused_busy")
-            return _json({"error": "busy", "message": f"the cloud has batches waiting for more than "
+            return _json({"error": "busy", "message": f"the cloud has more batches waiting than it stores in "
                           f"{writer.BUSY_AFTER_S:g} s: send this one again in a moment"}, 503,
                          headers={"Connection": "close"})  # (its body unread: the connection cannot carry on)
         raw = await body_of(request, EVENTS_MAX_BYTES)
