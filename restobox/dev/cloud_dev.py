@@ -410,9 +410,8 @@ class _Truncated:
 
 
 def serve(port: int, db_path: str, token: str | None, host: str = "127.0.0.1") -> int:
-    import uvicorn
+    from restobox.dev import simkit
 
     app = make_app(db_path, token)
     log.info("dev cloud on http://%s:%d (store %s)", host, port, db_path)
-    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=1)
-    return 0
+    return simkit.run(app, host, port)

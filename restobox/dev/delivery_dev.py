@@ -42,14 +42,13 @@ For tests and the demo (unsigned):
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import html
 import logging
 import re
 import secrets
 import sqlite3
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -57,11 +56,10 @@ import msgspec
 
 from restobox import delivery
 from restobox.delivery import Customer, Order, OrderCancelled, OrderCreated, OrderItem
+from restobox.dev import simkit
+from restobox.dev.simkit import CST, iso_cst, now_cst
 
 log = logging.getLogger("restobox.dev.delivery_dev")
-
-CST = timezone(timedelta(hours=8))
-"""The platform's clock: its times, order ids and shop days are UTC+8."""
 
 FAULTS: dict[str, tuple[str, ...]] = {
     "webhook": ("webhook_lost", "webhook_repeat", "bad_signature"),
@@ -110,14 +108,6 @@ class Refused(Exception):
         self.extra = extra
 
 
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, CST).isoformat(timespec="seconds")
-
-
-def now_cst() -> str:
-    return _iso(time.time())
-
-
 def _shop(shop_id: object) -> str:
     if not isinstance(shop_id, str) or not _ID.fullmatch(shop_id):
         raise Refused("bad_request", f"shop_id {str(shop_id)[:70]!r} is not 1 to 64 letters, digits, '_', '.' "
@@ -126,60 +116,37 @@ def _shop(shop_id: object) -> str:
 
 
 # --------------------------------------------------------------- store
-class PlatformStore:
-    """The platform's records (SQLite; one connection, used from the event loop)."""
+class PlatformStore(simkit.SimStore):
+    """The platform's records (simkit.SimStore: SQLite, one connection, used from the event loop)."""
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.con = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self.con.row_factory = sqlite3.Row
-        self.con.execute("PRAGMA journal_mode = wal")
-        self.con.executescript("""
-            CREATE TABLE IF NOT EXISTS shop (
-                shop_id TEXT PRIMARY KEY, open INTEGER NOT NULL DEFAULT 1, created_at TEXT NOT NULL);
-            CREATE TABLE IF NOT EXISTS shop_status (
-                id INTEGER PRIMARY KEY AUTOINCREMENT, shop_id TEXT NOT NULL, at TEXT NOT NULL, open INTEGER NOT NULL);
-            CREATE TABLE IF NOT EXISTS sold_out (
-                shop_id TEXT NOT NULL, sku TEXT NOT NULL, at TEXT NOT NULL, PRIMARY KEY (shop_id, sku));
-            CREATE TABLE IF NOT EXISTS counter (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
-            CREATE TABLE IF NOT EXISTS orders (
-                pid TEXT PRIMARY KEY, shop_id TEXT NOT NULL, day_seq INTEGER NOT NULL, body TEXT NOT NULL,
-                state TEXT NOT NULL, created_ts REAL NOT NULL, created_at TEXT NOT NULL,
-                accepted_at TEXT, refused_at TEXT, ready_at TEXT, cancelled_at TEXT,
-                refuse_reason TEXT, refuse_message TEXT, cancel_reason TEXT, cancel_message TEXT, cancelled_by TEXT);
-            CREATE INDEX IF NOT EXISTS orders_new ON orders (state, created_ts);
-            CREATE TABLE IF NOT EXISTS webhook (
-                id INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT NOT NULL UNIQUE, pid TEXT NOT NULL,
-                type TEXT NOT NULL, body TEXT NOT NULL, state TEXT NOT NULL, want INTEGER NOT NULL,
-                bad_signature INTEGER NOT NULL DEFAULT 0, deliveries INTEGER NOT NULL DEFAULT 0,
-                failures INTEGER NOT NULL DEFAULT 0, next_at REAL NOT NULL, created_at TEXT NOT NULL);
-            CREATE INDEX IF NOT EXISTS webhook_pid ON webhook (pid);
-            CREATE TABLE IF NOT EXISTS webhook_attempt (
-                id INTEGER PRIMARY KEY AUTOINCREMENT, webhook INTEGER NOT NULL, at TEXT NOT NULL,
-                http_status INTEGER NOT NULL, answer TEXT NOT NULL, delivered INTEGER NOT NULL);
-            CREATE INDEX IF NOT EXISTS webhook_attempt_webhook ON webhook_attempt (webhook);
-            CREATE TABLE IF NOT EXISTS api_call (
-                id INTEGER PRIMARY KEY AUTOINCREMENT, method TEXT NOT NULL, path TEXT NOT NULL, body TEXT NOT NULL,
-                status INTEGER NOT NULL, code TEXT NOT NULL, at TEXT NOT NULL);
-            CREATE TABLE IF NOT EXISTS stat (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
-            CREATE TABLE IF NOT EXISTS setting (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-        """)
-
-    @contextlib.contextmanager
-    def tx(self):
-        """One transaction: all of it is kept, or none."""
-        self.con.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self.con.execute("ROLLBACK")
-            raise
-        self.con.execute("COMMIT")
-
-    def count(self, key: str, n: int = 1) -> None:
-        self.con.execute("INSERT INTO stat (key, value) VALUES (?, ?) "
-                         "ON CONFLICT (key) DO UPDATE SET value = value + excluded.value", (key, n))
+    SCHEMA = """
+        CREATE TABLE IF NOT EXISTS shop (
+            shop_id TEXT PRIMARY KEY, open INTEGER NOT NULL DEFAULT 1, created_at TEXT NOT NULL);
+        CREATE TABLE IF NOT EXISTS shop_status (
+            id INTEGER PRIMARY KEY AUTOINCREMENT, shop_id TEXT NOT NULL, at TEXT NOT NULL, open INTEGER NOT NULL);
+        CREATE TABLE IF NOT EXISTS sold_out (
+            shop_id TEXT NOT NULL, sku TEXT NOT NULL, at TEXT NOT NULL, PRIMARY KEY (shop_id, sku));
+        CREATE TABLE IF NOT EXISTS counter (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+        CREATE TABLE IF NOT EXISTS orders (
+            pid TEXT PRIMARY KEY, shop_id TEXT NOT NULL, day_seq INTEGER NOT NULL, body TEXT NOT NULL,
+            state TEXT NOT NULL, created_ts REAL NOT NULL, created_at TEXT NOT NULL,
+            accepted_at TEXT, refused_at TEXT, ready_at TEXT, cancelled_at TEXT,
+            refuse_reason TEXT, refuse_message TEXT, cancel_reason TEXT, cancel_message TEXT, cancelled_by TEXT);
+        CREATE INDEX IF NOT EXISTS orders_new ON orders (state, created_ts);
+        CREATE TABLE IF NOT EXISTS webhook (
+            id INTEGER PRIMARY KEY AUTOINCREMENT, event_id TEXT NOT NULL UNIQUE, pid TEXT NOT NULL,
+            type TEXT NOT NULL, body TEXT NOT NULL, state TEXT NOT NULL, want INTEGER NOT NULL,
+            bad_signature INTEGER NOT NULL DEFAULT 0, deliveries INTEGER NOT NULL DEFAULT 0,
+            failures INTEGER NOT NULL DEFAULT 0, next_at REAL NOT NULL, created_at TEXT NOT NULL);
+        CREATE INDEX IF NOT EXISTS webhook_pid ON webhook (pid);
+        CREATE TABLE IF NOT EXISTS webhook_attempt (
+            id INTEGER PRIMARY KEY AUTOINCREMENT, webhook INTEGER NOT NULL, at TEXT NOT NULL,
+            http_status INTEGER NOT NULL, answer TEXT NOT NULL, delivered INTEGER NOT NULL);
+        CREATE INDEX IF NOT EXISTS webhook_attempt_webhook ON webhook_attempt (webhook);
+        CREATE TABLE IF NOT EXISTS api_call (
+            id INTEGER PRIMARY KEY AUTOINCREMENT, method TEXT NOT NULL, path TEXT NOT NULL, body TEXT NOT NULL,
+            status INTEGER NOT NULL, code TEXT NOT NULL, at TEXT NOT NULL);
+    """
 
     def next(self, key: str) -> int:
         """The next number of counter ``key`` (1, 2, ...)."""
@@ -187,18 +154,11 @@ class PlatformStore:
                                 "DO UPDATE SET value = value + 1 RETURNING value", (key,)).fetchone()[0]
 
     def stats(self) -> dict[str, int]:
-        out = dict(self.con.execute("SELECT key, value FROM stat ORDER BY key").fetchall())
+        out = super().stats()
         out["webhooks_pending"] = self.con.execute(
             "SELECT COUNT(*) FROM webhook WHERE state = 'pending'").fetchone()[0]
         out["orders_new"] = self.con.execute("SELECT COUNT(*) FROM orders WHERE state = 'new'").fetchone()[0]
         return out
-
-    def setting(self, key: str) -> str | None:
-        row = self.con.execute("SELECT value FROM setting WHERE key = ?", (key,)).fetchone()
-        return row[0] if row else None
-
-    def set_setting(self, key: str, value: str) -> None:
-        self.con.execute("INSERT OR REPLACE INTO setting (key, value) VALUES (?, ?)", (key, value))
 
     def order(self, pid: str) -> sqlite3.Row | None:
         return self.con.execute("SELECT * FROM orders WHERE pid = ?", (pid,)).fetchone()
@@ -223,49 +183,30 @@ class PlatformStore:
 
 
 # ------------------------------------------------------------ platform
-class Platform:
+class Platform(simkit.Simulator):
     """The simulated platform: its records, its fault mode, its webhooks and accept windows."""
+
+    store: PlatformStore
 
     def __init__(self, db_path: str | Path, secret: bytes, app_id: str, *, webhook_url: str,
                  accept_timeout_s: float = ACCEPT_TIMEOUT_S, platform: str = "mt",
                  webhook_retry: tuple[float, ...] = WEBHOOK_RETRY_S) -> None:
-        self.store = PlatformStore(db_path)
+        super().__init__(PlatformStore(db_path), Fault, log)
         self.secret = secret
         self.app_id = app_id
         self.webhook_url = webhook_url
         self.accept_timeout_s = accept_timeout_s
         self.prefix = platform.upper()
         self.webhook_retry = tuple(webhook_retry)
-        saved = self.store.setting("fault")
-        self.fault = msgspec.json.decode(saved, type=Fault) if saved else Fault()
-        self.tasks: dict[str, asyncio.Task] = {}
-        self.http = None  # httpx.AsyncClient while serving
 
     # ---- faults
-    def set_fault(self, f: Fault) -> None:
-        self.fault = f
-        self.store.set_setting("fault", msgspec.json.encode(f).decode())
-
     def take_fault(self, kind: str) -> str | None:
         """The fault mode that applies to this event of ``kind`` (webhook,
         attempt, api), if any; a counted one is spent by it."""
         f = self.fault
         if f.mode not in FAULTS[kind]:
             return None
-        if f.count:
-            left = f.count - 1
-            self.set_fault(msgspec.structs.replace(f, count=left) if left else Fault())
-        self.store.count(f"faults.{f.mode}")
-        log.info("fault %s (%s)", f.mode, kind)
-        return f.mode
-
-    # ---- tasks
-    def spawn(self, name: str, coro) -> None:
-        old = self.tasks.get(name)
-        if old is not None and not old.done():
-            coro.close()
-            return
-        self.tasks[name] = asyncio.get_running_loop().create_task(coro, name=name)
+        return self.spend_fault(f.mode, kind)
 
     # ---- orders
     def create(self, new: NewOrder) -> sqlite3.Row:
@@ -514,7 +455,7 @@ class Platform:
         now = time.time()
         with store.tx():
             con.execute("INSERT INTO webhook_attempt (webhook, at, http_status, answer, delivered) "
-                        "VALUES (?, ?, ?, ?, ?)", (wid, _iso(now), status, answer, int(ok)))
+                        "VALUES (?, ?, ?, ?, ?)", (wid, iso_cst(now), status, answer, int(ok)))
             store.count("webhook.attempts")
             if ok:
                 store.count("webhook.deliveries")
@@ -535,9 +476,10 @@ class Platform:
                         (failures, now + self.webhook_retry[failures - 1], wid))
 
     def resume(self) -> None:
-        """After a start: the webhooks still to deliver."""
+        """After a start: the webhooks still to deliver, the accept windows watched."""
         for (wid,) in self.store.con.execute("SELECT id FROM webhook WHERE state = 'pending'").fetchall():
             self._send(wid)
+        self.spawn("expire", self.expire_loop())
 
     # ---- the dev views
     def dev_order(self, o: sqlite3.Row) -> dict:
@@ -624,7 +566,6 @@ def page(p: Platform) -> str:
 def make_app(db_path: str | Path, secret: bytes, app_id: str = "chain-1", *, webhook_url: str,
              accept_timeout_s: float = ACCEPT_TIMEOUT_S, platform: str = "mt",
              webhook_retry: tuple[float, ...] = WEBHOOK_RETRY_S):
-    import httpx
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import HTMLResponse, JSONResponse
@@ -672,15 +613,9 @@ def make_app(db_path: str | Path, secret: bytes, app_id: str = "chain-1", *, web
         store.count(f"refused.dev_{exc.code}")
         return JSONResponse({"code": exc.code, "message": exc.message, **exc.extra}, exc.status)
 
-    async def dev_body(request: Request, type_):
-        try:
-            return msgspec.json.decode(await request.body(), type=type_)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            raise Refused("bad_request", str(exc), 400) from None
-
     async def dev_new_order(request: Request):
         try:
-            o = p.create(await dev_body(request, NewOrder))
+            o = p.create(await simkit.dev_body(request, NewOrder, Refused))
         except Refused as exc:
             return dev_refused(exc)
         return JSONResponse(p.dev_order(o))
@@ -688,7 +623,7 @@ def make_app(db_path: str | Path, secret: bytes, app_id: str = "chain-1", *, web
     async def dev_cancel(request: Request):
         pid = request.path_params["pid"]
         try:
-            got = await dev_body(request, dict)
+            got = await simkit.dev_body(request, dict, Refused)
             reason = got.get("reason", "diner_cancelled")
             if reason not in ("diner_cancelled", "rider_unavailable"):
                 raise Refused("bad_request", "reason is diner_cancelled or rider_unavailable", 400)
@@ -727,9 +662,7 @@ def make_app(db_path: str | Path, secret: bytes, app_id: str = "chain-1", *, web
 
     async def set_fault(request: Request):
         try:
-            f = await dev_body(request, Fault)
-            if f.mode not in MODES or f.count < 0 or f.slow_s < 0:
-                raise Refused("bad_request", f"mode is one of {', '.join(MODES)}; count and slow_s at least 0", 400)
+            f = await simkit.fault_body(request, Fault, MODES, Refused)
         except Refused as exc:
             return dev_refused(exc)
         p.set_fault(f if f.mode != "ok" else Fault())
@@ -739,20 +672,7 @@ def make_app(db_path: str | Path, secret: bytes, app_id: str = "chain-1", *, web
     async def home(request: Request):
         return HTMLResponse(page(p))
 
-    @contextlib.asynccontextmanager
-    async def lifespan(app):
-        p.http = httpx.AsyncClient(timeout=httpx.Timeout(WEBHOOK_TIMEOUT_S),
-                                   headers={"User-Agent": "restobox-delivery-dev/1"})
-        p.resume()
-        p.spawn("expire", p.expire_loop())
-        try:
-            yield
-        finally:
-            for task in p.tasks.values():
-                task.cancel()
-            await asyncio.gather(*p.tasks.values(), return_exceptions=True)
-            await p.http.aclose()
-
+    lifespan = p.lifespan(timeout_s=WEBHOOK_TIMEOUT_S, user_agent="restobox-delivery-dev/1")
     o = delivery.API_PREFIX
     app = Starlette(lifespan=lifespan, routes=[
         Route(o + "/orders/{pid}/accept", api("accept", p.accept, "pid"), methods=["POST"]),
@@ -780,11 +700,8 @@ def make_app(db_path: str | Path, secret: bytes, app_id: str = "chain-1", *, web
 def serve(port: int, db_path: str, secret: bytes, app_id: str, *, webhook_url: str, host: str = "127.0.0.1",
           accept_timeout_s: float = ACCEPT_TIMEOUT_S, platform: str = "mt",
           webhook_retry: tuple[float, ...] = WEBHOOK_RETRY_S) -> int:
-    import uvicorn
-
     app = make_app(db_path, secret, app_id, webhook_url=webhook_url, accept_timeout_s=accept_timeout_s,
                    platform=platform, webhook_retry=webhook_retry)
     log.info("delivery platform %s (dev) on http://%s:%d for app %s: webhooks to %s, accept window %g s (%s)",
              platform.upper(), host, port, app_id, webhook_url, accept_timeout_s, db_path)
-    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=1)
-    return 0
+    return simkit.run(app, host, port)

@@ -42,7 +42,6 @@ and notifications; ``GET /_dev/stats`` counters; ``POST /_dev/pay``
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import html
 import logging
 import random
@@ -50,17 +49,15 @@ import re
 import secrets
 import sqlite3
 import time
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import msgspec
 
 from restobox import paygate
+from restobox.dev import simkit
+from restobox.dev.simkit import iso_cst, now_cst
 
 log = logging.getLogger("restobox.dev.paygate_dev")
-
-CST = timezone(timedelta(hours=8))
-"""The gateway's clock: its times and its statement's days are UTC+8."""
 
 FAULTS: dict[str, tuple[str, ...]] = {
     "api": ("slow", "timeout"),
@@ -102,14 +99,6 @@ class Refused(Exception):
         self.fields = fields or {}
 
 
-def now_cst() -> str:
-    return datetime.now(CST).isoformat(timespec="seconds")
-
-
-def _iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, CST).isoformat(timespec="seconds")
-
-
 def yuan(fen: int) -> str:
     return f"{fen // 100}.{fen % 100:02d}"
 
@@ -123,64 +112,34 @@ def mask_phone(phone: str) -> str:
 
 
 # --------------------------------------------------------------- store
-class GatewayStore:
-    """The gateway's records (SQLite; one connection, used from the event loop)."""
+class GatewayStore(simkit.SimStore):
+    """The gateway's records (simkit.SimStore: SQLite, one connection, used from the event loop)."""
 
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.con = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self.con.row_factory = sqlite3.Row
-        self.con.execute("PRAGMA journal_mode = wal")
-        self.con.executescript("""
-            CREATE TABLE IF NOT EXISTS trade (
-                out_trade_no TEXT PRIMARY KEY, trade_no TEXT NOT NULL UNIQUE, amount INTEGER NOT NULL,
-                charged INTEGER, refunded INTEGER NOT NULL DEFAULT 0, status TEXT NOT NULL,
-                description TEXT NOT NULL, notify_url TEXT NOT NULL, return_url TEXT NOT NULL,
-                payer_phone TEXT NOT NULL, cashier_url TEXT NOT NULL, created_at REAL NOT NULL,
-                expires_at REAL NOT NULL, paid_at TEXT NOT NULL DEFAULT '', closed_at TEXT NOT NULL DEFAULT '',
-                late_pay_at REAL, faults TEXT NOT NULL DEFAULT '');
-            CREATE TABLE IF NOT EXISTS refund (
-                out_refund_no TEXT PRIMARY KEY, out_trade_no TEXT NOT NULL, refund_id TEXT NOT NULL UNIQUE,
-                amount INTEGER NOT NULL, reason TEXT NOT NULL, refunded_at TEXT NOT NULL);
-            CREATE TABLE IF NOT EXISTS notification (
-                id INTEGER PRIMARY KEY AUTOINCREMENT, out_trade_no TEXT NOT NULL, url TEXT NOT NULL,
-                body TEXT NOT NULL, state TEXT NOT NULL, want INTEGER NOT NULL,
-                deliveries INTEGER NOT NULL DEFAULT 0, failures INTEGER NOT NULL DEFAULT 0, next_at REAL NOT NULL);
-            CREATE TABLE IF NOT EXISTS notify_attempt (
-                id INTEGER PRIMARY KEY AUTOINCREMENT, notification INTEGER NOT NULL, at TEXT NOT NULL,
-                http_status INTEGER NOT NULL, answer TEXT NOT NULL, delivered INTEGER NOT NULL);
-            CREATE TABLE IF NOT EXISTS stat (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
-            CREATE TABLE IF NOT EXISTS setting (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-        """)
-
-    @contextlib.contextmanager
-    def tx(self):
-        """One transaction: all of it is kept, or none (each statement commits on its own otherwise)."""
-        self.con.execute("BEGIN IMMEDIATE")
-        try:
-            yield
-        except BaseException:
-            self.con.execute("ROLLBACK")
-            raise
-        self.con.execute("COMMIT")
-
-    def count(self, key: str, n: int = 1) -> None:
-        self.con.execute("INSERT INTO stat (key, value) VALUES (?, ?) "
-                         "ON CONFLICT (key) DO UPDATE SET value = value + excluded.value", (key, n))
+    SCHEMA = """
+        CREATE TABLE IF NOT EXISTS trade (
+            out_trade_no TEXT PRIMARY KEY, trade_no TEXT NOT NULL UNIQUE, amount INTEGER NOT NULL,
+            charged INTEGER, refunded INTEGER NOT NULL DEFAULT 0, status TEXT NOT NULL,
+            description TEXT NOT NULL, notify_url TEXT NOT NULL, return_url TEXT NOT NULL,
+            payer_phone TEXT NOT NULL, cashier_url TEXT NOT NULL, created_at REAL NOT NULL,
+            expires_at REAL NOT NULL, paid_at TEXT NOT NULL DEFAULT '', closed_at TEXT NOT NULL DEFAULT '',
+            late_pay_at REAL, faults TEXT NOT NULL DEFAULT '');
+        CREATE TABLE IF NOT EXISTS refund (
+            out_refund_no TEXT PRIMARY KEY, out_trade_no TEXT NOT NULL, refund_id TEXT NOT NULL UNIQUE,
+            amount INTEGER NOT NULL, reason TEXT NOT NULL, refunded_at TEXT NOT NULL);
+        CREATE TABLE IF NOT EXISTS notification (
+            id INTEGER PRIMARY KEY AUTOINCREMENT, out_trade_no TEXT NOT NULL, url TEXT NOT NULL,
+            body TEXT NOT NULL, state TEXT NOT NULL, want INTEGER NOT NULL,
+            deliveries INTEGER NOT NULL DEFAULT 0, failures INTEGER NOT NULL DEFAULT 0, next_at REAL NOT NULL);
+        CREATE TABLE IF NOT EXISTS notify_attempt (
+            id INTEGER PRIMARY KEY AUTOINCREMENT, notification INTEGER NOT NULL, at TEXT NOT NULL,
+            http_status INTEGER NOT NULL, answer TEXT NOT NULL, delivered INTEGER NOT NULL);
+    """
 
     def stats(self) -> dict[str, int]:
-        out = dict(self.con.execute("SELECT key, value FROM stat ORDER BY key").fetchall())
+        out = super().stats()
         out["notifications_pending"] = self.con.execute(
             "SELECT COUNT(*) FROM notification WHERE state = 'pending'").fetchone()[0]
         return out
-
-    def setting(self, key: str) -> str | None:
-        row = self.con.execute("SELECT value FROM setting WHERE key = ?", (key,)).fetchone()
-        return row[0] if row else None
-
-    def set_setting(self, key: str, value: str) -> None:
-        self.con.execute("INSERT OR REPLACE INTO setting (key, value) VALUES (?, ?)", (key, value))
 
     def trade(self, out_trade_no: str) -> sqlite3.Row | None:
         return self.con.execute("SELECT * FROM trade WHERE out_trade_no = ?", (out_trade_no,)).fetchone()
@@ -210,28 +169,25 @@ class GatewayStore:
 
 
 # ------------------------------------------------------------- gateway
-class Gateway:
+class Gateway(simkit.Simulator):
     """The simulated gateway: its records, its fault mode, its deliveries."""
+
+    store: GatewayStore
 
     def __init__(self, db_path: str | Path, key: bytes, mch_id: str, *, public_url: str,
                  notify_delay: float = 0.2, notify_retry: tuple[float, ...] = NOTIFY_RETRY_S) -> None:
-        self.store = GatewayStore(db_path)
+        super().__init__(GatewayStore(db_path), Fault, log)
         self.key = key
         self.mch_id = mch_id
         self.public_url = public_url.rstrip("/")
         self.notify_delay = notify_delay
         self.notify_retry = tuple(notify_retry)
-        saved = self.store.setting("fault")
-        self.fault = msgspec.json.decode(saved, type=Fault) if saved else Fault()
         self.rng = random.Random(self.fault.seed)
-        self.tasks: dict[str, asyncio.Task] = {}
-        self.http = None  # httpx.AsyncClient while serving
 
     # ---- faults
     def set_fault(self, f: Fault) -> None:
-        self.fault = f
+        super().set_fault(f)
         self.rng = random.Random(f.seed)
-        self.store.set_setting("fault", msgspec.json.encode(f).decode())
 
     def take_fault(self, kind: str, call: str = "") -> str | None:
         """The fault mode that applies to this event of ``kind`` (api,
@@ -248,12 +204,7 @@ class Gateway:
             mode = f.mode
         else:
             return None
-        if f.count:
-            left = f.count - 1
-            self.set_fault(msgspec.structs.replace(f, count=left) if left else Fault())
-        self.store.count(f"faults.{mode}")
-        log.info("fault %s (%s)", mode, kind)
-        return mode
+        return self.spend_fault(mode, kind)
 
     # ---- trades
     def fresh(self, t: sqlite3.Row) -> sqlite3.Row:
@@ -306,13 +257,6 @@ class Gateway:
         return t
 
     # ---- notifications
-    def spawn(self, name: str, coro) -> None:
-        old = self.tasks.get(name)
-        if old is not None and not old.done():
-            coro.close()
-            return
-        self.tasks[name] = asyncio.get_running_loop().create_task(coro, name=name)
-
     async def deliver(self, nid: int) -> None:
         while True:
             n = self.store.notification(nid)
@@ -507,8 +451,8 @@ class Gateway:
         return {"out_trade_no": t["out_trade_no"], "trade_no": t["trade_no"], "status": t["status"],
                 "amount": t["amount"], "charged": t["charged"], "refunded": t["refunded"],
                 "refunds": [_refund_fields(r) for r in self.store.refunds(t["out_trade_no"])],
-                "paid_at": t["paid_at"], "closed_at": t["closed_at"], "created_at": _iso(t["created_at"]),
-                "expires_at": _iso(t["expires_at"]), "paying_after_close": t["late_pay_at"] is not None,
+                "paid_at": t["paid_at"], "closed_at": t["closed_at"], "created_at": iso_cst(t["created_at"]),
+                "expires_at": iso_cst(t["expires_at"]), "paying_after_close": t["late_pay_at"] is not None,
                 "description": t["description"], "payer_phone": t["payer_phone"], "cashier_url": t["cashier_url"],
                 "notify_url": t["notify_url"], "return_url": t["return_url"],
                 "faults": [m for m in t["faults"].split(",") if m],
@@ -598,7 +542,6 @@ def cashier_page(gw: Gateway, t: sqlite3.Row) -> str:
 # ----------------------------------------------------------------- app
 def make_app(db_path: str | Path, key: bytes, mch_id: str = "m-store-1", *, public_url: str,
              notify_delay: float = 0.2, notify_retry: tuple[float, ...] = NOTIFY_RETRY_S):
-    import httpx
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse
@@ -721,19 +664,7 @@ def make_app(db_path: str | Path, key: bytes, mch_id: str = "m-store-1", *, publ
     async def dev_stats(request: Request):
         return JSONResponse(store.stats())
 
-    @contextlib.asynccontextmanager
-    async def lifespan(app):
-        gw.http = httpx.AsyncClient(timeout=httpx.Timeout(NOTIFY_TIMEOUT_S),
-                                    headers={"User-Agent": "restobox-paygate-dev/1"})
-        gw.resume()
-        try:
-            yield
-        finally:
-            for task in gw.tasks.values():
-                task.cancel()
-            await asyncio.gather(*gw.tasks.values(), return_exceptions=True)
-            await gw.http.aclose()
-
+    lifespan = gw.lifespan(timeout_s=NOTIFY_TIMEOUT_S, user_agent="restobox-paygate-dev/1")
     app = Starlette(lifespan=lifespan, routes=[
         Route(f"/{paygate.API}/pay/create", api("create", gw.create), methods=["POST"]),
         Route(f"/{paygate.API}/pay/query", api("query", gw.query), methods=["POST"]),
@@ -754,12 +685,9 @@ def make_app(db_path: str | Path, key: bytes, mch_id: str = "m-store-1", *, publ
 
 def serve(port: int, db_path: str, key: bytes, mch_id: str, *, host: str = "127.0.0.1", public_url: str = "",
           notify_delay: float = 0.2, notify_retry: tuple[float, ...] = NOTIFY_RETRY_S) -> int:
-    import uvicorn
-
     public_url = public_url or f"http://127.0.0.1:{port}"
     app = make_app(db_path, key, mch_id, public_url=public_url, notify_delay=notify_delay,
                    notify_retry=notify_retry)
     log.info("payment gateway simulator on http://%s:%d for merchant %s (cashier at %s, records in %s)",
              host, port, mch_id, public_url, db_path)
-    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=1)
-    return 0
+    return simkit.run(app, host, port)

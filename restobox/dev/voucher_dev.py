@@ -37,17 +37,17 @@ import secrets
 import sqlite3
 import threading
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import datetime
 from pathlib import Path
 
 import msgspec
 
 from restobox import paygate
+from restobox.dev import simkit
+from restobox.dev.simkit import CST, iso_cst
 
 log = logging.getLogger("restobox.dev.voucher_dev")
 
-CST = timezone(timedelta(hours=8))
-"""The platform's clock: a voucher's last day is a day in UTC+8."""
 MODES = ("ok", "down", "slow", "timeout")
 HANG_S = 3600.0  # timeout: longer than any client waits
 
@@ -88,10 +88,6 @@ class Refused(Exception):
         self.code = code
         self.message = message
         self.status = status
-
-
-def _iso(t: float) -> str:
-    return datetime.fromtimestamp(t, CST).isoformat(timespec="seconds")
 
 
 def expired(expires: str, now: float) -> bool:
@@ -139,17 +135,12 @@ class Platform:
     # ---------------------------------------------------------- records
     def _add(self, vouchers: list[NewVoucher]) -> None:
         now = time.time()
-        self.con.execute("BEGIN IMMEDIATE")
-        try:
+        with simkit.transaction(self.con):
             for v in vouchers:
                 self.con.execute("DELETE FROM redemption WHERE code = ?", (v.code,))
                 self.con.execute("INSERT OR REPLACE INTO voucher (code, title_zh, title_en, value_fen, expires, "
                                  "created_at) VALUES (?, ?, ?, ?, ?, ?)",
                                  (v.code, v.title_zh, v.title_en, v.value_fen, v.expires, now))
-            self.con.execute("COMMIT")
-        except BaseException:
-            self.con.execute("ROLLBACK")
-            raise
 
     def add(self, vouchers: list[NewVoucher]) -> None:
         with self.lock:
@@ -223,15 +214,8 @@ class Platform:
         store_id = str(f.get("store_id", ""))[:64]
         order_ref = str(f.get("order_ref", ""))[:64]
         now = time.time()
-        with self.lock:
-            self.con.execute("BEGIN IMMEDIATE")
-            try:
-                out = self._redeem(code, request_id, store_id, order_ref, now)
-                self.con.execute("COMMIT")
-            except BaseException:
-                self.con.execute("ROLLBACK")
-                raise
-        return out
+        with self.lock, simkit.transaction(self.con):
+            return self._redeem(code, request_id, store_id, order_ref, now)
 
     def _redeem(self, code: str, request_id: str, store_id: str, order_ref: str, now: float) -> dict:
         done = self.con.execute("SELECT * FROM redemption WHERE request_id = ?", (request_id,)).fetchone()
@@ -251,7 +235,7 @@ class Platform:
         rid = "VR" + secrets.token_hex(10).upper()
         self.con.execute("INSERT INTO redemption (redemption_id, code, request_id, store_id, order_ref, value_fen, "
                          "redeemed_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                         (rid, code, request_id, store_id, order_ref, v["value_fen"], _iso(now)))
+                         (rid, code, request_id, store_id, order_ref, v["value_fen"], iso_cst(now)))
         self.con.execute("INSERT INTO stat (key, value) VALUES ('redemptions', 1) "
                          "ON CONFLICT (key) DO UPDATE SET value = value + 1")
         return _redemption(self.con.execute("SELECT * FROM redemption WHERE redemption_id = ?", (rid,)).fetchone())
@@ -315,15 +299,9 @@ def make_app(db_path: str | Path, key: bytes, app_id: str = "store-app-1"):
             return p.answer(fields, status)
         return endpoint
 
-    async def dev_body(request: Request, type_):
-        try:
-            return msgspec.json.decode(await request.body(), type=type_)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-            raise Refused("bad_request", str(exc), 400) from None
-
     async def add_vouchers(request: Request):
         try:
-            got = await dev_body(request, list[NewVoucher] | NewVoucher)
+            got = await simkit.dev_body(request, list[NewVoucher] | NewVoucher, Refused)
             got = got if isinstance(got, list) else [got]
             for v in got:
                 if not _CODE.fullmatch(v.code) or v.value_fen <= 0:
@@ -342,9 +320,7 @@ def make_app(db_path: str | Path, key: bytes, app_id: str = "store-app-1"):
 
     async def set_fault(request: Request):
         try:
-            f = await dev_body(request, Fault)
-            if f.mode not in MODES or f.count < 0 or f.slow_s < 0:
-                raise Refused("bad_request", f"mode is one of {', '.join(MODES)}; count and slow_s at least 0", 400)
+            f = await simkit.fault_body(request, Fault, MODES, Refused)
         except Refused as exc:
             return JSONResponse({"error": exc.code, "message": exc.message}, exc.status)
         p.set_fault(f)
@@ -368,9 +344,6 @@ def make_app(db_path: str | Path, key: bytes, app_id: str = "store-app-1"):
 
 
 def serve(port: int, db_path: str, key: bytes, app_id: str, host: str = "127.0.0.1") -> int:
-    import uvicorn
-
     app = make_app(db_path, key, app_id)
     log.info("voucher platform (dev) on http://%s:%d for app %s (%s)", host, port, app_id, db_path)
-    uvicorn.run(app, host=host, port=port, log_level="warning", timeout_graceful_shutdown=1)
-    return 0
+    return simkit.run(app, host, port)
