@@ -188,6 +188,18 @@ def test_bad_requests_get_a_reason_and_a_sentence_and_store_nothing(cloud):
     got = cloud.events("store-1")[before:]
     assert [(e["event_id"], bool(e["flagged"])) for e in got] == [("bad-1", True)]
     assert "seq is not an integer" in got[0]["flagged"]
+    # what PostgreSQL itself would refuse (a seq beyond 64 bits, NUL characters) is stored flagged too,
+    # and the store's next events go on
+    odd = {"v": 1, "store_id": "store-1", "events": [
+        {"event_id": "odd-\u0000-1", "seq": 2 ** 70, "kind": "x\u0000", "order_id": None, "at": "",
+         "payload": {"note": "a\u0000b"}},
+        {"event_id": "after-odd", "seq": 4, "kind": "order.ready", "order_id": None, "at": "", "payload": {}}]}
+    for _ in range(2):  # and a retry finds it stored
+        r = httpx.post(url, json=odd, headers=auth, timeout=10)
+        assert r.status_code == 200 and r.json()["acked"] == ["odd-\u0000-1", "after-odd"], r.text
+    got = cloud.events("store-1")[before + 1:]
+    assert [e["event_id"] for e in got] == ["odd-\ufffd-1", "after-odd"]
+    assert "seq beyond 64 bits" in got[0]["flagged"] and "NUL character in the payload" in got[0]["flagged"]
     big = b'{"v":1,"store_id":"store-1","events":[' + b" " * (17 * 1024 * 1024) + b"]}"
     r = httpx.post(url, content=big, headers=auth, timeout=30)
     assert r.status_code == 413 and r.json()["error"] == "too_large"

@@ -90,6 +90,30 @@ def _event_fields(e: Any) -> tuple[dict | None, str | None]:
              "payload": msgspec.json.encode(payload).decode()}, "; ".join(bad) or None)
 
 
+SEQ_MAX = 2 ** 63 - 1
+
+
+def _unstorable(row: dict) -> str | None:
+    """What in an event the database would refuse, made storable in place
+    (a refusal would stop the store's stream at this event for good): a
+    ``seq`` beyond 64 bits becomes 0; a NUL character (PostgreSQL's text
+    holds none), in a field or escaped in the payload, becomes U+FFFD — the
+    same way every time, so a retry finds the event stored."""
+    bad = []
+    if not -SEQ_MAX - 1 <= row["seq"] <= SEQ_MAX:
+        row["seq"] = 0
+        bad.append("seq beyond 64 bits")
+    for k in ("event_id", "kind", "order_id", "at"):
+        v = row[k]
+        if v is not None and "\x00" in v:
+            row[k] = v.replace("\x00", "\ufffd")
+            bad.append(f"a NUL character in {k}")
+    if "\\u0000" in row["payload"]:
+        row["payload"] = row["payload"].replace("\\u0000", "\\ufffd")
+        bad.append("a NUL character in the payload")
+    return "; ".join(bad) or None
+
+
 class EventIn(msgspec.Struct):
     """An event of a batch that fits the contract (restobox/cloudapi.py
     ``CloudEvent``), decoded with its payload kept as the JSON text it came
@@ -381,13 +405,16 @@ class Chain:
                         self.count("events_unusable")
                         log.warning("store %s: %s: the batch is acknowledged up to it", store_id, why)
                         break
+                ids.append(row["event_id"])  # acknowledged as the store sent it
+                unfit = _unstorable(row)
+                if unfit:
+                    why = f"{why}; {unfit}" if why else unfit
                 if why:
                     self.count("events_flagged")
                 row["store_id"] = store_id
                 row["received_at"] = now
                 row["flagged"] = why
                 rows.append(row)
-                ids.append(row["event_id"])
             out.append(ids)
             if rows:
                 work.append(((store_id, rows[0]["seq"], len(rows)), i, store_id, rows, on_new, authorization))
