@@ -13,16 +13,13 @@ always stopped.
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
 import uuid
-import weakref
 from pathlib import Path
 
 import httpx
 
-from restobox.brokerconf import terminate
-from tests.support import REPO, wait
+from tests.devproc import DevProcess, free_port
 
 PG = {"host": os.environ.get("RESTOBOX_TEST_PGHOST", "127.0.0.1"),
       "port": int(os.environ.get("RESTOBOX_TEST_PGPORT", "5432")),
@@ -30,14 +27,6 @@ PG = {"host": os.environ.get("RESTOBOX_TEST_PGHOST", "127.0.0.1"),
 STORE_TOKEN = "t0ken"
 ADMIN_TOKEN = "admin-t0ken"
 OWNER_TOKEN = "owner-t0ken"
-
-
-def free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _admin_connection():
@@ -76,7 +65,7 @@ def new_database(backend: str, workdir: Path) -> str:
     raise ValueError(backend)
 
 
-class CloudProcess:
+class CloudProcess(DevProcess):
     """One ``restobox cloud serve``."""
 
     def __init__(self, database: str, log: Path, port: int | None = None, config: Path | None = None) -> None:
@@ -85,25 +74,15 @@ class CloudProcess:
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
         self.config = config
-        self.proc: subprocess.Popen | None = None
-        self._finalizer = None
 
     def start(self) -> "CloudProcess":
         cmd = [sys.executable, "-m", "restobox.cli", "cloud", "--database", self.database]
         if self.config:
             cmd += ["--config", str(self.config)]
         cmd += ["serve", "--port", str(self.port)]
-        env = {k: v for k, v in os.environ.items() if k != "RESTOBOX_CLOUD_DATABASE"}
-        with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env=env)
-        self._finalizer = weakref.finalize(self, terminate, self.proc)
-        wait(lambda: _answers(f"{self.url}/healthz", self.proc, self.log), 30, "restobox cloud answers")
+        self.launch(cmd, self.log, f"{self.url}/healthz", what="restobox cloud", timeout=30,
+                    drop_env="RESTOBOX_CLOUD_DATABASE", statuses=(200, 404))
         return self
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            terminate(self.proc, 5)
-            self.proc = None
 
     def kill(self) -> None:
         if self.proc is not None:
@@ -112,37 +91,20 @@ class CloudProcess:
             self.proc = None
 
 
-def _answers(url: str, proc: subprocess.Popen, log: Path) -> bool:
-    try:
-        return httpx.get(url, timeout=1).status_code in (200, 404)
-    except httpx.TransportError:
-        if proc.poll() is not None:
-            raise RuntimeError(f"{' '.join(map(str, proc.args[:5]))} exited:\n{log.read_text()[-3000:]}") from None
-        return False
-
-
-class Balancer:
+class Balancer(DevProcess):
     def __init__(self, upstreams: list[str], log: Path, port: int | None = None) -> None:
         self.upstreams = upstreams
         self.port = port or free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
-        self.proc: subprocess.Popen | None = None
 
     def start(self) -> "Balancer":
         cmd = [sys.executable, "-m", "tests.cloud_balancer", "--port", str(self.port)]
         for u in self.upstreams:
             cmd += ["--upstream", u]
-        with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
-        weakref.finalize(self, terminate, self.proc)
-        wait(lambda: _answers(f"{self.url}/_lb/stats", self.proc, self.log), 30, "the balancer answers")
+        self.launch(cmd, self.log, f"{self.url}/_lb/stats", what="the balancer", timeout=30,
+                    statuses=(200, 404))
         return self
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            terminate(self.proc, 5)
-            self.proc = None
 
 
 class ChainCloud:

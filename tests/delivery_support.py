@@ -12,24 +12,17 @@ when it answers and always stopped.
 
 from __future__ import annotations
 
-import os
-import subprocess
 import sys
-import weakref
 from pathlib import Path
 from typing import Sequence
 
 import httpx
 
-from restobox.brokerconf import terminate
 from restobox.delivery import PlatformClient
-from tests.paygate_support import free_port
-from tests.support import wait
-
-REPO = Path(__file__).resolve().parent.parent
+from tests.devproc import DevProcess, free_port
 
 
-class DeliveryDev:
+class DeliveryDev(DevProcess):
     """The simulated platform of one chain app. Its records are ``<name>.db``
     in ``workdir`` (kept across ``restart()``), its log ``<name>.log``, its
     secret ``<name>.secret``. ``webhook_retry``: the waits before each retry
@@ -51,8 +44,6 @@ class DeliveryDev:
         self.db = self.workdir / f"{name}.db"
         self.log = self.workdir / f"{name}.log"
         self.secret_file = self.workdir / f"{name}.secret"
-        self.proc: subprocess.Popen | None = None
-        self._finalizer = None
 
     def start(self, timeout: float = 15.0) -> "DeliveryDev":
         """Start it and wait until it answers (RuntimeError with its log if it exits)."""
@@ -63,35 +54,9 @@ class DeliveryDev:
                "--accept-timeout", f"{self.accept_timeout:g}", "--platform", self.platform]
         if self.webhook_retry is not None:
             cmd += ["--webhook-retry", ",".join(f"{s:g}" for s in self.webhook_retry)]
-        env = {k: v for k, v in os.environ.items() if k != "RESTOBOX_DELIVERY_SECRET"}
-        with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env=env)
-        self._finalizer = weakref.finalize(self, terminate, self.proc)
-
-        def answers() -> bool:
-            try:
-                httpx.get(f"{self.url}/_dev/stats", timeout=1)
-                return True
-            except httpx.TransportError:
-                if self.proc.poll() is not None:
-                    self.proc = None
-                    raise RuntimeError(f"delivery-dev exited:\n{self.log.read_text()[-2000:]}") from None
-                return False
-
-        try:
-            wait(answers, timeout, what="answer from delivery-dev")
-        except TimeoutError:
-            self.stop()
-            raise
+        self.launch(cmd, self.log, f"{self.url}/_dev/stats", what="delivery-dev", timeout=timeout,
+                    drop_env="RESTOBOX_DELIVERY_SECRET")
         return self
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            terminate(self.proc, 5)
-            self.proc = None
-        if self._finalizer is not None:
-            self._finalizer.detach()
-            self._finalizer = None
 
     def restart(self) -> "DeliveryDev":
         """Stop and start again on the same port and records."""

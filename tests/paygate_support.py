@@ -12,30 +12,17 @@ when it answers and always stopped.
 
 from __future__ import annotations
 
-import os
-import socket
-import subprocess
 import sys
-import weakref
 from pathlib import Path
 from typing import Sequence
 
 import httpx
 
-from restobox.brokerconf import terminate
 from restobox.paygate import PaygateClient
-from tests.support import wait
-
-REPO = Path(__file__).resolve().parent.parent
+from tests.devproc import DevProcess, free_port
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class PaygateDev:
+class PaygateDev(DevProcess):
     """The simulated gateway of one merchant. Its records are ``<name>.db`` in
     ``workdir`` (kept across ``restart()``), its log ``<name>.log``, its key
     ``<name>.key``. ``notify_retry``: the waits before each retry of a
@@ -54,8 +41,6 @@ class PaygateDev:
         self.key_file = self.workdir / f"{name}.key"
         self.notify_delay = notify_delay
         self.notify_retry = notify_retry
-        self.proc: subprocess.Popen | None = None
-        self._finalizer = None
 
     def start(self, timeout: float = 15.0) -> "PaygateDev":
         """Start it and wait until it answers (RuntimeError with its log if it exits)."""
@@ -65,34 +50,9 @@ class PaygateDev:
                "--mch-id", self.mch_id, "--key-file", str(self.key_file), "--notify-delay", str(self.notify_delay)]
         if self.notify_retry is not None:
             cmd += ["--notify-retry", ",".join(f"{s:g}" for s in self.notify_retry)]
-        env = {k: v for k, v in os.environ.items() if k != "RESTOBOX_PAYGATE_KEY"}
-        with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=REPO, env=env)
-        self._finalizer = weakref.finalize(self, terminate, self.proc)
-        def answers() -> bool:
-            try:
-                httpx.get(f"{self.url}/_dev/stats", timeout=1)
-                return True
-            except httpx.TransportError:
-                if self.proc.poll() is not None:
-                    self.proc = None
-                    raise RuntimeError(f"paygate-dev exited:\n{self.log.read_text()[-2000:]}") from None
-                return False
-
-        try:
-            wait(answers, timeout, what="answer from paygate-dev")
-        except TimeoutError:
-            self.stop()
-            raise
+        self.launch(cmd, self.log, f"{self.url}/_dev/stats", what="paygate-dev", timeout=timeout,
+                    drop_env="RESTOBOX_PAYGATE_KEY")
         return self
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            terminate(self.proc, 5)
-            self.proc = None
-        if self._finalizer is not None:
-            self._finalizer.detach()
-            self._finalizer = None
 
     def restart(self) -> "PaygateDev":
         """Stop and start again on the same port and records."""

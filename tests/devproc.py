@@ -1,0 +1,73 @@
+"""A server of ours (``restobox <command>``, a test balancer) in its own
+process, for tests: started when it answers over HTTP, always stopped.
+
+    class PaygateDev(DevProcess):
+        def start(self):
+            self.launch([sys.executable, "-m", "restobox.cli", "paygate-dev", ...], self.log,
+                        f"{self.url}/_dev/stats", what="paygate-dev", drop_env="RESTOBOX_PAYGATE_KEY")
+            return self
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import weakref
+from pathlib import Path
+from typing import Collection, Sequence
+
+import httpx
+
+from restobox.brokerconf import free_port, terminate
+from tests.support import REPO, wait
+
+__all__ = ["DevProcess", "free_port"]
+
+LOG_TAIL = 3000
+"""How much of the log's end a RuntimeError shows when the process exits before it answers."""
+
+
+class DevProcess:
+    """One process at a time; ``proc`` while it runs. A process forgotten by
+    its test is still stopped, when this object goes (weakref.finalize)."""
+
+    proc: subprocess.Popen | None = None
+    _finalizer: weakref.finalize | None = None
+
+    def launch(self, cmd: Sequence[str], log: Path, url: str, *, what: str, timeout: float = 15.0,
+               drop_env: str | None = None, statuses: Collection[int] | None = None) -> None:
+        """Start ``cmd`` (in the repository, its output appended to ``log``)
+        and wait until GET ``url`` is answered (with one of ``statuses``;
+        None: any). RuntimeError with the log's end if it exits first;
+        TimeoutError, the process stopped, if it does not answer within
+        ``timeout`` s. ``drop_env``: a variable it must not inherit (a
+        secret the test gives it another way)."""
+        env = None if drop_env is None else {k: v for k, v in os.environ.items() if k != drop_env}
+        with open(log, "ab") as out:
+            self.proc = proc = subprocess.Popen(list(cmd), stdout=out, stderr=subprocess.STDOUT, cwd=REPO, env=env)
+        self._finalizer = weakref.finalize(self, terminate, proc)
+
+        def answers() -> bool:
+            try:
+                status = httpx.get(url, timeout=1).status_code
+            except httpx.TransportError:
+                if proc.poll() is not None:
+                    self.stop()
+                    raise RuntimeError(f"{what} exited:\n{Path(log).read_text()[-LOG_TAIL:]}") from None
+                return False
+            return statuses is None or status in statuses
+
+        try:
+            wait(answers, timeout, what=f"answer from {what}")
+        except TimeoutError:
+            self.stop()
+            raise
+
+    def stop(self) -> None:
+        """SIGTERM, SIGKILL after 5 s if it is still there."""
+        if self.proc is not None:
+            terminate(self.proc, 5)
+            self.proc = None
+        if self._finalizer is not None:
+            self._finalizer.detach()
+            self._finalizer = None
