@@ -76,6 +76,7 @@ sys.path.insert(0, str(REPO))
 
 import msgspec  # noqa: E402
 
+from bench.storekit import pct, say  # noqa: E402
 from tests.cloud_support import CloudProcess, create_pg_database, drop_pg_database  # noqa: E402
 
 BUDGET_RATIO = 0.5
@@ -87,17 +88,6 @@ TIMEOUT_S = 10.0
 """The sync service's ``timeout_s``."""
 ADMIN_TOKEN = "bench-admin-token"
 COLS = ("store_id", "event_id", "seq", "kind", "order_id", "at", "payload", "received_at", "flagged")
-
-
-def say(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
-def pct(xs: list[float], p: float) -> float | None:
-    if not xs:
-        return None
-    s = sorted(xs)
-    return s[min(len(s) - 1, max(0, int(round(p / 100 * len(s) + 0.5)) - 1))]
 
 
 # ------------------------------------------------------------------ events

@@ -45,23 +45,12 @@ import msgspec
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from bench.storekit import echo_rtt_ms  # noqa: E402
+from bench.storekit import echo_rtt_ms, pct, say  # noqa: E402
 from restobox.contract import topics  # noqa: E402
 from restobox.dev.paystack import PayStack, diner, ledger_vs_gateway  # noqa: E402
 
 BUDGET_MS = 2000
 KILLED = ("sync", "hub", "web", "cloud")
-
-
-def say(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
-
-
-def pct(xs: list[float], p: float) -> float | None:
-    if not xs:
-        return None
-    s = sorted(xs)
-    return s[min(len(s) - 1, max(0, int(round(p / 100 * len(s) + 0.5)) - 1))]
 
 
 def diners(stack: PayStack, first: int, n: int, workers: int) -> list[dict]:

@@ -5,7 +5,8 @@ private mosquitto with the store's own config, ``restobox cloud-dev``, and
 ``restobox hub``, ``printing`` (virtual printers) and ``sync`` in their own
 processes. This module writes their configs, starts and stops the
 processes, reads their CPU and memory from /proc, and measures the
-broker's round trip, the baseline both benches report.
+broker's round trip, the baseline both benches report. Every bench may take
+its progress line (``say``) and percentile (``pct``) from here.
 """
 
 from __future__ import annotations
@@ -25,6 +26,19 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 PY = [sys.executable, "-m", "restobox.cli"]
+
+
+def say(msg: str) -> None:
+    """A progress line on stderr (stdout is the bench's JSON line)."""
+    print(msg, file=sys.stderr, flush=True)
+
+
+def pct(xs: list[float], p: float) -> float | None:
+    """The ``p``-th percentile of ``xs`` (nearest rank); None when empty."""
+    if not xs:
+        return None
+    s = sorted(xs)
+    return s[min(len(s) - 1, max(0, int(round(p / 100 * len(s) + 0.5)) - 1))]
 
 
 @dataclass
