@@ -1,5 +1,6 @@
 """A server of ours (``restobox <command>``, a test balancer) in its own
-process, for tests: started when it answers over HTTP, always stopped.
+process, for tests: started when it answers over HTTP, always stopped. And
+``PostReceiver``, the address a simulator posts its callbacks to.
 
     class PaygateDev(DevProcess):
         def start(self):
@@ -12,7 +13,9 @@ from __future__ import annotations
 
 import os
 import subprocess
+import threading
 import weakref
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Collection, Sequence
 
@@ -21,7 +24,7 @@ import httpx
 from restobox.brokerconf import free_port, terminate
 from tests.support import REPO, wait
 
-__all__ = ["DevProcess", "free_port"]
+__all__ = ["DevProcess", "PostReceiver", "free_port"]
 
 LOG_TAIL = 3000
 """How much of the log's end a RuntimeError shows when the process exits before it answers."""
@@ -71,3 +74,41 @@ class DevProcess:
         if self._finalizer is not None:
             self._finalizer.detach()
             self._finalizer = None
+
+
+class PostReceiver:
+    """An HTTP address on 127.0.0.1 (a free port, a thread of its own) that
+    answers each POST with ``self.answer(path, headers, body)``: a status
+    and a JSON body (an empty one is sent without a Content-Type). ``url``
+    is its address with ``path``. ``stop()`` when done."""
+
+    def __init__(self, path: str = "/") -> None:
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                status, answer = outer.answer(self.path, self.headers, body)
+                self.send_response(status)
+                if answer:
+                    self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}{path}"
+        # polled every 0.05 s (not 0.5 s): stop() answers that soon
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
+        self.thread.start()
+
+    def answer(self, path: str, headers, body: bytes) -> tuple[int, bytes]:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self.thread.join(5)

@@ -19,7 +19,6 @@ import threading
 import time
 import uuid
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import msgspec
@@ -29,6 +28,7 @@ from restobox import delivery
 from restobox.delivery import (BadMessage, OrderCancelled, OrderCreated, PlatformError, decode_webhook, sign,
                                signed_headers, verify)
 from tests.delivery_support import DeliveryDev
+from tests.devproc import PostReceiver
 from tests.support import wait
 
 pytestmark = pytest.mark.integration
@@ -40,7 +40,7 @@ CHICKEN = {"sku": "mt-kung-pao-chicken", "name": "宫保鸡丁", "qty": 2, "unit
            "options": [{"sku": "mt-extra-rice", "name": "加饭", "price": 200}]}
 
 
-class Receiver:
+class Receiver(PostReceiver):
     """The chain's webhook address: checks each webhook's signature (401 with
     its reason if it does not check, as the chain must), records every one,
     and answers a shop's webhooks with ``answers[shop]`` first (one each),
@@ -51,42 +51,28 @@ class Receiver:
         self.answers: dict[str, list[tuple[int, bytes]]] = {}
         self.down: set[str] = set()
         self.lock = threading.Lock()
-        outer = self
+        super().__init__("/delivery/webhook")
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                reason = verify(SECRET, self.headers, body, app_id="chain-1")
-                try:
-                    msg = decode_webhook(body)
-                    shop, pid = msg.shop_id, (msg.order.platform_order_id if isinstance(msg, OrderCreated)
-                                              else msg.platform_order_id)
-                except BadMessage as exc:
-                    msg, shop, pid, reason = None, "", "", reason or exc.reason
-                with outer.lock:
-                    if reason is not None:
-                        status, answer = 401, msgspec.json.encode({"code": reason, "message": "not believed"})
-                    elif outer.answers.get(shop):
-                        status, answer = outer.answers[shop].pop(0)
-                    elif shop in outer.down:
-                        status, answer = 503, b'{"code": "down"}'
-                    else:
-                        status, answer = ACK
-                    outer.got.append({"shop": shop, "pid": pid, "msg": msg, "reason": reason, "status": status,
-                                      "acked": (status, answer) == ACK, "headers": dict(self.headers), "body": body})
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/delivery/webhook"
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
-        self.thread.start()
+    def answer(self, path: str, headers, body: bytes) -> tuple[int, bytes]:
+        reason = verify(SECRET, headers, body, app_id="chain-1")
+        try:
+            msg = decode_webhook(body)
+            shop, pid = msg.shop_id, (msg.order.platform_order_id if isinstance(msg, OrderCreated)
+                                      else msg.platform_order_id)
+        except BadMessage as exc:
+            msg, shop, pid, reason = None, "", "", reason or exc.reason
+        with self.lock:
+            if reason is not None:
+                status, answer = 401, msgspec.json.encode({"code": reason, "message": "not believed"})
+            elif self.answers.get(shop):
+                status, answer = self.answers[shop].pop(0)
+            elif shop in self.down:
+                status, answer = 503, b'{"code": "down"}'
+            else:
+                status, answer = ACK
+            self.got.append({"shop": shop, "pid": pid, "msg": msg, "reason": reason, "status": status,
+                             "acked": (status, answer) == ACK, "headers": dict(headers), "body": body})
+        return status, answer
 
     def of(self, pid: str, type_: str | None = None) -> list[dict]:
         with self.lock:
@@ -95,11 +81,6 @@ class Receiver:
     def kept(self, pid: str, type_: str) -> list[dict]:
         """The webhooks of ``pid`` of ``type_`` this receiver acknowledged."""
         return [g for g in self.of(pid, type_) if g["acked"]]
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(5)
 
 
 @pytest.fixture(scope="module")

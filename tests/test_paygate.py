@@ -18,13 +18,13 @@ import threading
 import time
 import uuid
 from contextlib import closing
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import httpx
 import pytest
 
 from restobox import paygate
 from restobox.paygate import GatewayError, as_trade, parse_notification, signed, verify
+from tests.devproc import PostReceiver
 from tests.paygate_support import PaygateDev
 from tests.support import wait
 
@@ -36,7 +36,7 @@ REFUSE = (200, b'{"code": "FAIL", "message": "not believed"}')
 RETURN_URL = "http://store.test/pay/return?order=42"
 
 
-class Receiver:
+class Receiver(PostReceiver):
     """The store's notification address: records every body, answers with
     ``answers`` first (one each) and then ``default``. Its path is its own:
     a notification of an earlier test still retried to a port now reused
@@ -49,42 +49,18 @@ class Receiver:
         self.default = ACK
         self.lock = threading.Lock()
         self.path = f"/notify/{uuid.uuid4().hex}"
-        outer = self
+        super().__init__(self.path)
 
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
-                if self.path != outer.path:
-                    self.send_response(404)
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
-                with outer.lock:
-                    outer.bodies.append(body)
-                    status, answer = outer.answers.pop(0) if outer.answers else outer.default
-                self.send_response(status)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(answer)))
-                self.end_headers()
-                self.wfile.write(answer)
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}{self.path}"
-        # polled every 0.05 s (not 0.5 s): stop() answers that soon
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
-        self.thread.start()
+    def answer(self, path: str, headers, body: bytes) -> tuple[int, bytes]:
+        if path != self.path:
+            return 404, b""
+        with self.lock:
+            self.bodies.append(body)
+            return self.answers.pop(0) if self.answers else self.default
 
     def of(self, out_trade_no: str) -> list[bytes]:
         with self.lock:
             return [b for b in self.bodies if json.loads(b).get("out_trade_no") == out_trade_no]
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
-        self.thread.join(5)
 
 
 @pytest.fixture
