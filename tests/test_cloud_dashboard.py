@@ -35,13 +35,13 @@ import pytest
 from restobox import config, contract, db
 from restobox.cloud.dashboard import REFRESH_S
 from restobox.contract import PrinterStatus, topics
+from tests.browser_support import browser  # noqa: F401  (the module's chromium)
 from tests.cloud_support import OWNER_TOKEN, Balancer, ChainCloud, CloudProcess
 from tests.conftest import broker_with_standard_devices
 from tests.support import COMBO, KUNG_PAO, MILK_TEA, REPO, SPRING_ROLLS, Device, HubProcess, new_order, wait
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
-CHROMIUM = Path("/usr/bin/chromium")
 SHOTS = REPO / "docs" / "screenshots"
 PHONE = {"width": 390, "height": 844}
 WAIT_MS = 10_000
@@ -326,18 +326,6 @@ def store2(cloud, now):
     yield day
     stop.set()
     t.join(5)
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not CHROMIUM.exists():
-        pytest.fail("Debian's chromium is missing: ./run setup installs it")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
-        yield b
-        b.close()
 
 
 class Phone:

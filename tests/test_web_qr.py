@@ -10,30 +10,23 @@ Screenshots of the page go to docs/screenshots/ (web-*.png).
 
 from __future__ import annotations
 
-import socket
 import uuid
-from pathlib import Path
 
 import httpx
 import msgspec
 import pytest
 
 from restobox import contract
+from restobox.brokerconf import free_port
 from restobox.contract import StaffCommand, StationEvent, topics
+from tests.browser_support import browser  # noqa: F401  (the module's chromium)
 from tests.support import REPO, Device, HubProcess, device_config, hub_config
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
 
-CHROMIUM = Path("/usr/bin/chromium")
 SHOTS = REPO / "docs" / "screenshots"
 PHONE = {"width": 375, "height": 667}
 WAIT_MS = 10_000
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Web:
@@ -86,18 +79,6 @@ def loyal_web(broker, monitor, tmp_path):
         w.proc.stop()
     finally:
         hub.stop()
-
-
-@pytest.fixture(scope="module")
-def browser():
-    if not CHROMIUM.exists():
-        pytest.fail("Debian's chromium is missing: ./run setup installs it")
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=str(CHROMIUM), args=["--no-sandbox"])
-        yield b
-        b.close()
 
 
 @pytest.fixture
