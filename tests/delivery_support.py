@@ -58,17 +58,6 @@ class DeliveryDev(DevProcess):
                     drop_env="RESTOBOX_DELIVERY_SECRET")
         return self
 
-    def restart(self) -> "DeliveryDev":
-        """Stop and start again on the same port and records."""
-        self.stop()
-        return self.start()
-
-    def __enter__(self) -> "DeliveryDev":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
     def client(self, timeout: float = 5.0, secret: bytes | None = None) -> PlatformClient:
         """The chain's client for this platform (close it after use; a
         context manager). ``secret``: sign with another one."""

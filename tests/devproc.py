@@ -31,8 +31,10 @@ LOG_TAIL = 3000
 
 
 class DevProcess:
-    """One process at a time; ``proc`` while it runs. A process forgotten by
-    its test is still stopped, when this object goes (weakref.finalize)."""
+    """One process at a time; ``proc`` while it runs. A subclass's
+    ``start()`` calls ``launch()`` and returns itself; ``with`` starts and
+    stops it. A process forgotten by its test is still stopped, when this
+    object goes (weakref.finalize)."""
 
     proc: subprocess.Popen | None = None
     _finalizer: weakref.finalize | None = None
@@ -74,6 +76,20 @@ class DevProcess:
         if self._finalizer is not None:
             self._finalizer.detach()
             self._finalizer = None
+
+    def start(self):
+        raise NotImplementedError
+
+    def restart(self):
+        """Stop and start again (the same port, the same records)."""
+        self.stop()
+        return self.start()
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
 
 
 class PostReceiver:

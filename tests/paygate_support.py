@@ -54,17 +54,6 @@ class PaygateDev(DevProcess):
                     drop_env="RESTOBOX_PAYGATE_KEY")
         return self
 
-    def restart(self) -> "PaygateDev":
-        """Stop and start again on the same port and records."""
-        self.stop()
-        return self.start()
-
-    def __enter__(self) -> "PaygateDev":
-        return self.start()
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-
     def client(self, timeout_s: float = 5.0) -> PaygateClient:
         """The store's client for this gateway (close it after use)."""
         return PaygateClient(self.url, self.mch_id, self.key, timeout_s=timeout_s)
