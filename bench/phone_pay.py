@@ -96,7 +96,7 @@ def main() -> int:
             t1 = time.monotonic()
             done = diners(stack, 0, timed_n, 8)
             wait_until(lambda: all(r["order_id"] in paid_seen for r in done if r["paid_in_wallet"]), 30)
-            got = httpx.get(f"{stack.cloud_url}/_dev/paygate", timeout=30).json()
+            got = stack.notifications()
             received = {}
             trades = {t["out_trade_no"]: t for t in stack.trades()}
             for n in got:

@@ -569,7 +569,8 @@ def make_app(cfg: CloudSection, *, database: pw.Database | None = None, clock: C
 
     async def admin_notifications(request: Request):
         await admin_auth(request)
-        return _json(await run_in_threadpool(chain.notifications, request.query_params.get("store"), 0, 1_000_000))
+        got = await run_in_threadpool(chain.notifications, request.query_params.get("store"), 0, 1_000_000)
+        return _json([{**n, "received_at": _iso(n["received_at"])} for n in got])
 
     async def admin_stats(request: Request):
         await admin_auth(request)

@@ -28,6 +28,7 @@ KEY = "dev-merchant-key-7f3a9c"
 MCH = "m-demo-store"
 TOKEN = "dev-token"
 MANAGER_PIN = "2468"
+ADMIN_TOKEN = "paystack-admin"
 STORE = "[store]\nid = \"store-1\"\nname_zh = \"川味小馆\"\nname_en = \"Sichuan Kitchen\"\ntimezone = \"Asia/Shanghai\"\n\n"
 
 
@@ -159,8 +160,14 @@ class PayStack:
         try:
             cdb.migrate(database)
             Chain(database).enroll("store-1", "store-1", TOKEN)
+            Chain(database).issue("admin", "office", ADMIN_TOKEN)
         finally:
             database.close()
+
+    def notifications(self) -> list[dict]:
+        """The gateway's notifications the cloud has kept (its office API)."""
+        return httpx.get(f"{self.cloud_url}/v1/admin/paygate", timeout=30,
+                         headers={"Authorization": f"Bearer {ADMIN_TOKEN}"}).json()
 
     def wait_ready(self, name: str, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
