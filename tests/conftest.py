@@ -100,3 +100,17 @@ def tls_broker(tmp_path: Path, store_tls: Path, standard_devices_dir: Path) -> I
         yield b
     finally:
         b.stop()
+
+
+# The longest modules first: on two workers (each module on one, ./run test)
+# a long module started last runs alone at the end while the other worker
+# idles. The rest keep their order (the sort is stable).
+LONGEST_FIRST = ("test_kiosk_tiles_ui.py", "test_rush.py", "test_install_wheel.py", "test_sync.py",
+                 "test_phone_pay_soak.py", "test_fuzz.py", "test_phone_pay.py", "test_netns_links.py",
+                 "test_kiosk_a11y_ui.py", "test_demo.py", "test_delivery.py", "test_kds_expo_board_ui.py",
+                 "test_firmware_scripts.py", "test_cloud_dashboard.py")
+
+
+def pytest_collection_modifyitems(session, config, items) -> None:
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
