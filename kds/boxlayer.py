@@ -124,7 +124,9 @@ def register_opaque():
     from kivy.factory import Factory
     from kivy.graphics import InstructionGroup
 
-    class Opaque(InstructionGroup):
+    from kds.cardkit import BoxProperties
+
+    class Opaque(BoxProperties, InstructionGroup):
         def __init__(self, **kwargs):
             super().__init__()
             self._layer = current_layer()
@@ -136,33 +138,6 @@ def register_opaque():
         def _update(self):
             if self._layer is not None:
                 self._layer.set(id(self), self._pos, self._size, self._rgba, self._z)
-
-        @property
-        def pos(self):
-            return self._pos
-
-        @pos.setter
-        def pos(self, value):
-            self._pos = tuple(value)
-            self._update()
-
-        @property
-        def size(self):
-            return self._size
-
-        @size.setter
-        def size(self, value):
-            self._size = tuple(value)
-            self._update()
-
-        @property
-        def rgba(self):
-            return self._rgba
-
-        @rgba.setter
-        def rgba(self, value):
-            self._rgba = tuple(value)
-            self._update()
 
     Factory.register("Opaque", cls=Opaque)
     _OPAQUE = Opaque

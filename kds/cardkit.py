@@ -243,6 +243,40 @@ BACKDROP = (0.05, 0.06, 0.07, 1)
 _SOLID = None
 
 
+
+
+class BoxProperties:
+    """``pos``, ``size`` and ``rgba`` of a box drawn by an instruction (the
+    card kit's ``Solid``, the box layer's ``Opaque``): each set keeps the
+    value as a tuple and calls the instruction's ``_update()``."""
+
+    @property
+    def pos(self):
+        return self._pos
+
+    @pos.setter
+    def pos(self, value):
+        self._pos = tuple(value)
+        self._update()
+
+    @property
+    def size(self):
+        return self._size
+
+    @size.setter
+    def size(self, value):
+        self._size = tuple(value)
+        self._update()
+
+    @property
+    def rgba(self):
+        return self._rgba
+
+    @rgba.setter
+    def rgba(self, value):
+        self._rgba = tuple(value)
+        self._update()
+
 def register_solid():
     """The ``Solid`` canvas instruction (for .kv files too): an opaque
     rectangle (``pos``, ``size``, ``rgba``) drawn as a clear of a scissor box
@@ -258,7 +292,7 @@ def register_solid():
     from kivy.factory import Factory
     from kivy.graphics import ClearBuffers, ClearColor, InstructionGroup, ScissorPop, ScissorPush
 
-    class Solid(InstructionGroup):
+    class Solid(BoxProperties, InstructionGroup):
         def __init__(self, **kwargs):
             super().__init__()
             self._pos, self._size, self._rgba = (0, 0), (0, 0), (1, 1, 1, 1)
@@ -283,33 +317,6 @@ def register_solid():
             self._box.size = (x1 - x0, y1 - y0)
             self._colour.rgba = self._rgba
             self.flag_update()
-
-        @property
-        def pos(self):
-            return self._pos
-
-        @pos.setter
-        def pos(self, value):
-            self._pos = tuple(value)
-            self._update()
-
-        @property
-        def size(self):
-            return self._size
-
-        @size.setter
-        def size(self, value):
-            self._size = tuple(value)
-            self._update()
-
-        @property
-        def rgba(self):
-            return self._rgba
-
-        @rgba.setter
-        def rgba(self, value):
-            self._rgba = tuple(value)
-            self._update()
 
     Factory.register("Solid", cls=Solid)
     _SOLID = Solid
