@@ -544,24 +544,23 @@ def routes(hooks: Hooks, guarded, store_auth, wait_for, body_of, json_of) -> lis
     async def admin_auth(request: Request) -> None:
         await run_in_threadpool(chain.authenticate, request.headers.get("authorization"), "admin")
 
-    async def admin_shops(request: Request):
+    async def mapping(request: Request, what: str, shape: str, limit: int) -> dict[str, str]:
+        """An office's ``{"<platform's id>": "<ours>"}`` (400 ``bad_<what>`` otherwise)."""
         await admin_auth(request)
-        body = json_of(await body_of(request, 64 * 1024), "the shops")
+        body = json_of(await body_of(request, limit), f"the {what}")
         try:
-            shops = msgspec.convert(body, dict[str, str])
+            return msgspec.convert(body, dict[str, str])
         except msgspec.ValidationError as exc:
-            raise Refused(400, "bad_shops", f"give {{\"<shop id>\": \"<store id>\"}}: {exc}") from None
+            raise Refused(400, f"bad_{what}", f"give {shape}: {exc}") from None
+
+    async def admin_shops(request: Request):
+        shops = await mapping(request, "shops", '{"<shop id>": "<store id>"}', 64 * 1024)
         for shop, store in shops.items():
             await run_in_threadpool(hooks.map_shop, request.path_params["platform"], shop, store)
         return _json({"shops": len(shops)})
 
     async def admin_skus(request: Request):
-        await admin_auth(request)
-        body = json_of(await body_of(request, 1024 * 1024), "the skus")
-        try:
-            skus = msgspec.convert(body, dict[str, str])
-        except msgspec.ValidationError as exc:
-            raise Refused(400, "bad_skus", f"give {{\"<sku>\": \"<item or option id>\"}}: {exc}") from None
+        skus = await mapping(request, "skus", '{"<sku>": "<item or option id>"}', 1024 * 1024)
         await run_in_threadpool(hooks.map_skus, request.path_params["platform"], skus)
         return _json({"skus": len(skus)})
 
