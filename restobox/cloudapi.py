@@ -81,3 +81,20 @@ class PreorderList(msgspec.Struct, kw_only=True):
     preorders: tuple[Preorder, ...]
     cursor: str = ""
     """Pass it back as ``after`` to get only the pre-orders that came since."""
+
+
+# ---------------------------------------------------- payment notifications
+NOTIFY_MAX_BYTES = 64 * 1024
+"""A gateway notification larger than this is refused (413) unread."""
+
+
+def notification_fault(body: bytes) -> str | None:
+    """Why a gateway's notification cannot be kept (None: a JSON object,
+    kept as it came; the store checks its signature, the cloud only its
+    shape)."""
+    try:
+        fields = msgspec.json.decode(body)
+    except msgspec.DecodeError as exc:
+        return f"not JSON: {exc}"
+    return None if isinstance(fields, dict) else "not a JSON object"
+

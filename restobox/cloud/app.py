@@ -24,12 +24,12 @@ import peewee as pw
 from restobox.cloud import db as cdb
 from restobox.cloud.chain import BatchIn, Chain, Refused
 from restobox.cloud.config import CloudSection
+from restobox.cloudapi import NOTIFY_MAX_BYTES, notification_fault
 
 log = logging.getLogger("restobox.cloud.app")
 
 EVENTS_MAX_BYTES = 16 * 1024 * 1024
 """A batch of 500 events is ~1 MB; a body larger than this is refused unread."""
-NOTIFY_MAX_BYTES = 64 * 1024
 WAIT_MAX_S = 30.0
 """The longest a store's fetch (notifications, delivery orders) is held open."""
 NOTIFY_BATCH = 100
@@ -350,23 +350,27 @@ def make_app(cfg: CloudSection, *, database: pw.Database | None = None, clock: C
     batch_decoder = msgspec.json.Decoder(BatchIn)
     writer = EventWriter(chain)
 
-    menu_cache: dict[tuple, bytes] = {}
+    # the stores' menus as served, by (chain version, store, revision): each
+    # poll reads only the two versions; a menu is read and merged once
+    menu_cache: dict[tuple, tuple[bytes, str]] = {}
 
-    def store_menu_bytes(store_id: str) -> bytes | None:
-        released = chain.chain_menu()
-        if released is None:
+    def store_menu(store_id: str) -> tuple[bytes, str] | None:
+        """The store's menu and its version (None: the chain has published none)."""
+        version, rev = chain.menu_versions(store_id)
+        if version is None:
             return None
-        version, body = released
-        own = chain.store_menu(store_id)
-        key = (version, store_id, own[0] if own else 0)
+        key = (version, store_id, rev)
         got = menu_cache.get(key)
         if got is None:
             from restobox.cloud.menus import Overrides, merge
 
+            body = chain.menu_release(version)
+            own = chain.store_menu(store_id) if rev else None
             if own is None:
-                got = body.encode()
+                got = (body.encode(), version)
             else:
-                got = merge(body, store_id, own[0], msgspec.json.decode(own[1], type=Overrides)).to_json()
+                m = merge(body, store_id, own[0], msgspec.json.decode(own[1], type=Overrides))
+                got = (m.to_json(), m.version)
             if len(menu_cache) > 2048:
                 menu_cache.clear()
             menu_cache[key] = got
@@ -383,13 +387,12 @@ def make_app(cfg: CloudSection, *, database: pw.Database | None = None, clock: C
     async def menu(request: Request):
         store_id = await store_auth(request)
         try:
-            body = await run_in_threadpool(store_menu_bytes, store_id)
+            got = await run_in_threadpool(store_menu, store_id)
         except MenuError as exc:  # the store's changes no longer fit the chain's menu (publish refuses this)
             chain.count("store_menu_invalid")
             raise Refused(409, "menu_invalid", f"the menu of store {store_id} breaks the menu's rules: {exc}")
-        version = msgspec.json.decode(body).get("version", "") if body else ""
         await run_in_threadpool(chain.touch, store_id)
-        return versioned(request, body, version, "menu")
+        return versioned(request, *(got or (None, "")), "menu")
 
     async def stock(request: Request):
         store_id = await store_auth(request)
@@ -456,13 +459,8 @@ def make_app(cfg: CloudSection, *, database: pw.Database | None = None, clock: C
         except Refused as r:
             chain.count("paygate.too_large")
             return _json({"code": "FAIL", "message": str(r)}, 413)
-        try:
-            fields = msgspec.json.decode(body)
-        except msgspec.DecodeError as exc:
-            fields, why = None, f"not JSON: {exc}"
-        else:
-            why = "not a JSON object"
-        if not isinstance(fields, dict):
+        why = notification_fault(body)
+        if why:
             chain.count("paygate.bad_notifications")
             return _json({"code": "FAIL", "message": why}, 400)
         try:

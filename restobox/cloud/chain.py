@@ -621,6 +621,18 @@ class Chain:
             rows = self.sql("SELECT version, body FROM menu_release ORDER BY id DESC LIMIT 1")
         return rows[0] if rows else None
 
+    def menu_versions(self, store_id: str) -> tuple[str | None, int]:
+        """The chain menu's newest version and the store's revision of its own
+        changes (0: none), read without the menus themselves."""
+        with self.tx():
+            chain = self.sql("SELECT version FROM menu_release ORDER BY id DESC LIMIT 1")
+            own = self.sql("SELECT rev FROM store_menu WHERE store_id = ?", (store_id,))
+        return (chain[0][0] if chain else None), (own[0][0] if own else 0)
+
+    def menu_release(self, version: str) -> str:
+        with self.tx():
+            return self.sql("SELECT body FROM menu_release WHERE version = ?", (version,))[0][0]
+
     def set_store_menu(self, store_id: str, overrides: dict) -> int:
         """The store's prices, availability and additions over the chain's
         menu; its revision number."""

@@ -43,7 +43,7 @@ from pathlib import Path
 
 import msgspec
 
-from restobox.cloudapi import EventAck, EventBatch
+from restobox.cloudapi import NOTIFY_MAX_BYTES, EventAck, EventBatch, notification_fault
 
 log = logging.getLogger("restobox.dev.cloud_dev")
 
@@ -52,8 +52,6 @@ MODES = ("ok", "fail", "hang", "slow", "close", "partial", "bad_json", "bad_sche
 _batch = msgspec.json.Decoder(EventBatch)
 
 
-NOTIFY_MAX_BYTES = 64 * 1024
-"""A notification larger than this is refused (413) unread."""
 NOTIFY_WAIT_MAX_S = 30.0
 """The longest a store's fetch of notifications is held open."""
 NOTIFY_BATCH = 100
@@ -290,13 +288,9 @@ def make_app(db_path: str | Path, token: str | None = "dev-token", menu_json: by
             return JSONResponse({"code": "FAIL", "message": f"larger than {NOTIFY_MAX_BYTES} bytes"},
                                 status_code=413)
         body = await request.body()
-        try:
-            fields = msgspec.json.decode(body)
-        except msgspec.DecodeError as exc:
-            fields, why = None, f"not JSON: {exc}"
-        else:
-            why = "not a JSON object"
-        if not isinstance(fields, dict) or len(body) > NOTIFY_MAX_BYTES:
+        why = notification_fault(body) or (f"larger than {NOTIFY_MAX_BYTES} bytes" if len(body) > NOTIFY_MAX_BYTES
+                                           else None)
+        if why:
             store.count("paygate.bad_notifications")
             return JSONResponse({"code": "FAIL", "message": why}, status_code=400)
         store.add_notification(store_id, body.decode("utf-8", "replace"))
