@@ -39,6 +39,7 @@ from tests.browser_support import browser  # noqa: F401  (the module's chromium)
 from tests.cloud_support import OWNER_TOKEN, Balancer, ChainCloud, CloudProcess
 from tests.conftest import broker_with_standard_devices
 from tests.support import COMBO, KUNG_PAO, MILK_TEA, REPO, SPRING_ROLLS, Device, HubProcess, new_order, wait
+from tests.test_sync import sync_config as store_sync_config
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 
@@ -204,33 +205,10 @@ def store2_status(now: float) -> dict:
 
 
 def sync_config(path: Path, cloud: ChainCloud, workdir: Path, broker, store: str, **sync) -> Path:
-    """A store's sync service on ``broker``, sending to ``cloud`` as ``store``."""
-    token = workdir / "cloud.token"
-    token.write_text(cloud.token_of(store) + "\n")
-    sync = {"backoff_min_s": 0.05, "backoff_max_s": 0.5, "timeout_s": 2, "poll_s": 0.1, "menu_poll_s": 0,
-            "preorder_poll_s": 0, "health_interval_s": 1.0, **sync}
-    extra = "".join(f"{k} = {v!r}\n" for k, v in sync.items())
-    path.write_text(f"""
-[device]
-id = "sync"
-role = "sync"
-
-[store]
-id = "{store}"
-
-[mqtt]
-port = {broker.port}
-password_file = "{broker.creds["sync"].password_file}"
-keepalive_s = 5
-reconnect_max_s = 1
-
-[sync]
-cloud_url = "{cloud.url}"
-token_file = "{token}"
-database = "{workdir / 'sync.db'}"
-store_database = "{workdir / 'store.db'}"
-{extra}""", encoding="utf-8")
-    return path
+    """A store's sync service on ``broker``, sending to ``cloud`` as ``store``
+    (no menu or pre-orders: the heartbeat and the outbox)."""
+    return store_sync_config(path, cloud, workdir, broker, store=store, **{
+        "menu_poll_s": 0, "preorder_poll_s": 0, "health_interval_s": 1.0, **sync})
 
 
 def printer(dev: Device, name: str, state: str, near_end: bool = False, queued: int = 0) -> None:

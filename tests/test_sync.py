@@ -140,12 +140,13 @@ def db_iso(t: float) -> str:
     return iso(t)
 
 
-def sync_config(path: Path, cloud: ChainCloud, workdir: Path, broker=None, **sync) -> Path:
-    """The sync service's config for store-1 (token ``t0ken``), talking to
-    ``cloud`` and, with ``broker``, to the store's bus; ``sync``: more of
-    its [sync] keys."""
+def sync_config(path: Path, cloud: ChainCloud, workdir: Path, broker=None, *, store: str = "store-1",
+                **sync) -> Path:
+    """The sync service's config for ``store`` (its token at ``cloud``;
+    ``t0ken`` for store-1), talking to ``cloud`` and, with ``broker``, to
+    the store's bus; ``sync``: more of its [sync] keys."""
     token = workdir / "cloud.token"
-    token.write_text("t0ken\n")
+    token.write_text((cloud.token_of(store) if store != "store-1" else "t0ken") + "\n")
     sync = {"backoff_min_s": 0.05, "backoff_max_s": 0.5, "timeout_s": 2, "poll_s": 0.1, **sync}
     extra = "".join(f"{k} = {str(v).lower() if isinstance(v, bool) else repr(v)}\n".replace("'", '"')
                     for k, v in sync.items())
@@ -157,7 +158,7 @@ id = "sync"
 role = "sync"
 
 [store]
-id = "store-1"
+id = "{store}"
 
 {mqtt}
 [sync]
