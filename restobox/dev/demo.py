@@ -287,6 +287,8 @@ def _start_cloud(state: Path) -> tuple[subprocess.Popen, int, subprocess.Popen, 
     cloud, its port, the platform, its port)."""
     from restobox.cloud import db as cdb
     from restobox.cloud.chain import Chain
+    from restobox.cloud.config import CloudSection
+    from restobox.cloud.delivery import Hooks
     from restobox.cloud.menus import publish
     from restobox.data import sample_menu_bytes
 
@@ -298,10 +300,9 @@ def _start_cloud(state: Path) -> tuple[subprocess.Popen, int, subprocess.Popen, 
     chain.enroll("store-1", "演示店 Demo store", "dev-token")
     chain.issue("owner", "owner", OWNER_TOKEN)
     publish(chain, sample_menu_bytes(), "demo")
-    with chain.tx():
-        chain.sql("INSERT INTO delivery_shop (platform, shop_id, store_id) VALUES (?, ?, 'store-1')", (PLATFORM, SHOP))
-        for sku, item in _platform_skus().items():
-            chain.sql("INSERT INTO delivery_sku (platform, sku, item_id) VALUES (?, ?, ?)", (PLATFORM, sku, item))
+    office = Hooks(chain, CloudSection(), lambda _store: None)  # the office's set-up of the platform
+    office.map_shop(PLATFORM, SHOP, "store-1")
+    office.map_skus(PLATFORM, _platform_skus())
     database.close()
     secret = state / "platform.secret"
     secret.write_text("demo-platform-secret\n", encoding="utf-8")
