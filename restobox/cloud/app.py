@@ -401,39 +401,44 @@ def make_app(cfg: CloudSection, *, database: pw.Database | None = None, clock: C
 
     async def preorders(request: Request):
         store_id = await store_auth(request)
-        after = request.query_params.get("after", "0")
-        rows, cursor = await run_in_threadpool(chain.preorders, store_id, int(after) if after.isdigit() else 0)
+        rows, cursor = await run_in_threadpool(chain.preorders, store_id, after_param(request))
         body = b'{"v":1,"preorders":[' + b",".join(r.encode() for r in rows) + b'],"cursor":"' + \
             str(cursor).encode() + b'"}'
         return Response(body, media_type="application/json")
 
-    async def wait_for(store_id: str, fetch: Callable[[], list], wait: float) -> list:
-        """``fetch()`` until it has something or ``wait`` seconds passed,
-        woken by a new row for the store."""
+    def after_param(request: Request) -> int:
+        """A store's cursor (``after``): 0 when absent or not a number."""
+        after = request.query_params.get("after", "0")
+        return int(after) if after.isdigit() else 0
+
+    async def long_poll(request: Request, store_id: str, fetch: Callable[[], list]) -> list:
+        """``fetch()`` until it has something or the request's ``wait``
+        seconds (at most WAIT_MAX_S) passed, woken by a new row for the
+        store. The store is in contact from the request to the answer."""
+        try:
+            wait = min(WAIT_MAX_S, max(0.0, float(request.query_params.get("wait", "0"))))
+        except ValueError:
+            wait = 0.0
+        await run_in_threadpool(chain.touch, store_id)
         deadline = time.monotonic() + wait
         while True:
             ev = wakeups.event(store_id)
             got = await run_in_threadpool(fetch)
             left = deadline - time.monotonic()
             if got or left <= 0:
-                return got
+                break
             try:
                 await asyncio.wait_for(ev.wait(), min(left, FALLBACK_POLL_S))
             except asyncio.TimeoutError:
                 pass
-
-    def wait_param(request: Request) -> float:
-        try:
-            return min(WAIT_MAX_S, max(0.0, float(request.query_params.get("wait", "0"))))
-        except ValueError:
-            return 0.0
+        if wait > 0:
+            await run_in_threadpool(chain.touch, store_id)
+        return got
 
     async def paygate_notifications(request: Request):
         store_id = await store_auth(request)
-        after_s = request.query_params.get("after", "0")
-        after = int(after_s) if after_s.isdigit() else 0
-        await run_in_threadpool(chain.touch, store_id)
-        got = await wait_for(store_id, lambda: chain.notifications(store_id, after, NOTIFY_BATCH), wait_param(request))
+        after = after_param(request)
+        got = await long_poll(request, store_id, lambda: chain.notifications(store_id, after, NOTIFY_BATCH))
         return _json({"v": 1, "notifications": [{"seq": n["seq"], "body": n["body"],
                                                  "received_at": _iso(n["received_at"])} for n in got],
                       "cursor": str(got[-1]["seq"] if got else after)})
@@ -606,7 +611,7 @@ def make_app(cfg: CloudSection, *, database: pw.Database | None = None, clock: C
         Route("/v1/admin/stats", guarded(admin_stats), methods=["GET"]),
         Route("/healthz", health, methods=["GET"]),
     ]
-    routes += delivery.routes(hooks, guarded, store_auth, wait_for, body_of, json_of)
+    routes += delivery.routes(hooks, guarded, store_auth, long_poll, after_param, body_of, json_of)
     routes += dashboard.routes(chain, cfg, guarded)
 
     async def startup() -> None:

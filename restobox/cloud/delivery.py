@@ -503,16 +503,14 @@ class Hooks:
             self.local_wake(store)
 
 
-def routes(hooks: Hooks, guarded, store_auth, wait_for, body_of, json_of) -> list:
+def routes(hooks: Hooks, guarded, store_auth, long_poll, after_param, body_of, json_of) -> list:
     from starlette.concurrency import run_in_threadpool
     from starlette.requests import Request
-    from starlette.responses import Response
     from starlette.routing import Route
 
-    chain = hooks.chain
+    from restobox.cloud.app import _json
 
-    def _json(data, status: int = 200):
-        return Response(msgspec.json.encode(data), status_code=status, media_type="application/json")
+    chain = hooks.chain
 
     async def webhook(request: Request):
         body = await body_of(request, 256 * 1024)
@@ -521,15 +519,8 @@ def routes(hooks: Hooks, guarded, store_auth, wait_for, body_of, json_of) -> lis
 
     async def stream(request: Request):
         store_id = await store_auth(request)
-        after_s = request.query_params.get("after", "0")
-        after = int(after_s) if after_s.isdigit() else 0
-        try:
-            wait = min(30.0, max(0.0, float(request.query_params.get("wait", "0"))))
-        except ValueError:
-            wait = 0.0
-        await run_in_threadpool(chain.touch, store_id)
-        got = await wait_for(store_id, lambda: hooks.stream(store_id, after), wait)
-        await run_in_threadpool(chain.touch, store_id)  # held open all along: in contact until now
+        after = after_param(request)
+        got = await long_poll(request, store_id, lambda: hooks.stream(store_id, after))
         return _json({"v": 1, "messages": got, "cursor": str(got[-1]["seq"] if got else after)})
 
     async def answer(request: Request):
