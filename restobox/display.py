@@ -3,6 +3,7 @@ without a display, the UI tests and the benchmarks."""
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
 import subprocess
@@ -62,5 +63,48 @@ class Xvfb:
     def key(self, name: str) -> None:
         self.xdotool("key", name)
 
+    def keyboard(self) -> "Keyboard":
+        return Keyboard(self.display)
+
     def close(self) -> None:
         terminate(self.proc)
+
+
+class Keyboard:
+    """Key presses through one X connection (the XTEST extension, as xdotool
+    uses): for the benchmarks, where a process started per key would compete
+    on the machine's cores with the very frame it measures."""
+
+    def __init__(self, display: str) -> None:
+        self._x11 = x11 = ctypes.CDLL("libX11.so.6")
+        self._xtst = xtst = ctypes.CDLL("libXtst.so.6")
+        x11.XOpenDisplay.restype = ctypes.c_void_p
+        x11.XOpenDisplay.argtypes = [ctypes.c_char_p]
+        x11.XStringToKeysym.restype = ctypes.c_ulong
+        x11.XStringToKeysym.argtypes = [ctypes.c_char_p]
+        x11.XKeysymToKeycode.restype = ctypes.c_ubyte
+        x11.XKeysymToKeycode.argtypes = [ctypes.c_void_p, ctypes.c_ulong]
+        x11.XFlush.argtypes = [ctypes.c_void_p]
+        x11.XCloseDisplay.argtypes = [ctypes.c_void_p]
+        xtst.XTestFakeKeyEvent.argtypes = [ctypes.c_void_p, ctypes.c_uint, ctypes.c_int, ctypes.c_ulong]
+        self._dpy = x11.XOpenDisplay(display.encode())
+        if not self._dpy:
+            raise RuntimeError(f"cannot open the X display {display}")
+        self._codes: dict[str, int] = {}
+
+    def key(self, name: str) -> None:
+        """Press and release the key ``name`` (an X keysym name: Return, Right, F12)."""
+        code = self._codes.get(name)
+        if code is None:
+            code = self._x11.XKeysymToKeycode(self._dpy, self._x11.XStringToKeysym(name.encode()))
+            if not code:
+                raise ValueError(f"no key {name!r} on this display")
+            self._codes[name] = code
+        self._xtst.XTestFakeKeyEvent(self._dpy, code, 1, 0)
+        self._xtst.XTestFakeKeyEvent(self._dpy, code, 0, 0)
+        self._x11.XFlush(self._dpy)
+
+    def close(self) -> None:
+        if self._dpy:
+            self._x11.XCloseDisplay(self._dpy)
+            self._dpy = None
