@@ -37,6 +37,7 @@ class BoxLayer:
 
         self.boxes: dict = {}  # key -> (z, x0, y0, x1, y1, colour index)
         self.colours: dict = {}  # rgba bytes -> palette index
+        self._index: dict = {}  # rgba as given -> palette index (the bytes computed once)
         self.texture = Texture.create(size=(PALETTE, 1), colorfmt="rgba")
         self.texture.mag_filter = self.texture.min_filter = "nearest"
         self._pixels = bytearray(PALETTE * 4)
@@ -93,15 +94,23 @@ class BoxLayer:
             self._build_soon()
 
     def _colour(self, rgba) -> int:
+        key = tuple(rgba)
+        k = self._index.get(key)
+        if k is not None:
+            return k
         b = bytes(max(0, min(255, round(v * 255))) for v in (rgba[0], rgba[1], rgba[2], 1.0))
         k = self.colours.get(b)
         if k is None:
             if len(self.colours) >= PALETTE:  # a screen uses about ten; start over if ever full
                 self.colours.clear()
+                self._index.clear()
                 self.boxes.clear()
             k = self.colours[b] = len(self.colours)
             self._pixels[4 * k:4 * k + 4] = b
             self.texture.blit_buffer(bytes(self._pixels), colorfmt="rgba", bufferfmt="ubyte")
+        if len(self._index) >= 4 * PALETTE:  # bounded, whatever colours come
+            self._index.clear()
+        self._index[key] = k
         return k
 
     def _build(self, *_) -> None:

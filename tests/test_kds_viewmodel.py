@@ -21,6 +21,7 @@ from kds.viewmodel import (
     ExpoViewModel,
     StationViewModel,
     Thresholds,
+    all_day_counts,
 )
 
 T0 = 1_800_000_000.0
@@ -593,6 +594,55 @@ def test_all_day_counts_add_up_across_tickets_and_drop_bumped_items(clock) -> No
     vm.bump_item(a.ticket_id, 1)
     vm.bump(ticket(3).ticket_id)
     assert vm.all_day() == [("麻婆豆腐", "Mapo Tofu", 3), ("炸薯条", "Fries", 1), ("宫保鸡丁", "Kung Pao Chicken", 1)]
+
+
+def test_all_day_kept_up_to_date_equals_a_recount_through_any_changes(clock) -> None:
+    """The station keeps the panel's counts up to date ticket by ticket
+    (AllDayTally); after every kind of change they equal a recount."""
+    import random
+
+    rng = random.Random(5)
+    vm = station(clock)
+    dishes = [("Kung Pao Chicken", "宫保鸡丁"), ("Fries", "炸薯条"), ("Mapo Tofu", "麻婆豆腐"), ("Rice", "米饭")]
+    tickets = {}
+
+    def recount():
+        open_items = [e.items for e in vm._entries.values() if e.state == "open"]
+        return all_day_counts(open_items)
+
+    for step in range(300):
+        n = rng.randrange(1, 25)
+        kind = rng.random()
+        if kind < 0.45 or not tickets:
+            lines = [item(k + 1, *rng.choice(dishes), qty=rng.randrange(1, 4)) for k in range(rng.randrange(1, 4))]
+            t = ticket(n, items=lines)
+            if t.ticket_id not in tickets:
+                tickets[t.ticket_id] = t
+                vm.on_ticket(t)
+        elif kind < 0.65:
+            tid = rng.choice(list(tickets))
+            try:
+                vm.bump(tid)
+            except ActionRefused:
+                pass
+        elif kind < 0.8:
+            tid = rng.choice(list(tickets))
+            try:
+                vm.bump_item(tid, rng.randrange(1, 4))
+            except ActionRefused:
+                pass
+        elif kind < 0.9:
+            try:
+                vm.recall_last()
+            except ActionRefused:
+                pass
+        else:
+            try:
+                vm.undo()
+            except ActionRefused:
+                pass
+        assert vm.all_day() == recount(), f"step {step}"
+    assert vm.all_day(), "the walk left open tickets to count"
 
 
 # ================================================================= banner

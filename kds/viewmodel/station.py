@@ -12,7 +12,7 @@ from typing import Literal
 
 import msgspec
 
-from kds.viewmodel.allday import AllDayCount, all_day_counts
+from kds.viewmodel.allday import AllDayCount, AllDayTally
 from kds.viewmodel.shared import (
     ActionRefused,
     Clock,
@@ -160,6 +160,10 @@ class StationViewModel(_PagedGrid):
         self._order: list[str] | None = None
         self._pos: dict[str, int] = {}
         self._measure: Callable[[tuple[ItemView, ...], str], int] | None = None
+        self._allday = AllDayTally()
+        # no pending event expires before this (a bound, not the exact time:
+        # _expire looks at every ticket only once it has passed)
+        self._next_expiry = float("-inf")
 
     def set_measure(self, measure: Callable[[tuple[ItemView, ...], str], int] | None) -> None:
         """How many card slots a ticket with these items and note takes (the
@@ -303,7 +307,7 @@ class StationViewModel(_PagedGrid):
     def all_day(self) -> list[AllDayCount]:
         """How many of each item the open tickets still need, most first."""
         self._sync(self.clock())
-        return all_day_counts(e.items for e in self._entries.values() if e.state == "open")
+        return self._allday.counts({tid: e.items for tid, e in self._entries.items() if e.state == "open"})
 
     # --------------------------------------------------------------- acks
     def drawn(self, ticket_ids: Iterable[str]) -> list[StationEvent]:
@@ -490,6 +494,7 @@ class StationViewModel(_PagedGrid):
     def _act(self, e: _Entry, kind: PendingKind, line: int | None, now: float) -> StationEvent:
         ev = self._event(kind, e.hub.order_id, line, now)
         e.pending.append(_Pending(kind, line, now, ev))
+        self._next_expiry = min(self._next_expiry, now + self.confirm_s)
         self._refresh(e, now)
         return ev
 
@@ -544,14 +549,20 @@ class StationViewModel(_PagedGrid):
     def _expire(self, now: float) -> None:
         # Only connected time counts: while the link is down our events wait
         # in the client's queue and the hub cannot have answered.
-        if not self.link.connected:
+        if not self.link.connected or now <= self._next_expiry:
             return
+        nxt = float("inf")
         for e in list(self._entries.values()):
-            if e.pending and any(now - p.sent_at > self.confirm_s for p in e.pending):
+            if not e.pending:
+                continue
+            if any(now - p.sent_at > self.confirm_s for p in e.pending):
                 kept = [p for p in e.pending if now - p.sent_at <= self.confirm_s]
                 self.counters["expired"] += len(e.pending) - len(kept)
                 e.pending = kept
                 self._refresh(e, now)
+            for p in e.pending:
+                nxt = min(nxt, p.sent_at + self.confirm_s)
+        self._next_expiry = nxt
 
     def _sync(self, now: float) -> list[str]:
         self._expire(now)
