@@ -428,12 +428,19 @@ def _classes():
             super().__init__(**kwargs)
             self.key = None  # (name_zh, name_en)
             self.text = ""
-            self._text = Text(markup=True, colour=BODY_RGBA, font_size=sp(15), halign="left", valign="top")
-            self.canvas.add(Color(1, 1, 1, 1))
-            self.canvas.add(self._text.rect)
+            # the panel is on the paper: the row's text rendered on it and
+            # drawn with the screen's opaque boxes (blended, the panel's rows
+            # cost the rasteriser over twice as much)
+            self._layer = current_layer()
+            self._text = Text(markup=True, core=OnPaper if self._layer is not None else None, colour=BODY_RGBA,
+                              font_size=sp(15), halign="left", valign="top")
+            if self._layer is None:
+                self.canvas.add(Color(1, 1, 1, 1))
+                self.canvas.add(self._text.rect)
             self._lay_soon = Clock.create_trigger(self._lay, -1)
             self.fbind("pos", self._lay_soon)
             self.fbind("size", self._lay_soon)
+            self.fbind("parent", self._lay_soon)
 
         def set_text(self, text: str) -> None:
             if text != self.text:
@@ -443,6 +450,8 @@ def _classes():
         def _lay(self, *_) -> None:
             self._text.set(self.text, (self.width, None))
             self._text.place(self.x, self.top - self._text.size[1])
+            if self._layer is not None:
+                self._layer.show_opaque(self._text.rect, self.parent is not None and bool(self.text))
 
     class Digits:
         """The timers' characters ("0"-"9", ":"), bold 26 sp, rendered once
