@@ -11,7 +11,7 @@ Opaque, so blending is off for it (a blended quad costs the rasteriser more
 per pixel). Nothing on the screen is under a box (each was its widget's
 ``canvas.before``), so drawing them all first draws the same picture.
 
-``Opaque`` is the kv instruction (``pos``, ``size``, ``rgba``) of a box of a
+``Opaque`` is the kv instruction (``pos``, ``size``, ``rgba``, ``z``) of a box of a
 widget that is always on the screen; the cards set their boxes themselves
 while they are on the grid (kds.ticketcard)."""
 
@@ -142,6 +142,15 @@ def register_opaque():
             self._pos, self._size, self._rgba, self._z = (0, 0), (0, 0), (1, 1, 1, 1), 0
             for k, v in kwargs.items():
                 setattr(self, k, v)
+            self._update()
+
+        @property
+        def z(self):
+            return self._z
+
+        @z.setter
+        def z(self, value):
+            self._z = int(value)
             self._update()
 
         def _update(self):
