@@ -233,11 +233,19 @@ class _Pager:
             pages: list[list[tuple[int, int, int]]] = [[]]
             first_page: list[int] = []
             used = 0
-            for k, key in enumerate(ids):
-                w = 1 if self.weight is None else max(1, self.weight(key))
-                if used and w <= size and used + w > size:
-                    pages.append([])
-                    used = 0
+            page = pages[-1]
+            weights = [1] * len(ids) if self.weight is None else [max(1, self.weight(key)) for key in ids]
+            for k, w in enumerate(weights):
+                if w <= size:  # the common case: the id fits a page, on this one or the next
+                    if used + w > size:
+                        page = []
+                        pages.append(page)
+                        used = 0
+                    first_page.append(len(pages) - 1)
+                    page.append((k, 0, w))
+                    used += w
+                    continue
+                # longer than a page: the rest of this page, then on over the next
                 first_page.append(len(pages) - 1)
                 part = 0
                 while True:
@@ -249,6 +257,7 @@ class _Pager:
                         break
                     pages.append([])
                     used = 0
+                page = pages[-1]
             self._pages, self._first_page = pages, first_page
         return self._pages
 
