@@ -89,6 +89,10 @@ accept_within_s = 6
             got = [o for o in cloud.get("/v1/admin/delivery/orders") if o["platform_order_id"] == pid]
             return got[0]["number"] if got else 0
 
+        # the cloud told the platform the shop is open: the store is in contact (a store never seen
+        # has its shop closed)
+        wait(lambda: (log := platform.shops().get("sh-1", {}).get("status_log")) and log[-1][1] is True,
+             40, "the shop opened at the platform by the cloud")
         # 1. accepted once the hub has it and the kitchen screen shows it; the cook's bump is "ready for the rider"
         pid = platform.order("sh-1", [FRIED_RICE, KUNG_PAO])["platform_order_id"]
         wait(lambda: state(pid) == "accepted", 40, "the platform order accepted")
