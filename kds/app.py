@@ -331,9 +331,12 @@ def build_app(cfg):
             panel = self.root_w.ids.allday
             width = int(panel.width)
             room = self.root_w.ids.allday_panel.height - dp(40 + 52 + 20 + 6)  # title, "more", padding
-            names = [f"[size=22sp][b]{c.qty:>3}[/b][/size]  {_esc(c.name_zh)}  [color=#5f6368]{_esc(c.name_en)}[/color]"
-                     for c in rows]
-            heights = [self.measure_allday(t, width) + dp(2) for t in names] if width > 1 else []
+            names = [f"{_esc(c.name_zh)}  [color=#5f6368]{_esc(c.name_en)}[/color]" for c in rows]
+            # the names wrap beside the counts' column (kds.ticketcard.AllDayRow)
+            name_w = max(1, width - AllDayRow.column())
+            line_h = self.measure_allday("国", name_w)
+            heights = ([AllDayRow.height_for(self.measure_allday(t, name_w), line_h) + dp(2) for t in names]
+                       if width > 1 else [])
             if heights and room > 1:
                 bounds = pack(heights, room)
             else:
@@ -350,8 +353,8 @@ def build_app(cfg):
 
         def _place_allday(self, rows, names, heights):
             """The shown rows on AllDayRow widgets: a row keeps its dish while
-            shown (its texture redrawn only when its count changes); a dish
-            newly shown takes a row no longer needed."""
+            shown (a count that changes renders no text); a dish newly shown
+            takes a row no longer needed."""
             box = self.root_w.ids.allday
             want = {(c.name_zh, c.name_en) for c in rows}
             by_key = {w.key: w for w in self.allday_rows if w.key in want}
@@ -367,7 +370,7 @@ def build_app(cfg):
                         w = AllDayRow()
                         self.allday_rows.append(w)
                     w.key = key
-                w.set_text(name)
+                w.set(c.qty, name)
                 w.height = h
                 order.append(w)
             self.allday_rows = order + free

@@ -99,22 +99,31 @@ def _classes():
     from kivy.uix.widget import Widget
     from kivy.utils import get_hex_from_color
 
+    def on_paper(data):
+        """A rendered text's pixels over the paper's colour (opaque)."""
+        w, h = data.width, data.height
+        if data.fmt != "rgba" or len(data.data) != w * h * 4:
+            return data
+        from PIL import Image
+
+        text = Image.frombytes("RGBA", (w, h), bytes(data.data))
+        paper = Image.new("RGB", (w, h), tuple(round(v * 255) for v in PAPER[:3]))
+        paper.paste(text, (0, 0), text)  # the text over the paper by its alpha
+        return ImageData(w, h, "rgba", paper.convert("RGBA").tobytes(), flip_vertical=data.flip_vertical)
+
     class OnPaper(CoreMarkupLabel):
         """A markup label rendered on the paper: an opaque texture, drawn
         with blending off (a blended text costs a software rasteriser about
         half as much again per pixel). Only for text that lies on the paper."""
 
         def _render_end(self):
-            data = super()._render_end()
-            w, h = data.width, data.height
-            if data.fmt != "rgba" or len(data.data) != w * h * 4:
-                return data
-            from PIL import Image
+            return on_paper(super()._render_end())
 
-            text = Image.frombytes("RGBA", (w, h), bytes(data.data))
-            paper = Image.new("RGB", (w, h), tuple(round(v * 255) for v in PAPER[:3]))
-            paper.paste(text, (0, 0), text)  # the text over the paper by its alpha
-            return ImageData(w, h, "rgba", paper.convert("RGBA").tobytes(), flip_vertical=data.flip_vertical)
+    class PlainOnPaper(CoreLabel):
+        """A plain label rendered on the paper (see OnPaper)."""
+
+        def _render_end(self):
+            return on_paper(super()._render_end())
 
     class Text:
         """One text of a card: a core label rendered only when its text or
@@ -419,39 +428,67 @@ def _classes():
             return None
 
     class AllDayRow(Widget):
-        """One dish on the all-day panel, its count first (markup), wrapped
-        at the row's width. A row keeps its dish while shown, so a bump
-        renders only the rows whose count changed; a row that moves only
-        changes its position."""
+        """One dish on the all-day panel: its count, right aligned in a
+        column of its own, drawn as quads of the digits rendered once
+        (AllDayDigits), and its names wrapped beside it. A row keeps its
+        dish while shown, so a bump renders no text (a count is quads); a
+        row that moves only changes its position. The panel is on the paper:
+        both are drawn with the screen's opaque boxes (blended, the panel's
+        rows cost the rasteriser over twice as much)."""
 
         def __init__(self, **kwargs) -> None:
             super().__init__(**kwargs)
             self.key = None  # (name_zh, name_en)
-            self.text = ""
-            # the panel is on the paper: the row's text rendered on it and
-            # drawn with the screen's opaque boxes (blended, the panel's rows
-            # cost the rasteriser over twice as much)
+            self.qty = 0
+            self.name = ""
             self._layer = current_layer()
-            self._text = Text(markup=True, core=OnPaper if self._layer is not None else None, colour=BODY_RGBA,
+            self._name = Text(markup=True, core=OnPaper if self._layer is not None else None, colour=BODY_RGBA,
                               font_size=sp(15), halign="left", valign="top")
+            self._count = Mesh(mode="triangles")
             if self._layer is None:
                 self.canvas.add(Color(1, 1, 1, 1))
-                self.canvas.add(self._text.rect)
+                self.canvas.add(self._count)
+                self.canvas.add(self._name.rect)
             self._lay_soon = Clock.create_trigger(self._lay, -1)
             self.fbind("pos", self._lay_soon)
             self.fbind("size", self._lay_soon)
             self.fbind("parent", self._lay_soon)
 
-        def set_text(self, text: str) -> None:
-            if text != self.text:
-                self.text = text
+        def set(self, qty: int, name: str) -> None:
+            if (qty, name) != (self.qty, self.name):
+                self.qty, self.name = qty, name
                 self._lay_soon()
 
+        @staticmethod
+        def column() -> float:
+            """The width of the counts' column, left of the names."""
+            return all_day_digits().column
+
+        @staticmethod
+        def height_for(name_h: float, line_h: float) -> float:
+            """A row's height for names ``name_h`` tall in lines ``line_h`` tall."""
+            digits = all_day_digits()
+            return max(digits.height, (digits.height - line_h) / 2.0 + name_h)
+
         def _lay(self, *_) -> None:
-            self._text.set(self.text, (self.width, None))
-            self._text.place(self.x, self.top - self._text.size[1])
+            digits = all_day_digits()
+            col = digits.column
+            self._name.set(self.name, (max(1, self.width - col), None))
+            top = self.top
+            # the names' first line centred on the count
+            line_h = self._name.core._cached_lines[0].h if self.name and self._name.core._cached_lines else 0
+            self._name.place(self.x + col, top - max(0.0, (digits.height - line_h) / 2.0) - self._name.size[1])
+            vs: list = []
+            idx: list = []
+            text = str(self.qty) if self.name else ""
+            gap = dp(8)
+            digits.quads(text, int(self.x + col - gap - digits.width(text)), int(top - digits.height), vs, idx)
+            self._count.texture = digits.texture
+            self._count.vertices, self._count.indices = vs, idx
             if self._layer is not None:
-                self._layer.show_opaque(self._text.rect, self.parent is not None and bool(self.text))
+                shown = self.parent is not None and bool(self.name)
+                self._layer.show_opaque(self._count, shown)
+                self._layer.show_opaque(self._name.rect, shown)
 
     class Digits:
         """The timers' characters ("0"-"9", ":"), bold 26 sp, rendered once
@@ -461,8 +498,8 @@ def _classes():
 
         CHARS = "0123456789:"
 
-        def __init__(self) -> None:
-            core = CoreLabel(text=self.CHARS, font_size=sp(26), bold=True, color=(1, 1, 1, 1))
+        def __init__(self, font_size=None, colour=(1, 1, 1, 1), core=None) -> None:
+            core = (core or CoreLabel)(text=self.CHARS, font_size=font_size or sp(26), bold=True, color=colour)
             core.refresh()
             tex = core.texture
             tex.bind()
@@ -495,6 +532,17 @@ def _classes():
         if not _DIGITS:
             _DIGITS.append(Digits())
         return _DIGITS[0]
+
+    _ALLDAY_DIGITS = []
+
+    def all_day_digits() -> Digits:
+        """The all-day counts' digits: bold 22 sp on the paper; ``column``
+        is the count's column (three digits and a gap)."""
+        if not _ALLDAY_DIGITS:
+            d = Digits(sp(22), BODY_RGBA, PlainOnPaper)
+            d.column = d.width("888") + dp(12)
+            _ALLDAY_DIGITS.append(d)
+        return _ALLDAY_DIGITS[0]
 
     class CardGrid(Widget):
         """The station's cards in ``cols`` x ``rows`` slots, in the order of
