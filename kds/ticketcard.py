@@ -430,7 +430,7 @@ def _classes():
     class AllDayRow(Widget):
         """One dish on the all-day panel: its count, right aligned in a
         column of its own, drawn as quads of the digits rendered once
-        (AllDayDigits), and its names wrapped beside it. A row keeps its
+        (all_day_digits), and its names wrapped beside it. A row keeps its
         dish while shown, so a bump renders no text (a count is quads); a
         row that moves only changes its position. The panel is on the paper:
         both are drawn with the screen's opaque boxes (blended, the panel's
@@ -482,7 +482,9 @@ def _classes():
             idx: list = []
             text = str(self.qty) if self.name else ""
             gap = dp(8)
-            digits.quads(text, int(self.x + col - gap - digits.width(text)), int(top - digits.height), vs, idx)
+            # (a count of four digits or more starts at the row's left edge)
+            cx = max(self.x, self.x + col - gap - digits.width(text))
+            digits.quads(text, int(cx), int(top - digits.height), vs, idx)
             self._count.texture = digits.texture
             self._count.vertices, self._count.indices = vs, idx
             if self._layer is not None:
