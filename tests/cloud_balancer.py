@@ -14,14 +14,14 @@ notifications; ``count`` requests, 0: until changed): ``ok``; ``fail``
 ``partial`` (only the first half of a batch passed on: the cloud stores and
 acknowledges that half); ``bad_json`` (an HTML error page as the answer, not
 passed on); ``bad_schema`` (passed on, answered with valid JSON of the wrong
-shape); ``unauthorized`` (401, not passed on). ``GET /_lb/stats``: requests
-per upstream and per mode.
+shape); ``unauthorized`` (401, not passed on) — cloud-dev's modes, with its
+answers (restobox.dev.cloud_dev). ``GET /_lb/stats``: requests per upstream
+and per mode.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import itertools
 import re
 from collections import Counter
@@ -34,30 +34,17 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-MODES = ("ok", "fail", "hang", "slow", "close", "partial", "bad_json", "bad_schema", "unauthorized")
+from restobox.dev.cloud_dev import MODES, Mode, ModeDial, Truncated, misbehave
+
 FAULTY = re.compile(r"^/v1/stores/[^/]+/(events|paygate/notifications)$")
 HOP = {"connection", "keep-alive", "transfer-encoding", "content-length", "host", "content-encoding"}
 
 
-class Mode(msgspec.Struct, forbid_unknown_fields=True):
-    mode: str = "ok"
-    count: int = 0
-    slow_s: float = 2.0
-
-
 def make_app(upstreams: list[str]) -> Starlette:
     turn = itertools.cycle(range(len(upstreams)))
-    state = {"mode": Mode()}
+    dial = ModeDial()
     stats: Counter = Counter()
     client = httpx.AsyncClient(timeout=httpx.Timeout(None, connect=2.0), limits=httpx.Limits(max_connections=2000))
-
-    def take_mode() -> Mode:
-        m = state["mode"]
-        if m.mode != "ok" and m.count:
-            m.count -= 1
-            if m.count == 0:
-                state["mode"] = Mode()
-        return m
 
     async def forward(request: Request, body: bytes) -> httpx.Response:
         headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP}
@@ -76,18 +63,11 @@ def make_app(upstreams: list[str]) -> Starlette:
 
     async def proxy(request: Request):
         body = await request.body()
-        m = take_mode() if FAULTY.match(request.url.path) else Mode()
+        m = dial.take() if FAULTY.match(request.url.path) else Mode()
         stats[f"mode.{m.mode}"] += 1
-        if m.mode == "fail":
-            return JSONResponse({"error": "internal"}, status_code=500)
-        if m.mode == "unauthorized":
-            return JSONResponse({"error": "unauthorized"}, status_code=401)
-        if m.mode == "bad_json":
-            return Response(b"<html>502 Bad Gateway</html>", status_code=200, media_type="application/json")
-        if m.mode == "hang":
-            await asyncio.sleep(3600)
-        if m.mode == "slow":
-            await asyncio.sleep(m.slow_s)
+        bad = await misbehave(m)  # the answers of cloud-dev's fault modes, not passed on
+        if bad is not None:
+            return bad
         if m.mode == "partial" and request.method == "POST":
             batch = msgspec.json.decode(body)
             batch["events"] = batch["events"][: len(batch["events"]) // 2]
@@ -100,14 +80,14 @@ def make_app(upstreams: list[str]) -> Starlette:
             return JSONResponse({"ok": True})
         headers = {k: v for k, v in r.headers.items() if k.lower() not in HOP}
         if m.mode == "close":
-            return _Truncated(r.content, r.status_code)
+            return Truncated(r.content, r.status_code)
         return Response(r.content, status_code=r.status_code, headers=headers)
 
     async def set_mode(request: Request):
         m = msgspec.json.decode(await request.body(), type=Mode)
         if m.mode not in MODES:
             return JSONResponse({"error": f"mode is one of {', '.join(MODES)}"}, status_code=400)
-        state["mode"] = m
+        dial.mode = m
         return JSONResponse(msgspec.to_builtins(m))
 
     async def get_stats(request: Request):
@@ -118,18 +98,6 @@ def make_app(upstreams: list[str]) -> Starlette:
         Route("/_lb/stats", get_stats, methods=["GET"]),
         Route("/{path:path}", proxy, methods=["GET", "POST", "PUT", "DELETE"]),
     ])
-
-
-class _Truncated:
-    def __init__(self, body: bytes, status: int) -> None:
-        self.body, self.status = body, status
-
-    async def __call__(self, scope, receive, send) -> None:
-        await send({"type": "http.response.start", "status": self.status,
-                    "headers": [(b"content-type", b"application/json"),
-                                (b"content-length", str(len(self.body) + 100).encode())]})
-        await send({"type": "http.response.body", "body": self.body[: len(self.body) // 2], "more_body": True})
-        raise ConnectionAbortedError("closing the connection in the middle of an answer (mode close)")
 
 
 def main() -> None:

@@ -69,6 +69,39 @@ class Mode(msgspec.Struct, forbid_unknown_fields=True):
     slow_s: float = 2.0
 
 
+class ModeDial:
+    """The fault mode in force (``mode``); :meth:`take` hands it to one
+    request, and a counted mode is spent by one (``ok`` after its last)."""
+
+    def __init__(self) -> None:
+        self.mode = Mode()
+
+    def take(self) -> Mode:
+        m = self.mode
+        if m.mode != "ok" and m.count:
+            left = m.count - 1
+            self.mode = msgspec.structs.replace(m, count=left) if left else Mode()
+        return m
+
+
+async def misbehave(m: Mode):
+    """The answer of a fault mode that answers before the work is done
+    (None: go on; ``slow`` waits ``slow_s`` first, ``hang`` never answers)."""
+    from starlette.responses import JSONResponse, Response
+
+    if m.mode == "unauthorized":
+        return JSONResponse({"error": "unauthorized"}, status_code=401)
+    if m.mode == "fail":
+        return JSONResponse({"error": "internal"}, status_code=500)
+    if m.mode == "hang":
+        await asyncio.Event().wait()  # until the client gives up or the server stops
+    if m.mode == "slow":
+        await asyncio.sleep(m.slow_s)  # the fault itself: an answer this late
+    if m.mode == "bad_json":
+        return Response(b"<html>502 Bad Gateway</html>", status_code=200, media_type="application/json")
+    return None
+
+
 class CloudStore:
     """What the dev cloud received (SQLite; one lock, one connection)."""
 
@@ -167,31 +200,8 @@ def make_app(db_path: str | Path, token: str | None = "dev-token", menu_json: by
     from starlette.routing import Route
 
     store = CloudStore(db_path)
-    state = {"mode": Mode()}
-
-    def take_mode() -> Mode:
-        m = state["mode"]
-        if m.mode != "ok" and m.count:
-            m.count -= 1
-            if m.count == 0:
-                state["mode"] = Mode()
-                return msgspec.structs.replace(m, count=0)
-        return m
-
-    async def misbehave(m: Mode):
-        """The answer of a fault mode that answers before the work is done
-        (None: go on; ``hang`` and ``slow`` wait first)."""
-        if m.mode == "unauthorized":
-            return JSONResponse({"error": "unauthorized"}, status_code=401)
-        if m.mode == "fail":
-            return JSONResponse({"error": "internal"}, status_code=500)
-        if m.mode == "hang":
-            await asyncio.sleep(3600)
-        if m.mode == "slow":
-            await asyncio.sleep(m.slow_s)
-        if m.mode == "bad_json":
-            return Response(b"<html>502 Bad Gateway</html>", status_code=200, media_type="application/json")
-        return None
+    dial = ModeDial()
+    take_mode = dial.take
 
     def authorized(request: Request) -> bool:
         return token is None or request.headers.get("authorization") == f"Bearer {token}"
@@ -219,7 +229,7 @@ def make_app(db_path: str | Path, token: str | None = "dev-token", menu_json: by
             return JSONResponse({"ok": True, "stored": len(ids)})
         payload = msgspec.json.encode(EventAck(acked=tuple(ids)))
         if m.mode == "close":
-            return _Truncated(payload)
+            return Truncated(payload)
         return Response(payload, media_type="application/json")
 
     from restobox.data import sample_menu_bytes
@@ -334,7 +344,7 @@ def make_app(db_path: str | Path, token: str | None = "dev-token", menu_json: by
             "v": 1, "notifications": [{k: n[k] for k in ("seq", "body", "received_at")} for n in got],
             "cursor": str(got[-1]["seq"] if got else after)})
         if m.mode == "close":
-            return _Truncated(payload)
+            return Truncated(payload)
         return Response(payload, media_type="application/json")
 
     async def dev_paygate(request: Request):
@@ -347,7 +357,7 @@ def make_app(db_path: str | Path, token: str | None = "dev-token", menu_json: by
             return JSONResponse({"error": str(exc)}, status_code=400)
         if m.mode not in MODES:
             return JSONResponse({"error": f"mode is one of {', '.join(MODES)}"}, status_code=400)
-        state["mode"] = m
+        dial.mode = m
         return JSONResponse(msgspec.to_builtins(m))
 
     async def status(request: Request):
@@ -388,15 +398,15 @@ def make_app(db_path: str | Path, token: str | None = "dev-token", menu_json: by
     return app
 
 
-class _Truncated:
+class Truncated:
     """An answer that promises its whole length and stops half way: the
     client sees the connection close in the middle of the answer."""
 
-    def __init__(self, body: bytes) -> None:
-        self.body = body
+    def __init__(self, body: bytes, status: int = 200) -> None:
+        self.body, self.status = body, status
 
     async def __call__(self, scope, receive, send) -> None:
-        await send({"type": "http.response.start", "status": 200,
+        await send({"type": "http.response.start", "status": self.status,
                     "headers": [(b"content-type", b"application/json"),
                                 (b"content-length", str(len(self.body) + 100).encode())]})
         await send({"type": "http.response.body", "body": self.body[: len(self.body) // 2], "more_body": True})
