@@ -1,8 +1,8 @@
 """All of the station screen's opaque boxes (headers, bars, backdrop, the
 cont'd strips, badges) in one mesh, drawn first, with blending off.
 
-A ``Solid`` (kds.cardkit) is a clear of a scissor box: cheap to fill, but
-each one costs Mesa's software rasteriser about 0.12 ms on the UI thread
+A clear of a scissor box per box (the earlier ``Solid``) is cheap to fill,
+but each one costs Mesa's software rasteriser about 0.12 ms on the UI thread
 (a clear inside a scissor is drawn as a quad of its own, with its own
 state), and the station had about 35 of them in every frame. Here each box
 is a quad of one mesh whose texture is a row of colours (a palette, one
@@ -133,24 +133,28 @@ def register_opaque():
     from kivy.factory import Factory
     from kivy.graphics import InstructionGroup
 
-    from kds.cardkit import BoxProperties
+    def box_property(name: str, convert=tuple):
+        """A box's ``name``: each set keeps the value and updates the layer."""
+        attr = "_" + name
 
-    class Opaque(BoxProperties, InstructionGroup):
+        def put(self, value):
+            setattr(self, attr, convert(value))
+            self._update()
+
+        return property(lambda self: getattr(self, attr), put)
+
+    class Opaque(InstructionGroup):
+        pos = box_property("pos")
+        size = box_property("size")
+        rgba = box_property("rgba")
+        z = box_property("z", int)
+
         def __init__(self, **kwargs):
             super().__init__()
             self._layer = current_layer()
             self._pos, self._size, self._rgba, self._z = (0, 0), (0, 0), (1, 1, 1, 1), 0
             for k, v in kwargs.items():
                 setattr(self, k, v)
-            self._update()
-
-        @property
-        def z(self):
-            return self._z
-
-        @z.setter
-        def z(self, value):
-            self._z = int(value)
             self._update()
 
         def _update(self):

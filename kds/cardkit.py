@@ -239,90 +239,6 @@ def resize_cards(app, grid, columns: int, rows: int, chrome_h: float, chrome_w: 
 PAPER = (0.98, 0.98, 0.96, 1)
 BACKDROP = (0.05, 0.06, 0.07, 1)
 
-
-_SOLID = None
-
-
-
-
-class BoxProperties:
-    """``pos``, ``size`` and ``rgba`` of a box drawn by an instruction (the
-    card kit's ``Solid``, the box layer's ``Opaque``): each set keeps the
-    value as a tuple and calls the instruction's ``_update()``."""
-
-    @property
-    def pos(self):
-        return self._pos
-
-    @pos.setter
-    def pos(self, value):
-        self._pos = tuple(value)
-        self._update()
-
-    @property
-    def size(self):
-        return self._size
-
-    @size.setter
-    def size(self, value):
-        self._size = tuple(value)
-        self._update()
-
-    @property
-    def rgba(self):
-        return self._rgba
-
-    @rgba.setter
-    def rgba(self, value):
-        self._rgba = tuple(value)
-        self._update()
-
-def register_solid():
-    """The ``Solid`` canvas instruction (for .kv files too): an opaque
-    rectangle (``pos``, ``size``, ``rgba``) drawn as a clear of a scissor box
-    instead of a textured quad. Mesa's software rasteriser fills a cleared
-    box about twice as fast as a quad of the same size (measured here:
-    about 6 against 10 ms per full screen), and a card screen is mostly
-    opaque boxes. Nothing is drawn while its alpha is 0 or its size is
-    empty; it must not be under a transformed canvas (the box is in window
-    coordinates, as widgets' are on these screens)."""
-    global _SOLID
-    if _SOLID is not None:
-        return _SOLID
-    from kivy.factory import Factory
-    from kivy.graphics import ClearBuffers, ClearColor, InstructionGroup, ScissorPop, ScissorPush
-
-    class Solid(BoxProperties, InstructionGroup):
-        def __init__(self, **kwargs):
-            super().__init__()
-            self._pos, self._size, self._rgba = (0, 0), (0, 0), (1, 1, 1, 1)
-            self._box = ScissorPush(x=0, y=0, width=0, height=0)
-            self._colour = ClearColor(1, 1, 1, 1)
-            self._clear = ClearBuffers(clear_color=True)
-            for part in (self._box, self._colour, self._clear, ScissorPop()):
-                self.add(part)
-            for k, v in kwargs.items():
-                setattr(self, k, v)
-            self._update()
-
-        def _update(self):
-            x, y = self._pos
-            w, h = self._size
-            x0, y0, x1, y1 = round(x), round(y), round(x + w), round(y + h)
-            empty = self._rgba[3] <= 0 or x1 <= x0 or y1 <= y0
-            if empty:
-                x1, y1 = x0, y0
-            self._clear.clear_color = not empty  # an empty box: no clear at all
-            self._box.pos = (x0, y0)
-            self._box.size = (x1 - x0, y1 - y0)
-            self._colour.rgba = self._rgba
-            self.flag_update()
-
-    Factory.register("Solid", cls=Solid)
-    _SOLID = Solid
-    return Solid
-
-
 _LINES = None
 
 
@@ -398,29 +314,6 @@ def register_lines_label():
     Factory.register("LinesLabel", cls=LinesLabel)
     _LINES = LinesLabel
     return LinesLabel
-
-
-def paint_gaps(grid, rgba=BACKDROP) -> None:
-    """The backdrop between a grid's cards, as thin rectangles: the cards'
-    paper is the window's clear colour, so nothing is drawn twice under a
-    card (fill costs on a software rasteriser)."""
-    solid = register_solid()
-
-    def paint(*_):
-        sp = grid.spacing[0] if isinstance(grid.spacing, (list, tuple)) else grid.spacing
-        cols, rows = int(grid.cols or 1), int(grid.rows or 1)
-        cw = (grid.width - sp * (cols - 1)) / cols
-        ch = (grid.height - sp * (rows - 1)) / rows
-        grid.canvas.before.clear()
-        for k in range(1, cols):
-            grid.canvas.before.add(solid(pos=(grid.x + k * (cw + sp) - sp, grid.y), size=(sp, grid.height),
-                                         rgba=rgba))
-        for k in range(1, rows):
-            grid.canvas.before.add(solid(pos=(grid.x, grid.y + k * (ch + sp) - sp), size=(grid.width, sp),
-                                         rgba=rgba))
-
-    grid.bind(pos=paint, size=paint, cols=paint, rows=paint)
-    paint()
 
 
 def place(grid, cards: list, parts: list, slots: int, fill) -> list:

@@ -340,9 +340,10 @@ import kds.app, kds.expo_screen, kds.board_screen, kds.bumpbar, kds.health, kds.
 import kiosk.app, kiosk.controller, kiosk.payment, kiosk.store, kiosk.tiles
 import counter.app, counter.controller, counter.store, counter.viewmodel
 from kivy.lang import Builder
-from kds.cardkit import register_lines_label, register_solid
+from kds.boxlayer import register_opaque
+from kds.cardkit import register_lines_label
 from kds.common import load_kv
-register_solid()
+register_opaque()
 register_lines_label()
 for name in ("alerts.kv", "station.kv", "expo.kv", "board.kv"):
     load_kv(name)

@@ -147,8 +147,8 @@ def test_a_killed_broker_loses_no_ticket_and_doubles_none(broker, screen, kiosk)
 
 
 def assert_painted(shot, st) -> None:
-    """The opaque parts of the screen are drawn as cleared boxes
-    (kds.cardkit.register_solid): each card's paper, its header in its
+    """The opaque parts of the screen are drawn as the box layer's boxes
+    (kds.boxlayer): each card's paper, its header in its
     colour, the backdrop of an empty slot and of the gaps, and none of them
     left over from an earlier frame."""
     from PIL import Image
