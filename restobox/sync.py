@@ -173,6 +173,62 @@ def decode_answer(content: bytes, type_):
         raise CloudError("cloud_bad_json", f"{exc}: {content[:80]!r}") from None
 
 
+class CloudFeed:
+    """A loop that takes what the cloud holds for the store (``once()``:
+    one long poll, the things handed to the hub over the bus; how many) for
+    as long as the hub can be reached. A failure is counted (``keys(reason)``),
+    logged when its reason changes, and waited out with ``backoff``; the
+    first success after one is logged. ``error`` is the reason of the last
+    failure ("" once it works). ``idle()``: True when the cloud answers at
+    once (no long poll), so an empty answer waits a second before the next."""
+
+    def __init__(self, stop: threading.Event, bus, backoff: Backoff, counters: Counter, *,
+                 once: Callable[[], int], keys: Callable[[str], list[str]], failing: str, again: str,
+                 internal: str, idle: Callable[[], bool], publish_reason: str | None = None) -> None:
+        self.stop, self.bus, self.backoff, self.counters = stop, bus, backoff, counters
+        self.once, self.keys, self.idle = once, keys, idle
+        self.failing, self.again, self.internal, self.publish_reason = failing, again, internal, publish_reason
+        self.error = ""
+
+    def run(self) -> None:
+        from restobox.bus import PublishError
+
+        while not self.stop.is_set():
+            if not self.bus.connected:  # nothing can be handed on: the cloud keeps it
+                self.stop.wait(0.2)
+                continue
+            try:
+                n = self.once()
+            except CloudError as exc:
+                self.failed(exc.reason, exc.detail)
+                continue
+            except PublishError as exc:
+                if self.publish_reason is None:
+                    log.exception("%s failed", self.failing)
+                    self.failed(self.internal, repr(exc))
+                else:
+                    self.failed(self.publish_reason, str(exc))
+                continue
+            except Exception as exc:  # a surprise (a store refused its cursor...): again after the backoff
+                log.exception("%s failed", self.failing)
+                self.failed(self.internal, repr(exc))
+                continue
+            if self.error:
+                log.info(self.again)
+            self.error = ""
+            self.backoff.succeeded()
+            if n == 0 and self.idle():
+                self.stop.wait(1.0)
+
+    def failed(self, reason: str, detail: str) -> None:
+        for key in self.keys(reason):
+            self.counters[key] += 1
+        if reason != self.error:
+            log.warning("%s failed: %s: %s", self.failing, REASONS.get(reason, reason), detail[:200])
+        self.error = reason
+        self.stop.wait(self.backoff.failed())
+
+
 @dataclass(frozen=True, slots=True)
 class Backlog:
     events: int
@@ -715,7 +771,11 @@ class PayAgent:
         self.counters: Counter[str] = Counter()
         self._stop = threading.Event()
         s = cfg.sync
-        self.relay_backoff = Backoff(s.backoff_min_s, s.backoff_max_s)
+        self.relay = CloudFeed(
+            self._stop, bus, Backoff(s.backoff_min_s, s.backoff_max_s), self.counters, once=self.relay_once,
+            keys=lambda reason: ["pay.notify_failures", f"pay.{reason}"],
+            failing="fetching payment notifications", again="payment notifications come again from the cloud",
+            internal="pay_internal", idle=lambda: self.p.notify_wait_s == 0, publish_reason="pay_publish_failed")
         # capped at the probe's interval: a gateway back is seen as soon as a probe would see it
         self.gateway_backoff = Backoff(min(s.backoff_min_s, self.p.probe_s), min(s.backoff_max_s, self.p.probe_s))
         self.gateway_wait_until = 0.0  # monotonic: no call to the gateway before
@@ -724,13 +784,12 @@ class PayAgent:
         self._status_connects = -1
         self.asking: dict[str, _Asking] = {}
         self.active: dict[str, int] = {}  # state -> intents, as last read
-        self.relay_error = ""
         self._store = None  # store.db, read-only, opened by the enquiry thread
         row = db.SyncValue.get_or_none(db.SyncValue.key == PAY_CURSOR)
         self.cursor = row.value if row else "0"
 
     def threads(self) -> list[threading.Thread]:
-        return [threading.Thread(target=self.run_relay, name="pay-notify", daemon=True),
+        return [threading.Thread(target=self.relay.run, name="pay-notify", daemon=True),
                 threading.Thread(target=self.run_enquiry, name="pay-enquiry", daemon=True)]
 
     def stop(self) -> None:
@@ -747,7 +806,7 @@ class PayAgent:
         return {"pay_gateway": "unknown" if st is None else "available" if st[0] else st[1],
                 "pay_open_intents": self.active.get("open", 0),
                 "pay_refunds_due": self.active.get("refund_due", 0),
-                "pay_notify_cursor": self.cursor, "pay_notify_error": self.relay_error or None}
+                "pay_notify_cursor": self.cursor, "pay_notify_error": self.relay.error or None}
 
     # ------------------------------------------------------------ to the hub
     def _result(self, source: str, fields: dict) -> None:
@@ -813,40 +872,6 @@ class PayAgent:
     def _save_cursor(self, cursor: str) -> None:
         db.SyncValue.insert(key=PAY_CURSOR, value=cursor).on_conflict_replace().execute()
         self.cursor = cursor
-
-    def run_relay(self) -> None:
-        from restobox.bus import PublishError
-
-        while not self._stop.is_set():
-            if not self.bus.connected:  # nothing can be handed on: ask the cloud later
-                self._stop.wait(0.2)
-                continue
-            try:
-                n = self.relay_once()
-            except CloudError as exc:
-                self._relay_failed(exc.reason, exc.detail)
-                continue
-            except PublishError as exc:
-                self._relay_failed("pay_publish_failed", str(exc))
-                continue
-            except Exception as exc:  # sync.db refused the cursor, or a surprise: asked again after the backoff
-                log.exception("relaying payment notifications failed")
-                self._relay_failed("pay_internal", repr(exc))
-                continue
-            if self.relay_error:
-                log.info("payment notifications come again from the cloud")
-            self.relay_error = ""
-            self.relay_backoff.succeeded()
-            if n == 0 and self.p.notify_wait_s == 0:
-                self._stop.wait(1.0)
-
-    def _relay_failed(self, reason: str, detail: str) -> None:
-        self.counters["pay.notify_failures"] += 1
-        self.counters[f"pay.{reason}"] += 1
-        if reason != self.relay_error:
-            log.warning("fetching payment notifications failed: %s: %s", REASONS.get(reason, reason), detail[:200])
-        self.relay_error = reason
-        self._stop.wait(self.relay_backoff.failed())
 
     # -------------------------------------------------------------- enquiry
     def run_enquiry(self) -> None:

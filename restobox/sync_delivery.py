@@ -32,7 +32,7 @@ from restobox import contract, db
 from restobox.config import Config
 from restobox.contract import topics
 from restobox.runtime import Backoff
-from restobox.sync import REASONS, CloudClient, CloudError, count_bad, decode_answer
+from restobox.sync import CloudClient, CloudError, CloudFeed, count_bad, decode_answer
 
 log = logging.getLogger("restobox.sync.delivery")
 
@@ -66,8 +66,11 @@ class DeliveryAgent:
         self._replies: dict[str, contract.OrderReply] = {}
         self._staff: dict[str, contract.StaffReply] = {}
         self._waiting: set[str] = set()
-        self.backoff = Backoff(cfg.sync.backoff_min_s, cfg.sync.backoff_max_s)
-        self.last_error = ""
+        self.feed = CloudFeed(
+            self._stop, bus, Backoff(cfg.sync.backoff_min_s, cfg.sync.backoff_max_s), self.counters,
+            once=self.fetch_once, keys=lambda reason: [f"delivery.{reason}"], failing="taking delivery orders",
+            again="delivery orders come again from the cloud", internal="delivery_internal",
+            idle=lambda: self.cfg.sync.delivery_wait_s == 0)
         row = db.SyncValue.get_or_none(db.SyncValue.key == CURSOR)
         self.cursor = row.value if row else "0"
         preorders.also = self._on_order_reply  # the sync service's one reply topic for orders
@@ -171,11 +174,11 @@ class DeliveryAgent:
         while not self._stop.is_set():
             try:
                 r = self.cloud.request("POST", f"delivery/{order_id}/answer", json=answer)
-                self.backoff.succeeded()
+                self.feed.backoff.succeeded()
                 return msgspec.json.decode(r.content)
             except (CloudError, msgspec.DecodeError) as exc:
                 reason = getattr(exc, "reason", "cloud_bad_json")
-                self._failed(reason, str(exc))
+                self.feed.failed(reason, str(exc))
         return None
 
     def _void(self, order_id: str, reason: str) -> None:
@@ -215,36 +218,8 @@ class DeliveryAgent:
             self.cursor = str(m.seq)
         return len(got.messages)
 
-    def run(self) -> None:
-        while not self._stop.is_set():
-            if not self.bus.connected:  # the hub cannot be reached: the orders wait at the cloud
-                self._stop.wait(0.2)
-                continue
-            try:
-                n = self.fetch_once()
-            except CloudError as exc:
-                self._failed(exc.reason, exc.detail)
-                continue
-            except Exception as exc:
-                log.exception("taking delivery orders failed")
-                self._failed("delivery_internal", repr(exc))
-                continue
-            if self.last_error:
-                log.info("delivery orders come again from the cloud")
-            self.last_error = ""
-            self.backoff.succeeded()
-            if n == 0 and self.cfg.sync.delivery_wait_s == 0:
-                self._stop.wait(1.0)
-
-    def _failed(self, reason: str, detail: str) -> None:
-        self.counters[f"delivery.{reason}"] += 1
-        if reason != self.last_error:
-            log.warning("delivery orders: %s: %s", REASONS.get(reason, reason), detail[:200])
-        self.last_error = reason
-        self._stop.wait(self.backoff.failed())
-
     def start(self) -> "DeliveryAgent":
-        self._thread = threading.Thread(target=self.run, name="delivery", daemon=True)
+        self._thread = threading.Thread(target=self.feed.run, name="delivery", daemon=True)
         self._thread.start()
         return self
 
