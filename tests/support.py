@@ -231,9 +231,17 @@ class Device:
             self.by_topic[m.topic].append(m)
             self._cv.notify_all()
 
-    def wait_for(self, pred: Callable[[Incoming], bool], timeout: float = 10.0) -> Incoming:
+    def mark(self) -> int:
+        """Where the record stands now: pass as ``after`` to wait only for
+        what arrives from here on."""
+        with self._cv:
+            return len(self.received)
+
+    def wait_for(self, pred: Callable[[Incoming], bool], timeout: float = 10.0, *, after: int = 0) -> Incoming:
+        """The first message received (from ``after`` on) that ``pred``
+        accepts, waiting up to ``timeout`` for it."""
         deadline = time.monotonic() + timeout
-        seen = 0
+        seen = after
         with self._cv:
             while True:
                 for m in self.received[seen:]:
@@ -246,8 +254,8 @@ class Device:
                 self._cv.wait(left)
 
     def wait_json(self, topic: str, pred: Callable[[dict], bool] = lambda d: True,
-                  timeout: float = 10.0) -> dict:
-        m = self.wait_for(lambda m: m.topic == topic and pred(msgspec.json.decode(m.payload)), timeout)
+                  timeout: float = 10.0, *, after: int = 0) -> dict:
+        m = self.wait_for(lambda m: m.topic == topic and pred(msgspec.json.decode(m.payload)), timeout, after=after)
         return msgspec.json.decode(m.payload)
 
     def all_json(self, topic: str) -> list[dict]:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from typing import TYPE_CHECKING
 
@@ -46,19 +47,30 @@ def handle_menu(hub: "Hub", fx: Effects, req: Request) -> None:
     fx.counters["menu_updates"] += 1
 
 
+def _stock_seen_id(version: str) -> str:
+    """The processed-message id that marks a stock version applied (a
+    version is up to 64 characters; the id column holds 36)."""
+    return "stock:" + hashlib.sha256(version.encode()).hexdigest()[:30]
+
+
 def handle_stock(hub: "Hub", fx: Effects, req: Request) -> None:
     """New counts: all of them replace the old in one step; what has none
     left is sold out, what has some again is back (unless staff switched it
     off themselves)."""
     msg = req.msg
+    seen = _stock_seen_id(msg.version)
     current = db.StockLevel.select(db.StockLevel.version).limit(1).scalar()
-    if current == msg.version:
+    if current == msg.version or db.ProcessedMessage.get_or_none(db.ProcessedMessage.id == seen) is not None:
+        # The same count again, or an older one the broker hands over again
+        # (a hub killed before it acknowledged): applying it would undo the
+        # orders counted down since.
         fx.counters["stock_repeats"] += 1
         return
     unknown = [i for i in msg.items if i not in hub.idx.items and i not in hub.idx.options]
     if unknown:
         raise Rejection("unknown_item", f"stock {msg.version}: not on the menu: {', '.join(sorted(unknown)[:5])}")
     now = iso(hub.clock())
+    db.ProcessedMessage.insert(id=seen, at=now).on_conflict_ignore().execute()
     db.StockLevel.delete().execute()
     rows = [dict(item_id=i, remaining=n, version=msg.version, updated_at=now) for i, n in msg.items.items()]
     for chunk in pw.chunked(rows, 500):  # SQLite takes at most 32,766 variables a statement

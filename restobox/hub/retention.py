@@ -18,7 +18,7 @@ than ``keep_days`` and finished with:
   payment ledger (the cloud has each of those as an outbox event);
 - the counters' shifts, closed and opened before the window;
 - print requests of no order (test pages, printed reports), done or failed;
-- ids of processed station events and staff commands (the dedup window is
+- ids of processed station events, staff commands and stock versions (the dedup window is
   ``keep_days``, longer than any broker session a device's messages wait in);
 - menus that are neither the one in use nor the newest.
 
