@@ -208,8 +208,9 @@ def test_eighty_six_list_is_retained_and_enforced(broker, hub, kiosk, monitor):
         finally:
             late.close()
         back = StaffCommand(command_id=str(uuid.uuid4()), kind="un_eighty_six", item_id="spring-rolls")
+        mark = monitor.mark()
         staff.publish(topics.staff_command("staff-1"), contract.encode(back))
-        monitor.wait_json(topics.SOLDOUT, lambda s: s["items"] == [])
+        monitor.wait_json(topics.SOLDOUT, lambda s: s["items"] == [], after=mark)
         assert kiosk.submit(new_order(SPRING_ROLLS)).status == "accepted"
         # an unknown item gets a reason, not a silent entry in the list
         bad = StaffCommand(command_id=str(uuid.uuid4()), kind="eighty_six", item_id="pizza")

@@ -245,9 +245,10 @@ def test_the_sync_service_brings_stock_counts_from_the_cloud(broker, monitor, hu
                    timeout=5)
         svc.start(monitor)
         monitor.wait_json(topics.SOLDOUT, lambda s: s["items"] == ["kung-pao-chicken"], 15)
+        mark = monitor.mark()
         httpx.post(f"{cloud.url}/_dev/stock", content=b'{"v":1,"version":"c2","items":{"kung-pao-chicken":3}}',
                    timeout=5)
-        monitor.wait_json(topics.SOLDOUT, lambda s: s["items"] == [], 15)
+        monitor.wait_json(topics.SOLDOUT, lambda s: s["items"] == [], 15, after=mark)
     finally:
         svc.stop()
         cloud.stop()
