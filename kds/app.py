@@ -321,7 +321,7 @@ def build_app(cfg):
                 r.hidden_text = f"#{number} 续下页 cont'd ▶ · 第 {vm.page + 1}/{vm.pages} 页"
             self._fill_allday(vm.all_day())
             self._place(views)
-            self._drawn_page = (vm.page, vm.pages)
+            self._drawn_page = (vm.page, vm.pages, vm.open_count)
             if self.card_box is not None:  # drawn only once laid out at the card's real size
                 self.ctl.drawn([v.ticket_id for v in views])
             if state_file:
@@ -460,8 +460,9 @@ def build_app(cfg):
                          "body": [c.ids.body.width, c.ids.body.texture_size[1]], "room": self.card_box}
                 cards.append(entry)
                 first.setdefault(c.ticket_id, entry)
+            vm = self.ctl.vm
             out = [{"ticket_id": e["ticket_id"], "number": e["number"], "rect": e["rect"], "header": e["header"],
-                    "parts": e["parts"]} for e in first.values()]
+                    "parts": e["parts"], "slots": vm.slots_of(e["ticket_id"])} for e in first.values()]
             ids = self.root_w.ids
             write_state(state_file, {"tickets": out, "cards": cards, "banner": self.root_w.banner_text,
                                      "alerts": alert_rows(self.ctl.monitor.alerts),
@@ -471,7 +472,9 @@ def build_app(cfg):
                                      "allday": {"text": self.root_w.allday_text, "more": self.root_w.allday_more,
                                                 "rect": window_rect(ids.allday),
                                                 "rows": [window_rect(w) for w in self.allday_rows if w.parent is not None]},
-                                     "open": self.ctl.vm.open_count,
+                                     # as drawn: a ticket that came after the last
+                                     # refresh counts once it is on the screen
+                                     "open": self._drawn_page[2],
                                      "page": self._drawn_page[0], "pages": self._drawn_page[1],
                                      "hidden_text": self.root_w.hidden_text,
                                      "recall": [t.ticket_id for t in self.ctl.vm.recall_list()]})

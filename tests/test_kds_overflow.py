@@ -124,7 +124,9 @@ def test_every_line_of_the_longest_order_is_on_the_station_screen(size, broker, 
         order = birthday_order()
         assert kiosk.submit(order).status == "accepted"
         kiosk.submit(new_order(KUNG_PAO))
-        st = s.wait(lambda st: st["open"] == 3 and st["cards"] and all(c["lines"] for c in st["cards"]))
+        # laid out at the cards' real size (before the first frame the
+        # screen places whole tickets, not yet split into parts)
+        st = s.wait(lambda st: st["open"] == 3 and st["cards"] and all(c["lines"] and c["room"] for c in st["cards"]))
         assert st["window"] == [w, h]
         states = every_page(s, st["pages"])
         shot = s.screenshot(f"station-{w}x{h}.png")
@@ -144,7 +146,7 @@ def test_every_line_of_the_longest_order_is_on_the_station_screen(size, broker, 
         assert all(v == [True] for v in shown.values()), shown
         # every ticket, whole, in order: #1, #2's parts, #3
         assert all(ln["inside"] for c in cards for ln in c["lines"])
-        assert [c["number"] for c in cards] == ["#1"] + ["#2"] * n + ["#3"]
+        assert [c["number"] for c in cards] == ["#1"] + ["#2"] * n + ["#3"], [(p["page"], p["pages"], p["open"], [(c["number"], c["part"]) for c in p["cards"]]) for p in states]
         for page in states:  # a ticket going on over the next page says so at the bottom
             last = [c for c in page["cards"] if c["ticket_id"] == big][-1:]
             if last and last[0]["part"] < n:
