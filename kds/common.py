@@ -15,8 +15,14 @@ log = logging.getLogger("restobox.kds")
 
 
 def configure_kivy(cfg: Config) -> None:
-    """The window settings ``kds.app.run`` uses; call before Kivy opens its window."""
+    """The window settings ``kds.app.run`` uses; call before Kivy opens its
+    window. The kitchen screens clip nothing with a stencil and test no
+    depth: their window has neither buffer (restobox/glvisual.py)."""
     from kivy.config import Config as KivyConfig
+
+    from restobox.glvisual import use_plain_visual
+
+    log.info(use_plain_visual())
 
     k = cfg.kds
     KivyConfig.set("graphics", "width", str(k.width))
@@ -135,11 +141,19 @@ def window_rect(widget) -> list[float]:
     return [x, Window.height - y - widget.height, widget.width, widget.height]
 
 
+@functools.cache
+def _buffer_bits() -> dict[str, int]:
+    from restobox.glvisual import buffer_bits
+
+    return buffer_bits()
+
+
 def write_state(path: str, state: dict) -> None:
     """For automated UI tests and diagnostics (RESTOBOX_KDS_STATE): what is where."""
     from kivy.core.window import Window
 
-    state = {"window": [Window.width, Window.height], "window_pos": [Window.left, Window.top], **state}
+    state = {"window": [Window.width, Window.height], "window_pos": [Window.left, Window.top],
+             "gl": _buffer_bits(), **state}
     tmp = path + ".tmp"
     try:
         with open(tmp, "w", encoding="utf-8") as f:

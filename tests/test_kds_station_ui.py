@@ -203,5 +203,8 @@ def test_the_screen_looks_like_a_kitchen_display(broker, hub, kiosk, tmp_path, x
         if keep:
             shutil.copy(shot, REPO / keep / "kds-station.png")
         assert st["window"] == [1920, 1080]
+        # drawn (and painted as the checks above see it) in a window with
+        # no depth and no stencil buffer (restobox/glvisual.py)
+        assert st["gl"] == {"depth_bits": 0, "stencil_bits": 0}
     finally:
         s.stop()
