@@ -362,15 +362,21 @@ def empty_window(probes: list, x: Xvfb, cfg: Path, tmp: Path, name: str, seconds
     time.sleep(0.5)
     b0 = mono()
     time.sleep(seconds)
-    b1 = mono()
-    b.proc.send_signal(signal.SIGUSR1)
-    time.sleep(0.1)
-    b2 = mono()
-    time.sleep(seconds)
-    b3 = mono()
+    idle = (b0, mono())
+    redrawn = redrawn_for(b, seconds)
     mem = b.mem()
     rec = b.finish()
-    return start, mem, frames(rec, [(b0, b1)]), frames(rec, [(b2, b3)])
+    return start, mem, frames(rec, [idle]), frames(rec, [redrawn])
+
+
+def redrawn_for(p: "Probe", seconds: float) -> tuple[float, float]:
+    """Have the probe redraw every frame from now on (SIGUSR1), for
+    ``seconds``: the span to measure."""
+    p.proc.send_signal(signal.SIGUSR1)
+    time.sleep(0.1)
+    t0 = mono()
+    time.sleep(seconds)
+    return t0, mono()
 
 
 class Probe:
@@ -680,11 +686,7 @@ def main() -> int:
             # the screen as it stands, redrawn every frame: the fill of a
             # drawn frame with the tickets open, without the text rendering,
             # over as many frames as the floor (a steadier figure than p95)
-            p.proc.send_signal(signal.SIGUSR1)
-            time.sleep(0.1)
-            q0 = mono()
-            time.sleep(base_s)
-            q1 = mono()
+            q0, q1 = redrawn_for(p, base_s)
             prec = p.finish()
             kb.close()
 

@@ -37,7 +37,6 @@ Kitchen screen, "Seventh pass".
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 import tempfile
 import time
@@ -216,11 +215,8 @@ def main() -> int:
             probes.append(b)
             b.wait_ready()
             time.sleep(0.5)
-            b.proc.send_signal(signal.SIGUSR1)
-            time.sleep(0.2)
-            f0 = kf.mono()
-            time.sleep(3)
-            floor = kf.frames(b.finish(), [(f0, kf.mono())])
+            span = kf.redrawn_for(b, 3)
+            floor = kf.frames(b.finish(), [span])
             # the station
             p = kf.Probe(x, "kds", cfg, tmp, "station", state_file=tmp / "state.json")
             probes.append(p)
