@@ -200,11 +200,12 @@ def screen_settings(cfg: Config):
 
 def clear_colour_only() -> None:
     """Each frame, clear the window's colour only. Kivy clears the colour,
-    depth and stencil buffers before every frame; the screens never test
-    depth, and Kivy's StencilPush clears the stencil itself where one is
-    used. Under Mesa's software rasteriser the depth and stencil clear cost
-    the station about 7 ms of a 45 ms frame at 1920x1080 (docs/performance.md);
-    on a GPU next to nothing."""
+    depth and stencil buffers before every frame; the screens test neither
+    depth nor stencil, and their window usually has neither buffer
+    (restobox/glvisual.py). Where it has them (Kivy's own window,
+    ``RESTOBOX_GL_VISUAL=default``), Mesa's software rasteriser spent about
+    7 ms of a 45 ms station frame at 1920x1080 clearing them
+    (docs/performance.md); a GPU next to nothing."""
     from kivy.core.window import Window
     from kivy.graphics import opengl as gl
 

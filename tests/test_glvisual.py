@@ -57,3 +57,14 @@ def test_the_window_is_left_to_kivy_when_it_should_be(env, words, xvfb, monkeypa
     before = glvisual.os.environ.get(glvisual.SDL_VISUAL_ENV)
     assert words in glvisual.use_plain_visual()
     assert glvisual.os.environ.get(glvisual.SDL_VISUAL_ENV) == before
+
+
+def test_no_kitchen_screen_clips_with_a_stencil():
+    """Their window has no stencil buffer: a StencilView (a ScrollView is
+    one) would clip nothing there."""
+    from pathlib import Path
+
+    kds = Path(__file__).resolve().parent.parent / "kds"
+    users = [str(p.relative_to(kds.parent)) for p in sorted(kds.rglob("*")) if p.suffix in (".py", ".kv")
+             and any(w in p.read_text(encoding="utf-8") for w in ("StencilView", "ScrollView", "StencilPush"))]
+    assert users == []
