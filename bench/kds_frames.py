@@ -64,7 +64,7 @@ it when not told (24-bit depth, 8-bit stencil here:
 ``drawn_work_ratio_kivy_window`` is the drawn-frame work p95 over its redraw
 p95.
 
-    python bench/kds_frames.py --quick      # about 25 s
+    python bench/kds_frames.py --quick      # about 30 s
     python bench/kds_frames.py              # about 70 s: 100-bump storm, 3 restarts
 
 Human-readable lines go to stderr; the figures come last, as one JSON line.
@@ -353,15 +353,16 @@ height = 1080
 
 
 def empty_window(probes: list, x: Xvfb, cfg: Path, tmp: Path, name: str, seconds: float,
-                 env: dict[str, str] | None = None):
-    """The empty window's probe: ``seconds`` idle, then as long redrawn
-    every frame. (first frame s, memory, idle frames, redrawn frames)"""
+                 env: dict[str, str] | None = None, idle_s: float | None = None):
+    """The empty window's probe: ``idle_s`` (default ``seconds``) idle, then
+    ``seconds`` redrawn every frame. (first frame s, memory, idle frames,
+    redrawn frames)"""
     b = Probe(x, "empty", cfg, tmp, name, env=env)
     probes.append(b)
     start = b.wait_ready()
     time.sleep(0.5)
     b0 = mono()
-    time.sleep(seconds)
+    time.sleep(seconds if idle_s is None else idle_s)
     idle = (b0, mono())
     redrawn = redrawn_for(b, seconds)
     mem = b.mem()
@@ -584,16 +585,16 @@ def main() -> int:
     ap.add_argument("--bumps", type=int, default=None, help="bump key presses in the storm (quick 20, full 100)")
     ap.add_argument("--bump-interval-ms", type=float, default=150.0, help="between the storm's key presses")
     ap.add_argument("--single-bumps", type=int, default=None, help="bumps one second apart (quick 4, full 10)")
-    ap.add_argument("--idle-s", type=float, default=None, help="idle stretch with the tickets open (quick 3, full 15)")
+    ap.add_argument("--idle-s", type=float, default=None, help="idle stretch with the tickets open (quick 2, full 15)")
     ap.add_argument("--restarts", type=int, default=None, help="python -m kds starts from the cache (quick 1, full 3)")
     ap.add_argument("--screenshot", type=Path, default=None, metavar="PNG",
                     help="save the station with its tickets open (after the load) to this file")
     args = ap.parse_args()
     storm_n = args.bumps if args.bumps is not None else (20 if args.quick else 100)
     single_n = args.single_bumps if args.single_bumps is not None else (4 if args.quick else 10)
-    idle_s = args.idle_s if args.idle_s is not None else (3.0 if args.quick else 15.0)
+    idle_s = args.idle_s if args.idle_s is not None else (2.0 if args.quick else 15.0)
     restarts = args.restarts if args.restarts is not None else (1 if args.quick else 3)
-    base_s = 1.5 if args.quick else 5.0
+    base_s = 1.0 if args.quick else 5.0
     n_orders = args.tickets + storm_n + single_n
     t_begin = mono()
 
@@ -620,7 +621,7 @@ def main() -> int:
             say(f"  redraw: {fmt(base_draw)}")
             say("baseline: the same in the window Kivy makes by itself (16-bit depth and 8-bit stencil asked) ...")
             _, kivy_mem, _, kivy_draw = empty_window(probes, x, cfg, tmp, "empty-kivy", base_s,
-                                                     {glvisual.CHOICE_ENV: "default"})
+                                                     {glvisual.CHOICE_ENV: "default"}, idle_s=0)
             say(f"  RSS {kivy_mem['VmRSS']:.0f} MB; redraw: {fmt(kivy_draw)}")
 
             # ---------------------------------------- the station, tickets

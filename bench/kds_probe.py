@@ -24,9 +24,19 @@ bump key's action from inside the app, as ``kds.app`` handles the key, each
 step timed: the view model, sending, ``refresh()``, Kivy's pre-frame work,
 drawing, the swap).
 
+``bound``: the least a frame showing the station's content can cost here.
+The station's card and all-day panel rectangles (from its state dump with
+the tickets open) drawn as opaque textures made once (no text, no layout,
+no Python per frame, blending off: what a screen that keeps each card as
+one texture would draw), in a window like the screens' (no depth, no
+stencil), against the same window empty: redrawn every frame and once every
+150 ms (the bump storm's rhythm). Its ratio is a lower bound for
+``drawn_work_ratio``.
+
     python bench/kds_probe.py parts                       # about 40 s
     python bench/kds_probe.py parts all nothing only:opaque hide:timers
     python bench/kds_probe.py bumps                       # about 40 s
+    python bench/kds_probe.py bound                       # about 40 s
 
 Figures per variant: frame work (wall) p50 and p95, and the process's CPU
 per frame (every thread: the rasteriser's too) p50, with the floor (an empty
@@ -37,6 +47,8 @@ Kitchen screen, "Seventh pass".
 from __future__ import annotations
 
 import argparse
+import json
+import subprocess
 import sys
 import tempfile
 import time
@@ -170,6 +182,85 @@ def _probe_hook(app):
 
 STEPS = ("view model", "send", "refresh()", "pre-frame", "draw", "swap")
 
+# argv: rects (JSON: [[x, y, w, h], ...], window pixels from the top left),
+# redraw period in s (0: every frame), seconds, output (JSON: draw + swap
+# time of each frame, ms). Opens its window as the screens do.
+BOUND = r'''
+import json, os, random, sys, time
+os.environ["KIVY_NO_ARGS"] = "1"
+os.environ["KIVY_NO_CONSOLELOG"] = "1"
+sys.path.insert(0, os.getcwd())
+from restobox.glvisual import use_plain_visual
+use_plain_visual()
+from kivy.config import Config
+Config.set("graphics", "width", "1920")
+Config.set("graphics", "height", "1080")
+Config.set("graphics", "resizable", "0")
+from kivy.app import App
+from kivy.clock import Clock
+from kivy.core.window import Window
+from kivy.graphics import Callback, Color, Rectangle
+from kivy.graphics import opengl as gl
+from kivy.graphics.texture import Texture
+from kivy.uix.widget import Widget
+from kds.common import clear_colour_only
+
+rects, period, seconds, out = json.loads(sys.argv[1]), float(sys.argv[2]), float(sys.argv[3]), sys.argv[4]
+times, t = [], [0.0]
+draw, flip = Window.on_draw, Window.flip
+def on_draw(*a):
+    t[0] = time.perf_counter()
+    return draw(*a)
+def on_flip():
+    flip()
+    times.append((time.perf_counter() - t[0]) * 1000)
+Window.on_draw, Window.flip = on_draw, on_flip
+rng = random.Random(1)
+def texture(w, h):
+    tx = Texture.create(size=(w, h), colorfmt="rgba")
+    row = bytes(rng.getrandbits(8) for _ in range(w * 4))
+    tx.blit_buffer(row * h, colorfmt="rgba", bufferfmt="ubyte")
+    tx.mag_filter = tx.min_filter = "nearest"
+    return tx
+class Bound(App):
+    kv_file = "/nonexistent/bound.kv"
+    def build(self):
+        clear_colour_only()
+        w = Widget()
+        with w.canvas:
+            Callback(lambda i: gl.glDisable(gl.GL_BLEND))
+            Color(1, 1, 1, 1)
+            for x, y, rw, rh in rects:
+                rw, rh = int(rw), int(rh)
+                Rectangle(texture=texture(rw, rh), pos=(int(x), 1080 - int(y) - rh), size=(rw, rh))
+            Callback(lambda i: gl.glEnable(gl.GL_BLEND))
+        if period:
+            Clock.schedule_interval(lambda dt: Window.canvas.ask_update(), period)
+        else:
+            Clock.schedule_interval(lambda dt: Window.canvas.ask_update(), 0)
+        Clock.schedule_once(lambda dt: self.stop(), seconds)
+        return w
+Bound().run()
+with open(out, "w") as f:
+    json.dump(times[3:], f)
+'''
+
+
+def bound(x, tmp: Path, rects: list, seconds: float = 3.0) -> dict[str, list[float]]:
+    """Frame times (draw + swap, ms) of BOUND: the rectangles and an empty
+    window, each redrawn every frame and every 150 ms, alternated."""
+    out: dict[str, list[float]] = {}
+    for rnd in range(2):
+        for name, rs in (("empty", []), ("content", rects)):
+            for period in (0.0, 0.15):
+                key = f"{name} {'every frame' if not period else 'every 150 ms'}"
+                f = tmp / f"bound-{rnd}-{name}-{period}.json"
+                subprocess.run([sys.executable, "-c", BOUND, json.dumps(rs), str(period), str(seconds), str(f)],
+                               env=x.env(), cwd=kf.REPO, check=True, timeout=60,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                out.setdefault(key, []).extend(json.loads(f.read_text()))
+    return out
+
 
 def child() -> str:
     code = kf.CHILD.replace("        instrument(app, True)\n        return app",
@@ -187,11 +278,13 @@ def pct(xs: list[float], p: float) -> float:
 
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("probe", choices=("parts", "bumps"))
+    ap.add_argument("probe", choices=("parts", "bumps", "bound"))
     ap.add_argument("variants", nargs="*", help="parts: all nothing kivyclear hide:PART only:PART; bumps: hot static bump")
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--seconds", type=float, default=1.5, help="per variant per round")
     args = ap.parse_args()
+    if args.probe == "bound":
+        return main_bound()
     if args.probe == "parts":
         variants = args.variants or ["all", "nothing", "kivyclear"] + [f"hide:{p}" for p in PARTS]
     else:
@@ -275,6 +368,46 @@ def main() -> int:
         print("a bump, step by step (ms): " + ", ".join(
             f"{name} {pct([s[k] for s in steps], 50):.2f} / {pct([s[k] for s in steps], 95):.2f}"
             for k, name in enumerate(STEPS)) + "  (p50 / p95)")
+    return 0
+
+
+def main_bound() -> int:
+    """The station with its tickets open, for its rectangles; then BOUND."""
+    with tempfile.TemporaryDirectory(prefix="restobox-kdsprobe-") as tmp:
+        tmp = Path(tmp)
+        x = broker = hub = p = None
+        try:
+            x = kf.Xvfb()
+            broker = kf.Broker(tmp / "broker").start_with_devices()
+            hub = kf.start_hub(tmp, broker)
+            cfg = kf.kds_config(tmp / "kds.toml", broker, tmp / "tickets.db")
+            p = kf.Probe(x, "kds", cfg, tmp, "station", state_file=tmp / "state.json")
+            p.wait_state()
+            p.wait_ready()
+            kf.submit_wok_orders(broker, 324)
+            st = p.wait_open(lambda k: k >= 324, 60, "324 open tickets")
+            time.sleep(1.0)
+            st = p.state()
+            p.finish()
+            p = None
+            rects = [c["rect"] for c in st["cards"]] + [st["allday"]["rect"]]
+            times = bound(x, tmp, rects)
+        finally:
+            if p is not None:
+                p.kill()
+            if hub is not None:
+                kf.terminate(hub)
+            if broker is not None:
+                broker.stop()
+            if x is not None:
+                x.close()
+    area = sum(w * h for _, _, w, h in rects) / (1920 * 1080)
+    print(f"{len(rects)} rectangles (the cards and the all-day panel), {area:.0%} of the window")
+    for key, ts in times.items():
+        print(f"{key:26s} draw + swap p50 {pct(ts, 50):5.1f} p95 {pct(ts, 95):5.1f} ms  frames {len(ts)}")
+    for cadence in ("every frame", "every 150 ms"):
+        c, e = times[f"content {cadence}"], times[f"empty {cadence}"]
+        print(f"content / empty, {cadence}: p50 {pct(c, 50) / pct(e, 50):.2f}, p95 {pct(c, 95) / pct(e, 95):.2f}")
     return 0
 
 
