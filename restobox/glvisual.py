@@ -27,7 +27,6 @@ needs the stencil buffer and must not use this.
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import logging
 import os
 from dataclasses import dataclass
@@ -63,8 +62,9 @@ class Visual:
 
 
 def _libs():
-    x11 = ctypes.CDLL(ctypes.util.find_library("X11") or "libX11.so.6")
-    gl = ctypes.CDLL(ctypes.util.find_library("GL") or "libGL.so.1")
+    # the sonames SDL itself loads (no ldconfig run to find them)
+    x11 = ctypes.CDLL("libX11.so.6")
+    gl = ctypes.CDLL("libGL.so.1")
     x11.XOpenDisplay.restype = ctypes.c_void_p
     x11.XOpenDisplay.argtypes = [ctypes.c_char_p]
     x11.XDefaultScreen.argtypes = [ctypes.c_void_p]
