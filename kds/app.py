@@ -322,6 +322,7 @@ def build_app(cfg):
             self._fill_allday(vm.all_day())
             self._place(views)
             self._drawn_page = (vm.page, vm.pages, vm.open_count)
+            self._drawn_age = {v.ticket_id: (v.colour, v.elapsed_s) for v in views}
             if self.card_box is not None:  # drawn only once laid out at the card's real size
                 self.ctl.drawn([v.ticket_id for v in views])
             if state_file:
@@ -462,7 +463,9 @@ def build_app(cfg):
                 first.setdefault(c.ticket_id, entry)
             vm = self.ctl.vm
             out = [{"ticket_id": e["ticket_id"], "number": e["number"], "rect": e["rect"], "header": e["header"],
-                    "parts": e["parts"], "slots": vm.slots_of(e["ticket_id"])} for e in first.values()]
+                    "parts": e["parts"], "slots": vm.slots_of(e["ticket_id"]),
+                    **dict(zip(("colour", "elapsed_s"), self._drawn_age.get(e["ticket_id"], (None, None)))),
+                    } for e in first.values()]
             ids = self.root_w.ids
             write_state(state_file, {"tickets": out, "cards": cards, "banner": self.root_w.banner_text,
                                      "alerts": alert_rows(self.ctl.monitor.alerts),

@@ -184,19 +184,27 @@ def test_the_screen_looks_like_a_kitchen_display(broker, hub, kiosk, tmp_path, x
     s = ScreenProcess(xvfb, cfg, tmp_path)
     s.start()
     try:
+        def age(st, number):
+            return next((t["elapsed_s"] or 0 for t in st["tickets"] if t["number"] == number), 0)
+
+        # #1 and #2 late at 20 s; #3 (4 s younger) waiting from 12 to 20 s;
+        # #4 (14 s younger) new for its first 10 s: all four from 20 to 24 s
         kiosk.submit(new_order(KUNG_PAO, ("mapo-tofu", 2, ("spice-hot", "rice-white"))))
         kiosk.submit(new_order(COMBO, service="dine_in", table="12"))
-        time.sleep(9)
+        s.wait(lambda st: age(st, "#1") >= 4)
         kiosk.submit(new_order(("beef-chow-fun", 1), ("dan-dan-noodles", 1, ("noodle-thin", "spice-medium")),
                                service="dine_in", table="7"))
-        time.sleep(4)
+        s.wait(lambda st: age(st, "#1") >= 14, 25)
         kiosk.submit(new_order(("yangzhou-fried-rice", 3)))
         kiosk.submit(new_order(KUNG_PAO))
-        st = s.wait(lambda st: len(st["tickets"]) == 5)
+        s.wait(lambda st: len(st["tickets"]) == 5)
         s.tap_header(5)  # one bumped: it is on the recall list
-        s.wait(lambda st: len(st["tickets"]) == 4)
-        time.sleep(8)
+        want = {"#1": "late", "#2": "late", "#3": "warning", "#4": "new"}
+        def coloured(st):
+            return {t["number"]: t["colour"] for t in st["tickets"]} == want
+        st = s.wait(coloured, 15)
         shot = s.screenshot("kds-station.png")
+        assert coloured(s.state()), "the colours changed while the picture was taken"
         assert shot.stat().st_size > 50_000
         assert_painted(shot, s.state())
         keep = os.environ.get("RESTOBOX_DOCS_SCREENSHOTS")
