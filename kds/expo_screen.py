@@ -575,6 +575,7 @@ def build_expo_app(cfg: Config):
                                      "text": f"{name.zh} {name.en} {progress_text(p)} {ack_text(p)}"})
                 orders.append({"order_id": row.order_id, "number": row.number, "ready": row.ready,
                                "selected": row.selected, "colour": row.colour, "flashing": row.flashing,
+                               "elapsed_s": row.elapsed_s,
                                "unpaid": card.unpaid_text.replace("\n", " "),
                                "status": card.status_text, "parts": entry["parts"],
                                "stations": stations, "rect": entry["rect"]})

@@ -451,7 +451,11 @@ def test_the_expo_and_the_board_look_like_a_restaurant_at_lunch(broker, hub, kio
             for s in stations:
                 station_does(cooks, s, "bump", o.order_id)
 
-        late1, _ = order(COMBO, service="dine_in", table="12", at=STATIONS)
+        def aged(seconds):
+            """Until the first order is ``seconds`` old on the expo screen."""
+            expo.wait(lambda st: (c := card(st, n_late1)) is not None and c["elapsed_s"] >= seconds, timeout=30)
+
+        late1, n_late1 = order(COMBO, service="dine_in", table="12", at=STATIONS)
         late2, _ = order(KUNG_PAO, MILK_TEA, at=("wok", "drinks"))
         early, _ = order(SPRING_ROLLS, ("fries", 1), at=("fryer",))
         gone1, n_gone1 = order(KUNG_PAO, at=("wok",))
@@ -465,14 +469,14 @@ def test_the_expo_and_the_board_look_like_a_restaurant_at_lunch(broker, hub, kio
             st = expo.wait(lambda st, n=n: (c := card(st, n)) is not None and c["ready"])
             expo.tap(card(st, n)["rect"])
             expo.wait(lambda st, n=n: card(st, n) is None)
-        time.sleep(7)
+        aged(7)
         warn1, _ = order(("beef-chow-fun", 1), ("dan-dan-noodles", 1, ("noodle-thin", "spice-medium")),
                          service="dine_in", table="7", at=("wok",))
         warn2, _ = order(COMBO, at=STATIONS)
         warn3, _ = order(("yangzhou-fried-rice", 3), at=("wok",))
         station_does(cooks, "wok", "item_bump", warn2.order_id, line=1)
         bump(warn2, "fryer")
-        time.sleep(6)
+        aged(13)
         normal1, _ = order(MILK_TEA, SPRING_ROLLS, service="dine_in", table="3", at=("drinks", "fryer"))
         normal2, _ = order(("mapo-tofu", 2, ("spice-hot", "rice-white")), at=("wok",))
         drinks, _ = order(MILK_TEA, ("lemon-tea", 1, ("sugar-less", "ice-normal")), at=("drinks",))
@@ -480,7 +484,7 @@ def test_the_expo_and_the_board_look_like_a_restaurant_at_lunch(broker, hub, kio
         bump(normal1, "drinks")
         bump(drinks, "drinks")
         bump(normal2, "wok")
-        time.sleep(10)
+        aged(23)
         order(KUNG_PAO, service="dine_in", table="9", at=("wok",))
         order(COMBO)
         pudding, _ = order(("mango-pudding", 1), at=("drinks",))
