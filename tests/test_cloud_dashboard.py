@@ -34,6 +34,7 @@ from zoneinfo import ZoneInfo
 import httpx
 import msgspec
 import pytest
+from playwright.sync_api import expect
 
 from restobox import config, contract, db
 from restobox.cloud.dashboard import REFRESH_S
@@ -629,3 +630,80 @@ def test_the_heartbeat_carries_the_backlog_and_an_alert_at_once_when_it_changes(
         bus.stop()
         if printing is not None:
             printing.close()
+
+
+# ------------------------------------------------ a chain of many stores
+MANY = tuple(f"s-{k:02d}" for k in range(1, 61))
+
+
+@pytest.fixture(scope="module")
+def many(tmp_path_factory):
+    """A chain of 60 stores (the demo's SQLite cloud, one process): s-07
+    reports a critical alert, s-08 reports nothing wrong, the rest were
+    never heard from (offline)."""
+    demo = ChainCloud(tmp_path_factory.mktemp("many"), "sqlite", stores=MANY)
+    demo.prepare()
+    c = CloudProcess(demo.database, demo.workdir / "cloud.log").start()
+    try:
+        for sid in MANY:
+            httpx.post(f"{c.url}/v1/admin/stores", json={"store_id": sid, "name": f"门店{sid[2:]}"},
+                       headers=ChainCloud.admin(), timeout=10).raise_for_status()
+        paper = {"key": "printer_paper_out:receipt", "severity": "critical", "zh": "打印机 receipt 缺纸。",
+                 "en": "Printer receipt is out of paper.", "since": iso(time.time())}
+        for sid, alerts in (("s-07", [paper]), ("s-08", [])):
+            r = post_status(c.url, sid, demo.token_of(sid),
+                            {"v": 1, "backlog": 0, "oldest_pending_at": None, "alerts": alerts, "details": {}})
+            assert r.status_code == 200, r.text
+        yield c
+    finally:
+        c.stop()
+
+
+def stores_page(url: str, query: str = "") -> httpx.Response:
+    return httpx.get(f"{url}/v1/dashboard/stores{query}", headers=ChainCloud.owner(), timeout=10)
+
+
+def test_a_chain_of_many_stores_comes_a_page_at_a_time_those_needing_attention_first(many):
+    first = stores_page(many.url).json()
+    ids = [s["store_id"] for s in first["stores"]]
+    assert (first["matched"], first["offset"], first["limit"], len(ids)) == (60, 0, 50, 50)
+    assert first["totals"]["stores"] == 60 and first["totals"]["offline"] == 58  # over every store, not the page
+    everyone = [s["store_id"] for s in stores_page(many.url, "?limit=1000").json()["stores"]]
+    # the offline stores first, by id; then s-07 (a critical alert) before s-08 (nothing)
+    assert everyone == [s for s in MANY if s not in ("s-07", "s-08")] + ["s-07", "s-08"]
+    assert ids == everyone[:50]
+    page = stores_page(many.url, "?limit=5&offset=55").json()
+    assert [s["store_id"] for s in page["stores"]] == everyone[55:] and page["matched"] == 60
+    found = stores_page(many.url, "?q=%E9%97%A8%E5%BA%975").json()  # "门店5": 门店50 .. 门店59
+    assert sorted(s["store_id"] for s in found["stores"]) == [f"s-{k}" for k in range(50, 60)]
+    assert found["matched"] == 10 and found["q"] == "门店5" and found["totals"]["stores"] == 60
+    assert stores_page(many.url, "?q=S-0").json()["matched"] == 9  # ids too, in any case
+    for query, reason in (("?limit=abc", "bad_limit"), ("?limit=1001", "bad_limit"), ("?offset=-1", "bad_offset"),
+                          ("?q=" + "x" * 65, "bad_q")):
+        r = stores_page(many.url, query)
+        assert r.status_code == 400 and r.json()["error"] == reason, (query, r.text)
+        assert r.json()["message"]
+
+
+def test_the_phone_page_shows_more_stores_on_a_tap_and_finds_a_store_by_name(browser, many):
+    p = Phone(browser, many.url)
+    try:
+        page = p.page
+        cards = page.locator("#stores > li")
+        expect(cards).to_have_count(50)
+        assert "显示 50 / 60 家门店" in page.inner_text("#list-count")
+        assert page.inner_text("#more-stores") == "再显示 10 家"
+        assert p.card("s-07").count() == 0  # online, so after the 58 offline ones
+        page.click("#more-stores")
+        expect(cards).to_have_count(60)
+        assert page.is_hidden("#more-stores")
+        assert "sev-critical" in p.card("s-07").locator('[data-key="printer_paper_out:receipt"]').get_attribute("class")
+        page.fill("#store-search", "门店5")
+        expect(cards).to_have_count(10)
+        assert "“门店5”：10 家门店" in page.inner_text("#list-count")
+        page.fill("#store-search", "没有这家")
+        expect(cards).to_have_count(0)
+        assert "没有名称或编号含“没有这家”的门店" in page.inner_text("#list-count")
+        assert yuan(0) in page.inner_text("#totals")  # the chain's totals stay whole
+    finally:
+        p.close()

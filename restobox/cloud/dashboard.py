@@ -1,7 +1,8 @@
 """The owner's dashboard (docs/cloud.md, "The owner's dashboard"): every
 store of the chain at a glance, on a phone.
 
-    GET /v1/dashboard/stores                          every store, today
+    GET /v1/dashboard/stores?limit=N&offset=K&q=TEXT  the stores, today: those
+                                                      needing attention first, a page of them
     GET /v1/dashboard/stores/{store}/day?date=D       one store's day
     GET /dashboard                                    the page (restobox/cloud/static/)
 
@@ -39,6 +40,11 @@ REFRESH_S = 3.0
 ORDERS_SHOWN = 300
 """A day's orders in one answer at most, newest first (``limit`` up to ORDERS_MAX)."""
 ORDERS_MAX = 5000
+STORES_SHOWN = 50
+"""Stores in one answer unless asked for more (``limit`` up to STORES_MAX):
+a phone on a chain of a thousand stores fetches a page, every REFRESH_S."""
+STORES_MAX = 1000
+QUERY_MAX = 64
 STATIC = Path(__file__).resolve().parent / "static"
 ASSETS = {"dashboard.js": "text/javascript; charset=utf-8", "dashboard.css": "text/css; charset=utf-8"}
 OPEN_STATES = ("accepted", "in_progress", "held")
@@ -128,6 +134,23 @@ def _alerts(text: str | None) -> list[dict]:
     return out
 
 
+def attention(store: dict) -> tuple:
+    """Sort key: offline stores first, then by their worst alert
+    (critical, warning, info, none), then by id."""
+    worst = min((SEVERITIES.index(a["severity"]) for a in store["alerts"]), default=len(SEVERITIES))
+    return (store["online"], worst, store["store_id"])
+
+
+def whole_number(q, name: str, default: int, most: int) -> int:
+    """A query parameter that must be a whole number from 0 to ``most``."""
+    text = q.get(name)
+    if text is None or text == "":
+        return default
+    if not (text.isascii() and text.isdigit()) or int(text) > most:
+        raise Refused(400, f"bad_{name}", f"{name}={text[:40]!r} is not a whole number from 0 to {most}")
+    return int(text)
+
+
 # ---------------------------------------------------------------- queries
 class Dashboard:
     """The dashboard's reads: each one transaction (restobox/cloud/chain.py's Chain)."""
@@ -140,7 +163,11 @@ class Dashboard:
     def today(self, now: float) -> str:
         return datetime.fromtimestamp(now, self.zone).date().isoformat()
 
-    def stores(self) -> dict:
+    def stores(self, limit: int = STORES_SHOWN, offset: int = 0, q: str = "") -> dict:
+        """Every store's figures today, the totals over all of them, and a
+        page of the stores: those whose name or id holds ``q`` (any case),
+        the ones needing attention first (offline, then by their worst
+        alert), then by id."""
         c = self.chain
         now = c.clock()
         today = self.today(now)
@@ -187,9 +214,14 @@ class Dashboard:
                 totals[k] += v
             for a in shown:
                 totals["alerts"][a["severity"]] += 1
+        want = q.casefold()
+        if want:
+            out = [s for s in out if want in s["store_id"].casefold() or want in s["name"].casefold()]
+        out.sort(key=attention)
         return {"v": 1, "now": _iso(now), "today": today, "timezone": self.cfg.timezone,
                 "offline_after_s": self.cfg.offline_after_s, "refresh_s": REFRESH_S, "totals": totals,
-                "stores": out}
+                "matched": len(out), "offset": offset, "limit": limit, "q": q,
+                "stores": out[offset:offset + limit]}
 
     def _tickets(self, today: str) -> dict[str, dict]:
         """Each store's ticket times today: in PostgreSQL when every time
@@ -293,7 +325,17 @@ def routes(chain, cfg, guarded) -> list:
 
     async def stores(request: Request):
         await owner(request)
-        return answer(await run_in_threadpool(board.stores))
+        q = request.query_params
+        try:
+            limit = whole_number(q, "limit", STORES_SHOWN, STORES_MAX)
+            offset = whole_number(q, "offset", 0, 1_000_000)
+            text = q.get("q", "").strip()
+            if len(text) > QUERY_MAX:
+                raise Refused(400, "bad_q", f"q is {len(text)} characters long: at most {QUERY_MAX}")
+        except Refused:
+            chain.count("bad_requests")
+            raise
+        return answer(await run_in_threadpool(board.stores, limit, offset, text))
 
     async def store_day(request: Request):
         await owner(request)

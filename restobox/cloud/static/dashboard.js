@@ -31,6 +31,11 @@
                 held: "待付款" },
       channelsN: { kiosk: "自助点餐机", counter: "柜台", qr: "扫码点餐", preorder: "预订", delivery: "外卖", "": "其他" },
       prev: "‹ 前一天", next: "后一天 ›", sev: { critical: "严重", warning: "注意", info: "提示" },
+      search: "搜索门店（名称或编号）",
+      shownOf: (a, b, q) => (q ? `“${q}”：${b} 家门店，显示 ${a} 家（需要处理的在前）。`
+                                : `显示 ${a} / ${b} 家门店（需要处理的在前）。`),
+      noMatch: (q) => `没有名称或编号含“${q}”的门店。`,
+      more: (n) => `再显示 ${n} 家`,
     },
     en: {
       title: "Stores", lang: "中文", back: "‹ All stores",
@@ -54,6 +59,11 @@
                 held: "Awaiting payment" },
       channelsN: { kiosk: "Kiosk", counter: "Counter", qr: "Table QR", preorder: "Pre-order", delivery: "Delivery", "": "Other" },
       prev: "‹ Day before", next: "Day after ›", sev: { critical: "Critical", warning: "Warning", info: "Info" },
+      search: "Search stores (name or id)",
+      shownOf: (a, b, q) => (q ? `“${q}”: ${b} store${b === 1 ? "" : "s"}, ${a} shown (those needing attention first).`
+                                : `${a} of ${b} stores shown (those needing attention first).`),
+      noMatch: (q) => `No store's name or id holds “${q}”.`,
+      more: (n) => `Show ${n} more`,
     },
   };
 
@@ -67,6 +77,10 @@
   let refreshS = 3;
   let timer = null;
   let seq = 0;            // answers to an older view or request are dropped
+  const PAGE = 50;        // stores asked for at a time (a chain may have a thousand)
+  let listLimit = PAGE;
+  let listQuery = "";
+  let searchTimer = null;
 
   function REFRESH() { return refreshS; }
   function t() { return T[lang]; }
@@ -149,7 +163,10 @@
 
   // ------------------------------------------------------------ fetching
   function endpoint() {
-    if (view.kind === "list") return "/v1/dashboard/stores";
+    if (view.kind === "list") {
+      const q = listQuery ? `&q=${encodeURIComponent(listQuery)}` : "";
+      return `/v1/dashboard/stores?limit=${listLimit}${q}`;
+    }
     const q = view.date ? `?date=${view.date}` : "";
     return `/v1/dashboard/stores/${encodeURIComponent(view.store)}/day${q}`;
   }
@@ -221,6 +238,8 @@
     $("back").textContent = t().back;
     $("prev-day").textContent = t().prev;
     $("next-day").textContent = t().next;
+    $("store-search").placeholder = t().search;
+    $("store-search").setAttribute("aria-label", t().search);
     tick();
   }
 
@@ -257,8 +276,8 @@
 
   function drawList() {
     $("title").textContent = t().title;
-    const totals = $("totals"), list = $("stores");
-    if (!data) { fill(totals); fill(list); return; }
+    const totals = $("totals"), list = $("stores"), count = $("list-count"), more = $("more-stores");
+    if (!data) { fill(totals); fill(list); count.textContent = ""; more.hidden = true; return; }
     const x = data.totals;
     const nAlerts = x.alerts.critical + x.alerts.warning + x.alerts.info;
     fill(totals,
@@ -269,6 +288,11 @@
     );
     fill(list, ...data.stores.map(storeCard));
     list.dataset.now = data.now;  // the cloud's time of this answer
+    const shown = data.stores.length, matched = data.matched == null ? shown : data.matched;
+    count.textContent = data.q && !matched ? t().noMatch(data.q) : t().shownOf(shown, matched, data.q || "");
+    count.dataset.matched = String(matched);
+    more.hidden = shown >= matched;
+    more.textContent = t().more(Math.min(PAGE, matched - shown));
     $("list-hint").textContent = t().offlineRule(data.offline_after_s);
   }
 
@@ -383,6 +407,17 @@
     showLogin(false);
   });
   $("back").addEventListener("click", () => go(""));
+  $("store-search").addEventListener("input", () => {
+    clearTimeout(searchTimer);
+    searchTimer = setTimeout(() => {
+      const q = $("store-search").value.trim().slice(0, 64);
+      if (q === listQuery) return;
+      listQuery = q;
+      listLimit = PAGE;
+      refresh();
+    }, 300);
+  });
+  $("more-stores").addEventListener("click", () => { listLimit += PAGE; refresh(); });
   $("prev-day").addEventListener("click", () => {
     if (data && data.date) go(`#store/${encodeURIComponent(view.store)}/${shiftDate(data.date, -1)}`);
   });
