@@ -66,6 +66,7 @@ from restobox.contract import (
     OrderReply,
     OrderSubmit,
     OrderUpdate,
+    PayIntent,
     PaymentUpdate as LedgerUpdate,
     PrintJob,
     ReceiptData,
@@ -131,6 +132,7 @@ class CounterController(TouchDeviceController, TerminalPayments):
         self.bus.subscribe(topics.ORDER_UPDATE, self._on_order_update)
         self.bus.subscribe(topics.PAYMENT_UPDATE, self._on_payment_update)
         self.bus.subscribe(topics.TILL_UNPAID, self._on_unpaid)
+        self.bus.subscribe(topics.PAY_INTENT, self._on_pay_intent)
         self.bus.subscribe(topics.till_reply(self.device), self._on_till_reply)
         self.bus.subscribe(topics.order_reply(self.device), self._on_order_reply)
         self.bus.subscribe(topics.loyalty_reply(self.device), self._on_balance)
@@ -295,6 +297,18 @@ class CounterController(TouchDeviceController, TerminalPayments):
                 self._io.put(lambda: self.store.know(u.order_id, number=u.number, payment=u.payment, paid=u.paid,
                                                      total=o.total, paid_by=o.paid_by[:80]))
             self.changed()
+        self.post(apply)
+
+    def _on_pay_intent(self, m: Incoming) -> None:
+        """A phone payment at a table made or changed: the cashier sees it
+        on the order, and is asked before taking money for it here."""
+        i = self._decode(m, PayIntent)
+        if i is None:
+            return
+
+        def apply() -> None:
+            if self.vm.on_pay_intent(i):
+                self.changed()
         self.post(apply)
 
     def _on_unpaid(self, m: Incoming) -> None:

@@ -156,6 +156,12 @@ T: dict[str, Words] = {
     "state.refunded": Words("已退款", "refunded"),
     "state.voided": Words("已作废", "voided"),
     "state.held": Words("待付款后制作", "held until paid"),
+    "state.phone_paying": Words("顾客手机支付中", "paying by phone"),
+    "pay.phone_open": Words("顾客正在手机上付这一单（还剩 {left}）。", "The diner is paying this order by phone ({left} left)."),
+    "pay.phone_paying": Words(
+        "顾客正在手机上付这一单（还剩 {left}）：请先问顾客。若仍要在这里收款，再按一次；手机付的那笔会原路退回。",
+        "The diner is paying this order by phone ({left} left): ask them first. To take the money here anyway, "
+        "tap again; what the phone pays goes back to them."),
 }
 
 

@@ -66,6 +66,7 @@ from restobox.contract import (
     OrderReply,
     OrderSubmit,
     OrderUpdate,
+    PayIntent,
     PaymentUpdate as LedgerUpdate,
     RefundLine,
     SoldOut,
@@ -83,6 +84,11 @@ from restobox.ordercode import parse_order_code
 REASON_KEYS = ("wrong_item", "quality", "changed_mind", "overcharged")
 KEY_GUARD_S = 0.06
 _VOUCHER_CODE = re.compile(VOUCHER_CODE_PATTERN)
+
+
+PHONE_PAY_S = 300.0  # a phone payment's life when its message says none ([paygate] expire_s's default)
+PHONE_PAY_MAX_S = 3600.0
+PHONE_PAYS_KEPT = 500  # open phone payments remembered (a day's tables hold far fewer at once)
 
 
 class CounterViewModel:
@@ -125,6 +131,9 @@ class CounterViewModel:
         self._commands: list[Command] = []
         self._last_tap: tuple[str, float] | None = None
         self.duplicate_taps = 0
+        # the phone payments open at the tables (pay/intent): order id ->
+        # (its intent, when it expires on this clock)
+        self.phone_pays: dict[str, tuple[PayIntent, float]] = {}
         self._clear_work()
 
     def _clear_work(self) -> None:
@@ -153,6 +162,9 @@ class CounterViewModel:
         # typing one), then the one asked of the platform
         self.voucher_code: str | None = None
         self.voucher: VoucherWork | None = None
+        # the order whose open phone payment the cashier was told of: the
+        # next tender taken for it goes ahead
+        self.phone_warned: str | None = None
 
     # ================================================================ state
     def text(self, w: Words) -> str:
@@ -449,6 +461,7 @@ class CounterViewModel:
         if self.screen == "close":
             self.shift = None
         self._clear_work()
+        self.entry = ""  # the drawer's count is not the next shift's float
         self._go(self._home())
 
     # ----------------------------------------------------------------- pay
@@ -466,12 +479,59 @@ class CounterViewModel:
             raise ActionRefused("nothing_due", T["pay.nothing_due"])
         return o
 
+    def phone_paying(self, order_id: str | None) -> PayIntent | None:
+        """The open phone payment of the order, while the diner may still pay it."""
+        hit = self.phone_pays.get(order_id or "")
+        if hit is None:
+            return None
+        if self.clock() >= hit[1]:
+            del self.phone_pays[order_id]
+            return None
+        return hit[0]
+
+    def _phone_left(self, order_id: str | None) -> str:
+        hit = self.phone_pays.get(order_id or "")
+        left = max(0, int(hit[1] - self.clock())) if hit else 0
+        return f"{left // 60}:{left % 60:02d}"
+
+    def _mind_the_phone(self, o: OrderInfo) -> None:
+        """Money taken here while the diner pays the same order on their
+        phone is charged twice (the phone's goes back, but the diner waits
+        for it): the first tender for such an order only says so."""
+        if self.phone_paying(o.order_id) is not None and self.phone_warned != o.order_id:
+            self.phone_warned = o.order_id
+            raise ActionRefused("phone_paying", words("pay.phone_paying", left=self._phone_left(o.order_id)))
+
+    def on_pay_intent(self, i: PayIntent) -> bool:
+        """A phone payment made or changed (pay/intent). True when the
+        screen shows something else now."""
+        before = self.phone_paying(i.order_id)
+        if i.state == "open":
+            now = self.clock()
+            try:
+                expires = datetime.fromisoformat(i.expires_at).timestamp()
+            except (TypeError, ValueError):
+                expires = now + PHONE_PAY_S
+            # never longer than a phone payment lasts, whatever the message says
+            self.phone_pays[i.order_id] = (i, min(expires, now + PHONE_PAY_MAX_S))
+            for oid in [k for k, (_, t) in self.phone_pays.items() if t <= now]:
+                del self.phone_pays[oid]
+            if len(self.phone_pays) > PHONE_PAYS_KEPT:  # bounded: those ending soonest go
+                for oid, _ in sorted(self.phone_pays.items(), key=lambda kv: kv[1][1])[:-PHONE_PAYS_KEPT]:
+                    del self.phone_pays[oid]
+        elif before is not None and before.merchant_no == i.merchant_no:
+            del self.phone_pays[i.order_id]
+        else:
+            return False
+        return True
+
     def _cash(self, arg: str) -> None:
-        self._check_payable()
+        o = self._check_payable()
         due = self.due
         tendered = due if arg == "exact" else self.entry_fen()
         if tendered <= 0:
             raise ActionRefused("no_amount", T["pay.amount"])
+        self._mind_the_phone(o)
         self.voucher = self.voucher_code = None
         amount = min(tendered, due)
         self.tenders.append(Tender(method="cash", amount=amount, tendered=tendered))
@@ -490,6 +550,7 @@ class CounterViewModel:
         amount = self.entry_fen() or self.due
         if amount > self.due:
             raise ActionRefused("too_much", T["pay.too_much"])
+        self._mind_the_phone(o)
         self.voucher = self.voucher_code = None
         intent_id = f"{self.request_id}-{len(self.tenders) + 1}"
         draft = self._pay_request(o)
@@ -1004,6 +1065,8 @@ class CounterViewModel:
         elif s == "pay":
             o = self.order()
             rows = self._order_rows(o)
+            if o is not None and self.phone_paying(o.order_id) is not None:
+                rows.insert(1, Row(tx(words("pay.phone_open", left=self._phone_left(o.order_id))), style="warn"))
             for t in self.tenders:
                 rows.append(Row(self._tender_line(t), style="chosen"))
             big = tx(words("pay.due", due=money(self.due)))
@@ -1097,6 +1160,8 @@ class CounterViewModel:
         parts.append(money(o.total))
         if o.state == "held":
             parts.append(tx(T["state.held"]))
+        if o.open and self.phone_paying(o.order_id) is not None:
+            parts.append(tx(T["state.phone_paying"]))
         state = "voided" if o.state == "voided" else o.payment
         parts.append(tx(T.get(f"state.{state}", T["state.unpaid"])))
         return "  ·  ".join(parts)

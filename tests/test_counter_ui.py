@@ -27,6 +27,7 @@ from restobox.dev.emulators import TcpPrinter
 from restobox.dev.terminal_sim import TerminalSim
 from restobox.printing.spooler import Spooler
 from tests.conftest import broker_with_standard_devices
+from tests.test_phonepay_hub import KEY as PAY_KEY, MCH as PAY_MCH, Page
 from tests.support import Device, HubProcess, Kiosk, KUNG_PAO, MILK_TEA, SPRING_ROLLS, device_config, hub_config, \
     ledger_rows, new_order, printing_service_config, tcp_printer, wait
 from tests.ui_support import TouchAppProcess, Xvfb
@@ -56,12 +57,16 @@ class TillHub:
 
 
 def start_till_hub(broker, monitor, workdir: Path) -> TillHub:
-    """A hub with a manager's PIN (2468) for refunds."""
+    """A hub with a manager's PIN (2468) for refunds, taking phone payments
+    at the tables (tests/test_phonepay_hub.py's merchant)."""
     pins = workdir / "pins"
     pins.write_text(f"wang:{hashlib.sha256(PIN.encode()).hexdigest()}\n", encoding="utf-8")
+    key = workdir / "paygate.key"
+    key.write_text(PAY_KEY.decode() + "\n", encoding="utf-8")
     db = workdir / "store.db"
     cfg = hub_config(workdir / "hub.toml", port=broker.port, password_file=broker.creds["hub"].password_file,
-                     database=db, extra=f'[hub.till]\nmanager_pin_file = "{pins}"\n')
+                     database=db, extra=f'[hub.till]\nmanager_pin_file = "{pins}"\n'
+                     f'[paygate]\nenabled = true\nmch_id = "{PAY_MCH}"\nkey_file = "{key}"\nexpire_s = 60\n')
     proc = HubProcess(cfg, workdir / "hub.log")
     proc.start(monitor)
     return TillHub(proc, db)
@@ -301,3 +306,38 @@ def test_close_the_shift_with_a_counted_drawer_shows_over_or_short(store):
     c.tap("done")
     st = c.wait(lambda st: st["screen"] == "shift")
     assert st["shift"] is None
+
+
+def test_an_order_the_diner_is_paying_by_phone_is_shown_so_and_cash_here_waits_for_a_second_tap(store):
+    """The table QR page asks the real hub for the order's phone payment
+    (pay/intent goes out); the counter shows the order as paid by phone, and
+    the first cash tap for it only tells the cashier."""
+    c = store.counter
+    if c.state()["screen"] == "shift":  # the module's earlier tests may have closed theirs
+        c.amount("500")
+        c.wait(lambda st: st["big"] == "¥500.00")
+        c.tap("shift_open")
+    c.wait(lambda st: st["screen"] == "orders" and st["shift"])
+    order = new_order(KUNG_PAO, channel="qr", service="dine_in", table="5")
+    reply = store.kiosk.submit(order)
+    assert reply.status == "accepted", reply
+    c.wait(lambda st: [reply.number, order.order_id] in st["unpaid"])
+    page = Page(store.broker)
+    try:
+        answer = page.ask(order.order_id)
+        assert answer["ok"] and answer["intent"]["state"] == "open", answer
+    finally:
+        page.close()
+    st = c.wait(lambda st: any(f"{reply.number} 号" in r and "顾客手机支付中" in r for r in st["rows"]))
+    c.scan(str(reply.number))
+    st = c.wait(lambda st: st["screen"] == "pay" and st["selected"] == order.order_id)
+    assert any("顾客正在手机上付这一单" in r for r in st["rows"]), st["rows"]
+    c.tap("cash:exact")
+    st = c.wait(lambda st: "再按一次" in st["notice"])
+    assert st["screen"] == "pay" and ledger(store.hub.database, order.order_id) == []
+    c.keep("counter-phone-paying.png")
+    c.tap("cash:exact")
+    c.wait(lambda st: st["screen"] == "done" and st["result_state"] == "recorded")
+    assert ledger(store.hub.database, order.order_id) == [("payment", "cash", reply.total, reply.total)]
+    c.tap("done")
+    c.wait(lambda st: st["screen"] == "orders")

@@ -27,6 +27,7 @@ from restobox.contract import (
     MenuMessage,
     OrderReply,
     OrderUpdate,
+    PayIntent,
     PaymentUpdate as LedgerUpdate,
     PricedLine,
     ShiftSummary,
@@ -278,6 +279,7 @@ def test_reprint_and_close_the_shift_with_over_short(clock):
     assert vm.view().big == "Short ¥0.50"
     tap(vm, "done")
     assert vm.shift is None and vm.screen == "shift"
+    assert vm.view().big == "¥0.00"  # the next float starts empty, not at the drawer's count
 
 
 def test_walk_in_order_uses_the_kiosks_cart_and_goes_to_payment(clock):
@@ -425,3 +427,66 @@ def test_points_cannot_be_checked_without_the_hub_and_a_bad_number_is_refused(cl
     vm.balance_unavailable(q.query_id)
     assert vm.due == 3800 and vm.tenders == [] and "查不到积分" in vm.notice
 
+
+
+def intent(clock, state="open", order_id=OID, merchant_no="RB111111111111111111111111101", left_s=240):
+    from datetime import datetime, timezone
+
+    at = lambda t: datetime.fromtimestamp(t, timezone.utc).isoformat()  # noqa: E731
+    return PayIntent(merchant_no=merchant_no, order_id=order_id, number=17, table="7", attempt=1, amount=3800,
+                     state=state, created_at=at(clock.t - 60), expires_at=at(clock.t + left_s), at=at(clock.t))
+
+
+def test_an_order_paid_by_phone_at_the_table_is_shown_and_money_here_waits_for_a_second_tap(clock):
+    vm = opened(clock)
+    unpaid(vm)
+    unpaid(vm, OID2, number=18)
+    assert vm.on_pay_intent(intent(clock)) is True
+    lines = [r.text for r in vm.view().rows]
+    assert any(t.startswith("17 号") and "顾客手机支付中" in t for t in lines), lines
+    assert not any(t.startswith("18 号") and "手机支付" in t for t in lines)
+    tap(vm, f"order:{OID}")
+    assert "顾客正在手机上付这一单（还剩 3:5" in vm.view().rows[1].text and vm.view().rows[1].style == "warn"
+    type_amount(vm, "50")
+    tap(vm, "cash")  # first: the cashier is told, nothing taken
+    assert vm.screen == "pay" and not vm.tenders and not vm.take_commands()
+    assert "顾客正在手机上付这一单" in vm.notice and "再按一次" in vm.notice
+    tap(vm, "cash")  # again: taken
+    [send] = [c for c in vm.take_commands() if isinstance(c, SendTill)]
+    assert send.request.tenders[0].amount == 3800 and vm.screen == "done"
+
+
+def test_a_card_tender_is_held_too_and_a_phone_payment_that_ends_or_expires_is_forgotten(clock):
+    vm = opened(clock)
+    unpaid(vm)
+    vm.on_pay_intent(intent(clock))
+    tap(vm, f"order:{OID}", "card:card")
+    assert vm.charging is None and "手机" in vm.notice
+    # the diner gave up on the phone: closed at the gateway; the card goes at once
+    assert vm.on_pay_intent(intent(clock, state="closed")) is True
+    assert vm.phone_paying(OID) is None
+    tap(vm, "card:card")
+    assert vm.charging is not None and [c for c in vm.take_commands() if isinstance(c, ChargeCard)]
+    # another order's payment, expired: nothing is said of it once its time is up
+    unpaid(vm, OID2, number=18)
+    vm.on_pay_intent(intent(clock, order_id=OID2, merchant_no="RB222222222222222222222222201", left_s=30))
+    assert vm.phone_paying(OID2) is not None
+    clock.t += 31
+    assert vm.phone_paying(OID2) is None and OID2 not in vm.phone_pays
+    # a change of another attempt than the one open leaves it open
+    vm.on_pay_intent(intent(clock, order_id=OID2, merchant_no="RB222222222222222222222222202"))
+    assert vm.on_pay_intent(intent(clock, state="refund_due", order_id=OID2,
+                                   merchant_no="RB222222222222222222222222201")) is False
+    assert vm.phone_paying(OID2).merchant_no.endswith("02")
+
+
+def test_open_phone_payments_are_remembered_bounded_and_never_for_longer_than_an_hour(clock):
+    from counter.viewmodel import PHONE_PAY_MAX_S, PHONE_PAYS_KEPT
+
+    vm = opened(clock)
+    for k in range(PHONE_PAYS_KEPT + 100):
+        vm.on_pay_intent(intent(clock, order_id=f"00000000-0000-4000-8000-{k:012d}", left_s=10 ** 9))
+    assert len(vm.phone_pays) == PHONE_PAYS_KEPT
+    assert all(t <= clock.t + PHONE_PAY_MAX_S for _, t in vm.phone_pays.values())
+    clock.t += PHONE_PAY_MAX_S + 1
+    assert vm.phone_paying("00000000-0000-4000-8000-000000000599") is None
