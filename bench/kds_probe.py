@@ -47,6 +47,7 @@ Kitchen screen, "Seventh pass".
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import subprocess
 import sys
@@ -272,6 +273,35 @@ def child() -> str:
     return code.replace("orig_build = kapp.build_app", HOOK + "\norig_build = kapp.build_app")
 
 
+@contextlib.contextmanager
+def rig(tmp: Path):
+    """A private display, broker and hub, and the station's config; all
+    stopped after. (display, broker, config)"""
+    x = broker = hub = None
+    try:
+        x = kf.Xvfb()
+        broker = kf.Broker(tmp / "broker").start_with_devices()
+        hub = kf.start_hub(tmp, broker)
+        yield x, broker, kf.kds_config(tmp / "kds.toml", broker, tmp / "tickets.db")
+    finally:
+        if hub is not None:
+            kf.terminate(hub)
+        if broker is not None:
+            broker.stop()
+        if x is not None:
+            x.close()
+
+
+@contextlib.contextmanager
+def killing(probes: list):
+    """The probes started inside are killed after (a finished one is gone already)."""
+    try:
+        yield
+    finally:
+        for pr in probes:
+            pr.kill()
+
+
 def pct(xs: list[float], p: float) -> float:
     return kf.pct(xs, p)
 
@@ -296,13 +326,8 @@ def main() -> int:
         tmp = Path(tmp)
         control = tmp / "probe-station.json.variant"  # the child's OUT.variant
         control.write_text("off")
-        x = broker = hub = None
         probes = []
-        try:
-            x = kf.Xvfb()
-            broker = kf.Broker(tmp / "broker").start_with_devices()
-            hub = kf.start_hub(tmp, broker)
-            cfg = kf.kds_config(tmp / "kds.toml", broker, tmp / "tickets.db")
+        with rig(tmp) as (x, broker, cfg), killing(probes):
             # the floor: an empty window redrawn every frame
             b = kf.Probe(x, "empty", cfg, tmp, "empty")
             probes.append(b)
@@ -330,15 +355,6 @@ def main() -> int:
             control.write_text("off")
             time.sleep(0.3)
             rec = p.finish()
-        finally:
-            for pr in probes:
-                pr.kill()
-            if hub is not None:
-                kf.terminate(hub)
-            if broker is not None:
-                broker.stop()
-            if x is not None:
-                x.close()
 
     fw, fc = floor["drawn_work_p50_ms"], floor["drawn_cpu_p50_ms"]
     print(f"floor (empty window redrawn every frame): work p50 {fw:.1f} p95 {floor['drawn_work_p95_ms']:.1f} ms, "
@@ -375,13 +391,10 @@ def main_bound() -> int:
     """The station with its tickets open, for its rectangles; then BOUND."""
     with tempfile.TemporaryDirectory(prefix="restobox-kdsprobe-") as tmp:
         tmp = Path(tmp)
-        x = broker = hub = p = None
-        try:
-            x = kf.Xvfb()
-            broker = kf.Broker(tmp / "broker").start_with_devices()
-            hub = kf.start_hub(tmp, broker)
-            cfg = kf.kds_config(tmp / "kds.toml", broker, tmp / "tickets.db")
+        probes = []
+        with rig(tmp) as (x, broker, cfg), killing(probes):
             p = kf.Probe(x, "kds", cfg, tmp, "station", state_file=tmp / "state.json")
+            probes.append(p)
             p.wait_state()
             p.wait_ready()
             kf.submit_wok_orders(broker, 324)
@@ -389,18 +402,8 @@ def main_bound() -> int:
             time.sleep(1.0)
             st = p.state()
             p.finish()
-            p = None
             rects = [c["rect"] for c in st["cards"]] + [st["allday"]["rect"]]
             times = bound(x, tmp, rects)
-        finally:
-            if p is not None:
-                p.kill()
-            if hub is not None:
-                kf.terminate(hub)
-            if broker is not None:
-                broker.stop()
-            if x is not None:
-                x.close()
     area = sum(w * h for _, _, w, h in rects) / (1920 * 1080)
     print(f"{len(rects)} rectangles (the cards and the all-day panel), {area:.0%} of the window")
     for key, ts in times.items():
