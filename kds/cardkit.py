@@ -130,7 +130,10 @@ class Measure:
     def __call__(self, markup: str, width: int) -> float:
         from kivy.core.text.markup import MarkupLabel
 
-        key = (markup, width)
+        # a block's ref names its ticket line and draws nothing: the same
+        # dish on another line or ticket is the same height (300 tickets
+        # from the cache measure a few dozen different blocks, not 1,300)
+        key = (markup[markup.index("]"):] if markup.startswith("[ref=") else markup, width)
         h = self.cache.get(key)
         if h is None:
             lbl = MarkupLabel(text=markup, font_size=self.font_size, text_size=(width, None),
