@@ -186,6 +186,7 @@ def build_app(cfg):
                 self.root_w.ids.grid.add_widget(c)
             # cards off the grid holding the tickets after the page, drawn ahead
             self.spares = [TicketCard(self) for _ in range(AHEAD_CARDS)]
+            self._measuring = None  # the per-frame measuring of the tickets after the next page
             self._ahead = Clock.create_trigger(self._fill_ahead, AHEAD_DELAY_S)
             self.root_w.ids.grid.bind(size=self._grid_sized)
             self.root_w.ids.allday_panel.bind(on_touch_up=self._allday_touch)
@@ -220,6 +221,21 @@ def build_app(cfg):
             if resize_cards(self, grid, cfg.kds.columns, cfg.kds.rows, dp(8) + dp(74) + dp(12), dp(8) + dp(20)):
                 self.ctl.vm.set_measure(lambda items, note: len(self.split(items, note)))
                 self.refresh()
+                if self.ctl.vm.measuring and self._measuring is None:
+                    self._measuring = Clock.schedule_interval(self._measure_more, 0)
+
+        def _measure_more(self, dt):
+            """The tickets after the next page measured a little each frame
+            (their card counts make the page count): the screen is up and
+            taking bumps meanwhile."""
+            vm = self.ctl.vm
+            if vm.measure_more(0.015):
+                self.refresh()
+            if not vm.measuring:
+                self._measuring = None
+                if state_file:
+                    self._dump_soon()
+                return False
 
         def split(self, items, note):
             """The ticket's blocks cut into card parts: [[(markup, line), ...], ...]."""
@@ -479,6 +495,7 @@ def build_app(cfg):
                                      # refresh counts once it is on the screen
                                      "open": self._drawn_page[2],
                                      "page": self._drawn_page[0], "pages": self._drawn_page[1],
+                                     "measuring": self.ctl.vm.measuring,
                                      "hidden_text": self.root_w.hidden_text,
                                      "recall": [t.ticket_id for t in self.ctl.vm.recall_list()]})
 

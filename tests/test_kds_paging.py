@@ -213,3 +213,32 @@ def test_a_bumped_ticket_is_not_measured_again():
     assert measured == []
     vm.recall_last()
     assert measured and not any(measured[-1])
+
+
+def test_tickets_after_the_next_page_are_measured_a_little_at_a_time_after_a_resize():
+    """300 tickets from the cache, then the cards' size known: only those up
+    to the page after the shown one are measured before the first frame;
+    the page count is right once measure_more has come to the rest."""
+    clock = FakeClock()
+    vm = StationViewModel("wok", "kds-wok-1", clock=clock, page_size=4)
+    for n in range(1, 301):  # restored before the screen knows its cards
+        vm.on_ticket(ticket(n, accepted=T0 + n, items=[item(k) for k in range(1, 7)]))
+    asked = []
+
+    def two_cards(items, note):
+        asked.append(len(items))
+        return 2
+    vm.set_measure(two_cards)
+    assert vm.measuring and asked == []
+    # the first page and the next, measured as they are laid out: 2 + 2 tickets of 2 cards
+    assert [v.number for v in vm.tickets_on_page()] == [1, 2]
+    assert 4 <= len(asked) <= 6 and vm.measuring
+    # a bump meanwhile: the next ticket moves up, measured
+    vm.next_page()
+    assert [v.number for v in vm.tickets_on_page()] == [3, 4]
+    vm.prev_page()
+    while vm.measuring:
+        vm.measure_more(0.001)
+    assert len(asked) == 300  # each ticket measured once
+    assert vm.pages == 150 and vm.slots_of(f"{oid(300)}:wok") == 2
+    assert [v.number for v in vm.tickets_on_page()] == [1, 2]
