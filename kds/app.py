@@ -117,8 +117,8 @@ def build_app(cfg):
     from kds.cardkit import (PAPER, STRIP_DP, Measure, body_height, cut, lines_report, part_text, place, place_ahead,
                              resize_cards)
     from kds.viewmodel.cards import pack
-    from kds.common import (load_kv, register_cjk_font, run_screen_clock, screen_settings, try_screenshot,
-                            window_rect, write_state)
+    from kds.common import (load_kv, measure_rest, register_cjk_font, run_screen_clock, screen_settings,
+                            try_screenshot, window_rect, write_state)
 
     register_cjk_font()
     # The cards' paper is the window's clear colour; the backdrop is painted
@@ -221,21 +221,7 @@ def build_app(cfg):
             if resize_cards(self, grid, cfg.kds.columns, cfg.kds.rows, dp(8) + dp(74) + dp(12), dp(8) + dp(20)):
                 self.ctl.vm.set_measure(lambda items, note: len(self.split(items, note)))
                 self.refresh()
-                if self.ctl.vm.measuring and self._measuring is None:
-                    self._measuring = Clock.schedule_interval(self._measure_more, 0)
-
-        def _measure_more(self, dt):
-            """The tickets after the next page measured a little each frame
-            (their card counts make the page count): the screen is up and
-            taking bumps meanwhile."""
-            vm = self.ctl.vm
-            if vm.measure_more(0.015):
-                self.refresh()
-            if not vm.measuring:
-                self._measuring = None
-                if state_file:
-                    self._dump_soon()
-                return False
+                measure_rest(self, self._dump_soon if state_file else None)
 
         def split(self, items, note):
             """The ticket's blocks cut into card parts: [[(markup, line), ...], ...]."""

@@ -216,6 +216,29 @@ def clear_colour_only() -> None:
     Window.clear = clear
 
 
+def measure_rest(app, after=None) -> None:
+    """After the cards' size changed: the view model's entries after the
+    next page measured 15 ms a frame (kds.viewmodel.shared.LazyMeasure),
+    the screen refreshed when a card count changed (the page count), and
+    ``after()`` called once all are measured. The screen is up and takes
+    bumps meanwhile. ``app._measuring`` holds the running schedule."""
+    from kivy.clock import Clock
+
+    if not app.ctl.vm.measuring or app._measuring is not None:
+        return
+
+    def step(dt):
+        vm = app.ctl.vm
+        if vm.measure_more(0.015):
+            app.refresh()
+        if not vm.measuring:
+            app._measuring = None
+            if after is not None:
+                after()
+            return False
+    app._measuring = Clock.schedule_interval(step, 0)
+
+
 def run_screen_clock(app, picture: str | Path) -> None:
     """What every screen app does at build time (after making ``app.ctl``):
     its window cleared of its colour only, its keys, a clean stop on SIGTERM (systemd: save the cache, say

@@ -29,7 +29,7 @@ os.environ.setdefault("KIVY_NO_CONSOLELOG", "1")
 
 from kds.health import ScreenMonitor, alert_rows, alert_strip, guarded, ignored, not_from_topic  # noqa: E402
 from kds.cardkit import block, esc  # noqa: E402
-from kds.common import load_kv, register_cjk_font, run_screen_clock, screen_settings, try_screenshot, window_rect, write_state  # noqa: E402
+from kds.common import load_kv, measure_rest, register_cjk_font, run_screen_clock, screen_settings, try_screenshot, window_rect, write_state  # noqa: E402
 from kds.viewmodel import ActionRefused, ExpoRow, ExpoViewModel, HeldRow, StationProgress, Thresholds, ticket_problem  # noqa: E402
 from restobox import contract  # noqa: E402
 from restobox.bus import Bus, Incoming, bus_from_config, decode_or_none, refused  # noqa: E402
@@ -413,6 +413,7 @@ def build_expo_app(cfg: Config):
             self.measure_body = Measure(sp(18))
             self.card_box = None  # (text width, body height) of a card, once laid out
             self._names = None  # the station names the cards were measured with
+            self._measuring = None  # the per-frame measuring of the orders after the next page
             self._drawn = ([], [], (0, 1, 0), [])
             self.cards = []
             self.slots = cfg.kds.columns * cfg.kds.rows
@@ -487,6 +488,7 @@ def build_expo_app(cfg: Config):
             if self.card_box is not None and names != self._names:  # names are on the cards: measure again
                 self._names = names
                 vm.set_measure(lambda stations, note: len(self.split(stations, note)))
+                measure_rest(self, self._dump_soon if state_file else None)
             rows = vm.rows_on_page()
             r = self.root_w
             r.clock_text = time.strftime("%H:%M")
@@ -588,6 +590,7 @@ def build_expo_app(cfg: Config):
                 "alerts": alert_rows(self.ctl.monitor.alerts), "alert_strip": self.root_w.alert_text,
                 "alert_rect": window_rect(ids.alerts), "grid_rect": window_rect(ids.grid),
                 "hidden": hidden, "page": page, "pages": pages, "hidden_text": self.root_w.hidden_text,
+                "measuring": self.ctl.vm.measuring,
                 "buttons": {k: window_rect(ids[k]) for k in ("prev_page", "recall", "next_page")},
             })
 

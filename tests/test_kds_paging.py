@@ -242,3 +242,22 @@ def test_tickets_after_the_next_page_are_measured_a_little_at_a_time_after_a_res
     assert len(asked) == 300  # each ticket measured once
     assert vm.pages == 150 and vm.slots_of(f"{oid(300)}:wok") == 2
     assert [v.number for v in vm.tickets_on_page()] == [1, 2]
+
+
+def test_the_expo_measures_the_orders_after_the_next_page_a_little_at_a_time_too():
+    clock = FakeClock()
+    vm = ExpoViewModel("expo-1", clock=clock, page_size=3)
+    for n in range(1, 61):
+        vm.on_ticket(ticket(n, accepted=T0 + n, items=[item(k) for k in range(1, 5)]))
+    asked = []
+
+    def two_cards(stations, note):
+        asked.append(sum(p.total_items for p in stations))
+        return 2
+    vm.set_measure(two_cards)
+    assert vm.measuring and asked == []
+    assert [r.number for r in vm.rows_on_page()] == [1]  # two cards of a page of three
+    assert 3 <= len(asked) <= 5 and vm.measuring
+    while vm.measuring:
+        vm.measure_more(0.001)
+    assert len(asked) == 60 and vm.pages == 60 and vm.slots_of(oid(60)) == 2

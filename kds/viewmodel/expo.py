@@ -13,6 +13,7 @@ from kds.viewmodel.shared import (
     ActionRefused,
     Clock,
     ItemView,
+    LazyMeasure,
     LinkState,
     TicketColour,
     Thresholds,
@@ -139,18 +140,31 @@ class ExpoViewModel(_PagedGrid):
         self._pager = _Pager(page_size)
         self._pager.weight = lambda oid: self._orders[oid].slots
         self._measure: Callable[[tuple[StationProgress, ...], str], int] | None = None
+        self._lazy = LazyMeasure(self._measure_pending)
         self._order: list[str] | None = None
         self._pos: dict[str, int] = {}
 
     def set_measure(self, measure: Callable[[tuple[StationProgress, ...], str], int] | None) -> None:
         """How many card slots an order with this progress and note takes (the
         screen knows its cards; None: one each). An order longer than a card
-        continues on the next slots."""
+        continues on the next slots. Those up to the page after the shown
+        one are measured when the pages are laid out, the rest by
+        :meth:`measure_more` (see shared.LazyMeasure)."""
         self._measure = measure
         for o in self._orders.values():
             o.measured = None
-            self._measure_order(o)
+        self._lazy.reset([oid for oid, o in self._orders.items() if o.state in OPEN_STATES] if measure else ())
         self._order = None
+
+    def _start_of(self, oid: str) -> float:
+        return self._orders[oid].start
+
+    def _measure_pending(self, oid: str) -> bool:
+        o = self._orders[oid]
+        if o.state not in OPEN_STATES:
+            self._lazy.done(oid)
+            return False
+        return self._measure_order(o)
 
     def slots_of(self, order_id: str) -> int:
         o = self._orders.get(order_id)
@@ -338,6 +352,7 @@ class ExpoViewModel(_PagedGrid):
 
     def _drop(self, o: _ExpoOrder, *, voided: bool) -> None:
         del self._orders[o.order_id]
+        self._lazy.done(o.order_id)
         for t in o.tickets.values():
             self._revs.pop(t.ticket_id, None)
             self._gone_tickets.put(t.ticket_id, t.revision)
@@ -368,6 +383,7 @@ class ExpoViewModel(_PagedGrid):
 
     def _measure_order(self, o: _ExpoOrder) -> bool:
         """Update ``o.slots``; True when it changed."""
+        self._lazy.done(o.order_id)
         if self._measure is None:
             return False
         progress = (self._progress(o), o.note)
@@ -395,6 +411,9 @@ class ExpoViewModel(_PagedGrid):
             self._order = ids
             self._pos = {oid: k for k, oid in enumerate(ids)}
             self._pager.settle(ids, self._pos)
+        if self._lazy.pending and self._lazy.front(self._order, self._pager, self.slots_of):
+            self._order = list(self._order)  # a new list: the pager lays the pages out again
+            self._pager.settle(self._order, self._pos)
         return self._order
 
     def _progress(self, o: _ExpoOrder) -> tuple[StationProgress, ...]:

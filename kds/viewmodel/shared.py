@@ -5,6 +5,7 @@ parsers of the contract's fields. Plain Python: no Kivy, no MQTT, no I/O."""
 from __future__ import annotations
 
 import re
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -369,10 +370,69 @@ def _item_view(i: TicketItem) -> ItemView:
         done=i.state == "done",
     )
 
+class LazyMeasure:
+    """The entries (tickets, orders) whose card count is still to be
+    measured since the cards' size changed. Those up to the page after the
+    shown one are measured when the pages are laid out (:meth:`front`), the
+    rest a little at a time (:meth:`more`, once a frame): measured all at
+    once, 300 tickets kept a screen from its first frame for most of a
+    second here, several on a Pi. ``measure(key)`` measures one entry (or
+    drops one no longer shown) and calls :meth:`done`; it says whether the
+    entry's card count changed."""
+
+    def __init__(self, measure: Callable[[str], bool]) -> None:
+        self.pending: set[str] = set()
+        self._measure = measure
+
+    def reset(self, keys) -> None:
+        self.pending = set(keys)
+
+    def done(self, key: str) -> None:
+        self.pending.discard(key)
+
+    def front(self, ids: list[str], pager: "_Pager", slots_of: Callable[[str], int]) -> bool:
+        """Measure the pending entries among ``ids`` (in page order) until
+        the pages up to the one after the shown one are full."""
+        want = (pager.page + 2) * pager.size
+        used, changed = 0, False
+        for key in ids:
+            if key in self.pending:
+                changed = self._measure(key) or changed
+            used += slots_of(key)
+            if used >= want:
+                break
+        return changed
+
+    def more(self, budget_s: float, order: Callable[[str], Any]) -> bool:
+        """Measure pending entries in ``order`` for about ``budget_s``."""
+        changed = False
+        deadline = time.perf_counter() + budget_s
+        for key in sorted(self.pending, key=order):
+            changed = self._measure(key) or changed
+            if time.perf_counter() >= deadline:
+                break
+        return changed
+
+
 class _PagedGrid:
     """Paging and selection shared by the station and expo screens. The
-    class provides ``clock``, ``_pager``, ``_pos`` and ``_sync(now)`` (the
-    ids shown, in order)."""
+    class provides ``clock``, ``_pager``, ``_pos``, ``_sync(now)`` (the
+    ids shown, in order), ``_lazy`` (a LazyMeasure), ``_order`` and
+    ``_start_of(id)`` (when an entry started: the order it is measured in)."""
+
+    @property
+    def measuring(self) -> bool:
+        """Open entries are still to be measured (the page count may grow)."""
+        return bool(self._lazy.pending)
+
+    def measure_more(self, budget_s: float = 0.02) -> bool:
+        """Measure entries not measured yet for about ``budget_s`` of CPU,
+        oldest first. True when one's card count changed (the pages after
+        the shown one, and their count, are then laid out again)."""
+        if self._lazy.more(budget_s, self._start_of):
+            self._order = None
+            return True
+        return False
 
     @property
     def page(self) -> int:

@@ -5,7 +5,6 @@ acknowledgements, the link banner and the ticket cache (docs/protocol.md
 from __future__ import annotations
 
 import math
-import time
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -18,6 +17,7 @@ from kds.viewmodel.shared import (
     ActionRefused,
     Clock,
     ItemView,
+    LazyMeasure,
     LinkState,
     Thresholds,
     TicketView,
@@ -161,10 +161,7 @@ class StationViewModel(_PagedGrid):
         self._order: list[str] | None = None
         self._pos: dict[str, int] = {}
         self._measure: Callable[[tuple[ItemView, ...], str], int] | None = None
-        # open tickets not measured since the cards' size changed: those up
-        # to the page after the shown one are measured when the grid is
-        # laid out, the rest a little each frame (measure_more)
-        self._unmeasured: set[str] = set()
+        self._lazy = LazyMeasure(self._measure_pending)
         self._allday = AllDayTally()
         # no pending event expires before this (a bound, not the exact time:
         # _expire looks at every ticket only once it has passed)
@@ -184,45 +181,18 @@ class StationViewModel(_PagedGrid):
         self._measure = measure
         for e in self._entries.values():
             e.measured = None
-        self._unmeasured = {tid for tid, e in self._entries.items() if e.state == "open"} if measure else set()
+        self._lazy.reset([tid for tid, e in self._entries.items() if e.state == "open"] if measure else ())
         self._order = None
 
-    @property
-    def measuring(self) -> bool:
-        """Open tickets are still to be measured (the page count may grow)."""
-        return bool(self._unmeasured)
+    def _start_of(self, tid: str) -> float:
+        return self._entries[tid].start
 
-    def measure_more(self, budget_s: float = 0.02) -> bool:
-        """Measure tickets not measured yet for about ``budget_s`` of CPU,
-        oldest first. True when a ticket's card count changed (the pages
-        after the shown one, and their count, are then laid out again)."""
-        changed = False
-        deadline = time.perf_counter() + budget_s
-        for tid in sorted(self._unmeasured, key=lambda t: self._entries[t].start):
-            e = self._entries[tid]
-            if e.state == "open":
-                changed = self._measure_entry(e) or changed
-            else:
-                self._unmeasured.discard(tid)
-            if time.perf_counter() >= deadline:
-                break
-        if changed:
-            self._order = None
-        return changed
-
-    def _measure_front(self, ids: list[str]) -> bool:
-        """The tickets not measured yet, in page order, until the pages up to
-        the one after the shown one are full. True when a count changed."""
-        want = (self._pager.page + 2) * self._pager.size
-        used, changed = 0, False
-        for tid in ids:
-            e = self._entries[tid]
-            if tid in self._unmeasured:
-                changed = self._measure_entry(e) or changed
-            used += e.slots
-            if used >= want:
-                break
-        return changed
+    def _measure_pending(self, tid: str) -> bool:
+        e = self._entries[tid]
+        if e.state != "open":
+            self._lazy.done(tid)
+            return False
+        return self._measure_entry(e)
 
     def slots_of(self, ticket_id: str) -> int:
         e = self._entries.get(ticket_id)
@@ -576,7 +546,7 @@ class StationViewModel(_PagedGrid):
 
     def _measure_entry(self, e: _Entry) -> bool:
         """Update ``e.slots``; True when it changed."""
-        self._unmeasured.discard(e.hub.ticket_id)
+        self._lazy.done(e.hub.ticket_id)
         if self._measure is None or e.measured is e.items:
             return False
         e.measured = e.items
@@ -586,7 +556,7 @@ class StationViewModel(_PagedGrid):
     def _remove(self, e: _Entry, revision: int | None) -> None:
         tid = e.hub.ticket_id
         del self._entries[tid]
-        self._unmeasured.discard(tid)
+        self._lazy.done(tid)
         if tid in self._recall:
             self._recall.remove(tid)
         self._gone.put(tid, (e.hub.revision if revision is None else revision, e.acked))
@@ -623,7 +593,7 @@ class StationViewModel(_PagedGrid):
             self._order = ids
             self._pos = {tid: k for k, tid in enumerate(ids)}
             self._pager.settle(ids, self._pos)
-        if self._unmeasured and self._measure_front(self._order):
+        if self._lazy.pending and self._lazy.front(self._order, self._pager, self.slots_of):
             self._order = list(self._order)  # a new list: the pager lays the pages out again
             self._pager.settle(self._order, self._pos)
         return self._order
