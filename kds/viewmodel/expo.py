@@ -411,9 +411,7 @@ class ExpoViewModel(_PagedGrid):
             self._order = ids
             self._pos = {oid: k for k, oid in enumerate(ids)}
             self._pager.settle(ids, self._pos)
-        if self._lazy.pending and self._lazy.front(self._order, self._pager, self.slots_of):
-            self._order = list(self._order)  # a new list: the pager lays the pages out again
-            self._pager.settle(self._order, self._pos)
+        self._measure_front()
         return self._order
 
     def _progress(self, o: _ExpoOrder) -> tuple[StationProgress, ...]:

@@ -425,6 +425,14 @@ class _PagedGrid:
         """Open entries are still to be measured (the page count may grow)."""
         return bool(self._lazy.pending)
 
+    def _measure_front(self) -> None:
+        """In ``_sync``: the entries not measured yet, up to the page after
+        the shown one (LazyMeasure.front); when a card count changed, the
+        pages are laid out again."""
+        if self._lazy.pending and self._lazy.front(self._order, self._pager, self.slots_of):
+            self._order = list(self._order)  # a new list: the pager lays the pages out again
+            self._pager.settle(self._order, self._pos)
+
     def measure_more(self, budget_s: float = 0.02) -> bool:
         """Measure entries not measured yet for about ``budget_s`` of CPU,
         oldest first. True when one's card count changed (the pages after

@@ -593,9 +593,7 @@ class StationViewModel(_PagedGrid):
             self._order = ids
             self._pos = {tid: k for k, tid in enumerate(ids)}
             self._pager.settle(ids, self._pos)
-        if self._lazy.pending and self._lazy.front(self._order, self._pager, self.slots_of):
-            self._order = list(self._order)  # a new list: the pager lays the pages out again
-            self._pager.settle(self._order, self._pos)
+        self._measure_front()
         return self._order
 
     @staticmethod
