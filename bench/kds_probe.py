@@ -88,26 +88,19 @@ def _probe_hook(app):
     def show():
         gl.glDisable(gl.GL_SCISSOR_TEST)
 
-    def enter(part):
+    def switch(part, entering):
+        # hide:PART hides the part (shown again after it); only:PART shows
+        # it alone (the rest hidden around it)
         v = state["v"]
-        if v == "hide:" + part:
-            hide()
-        elif v == "only:" + part:
-            show()
-
-    def leave(part):
-        v = state["v"]
-        if v == "hide:" + part:
-            show()
-        elif v == "only:" + part:
-            hide()
+        if v in ("hide:" + part, "only:" + part):
+            (hide if v.startswith("hide:") == entering else show)()
 
     def wrap(group, part, start=0, end=None):
-        group.insert(start, Callback(lambda i: enter(part)))
+        group.insert(start, Callback(lambda i: switch(part, True)))
         if end is None:
-            group.add(Callback(lambda i: leave(part)))
+            group.add(Callback(lambda i: switch(part, False)))
         else:
-            group.insert(end, Callback(lambda i: leave(part)))
+            group.insert(end, Callback(lambda i: switch(part, False)))
 
     root = app.root_w
 
